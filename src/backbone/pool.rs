@@ -1,0 +1,105 @@
+//! A small pool of ONNX Runtime sessions so that many threads can embed at once.
+//!
+//! `Session::run` needs `&mut Session`; rather than one global lock, callers borrow a whole
+//! session. Sessions are created on demand up to the cap; beyond it callers wait.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::{Condvar, Mutex};
+
+use ort::session::Session;
+
+use crate::error::Result;
+
+type Factory = Box<dyn Fn() -> Result<Session> + Send + Sync>;
+
+struct State {
+    idle: Vec<Session>,
+    total: usize,
+}
+
+/// Sessions for one graph, shared by all callers of a backbone.
+pub(crate) struct SessionPool {
+    state: Mutex<State>,
+    freed: Condvar,
+    max: usize,
+    make: Factory,
+}
+
+impl SessionPool {
+    /// A pool holding `first`, growing to at most `max` sessions made by `make`.
+    pub(crate) fn new(first: Session, max: usize, make: Factory) -> Self {
+        SessionPool {
+            state: Mutex::new(State {
+                idle: vec![first],
+                total: 1,
+            }),
+            freed: Condvar::new(),
+            max: max.max(1),
+            make,
+        }
+    }
+
+    /// Borrows a session, creating one if none is idle and the cap allows, else waiting.
+    pub(crate) fn acquire(&self) -> Result<PooledSession<'_>> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(s) = st.idle.pop() {
+                return Ok(PooledSession {
+                    pool: self,
+                    session: Some(s),
+                });
+            }
+            if st.total < self.max {
+                st.total += 1;
+                drop(st);
+                // Build outside the lock: loading a graph takes a while.
+                return match (self.make)() {
+                    Ok(s) => Ok(PooledSession {
+                        pool: self,
+                        session: Some(s),
+                    }),
+                    Err(e) => {
+                        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                        st.total -= 1;
+                        self.freed.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn give_back(&self, s: Session) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.idle.push(s);
+        self.freed.notify_one();
+    }
+}
+
+/// A borrowed session; returned to the pool on drop.
+pub(crate) struct PooledSession<'a> {
+    pool: &'a SessionPool,
+    session: Option<Session>,
+}
+
+impl Deref for PooledSession<'_> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        self.session.as_ref().expect("session present until drop")
+    }
+}
+
+impl DerefMut for PooledSession<'_> {
+    fn deref_mut(&mut self) -> &mut Session {
+        self.session.as_mut().expect("session present until drop")
+    }
+}
+
+impl Drop for PooledSession<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            self.pool.give_back(s);
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! The `tandem` command-line tool.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tandem::backbone::{verify_dir, BackboneManifest};
+use tandem::{Backbone, BackboneOptions, Device, Error, ErrorKind, Result, Variant};
+
+#[derive(Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "Embedded text classification that learns on the device"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Embed text lines or JSONL (`text` field); write JSONL or .npy.
+    Embed(EmbedArgs),
+    /// Check the ONNX Runtime library, execution providers and model files.
+    Doctor(DoctorArgs),
+}
+
+/// Options shared by every command that loads a backbone.
+#[derive(Args, Clone)]
+struct BackboneArgs {
+    /// Backbone directory (default: the cache's all-MiniLM-L6-v2).
+    #[arg(long, value_name = "DIR")]
+    backbone: Option<PathBuf>,
+    /// Graph variant: fp32, opt or int8.
+    #[arg(long, default_value = "fp32")]
+    variant: Variant,
+    /// Execution provider: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+    /// Intra-op threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// ONNX Runtime library (default: $TANDEM_ORT_LIB, then the cache).
+    #[arg(long, value_name = "PATH")]
+    ort_lib: Option<PathBuf>,
+}
+
+impl BackboneArgs {
+    fn dir(&self) -> PathBuf {
+        self.backbone
+            .clone()
+            .unwrap_or_else(tandem::home::default_backbone_dir)
+    }
+
+    fn load(&self, batch_size: usize) -> Result<Backbone> {
+        Backbone::load(
+            self.dir(),
+            BackboneOptions {
+                variant: self.variant,
+                device: self.device,
+                threads: self.threads,
+                ort_library: self.ort_lib.clone(),
+                batch_size,
+                ..Default::default()
+            },
+        )
+    }
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    /// Input file; `-` or nothing reads standard input.
+    input: Option<PathBuf>,
+    /// Write a float32 .npy matrix here instead of JSONL to standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Texts per graph run.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[command(flatten)]
+    backbone: BackboneArgs,
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    /// Print a JSON report instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    backbone: BackboneArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Embed(args) => embed(args),
+        Command::Doctor(args) => doctor(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tandem: error [{}]: {}", e.kind(), e.message());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One input record: its text and, for JSONL, its `id` if it had one.
+struct Record {
+    text: String,
+    id: Option<serde_json::Value>,
+}
+
+/// Reads text lines, or JSONL objects with a `text` field when the first non-blank line is a
+/// JSON object. A later line that is not valid JSONL is an error naming its line number.
+fn read_records(reader: impl BufRead, source: &str) -> Result<Vec<Record>> {
+    let mut lines = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| {
+            let kind = if e.kind() == std::io::ErrorKind::InvalidData {
+                ErrorKind::InvalidUtf8
+            } else {
+                ErrorKind::Io
+            };
+            Error::new(kind, format!("{source}:{}: {e}", n + 1))
+        })?;
+        lines.push(line);
+    }
+    let jsonl = lines
+        .iter()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| l.trim_start().starts_with('{'));
+    if !jsonl {
+        return Ok(lines
+            .into_iter()
+            .map(|text| Record { text, id: None })
+            .collect());
+    }
+    let mut out = Vec::with_capacity(lines.len());
+    for (n, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |why: &str| Error::format(format!("{source}:{}: {why}", n + 1));
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+        let text = v
+            .get("text")
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| bad("object has no string `text` field"))?;
+        out.push(Record {
+            text: text.to_string(),
+            id: v.get("id").cloned(),
+        });
+    }
+    Ok(out)
+}
+
+fn embed(args: EmbedArgs) -> Result<ExitCode> {
+    let records = match args.input.as_deref() {
+        None => read_records(std::io::stdin().lock(), "<stdin>")?,
+        Some(p) if p == Path::new("-") => read_records(std::io::stdin().lock(), "<stdin>")?,
+        Some(p) => {
+            let f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
+            read_records(std::io::BufReader::new(f), &p.display().to_string())?
+        }
+    };
+    let backbone = args.backbone.load(args.batch_size)?;
+    let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
+    let emb = backbone.embed(&texts)?;
+    if let Some(path) = args.output {
+        ndarray_npy::write_npy(&path, &emb)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
+        eprintln!(
+            "wrote {} x {} embeddings to {}",
+            emb.nrows(),
+            emb.ncols(),
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stdout = std::io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    for (i, (rec, row)) in records.iter().zip(emb.rows()).enumerate() {
+        let mut obj = serde_json::Map::new();
+        obj.insert("index".into(), i.into());
+        if let Some(id) = &rec.id {
+            obj.insert("id".into(), id.clone());
+        }
+        obj.insert("embedding".into(), row.to_vec().into());
+        serde_json::to_writer(&mut w, &obj)
+            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
+        w.write_all(b"\n")
+            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
+    }
+    w.flush()
+        .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of the doctor's report.
+struct Check {
+    name: String,
+    ok: bool,
+    detail: String,
+}
+
+fn doctor(args: DoctorArgs) -> Result<ExitCode> {
+    let mut checks: Vec<Check> = Vec::new();
+    let mut push = |name: &str, r: std::result::Result<String, String>| {
+        let (ok, detail) = match r {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        checks.push(Check {
+            name: name.to_string(),
+            ok,
+            detail,
+        });
+    };
+    push("tandem", Ok(tandem::VERSION.to_string()));
+    push("cache", Ok(tandem::home::cache_dir().display().to_string()));
+    let mut eps_report = Vec::new();
+    match tandem::runtime::runtime(args.backbone.ort_lib.as_deref()) {
+        Ok(rt) => {
+            push(
+                "onnxruntime",
+                Ok(format!(
+                    "{} at {} (from {})",
+                    rt.version(),
+                    rt.library().display(),
+                    rt.source()
+                )),
+            );
+            for (ep, available) in rt.execution_providers() {
+                eps_report.push((ep, available));
+                let r = if available {
+                    Ok("available".to_string())
+                } else {
+                    Err("not available in this ONNX Runtime build".to_string())
+                };
+                // Only the CPU provider is required; a missing CUDA provider is reported, not fatal.
+                if ep == "CPUExecutionProvider" || available {
+                    push(&format!("provider {ep}"), r);
+                } else {
+                    eprintln!("note: {ep} not available in this ONNX Runtime build");
+                }
+            }
+        }
+        Err(e) => push("onnxruntime", Err(e.message().to_string())),
+    }
+    let dir = args.backbone.dir();
+    match BackboneManifest::load(&dir) {
+        Err(e) => push("backbone", Err(e.message().to_string())),
+        Ok(manifest) => {
+            push(
+                "backbone",
+                Ok(format!(
+                    "{} ({}; dim {}, {} pooling, max length {}) at {}",
+                    manifest.name,
+                    manifest.source,
+                    manifest.dim,
+                    manifest.pooling,
+                    manifest.max_length,
+                    dir.display()
+                )),
+            );
+            for f in verify_dir(&dir, &manifest) {
+                let size = f
+                    .size
+                    .map(|s| format!("{:.1} MB", s as f64 / 1e6))
+                    .unwrap_or_else(|| "missing".into());
+                let r = if f.ok() {
+                    Ok(format!("sha256 {} ({size})", f.expected))
+                } else {
+                    Err(format!(
+                        "sha256 mismatch or unreadable: manifest {}, file {} ({size})",
+                        f.expected,
+                        f.actual.as_deref().unwrap_or("-")
+                    ))
+                };
+                push(&format!("file {}", f.file), r);
+            }
+            for variant in Variant::ALL {
+                let args = BackboneArgs {
+                    variant,
+                    ..args.backbone.clone()
+                };
+                let r = args
+                    .load(8)
+                    .and_then(|b| b.embed(&["tandem doctor"]).map(|e| (b, e)))
+                    .map(|(b, e)| {
+                        format!(
+                            "{} loads on {:?} and embeds (norm {:.4})",
+                            b.graph_file(),
+                            args.device,
+                            e.row(0).dot(&e.row(0)).sqrt()
+                        )
+                    })
+                    .map_err(|e| e.message().to_string());
+                push(&format!("graph {variant}"), r);
+            }
+        }
+    }
+    let healthy = checks.iter().all(|c| c.ok);
+    if args.json {
+        let report = serde_json::json!({
+            "ok": healthy,
+            "checks": checks.iter().map(|c| serde_json::json!({"name": c.name, "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
+            "execution_providers": eps_report.iter().map(|(n, a)| serde_json::json!({"name": n, "available": a})).collect::<Vec<_>>(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        for c in &checks {
+            let mark = if c.ok { "ok  " } else { "FAIL" };
+            println!("{mark} {:width$}  {}", c.name, c.detail);
+        }
+        println!(
+            "{}",
+            if healthy {
+                "doctor: all checks passed"
+            } else {
+                "doctor: some checks failed (run scripts/setup.sh)"
+            }
+        );
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_plain_lines_including_empty_ones() {
+        let r = read_records("a\n\nb c\n".as_bytes(), "t").unwrap();
+        let texts: Vec<_> = r.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(texts, vec!["a", "", "b c"]);
+    }
+
+    #[test]
+    fn reads_jsonl_with_ids_and_reports_bad_lines() {
+        let r = read_records(
+            "{\"text\":\"x\",\"id\":7}\n\n{\"text\":\"y\"}\n".as_bytes(),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].id, Some(serde_json::json!(7)));
+        assert_eq!(r[1].text, "y");
+        let e = read_records("{\"text\":\"x\"}\n{\"nope\":1}\n".as_bytes(), "f.jsonl")
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::Format);
+        assert!(e.message().contains("f.jsonl:2"), "{}", e.message());
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_not_panicked() {
+        let e = read_records(&b"ok\n\xff\xfe\n"[..], "bin").err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::InvalidUtf8);
+    }
+}
