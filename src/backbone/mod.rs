@@ -17,19 +17,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView3};
-use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
+use ort::session::{
+    builder::GraphOptimizationLevel, OutputSelector, RunOptions, Session, SessionInputValue,
+};
 use ort::value::{Tensor, TensorElementType};
 use sha2::{Digest, Sha256};
 
 pub use self::manifest::{BackboneManifest, BACKBONE_FORMAT};
-use self::pool::SessionPool;
+use self::pool::{SessionPool, Worker};
 pub use self::pooling::{l2_normalize, mean_pool};
 pub use self::tokenize::{EncodedBatch, TextTokenizer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::{self, Runtime};
 
 /// Which of the exported graphs to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Variant {
     /// The plain fp32 export (`model.onnx`).
     #[default]
@@ -115,8 +117,13 @@ pub struct BackboneOptions {
     pub device: Device,
     /// Explicit ONNX Runtime library; else `TANDEM_ORT_LIB`, else the cache.
     pub ort_library: Option<PathBuf>,
-    /// Texts per graph run. Inputs are sorted by length before batching, so padding stays small.
+    /// Most texts per graph run. Inputs are sorted by length before batching, so padding stays
+    /// small.
     pub batch_size: usize,
+    /// Most padded tokens (rows x longest row) per graph run. Long texts run in smaller batches:
+    /// attention's cost and memory traffic grow with the padded area, and past a few thousand
+    /// tokens a bigger batch is slower per text, not faster.
+    pub max_batch_tokens: usize,
     /// Most sessions kept for concurrent callers (each holds its own copy of the weights).
     pub sessions: usize,
     /// Check the sha256 of the graph and tokenizer against the manifest while loading.
@@ -131,6 +138,7 @@ impl Default for BackboneOptions {
             device: Device::Cpu,
             ort_library: None,
             batch_size: 32,
+            max_batch_tokens: 1024,
             sessions: 1,
             verify: false,
         }
@@ -154,6 +162,14 @@ enum Output {
     Pooled(String),
     /// `token_embeddings` / `last_hidden_state [b, s, d]`: mean-pooled here.
     Tokens(String),
+}
+
+impl Output {
+    fn name(&self) -> &str {
+        match self {
+            Output::Pooled(n) | Output::Tokens(n) => n,
+        }
+    }
 }
 
 /// A loaded, frozen backbone. See the module docs for thread safety.
@@ -230,9 +246,13 @@ impl Backbone {
     /// ONNX Runtime library is missing, or when the requested device cannot run.
     pub fn load(dir: impl AsRef<Path>, options: BackboneOptions) -> Result<Backbone> {
         let dir = dir.as_ref().to_path_buf();
-        if options.batch_size == 0 || options.sessions == 0 || options.threads == Some(0) {
+        if options.batch_size == 0
+            || options.sessions == 0
+            || options.threads == Some(0)
+            || options.max_batch_tokens == 0
+        {
             return Err(Error::invalid(
-                "batch_size, sessions and threads must be at least 1",
+                "batch_size, max_batch_tokens, sessions and threads must be at least 1",
             ));
         }
         let manifest = BackboneManifest::load(&dir)?;
@@ -279,14 +299,25 @@ impl Backbone {
                 .map(|n| n.get())
                 .unwrap_or(1)
         });
+        let first = build_session(&runtime, &graph_path, threads, options.device)?;
+        let io = detect_io(&first, &graph_path)?;
+        let output = io.output.name().to_string();
+        let worker = move |session: Session| -> Result<Worker> {
+            let run_options = RunOptions::new()
+                .map_err(|e| Error::onnx("creating run options", e))?
+                .with_outputs(OutputSelector::no_default().with(output.clone()));
+            Ok(Worker {
+                session,
+                run_options,
+            })
+        };
+        let first = worker(first)?;
         let make = {
             let runtime = Arc::clone(&runtime);
             let graph_path = graph_path.clone();
             let device = options.device;
-            move || build_session(&runtime, &graph_path, threads, device)
+            move || worker(build_session(&runtime, &graph_path, threads, device)?)
         };
-        let first = make()?;
-        let io = detect_io(&first, &graph_path)?;
         let pool = SessionPool::new(first, options.sessions, Box::new(make));
         Ok(Backbone {
             dir,
@@ -347,8 +378,9 @@ impl Backbone {
 
     /// Embeds `texts`: one L2-normalized row of [`Backbone::dim`] floats per text, in order.
     ///
-    /// Texts are tokenized, sorted by length, run in batches of `batch_size` padded to each
-    /// batch's longest text, and truncated at the model's max length. Thread-safe.
+    /// Texts are tokenized (truncated at the model's max length), sorted by length, and run in
+    /// batches of at most `batch_size` texts and `max_batch_tokens` padded tokens, each padded
+    /// to its own longest text. Thread-safe.
     pub fn embed(&self, texts: &[&str]) -> Result<Array2<f32>> {
         let dim = self.dim();
         let mut out = Array2::<f32>::zeros((texts.len(), dim));
@@ -356,9 +388,13 @@ impl Backbone {
             return Ok(out);
         }
         let ids = self.tokenizer.encode(texts)?;
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| ids[i].len());
-        for chunk in order.chunks(self.options.batch_size) {
+        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+        for chunk in plan_batches(
+            &lengths,
+            self.options.batch_size,
+            self.options.max_batch_tokens,
+        ) {
+            let chunk = chunk.as_slice();
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
             let batch = self.tokenizer.pad(&rows);
             let emb = self.run_batch(&batch)?;
@@ -392,9 +428,13 @@ impl Backbone {
         if self.io.token_type_ids {
             add("token_type_ids", vec![0; batch.ids.len()])?;
         }
-        let mut session = self.pool.acquire()?;
+        let mut worker = self.pool.acquire()?;
+        let Worker {
+            session,
+            run_options,
+        } = &mut *worker;
         let outputs = session
-            .run(inputs)
+            .run_with_options(inputs, run_options)
             .map_err(|e| Error::onnx("running the backbone", e))?;
         let dim = self.dim();
         let mut emb = match &self.io.output {
@@ -421,6 +461,29 @@ impl Backbone {
         }
         Ok(emb)
     }
+}
+
+/// Groups text indices into runs: sorted by token length, at most `max_rows` per run, and at
+/// most `max_tokens` padded tokens per run (a single text longer than that still runs alone).
+fn plan_batches(lengths: &[usize], max_rows: usize, max_tokens: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    for i in order {
+        // Sorted ascending, so the newcomer is the longest and sets the padded width.
+        let width = lengths[i].max(1);
+        if !current.is_empty()
+            && (current.len() == max_rows || (current.len() + 1) * width > max_tokens)
+        {
+            runs.push(std::mem::take(&mut current));
+        }
+        current.push(i);
+    }
+    if !current.is_empty() {
+        runs.push(current);
+    }
+    runs
 }
 
 fn check_shape(shape: &[i64], want: &[usize]) -> Result<()> {
@@ -542,6 +605,26 @@ mod tests {
         );
         assert!("cuda:-1".parse::<Device>().is_err());
         assert!("tpu".parse::<Device>().is_err());
+    }
+
+    #[test]
+    fn batches_respect_rows_and_token_budget() {
+        let lengths = [10, 256, 12, 200, 3, 256, 11];
+        let runs = plan_batches(&lengths, 3, 512);
+        // Every index exactly once.
+        let mut all: Vec<usize> = runs.concat();
+        all.sort();
+        assert_eq!(all, (0..lengths.len()).collect::<Vec<_>>());
+        for r in &runs {
+            let width = r.iter().map(|&i| lengths[i]).max().unwrap();
+            assert!(r.len() <= 3);
+            assert!(r.len() == 1 || r.len() * width <= 512, "{r:?}");
+        }
+        // Sorted lengths 3,10,11 | 12,200 (2x200 <= 512) | 256,256 (2x256 = 512).
+        assert_eq!(runs, vec![vec![4, 0, 6], vec![2, 3], vec![1, 5]]);
+        // A text over the budget still runs, alone.
+        assert_eq!(plan_batches(&[300], 8, 100), vec![vec![0]]);
+        assert!(plan_batches(&[], 8, 100).is_empty());
     }
 
     #[test]

@@ -6,14 +6,23 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::{Condvar, Mutex};
 
-use ort::session::Session;
+use ort::session::{HasSelectedOutputs, RunOptions, Session};
 
 use crate::error::Result;
 
-type Factory = Box<dyn Fn() -> Result<Session> + Send + Sync>;
+/// A session plus the run options that select its one needed output; the options are `Send`
+/// but not `Sync`, so each lives with its session.
+pub(crate) struct Worker {
+    /// The ONNX Runtime session.
+    pub(crate) session: Session,
+    /// Selects only the output tandem reads, so no other output is copied out.
+    pub(crate) run_options: RunOptions<HasSelectedOutputs>,
+}
+
+type Factory = Box<dyn Fn() -> Result<Worker> + Send + Sync>;
 
 struct State {
-    idle: Vec<Session>,
+    idle: Vec<Worker>,
     total: usize,
 }
 
@@ -27,7 +36,7 @@ pub(crate) struct SessionPool {
 
 impl SessionPool {
     /// A pool holding `first`, growing to at most `max` sessions made by `make`.
-    pub(crate) fn new(first: Session, max: usize, make: Factory) -> Self {
+    pub(crate) fn new(first: Worker, max: usize, make: Factory) -> Self {
         SessionPool {
             state: Mutex::new(State {
                 idle: vec![first],
@@ -70,7 +79,7 @@ impl SessionPool {
         }
     }
 
-    fn give_back(&self, s: Session) {
+    fn give_back(&self, s: Worker) {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.idle.push(s);
         self.freed.notify_one();
@@ -80,18 +89,18 @@ impl SessionPool {
 /// A borrowed session; returned to the pool on drop.
 pub(crate) struct PooledSession<'a> {
     pool: &'a SessionPool,
-    session: Option<Session>,
+    session: Option<Worker>,
 }
 
 impl Deref for PooledSession<'_> {
-    type Target = Session;
-    fn deref(&self) -> &Session {
+    type Target = Worker;
+    fn deref(&self) -> &Worker {
         self.session.as_ref().expect("session present until drop")
     }
 }
 
 impl DerefMut for PooledSession<'_> {
-    fn deref_mut(&mut self) -> &mut Session {
+    fn deref_mut(&mut self) -> &mut Worker {
         self.session.as_mut().expect("session present until drop")
     }
 }

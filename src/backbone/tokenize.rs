@@ -77,12 +77,20 @@ impl TextTokenizer {
     }
 
     /// Token ids of each text (special tokens added, truncated), without padding.
+    ///
+    /// Sequential on purpose: the batch variant fans out over rayon, whose spinning workers
+    /// compete with ONNX Runtime's own spinning threads for the same cores, and tokenizing is a
+    /// small fraction of the model's cost anyway.
     pub fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        let encs = self
-            .inner
-            .encode_batch_fast(texts.to_vec(), true)
-            .map_err(|e| Error::new(ErrorKind::Tokenizer, format!("encoding failed: {e}")))?;
-        Ok(encs.into_iter().map(|e| e.get_ids().to_vec()).collect())
+        texts
+            .iter()
+            .map(|t| {
+                self.inner
+                    .encode_fast(*t, true)
+                    .map(|e| e.get_ids().to_vec())
+                    .map_err(|e| Error::new(ErrorKind::Tokenizer, format!("encoding failed: {e}")))
+            })
+            .collect()
     }
 
     /// Pads the given rows of token ids into one batch.

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""onnxruntime-python baseline for benches/embed.rs: the same graph, texts, batches and threads.
+
+    python benches/ort_python.py --model-dir DIR --texts texts.json --points points.json --seconds S
+
+Each point is {"variant", "graph", "length", "batch"}; prints one JSON list of
+{"variant", "length", "batch", "sentences_per_s"} to stdout. Work per batch matches tandem's
+embed(): tokenize (tokenizers, truncation at max_length, padding to the batch's longest text),
+run the session, L2-normalize the pooled output.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model-dir", required=True)
+    ap.add_argument("--texts", required=True)
+    ap.add_argument("--points", required=True)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    with open(os.path.join(args.model_dir, "manifest.json")) as f:
+        max_length = json.load(f)["max_length"]
+    with open(args.texts) as f:
+        texts = json.load(f)
+    with open(args.points) as f:
+        points = json.load(f)
+    tok = Tokenizer.from_file(os.path.join(args.model_dir, "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_length)
+    pad_id = tok.token_to_id("[PAD]") or 0
+    sessions = {}
+    results = []
+    for p in points:
+        if p["graph"] not in sessions:
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = args.threads
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            sessions[p["graph"]] = ort.InferenceSession(
+                os.path.join(args.model_dir, p["graph"]), so, providers=["CPUExecutionProvider"]
+            )
+        sess = sessions[p["graph"]]
+        needs_tt = any(i.name == "token_type_ids" for i in sess.get_inputs())
+        pool = texts[p["length"]]
+        b = p["batch"]
+        batches = [pool[i : i + b] for i in range(0, len(pool) - b + 1, b)]
+
+        def run(batch):
+            encs = tok.encode_batch(batch)
+            width = max(len(e.ids) for e in encs)
+            ids = np.full((len(encs), width), pad_id, dtype=np.int64)
+            mask = np.zeros((len(encs), width), dtype=np.int64)
+            for r, e in enumerate(encs):
+                ids[r, : len(e.ids)] = e.ids
+                mask[r, : len(e.ids)] = 1
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if needs_tt:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            e = sess.run(["sentence_embedding"], feed)[0]
+            return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+        for batch in batches[:3]:
+            run(batch)
+        n, k, start = 0, 0, time.perf_counter()
+        while True:
+            run(batches[k % len(batches)])
+            n += b
+            k += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= args.seconds and k >= len(batches[:4]):
+                break
+        results.append({"variant": p["variant"], "length": p["length"], "batch": b, "sentences_per_s": n / elapsed})
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

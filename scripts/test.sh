@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every test: setup (idempotent), formatting and lints, Rust unit + integration tests (parity with
+# the reference embeddings included), and the dataset converters' Python tests.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/setup.sh
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --all-targets
+cargo test --doc
+echo "== dataset converter tests"
+(cd scripts && python3 -m unittest -q test_datasets)
+echo "== CLI smoke test"
+cargo build --quiet --bin tandem
+./target/debug/tandem doctor >/dev/null
+printf 'hello\n\nworld\n' | ./target/debug/tandem embed --variant int8 | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+assert [r["index"] for r in rows] == [0, 1, 2], rows
+assert all(len(r["embedding"]) == 384 for r in rows)
+print("cli: 3 passed, 0 failed")'
+echo "all tests passed"

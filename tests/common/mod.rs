@@ -1,0 +1,65 @@
+//! Shared helpers for integration tests: the reference fixture and the installed backbones.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use tandem::{Backbone, BackboneOptions, Variant};
+
+/// One reference item produced by sentence-transformers (tests/fixtures/minilm_embeddings.json).
+pub struct RefItem {
+    pub text: String,
+    pub tokens: usize,
+    pub embedding: Vec<f32>,
+}
+
+pub fn reference() -> Vec<RefItem> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm_embeddings.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| RefItem {
+            text: it["text"].as_str().unwrap().to_string(),
+            tokens: it["num_tokens_truncated"].as_u64().unwrap() as usize,
+            embedding: it["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect(),
+        })
+        .collect()
+}
+
+/// Directory of an installed backbone; panics with the fix when setup has not run.
+pub fn backbone_dir(name: &str) -> PathBuf {
+    let dir = tandem::home::backbone_dir(name);
+    assert!(
+        dir.join("manifest.json").is_file(),
+        "backbone {} is not installed: run scripts/setup.sh first",
+        dir.display()
+    );
+    dir
+}
+
+pub fn load(variant: Variant) -> Backbone {
+    Backbone::load(
+        backbone_dir(tandem::home::DEFAULT_BACKBONE),
+        BackboneOptions {
+            variant,
+            threads: Some(2),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb).max(1e-12)
+}

@@ -1,0 +1,146 @@
+//! Parity of tandem's embeddings with sentence-transformers' reference embeddings.
+//!
+//! Needs `scripts/setup.sh` to have run (it fails, with that instruction, otherwise).
+
+mod common;
+
+use common::{backbone_dir, cosine, load, reference};
+use tandem::{Backbone, BackboneOptions, Variant};
+
+fn cosines(b: &Backbone) -> Vec<(String, f32)> {
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let emb = b.embed(&texts).unwrap();
+    assert_eq!(emb.dim(), (refs.len(), 384));
+    refs.iter()
+        .zip(emb.rows())
+        .map(|(r, row)| {
+            (
+                r.text.clone(),
+                cosine(row.as_slice().unwrap(), &r.embedding),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn fp32_matches_reference_on_every_item() {
+    for (text, c) in cosines(&load(Variant::Fp32)) {
+        assert!(c >= 0.9999, "cosine {c} for {text:?}");
+    }
+}
+
+#[test]
+fn opt_graph_matches_reference_on_every_item() {
+    for (text, c) in cosines(&load(Variant::Opt)) {
+        assert!(c >= 0.9999, "cosine {c} for {text:?}");
+    }
+}
+
+#[test]
+fn int8_is_close_on_every_item_and_on_average() {
+    let cs = cosines(&load(Variant::Int8));
+    for (text, c) in &cs {
+        assert!(*c >= 0.98, "int8 cosine {c} for {text:?}");
+    }
+    let mean = cs.iter().map(|(_, c)| c).sum::<f32>() / cs.len() as f32;
+    assert!(mean >= 0.99, "int8 mean cosine {mean}");
+}
+
+#[test]
+fn hidden_state_graph_with_token_type_ids_is_mean_pooled_to_the_reference() {
+    // This export has a token_type_ids input and only last_hidden_state: tandem pools itself.
+    let b = Backbone::load(
+        backbone_dir("all-MiniLM-L6-v2-hidden"),
+        BackboneOptions {
+            threads: Some(2),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for (text, c) in cosines(&b) {
+        assert!(c >= 0.9999, "cosine {c} for {text:?}");
+    }
+}
+
+#[test]
+fn truncation_and_token_counts_match_the_reference() {
+    let b = load(Variant::Int8);
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let ids = b.tokenizer().encode(&texts).unwrap();
+    for (r, ids) in refs.iter().zip(&ids) {
+        assert_eq!(ids.len(), r.tokens, "token count for {:?}", r.text);
+        assert!(ids.len() <= 256);
+    }
+    assert!(
+        refs.iter().filter(|r| r.tokens == 256).count() >= 2,
+        "fixture has long texts"
+    );
+}
+
+#[test]
+fn batching_and_order_do_not_change_embeddings() {
+    let b = load(Variant::Fp32);
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let together = b.embed(&texts).unwrap();
+    let mut reversed: Vec<&str> = texts.clone();
+    reversed.reverse();
+    let rev = b.embed(&reversed).unwrap();
+    for (i, t) in texts.iter().enumerate() {
+        let alone = b.embed(&[t]).unwrap();
+        let j = texts.len() - 1 - i;
+        for (a, (x, y)) in alone
+            .row(0)
+            .iter()
+            .zip(together.row(i).iter().zip(rev.row(j).iter()))
+        {
+            assert!(
+                (a - x).abs() < 1e-4 && (a - y).abs() < 1e-4,
+                "row {i} differs: {a} {x} {y}"
+            );
+        }
+    }
+    assert_eq!(b.embed(&[]).unwrap().dim(), (0, 384));
+}
+
+#[test]
+fn embed_is_safe_and_consistent_from_many_threads() {
+    // int8 uses dynamic activation quantization, whose scales depend on the whole batch, so each
+    // thread's result is compared with the same call made alone beforehand: identical inputs
+    // must give identical outputs however many threads share the session pool.
+    let b = Backbone::load(
+        backbone_dir(tandem::home::DEFAULT_BACKBONE),
+        BackboneOptions {
+            variant: Variant::Int8,
+            threads: Some(1),
+            sessions: 2,
+            batch_size: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().take(12).map(|r| r.text.as_str()).collect();
+    let expected: Vec<_> = (0..texts.len())
+        .map(|i| b.embed(&texts[i..]).unwrap())
+        .collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let (b, texts, expected) = (&b, &texts, &expected);
+                s.spawn(move || {
+                    for k in 0..5 {
+                        let i = (t + k) % texts.len();
+                        let got = b.embed(&texts[i..]).unwrap();
+                        assert_eq!(got, expected[i], "thread {t}, slice {i}");
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+}
