@@ -17,9 +17,16 @@
 #![deny(unsafe_code)]
 
 pub mod backbone;
+pub mod bundle;
+pub mod cache;
+pub mod data;
 pub mod error;
+pub mod eval;
 pub mod home;
+pub mod metadata;
+pub mod nn;
 pub mod runtime;
+pub mod train;
 
 pub use backbone::{Backbone, BackboneOptions, Device, Variant};
 pub use error::{Error, ErrorKind, Result};

@@ -361,6 +361,24 @@ impl Backbone {
         &self.graph_file
     }
 
+    /// sha256 of the graph being run, as recorded in the manifest: the identity of the exact
+    /// embeddings this backbone produces (fp32 and int8 graphs differ slightly).
+    pub fn graph_sha256(&self) -> &str {
+        self.manifest
+            .sha256_of(&self.graph_file)
+            .unwrap_or_default()
+    }
+
+    /// sha256 of the backbone's reference (fp32) graph: the identity of the model family, shared
+    /// by all its variants. Bundles record it and refuse to load on another backbone.
+    pub fn family_sha256(&self) -> &str {
+        self.manifest
+            .graphs
+            .get("fp32")
+            .and_then(|f| self.manifest.sha256_of(f))
+            .unwrap_or_else(|| self.graph_sha256())
+    }
+
     /// The ONNX Runtime it runs on.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime

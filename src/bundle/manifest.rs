@@ -1,0 +1,126 @@
+//! The bundle manifest (serde): format version, backbone identity, feature pipeline, tasks with
+//! labels and thresholds, architecture, metrics, training config and provenance.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backbone::Backbone;
+use crate::data::TaskSpec;
+use crate::error::{Error, ErrorKind, Result};
+
+/// The bundle format this build reads and writes.
+pub const BUNDLE_FORMAT: &str = "tandem-bundle/1";
+
+/// Which backbone the heads were trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackboneRef {
+    /// Backbone name (e.g. all-MiniLM-L6-v2).
+    pub name: String,
+    /// sha256 of the backbone's reference fp32 graph: the identity checked at load.
+    pub family_sha256: String,
+    /// The variant used for training (fp32, opt, int8).
+    pub variant: String,
+    /// sha256 of that variant's graph.
+    pub graph_sha256: String,
+    /// Embedding dimension.
+    pub dim: usize,
+}
+
+impl BackboneRef {
+    /// The reference for a loaded backbone.
+    pub fn of(b: &Backbone) -> Self {
+        BackboneRef {
+            name: b.manifest().name.clone(),
+            family_sha256: b.family_sha256().to_string(),
+            variant: b.options().variant.name().to_string(),
+            graph_sha256: b.graph_sha256().to_string(),
+            dim: b.dim(),
+        }
+    }
+}
+
+/// The metadata feature pipeline stored with the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSpecRef {
+    /// Names of all features the extractor produced at training time, in order.
+    pub names: Vec<String>,
+    /// Indices (into `names`) of the features the model uses.
+    pub selected: Vec<usize>,
+    /// z-score means of the selected features.
+    pub mean: Vec<f32>,
+    /// z-score standard deviations of the selected features (never 0).
+    pub std: Vec<f32>,
+}
+
+/// One task as stored: spec, decision thresholds and its loss weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEntry {
+    /// Name, kind and labels.
+    #[serde(flatten)]
+    pub spec: TaskSpec,
+    /// Decision threshold per output (binary: one; multi-label: one per label; else empty).
+    pub thresholds: Vec<f32>,
+}
+
+/// `manifest.json` of a bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleManifest {
+    /// Always [`BUNDLE_FORMAT`].
+    pub format: String,
+    /// The tandem version that wrote it.
+    pub created_by: String,
+    /// Backbone identity.
+    pub backbone: BackboneRef,
+    /// Feature pipeline (absent for embedding-only models).
+    pub features: Option<FeatureSpecRef>,
+    /// Tasks, in head order.
+    pub tasks: Vec<TaskEntry>,
+    /// Model architecture, as written by the model (mode, layer sizes, ...).
+    pub architecture: serde_json::Value,
+    /// Validation / test metrics at save time.
+    pub metrics: serde_json::Value,
+    /// The effective training config.
+    pub training: serde_json::Value,
+    /// Seed used for training.
+    pub seed: u64,
+    /// sha256 of weights.safetensors (filled in by `save`).
+    pub weights_sha256: String,
+    /// `f32` or `f16` (filled in by `save`).
+    pub weights_dtype: String,
+}
+
+impl BundleManifest {
+    /// Refuses a backbone other than the one the heads were trained on.
+    pub fn check_backbone(&self, b: &Backbone) -> Result<()> {
+        let have = b.family_sha256();
+        if have != self.backbone.family_sha256 || b.dim() != self.backbone.dim {
+            return Err(Error::new(
+                ErrorKind::BackboneMismatch,
+                format!(
+                    "bundle was trained on backbone {} (sha256 {}, dim {}), but the loaded backbone is {} (sha256 {have}, dim {})",
+                    self.backbone.name,
+                    self.backbone.family_sha256,
+                    self.backbone.dim,
+                    b.manifest().name,
+                    b.dim()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a bundle whose feature names differ from what this build's extractor produces.
+    pub fn check_features(&self, current: &[&str]) -> Result<()> {
+        if let Some(f) = &self.features {
+            let same =
+                f.names.len() == current.len() && f.names.iter().zip(current).all(|(a, b)| a == b);
+            if !same {
+                return Err(Error::format(format!(
+                    "bundle's metadata features ({} names) differ from this tandem's extractor ({} names); retrain the bundle",
+                    f.names.len(),
+                    current.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}

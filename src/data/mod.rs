@@ -1,0 +1,10 @@
+//! Training and evaluation data: reading rows from JSONL or CSV, turning a label field into task
+//! targets, and seeded stratified splits.
+
+mod read;
+mod split;
+mod task;
+
+pub use self::read::{read_rows, Row};
+pub use self::split::stratified_split;
+pub use self::task::{Targets, TaskKind, TaskSpec};

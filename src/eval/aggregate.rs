@@ -1,0 +1,117 @@
+//! Group aggregation: one prediction per group (e.g. per author) from many texts' outputs.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How per-text outputs combine into a group's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregation {
+    /// Mean of each output (probabilities or values).
+    Mean,
+    /// Median of each output.
+    Median,
+    /// Each text votes for its argmax; the group's output is the vote share per class.
+    Majority,
+}
+
+impl std::str::FromStr for Aggregation {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "mean" => Ok(Aggregation::Mean),
+            "median" => Ok(Aggregation::Median),
+            "majority" => Ok(Aggregation::Majority),
+            o => Err(Error::invalid(format!(
+                "unknown aggregation `{o}` (expected mean, median or majority)"
+            ))),
+        }
+    }
+}
+
+/// Combines `rows` (one output vector per text) by `groups` (one key per text). Returns the
+/// groups in sorted key order with their combined vectors. Majority vote ties go to the lower
+/// class index.
+pub fn aggregate(
+    groups: &[String],
+    rows: &[Vec<f32>],
+    how: Aggregation,
+) -> Result<Vec<(String, Vec<f32>)>> {
+    if groups.len() != rows.len() {
+        return Err(Error::invalid(format!(
+            "{} group keys for {} rows",
+            groups.len(),
+            rows.len()
+        )));
+    }
+    let mut by: BTreeMap<&str, Vec<&Vec<f32>>> = BTreeMap::new();
+    for (g, r) in groups.iter().zip(rows) {
+        by.entry(g.as_str()).or_default().push(r);
+    }
+    let width = rows.first().map_or(0, |r| r.len());
+    if rows.iter().any(|r| r.len() != width) {
+        return Err(Error::invalid("rows have different lengths"));
+    }
+    Ok(by
+        .into_iter()
+        .map(|(g, members)| {
+            let n = members.len() as f32;
+            let out = match how {
+                Aggregation::Mean => (0..width)
+                    .map(|j| members.iter().map(|r| r[j]).sum::<f32>() / n)
+                    .collect(),
+                Aggregation::Median => (0..width)
+                    .map(|j| {
+                        let mut col: Vec<f32> = members.iter().map(|r| r[j]).collect();
+                        col.sort_by(|a, b| a.total_cmp(b));
+                        let m = col.len();
+                        if m % 2 == 1 {
+                            col[m / 2]
+                        } else {
+                            (col[m / 2 - 1] + col[m / 2]) / 2.0
+                        }
+                    })
+                    .collect(),
+                Aggregation::Majority => {
+                    let mut votes = vec![0.0f32; width];
+                    for r in &members {
+                        let best = (0..width).fold(0, |b, j| if r[j] > r[b] { j } else { b });
+                        if width > 0 {
+                            votes[best] += 1.0;
+                        }
+                    }
+                    votes.iter().map(|v| v / n).collect()
+                }
+            };
+            (g.to_string(), out)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_median_majority_by_hand() {
+        let g: Vec<String> = ["a", "a", "a", "b"].iter().map(|s| s.to_string()).collect();
+        let r = vec![
+            vec![0.9, 0.1],
+            vec![0.4, 0.6],
+            vec![0.2, 0.8],
+            vec![1.0, 0.0],
+        ];
+        let mean = aggregate(&g, &r, Aggregation::Mean).unwrap();
+        assert_eq!(mean[0].0, "a");
+        assert!((mean[0].1[0] - 0.5).abs() < 1e-6);
+        let med = aggregate(&g, &r, Aggregation::Median).unwrap();
+        assert!((med[0].1[0] - 0.4).abs() < 1e-6);
+        let maj = aggregate(&g, &r, Aggregation::Majority).unwrap();
+        assert!((maj[0].1[1] - 2.0 / 3.0).abs() < 1e-6);
+        assert_eq!(maj[1].1, vec![1.0, 0.0]);
+        assert!(aggregate(&g[..2], &r, Aggregation::Mean).is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! Evaluation: metrics per task kind, decision-threshold tuning, breakdowns by an input column,
+//! and aggregation of many texts' predictions into one per group (e.g. per author).
+
+mod aggregate;
+mod metrics;
+mod threshold;
+
+pub use self::aggregate::{aggregate, Aggregation};
+pub use self::metrics::{
+    classification_metrics, multilabel_metrics, regression_metrics, roc_auc, ClassMetrics,
+    ClassificationMetrics, MultilabelMetrics, RegressionMetrics,
+};
+pub use self::threshold::best_f1_threshold;

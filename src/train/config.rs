@@ -1,0 +1,381 @@
+//! Training configuration: every option with its default, read from TOML or JSON. Unknown keys
+//! are errors that name the key, so a typo never silently falls back to a default.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How the model is put together and trained; the modes exist so approaches compare honestly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Stage 1 trains the metadata encoder with auxiliary heads; stage 2 freezes it (optionally
+    /// unfreezing later) and trains the heads on [embedding ; metadata code].
+    TwoStage,
+    /// One stage: encoder and heads on [embedding ; code] trained together from scratch.
+    Joint,
+    /// Heads on the embedding alone; no metadata.
+    EmbeddingOnly,
+    /// The metadata encoder and its heads alone; no embedding.
+    MetadataOnly,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+            Error::invalid(format!(
+                "unknown mode `{s}` (expected two_stage, joint, embedding_only or metadata_only)"
+            ))
+        })
+    }
+}
+
+impl Mode {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::TwoStage => "two_stage",
+            Mode::Joint => "joint",
+            Mode::EmbeddingOnly => "embedding_only",
+            Mode::MetadataOnly => "metadata_only",
+        }
+    }
+}
+
+/// Loss for classification heads (regression heads use `regression_loss`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassLoss {
+    /// Softmax cross-entropy (multiclass) or BCE with logits (binary, multi-label).
+    CrossEntropy,
+    /// Focal loss with `focal_gamma` (and class weights as α).
+    Focal,
+}
+
+/// Loss for regression heads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegressionLoss {
+    /// Mean squared error.
+    Mse,
+    /// Huber loss with `huber_delta`.
+    Huber,
+}
+
+/// Per-class loss weights from class counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassWeights {
+    /// All 1.
+    None,
+    /// n / (k · count).
+    Balanced,
+    /// Effective number of samples (Cui et al., 2019) with β = 0.999.
+    EffectiveNumber,
+    /// 1 / sqrt(count), normalized to mean 1.
+    Sqrt,
+}
+
+/// Learning-rate schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Fixed learning rate.
+    Constant,
+    /// Linear warm-up over `warmup_fraction` of the steps, then cosine decay to 0.05 × lr.
+    Cosine,
+    /// Multiply by 0.5 after 2 epochs without validation improvement.
+    Plateau,
+}
+
+/// How several heads' losses combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MultiTask {
+    /// Each task's `weight` (default 1).
+    Fixed,
+    /// Learned homoscedastic uncertainty weights (Kendall et al., 2018).
+    Uncertainty,
+}
+
+/// Optimisation settings of one training stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StageConfig {
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Peak learning rate (AdamW).
+    pub lr: f32,
+    /// Decoupled weight decay (AdamW).
+    pub weight_decay: f32,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Epochs without validation improvement before stopping (0 = never stop early).
+    pub patience: usize,
+    /// Smallest change that counts as an improvement.
+    pub min_delta: f32,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Warm-up share of all steps, for the cosine schedule.
+    pub warmup_fraction: f32,
+    /// Global gradient-norm clip (0 = no clipping).
+    pub clip_norm: f32,
+}
+
+impl Default for StageConfig {
+    fn default() -> Self {
+        StageConfig {
+            epochs: 40,
+            lr: 2e-3,
+            weight_decay: 1e-4,
+            batch_size: 64,
+            patience: 6,
+            min_delta: 1e-4,
+            schedule: Schedule::Cosine,
+            warmup_fraction: 0.05,
+            clip_norm: 1.0,
+        }
+    }
+}
+
+/// The metadata side: features and the encoder over them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataConfig {
+    /// Keep only the k features with the highest mutual information with the labels (0 = all).
+    pub top_k: usize,
+    /// Hidden layer sizes of the encoder MLP.
+    pub hidden: Vec<usize>,
+    /// Size of the metadata code the encoder outputs.
+    pub code_dim: usize,
+    /// Dropout in the encoder.
+    pub dropout: f32,
+    /// Stage 1 optimisation.
+    pub stage: StageConfig,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        MetadataConfig {
+            top_k: 0,
+            hidden: vec![64],
+            code_dim: 32,
+            dropout: 0.1,
+            stage: StageConfig {
+                epochs: 30,
+                lr: 3e-3,
+                ..StageConfig::default()
+            },
+        }
+    }
+}
+
+/// The semantic heads on [embedding ; code].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeadConfig {
+    /// Hidden layer sizes of each head MLP (empty = a linear head).
+    pub hidden: Vec<usize>,
+    /// Dropout in the heads.
+    pub dropout: f32,
+    /// Stage 2 (or joint) optimisation.
+    pub stage: StageConfig,
+}
+
+impl Default for HeadConfig {
+    fn default() -> Self {
+        HeadConfig {
+            hidden: vec![256],
+            dropout: 0.2,
+            stage: StageConfig::default(),
+        }
+    }
+}
+
+/// Optional unfreezing of the metadata encoder during stage 2.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnfreezeConfig {
+    /// Stage-2 epoch (0-based) at which the encoder starts training again (None = stays frozen).
+    pub at_epoch: Option<usize>,
+    /// The encoder's learning rate once unfrozen, as a multiple of the head learning rate.
+    pub lr_scale: f32,
+}
+
+impl Default for UnfreezeConfig {
+    fn default() -> Self {
+        UnfreezeConfig {
+            at_epoch: None,
+            lr_scale: 0.1,
+        }
+    }
+}
+
+/// Loss settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossConfig {
+    /// Classification loss.
+    pub classification: ClassLoss,
+    /// Regression loss.
+    pub regression: RegressionLoss,
+    /// Label smoothing ε for multiclass cross-entropy.
+    pub label_smoothing: f32,
+    /// Focal γ.
+    pub focal_gamma: f32,
+    /// Huber δ.
+    pub huber_delta: f32,
+    /// Class weighting.
+    pub class_weights: ClassWeights,
+    /// Combination of several tasks' losses.
+    pub multitask: MultiTask,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        LossConfig {
+            classification: ClassLoss::CrossEntropy,
+            regression: RegressionLoss::Mse,
+            label_smoothing: 0.0,
+            focal_gamma: 2.0,
+            huber_delta: 1.0,
+            class_weights: ClassWeights::None,
+            multitask: MultiTask::Fixed,
+        }
+    }
+}
+
+/// Everything `tandem train` can be told. Every field has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Training mode.
+    pub mode: Mode,
+    /// Seed for splits, initialisation, shuffling and dropout.
+    pub seed: u64,
+    /// Share of the data held out for validation when no validation file is given.
+    pub valid_fraction: f64,
+    /// Tune decision thresholds on validation data (binary and multi-label).
+    pub tune_thresholds: bool,
+    /// Store weights as f16 in the bundle (half the size; predictions change by ~1e-3).
+    pub f16_weights: bool,
+    /// Metadata features and encoder.
+    pub metadata: MetadataConfig,
+    /// Semantic heads.
+    pub head: HeadConfig,
+    /// Encoder unfreezing in stage 2.
+    pub unfreeze: UnfreezeConfig,
+    /// Losses.
+    pub loss: LossConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            mode: Mode::TwoStage,
+            seed: 0,
+            valid_fraction: 0.2,
+            tune_thresholds: true,
+            f16_weights: false,
+            metadata: MetadataConfig::default(),
+            head: HeadConfig::default(),
+            unfreeze: UnfreezeConfig::default(),
+            loss: LossConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Parses TOML (or JSON when the text starts with `{`) and validates the values.
+    pub fn parse(text: &str) -> Result<Self> {
+        let cfg: TrainConfig = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| Error::invalid(format!("config: {e}")))?
+        } else {
+            toml::from_str(text).map_err(|e| Error::invalid(format!("config: {e}")))?
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text)
+            .map_err(|e| Error::invalid(format!("{}: {}", path.display(), e.message())))
+    }
+
+    /// The effective config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks value ranges.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::invalid(format!("config: {m}")));
+        for (name, s) in [
+            ("metadata.stage", &self.metadata.stage),
+            ("head.stage", &self.head.stage),
+        ] {
+            if s.batch_size == 0 || s.epochs == 0 {
+                return bad(&format!("{name}: batch_size and epochs must be at least 1"));
+            }
+            if !(s.lr > 0.0 && s.lr.is_finite()) {
+                return bad(&format!("{name}.lr must be positive"));
+            }
+            if !(0.0..1.0).contains(&s.warmup_fraction) {
+                return bad(&format!("{name}.warmup_fraction must be in [0, 1)"));
+            }
+        }
+        if !(0.0..0.95).contains(&self.valid_fraction) {
+            return bad("valid_fraction must be in [0, 0.95)");
+        }
+        for (name, p) in [
+            ("metadata.dropout", self.metadata.dropout),
+            ("head.dropout", self.head.dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return bad(&format!("{name} must be in [0, 1)"));
+            }
+        }
+        if self.metadata.code_dim == 0 {
+            return bad("metadata.code_dim must be at least 1");
+        }
+        if !(0.0..1.0).contains(&self.loss.label_smoothing) {
+            return bad("loss.label_smoothing must be in [0, 1)");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let c = TrainConfig::default();
+        assert_eq!(TrainConfig::parse(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = TrainConfig::parse("mode = \"joint\"\nlearning_rate = 3\n").unwrap_err();
+        assert!(e.message().contains("learning_rate"), "{}", e.message());
+        let e = TrainConfig::parse("[head.stage]\nepoch = 3\n").unwrap_err();
+        assert!(e.message().contains("epoch"), "{}", e.message());
+    }
+
+    #[test]
+    fn partial_config_keeps_defaults_and_values_are_checked() {
+        let c = TrainConfig::parse("seed = 7\n[head]\nhidden = []\n").unwrap();
+        assert_eq!(c.seed, 7);
+        assert!(c.head.hidden.is_empty());
+        assert_eq!(c.metadata, MetadataConfig::default());
+        assert!(TrainConfig::parse("valid_fraction = 1.5").is_err());
+        assert!(TrainConfig::parse("[head.stage]\nlr = -1.0").is_err());
+        assert!(TrainConfig::parse("{\"mode\": \"embedding_only\"}").is_ok());
+        assert_eq!("joint".parse::<Mode>().unwrap(), Mode::Joint);
+        assert!("nope".parse::<Mode>().is_err());
+    }
+}
