@@ -24,6 +24,7 @@ pub mod error;
 pub mod eval;
 pub mod home;
 pub mod metadata;
+pub mod model;
 pub mod nn;
 pub mod runtime;
 pub mod train;

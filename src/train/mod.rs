@@ -1,7 +1,14 @@
-//! Head-only training: configuration, the model (metadata encoder + task heads), and the
-//! two-stage, joint, embedding-only and metadata-only trainers.
+//! Head-only training: configuration, the feature pipeline, per-task objectives, the network
+//! (metadata encoder + task heads), the stage loop, and the orchestration of the two-stage,
+//! joint, embedding-only and metadata-only modes.
 
 pub mod config;
 pub mod features;
+pub mod fit;
+pub mod network;
+pub mod objective;
+pub mod trainer;
 
-pub use self::config::TrainConfig;
+pub use self::config::{Mode, TrainConfig};
+pub use self::fit::{EpochRecord, StageReport};
+pub use self::trainer::{train, Examples, TrainReport, Trained};

@@ -1,5 +1,7 @@
 //! The `tandem` command-line tool.
 
+mod heads;
+
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,17 +27,23 @@ enum Command {
     Embed(EmbedArgs),
     /// Check the ONNX Runtime library, execution providers and model files.
     Doctor(DoctorArgs),
+    /// Train heads on labelled JSONL/CSV and save a bundle.
+    Train(heads::TrainArgs),
+    /// Evaluate a bundle on labelled data; prints metrics as JSON.
+    Eval(heads::EvalArgs),
+    /// Predict with a bundle; writes JSONL.
+    Predict(heads::PredictArgs),
 }
 
 /// Options shared by every command that loads a backbone.
 #[derive(Args, Clone)]
-struct BackboneArgs {
+pub(crate) struct BackboneArgs {
     /// Backbone directory (default: the cache's all-MiniLM-L6-v2).
     #[arg(long, value_name = "DIR")]
     backbone: Option<PathBuf>,
-    /// Graph variant: fp32, opt or int8.
-    #[arg(long, default_value = "fp32")]
-    variant: Variant,
+    /// Graph variant: fp32, opt or int8 (default fp32; for a bundle, the one it was trained on).
+    #[arg(long)]
+    variant: Option<Variant>,
     /// Execution provider: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: Device,
@@ -48,6 +56,10 @@ struct BackboneArgs {
 }
 
 impl BackboneArgs {
+    fn variant_given(&self) -> bool {
+        self.variant.is_some()
+    }
+
     fn dir(&self) -> PathBuf {
         self.backbone
             .clone()
@@ -58,7 +70,7 @@ impl BackboneArgs {
         Backbone::load(
             self.dir(),
             BackboneOptions {
-                variant: self.variant,
+                variant: self.variant.unwrap_or_default(),
                 device: self.device,
                 threads: self.threads,
                 ort_library: self.ort_lib.clone(),
@@ -79,6 +91,9 @@ struct EmbedArgs {
     /// Texts per graph run.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// Skip the on-disk embedding cache (by default cached texts are not embedded again).
+    #[arg(long)]
+    no_cache: bool,
     #[command(flatten)]
     backbone: BackboneArgs,
 }
@@ -97,6 +112,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Embed(args) => embed(args),
         Command::Doctor(args) => doctor(args),
+        Command::Train(args) => heads::train(args),
+        Command::Eval(args) => heads::eval(args),
+        Command::Predict(args) => heads::predict(args),
     };
     match result {
         Ok(code) => code,
@@ -107,15 +125,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// One input record: its text and, for JSONL, its `id` if it had one.
-struct Record {
+/// One input record: its text and, for JSONL, its `id` and all its fields.
+pub(crate) struct Record {
     text: String,
     id: Option<serde_json::Value>,
+    fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Reads text lines, or JSONL objects with a `text` field when the first non-blank line is a
 /// JSON object. A later line that is not valid JSONL is an error naming its line number.
-fn read_records(reader: impl BufRead, source: &str) -> Result<Vec<Record>> {
+pub(crate) fn read_records(reader: impl BufRead, source: &str) -> Result<Vec<Record>> {
     let mut lines = Vec::new();
     for (n, line) in reader.lines().enumerate() {
         let line = line.map_err(|e| {
@@ -135,7 +154,11 @@ fn read_records(reader: impl BufRead, source: &str) -> Result<Vec<Record>> {
     if !jsonl {
         return Ok(lines
             .into_iter()
-            .map(|text| Record { text, id: None })
+            .map(|text| Record {
+                text,
+                id: None,
+                fields: None,
+            })
             .collect());
     }
     let mut out = Vec::with_capacity(lines.len());
@@ -153,6 +176,7 @@ fn read_records(reader: impl BufRead, source: &str) -> Result<Vec<Record>> {
         out.push(Record {
             text: text.to_string(),
             id: v.get("id").cloned(),
+            fields: v.as_object().cloned(),
         });
     }
     Ok(out)
@@ -169,7 +193,13 @@ fn embed(args: EmbedArgs) -> Result<ExitCode> {
     };
     let backbone = args.backbone.load(args.batch_size)?;
     let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
-    let emb = backbone.embed(&texts)?;
+    let emb = if args.no_cache {
+        backbone.embed(&texts)?
+    } else {
+        tandem::cache::EmbeddingCache::open(None, &backbone)?
+            .embed(&backbone, &texts)?
+            .0
+    };
     if let Some(path) = args.output {
         ndarray_npy::write_npy(&path, &emb)
             .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
@@ -285,7 +315,7 @@ fn doctor(args: DoctorArgs) -> Result<ExitCode> {
             }
             for variant in Variant::ALL {
                 let args = BackboneArgs {
-                    variant,
+                    variant: Some(variant),
                     ..args.backbone.clone()
                 };
                 let r = args

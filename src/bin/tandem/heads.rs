@@ -1,0 +1,387 @@
+//! `tandem train`, `tandem eval` and `tandem predict`.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use ndarray::Array2;
+use tandem::bundle;
+use tandem::cache::EmbeddingCache;
+use tandem::data::{read_rows, Row, Targets, TaskKind, TaskSpec};
+use tandem::eval::Aggregation;
+use tandem::model::Model;
+use tandem::train::trainer::{evaluate_arrays, manifest_for, split_examples};
+use tandem::train::{Examples, Mode, TrainConfig};
+use tandem::{Backbone, Error, ErrorKind, Result};
+
+use crate::{read_records, BackboneArgs};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Training data: JSONL, or CSV with a header row.
+    #[arg(long)]
+    data: PathBuf,
+    /// Field holding the text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Field holding the label; repeat (with --task) to train several heads together.
+    #[arg(long, required = true)]
+    label_field: Vec<String>,
+    /// Task kind per label field: multiclass, binary, multilabel or regression.
+    #[arg(long, required = true)]
+    task: Vec<TaskKind>,
+    /// Output bundle directory (replaced atomically).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Validation data; without it a stratified share of --data is held out.
+    #[arg(long)]
+    valid: Option<PathBuf>,
+    /// Training config (TOML; see `--print-config` for every option).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Seed (overrides the config's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Mode (overrides the config's): two_stage, joint, embedding_only, metadata_only.
+    #[arg(long)]
+    mode: Option<Mode>,
+    /// Positive label of a binary task (default: the rarer value, or 1/true).
+    #[arg(long)]
+    positive: Option<String>,
+    /// Print the effective config as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// No per-epoch output.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    backbone: BackboneArgs,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Bundle directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Labelled data: JSONL or CSV.
+    #[arg(long)]
+    data: PathBuf,
+    /// Field holding the text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Field holding the label, once per task in the bundle's order (default: the task names).
+    #[arg(long)]
+    label_field: Vec<String>,
+    /// Also report metrics per value of this field (e.g. `source`).
+    #[arg(long)]
+    by: Option<String>,
+    /// Print JSON (always JSON today; the flag is kept for the documented contract).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    backbone: BackboneArgs,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// Bundle directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Input: text lines or JSONL with a `text` field; `-` or nothing reads standard input.
+    input: Option<PathBuf>,
+    /// JSONL field whose value groups texts (e.g. an author id): one prediction per group.
+    #[arg(long)]
+    group_field: Option<String>,
+    /// How group members combine: mean, median or majority.
+    #[arg(long, default_value = "mean")]
+    aggregate: Aggregation,
+    #[command(flatten)]
+    backbone: BackboneArgs,
+}
+
+fn texts_of(rows: &[Row], field: &str) -> Result<Vec<String>> {
+    rows.iter()
+        .map(|r| match r.fields.get(field) {
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            _ => Err(Error::invalid(format!(
+                "line {}: no string `{field}` field",
+                r.line
+            ))),
+        })
+        .collect()
+}
+
+/// Embeddings through the cache (the backbone runs once per distinct text, ever).
+fn embed(backbone: &Backbone, texts: &[String], quiet: bool) -> Result<Array2<f32>> {
+    let cache = EmbeddingCache::open(None, backbone)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let t = std::time::Instant::now();
+    let (emb, stats) = cache.embed(backbone, &refs)?;
+    if !quiet {
+        eprintln!(
+            "embeddings: {} cached, {} computed in {:.1}s",
+            stats.hits,
+            stats.misses,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(emb)
+}
+
+fn features(texts: &[String]) -> Array2<f32> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    tandem::metadata::extract_batch(&refs)
+}
+
+pub fn train(args: TrainArgs) -> Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(p) => TrainConfig::load(p)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(s) = args.seed {
+        config.seed = s;
+    }
+    if let Some(m) = args.mode {
+        config.mode = m;
+    }
+    config.validate()?;
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let out = args
+        .out
+        .clone()
+        .ok_or_else(|| Error::invalid("--out DIR is required"))?;
+    if args.label_field.len() != args.task.len() {
+        return Err(Error::invalid(format!(
+            "{} --label-field but {} --task: give one task kind per label field",
+            args.label_field.len(),
+            args.task.len()
+        )));
+    }
+    let rows = read_rows(&args.data)?;
+    if rows.is_empty() {
+        return Err(Error::invalid(format!("{}: no rows", args.data.display())));
+    }
+    let texts = texts_of(&rows, &args.text_field)?;
+    let mut specs = Vec::new();
+    let mut targets = Vec::new();
+    for (field, kind) in args.label_field.iter().zip(&args.task) {
+        let (spec, t) = TaskSpec::infer(field, *kind, field, &rows, args.positive.as_deref())?;
+        specs.push(spec);
+        targets.push(t);
+    }
+    let valid_rows = args.valid.as_deref().map(read_rows).transpose()?;
+    let valid_texts = valid_rows
+        .as_deref()
+        .map(|r| texts_of(r, &args.text_field))
+        .transpose()?;
+    let backbone = args.backbone.load(32)?;
+    let uses_emb = config.mode != Mode::MetadataOnly;
+    let uses_meta = config.mode != Mode::EmbeddingOnly;
+    let mk = |texts: &[String], targets: Vec<Targets>| -> Result<Examples> {
+        Ok(Examples {
+            emb: if uses_emb {
+                embed(&backbone, texts, args.quiet)?
+            } else {
+                Array2::zeros((texts.len(), 0))
+            },
+            feats: if uses_meta {
+                features(texts)
+            } else {
+                Array2::zeros((texts.len(), 0))
+            },
+            targets,
+        })
+    };
+    let all = mk(&texts, targets)?;
+    let (train_ex, valid_ex) = match (&valid_rows, &valid_texts) {
+        (Some(vr), Some(vt)) => {
+            let vt_targets = specs
+                .iter()
+                .zip(&args.label_field)
+                .map(|(s, f)| s.parse(f, vr))
+                .collect::<Result<Vec<_>>>()?;
+            (all, mk(vt, vt_targets)?)
+        }
+        _ => split_examples(&all, &config)?,
+    };
+    let quiet = args.quiet;
+    let mut progress = |r: &tandem::train::EpochRecord| {
+        if !quiet {
+            eprintln!(
+                "{:>8} epoch {:>3}/{:<3} train loss {:.4}  valid loss {:.4}  lr {:.2e}  {:.1}s",
+                r.stage,
+                r.epoch + 1,
+                r.epochs,
+                r.train_loss,
+                r.valid_loss,
+                r.lr,
+                r.elapsed
+            );
+        }
+        true
+    };
+    let trained = tandem::train::train(&specs, &train_ex, &valid_ex, &config, &mut progress)?;
+    let manifest = manifest_for(
+        &trained,
+        bundle::BackboneRef::of(&backbone),
+        &tandem::metadata::feature_names(),
+        &config,
+    );
+    bundle::save(
+        &out,
+        &manifest,
+        &trained.heads.network.weights(),
+        config.f16_weights,
+    )?;
+    let m = &trained.report.valid_metrics;
+    let headline = ["macro_f1", "accuracy", "rmse", "mae"]
+        .iter()
+        .filter_map(|k| {
+            m.get(*k)
+                .and_then(|v| v.as_f64())
+                .map(|v| format!("{k} {v:.4}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    eprintln!(
+        "trained {} ({} train / {} valid) in {:.1}s; validation: {headline}; bundle: {}",
+        config.mode.name(),
+        trained.report.n_train,
+        trained.report.n_valid,
+        trained.report.train_seconds,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads a bundle on the backbone it names (the variant it was trained with unless overridden).
+fn load_model(dir: &Path, backbone_args: &BackboneArgs) -> Result<Model> {
+    let manifest_path = dir.join(bundle::MANIFEST_FILE);
+    let text = std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::format(format!("{}: {e}", manifest_path.display())))?;
+    let mut args = backbone_args.clone();
+    if !backbone_args.variant_given() {
+        if let Some(var) = v["backbone"]["variant"].as_str() {
+            args.variant = Some(var.parse()?);
+        }
+    }
+    let backbone = Arc::new(args.load(32)?);
+    Model::load(dir, backbone)
+}
+
+pub fn eval(args: EvalArgs) -> Result<ExitCode> {
+    let model = load_model(&args.model, &args.backbone)?;
+    let heads = model.heads();
+    let fields: Vec<String> = if args.label_field.is_empty() {
+        heads.tasks.iter().map(|t| t.spec.name.clone()).collect()
+    } else {
+        args.label_field.clone()
+    };
+    if fields.len() != heads.tasks.len() {
+        return Err(Error::invalid(format!(
+            "the bundle has {} tasks; give one --label-field per task",
+            heads.tasks.len()
+        )));
+    }
+    let rows = read_rows(&args.data)?;
+    let texts = texts_of(&rows, &args.text_field)?;
+    let targets = heads
+        .tasks
+        .iter()
+        .zip(&fields)
+        .map(|(t, f)| t.spec.parse(f, &rows))
+        .collect::<Result<Vec<_>>>()?;
+    let arch = &heads.network.arch;
+    let emb = if arch.emb_dim > 0 {
+        embed(model.backbone(), &texts, true)?
+    } else {
+        Array2::zeros((texts.len(), 0))
+    };
+    let feats = match &heads.normalizer {
+        Some(n) => n.transform(features(&texts).view()),
+        None => Array2::zeros((texts.len(), 0)),
+    };
+    let mut report = evaluate_arrays(&heads, emb.view(), feats.view(), &targets);
+    if let Some(by) = &args.by {
+        let keys: Vec<String> = rows
+            .iter()
+            .map(|r| r.text(by).unwrap_or_else(|| "(missing)".into()))
+            .collect();
+        let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+        for (i, k) in keys.iter().enumerate() {
+            groups.entry(k.as_str()).or_default().push(i);
+        }
+        let mut breakdown = serde_json::Map::new();
+        for (k, idx) in groups {
+            let t: Vec<Targets> = targets.iter().map(|t| t.select(&idx)).collect();
+            let e = emb.select(ndarray::Axis(0), &idx);
+            let f = feats.select(ndarray::Axis(0), &idx);
+            let mut m = evaluate_arrays(&heads, e.view(), f.view(), &t);
+            if let Some(o) = m.as_object_mut() {
+                o.remove("tasks");
+                o.insert("n".into(), idx.len().into());
+            }
+            breakdown.insert(k.to_string(), m);
+        }
+        report["breakdown"] = serde_json::json!({ "by": by, "groups": breakdown });
+    }
+    let _ = args.json;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn predict(args: PredictArgs) -> Result<ExitCode> {
+    let model = load_model(&args.model, &args.backbone)?;
+    let records = match args.input.as_deref() {
+        None => read_records(std::io::stdin().lock(), "<stdin>")?,
+        Some(p) if p == Path::new("-") => read_records(std::io::stdin().lock(), "<stdin>")?,
+        Some(p) => {
+            let f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
+            read_records(std::io::BufReader::new(f), &p.display().to_string())?
+        }
+    };
+    let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
+    let stdout = std::io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    let io = |e: std::io::Error| Error::new(ErrorKind::Io, e.to_string());
+    if let Some(field) = &args.group_field {
+        let groups: Vec<String> = records
+            .iter()
+            .map(|r| {
+                r.fields
+                    .as_ref()
+                    .and_then(|f| f.get(field))
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                    .ok_or_else(|| Error::invalid(format!("a record has no `{field}` field")))
+            })
+            .collect::<Result<_>>()?;
+        for (key, preds) in model.predict_groups(&texts, &groups, args.aggregate)? {
+            let line = serde_json::json!({ "group": key, "predictions": preds });
+            writeln!(w, "{line}").map_err(io)?;
+        }
+    } else {
+        for (i, (rec, preds)) in records.iter().zip(model.predict(&texts)?).enumerate() {
+            let mut obj = serde_json::json!({ "index": i, "predictions": preds });
+            if let Some(id) = &rec.id {
+                obj["id"] = id.clone();
+            }
+            writeln!(w, "{obj}").map_err(io)?;
+        }
+    }
+    w.flush().map_err(io)?;
+    Ok(ExitCode::SUCCESS)
+}

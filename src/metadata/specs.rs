@@ -1,0 +1,310 @@
+//! The feature table: every feature's stable name, group and one-line definition, in output order.
+//!
+//! This is the single source of truth for the layout of the vectors that [`super::extract`]
+//! returns. One macro invocation declares both the public [`FeatureSpec`] table and the private
+//! index enum that the extractor writes through, so the two cannot drift apart.
+
+use std::fmt;
+
+/// The family a feature belongs to; features of one group are contiguous in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FeatureGroup {
+    /// Sizes of the text: characters, words, sentences, lines and their means.
+    Length,
+    /// Punctuation marks, repeated marks and ellipses, each per character.
+    Punctuation,
+    /// Upper/lower case of letters and of whole words.
+    Casing,
+    /// Shares of character classes: letters, digits, whitespace, non-ASCII, CJK, emoji.
+    CharClass,
+    /// Counts of web and numeric tokens: URLs, e-mails, mentions, hashtags, numbers, money.
+    Web,
+    /// Vocabulary statistics over words: type-token ratios, hapaxes, stop words, word lengths.
+    Lexical,
+    /// Syllable statistics and the published English readability formulas.
+    Readability,
+    /// English closed-class word profiles (pronouns, determiners, ...), each per word.
+    FunctionWords,
+}
+
+impl FeatureGroup {
+    /// Every group, in output order.
+    pub const ALL: [FeatureGroup; 8] = [
+        FeatureGroup::Length,
+        FeatureGroup::Punctuation,
+        FeatureGroup::Casing,
+        FeatureGroup::CharClass,
+        FeatureGroup::Web,
+        FeatureGroup::Lexical,
+        FeatureGroup::Readability,
+        FeatureGroup::FunctionWords,
+    ];
+
+    /// A short snake_case name, stable like the feature names.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureGroup::Length => "length",
+            FeatureGroup::Punctuation => "punctuation",
+            FeatureGroup::Casing => "casing",
+            FeatureGroup::CharClass => "char_class",
+            FeatureGroup::Web => "web",
+            FeatureGroup::Lexical => "lexical",
+            FeatureGroup::Readability => "readability",
+            FeatureGroup::FunctionWords => "function_words",
+        }
+    }
+}
+
+impl fmt::Display for FeatureGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The description of one feature: its position in the output is its position in
+/// [`feature_specs`](super::feature_specs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureSpec {
+    /// Stable snake_case name. Names are stored in model bundles: renaming, removing or
+    /// reordering a feature is a format change.
+    pub name: &'static str,
+    /// The group the feature belongs to.
+    pub group: FeatureGroup,
+    /// One-line definition, including the denominator for ratios and rates.
+    pub description: &'static str,
+}
+
+macro_rules! features {
+    ($( $var:ident = $name:literal, $group:ident, $desc:literal; )*) => {
+        /// Position of each feature in the output vector (the discriminant is the index).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(usize)]
+        pub(super) enum F {
+            $( $var, )*
+        }
+
+        /// The table behind [`super::feature_specs`].
+        pub(super) static SPECS: &[FeatureSpec] = &[
+            $( FeatureSpec { name: $name, group: FeatureGroup::$group, description: $desc }, )*
+        ];
+    };
+}
+
+// Conventions: `*_count` is a raw count; `*_ratio` is a share of a whole (of characters, letters
+// or words, as stated); `*_rate` is occurrences per character (punctuation) or per word
+// (function words). Every ratio or rate is 0 when its denominator is 0.
+features! {
+    CharCount = "char_count", Length,
+        "Number of Unicode scalar values (Rust chars; not bytes, not graphemes).";
+    WordCount = "word_count", Length,
+        "Number of words (maximal runs of alphanumerics with inner apostrophes/hyphens).";
+    SentenceCount = "sentence_count", Length,
+        "Number of word-containing segments delimited by sentence terminators (. ! ? … 。！？); runs count once.";
+    LineCount = "line_count", Length,
+        "Number of lines that contain at least one non-whitespace character.";
+    MeanWordLength = "mean_word_length", Length,
+        "Characters in words / words.";
+    MeanSentenceLength = "mean_sentence_length", Length,
+        "Words / sentences.";
+
+    PeriodRate = "period_rate", Punctuation,
+        "Full stops (. 。 ． ｡ ।) per character.";
+    CommaRate = "comma_rate", Punctuation,
+        "Commas (, ， 、 ､ ،) per character.";
+    ExclamationRate = "exclamation_rate", Punctuation,
+        "Exclamation marks (! ！ ¡ ‼) per character.";
+    QuestionRate = "question_rate", Punctuation,
+        "Question marks (? ？ ؟ ¿ ⁇) per character.";
+    SemicolonRate = "semicolon_rate", Punctuation,
+        "Semicolons (; ； ؛) per character.";
+    ColonRate = "colon_rate", Punctuation,
+        "Colons (: ：) per character.";
+    ApostropheRate = "apostrophe_rate", Punctuation,
+        "Apostrophes and single quotes (' ’ ‘) per character.";
+    QuoteRate = "quote_rate", Punctuation,
+        "Double quotes and guillemets (\" “ ” „ « » 「 」 『 』) per character.";
+    HyphenRate = "hyphen_rate", Punctuation,
+        "Hyphens (- ‐ ‑) per character.";
+    DashRate = "dash_rate", Punctuation,
+        "Dashes (‒ – — ―) per character.";
+    ParenthesisRate = "parenthesis_rate", Punctuation,
+        "Parentheses, opening and closing (( ) （ ）) per character.";
+    BracketRate = "bracket_rate", Punctuation,
+        "Square and curly brackets ([ ] { } 【 】 〔 〕 ［ ］ ｛ ｝) per character.";
+    PunctuationRate = "punctuation_rate", Punctuation,
+        "All punctuation characters (ASCII punctuation plus the Unicode marks listed in docs/features.md) per character.";
+    EllipsisRate = "ellipsis_rate", Punctuation,
+        "Ellipses per character: maximal runs of . and … that contain a … or are at least 3 long.";
+    RepeatedExclamationRate = "repeated_exclamation_rate", Punctuation,
+        "Maximal runs of ! marks at least 2 long (\"!!\", \"!!!\"), containing no ?, per character.";
+    RepeatedQuestionRate = "repeated_question_rate", Punctuation,
+        "Maximal runs of ? marks at least 2 long (\"??\"), containing no !, per character.";
+    MixedExclamationQuestionRate = "mixed_exclamation_question_rate", Punctuation,
+        "Maximal runs of ! and ? marks containing both (\"?!\", \"!?!\", ‽) per character.";
+
+    UppercaseRatio = "uppercase_ratio", Casing,
+        "Upper-case letters / cased letters (upper + lower case; caseless scripts excluded).";
+    AllCapsWordRatio = "all_caps_word_ratio", Casing,
+        "Words with at least 2 cased letters, all upper case (\"NASA\") / words.";
+    TitleCaseWordRatio = "title_case_word_ratio", Casing,
+        "Words whose first character is the only upper-case letter and that have a lower-case letter (\"Hello\") / words.";
+    LowercaseWordRatio = "lowercase_word_ratio", Casing,
+        "Words with at least one cased letter, all lower case / words.";
+    MixedCaseWordRatio = "mixed_case_word_ratio", Casing,
+        "Words with upper- and lower-case letters that are not title case (\"iPhone\", \"McDonald\") / words.";
+
+    LetterRatio = "letter_ratio", CharClass,
+        "Alphabetic characters / characters.";
+    DigitRatio = "digit_ratio", CharClass,
+        "Numeric characters (Unicode Numeric, e.g. 0-9, ٣, ½) / characters.";
+    WhitespaceRatio = "whitespace_ratio", CharClass,
+        "Whitespace characters (Unicode White_Space) / characters.";
+    NonAsciiRatio = "non_ascii_ratio", CharClass,
+        "Characters outside ASCII / characters.";
+    CjkRatio = "cjk_ratio", CharClass,
+        "CJK ideographs, kana and Hangul / characters.";
+    EmojiRatio = "emoji_ratio", CharClass,
+        "Emoji (a ZWJ sequence, a modified emoji or a flag counts once) / characters.";
+
+    UrlCount = "url_count", Web,
+        "Whitespace-delimited tokens starting with http://, https://, ftp:// or www.";
+    EmailCount = "email_count", Web,
+        "Tokens of the form local@domain.tld.";
+    MentionCount = "mention_count", Web,
+        "Tokens starting with @ followed by a letter, digit or _ (and not an e-mail).";
+    HashtagCount = "hashtag_count", Web,
+        "Tokens starting with # followed by letters, digits or _, at least one a letter.";
+    NumberCount = "number_count", Web,
+        "Numbers: maximal alphanumeric runs (with . or , between digits) that start with a digit (42, 3.14, 1,000, 2nd).";
+    CurrencySymbolCount = "currency_symbol_count", Web,
+        "Currency symbols ($ € £ ¥ ₹ ¢ and the rest of Unicode's currency symbols).";
+    CurrencyAmountCount = "currency_amount_count", Web,
+        "Numbers directly preceded or followed by a currency symbol (\"$5\", \"5€\", \"€ 5\").";
+
+    TypeTokenRatio = "type_token_ratio", Lexical,
+        "Distinct lower-cased words / words.";
+    RootTypeTokenRatio = "root_type_token_ratio", Lexical,
+        "Distinct lower-cased words / sqrt(words) (Guiraud's index).";
+    HapaxRatio = "hapax_ratio", Lexical,
+        "Lower-cased words that occur exactly once / words.";
+    YuleK = "yule_k", Lexical,
+        "Yule's K: 10^4 * (sum of squared word frequencies - words) / words^2.";
+    StopWordRatio = "stop_word_ratio", Lexical,
+        "English stop words / words.";
+    LongWordRatio = "long_word_ratio", Lexical,
+        "Words with more than 6 letters / words.";
+    ShortWordRatio = "short_word_ratio", Lexical,
+        "Words with 1 to 3 letters / words.";
+
+    SyllablesPerWord = "syllables_per_word", Readability,
+        "Estimated English syllables / words.";
+    ComplexWordRatio = "complex_word_ratio", Readability,
+        "Words with at least 3 estimated syllables / words.";
+    FleschReadingEase = "flesch_reading_ease", Readability,
+        "206.835 - 1.015 * words/sentences - 84.6 * syllables/words.";
+    FleschKincaidGrade = "flesch_kincaid_grade", Readability,
+        "0.39 * words/sentences + 11.8 * syllables/words - 15.59.";
+    GunningFog = "gunning_fog", Readability,
+        "0.4 * (words/sentences + 100 * complex words/words).";
+    SmogIndex = "smog_index", Readability,
+        "1.0430 * sqrt(complex words * 30 / sentences) + 3.1291.";
+    ColemanLiauIndex = "coleman_liau_index", Readability,
+        "0.0588 * letters per 100 words - 0.296 * sentences per 100 words - 15.8.";
+    AutomatedReadabilityIndex = "automated_readability_index", Readability,
+        "4.71 * alphanumeric characters in words/words + 0.5 * words/sentences - 21.43.";
+
+    PronounFirstSingularRate = "pronoun_first_singular_rate", FunctionWords,
+        "First-person singular pronouns (I, me, my, mine, myself, I'm, ...) per word.";
+    PronounFirstPluralRate = "pronoun_first_plural_rate", FunctionWords,
+        "First-person plural pronouns (we, us, our, ours, ourselves, let's, ...) per word.";
+    PronounSecondRate = "pronoun_second_rate", FunctionWords,
+        "Second-person pronouns (you, your, yours, yourself, y'all, thou, ...) per word.";
+    PronounThirdRate = "pronoun_third_rate", FunctionWords,
+        "Third-person personal pronouns (he, she, it, they and their forms) per word.";
+    DeterminerRate = "determiner_rate", FunctionWords,
+        "Articles, demonstratives and quantifying determiners (the, a, this, some, every, ...) per word.";
+    PrepositionRate = "preposition_rate", FunctionWords,
+        "Prepositions (of, in, to, with, from, ...) per word.";
+    ConjunctionRate = "conjunction_rate", FunctionWords,
+        "Coordinating and subordinating conjunctions (and, but, or, because, if, ...) per word.";
+    AuxiliaryRate = "auxiliary_rate", FunctionWords,
+        "Auxiliary and modal verbs, including contracted and negated forms (is, have, can, 're, don't) per word.";
+    NegationRate = "negation_rate", FunctionWords,
+        "Negations (not, no, never, nothing, ... and every n't contraction) per word.";
+    QuestionWordRate = "question_word_rate", FunctionWords,
+        "Question words (what, when, where, which, who, whom, whose, why, how) per word.";
+    FunctionWordRate = "function_word_rate", FunctionWords,
+        "Words in any of the function-word classes above / words.";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_snake_case_and_groups_contiguous_in_order() {
+        let mut seen = std::collections::HashSet::new();
+        for s in SPECS {
+            assert!(seen.insert(s.name), "duplicate feature name {}", s.name);
+            assert!(
+                !s.name.is_empty()
+                    && s.name.starts_with(|c: char| c.is_ascii_lowercase())
+                    && s.name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    && !s.name.contains("__")
+                    && !s.name.ends_with('_'),
+                "not snake_case: {}",
+                s.name
+            );
+            assert!(!s.description.is_empty(), "{} has no description", s.name);
+        }
+        let groups: Vec<usize> = SPECS
+            .iter()
+            .map(|s| {
+                FeatureGroup::ALL
+                    .iter()
+                    .position(|g| *g == s.group)
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            groups.windows(2).all(|w| w[0] <= w[1]),
+            "groups out of order"
+        );
+        for g in FeatureGroup::ALL {
+            assert!(SPECS.iter().any(|s| s.group == g), "empty group {g}");
+        }
+    }
+
+    #[test]
+    fn index_enum_matches_table() {
+        assert_eq!(F::CharCount as usize, 0);
+        assert_eq!(SPECS[F::CommaRate as usize].name, "comma_rate");
+        assert_eq!(SPECS[F::YuleK as usize].name, "yule_k");
+        assert_eq!(F::FunctionWordRate as usize, SPECS.len() - 1);
+        assert_eq!(
+            SPECS[F::FunctionWordRate as usize].name,
+            "function_word_rate"
+        );
+    }
+
+    #[test]
+    fn group_names_are_stable() {
+        let names: Vec<&str> = FeatureGroup::ALL.iter().map(|g| g.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "length",
+                "punctuation",
+                "casing",
+                "char_class",
+                "web",
+                "lexical",
+                "readability",
+                "function_words"
+            ]
+        );
+        assert_eq!(FeatureGroup::Web.to_string(), "web");
+    }
+}

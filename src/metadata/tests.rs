@@ -1,0 +1,534 @@
+//! Hand-computed values for every feature, plus properties over nasty inputs.
+//!
+//! Each group has a table of cases `(feature, text, expected)` whose expected value is written as
+//! the arithmetic it comes from, with the counts spelled out in a comment;
+//! `every_feature_has_a_hand_computed_case` checks that the tables cover every feature.
+
+use super::*;
+
+struct Case {
+    feature: &'static str,
+    text: &'static str,
+    expected: f64,
+}
+
+const fn case(feature: &'static str, text: &'static str, expected: f64) -> Case {
+    Case {
+        feature,
+        text,
+        expected,
+    }
+}
+
+fn index(feature: &str) -> usize {
+    feature_names()
+        .iter()
+        .position(|n| *n == feature)
+        .unwrap_or_else(|| panic!("no feature named {feature}"))
+}
+
+fn value(text: &str, feature: &str) -> f64 {
+    f64::from(extract(text)[index(feature)])
+}
+
+fn check(cases: &[Case]) {
+    for c in cases {
+        let got = value(c.text, c.feature);
+        let tolerance = 1e-5 * c.expected.abs().max(1.0);
+        assert!(
+            (got - c.expected).abs() <= tolerance,
+            "{} of {:?}: got {got}, expected {}",
+            c.feature,
+            c.text,
+            c.expected
+        );
+    }
+}
+
+/// 26 chars: "Hello"(5) ","(1) " "(1) "world"(5) "!"(1) " "(1) "How"(3) " "(1) "are"(3) " "(1)
+/// "you"(3) "?"(1). Words: Hello world How are you (5; 19 letters, 2 upper, 17 lower).
+/// Sentences: "Hello, world!" and "How are you?" (2). Syllables: hel-lo 2, world 1, how 1, are 1
+/// (silent e), you 1 = 6. No word has 3 syllables.
+const HELLO: &str = "Hello, world! How are you?";
+
+/// Words: The beautiful cat sleeps It is happy (7; letters 3+9+3+6+2+2+5 = 30, no digits).
+/// Sentences 2. Syllables: the 1, beau-ti-ful 3, cat 1, sleeps 1, it 1, is 1, hap-py 2 = 10.
+/// Complex (>= 3 syllables): beautiful = 1.
+const CAT: &str = "The beautiful cat sleeps. It is happy.";
+
+const LENGTH: &[Case] = &[
+    case("char_count", HELLO, 26.0),
+    case("char_count", "👍🏽é", 3.0), // 👍, skin tone, é: scalar values, not graphemes
+    case("word_count", HELLO, 5.0),
+    // don't | well-known | x: inner apostrophes and hyphens join, outer ones do not.
+    case("word_count", "don't well-known -x-", 3.0),
+    // Unsegmented scripts: one run of ideographs and kana is one word.
+    case("word_count", "東京は日本の首都です。大阪も。", 2.0),
+    case("sentence_count", HELLO, 2.0),
+    case("sentence_count", "No terminator here", 1.0),
+    case("sentence_count", "Pi is 3.14. Really?!... Yes", 3.0), // 3.14 is not a break
+    case("sentence_count", "東京は日本の首都です。大阪も。", 2.0),
+    case("sentence_count", "?!...", 0.0), // no words, no sentence
+    // Lines with content: "one", "two", " three "; the empty and blank lines do not count.
+    case("line_count", "one\n\ntwo\r\n three \n  ", 3.0),
+    case(
+        "mean_word_length",
+        HELLO,
+        (5.0 + 5.0 + 3.0 + 3.0 + 3.0) / 5.0,
+    ),
+    case("mean_word_length", "don't stop", (5.0 + 4.0) / 2.0), // the apostrophe counts
+    case("mean_sentence_length", HELLO, 5.0 / 2.0),
+];
+
+const PUNCTUATION: &[Case] = &[
+    case("period_rate", "A. B.", 2.0 / 5.0),
+    case("period_rate", "終わり。", 1.0 / 4.0),
+    case("comma_rate", HELLO, 1.0 / 26.0),
+    case("comma_rate", "a, b、c", 2.0 / 6.0),
+    case("exclamation_rate", HELLO, 1.0 / 26.0),
+    case("question_rate", HELLO, 1.0 / 26.0),
+    case("semicolon_rate", "a; b", 1.0 / 4.0),
+    case("colon_rate", "a: b", 1.0 / 4.0),
+    // i t ' s ␠ ‘ x ’ = 8 chars, 3 apostrophes/single quotes.
+    case("apostrophe_rate", "it's ‘x’", 3.0 / 8.0),
+    // " a " ␠ « b » = 7 chars, 4 quotes.
+    case("quote_rate", "\"a\" «b»", 4.0 / 7.0),
+    // w e l l - k n o w n ␠ - ␠ x = 14 chars, 2 hyphens.
+    case("hyphen_rate", "well-known - x", 2.0 / 14.0),
+    // a — b ␠ – ␠ c = 7 chars, 2 dashes.
+    case("dash_rate", "a—b – c", 2.0 / 7.0),
+    case("parenthesis_rate", "(a) (b", 3.0 / 6.0),
+    case("bracket_rate", "[a]{b}", 4.0 / 6.0),
+    case("punctuation_rate", HELLO, 3.0 / 26.0),
+    // a ␠ $ b ␠ @ c = 7 chars; ASCII symbols count as punctuation (like Python's).
+    case("punctuation_rate", "a $b @c", 2.0 / 7.0),
+    // "Wait..."(7) ␠ "ok…"(3) ␠ "no.."(4) = 16 chars; "..." and "…" are ellipses, ".." is not.
+    case("ellipsis_rate", "Wait... ok… no..", 2.0 / 16.0),
+    // "No!!"(4) ␠ "Yes!"(4) ␠ "Wow!!!"(6) = 16 chars; runs "!!" and "!!!".
+    case("repeated_exclamation_rate", "No!! Yes! Wow!!!", 2.0 / 16.0),
+    // "Why??"(5) ␠ "Ok?"(3) = 9 chars; one run "??".
+    case("repeated_question_rate", "Why?? Ok?", 1.0 / 9.0),
+    // "What?!"(6) ␠ "Really!?"(8) = 15 chars; runs "?!" and "!?".
+    case(
+        "mixed_exclamation_question_rate",
+        "What?! Really!?",
+        2.0 / 15.0,
+    ),
+];
+
+const CASING: &[Case] = &[
+    case("uppercase_ratio", HELLO, 2.0 / 19.0),
+    // A B upper, c lower; 東京 is caseless and not counted.
+    case("uppercase_ratio", "ABc 東京", 2.0 / 3.0),
+    // NASA, OK are all caps; "I" has a single cased letter and is not.
+    case("all_caps_word_ratio", "NASA and I went OK", 2.0 / 5.0),
+    case("title_case_word_ratio", HELLO, 2.0 / 5.0), // Hello, How
+    case("lowercase_word_ratio", HELLO, 3.0 / 5.0),  // world, are, you
+    // iPhone and McDonald are mixed; Hello is title case; x is lower case.
+    case(
+        "mixed_case_word_ratio",
+        "iPhone McDonald Hello x",
+        2.0 / 4.0,
+    ),
+];
+
+const CHAR_CLASS: &[Case] = &[
+    case("letter_ratio", HELLO, 19.0 / 26.0),
+    case("digit_ratio", "a1 23", 3.0 / 5.0),
+    case("whitespace_ratio", HELLO, 4.0 / 26.0),
+    case("whitespace_ratio", "a\u{3000}b\t", 2.0 / 4.0), // ideographic space, tab
+    case("non_ascii_ratio", "café ü", 2.0 / 6.0),
+    // 東 京 ␠ i s ␠ b i g = 9 chars.
+    case("cjk_ratio", "東京 is big", 2.0 / 9.0),
+    // h i ␠ 👍 🏽 ␠ 👨 ZWJ 👩 ZWJ 👧 = 11 chars, 2 emoji (a modified one, a ZWJ family).
+    case("emoji_ratio", "hi 👍🏽 👨\u{200D}👩\u{200D}👧", 2.0 / 11.0),
+];
+
+const WEB: &[Case] = &[
+    case("url_count", "see https://a.io/x?y=1 and www.b.com.", 2.0),
+    case("email_count", "mail me@x.org or a@b", 1.0), // a@b has no dot in the domain
+    case("mention_count", "@bob hi @ann_1 a@b @", 2.0),
+    case("hashtag_count", "#fun #2 #a1", 2.0), // #2 has no letter
+    // 3.14, 1,000, 2nd; "v2" starts with a letter.
+    case("number_count", "3.14 and 1,000 and v2 and 2nd", 3.0),
+    case("currency_symbol_count", "$5 or 5€ or ¥", 3.0),
+    // $5, 5€, € 7; the 8 has no symbol.
+    case("currency_amount_count", "$5 or 5€ or € 7 or 8", 3.0),
+];
+
+/// Words: the cat saw the dog (5); types the/cat/saw/dog (4); once: cat, saw, dog (3);
+/// frequencies 2,1,1,1 so the sum of squares is 4+1+1+1 = 7.
+const DOG: &str = "The cat saw the dog";
+
+const LEXICAL: &[Case] = &[
+    case("type_token_ratio", DOG, 4.0 / 5.0),
+    case("type_token_ratio", "The the THE", 1.0 / 3.0), // case-insensitive
+    case("root_type_token_ratio", DOG, 4.0 / 2.236_067_977_499_79), // 4 / sqrt(5)
+    case("hapax_ratio", DOG, 3.0 / 5.0),
+    case("yule_k", DOG, 1e4 * (7.0 - 5.0) / (5.0 * 5.0)),
+    case("yule_k", HELLO, 0.0), // all distinct: sum of squares = words
+    case("stop_word_ratio", DOG, 2.0 / 5.0), // the, the
+    case("stop_word_ratio", HELLO, 3.0 / 5.0), // how, are, you
+    case("stop_word_ratio", "very nice", 1.0 / 2.0),
+    // extraordinary (13 letters) and celebrate (9) are long; people has exactly 6.
+    case(
+        "long_word_ratio",
+        "extraordinary people celebrate",
+        2.0 / 3.0,
+    ),
+    // I, saw, a, big have 1-3 letters; elephant has 8; 42 has no letters.
+    case("short_word_ratio", "I saw a big elephant 42", 4.0 / 6.0),
+];
+
+const READABILITY: &[Case] = &[
+    case("syllables_per_word", HELLO, 6.0 / 5.0),
+    case("syllables_per_word", CAT, 10.0 / 7.0),
+    // beau-ti-ful 3, read-a-bil-i-ty 5, is 1, good 1.
+    case(
+        "complex_word_ratio",
+        "beautiful readability is good",
+        2.0 / 4.0,
+    ),
+    case("complex_word_ratio", CAT, 1.0 / 7.0),
+    case(
+        "flesch_reading_ease",
+        HELLO,
+        206.835 - 1.015 * (5.0 / 2.0) - 84.6 * (6.0 / 5.0),
+    ),
+    case(
+        "flesch_reading_ease",
+        CAT,
+        206.835 - 1.015 * (7.0 / 2.0) - 84.6 * (10.0 / 7.0),
+    ),
+    case(
+        "flesch_kincaid_grade",
+        HELLO,
+        0.39 * (5.0 / 2.0) + 11.8 * (6.0 / 5.0) - 15.59,
+    ),
+    case(
+        "flesch_kincaid_grade",
+        CAT,
+        0.39 * (7.0 / 2.0) + 11.8 * (10.0 / 7.0) - 15.59,
+    ),
+    case("gunning_fog", HELLO, 0.4 * (5.0 / 2.0 + 100.0 * 0.0)),
+    case("gunning_fog", CAT, 0.4 * (7.0 / 2.0 + 100.0 * (1.0 / 7.0))),
+    case("smog_index", HELLO, 1.0430 * 0.0 + 3.1291),
+    // sqrt(1 * 30 / 2) = sqrt(15) = 3.872983346207417
+    case("smog_index", CAT, 1.0430 * 3.872_983_346_207_417 + 3.1291),
+    // L = 19 letters / 5 words * 100 = 380; S = 2 / 5 * 100 = 40.
+    case(
+        "coleman_liau_index",
+        HELLO,
+        0.0588 * 380.0 - 0.296 * 40.0 - 15.8,
+    ),
+    case(
+        "coleman_liau_index",
+        CAT,
+        0.0588 * (30.0 / 7.0 * 100.0) - 0.296 * (2.0 / 7.0 * 100.0) - 15.8,
+    ),
+    case(
+        "automated_readability_index",
+        HELLO,
+        4.71 * (19.0 / 5.0) + 0.5 * (5.0 / 2.0) - 21.43,
+    ),
+    case(
+        "automated_readability_index",
+        CAT,
+        4.71 * (30.0 / 7.0) + 0.5 * (7.0 / 2.0) - 21.43,
+    ),
+    case("flesch_reading_ease", "", 0.0),
+    case("smog_index", "...", 0.0),
+];
+
+const FUNCTION_WORDS: &[Case] = &[
+    case(
+        "pronoun_first_singular_rate",
+        "I think my dog likes me",
+        3.0 / 6.0,
+    ),
+    case("pronoun_first_singular_rate", "I'm sure", 1.0 / 2.0),
+    case(
+        "pronoun_first_plural_rate",
+        "We told us and let's go",
+        3.0 / 6.0,
+    ),
+    case("pronoun_second_rate", HELLO, 1.0 / 5.0),
+    // She, him, its, they're (with a typographic apostrophe).
+    case(
+        "pronoun_third_rate",
+        "She gave him its toy; they’re happy",
+        4.0 / 7.0,
+    ),
+    case(
+        "determiner_rate",
+        "The cat ate a fish and some rice",
+        3.0 / 8.0,
+    ),
+    case(
+        "preposition_rate",
+        "He sat on the mat with a hat",
+        2.0 / 8.0,
+    ),
+    // and, but, because
+    case(
+        "conjunction_rate",
+        "Tea and cake but not coffee because it is late",
+        3.0 / 10.0,
+    ),
+    // has, been, can't
+    case(
+        "auxiliary_rate",
+        "She has been there and can't stay",
+        3.0 / 7.0,
+    ),
+    case("auxiliary_rate", HELLO, 1.0 / 5.0), // are
+    // don't, nothing, never
+    case("negation_rate", "I don't know nothing, never", 3.0 / 5.0),
+    case("question_word_rate", "Who knows why or how", 3.0 / 5.0),
+    case("question_word_rate", HELLO, 1.0 / 5.0),
+    // I (pronoun), the (determiner); "very" is a stop word but in no class.
+    case("function_word_rate", "I saw the very big house", 2.0 / 6.0),
+    case("function_word_rate", HELLO, 3.0 / 5.0), // how, are, you
+];
+
+const ALL_CASES: [&[Case]; 8] = [
+    LENGTH,
+    PUNCTUATION,
+    CASING,
+    CHAR_CLASS,
+    WEB,
+    LEXICAL,
+    READABILITY,
+    FUNCTION_WORDS,
+];
+
+#[test]
+fn length_features() {
+    check(LENGTH);
+}
+
+#[test]
+fn punctuation_features() {
+    check(PUNCTUATION);
+}
+
+#[test]
+fn casing_features() {
+    check(CASING);
+}
+
+#[test]
+fn char_class_features() {
+    check(CHAR_CLASS);
+}
+
+#[test]
+fn web_features() {
+    check(WEB);
+}
+
+#[test]
+fn lexical_features() {
+    check(LEXICAL);
+}
+
+#[test]
+fn readability_features() {
+    check(READABILITY);
+}
+
+#[test]
+fn function_word_features() {
+    check(FUNCTION_WORDS);
+}
+
+#[test]
+fn every_feature_has_a_hand_computed_case() {
+    for spec in feature_specs() {
+        assert!(
+            ALL_CASES
+                .iter()
+                .flat_map(|t| t.iter())
+                .any(|c| c.feature == spec.name),
+            "feature {} has no hand-computed test case",
+            spec.name
+        );
+    }
+    for (table, group) in ALL_CASES.iter().zip(FeatureGroup::ALL) {
+        for c in *table {
+            assert_eq!(
+                feature_specs()[index(c.feature)].group,
+                group,
+                "{}",
+                c.feature
+            );
+        }
+    }
+}
+
+#[test]
+fn api_shapes_agree() {
+    assert!(num_features() >= 40);
+    assert_eq!(feature_names().len(), num_features());
+    assert_eq!(feature_specs().len(), num_features());
+    assert_eq!(extract("").len(), num_features());
+    let names = feature_names();
+    for (name, spec) in names.iter().zip(feature_specs()) {
+        assert_eq!(*name, spec.name);
+    }
+}
+
+/// Inputs that have broken text code before.
+fn nasty_inputs() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "",
+        " ",
+        "   \t\n\r\n",
+        "東京は日本の首都です。",
+        "👍🏽👨\u{200D}👩\u{200D}👧",
+        "🇺🇸🇫🇷\u{200D}\u{200D}\u{FE0F}\u{20E3}",
+        "e\u{301}",
+        "\u{301}\u{301}abc\u{301}",
+        "\u{202e}abc",
+        "مرحبا بالعالم؟ كيف حالك",
+        "שלום עולם!",
+        "\u{0}\u{1}\u{7}\u{1b}[31m\u{7f}\u{85}\u{2028}",
+        "\u{FEFF}\u{200B}\u{200C}\u{200D}",
+        "'''---'-'",
+        "@#$%^&*()_+{}|:\"<>?~`",
+        "$ € ₹ ¥ 5 $$5$$ €€",
+        "http:// www. @ # a@ @a. #_",
+        "I'm not. Don't! y'all' 'n't -'-",
+        "İSTANBUL ǅ ß ﬁ Ⅻ ½ ² ٣",
+        "\u{10FFFF}\u{E000}\u{FFFD}",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.push("!?.,;:…—\"'()[]".repeat(10_000)); // only punctuation
+    v.push("a".repeat(10_000)); // one 10k-char word
+    v.push("supercalifragilistic".repeat(500));
+    v.push("1".repeat(10_000));
+    v.push("👍🏽".repeat(5_000));
+    v.push(
+        "Visit https://example.com 👍 for $5! Numbers 3.14, 1,000. WHY?! "
+            .repeat(16_000)
+            .chars()
+            .take(1_000_000)
+            .collect(),
+    );
+    v
+}
+
+#[test]
+fn every_output_is_finite_on_nasty_inputs() {
+    for text in nasty_inputs() {
+        let v = extract(&text);
+        assert_eq!(v.len(), num_features());
+        for (x, name) in v.iter().zip(feature_names()) {
+            assert!(
+                x.is_finite(),
+                "{name} = {x} on {:?}",
+                text.chars().take(40).collect::<String>()
+            );
+        }
+    }
+}
+
+#[test]
+fn empty_and_blank_texts() {
+    assert!(extract("").iter().all(|&x| x == 0.0));
+    let blank = extract("   ");
+    for (x, name) in blank.iter().zip(feature_names()) {
+        let expected = match name {
+            "char_count" => 3.0,
+            "whitespace_ratio" => 1.0,
+            _ => 0.0,
+        };
+        assert_eq!(*x, expected, "{name}");
+    }
+}
+
+#[test]
+fn words_and_sentences_agree() {
+    // A text has a sentence exactly when it has a word, so mean sentence length is defined
+    // whenever there are words.
+    for text in nasty_inputs() {
+        let v = extract(&text);
+        let words = v[index("word_count")];
+        let sentences = v[index("sentence_count")];
+        assert_eq!(
+            words > 0.0,
+            sentences > 0.0,
+            "{:?}",
+            &text.chars().take(40).collect::<String>()
+        );
+        assert!(sentences <= words);
+        for name in [
+            "type_token_ratio",
+            "hapax_ratio",
+            "stop_word_ratio",
+            "uppercase_ratio",
+        ] {
+            let x = v[index(name)];
+            assert!((0.0..=1.0).contains(&x), "{name} = {x}");
+        }
+    }
+}
+
+#[test]
+fn extraction_is_deterministic_and_batch_matches_single() {
+    let texts: Vec<String> = nasty_inputs().into_iter().take(20).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let batch = extract_batch(&refs);
+    assert_eq!(batch.dim(), (refs.len(), num_features()));
+    for (row, text) in batch.rows().into_iter().zip(&refs) {
+        let single = extract(text);
+        assert_eq!(row.to_vec(), single);
+        assert_eq!(extract(text), single); // same again, after the scratch was reused
+    }
+    // Another thread (a fresh scratch) gives the same bits.
+    let first = extract(HELLO);
+    let other = std::thread::spawn(|| extract(HELLO)).join().unwrap();
+    assert_eq!(first, other);
+    assert_eq!(extract_batch(&[]).dim(), (0, num_features()));
+}
+
+#[test]
+fn extract_into_matches_extract() {
+    let mut out = vec![f32::NAN; num_features()];
+    extract_into(CAT, &mut out);
+    assert_eq!(out, extract(CAT));
+}
+
+#[test]
+#[should_panic(expected = "features")]
+fn extract_into_rejects_a_wrong_length() {
+    let mut out = vec![0.0; num_features() - 1];
+    extract_into("x", &mut out);
+}
+
+#[test]
+fn docs_list_every_feature() {
+    let doc = include_str!("../../docs/features.md");
+    let rows: Vec<&str> = doc.lines().filter(|l| l.starts_with("| `")).collect();
+    assert_eq!(
+        rows.len(),
+        num_features(),
+        "docs/features.md should have one table row per feature"
+    );
+    for spec in feature_specs() {
+        let row = rows
+            .iter()
+            .find(|r| r.starts_with(&format!("| `{}` |", spec.name)))
+            .unwrap_or_else(|| panic!("docs/features.md has no row for {}", spec.name));
+        assert!(
+            row.contains(&format!("| {} |", spec.group.name())),
+            "docs/features.md gives {} the wrong group",
+            spec.name
+        );
+    }
+    // Same order as the table.
+    let order: Vec<&str> = rows.iter().filter_map(|r| r.split('`').nth(1)).collect();
+    assert_eq!(order, feature_names());
+}

@@ -1,0 +1,281 @@
+//! A trained model ready to serve: backbone + metadata pipeline + network + task decoding.
+//!
+//! `Model::predict(&[&str])` is `&self` and thread-safe. The heads sit behind an `Arc` that is
+//! swapped atomically ([`Model::swap_heads`]), so a prediction always uses exactly one version of
+//! the heads even while a new one is being installed.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use ndarray::{Array2, ArrayView2};
+use serde::Serialize;
+
+use crate::backbone::Backbone;
+use crate::bundle::{self, BundleManifest, TaskEntry};
+use crate::data::TaskKind;
+use crate::error::{Error, Result};
+use crate::eval::{aggregate, Aggregation};
+use crate::train::features::Normalizer;
+use crate::train::network::{Architecture, Network};
+
+/// One task's prediction for one text (or one group).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskPrediction {
+    /// Task name.
+    pub task: String,
+    /// Predicted labels: one for multiclass/binary, any number for multi-label, none for
+    /// regression.
+    pub labels: Vec<String>,
+    /// Probability per label (softmax for multiclass; sigmoid per label for binary, where it is
+    /// `[1 - p, p]`, and multi-label); empty for regression.
+    pub probabilities: Vec<f32>,
+    /// The predicted value (regression only).
+    pub value: Option<f32>,
+}
+
+/// The heads of a model and what decodes them; replaced as a whole on hot-swap.
+#[derive(Debug, Clone)]
+pub struct Heads {
+    /// The network.
+    pub network: Network,
+    /// Feature normalizer (None in embedding-only mode).
+    pub normalizer: Option<Normalizer>,
+    /// Tasks, labels and thresholds, in head order.
+    pub tasks: Vec<TaskEntry>,
+    /// A version number, increased on every swap (0 for the loaded one).
+    pub version: u64,
+}
+
+/// Converts raw head outputs into probabilities (or de-standardized values) per task.
+pub fn probabilities(
+    tasks: &[TaskEntry],
+    arch: &Architecture,
+    raw: &[Array2<f32>],
+) -> Vec<Array2<f32>> {
+    tasks
+        .iter()
+        .zip(raw)
+        .enumerate()
+        .map(|(t, (task, z))| match task.spec.kind {
+            TaskKind::Multiclass => {
+                let mut p = z.clone();
+                for mut row in p.rows_mut() {
+                    let m = row.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                    row.mapv_inplace(|v| (v - m).exp());
+                    let s = row.sum();
+                    row /= s;
+                }
+                p
+            }
+            TaskKind::Binary | TaskKind::Multilabel => z.mapv(|v| 1.0 / (1.0 + (-v).exp())),
+            TaskKind::Regression => {
+                let (mean, std) = arch.target_scale.get(t).copied().unwrap_or((0.0, 1.0));
+                z.mapv(|v| v * std + mean)
+            }
+        })
+        .collect()
+}
+
+/// Decodes one row of probabilities (or a value) into a [`TaskPrediction`].
+pub fn decode(task: &TaskEntry, row: &[f32]) -> TaskPrediction {
+    let labels = &task.spec.labels;
+    let mut out = TaskPrediction {
+        task: task.spec.name.clone(),
+        labels: vec![],
+        probabilities: vec![],
+        value: None,
+    };
+    match task.spec.kind {
+        TaskKind::Multiclass => {
+            let best = (0..row.len()).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+            out.labels.push(labels[best].clone());
+            out.probabilities = row.to_vec();
+        }
+        TaskKind::Binary => {
+            let p = row[0];
+            let th = task.thresholds.first().copied().unwrap_or(0.5);
+            out.labels.push(labels[usize::from(p >= th)].clone());
+            out.probabilities = vec![1.0 - p, p];
+        }
+        TaskKind::Multilabel => {
+            for (j, &p) in row.iter().enumerate() {
+                if p >= task.thresholds.get(j).copied().unwrap_or(0.5) {
+                    out.labels.push(labels[j].clone());
+                }
+            }
+            out.probabilities = row.to_vec();
+        }
+        TaskKind::Regression => out.value = row.first().copied(),
+    }
+    out
+}
+
+/// A loaded bundle on a backbone.
+pub struct Model {
+    backbone: Arc<Backbone>,
+    manifest: BundleManifest,
+    heads: RwLock<Arc<Heads>>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("tasks", &self.manifest.tasks.len())
+            .finish()
+    }
+}
+
+impl Model {
+    /// Loads the bundle in `dir` for `backbone`, refusing another backbone, an unknown format,
+    /// corrupt weights, or metadata features this build does not produce.
+    pub fn load(dir: &Path, backbone: Arc<Backbone>) -> Result<Model> {
+        let (manifest, weights) = bundle::load(dir)?;
+        manifest.check_backbone(&backbone)?;
+        manifest.check_features(&crate::metadata::feature_names())?;
+        let arch: Architecture = serde_json::from_value(manifest.architecture.clone())
+            .map_err(|e| Error::format(format!("{}: bad architecture: {e}", dir.display())))?;
+        if arch.outputs.len() != manifest.tasks.len() {
+            return Err(Error::format("architecture and task list disagree"));
+        }
+        let network = Network::from_weights(arch, &weights)?;
+        let normalizer = manifest.features.as_ref().map(Normalizer::from_spec);
+        let heads = Heads {
+            network,
+            normalizer,
+            tasks: manifest.tasks.clone(),
+            version: 0,
+        };
+        Ok(Model {
+            backbone,
+            manifest,
+            heads: RwLock::new(Arc::new(heads)),
+        })
+    }
+
+    /// Wraps freshly trained heads (no bundle on disk yet).
+    pub fn from_parts(backbone: Arc<Backbone>, manifest: BundleManifest, heads: Heads) -> Model {
+        Model {
+            backbone,
+            manifest,
+            heads: RwLock::new(Arc::new(heads)),
+        }
+    }
+
+    /// The bundle manifest this model was loaded from.
+    pub fn manifest(&self) -> &BundleManifest {
+        &self.manifest
+    }
+
+    /// The backbone.
+    pub fn backbone(&self) -> &Arc<Backbone> {
+        &self.backbone
+    }
+
+    /// The heads currently served (a snapshot: later swaps do not change it).
+    pub fn heads(&self) -> Arc<Heads> {
+        Arc::clone(&self.heads.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Atomically replaces the heads with `new` (which must have the same tasks); returns the
+    /// new version number. Predictions in flight finish on the heads they started with.
+    pub fn swap_heads(&self, mut new: Heads) -> Result<u64> {
+        let mut slot = self.heads.write().unwrap_or_else(|p| p.into_inner());
+        if new.network.arch.emb_dim != 0 && new.network.arch.emb_dim != self.backbone.dim() {
+            return Err(Error::invalid(
+                "new heads expect a different embedding size",
+            ));
+        }
+        new.version = slot.version + 1;
+        let v = new.version;
+        *slot = Arc::new(new);
+        Ok(v)
+    }
+
+    /// Per-task probabilities (or values) for `texts`, plus the heads version used.
+    pub fn predict_raw(&self, texts: &[&str]) -> Result<(Vec<Array2<f32>>, u64)> {
+        let heads = self.heads();
+        let arch = &heads.network.arch;
+        let emb = if arch.emb_dim > 0 {
+            self.backbone.embed(texts)?
+        } else {
+            Array2::zeros((texts.len(), 0))
+        };
+        let feats = match &heads.normalizer {
+            Some(n) => n.transform(crate::metadata::extract_batch(texts).view()),
+            None => Array2::zeros((texts.len(), 0)),
+        };
+        Ok((
+            predict_arrays(&heads, emb.view(), feats.view()),
+            heads.version,
+        ))
+    }
+
+    /// Each task's labels, probabilities and values for every text, in order.
+    pub fn predict(&self, texts: &[&str]) -> Result<Vec<Vec<TaskPrediction>>> {
+        let heads = self.heads();
+        let (probs, _) = self.predict_raw(texts)?;
+        Ok((0..texts.len())
+            .map(|i| {
+                heads
+                    .tasks
+                    .iter()
+                    .zip(&probs)
+                    .map(|(task, p)| decode(task, p.row(i).as_slice().unwrap_or(&[])))
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// One prediction per group: each text's outputs are combined by `how` over the texts
+    /// sharing a group key (e.g. an author id). Groups come back in sorted key order.
+    pub fn predict_groups(
+        &self,
+        texts: &[&str],
+        groups: &[String],
+        how: Aggregation,
+    ) -> Result<Vec<(String, Vec<TaskPrediction>)>> {
+        if texts.len() != groups.len() {
+            return Err(Error::invalid(format!(
+                "{} texts but {} group keys",
+                texts.len(),
+                groups.len()
+            )));
+        }
+        let heads = self.heads();
+        let (probs, _) = self.predict_raw(texts)?;
+        let mut per_task = Vec::new();
+        for (task, p) in heads.tasks.iter().zip(&probs) {
+            let rows: Vec<Vec<f32>> = p.rows().into_iter().map(|r| r.to_vec()).collect();
+            // Majority voting only makes sense over classes; values always average.
+            let how = if task.spec.kind == TaskKind::Regression && how == Aggregation::Majority {
+                Aggregation::Mean
+            } else {
+                how
+            };
+            per_task.push(aggregate(groups, &rows, how)?);
+        }
+        let n_groups = per_task.first().map_or(0, |v| v.len());
+        Ok((0..n_groups)
+            .map(|g| {
+                let key = per_task[0][g].0.clone();
+                let preds = heads
+                    .tasks
+                    .iter()
+                    .zip(&per_task)
+                    .map(|(task, agg)| decode(task, &agg[g].1))
+                    .collect();
+                (key, preds)
+            })
+            .collect())
+    }
+}
+
+/// Probabilities (or values) per task from embeddings and normalized features.
+pub fn predict_arrays(
+    heads: &Heads,
+    emb: ArrayView2<'_, f32>,
+    feats: ArrayView2<'_, f32>,
+) -> Vec<Array2<f32>> {
+    let raw = heads.network.forward(emb, feats);
+    probabilities(&heads.tasks, &heads.network.arch, &raw)
+}

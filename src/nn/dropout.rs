@@ -1,0 +1,129 @@
+//! Inverted dropout with its own seeded random stream.
+
+use ndarray::{Array2, ArrayView2, Zip};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::layer::Layer;
+use super::param::Param;
+use crate::error::{Error, Result};
+
+/// Inverted dropout: in training each element is zeroed with probability `p` and the survivors
+/// are scaled by 1/(1−p), so inference is the identity. With `train = false` (or `p = 0`) the
+/// layer is the identity in both passes.
+///
+/// The layer owns a ChaCha8 stream seeded from the constructor's generator, so a model built
+/// from a fixed seed drops the same units on every run. Clones share the stream's state; give
+/// each replica its own with [`Dropout::reseed`].
+#[derive(Debug, Clone)]
+pub struct Dropout {
+    name: String,
+    p: f32,
+    rng: ChaCha8Rng,
+    /// The scale mask (0 or 1/(1−p)) of the last training forward; `None` after an identity
+    /// forward.
+    mask: Option<Array2<f32>>,
+    /// Shape of the last forward, to check the backward gradient.
+    last_dim: Option<(usize, usize)>,
+    /// Reused buffer of random draws.
+    draws: Vec<u32>,
+}
+
+impl Dropout {
+    /// Dropout with probability `p` in [0, 1), seeded by one draw from `rng`.
+    pub fn new(p: f32, rng: &mut ChaCha8Rng) -> Result<Self> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::invalid(format!(
+                "dropout probability must be in [0, 1), got {p}"
+            )));
+        }
+        Ok(Dropout {
+            name: String::new(),
+            p,
+            rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
+            mask: None,
+            last_dim: None,
+            draws: Vec::new(),
+        })
+    }
+
+    /// The drop probability.
+    pub fn p(&self) -> f32 {
+        self.p
+    }
+
+    /// Restarts the layer's random stream from `seed`.
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+}
+
+impl Layer for Dropout {
+    fn forward(&mut self, x: ArrayView2<'_, f32>, train: bool) -> Array2<f32> {
+        self.last_dim = Some(x.dim());
+        if !train || self.p == 0.0 {
+            self.mask = None;
+            return x.to_owned();
+        }
+        // Keep an element when a uniform u32 is at or above p·2³². The draws are made in bulk
+        // into a reused buffer (much faster than one call per element).
+        let threshold = (self.p as f64 * 4_294_967_296.0) as u64;
+        let scale = 1.0 / (1.0 - self.p);
+        let mut mask = match self.mask.take() {
+            Some(m) if m.dim() == x.dim() => m,
+            _ => Array2::zeros(x.dim()),
+        };
+        self.draws.resize(mask.len(), 0);
+        self.rng.fill(&mut self.draws[..]);
+        let ms = mask.as_slice_mut().expect("contiguous");
+        for (m, &u) in ms.iter_mut().zip(&self.draws) {
+            *m = if u64::from(u) >= threshold {
+                scale
+            } else {
+                0.0
+            };
+        }
+        let mut y = Array2::zeros(x.dim());
+        y.assign(&x);
+        y *= &mask;
+        self.mask = Some(mask);
+        y
+    }
+
+    fn backward(&mut self, grad_out: ArrayView2<'_, f32>) -> Array2<f32> {
+        let dim = self
+            .last_dim
+            .expect("Dropout::backward called before forward");
+        assert_eq!(grad_out.dim(), dim, "Dropout: gradient shape mismatch");
+        let mut dx = grad_out.to_owned();
+        if let Some(mask) = &self.mask {
+            Zip::from(&mut dx).and(mask).for_each(|g, &m| *g *= m);
+        }
+        dx
+    }
+
+    fn forward_inference(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+        x.to_owned()
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        Vec::new()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Vec::new()
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
+
+    fn clear_cache(&mut self) {
+        self.mask = None;
+        self.last_dim = None;
+    }
+}

@@ -1,0 +1,169 @@
+//! Fully connected layer.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn};
+use rand_chacha::ChaCha8Rng;
+
+use super::init::Init;
+use super::layer::Layer;
+use super::param::{join_name, Param};
+
+/// y = x·Wᵀ + b, with W of shape `[out_features, in_features]` (PyTorch's layout, so weights
+/// exchanged with PyTorch need no transpose) and b of shape `[out_features]`.
+///
+/// Parameters: `{name}.weight`, `{name}.bias` (if any). The bias starts at zero. The matmuls go
+/// through ndarray's `dot`/`general_mat_mul` (matrixmultiply, runtime-dispatched AVX2/FMA).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    name: String,
+    weight: Param,
+    bias: Option<Param>,
+    input: Option<Array2<f32>>,
+}
+
+impl Linear {
+    /// A layer with a bias, its weight drawn by `init` from `rng`.
+    pub fn new(in_features: usize, out_features: usize, init: Init, rng: &mut ChaCha8Rng) -> Self {
+        Self::with_bias(in_features, out_features, true, init, rng)
+    }
+
+    /// A layer with or without a bias.
+    pub fn with_bias(
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        init: Init,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let weight = Param::new("weight", init.matrix(out_features, in_features, rng));
+        let bias = bias.then(|| Param::new("bias", ArrayD::zeros(IxDyn(&[out_features]))));
+        Linear {
+            name: String::new(),
+            weight,
+            bias,
+            input: None,
+        }
+    }
+
+    /// Input width.
+    pub fn in_features(&self) -> usize {
+        self.weight.shape()[1]
+    }
+
+    /// Output width.
+    pub fn out_features(&self) -> usize {
+        self.weight.shape()[0]
+    }
+
+    /// The weight `[out, in]`.
+    pub fn weight(&self) -> &Param {
+        &self.weight
+    }
+
+    /// The weight, mutably.
+    pub fn weight_mut(&mut self) -> &mut Param {
+        &mut self.weight
+    }
+
+    /// The bias `[out]`, if the layer has one.
+    pub fn bias(&self) -> Option<&Param> {
+        self.bias.as_ref()
+    }
+
+    /// The bias, mutably.
+    pub fn bias_mut(&mut self) -> Option<&mut Param> {
+        self.bias.as_mut()
+    }
+
+    fn affine(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+        assert_eq!(
+            x.ncols(),
+            self.in_features(),
+            "Linear {:?}: input has {} features, expected {}",
+            self.name,
+            x.ncols(),
+            self.in_features()
+        );
+        let n = x.nrows();
+        let mut y = match &self.bias {
+            Some(b) => b
+                .value1()
+                .broadcast((n, self.out_features()))
+                .expect("bias broadcasts")
+                .to_owned(),
+            None => Array2::zeros((n, self.out_features())),
+        };
+        general_mat_mul(1.0, &x, &self.weight.value2().t(), 1.0, &mut y);
+        y
+    }
+
+    fn param_grads(&mut self, g: ArrayView2<'_, f32>) {
+        let x = self
+            .input
+            .as_ref()
+            .expect("Linear::backward called before forward");
+        assert_eq!(
+            g.dim(),
+            (x.nrows(), self.out_features()),
+            "Linear {:?}: gradient shape does not match the last output",
+            self.name
+        );
+        if self.weight.trainable {
+            general_mat_mul(1.0, &g.t(), x, 1.0, &mut self.weight.grad2_mut());
+        }
+        if let Some(b) = self.bias.as_mut().filter(|b| b.trainable) {
+            let mut bg = b.grad1_mut();
+            bg += &g.sum_axis(Axis(0));
+        }
+    }
+}
+
+impl Layer for Linear {
+    fn forward(&mut self, x: ArrayView2<'_, f32>, _train: bool) -> Array2<f32> {
+        let y = self.affine(x);
+        match &mut self.input {
+            Some(c) if c.dim() == x.dim() => c.assign(&x),
+            c => *c = Some(x.to_owned()),
+        }
+        y
+    }
+
+    fn backward(&mut self, grad_out: ArrayView2<'_, f32>) -> Array2<f32> {
+        self.param_grads(grad_out);
+        grad_out.dot(&self.weight.value2())
+    }
+
+    fn backward_params_only(&mut self, grad_out: ArrayView2<'_, f32>) {
+        self.param_grads(grad_out);
+    }
+
+    fn forward_inference(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+        self.affine(x)
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        std::iter::once(&self.weight).chain(&self.bias).collect()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        std::iter::once(&mut self.weight)
+            .chain(&mut self.bias)
+            .collect()
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+        self.weight.name = join_name(name, "weight");
+        if let Some(b) = &mut self.bias {
+            b.name = join_name(name, "bias");
+        }
+    }
+
+    fn clear_cache(&mut self) {
+        self.input = None;
+    }
+}

@@ -1,0 +1,290 @@
+//! AdamW, gradient clipping and gradient zeroing over lists of [`Param`]s.
+
+use std::collections::HashMap;
+
+use ndarray::ArrayD;
+use serde::{Deserialize, Serialize};
+
+use super::param::{name_in_subtree, Param};
+use crate::error::{Error, Result};
+
+pub use super::param::zero_grad;
+
+/// Hyper-parameters of [`AdamW`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdamWConfig {
+    /// Base learning rate (schedules overwrite it with [`AdamW::set_lr`]). Default 1e-3.
+    pub lr: f32,
+    /// First-moment decay β₁. Default 0.9.
+    pub beta1: f32,
+    /// Second-moment decay β₂. Default 0.999.
+    pub beta2: f32,
+    /// ε added to √v̂. Default 1e-8.
+    pub eps: f32,
+    /// Decoupled weight decay λ. Default 0.01.
+    pub weight_decay: f32,
+    /// Whether 1-D parameters (biases, LayerNorm γ/β, uncertainty log-variances) are decayed
+    /// too. Default false: only matrices are decayed, the usual fine-tuning practice.
+    pub decay_1d: bool,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            decay_1d: false,
+        }
+    }
+}
+
+impl AdamWConfig {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<()> {
+        let ok = self.lr.is_finite()
+            && self.lr >= 0.0
+            && (0.0..1.0).contains(&self.beta1)
+            && (0.0..1.0).contains(&self.beta2)
+            && self.eps.is_finite()
+            && self.eps > 0.0
+            && self.weight_decay.is_finite()
+            && self.weight_decay >= 0.0;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!("invalid AdamW settings: {self:?}")))
+        }
+    }
+}
+
+/// Per-parameter optimizer state.
+#[derive(Debug, Clone)]
+struct Moments {
+    m: ArrayD<f32>,
+    v: ArrayD<f32>,
+    step: u64,
+}
+
+/// AdamW (Loshchilov & Hutter 2019) as in PyTorch's `torch.optim.AdamW`:
+///
+/// ```text
+/// lr' = lr · multiplier(name)
+/// θ  ← θ · (1 − lr'·λ)                    (decoupled decay; matrices only unless decay_1d)
+/// m  ← β₁ m + (1−β₁) g
+/// v  ← β₂ v + (1−β₂) g²
+/// θ  ← θ − lr' · (m / (1−β₁ᵗ)) / (√(v / (1−β₂ᵗ)) + ε)
+/// ```
+///
+/// State (m, v, t) is kept per parameter **name**, created on a parameter's first update, and
+/// t counts that parameter's own updates — so a subtree unfrozen late starts with proper bias
+/// correction. Frozen parameters (`trainable == false`) are skipped entirely (no decay, no
+/// state change). Learning-rate multipliers by name prefix give parameter groups, e.g. an
+/// unfrozen encoder at 0.1× the heads' rate.
+#[derive(Debug, Clone)]
+pub struct AdamW {
+    config: AdamWConfig,
+    lr: f32,
+    multipliers: Vec<(String, f32)>,
+    state: HashMap<String, Moments>,
+}
+
+impl AdamW {
+    /// An optimizer with no state yet.
+    pub fn new(config: AdamWConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(AdamW {
+            lr: config.lr,
+            config,
+            multipliers: Vec::new(),
+            state: HashMap::new(),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &AdamWConfig {
+        &self.config
+    }
+
+    /// The current base learning rate.
+    pub fn lr(&self) -> f32 {
+        self.lr
+    }
+
+    /// Sets the base learning rate (what a schedule does every step).
+    pub fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
+    /// Multiplies the learning rate of every parameter in the subtree `prefix` (see
+    /// [`name_in_subtree`]) by `multiplier`. The longest matching prefix wins; setting a
+    /// prefix again replaces its multiplier.
+    pub fn set_lr_multiplier(&mut self, prefix: &str, multiplier: f32) {
+        match self.multipliers.iter_mut().find(|(p, _)| p == prefix) {
+            Some(e) => e.1 = multiplier,
+            None => self.multipliers.push((prefix.to_string(), multiplier)),
+        }
+    }
+
+    /// The learning-rate multiplier that applies to a parameter name (1 if none matches).
+    pub fn lr_multiplier(&self, name: &str) -> f32 {
+        self.multipliers
+            .iter()
+            .filter(|(p, _)| name_in_subtree(name, p))
+            .max_by_key(|(p, _)| p.len())
+            .map_or(1.0, |(_, m)| *m)
+    }
+
+    /// Number of updates applied so far to the parameter `name` (0 if never updated).
+    pub fn param_steps(&self, name: &str) -> u64 {
+        self.state.get(name).map_or(0, |s| s.step)
+    }
+
+    /// Forgets all moments (e.g. after loading new weights).
+    pub fn reset(&mut self) {
+        self.state.clear();
+    }
+
+    /// Applies one update to every trainable parameter from its accumulated `grad`. Does not
+    /// zero the gradients.
+    pub fn step(&mut self, params: &mut [&mut Param]) {
+        self.step_scaled(params, 1.0, false);
+    }
+
+    /// Clips, updates and zeroes in two passes over the gradients instead of four: computes the
+    /// global gradient norm of the trainable parameters, then applies the update with the
+    /// gradients scaled as [`clip_grad_norm`] would (`max_norm = None`: no clipping) and zeroes
+    /// every gradient (frozen ones too). Returns the pre-clip norm. If that norm is not finite
+    /// the parameters are left unchanged (the step is skipped) and the gradients are zeroed.
+    pub fn step_clipped(&mut self, params: &mut [&mut Param], max_norm: Option<f32>) -> f32 {
+        let norm = grad_norm(params.iter().map(|p| &**p));
+        if !norm.is_finite() {
+            zero_grad(params.iter_mut().map(|p| &mut **p));
+            return norm;
+        }
+        let scale = max_norm.map_or(1.0, |m| clip_scale(norm, m));
+        self.step_scaled(params, scale, true);
+        norm
+    }
+
+    /// One update using `grad_scale · grad` as the gradient; with `zero_grad`, every gradient
+    /// (trainable or not) is set to zero afterwards in the same pass.
+    pub fn step_scaled(&mut self, params: &mut [&mut Param], grad_scale: f32, zero_grad: bool) {
+        let c = self.config.clone();
+        for p in params.iter_mut() {
+            if !p.trainable {
+                if zero_grad {
+                    p.zero_grad();
+                }
+                continue;
+            }
+            if !p.value.is_standard_layout() {
+                p.value = p.value.as_standard_layout().into_owned();
+            }
+            if !p.grad.is_standard_layout() {
+                p.grad = p.grad.as_standard_layout().into_owned();
+            }
+            let lr = self.lr * self.lr_multiplier(&p.name);
+            let st = match self.state.get_mut(&p.name) {
+                Some(s) if s.m.shape() == p.value.shape() => s,
+                _ => {
+                    self.state.insert(
+                        p.name.clone(),
+                        Moments {
+                            m: ArrayD::zeros(p.value.raw_dim()),
+                            v: ArrayD::zeros(p.value.raw_dim()),
+                            step: 0,
+                        },
+                    );
+                    self.state.get_mut(&p.name).expect("just inserted")
+                }
+            };
+            st.step += 1;
+            let t = st.step.min(i32::MAX as u64) as i32;
+            let bc1 = 1.0 - (c.beta1 as f64).powi(t);
+            let bc2 = 1.0 - (c.beta2 as f64).powi(t);
+            let step_size = (lr as f64 / bc1) as f32;
+            let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
+            let decay = if c.decay_1d || p.value.ndim() >= 2 {
+                1.0 - lr * c.weight_decay
+            } else {
+                1.0
+            };
+            let (b1, b2, eps) = (c.beta1, c.beta2, c.eps);
+            let Param { value, grad, .. } = &mut **p;
+            let value = value.as_slice_mut().expect("standard layout");
+            let grad = grad.as_slice_mut().expect("standard layout");
+            let m = st.m.as_slice_mut().expect("standard layout");
+            let v = st.v.as_slice_mut().expect("standard layout");
+            for (((w, g), m), v) in value.iter_mut().zip(grad.iter_mut()).zip(m).zip(v) {
+                let gs = *g * grad_scale;
+                *m = b1 * *m + (1.0 - b1) * gs;
+                *v = b2 * *v + (1.0 - b2) * gs * gs;
+                let denom = v.sqrt() * inv_sqrt_bc2 + eps;
+                *w = *w * decay - step_size * *m / denom;
+                if zero_grad {
+                    *g = 0.0;
+                }
+            }
+        }
+    }
+}
+
+/// Sum of squares of a slice, vectorizable: f32 partial sums over short blocks, added in f64.
+fn sum_squares(xs: &[f32]) -> f64 {
+    let mut total = 0.0f64;
+    for block in xs.chunks(256) {
+        let mut acc = [0.0f32; 8];
+        let mut chunks = block.chunks_exact(8);
+        for c in &mut chunks {
+            for (a, &x) in acc.iter_mut().zip(c) {
+                *a += x * x;
+            }
+        }
+        let tail: f32 = chunks.remainder().iter().map(|&x| x * x).sum();
+        total += acc.iter().map(|&a| a as f64).sum::<f64>() + tail as f64;
+    }
+    total
+}
+
+/// The factor [`clip_grad_norm`] scales gradients by for a given norm: `max_norm / (norm +
+/// 1e-6)` when `norm > max_norm`, else 1.
+pub fn clip_scale(norm: f32, max_norm: f32) -> f32 {
+    if norm.is_finite() && norm > max_norm {
+        max_norm / (norm + 1e-6)
+    } else {
+        1.0
+    }
+}
+
+/// The global L2 norm of the gradients of the trainable parameters (partial sums in f32 over
+/// blocks of 256, accumulated in f64).
+pub fn grad_norm<'a>(params: impl IntoIterator<Item = &'a Param>) -> f32 {
+    params
+        .into_iter()
+        .filter(|p| p.trainable)
+        .map(|p| match p.grad.as_slice() {
+            Some(s) => sum_squares(s),
+            None => p.grad.iter().map(|&g| (g as f64) * (g as f64)).sum(),
+        })
+        .sum::<f64>()
+        .sqrt() as f32
+}
+
+/// Global gradient-norm clipping (PyTorch's `clip_grad_norm_`): if the L2 norm of all trainable
+/// gradients exceeds `max_norm`, scales them by `max_norm / (norm + 1e-6)`. Returns the norm
+/// before clipping. A non-finite norm is returned as is and nothing is scaled, so the caller
+/// can skip the step. ([`AdamW::step_clipped`] fuses this with the update.)
+pub fn clip_grad_norm(params: &mut [&mut Param], max_norm: f32) -> f32 {
+    let norm = grad_norm(params.iter().map(|p| &**p));
+    let scale = clip_scale(norm, max_norm);
+    if scale != 1.0 {
+        for p in params.iter_mut().filter(|p| p.trainable) {
+            p.grad.mapv_inplace(|g| g * scale);
+        }
+    }
+    norm
+}

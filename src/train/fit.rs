@@ -1,0 +1,413 @@
+//! The training loop shared by every stage: seeded shuffling, mini-batches, AdamW with clipping
+//! and an LR schedule, per-epoch validation, early stopping with restore-best, and a progress
+//! callback that can cancel.
+
+use std::time::Instant;
+
+use ndarray::{concatenate, s, Array2, ArrayView2, Axis};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::config::{MultiTask, Schedule, StageConfig};
+use super::network::Network;
+use super::objective::Objective;
+use crate::error::{Error, ErrorKind, Result};
+use crate::nn::early_stop::{EarlyStopDecision, EarlyStopping, EarlyStoppingConfig};
+use crate::nn::metric::Mode as MetricMode;
+use crate::nn::multitask::{FixedWeights, UncertaintyWeights};
+use crate::nn::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use crate::nn::schedule::{LrScheduler, Schedule as NnSchedule};
+use crate::nn::{Layer, Param};
+
+/// One epoch of one stage, as reported to progress callbacks and stored in the bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochRecord {
+    /// Stage name (`stage1`, `stage2`, `joint`, ...).
+    pub stage: String,
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// Maximum epochs of the stage.
+    pub epochs: usize,
+    /// Mean training loss of the epoch (combined over tasks).
+    pub train_loss: f32,
+    /// Validation loss (sum over tasks, unweighted).
+    pub valid_loss: f32,
+    /// Learning rate at the end of the epoch.
+    pub lr: f32,
+    /// Seconds since the stage started.
+    pub elapsed: f64,
+}
+
+/// A finished stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    /// Stage name.
+    pub stage: String,
+    /// Epochs actually run.
+    pub epochs_run: usize,
+    /// Epoch (0-based) with the best validation loss; its weights are the ones kept.
+    pub best_epoch: usize,
+    /// That validation loss.
+    pub best_valid_loss: f32,
+    /// Wall time of the stage in seconds.
+    pub seconds: f64,
+    /// Wall time from the stage's start to the end of its best epoch.
+    pub seconds_to_best: f64,
+    /// Per-epoch history.
+    pub history: Vec<EpochRecord>,
+}
+
+/// Progress callback: gets each epoch's record; returning `false` cancels training.
+pub type Progress<'a> = &'a mut dyn FnMut(&EpochRecord) -> bool;
+
+/// What the heads of a stage see.
+pub enum Phase {
+    /// Encoder + auxiliary heads on normalized features.
+    Metadata,
+    /// Semantic heads on [embedding ; code] (or the embedding alone); the encoder is trained
+    /// too when it is trainable (joint mode, or after unfreezing).
+    Semantic {
+        /// Epoch at which a frozen encoder becomes trainable, and its LR multiplier.
+        unfreeze: Option<(usize, f32)>,
+    },
+}
+
+/// The data one stage trains and validates on.
+pub struct StageData<'a> {
+    /// Training embeddings `[n, d]` (may have 0 columns).
+    pub emb: ArrayView2<'a, f32>,
+    /// Training normalized features `[n, f]` (may have 0 columns).
+    pub feats: ArrayView2<'a, f32>,
+    /// Training objectives, one per task.
+    pub objectives: &'a [Objective],
+    /// Validation embeddings.
+    pub valid_emb: ArrayView2<'a, f32>,
+    /// Validation features.
+    pub valid_feats: ArrayView2<'a, f32>,
+    /// Validation objectives.
+    pub valid_objectives: &'a [Objective],
+}
+
+enum Combine {
+    Fixed(FixedWeights),
+    Uncertainty(UncertaintyWeights),
+}
+
+/// Runs one stage on `net` and returns its report; the best epoch's weights are restored.
+#[allow(clippy::too_many_arguments)]
+pub fn fit(
+    name: &str,
+    net: &mut Network,
+    phase: Phase,
+    data: &StageData<'_>,
+    cfg: &StageConfig,
+    multitask: MultiTask,
+    seed: u64,
+    progress: Progress<'_>,
+) -> Result<StageReport> {
+    let n = data
+        .objectives
+        .first()
+        .map_or(0, |_| data.emb.nrows().max(data.feats.nrows()));
+    if n == 0 {
+        return Err(Error::invalid("no training examples"));
+    }
+    let n_tasks = data.objectives.len();
+    let task_names: Vec<String> = (0..n_tasks).map(|t| t.to_string()).collect();
+    let names: Vec<&str> = task_names.iter().map(String::as_str).collect();
+    let mut combine = match multitask {
+        MultiTask::Fixed => Combine::Fixed(FixedWeights::uniform(n_tasks)),
+        MultiTask::Uncertainty => {
+            Combine::Uncertainty(UncertaintyWeights::new("uncertainty", &names, 0.0)?)
+        }
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let steps_per_epoch = n.div_ceil(cfg.batch_size);
+    let total_steps = steps_per_epoch * cfg.epochs;
+    let schedule = match cfg.schedule {
+        Schedule::Constant => NnSchedule::Constant,
+        Schedule::Cosine => NnSchedule::CosineWithWarmup {
+            warmup_steps: (total_steps as f32 * cfg.warmup_fraction) as usize,
+            total_steps,
+            min_lr_ratio: 0.05,
+        },
+        Schedule::Plateau => NnSchedule::ReduceOnPlateau {
+            factor: 0.5,
+            patience: 2,
+            min_lr: cfg.lr * 1e-3,
+            threshold: 1e-4,
+            mode: MetricMode::Min,
+        },
+    };
+    let mut scheduler = LrScheduler::new(schedule, cfg.lr)?;
+    let mut opt = AdamW::new(AdamWConfig {
+        lr: cfg.lr,
+        weight_decay: cfg.weight_decay,
+        ..AdamWConfig::default()
+    })?;
+    let mut stopper = EarlyStopping::new(EarlyStoppingConfig {
+        patience: if cfg.patience == 0 {
+            usize::MAX
+        } else {
+            cfg.patience
+        },
+        min_delta: cfg.min_delta,
+        mode: MetricMode::Min,
+        restore_best: true,
+    })?;
+    // A frozen encoder's code never changes: compute it once for all rows.
+    let mut frozen_inputs: Option<(Array2<f32>, Array2<f32>)> = None;
+    let started = Instant::now();
+    let mut history = Vec::new();
+    let mut best = (0usize, f32::INFINITY, 0.0f64);
+    let mut order: Vec<usize> = (0..n).collect();
+    for epoch in 0..cfg.epochs {
+        if let Phase::Semantic {
+            unfreeze: Some((at, scale)),
+        } = phase
+        {
+            if epoch == at {
+                if let Some(e) = net.encoder.as_mut() {
+                    e.set_trainable("", true);
+                    opt.set_lr_multiplier("encoder", scale);
+                }
+                frozen_inputs = None;
+            }
+        }
+        let encoder_trains = net
+            .encoder
+            .as_ref()
+            .is_some_and(|e| e.has_trainable_params());
+        if matches!(phase, Phase::Semantic { .. }) && !encoder_trains && frozen_inputs.is_none() {
+            let code_t = net.code(data.feats);
+            let code_v = net.code(data.valid_feats);
+            frozen_inputs = Some((
+                net.head_input(data.emb, code_t.as_ref()),
+                net.head_input(data.valid_emb, code_v.as_ref()),
+            ));
+        }
+        order.shuffle(&mut rng);
+        let mut epoch_loss = 0.0f64;
+        for idx in order.chunks(cfg.batch_size) {
+            let losses = match phase {
+                Phase::Metadata => metadata_step(net, data, idx, &mut combine)?,
+                Phase::Semantic { .. } => semantic_step(
+                    net,
+                    data,
+                    idx,
+                    frozen_inputs.as_ref().map(|f| &f.0),
+                    &mut combine,
+                )?,
+            };
+            epoch_loss += losses as f64 * idx.len() as f64;
+            opt.set_lr(scheduler.lr());
+            let mut params = all_params(net, &mut combine);
+            if cfg.clip_norm > 0.0 {
+                clip_grad_norm(&mut params, cfg.clip_norm);
+            }
+            opt.step(&mut params);
+            for p in params.iter_mut() {
+                p.zero_grad();
+            }
+            scheduler.step();
+        }
+        let valid_loss = match phase {
+            Phase::Metadata => validation_loss_metadata(net, data)?,
+            Phase::Semantic { .. } => {
+                validation_loss_semantic(net, data, frozen_inputs.as_ref().map(|f| &f.1))?
+            }
+        };
+        scheduler.on_metric(valid_loss);
+        let elapsed = started.elapsed().as_secs_f64();
+        let decision = {
+            let params = all_params_ref(net, &combine);
+            stopper.update(valid_loss, &params)
+        };
+        if decision == EarlyStopDecision::Improved {
+            best = (epoch, valid_loss, elapsed);
+        }
+        let rec = EpochRecord {
+            stage: name.to_string(),
+            epoch,
+            epochs: cfg.epochs,
+            train_loss: (epoch_loss / n as f64) as f32,
+            valid_loss,
+            lr: scheduler.lr(),
+            elapsed,
+        };
+        let keep_going = progress(&rec);
+        history.push(rec);
+        if !keep_going {
+            return Err(Error::new(
+                ErrorKind::Cancelled,
+                "training cancelled by the progress callback",
+            ));
+        }
+        if stopper.should_stop() {
+            break;
+        }
+    }
+    let mut params = all_params(net, &mut combine);
+    stopper.restore_best(&mut params)?;
+    Ok(StageReport {
+        stage: name.to_string(),
+        epochs_run: history.len(),
+        best_epoch: best.0,
+        best_valid_loss: best.1,
+        seconds: started.elapsed().as_secs_f64(),
+        seconds_to_best: best.2,
+        history,
+    })
+}
+
+fn all_params<'a>(net: &'a mut Network, combine: &'a mut Combine) -> Vec<&'a mut Param> {
+    let mut p = net.params_mut();
+    if let Combine::Uncertainty(u) = combine {
+        p.extend(u.params_mut());
+    }
+    p
+}
+
+fn all_params_ref<'a>(net: &'a Network, combine: &'a Combine) -> Vec<&'a Param> {
+    let mut p = net.params();
+    if let Combine::Uncertainty(u) = combine {
+        p.extend(u.params());
+    }
+    p
+}
+
+/// Combines task losses; returns the total and each task's gradient scale.
+fn combine_losses(combine: &mut Combine, losses: &[f32]) -> Result<(f32, Vec<f32>)> {
+    let c = match combine {
+        Combine::Fixed(f) => f.combine(losses)?,
+        Combine::Uncertainty(u) => u.combine(losses)?,
+    };
+    Ok((c.total, c.scales))
+}
+
+fn metadata_step(
+    net: &mut Network,
+    data: &StageData<'_>,
+    idx: &[usize],
+    combine: &mut Combine,
+) -> Result<f32> {
+    let x = data.feats.select(Axis(0), idx);
+    let enc = net
+        .encoder
+        .as_mut()
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "no encoder"))?;
+    let code = enc.forward(x.view(), true);
+    let mut outs = Vec::with_capacity(net.aux_heads.len());
+    for h in net.aux_heads.iter_mut() {
+        outs.push(h.forward(code.view(), true));
+    }
+    let mut losses = Vec::new();
+    let mut grads = Vec::new();
+    for (t, o) in outs.iter().enumerate() {
+        let (l, g) = data.objectives[t].loss(o.view(), idx)?;
+        losses.push(l);
+        grads.push(g);
+    }
+    let (total, scales) = combine_losses(combine, &losses)?;
+    let mut g_code = Array2::<f32>::zeros(code.raw_dim());
+    for ((h, g), s) in net.aux_heads.iter_mut().zip(grads).zip(scales) {
+        g_code += &h.backward((g * s).view());
+    }
+    net.encoder
+        .as_mut()
+        .expect("checked")
+        .backward_params_only(g_code.view());
+    Ok(total)
+}
+
+fn semantic_step(
+    net: &mut Network,
+    data: &StageData<'_>,
+    idx: &[usize],
+    frozen: Option<&Array2<f32>>,
+    combine: &mut Combine,
+) -> Result<f32> {
+    let emb_dim = data.emb.ncols();
+    let (input, encoder_trains) = match frozen {
+        Some(all) => (all.select(Axis(0), idx), false),
+        None => {
+            let emb = data.emb.select(Axis(0), idx);
+            match net.encoder.as_mut() {
+                Some(enc) if net.arch.code_dim > 0 && net.arch.emb_dim > 0 => {
+                    let code = enc.forward(data.feats.select(Axis(0), idx).view(), true);
+                    (
+                        concatenate(Axis(1), &[emb.view(), code.view()]).expect("rows"),
+                        true,
+                    )
+                }
+                _ => (emb, false),
+            }
+        }
+    };
+    let mut outs = Vec::with_capacity(net.heads.len());
+    for h in net.heads.iter_mut() {
+        outs.push(h.forward(input.view(), true));
+    }
+    let mut losses = Vec::new();
+    let mut grads = Vec::new();
+    for (t, o) in outs.iter().enumerate() {
+        let (l, g) = data.objectives[t].loss(o.view(), idx)?;
+        losses.push(l);
+        grads.push(g);
+    }
+    let (total, scales) = combine_losses(combine, &losses)?;
+    if encoder_trains {
+        let mut g_in = Array2::<f32>::zeros(input.raw_dim());
+        for ((h, g), s) in net.heads.iter_mut().zip(grads).zip(scales) {
+            g_in += &h.backward((g * s).view());
+        }
+        let g_code = g_in.slice(s![.., emb_dim..]).to_owned();
+        net.encoder
+            .as_mut()
+            .expect("checked")
+            .backward_params_only(g_code.view());
+    } else {
+        for ((h, g), s) in net.heads.iter_mut().zip(grads).zip(scales) {
+            h.backward_params_only((g * s).view());
+        }
+    }
+    Ok(total)
+}
+
+fn validation_loss_metadata(net: &Network, data: &StageData<'_>) -> Result<f32> {
+    let code = net
+        .code(data.valid_feats)
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "no encoder"))?;
+    let idx: Vec<usize> = (0..code.nrows()).collect();
+    let mut total = 0.0;
+    for (h, obj) in net.aux_heads.iter().zip(data.valid_objectives) {
+        total += obj.loss(h.forward_inference(code.view()).view(), &idx)?.0;
+    }
+    Ok(total)
+}
+
+fn validation_loss_semantic(
+    net: &Network,
+    data: &StageData<'_>,
+    frozen: Option<&Array2<f32>>,
+) -> Result<f32> {
+    let input = match frozen {
+        Some(x) => x.clone(),
+        None => {
+            let code = if net.arch.code_dim > 0 {
+                net.code(data.valid_feats)
+            } else {
+                None
+            };
+            net.head_input(data.valid_emb, code.as_ref())
+        }
+    };
+    let idx: Vec<usize> = (0..input.nrows()).collect();
+    let mut total = 0.0;
+    for (h, obj) in net.heads.iter().zip(data.valid_objectives) {
+        total += obj.loss(h.forward_inference(input.view()).view(), &idx)?.0;
+    }
+    Ok(total)
+}

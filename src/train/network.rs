@@ -1,0 +1,229 @@
+//! The trainable network: a metadata encoder (features → code), auxiliary heads on the code
+//! (stage 1, and the whole model in metadata-only mode), and one semantic head per task on
+//! [embedding ; code] (or the embedding alone).
+
+use std::collections::HashMap;
+
+use ndarray::{concatenate, Array2, ArrayView2, Axis};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::config::{Mode, TrainConfig};
+use crate::bundle::Weights;
+use crate::error::{Error, Result};
+use crate::nn::{ActivationKind, Layer, Mlp, MlpConfig, Param};
+
+/// Everything needed to rebuild the network's shape; stored in the bundle as `architecture`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Architecture {
+    /// Training mode (decides which parts exist and what the heads see).
+    pub mode: Mode,
+    /// Embedding width (0 in metadata-only mode).
+    pub emb_dim: usize,
+    /// Number of (selected) metadata features (0 in embedding-only mode).
+    pub n_features: usize,
+    /// Encoder hidden layers, code width and its MLP settings.
+    pub encoder: MlpConfig,
+    /// Width of the metadata code.
+    pub code_dim: usize,
+    /// Head MLP settings.
+    pub head: MlpConfig,
+    /// Output width of each task's head.
+    pub outputs: Vec<usize>,
+    /// Per task: mean and std the regression target was standardized with (1, 0 otherwise).
+    pub target_scale: Vec<(f32, f32)>,
+}
+
+impl Architecture {
+    /// The architecture `config` describes for the given input and output sizes.
+    pub fn from_config(
+        config: &TrainConfig,
+        emb_dim: usize,
+        n_features: usize,
+        outputs: Vec<usize>,
+        target_scale: Vec<(f32, f32)>,
+    ) -> Self {
+        let mlp = |hidden: &[usize], dropout: f32| MlpConfig {
+            hidden: hidden.to_vec(),
+            activation: ActivationKind::Gelu,
+            dropout,
+            layer_norm: true,
+            residual: false,
+        };
+        let uses_meta = config.mode != Mode::EmbeddingOnly;
+        let uses_emb = config.mode != Mode::MetadataOnly;
+        Architecture {
+            mode: config.mode,
+            emb_dim: if uses_emb { emb_dim } else { 0 },
+            n_features: if uses_meta { n_features } else { 0 },
+            encoder: mlp(&config.metadata.hidden, config.metadata.dropout),
+            code_dim: if uses_meta {
+                config.metadata.code_dim
+            } else {
+                0
+            },
+            head: mlp(&config.head.hidden, config.head.dropout),
+            outputs,
+            target_scale,
+        }
+    }
+
+    /// Width of what the semantic heads see.
+    pub fn head_input(&self) -> usize {
+        match self.mode {
+            Mode::EmbeddingOnly => self.emb_dim,
+            Mode::MetadataOnly => 0,
+            Mode::TwoStage | Mode::Joint => self.emb_dim + self.code_dim,
+        }
+    }
+}
+
+/// The network's layers. `Clone` gives an independent copy (used to hot-swap heads).
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// Shape description.
+    pub arch: Architecture,
+    /// features → code (a final linear layer to `code_dim`).
+    pub encoder: Option<Mlp>,
+    /// code → task outputs, one linear head per task (stage 1 and metadata-only mode).
+    pub aux_heads: Vec<Mlp>,
+    /// [embedding ; code] → task outputs, one per task (absent in metadata-only mode).
+    pub heads: Vec<Mlp>,
+}
+
+impl Network {
+    /// A freshly initialized network, all weights drawn from `rng` in a fixed order.
+    pub fn new(arch: Architecture, rng: &mut ChaCha8Rng) -> Result<Network> {
+        let mut encoder = None;
+        let mut aux_heads = Vec::new();
+        if arch.n_features > 0 {
+            encoder = Some(
+                Mlp::new(arch.n_features, Some(arch.code_dim), &arch.encoder, rng)?
+                    .named("encoder"),
+            );
+            if matches!(arch.mode, Mode::TwoStage | Mode::MetadataOnly) {
+                let linear = MlpConfig {
+                    hidden: vec![],
+                    ..arch.encoder.clone()
+                };
+                for (t, &o) in arch.outputs.iter().enumerate() {
+                    aux_heads.push(
+                        Mlp::new(arch.code_dim, Some(o), &linear, rng)?.named(&format!("aux.{t}")),
+                    );
+                }
+            }
+        }
+        let mut heads = Vec::new();
+        if arch.mode != Mode::MetadataOnly {
+            for (t, &o) in arch.outputs.iter().enumerate() {
+                heads.push(
+                    Mlp::new(arch.head_input(), Some(o), &arch.head, rng)?
+                        .named(&format!("heads.{t}")),
+                );
+            }
+        }
+        Ok(Network {
+            arch,
+            encoder,
+            aux_heads,
+            heads,
+        })
+    }
+
+    /// Every parameter, in a stable order.
+    pub fn params(&self) -> Vec<&Param> {
+        let mut v: Vec<&Param> = Vec::new();
+        if let Some(e) = &self.encoder {
+            v.extend(e.params());
+        }
+        for h in self.aux_heads.iter().chain(&self.heads) {
+            v.extend(h.params());
+        }
+        v
+    }
+
+    /// Every parameter, mutably, in the same order as [`Network::params`].
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut v: Vec<&mut Param> = Vec::new();
+        if let Some(e) = &mut self.encoder {
+            v.extend(e.params_mut());
+        }
+        for h in self.aux_heads.iter_mut().chain(self.heads.iter_mut()) {
+            v.extend(h.params_mut());
+        }
+        v
+    }
+
+    /// The metadata code of normalized features (inference).
+    pub fn code(&self, features: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
+        self.encoder.as_ref().map(|e| e.forward_inference(features))
+    }
+
+    /// What the semantic heads see, from embeddings and an optional code.
+    pub fn head_input(&self, emb: ArrayView2<'_, f32>, code: Option<&Array2<f32>>) -> Array2<f32> {
+        match (self.arch.mode, code) {
+            (Mode::TwoStage | Mode::Joint, Some(c)) => {
+                concatenate(Axis(1), &[emb, c.view()]).expect("same number of rows")
+            }
+            _ => emb.to_owned(),
+        }
+    }
+
+    /// Raw outputs (logits, or standardized values) of every task, for inference.
+    /// `emb` may be empty in metadata-only mode; `features` in embedding-only mode.
+    pub fn forward(
+        &self,
+        emb: ArrayView2<'_, f32>,
+        features: ArrayView2<'_, f32>,
+    ) -> Vec<Array2<f32>> {
+        let code = if self.arch.n_features > 0 {
+            self.code(features)
+        } else {
+            None
+        };
+        if self.arch.mode == Mode::MetadataOnly {
+            let code = code.expect("metadata-only network has an encoder");
+            return self
+                .aux_heads
+                .iter()
+                .map(|h| h.forward_inference(code.view()))
+                .collect();
+        }
+        let input = self.head_input(emb, code.as_ref());
+        self.heads
+            .iter()
+            .map(|h| h.forward_inference(input.view()))
+            .collect()
+    }
+
+    /// The parameters as named tensors, for the bundle.
+    pub fn weights(&self) -> Weights {
+        self.params()
+            .into_iter()
+            .map(|p| (p.name.clone(), p.value.clone()))
+            .collect()
+    }
+
+    /// Rebuilds a network from its architecture and bundle tensors; every parameter must be
+    /// present with the right shape, and no tensor may be left over.
+    pub fn from_weights(arch: Architecture, weights: &Weights) -> Result<Network> {
+        // The seed only shapes initial values, which are all overwritten below.
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+        let mut net = Network::new(arch, &mut rng)?;
+        let values: HashMap<String, ndarray::ArrayD<f32>> = weights
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut params = net.params_mut();
+        crate::nn::param::load_values(&mut params, &values, true)?;
+        if values.len() != params.len() {
+            return Err(Error::format(format!(
+                "bundle has {} tensors, the architecture expects {}",
+                values.len(),
+                params.len()
+            )));
+        }
+        Ok(net)
+    }
+}

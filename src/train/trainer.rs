@@ -1,0 +1,469 @@
+//! Orchestration: from texts and labels to trained heads, in any of the four modes.
+//!
+//! `texts ─► embeddings (cache) ─┐
+//!  texts ─► metadata features ─► normalizer ─► stage 1: encoder + aux heads ─► freeze
+//!                                └──────────────► stage 2: heads on [embedding ; code] ─► thresholds`
+
+use std::time::Instant;
+
+use ndarray::{Array2, ArrayView2, Axis};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::config::{Mode, TrainConfig};
+use super::features::Normalizer;
+use super::fit::{fit, EpochRecord, Phase, Progress, StageData, StageReport};
+use super::network::{Architecture, Network};
+use super::objective::{target_scale, Objective};
+use crate::bundle::{BackboneRef, BundleManifest, TaskEntry, BUNDLE_FORMAT};
+use crate::data::{stratified_split, Targets, TaskKind, TaskSpec};
+use crate::error::{Error, Result};
+use crate::eval::{
+    best_f1_threshold, classification_metrics, multilabel_metrics, regression_metrics,
+};
+use crate::model::{predict_arrays, Heads};
+use crate::nn::Layer;
+
+/// Training examples as arrays: embeddings and raw metadata features, row-aligned with targets.
+#[derive(Debug, Clone)]
+pub struct Examples {
+    /// Embeddings `[n, d]` (0 columns when the mode does not use them).
+    pub emb: Array2<f32>,
+    /// Raw (un-normalized) metadata features `[n, f]` (0 columns when unused).
+    pub feats: Array2<f32>,
+    /// One target set per task.
+    pub targets: Vec<Targets>,
+}
+
+impl Examples {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.targets.first().map_or(0, Targets::len)
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The examples at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Examples {
+        Examples {
+            emb: self.emb.select(Axis(0), idx),
+            feats: self.feats.select(Axis(0), idx),
+            targets: self.targets.iter().map(|t| t.select(idx)).collect(),
+        }
+    }
+}
+
+/// What training produced besides the heads.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    /// Mode trained.
+    pub mode: Mode,
+    /// Each stage's report.
+    pub stages: Vec<StageReport>,
+    /// Validation metrics per task, after threshold tuning.
+    pub valid_metrics: Value,
+    /// Wall time of all stages in seconds.
+    pub train_seconds: f64,
+    /// Wall time to the best epoch of the last stage, counting earlier stages in full.
+    pub seconds_to_best: f64,
+    /// Training and validation sizes.
+    pub n_train: usize,
+    /// Validation size.
+    pub n_valid: usize,
+}
+
+/// Trained heads plus a bundle manifest ready to save.
+pub struct Trained {
+    /// The heads (network, normalizer, tasks with thresholds).
+    pub heads: Heads,
+    /// What happened.
+    pub report: TrainReport,
+}
+
+/// Splits `all` into train and validation with the config's fraction, stratified by the first
+/// task, seeded by the config's seed.
+pub fn split_examples(all: &Examples, config: &TrainConfig) -> Result<(Examples, Examples)> {
+    let strata = all
+        .targets
+        .first()
+        .ok_or_else(|| Error::invalid("no tasks"))?
+        .strata();
+    let (tr, va) = stratified_split(&strata, config.valid_fraction, config.seed);
+    if tr.is_empty() || va.is_empty() {
+        return Err(Error::invalid(format!(
+            "{} examples are too few to hold out a validation set; add data or pass --valid",
+            all.len()
+        )));
+    }
+    Ok((all.select(&tr), all.select(&va)))
+}
+
+/// Trains heads for `tasks` on `train`, early-stopping and tuning thresholds on `valid`.
+/// Deterministic for a given config (seed included) and data.
+pub fn train(
+    tasks: &[TaskSpec],
+    train: &Examples,
+    valid: &Examples,
+    config: &TrainConfig,
+    progress: Progress<'_>,
+) -> Result<Trained> {
+    config.validate()?;
+    if tasks.is_empty() || train.targets.len() != tasks.len() || valid.targets.len() != tasks.len()
+    {
+        return Err(Error::invalid(
+            "each task needs training and validation targets",
+        ));
+    }
+    if train.is_empty() || valid.is_empty() {
+        return Err(Error::invalid(
+            "training and validation sets must not be empty",
+        ));
+    }
+    let uses_meta = config.mode != Mode::EmbeddingOnly;
+    let uses_emb = config.mode != Mode::MetadataOnly;
+    if uses_emb && train.emb.ncols() == 0 {
+        return Err(Error::invalid(format!(
+            "mode {} needs embeddings",
+            config.mode.name()
+        )));
+    }
+    if uses_meta && train.feats.ncols() == 0 {
+        return Err(Error::invalid(format!(
+            "mode {} needs metadata features",
+            config.mode.name()
+        )));
+    }
+    let outputs: Vec<usize> = tasks
+        .iter()
+        .map(|t| match t.kind {
+            TaskKind::Multiclass | TaskKind::Multilabel => t.labels.len(),
+            TaskKind::Binary | TaskKind::Regression => 1,
+        })
+        .collect();
+    let scales: Vec<(f32, f32)> = train.targets.iter().map(target_scale).collect();
+    let normalizer = uses_meta.then(|| {
+        let refs: Vec<&Targets> = train.targets.iter().collect();
+        Normalizer::fit(train.feats.view(), &refs, config.metadata.top_k)
+    });
+    let norm = |f: &Array2<f32>| match &normalizer {
+        Some(n) => n.transform(f.view()),
+        None => Array2::zeros((f.nrows(), 0)),
+    };
+    let (feats_t, feats_v) = (norm(&train.feats), norm(&valid.feats));
+    let (emb_t, emb_v) = if uses_emb {
+        (train.emb.view(), valid.emb.view())
+    } else {
+        (
+            train.emb.slice(ndarray::s![.., ..0]),
+            valid.emb.slice(ndarray::s![.., ..0]),
+        )
+    };
+    let objectives = |targets: &[Targets]| -> Result<Vec<Objective>> {
+        tasks
+            .iter()
+            .zip(targets)
+            .enumerate()
+            .map(|(t, (spec, tg))| {
+                Objective::new(spec.kind, outputs[t], tg, scales[t], &config.loss)
+            })
+            .collect()
+    };
+    let (obj_t, obj_v) = (objectives(&train.targets)?, objectives(&valid.targets)?);
+    let arch =
+        Architecture::from_config(config, train.emb.ncols(), feats_t.ncols(), outputs, scales);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut net = Network::new(arch, &mut rng)?;
+    let data = StageData {
+        emb: emb_t,
+        feats: feats_t.view(),
+        objectives: &obj_t,
+        valid_emb: emb_v,
+        valid_feats: feats_v.view(),
+        valid_objectives: &obj_v,
+    };
+    let mut stages = Vec::new();
+    let mut before_last = 0.0;
+    let seed = |k: u64| config.seed.wrapping_mul(1_000_003).wrapping_add(k);
+    let mt = config.loss.multitask;
+    match config.mode {
+        Mode::MetadataOnly => {
+            stages.push(fit(
+                "metadata",
+                &mut net,
+                Phase::Metadata,
+                &data,
+                &config.metadata.stage,
+                mt,
+                seed(1),
+                progress,
+            )?);
+        }
+        Mode::TwoStage => {
+            let s1 = fit(
+                "stage1",
+                &mut net,
+                Phase::Metadata,
+                &data,
+                &config.metadata.stage,
+                mt,
+                seed(1),
+                progress,
+            )?;
+            before_last = s1.seconds;
+            stages.push(s1);
+            if let Some(e) = net.encoder.as_mut() {
+                e.set_trainable("", false);
+            }
+            let unfreeze = config
+                .unfreeze
+                .at_epoch
+                .map(|at| (at, config.unfreeze.lr_scale));
+            stages.push(fit(
+                "stage2",
+                &mut net,
+                Phase::Semantic { unfreeze },
+                &data,
+                &config.head.stage,
+                mt,
+                seed(2),
+                progress,
+            )?);
+        }
+        Mode::Joint => {
+            stages.push(fit(
+                "joint",
+                &mut net,
+                Phase::Semantic { unfreeze: None },
+                &data,
+                &config.head.stage,
+                mt,
+                seed(2),
+                progress,
+            )?);
+        }
+        Mode::EmbeddingOnly => {
+            stages.push(fit(
+                "heads",
+                &mut net,
+                Phase::Semantic { unfreeze: None },
+                &data,
+                &config.head.stage,
+                mt,
+                seed(2),
+                progress,
+            )?);
+        }
+    }
+    // Everything trainable again: a saved model carries no freezing state.
+    for p in net.params_mut() {
+        p.trainable = true;
+    }
+    let mut heads = Heads {
+        network: net,
+        normalizer,
+        tasks: tasks
+            .iter()
+            .map(|s| TaskEntry {
+                spec: s.clone(),
+                thresholds: vec![],
+            })
+            .collect(),
+        version: 0,
+    };
+    let probs = predict_arrays(&heads, emb_v, feats_v.view());
+    if config.tune_thresholds {
+        for (t, task) in heads.tasks.iter_mut().enumerate() {
+            task.thresholds = tune_thresholds(task.spec.kind, &probs[t], &valid.targets[t]);
+        }
+    } else {
+        for (t, task) in heads.tasks.iter_mut().enumerate() {
+            task.thresholds = default_thresholds(task.spec.kind, probs[t].ncols());
+        }
+    }
+    let valid_metrics = evaluate_arrays(&heads, emb_v, feats_v.view(), &valid.targets);
+    let last = stages.last().expect("at least one stage");
+    let report = TrainReport {
+        mode: config.mode,
+        train_seconds: stages.iter().map(|s| s.seconds).sum(),
+        seconds_to_best: before_last + last.seconds_to_best,
+        stages,
+        valid_metrics,
+        n_train: train.len(),
+        n_valid: valid.len(),
+    };
+    Ok(Trained { heads, report })
+}
+
+fn default_thresholds(kind: TaskKind, outputs: usize) -> Vec<f32> {
+    match kind {
+        TaskKind::Binary | TaskKind::Multilabel => vec![0.5; outputs],
+        _ => vec![],
+    }
+}
+
+fn tune_thresholds(kind: TaskKind, probs: &Array2<f32>, targets: &Targets) -> Vec<f32> {
+    match (kind, targets) {
+        (TaskKind::Binary, Targets::Class(c)) => {
+            let pos: Vec<bool> = c.iter().map(|&x| x == 1).collect();
+            vec![
+                best_f1_threshold(
+                    probs
+                        .column(0)
+                        .as_slice_memory_order()
+                        .map(|s| s.to_vec())
+                        .unwrap_or_else(|| probs.column(0).to_vec())
+                        .as_slice(),
+                    &pos,
+                )
+                .0,
+            ]
+        }
+        (TaskKind::Multilabel, Targets::MultiHot(rows)) => (0..probs.ncols())
+            .map(|j| {
+                let pos: Vec<bool> = rows.iter().map(|r| r[j] > 0.5).collect();
+                best_f1_threshold(&probs.column(j).to_vec(), &pos).0
+            })
+            .collect(),
+        _ => default_thresholds(kind, probs.ncols()),
+    }
+}
+
+/// Metrics of every task on given arrays (features already normalized), as JSON: per task
+/// under `tasks`, and the first task's top-level numbers (`accuracy`, `macro_f1`, `micro_f1`;
+/// or `mae`, `rmse`, `pearson`) at the top level.
+pub fn evaluate_arrays(
+    heads: &Heads,
+    emb: ArrayView2<'_, f32>,
+    feats: ArrayView2<'_, f32>,
+    targets: &[Targets],
+) -> Value {
+    let probs = predict_arrays(heads, emb, feats);
+    let mut per_task = serde_json::Map::new();
+    for ((task, p), t) in heads.tasks.iter().zip(&probs).zip(targets) {
+        per_task.insert(task.spec.name.clone(), task_metrics(task, p, t));
+    }
+    let mut top = per_task.values().next().cloned().unwrap_or(json!({}));
+    if let Value::Object(m) = &mut top {
+        m.insert("tasks".into(), Value::Object(per_task));
+    }
+    top
+}
+
+fn task_metrics(task: &TaskEntry, p: &Array2<f32>, t: &Targets) -> Value {
+    let labels = &task.spec.labels;
+    match (task.spec.kind, t) {
+        (TaskKind::Multiclass, Targets::Class(c)) => {
+            let pred: Vec<usize> = p
+                .rows()
+                .into_iter()
+                .map(|r| (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b }))
+                .collect();
+            serde_json::to_value(classification_metrics(labels, c, &pred, None)).unwrap_or_default()
+        }
+        (TaskKind::Binary, Targets::Class(c)) => {
+            let th = task.thresholds.first().copied().unwrap_or(0.5);
+            let scores: Vec<f32> = p.column(0).to_vec();
+            let pred: Vec<usize> = scores.iter().map(|&s| usize::from(s >= th)).collect();
+            let mut v =
+                serde_json::to_value(classification_metrics(labels, c, &pred, Some(&scores)))
+                    .unwrap_or_default();
+            v["threshold"] = json!(th);
+            v
+        }
+        (TaskKind::Multilabel, Targets::MultiHot(rows)) => {
+            let scores: Vec<Vec<f32>> = p.rows().into_iter().map(|r| r.to_vec()).collect();
+            let pred: Vec<Vec<f32>> = scores
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .enumerate()
+                        .map(|(j, &s)| {
+                            f32::from(u8::from(
+                                s >= task.thresholds.get(j).copied().unwrap_or(0.5),
+                            ))
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut v = serde_json::to_value(multilabel_metrics(labels, rows, &pred, &scores))
+                .unwrap_or_default();
+            v["thresholds"] = json!(task.thresholds);
+            v
+        }
+        (TaskKind::Regression, Targets::Value(y)) => {
+            let pred: Vec<f32> = p.column(0).to_vec();
+            serde_json::to_value(regression_metrics(y, &pred)).unwrap_or_default()
+        }
+        _ => json!({"error": "targets do not match the task kind"}),
+    }
+}
+
+/// A bundle manifest for trained heads.
+pub fn manifest_for(
+    trained: &Trained,
+    backbone: BackboneRef,
+    feature_names: &[&str],
+    config: &TrainConfig,
+) -> BundleManifest {
+    let mut metrics = trained.report.valid_metrics.clone();
+    if let Value::Object(m) = &mut metrics {
+        m.insert("split".into(), json!("validation"));
+        m.insert("train_seconds".into(), json!(trained.report.train_seconds));
+        m.insert(
+            "seconds_to_best".into(),
+            json!(trained.report.seconds_to_best),
+        );
+        m.insert(
+            "epochs".into(),
+            json!(trained
+                .report
+                .stages
+                .iter()
+                .map(|s| (s.stage.clone(), s.epochs_run))
+                .collect::<std::collections::BTreeMap<_, _>>()),
+        );
+        m.insert("n_train".into(), json!(trained.report.n_train));
+        m.insert("n_valid".into(), json!(trained.report.n_valid));
+        m.insert(
+            "history".into(),
+            serde_json::to_value(
+                trained
+                    .report
+                    .stages
+                    .iter()
+                    .flat_map(|s| s.history.clone())
+                    .collect::<Vec<EpochRecord>>(),
+            )
+            .unwrap_or_default(),
+        );
+    }
+    BundleManifest {
+        format: BUNDLE_FORMAT.to_string(),
+        created_by: format!("tandem {}", crate::VERSION),
+        backbone,
+        features: trained
+            .heads
+            .normalizer
+            .as_ref()
+            .map(|n| n.to_spec(feature_names)),
+        tasks: trained.heads.tasks.clone(),
+        architecture: serde_json::to_value(&trained.heads.network.arch).unwrap_or_default(),
+        metrics,
+        training: serde_json::to_value(config).unwrap_or_default(),
+        seed: config.seed,
+        weights_sha256: String::new(),
+        weights_dtype: String::new(),
+    }
+}
+
+/// Wall-clock helper for callers that time embedding and feature extraction.
+pub fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    let t = Instant::now();
+    let v = f()?;
+    Ok((v, t.elapsed().as_secs_f64()))
+}
