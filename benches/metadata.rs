@@ -65,8 +65,8 @@ fn mixed_corpus(target: usize) -> Vec<String> {
             .replace("{n}", &(state % 100_000).to_string())
             .replace("{m}", &(state % 12 + 1).to_string())
             .replace("{p}", &(state % 900 + 10).to_string());
-        // Some documents are two texts in one.
-        let text = if state % 5 == 0 {
+        // One document in five is two texts in one.
+        let text = if state % 10 < 2 {
             let other = TEMPLATES[((state >> 8) % TEMPLATES.len() as u64) as usize];
             format!("{text}\n\n{other}")
         } else {

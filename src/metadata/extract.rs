@@ -1,9 +1,9 @@
 //! The extractor: one pass over the chars feeding every scanner, then the arithmetic that turns
 //! their counts into the feature vector.
 //!
-//! Per-call memory (the buffer that holds the normalized current word and the word-frequency
-//! table) lives in a thread-local scratch that keeps its capacity between calls, so after the
-//! first few texts [`extract_into`] does not allocate.
+//! Per-call memory (the buffer for normalizing words and the word-frequency table) lives in a
+//! thread-local scratch that keeps its capacity between calls, so after the first few texts
+//! [`extract_into`] does not allocate.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -92,7 +92,7 @@ impl Hasher for PreHashed {
 
 /// Word frequencies keyed by a 64-bit hash of the normalized word. Collisions would merge two
 /// types; at 64 bits that has probability ~n²/2⁶⁵, about 10⁻⁸ for a million distinct words.
-type Freq = HashMap<u64, u32, BuildHasherDefault<PreHashed>>;
+type Freq = HashMap<u64, u64, BuildHasherDefault<PreHashed>>;
 
 #[derive(Default)]
 struct Scratch {
@@ -104,8 +104,10 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Scratch capacity kept after a call; beyond it (after a huge text) the memory is returned.
-const KEEP_TYPES: usize = 1 << 16;
+/// Scratch capacity kept after a call; beyond it (after a long text) the memory is returned.
+/// Clearing and iterating a hash table costs its capacity, so a table left large by one long
+/// text would slow down every short text after it.
+const KEEP_TYPES: usize = 1 << 11;
 const KEEP_WORD_BYTES: usize = 1 << 12;
 
 /// Per-word totals.
@@ -153,9 +155,9 @@ impl<'a> WordStats<'a> {
 impl WordSink for WordStats<'_> {
     #[inline]
     fn word(&mut self, norm: &str, w: &WordInfo) {
-        self.chars += u64::from(w.chars);
-        self.letters += u64::from(w.letters);
-        self.alnum += u64::from(w.alnum);
+        self.chars += w.chars;
+        self.letters += w.letters;
+        self.alnum += w.alnum;
 
         if w.lower == 0 && w.upper >= 2 {
             self.all_caps += 1;
@@ -171,7 +173,7 @@ impl WordSink for WordStats<'_> {
         self.short += u64::from((1..=3).contains(&w.letters));
 
         let syl = syllables::count(norm);
-        self.syllables += u64::from(syl);
+        self.syllables += syl;
         self.complex += u64::from(syl >= 3);
 
         let h = lexicon::hash(norm);
@@ -232,7 +234,7 @@ fn run(text: &str, scratch: &mut Scratch, out: &mut [f32]) {
     for &n in words.freq.values() {
         types += 1.0;
         hapax += f64::from(u8::from(n == 1));
-        sum_sq += f64::from(n) * f64::from(n);
+        sum_sq += n as f64 * n as f64;
     }
 
     let f = |n: u64| n as f64;

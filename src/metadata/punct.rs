@@ -163,13 +163,13 @@ pub(super) struct Punctuation {
     /// Runs mixing `!` and `?`.
     pub mixed: u64,
     /// Length of the current run of `.`/`…`.
-    dot_run: u32,
+    dot_run: u64,
     /// The current `.`/`…` run contains a `…`.
     dot_run_has_ellipsis: bool,
     /// Weight of `!` in the current `!`/`?` run.
-    bang_run: u32,
+    bang_run: u64,
     /// Weight of `?` in the current `!`/`?` run.
-    query_run: u32,
+    query_run: u64,
 }
 
 impl Punctuation {
@@ -192,8 +192,8 @@ impl Punctuation {
             _ => self.close_dot_run(),
         }
         match m {
-            Mark::Exclamation(w) => self.bang_run += u32::from(w),
-            Mark::Question(w) => self.query_run += u32::from(w),
+            Mark::Exclamation(w) => self.bang_run += u64::from(w),
+            Mark::Question(w) => self.query_run += u64::from(w),
             Mark::Interrobang => {
                 self.bang_run += 1;
                 self.query_run += 1;

@@ -14,6 +14,8 @@
 //!
 //! Words in other scripts have no vowel letters here and count 1 syllable per part.
 
+use super::tokens::is_combining_mark;
+
 /// Whether `c` (lower case) is a vowel letter; `y` is one except as the first letter.
 #[inline]
 fn is_vowel(c: char, first: bool) -> bool {
@@ -31,10 +33,10 @@ fn is_vowel(c: char, first: bool) -> bool {
 /// The syllable state of one hyphen-free part, fed letter by letter.
 #[derive(Default)]
 struct Part {
-    groups: u32,
+    groups: u64,
     in_vowels: bool,
     any_alnum: bool,
-    letters: u32,
+    letters: u64,
     /// The last three letters and whether each was a vowel, most recent first.
     last: [(char, bool); 3],
 }
@@ -52,7 +54,7 @@ impl Part {
         self.last = [(c, v), self.last[0], self.last[1]];
     }
 
-    fn finish(self) -> u32 {
+    fn finish(self) -> u64 {
         let last = self.last;
         let consonant = |i: usize| last[i].0 != '\0' && !last[i].1;
         let mut groups = self.groups;
@@ -71,7 +73,7 @@ impl Part {
 /// alphanumerics, apostrophes and combining marks (see `tokens`), so no Unicode tables are
 /// needed: ASCII letters are told from ASCII digits, and any other char except a combining mark
 /// counts as a letter (a consonant unless it is an accented Latin vowel).
-fn part(p: &str) -> u32 {
+fn part(p: &str) -> u64 {
     let mut state = Part::default();
     if p.is_ascii() {
         for &b in p.as_bytes() {
@@ -87,10 +89,7 @@ fn part(p: &str) -> u32 {
                 state.letter(c);
             } else if c.is_ascii_digit() {
                 state.any_alnum = true;
-            } else if !c.is_ascii()
-                && !matches!(c, '\u{300}'..='\u{36F}' | '\u{1AB0}'..='\u{1AFF}'
-                    | '\u{1DC0}'..='\u{1DFF}' | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}')
-            {
+            } else if !c.is_ascii() && !is_combining_mark(c) {
                 state.letter(c);
             }
         }
@@ -99,11 +98,11 @@ fn part(p: &str) -> u32 {
 }
 
 /// Estimated syllables of a normalized (lower-case) word; at least 1.
-pub(super) fn count(word: &str) -> u32 {
+pub(super) fn count(word: &str) -> u64 {
     if !word.contains('-') {
         return part(word).max(1);
     }
-    word.split('-').map(part).sum::<u32>().max(1)
+    word.split('-').map(part).sum::<u64>().max(1)
 }
 
 #[cfg(test)]

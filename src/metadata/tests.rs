@@ -511,6 +511,10 @@ fn extract_into_rejects_a_wrong_length() {
 #[test]
 fn docs_list_every_feature() {
     let doc = include_str!("../../docs/features.md");
+    assert!(
+        doc.contains(&format!("{} named features", num_features())),
+        "docs/features.md should state the feature count"
+    );
     let rows: Vec<&str> = doc.lines().filter(|l| l.starts_with("| `")).collect();
     assert_eq!(
         rows.len(),
@@ -531,4 +535,40 @@ fn docs_list_every_feature() {
     // Same order as the table.
     let order: Vec<&str> = rows.iter().filter_map(|r| r.split('`').nth(1)).collect();
     assert_eq!(order, feature_names());
+}
+
+#[test]
+fn random_unicode_soup_is_total_and_consistent() {
+    // Deterministic xorshift over a palette of tricky chars and arbitrary scalar values.
+    const PALETTE: &[char] = &[
+        'a', 'Z', ' ', '\n', '.', '!', '?', '\'', '’', '-', '‐', '@', '#', '$', '€', '5', ',', '…',
+        '。', '\u{301}', '\u{200D}', '\u{FE0F}', '👍', '🏽', '🇺', '東', 'é', 'İ', 'ǅ', '٣', '_',
+        '/', ':', 'w', 'h', 't', 'p', 's', '\u{0}', '\u{202E}', '‽',
+    ];
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..2_000 {
+        let len = (next() % 120) as usize;
+        let text: String = (0..len)
+            .map(|_| {
+                let r = next();
+                if r % 4 == 0 {
+                    char::from_u32((r >> 8) as u32 % 0x11_0000).unwrap_or('\u{FFFD}')
+                } else {
+                    PALETTE[(r >> 8) as usize % PALETTE.len()]
+                }
+            })
+            .collect();
+        let v = extract(&text);
+        assert!(v.iter().all(|x| x.is_finite()), "{text:?}");
+        let (words, sentences) = (v[index("word_count")], v[index("sentence_count")]);
+        assert_eq!(words > 0.0, sentences > 0.0, "{text:?}");
+        assert_eq!(v[index("char_count")] as usize, text.chars().count());
+        assert_eq!(extract(&text), v);
+    }
 }

@@ -26,15 +26,15 @@ use super::punct::Mark;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct WordInfo {
     /// Chars in the word, joiners and combining marks included.
-    pub chars: u32,
+    pub chars: u64,
     /// Alphabetic chars.
-    pub letters: u32,
+    pub letters: u64,
     /// Alphabetic or numeric chars.
-    pub alnum: u32,
+    pub alnum: u64,
     /// Upper-case letters.
-    pub upper: u32,
+    pub upper: u64,
     /// Lower-case letters.
-    pub lower: u32,
+    pub lower: u64,
     /// The first char is an upper-case letter.
     pub first_upper: bool,
 }
@@ -55,8 +55,9 @@ fn joiner(c: char) -> Option<char> {
     }
 }
 
+/// Combining marks that may continue a word (also skipped by the syllable counter).
 #[inline]
-fn is_combining_mark(c: char) -> bool {
+pub(super) fn is_combining_mark(c: char) -> bool {
     matches!(c,
         '\u{300}'..='\u{36F}'
         | '\u{1AB0}'..='\u{1AFF}'
@@ -178,8 +179,8 @@ impl<'t, 'b> Scanner<'t, 'b> {
             info.alnum += 1;
             if k & ALPHA != 0 {
                 info.letters += 1;
-                info.upper += u32::from(k & UPPER != 0);
-                info.lower += u32::from(k & LOWER != 0);
+                info.upper += u64::from(k & UPPER != 0);
+                info.lower += u64::from(k & LOWER != 0);
             }
             self.non_ascii |= !c.is_ascii();
             self.end = i + c.len_utf8();

@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 /// layer is the identity in both passes.
 ///
 /// The layer owns a ChaCha8 stream seeded from the constructor's generator, so a model built
-/// from a fixed seed drops the same units on every run. Clones share the stream's state; give
-/// each replica its own with [`Dropout::reseed`].
+/// from a fixed seed drops the same units on every run. A clone continues an identical copy of
+/// the stream (same masks); give each replica its own with [`Dropout::reseed`].
 #[derive(Debug, Clone)]
 pub struct Dropout {
     name: String,

@@ -129,7 +129,7 @@ fn log_softmax_row(row: ndarray::ArrayView1<'_, f32>, out: &mut [f64]) -> f64 {
 ///
 /// Per example i with target yᵢ, log-probabilities log pᵢ = log_softmax(zᵢ) and target
 /// distribution qᵢ = (1−ε)·onehot(yᵢ) + ε/K:
-/// lᵢ = −Σⱼ qᵢⱼ log pᵢⱼ. With example weight wᵢ = class_weight[yᵢ] · sample_weight[i]
+/// lᵢ = −Σⱼ qᵢⱼ log pᵢⱼ. With example weight wᵢ = class_weight(yᵢ) · sample_weight(i)
 /// (each 1 when absent), the loss is Σᵢ wᵢ lᵢ / Σᵢ wᵢ and ∂loss/∂zᵢⱼ = wᵢ (pᵢⱼ − qᵢⱼ) / Σ wᵢ.
 ///
 /// Without label smoothing this is PyTorch's `cross_entropy(weight=…, reduction="mean")`;
@@ -189,7 +189,7 @@ pub fn softmax_cross_entropy(
 
 /// Multi-class focal loss (Lin et al. 2017) on softmax probabilities.
 ///
-/// With pᵢ = softmax(zᵢ)[yᵢ]: FLᵢ = −α[yᵢ] (1−pᵢ)^γ log pᵢ. The loss is
+/// With pᵢ = softmax(zᵢ)_yᵢ: FLᵢ = −α_yᵢ (1−pᵢ)^γ log pᵢ. The loss is
 /// Σᵢ sᵢ FLᵢ / Σᵢ sᵢ with sᵢ the sample weights (1 when absent): α scales examples but, as in
 /// the paper and torchvision, is **not** renormalised. γ = 0 and no α gives
 /// [`softmax_cross_entropy`].

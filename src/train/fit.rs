@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::nn::early_stop::{EarlyStopDecision, EarlyStopping, EarlyStoppingConfig};
 use crate::nn::metric::Mode as MetricMode;
 use crate::nn::multitask::{FixedWeights, UncertaintyWeights};
-use crate::nn::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use crate::nn::optim::{AdamW, AdamWConfig};
 use crate::nn::schedule::{LrScheduler, Schedule as NnSchedule};
 use crate::nn::{Layer, Param};
 
@@ -204,13 +204,8 @@ pub fn fit(
             epoch_loss += losses as f64 * idx.len() as f64;
             opt.set_lr(scheduler.lr());
             let mut params = all_params(net, &mut combine);
-            if cfg.clip_norm > 0.0 {
-                clip_grad_norm(&mut params, cfg.clip_norm);
-            }
-            opt.step(&mut params);
-            for p in params.iter_mut() {
-                p.zero_grad();
-            }
+            // Clip, update and zero the gradients in one fused pass.
+            opt.step_clipped(&mut params, (cfg.clip_norm > 0.0).then_some(cfg.clip_norm));
             scheduler.step();
         }
         let valid_loss = match phase {

@@ -1,0 +1,356 @@
+//! Training end to end on real demo data and real embeddings: every task kind, every mode,
+//! determinism, multi-task, unfreezing, cancellation, and bundles that round-trip and refuse
+//! what they should. Needs `scripts/setup.sh`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ndarray::Array2;
+use tandem::bundle::{self, BackboneRef};
+use tandem::data::{read_rows, TaskKind, TaskSpec};
+use tandem::model::Model;
+use tandem::train::trainer::{manifest_for, split_examples};
+use tandem::train::{Examples, Mode, TrainConfig};
+use tandem::{Backbone, BackboneOptions, ErrorKind, Variant};
+
+fn backbone() -> Arc<Backbone> {
+    Arc::new(
+        Backbone::load(
+            common::backbone_dir(tandem::home::DEFAULT_BACKBONE),
+            BackboneOptions {
+                variant: Variant::Int8,
+                threads: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    )
+}
+
+/// The first `n` rows of a demo dataset, with texts, embeddings and raw features.
+fn dataset(
+    b: &Backbone,
+    file: &str,
+    n: usize,
+    fields: &[(&str, TaskKind)],
+) -> (Vec<TaskSpec>, Examples, Vec<String>) {
+    let rows = read_rows(&tandem::home::data_dir().join(file)).unwrap();
+    // Every 7th row spreads the sample over the file (files are grouped by label or source).
+    let rows: Vec<_> = rows.into_iter().step_by(7).take(n).collect();
+    let texts: Vec<String> = rows.iter().map(|r| r.text("text").unwrap()).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut specs = Vec::new();
+    let mut targets = Vec::new();
+    for (f, k) in fields {
+        let (s, t) = TaskSpec::infer(f, *k, f, &rows, None).unwrap();
+        specs.push(s);
+        targets.push(t);
+    }
+    let ex = Examples {
+        emb: b.embed(&refs).unwrap(),
+        feats: tandem::metadata::extract_batch(&refs),
+        targets,
+    };
+    (specs, ex, texts)
+}
+
+fn quick(mode: Mode) -> TrainConfig {
+    let mut c = TrainConfig {
+        mode,
+        seed: 3,
+        ..Default::default()
+    };
+    c.metadata.stage.epochs = 6;
+    c.head.stage.epochs = 8;
+    c
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tandem-training-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn every_mode_learns_trec_and_same_seed_gives_same_weights() {
+    let b = backbone();
+    let (specs, all, _) = dataset(&b, "trec.jsonl", 700, &[("label", TaskKind::Multiclass)]);
+    for mode in [
+        Mode::TwoStage,
+        Mode::Joint,
+        Mode::EmbeddingOnly,
+        Mode::MetadataOnly,
+    ] {
+        let cfg = quick(mode);
+        let (tr, va) = split_examples(&all, &cfg).unwrap();
+        let a = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
+        let again = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
+        assert_eq!(
+            a.heads.network.weights(),
+            again.heads.network.weights(),
+            "{mode:?} not deterministic"
+        );
+        let f1 = a.report.valid_metrics["macro_f1"].as_f64().unwrap();
+        // Six classes: chance is ~0.17 macro-F1. Metadata alone is weak but above chance.
+        let floor = if mode == Mode::MetadataOnly { 0.2 } else { 0.6 };
+        assert!(f1 > floor, "{mode:?}: macro-F1 {f1}");
+        let other = TrainConfig {
+            seed: 4,
+            ..cfg.clone()
+        };
+        let c = tandem::train::train(&specs, &tr, &va, &other, &mut |_| true).unwrap();
+        assert_ne!(
+            a.heads.network.weights(),
+            c.heads.network.weights(),
+            "{mode:?}: seed ignored"
+        );
+    }
+}
+
+#[test]
+fn binary_multilabel_and_regression_heads_train_and_round_trip_through_bundles() {
+    let b = backbone();
+    let cases: [(&str, &str, TaskKind, &str); 3] = [
+        ("sms_spam.jsonl", "label", TaskKind::Binary, "roc_auc"),
+        ("reuters.jsonl", "labels", TaskKind::Multilabel, "micro_f1"),
+        ("vader.jsonl", "rating", TaskKind::Regression, "pearson"),
+    ];
+    for (file, field, kind, metric) in cases {
+        let (specs, all, texts) = dataset(&b, file, 500, &[(field, kind)]);
+        let mut cfg = quick(Mode::TwoStage);
+        cfg.loss.class_weights = tandem::train::config::ClassWeights::Balanced;
+        let (tr, va) = split_examples(&all, &cfg).unwrap();
+        let trained = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
+        let m = &trained.report.valid_metrics;
+        let v = m[metric]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{file}: no {metric} in {m}"));
+        assert!(v > 0.3, "{file}: {metric} {v}");
+        if kind != TaskKind::Regression {
+            assert!(
+                !trained.heads.tasks[0].thresholds.is_empty(),
+                "{file}: thresholds not tuned"
+            );
+        }
+        // Bundle round trip: same predictions from the loaded model as from the trained heads.
+        let dir = tmp(&format!("rt-{field}"));
+        let manifest = manifest_for(
+            &trained,
+            BackboneRef::of(&b),
+            &tandem::metadata::feature_names(),
+            &cfg,
+        );
+        bundle::save(&dir, &manifest, &trained.heads.network.weights(), false).unwrap();
+        let model = Model::load(&dir, Arc::clone(&b)).unwrap();
+        let sample: Vec<&str> = texts.iter().take(20).map(String::as_str).collect();
+        let direct = Model::from_parts(Arc::clone(&b), manifest.clone(), trained.heads.clone());
+        assert_eq!(
+            model.predict(&sample).unwrap(),
+            direct.predict(&sample).unwrap()
+        );
+        // f16 weights: half the file, nearly the same outputs.
+        let dir16 = tmp(&format!("rt16-{field}"));
+        bundle::save(&dir16, &manifest, &trained.heads.network.weights(), true).unwrap();
+        let m16 = Model::load(&dir16, Arc::clone(&b)).unwrap();
+        let (p32, _) = model.predict_raw(&sample).unwrap();
+        let (p16, _) = m16.predict_raw(&sample).unwrap();
+        let diff = (&p32[0] - &p16[0])
+            .mapv(f32::abs)
+            .fold(0.0f32, |a, &x| a.max(x));
+        assert!(diff < 0.05, "{file}: f16 changes outputs by {diff}");
+        let size = |d: &PathBuf| {
+            std::fs::metadata(d.join(bundle::WEIGHTS_FILE))
+                .unwrap()
+                .len()
+        };
+        assert!(size(&dir16) * 10 < size(&dir) * 6);
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(dir16);
+    }
+}
+
+#[test]
+fn two_tasks_train_together_with_uncertainty_weighting() {
+    let b = backbone();
+    let (specs, all, texts) = dataset(
+        &b,
+        "trec.jsonl",
+        600,
+        &[
+            ("label", TaskKind::Multiclass),
+            ("fine", TaskKind::Multiclass),
+        ],
+    );
+    let mut cfg = quick(Mode::TwoStage);
+    cfg.loss.multitask = tandem::train::config::MultiTask::Uncertainty;
+    let (tr, va) = split_examples(&all, &cfg).unwrap();
+    let trained = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
+    let tasks = trained.report.valid_metrics["tasks"].as_object().unwrap();
+    assert_eq!(tasks.len(), 2);
+    assert!(tasks["label"]["macro_f1"].as_f64().unwrap() > 0.5);
+    let model = Model::from_parts(
+        b,
+        manifest_for(
+            &trained,
+            BackboneRef::of(&backbone()),
+            &tandem::metadata::feature_names(),
+            &cfg,
+        ),
+        trained.heads,
+    );
+    let p = model.predict(&[texts[0].as_str()]).unwrap();
+    assert_eq!(p[0].len(), 2);
+    assert_eq!(p[0][1].task, "fine");
+}
+
+#[test]
+fn unfreezing_changes_the_encoder_only_from_its_epoch() {
+    let b = backbone();
+    let (specs, all, _) = dataset(&b, "trec.jsonl", 400, &[("label", TaskKind::Multiclass)]);
+    let frozen_cfg = quick(Mode::TwoStage);
+    let mut unfreeze_cfg = frozen_cfg.clone();
+    unfreeze_cfg.unfreeze.at_epoch = Some(2);
+    unfreeze_cfg.head.stage.patience = 0;
+    let mut frozen_cfg = frozen_cfg;
+    frozen_cfg.head.stage.patience = 0;
+    let (tr, va) = split_examples(&all, &frozen_cfg).unwrap();
+    let enc = |t: &tandem::train::Trained| {
+        t.heads
+            .network
+            .weights()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("encoder"))
+            .collect::<Vec<_>>()
+    };
+    let frozen = tandem::train::train(&specs, &tr, &va, &frozen_cfg, &mut |_| true).unwrap();
+    let unfrozen = tandem::train::train(&specs, &tr, &va, &unfreeze_cfg, &mut |_| true).unwrap();
+    // Stage 1 is identical (same seed), so only unfreezing can make the encoders differ.
+    assert_ne!(enc(&frozen), enc(&unfrozen));
+    let mut one_epoch = unfreeze_cfg.clone();
+    one_epoch.head.stage.epochs = 2; // ends before the unfreeze epoch
+    let before = tandem::train::train(&specs, &tr, &va, &one_epoch, &mut |_| true).unwrap();
+    assert_eq!(enc(&frozen), enc(&before));
+}
+
+#[test]
+fn cancelling_from_the_progress_callback_stops_with_cancelled() {
+    let b = backbone();
+    let (specs, all, _) = dataset(&b, "trec.jsonl", 200, &[("label", TaskKind::Multiclass)]);
+    let cfg = quick(Mode::TwoStage);
+    let (tr, va) = split_examples(&all, &cfg).unwrap();
+    let mut seen = 0;
+    let e = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| {
+        seen += 1;
+        seen < 3
+    })
+    .err()
+    .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Cancelled);
+    assert_eq!(seen, 3);
+}
+
+#[test]
+fn bundles_refuse_other_backbones_unknown_formats_and_corruption() {
+    let b = backbone();
+    let (specs, all, _) = dataset(&b, "trec.jsonl", 200, &[("label", TaskKind::Multiclass)]);
+    let cfg = quick(Mode::EmbeddingOnly);
+    let (tr, va) = split_examples(&all, &cfg).unwrap();
+    let trained = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
+    let mut manifest = manifest_for(
+        &trained,
+        BackboneRef::of(&b),
+        &tandem::metadata::feature_names(),
+        &cfg,
+    );
+    let dir = tmp("refuse");
+    bundle::save(&dir, &manifest, &trained.heads.network.weights(), false).unwrap();
+    assert!(Model::load(&dir, Arc::clone(&b)).is_ok());
+    // Another backbone.
+    manifest.backbone.family_sha256 = "0".repeat(64);
+    bundle::save(&dir, &manifest, &trained.heads.network.weights(), false).unwrap();
+    assert_eq!(
+        Model::load(&dir, Arc::clone(&b)).unwrap_err().kind(),
+        ErrorKind::BackboneMismatch
+    );
+    // Unknown format.
+    let mpath = dir.join(bundle::MANIFEST_FILE);
+    let text = std::fs::read_to_string(&mpath)
+        .unwrap()
+        .replace("tandem-bundle/1", "tandem-bundle/9");
+    std::fs::write(&mpath, text).unwrap();
+    let e = Model::load(&dir, Arc::clone(&b)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Format);
+    assert!(e.message().contains("tandem-bundle/9"));
+    // Corrupt weights.
+    let good = manifest_for(
+        &trained,
+        BackboneRef::of(&b),
+        &tandem::metadata::feature_names(),
+        &cfg,
+    );
+    bundle::save(&dir, &good, &trained.heads.network.weights(), false).unwrap();
+    let w = dir.join(bundle::WEIGHTS_FILE);
+    let mut bytes = std::fs::read(&w).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&w, bytes).unwrap();
+    assert_eq!(
+        Model::load(&dir, Arc::clone(&b)).unwrap_err().kind(),
+        ErrorKind::Format
+    );
+    // Missing directory.
+    assert_eq!(
+        Model::load(&dir.join("nope"), b).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // Saving over a directory that is not a bundle is refused, and it is left alone.
+    let other = tmp("not-a-bundle");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("keep.txt"), b"precious").unwrap();
+    assert!(bundle::save(&other, &good, &trained.heads.network.weights(), false).is_err());
+    assert_eq!(std::fs::read(other.join("keep.txt")).unwrap(), b"precious");
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(other);
+}
+
+#[test]
+fn hot_swapped_heads_are_used_whole() {
+    let b = backbone();
+    let (specs, all, texts) = dataset(&b, "trec.jsonl", 200, &[("label", TaskKind::Multiclass)]);
+    let cfg = quick(Mode::EmbeddingOnly);
+    let (tr, va) = split_examples(&all, &cfg).unwrap();
+    let t1 = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
+    let t2 = tandem::train::train(
+        &specs,
+        &tr,
+        &va,
+        &TrainConfig {
+            seed: 9,
+            ..cfg.clone()
+        },
+        &mut |_| true,
+    )
+    .unwrap();
+    let manifest = manifest_for(
+        &t1,
+        BackboneRef::of(&b),
+        &tandem::metadata::feature_names(),
+        &cfg,
+    );
+    let model = Model::from_parts(Arc::clone(&b), manifest, t1.heads.clone());
+    let sample = [texts[0].as_str(), texts[1].as_str()];
+    let (p1, v1) = model.predict_raw(&sample).unwrap();
+    assert_eq!(v1, 0);
+    let v = model.swap_heads(t2.heads.clone()).unwrap();
+    let (p2, v2) = model.predict_raw(&sample).unwrap();
+    assert_eq!((v, v2), (1, 1));
+    let direct: Array2<f32> = Model::from_parts(Arc::clone(&b), model.manifest().clone(), t2.heads)
+        .predict_raw(&sample)
+        .unwrap()
+        .0
+        .remove(0);
+    assert_eq!(p2[0], direct);
+    assert_ne!(p1[0], p2[0]);
+}
