@@ -24,15 +24,15 @@ echo
 echo "== predictions for new questions"
 printf '%s\n' "Who invented the telephone?" "How many kilometres are in a mile?" \
     "What does CPU stand for?" "Where is the Eiffel Tower?" "Why do cats purr?" \
-    "What is the best way to learn Rust?" |
-    $T predict --model target/demo/trec - |
-    python3 -c '
+    "What is the best way to learn Rust?" > target/demo/questions.txt
+$T predict --model target/demo/trec target/demo/questions.txt > target/demo/predictions.jsonl
+python3 - target/demo/questions.txt target/demo/predictions.jsonl <<'PY'
 import json, sys
-qs = ["Who invented the telephone?", "How many kilometres are in a mile?", "What does CPU stand for?",
-      "Where is the Eiffel Tower?", "Why do cats purr?", "What is the best way to learn Rust?"]
-for q, line in zip(qs, sys.stdin):
+questions = open(sys.argv[1]).read().splitlines()
+for q, line in zip(questions, open(sys.argv[2])):
     p = json.loads(line)["predictions"][0]
-    print(f"  {p[\"labels\"][0]:5s} {max(p[\"probabilities\"]):.2f}  {q}")'
+    print(f"  {p['labels'][0]:5s} {max(p['probabilities']):.2f}  {q}")
+PY
 echo
 echo "== nearest neighbours in embedding space"
 ./target/release/examples/neighbours --variant int8
