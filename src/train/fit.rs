@@ -282,6 +282,25 @@ fn combine_losses(combine: &mut Combine, losses: &[f32]) -> Result<(f32, Vec<f32
     Ok((c.total, c.scales))
 }
 
+/// Each task's loss and gradient on its head's outputs, combined into one objective: the
+/// total, each task's gradient scale, and the unscaled gradients.
+fn task_losses(
+    outs: &[Array2<f32>],
+    objectives: &[Objective],
+    idx: &[usize],
+    combine: &mut Combine,
+) -> Result<(f32, Vec<f32>, Vec<Array2<f32>>)> {
+    let mut losses = Vec::with_capacity(outs.len());
+    let mut grads = Vec::with_capacity(outs.len());
+    for (o, obj) in outs.iter().zip(objectives) {
+        let (l, g) = obj.loss(o.view(), idx)?;
+        losses.push(l);
+        grads.push(g);
+    }
+    let (total, scales) = combine_losses(combine, &losses)?;
+    Ok((total, scales, grads))
+}
+
 fn metadata_step(
     net: &mut Network,
     data: &StageData<'_>,
@@ -298,14 +317,7 @@ fn metadata_step(
     for h in net.aux_heads.iter_mut() {
         outs.push(h.forward(code.view(), true));
     }
-    let mut losses = Vec::new();
-    let mut grads = Vec::new();
-    for (t, o) in outs.iter().enumerate() {
-        let (l, g) = data.objectives[t].loss(o.view(), idx)?;
-        losses.push(l);
-        grads.push(g);
-    }
-    let (total, scales) = combine_losses(combine, &losses)?;
+    let (total, scales, grads) = task_losses(&outs, data.objectives, idx, combine)?;
     let mut g_code = Array2::<f32>::zeros(code.raw_dim());
     for ((h, g), s) in net.aux_heads.iter_mut().zip(grads).zip(scales) {
         g_code += &h.backward((g * s).view());
@@ -345,14 +357,7 @@ fn semantic_step(
     for h in net.heads.iter_mut() {
         outs.push(h.forward(input.view(), true));
     }
-    let mut losses = Vec::new();
-    let mut grads = Vec::new();
-    for (t, o) in outs.iter().enumerate() {
-        let (l, g) = data.objectives[t].loss(o.view(), idx)?;
-        losses.push(l);
-        grads.push(g);
-    }
-    let (total, scales) = combine_losses(combine, &losses)?;
+    let (total, scales, grads) = task_losses(&outs, data.objectives, idx, combine)?;
     if encoder_trains {
         let mut g_in = Array2::<f32>::zeros(input.raw_dim());
         for ((h, g), s) in net.heads.iter_mut().zip(grads).zip(scales) {

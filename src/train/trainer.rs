@@ -234,21 +234,14 @@ pub fn train(
                 progress,
             )?);
         }
-        Mode::Joint => {
+        Mode::Joint | Mode::EmbeddingOnly => {
+            let name = if config.mode == Mode::Joint {
+                "joint"
+            } else {
+                "heads"
+            };
             stages.push(fit(
-                "joint",
-                &mut net,
-                Phase::Semantic { unfreeze: None },
-                &data,
-                &config.head.stage,
-                mt,
-                seed(2),
-                progress,
-            )?);
-        }
-        Mode::EmbeddingOnly => {
-            stages.push(fit(
-                "heads",
+                name,
                 &mut net,
                 Phase::Semantic { unfreeze: None },
                 &data,

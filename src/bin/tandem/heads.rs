@@ -16,7 +16,7 @@ use tandem::train::trainer::{evaluate_arrays, manifest_for, split_examples};
 use tandem::train::{Examples, Mode, TrainConfig};
 use tandem::{Backbone, Error, ErrorKind, Result};
 
-use crate::{read_records, BackboneArgs};
+use crate::{read_input, BackboneArgs};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -342,14 +342,7 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
 
 pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     let model = load_model(&args.model, &args.backbone)?;
-    let records = match args.input.as_deref() {
-        None => read_records(std::io::stdin().lock(), "<stdin>")?,
-        Some(p) if p == Path::new("-") => read_records(std::io::stdin().lock(), "<stdin>")?,
-        Some(p) => {
-            let f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
-            read_records(std::io::BufReader::new(f), &p.display().to_string())?
-        }
-    };
+    let records = read_input(args.input.as_deref())?;
     let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
     let stdout = std::io::stdout();
     let mut w = BufWriter::new(stdout.lock());

@@ -132,6 +132,18 @@ pub(crate) struct Record {
     fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// Records from a file, or from standard input for `None` or `-`.
+pub(crate) fn read_input(input: Option<&Path>) -> Result<Vec<Record>> {
+    match input {
+        None => read_records(std::io::stdin().lock(), "<stdin>"),
+        Some(p) if p == Path::new("-") => read_records(std::io::stdin().lock(), "<stdin>"),
+        Some(p) => {
+            let f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
+            read_records(std::io::BufReader::new(f), &p.display().to_string())
+        }
+    }
+}
+
 /// Reads text lines, or JSONL objects with a `text` field when the first non-blank line is a
 /// JSON object. A later line that is not valid JSONL is an error naming its line number.
 pub(crate) fn read_records(reader: impl BufRead, source: &str) -> Result<Vec<Record>> {
@@ -183,14 +195,7 @@ pub(crate) fn read_records(reader: impl BufRead, source: &str) -> Result<Vec<Rec
 }
 
 fn embed(args: EmbedArgs) -> Result<ExitCode> {
-    let records = match args.input.as_deref() {
-        None => read_records(std::io::stdin().lock(), "<stdin>")?,
-        Some(p) if p == Path::new("-") => read_records(std::io::stdin().lock(), "<stdin>")?,
-        Some(p) => {
-            let f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
-            read_records(std::io::BufReader::new(f), &p.display().to_string())?
-        }
-    };
+    let records = read_input(args.input.as_deref())?;
     let backbone = args.backbone.load(args.batch_size)?;
     let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
     let emb = if args.no_cache {
