@@ -194,6 +194,13 @@ impl Model {
     /// Per-task probabilities (or values) for `texts`, plus the heads version used.
     pub fn predict_raw(&self, texts: &[&str]) -> Result<(Vec<Array2<f32>>, u64)> {
         let heads = self.heads();
+        Ok((self.run(&heads, texts)?, heads.version))
+    }
+
+    /// Probabilities from one given version of the heads: callers that also decode with the
+    /// heads' tasks and thresholds must use the same snapshot, or a concurrent swap could pair
+    /// one version's outputs with another's thresholds.
+    fn run(&self, heads: &Heads, texts: &[&str]) -> Result<Vec<Array2<f32>>> {
         let arch = &heads.network.arch;
         let emb = if arch.emb_dim > 0 {
             self.backbone.embed(texts)?
@@ -204,16 +211,13 @@ impl Model {
             Some(n) => n.transform(crate::metadata::extract_batch(texts).view()),
             None => Array2::zeros((texts.len(), 0)),
         };
-        Ok((
-            predict_arrays(&heads, emb.view(), feats.view()),
-            heads.version,
-        ))
+        Ok(predict_arrays(heads, emb.view(), feats.view()))
     }
 
     /// Each task's labels, probabilities and values for every text, in order.
     pub fn predict(&self, texts: &[&str]) -> Result<Vec<Vec<TaskPrediction>>> {
         let heads = self.heads();
-        let (probs, _) = self.predict_raw(texts)?;
+        let probs = self.run(&heads, texts)?;
         Ok((0..texts.len())
             .map(|i| {
                 heads
@@ -242,7 +246,7 @@ impl Model {
             )));
         }
         let heads = self.heads();
-        let (probs, _) = self.predict_raw(texts)?;
+        let probs = self.run(&heads, texts)?;
         let mut per_task = Vec::new();
         for (task, p) in heads.tasks.iter().zip(&probs) {
             let rows: Vec<Vec<f32>> = p.rows().into_iter().map(|r| r.to_vec()).collect();

@@ -191,21 +191,15 @@ pub fn train(
     let seed = |k: u64| config.seed.wrapping_mul(1_000_003).wrapping_add(k);
     let mt = config.loss.multitask;
     match config.mode {
-        Mode::MetadataOnly => {
-            stages.push(fit(
-                "metadata",
-                &mut net,
-                Phase::Metadata,
-                &data,
-                &config.metadata.stage,
-                mt,
-                seed(1),
-                progress,
-            )?);
-        }
-        Mode::TwoStage => {
+        Mode::MetadataOnly | Mode::TwoStage => {
+            // Metadata-only is stage 1 of two-stage on its own.
+            let name = if config.mode == Mode::TwoStage {
+                "stage1"
+            } else {
+                "metadata"
+            };
             let s1 = fit(
-                "stage1",
+                name,
                 &mut net,
                 Phase::Metadata,
                 &data,
@@ -214,8 +208,17 @@ pub fn train(
                 seed(1),
                 progress,
             )?;
-            before_last = s1.seconds;
+            // Time to best counts a finished stage 1 in full before stage 2's best epoch.
+            if config.mode == Mode::TwoStage {
+                before_last = s1.seconds;
+            }
             stages.push(s1);
+        }
+        _ => {}
+    }
+    match config.mode {
+        Mode::MetadataOnly => {}
+        Mode::TwoStage => {
             if let Some(e) = net.encoder.as_mut() {
                 e.set_trainable("", false);
             }
