@@ -20,8 +20,11 @@ pub mod backbone;
 pub mod bundle;
 pub mod cache;
 pub mod data;
+pub mod doctor;
 pub mod error;
 pub mod eval;
+#[allow(unsafe_code)]
+pub mod ffi;
 pub mod home;
 pub mod metadata;
 pub mod model;

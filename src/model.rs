@@ -33,6 +33,9 @@ pub struct TaskPrediction {
     pub value: Option<f32>,
 }
 
+/// One group's key and its per-task predictions.
+pub type GroupPrediction = (String, Vec<TaskPrediction>);
+
 /// The heads of a model and what decodes them; replaced as a whole on hot-swap.
 #[derive(Debug, Clone)]
 pub struct Heads {
@@ -44,6 +47,35 @@ pub struct Heads {
     pub tasks: Vec<TaskEntry>,
     /// A version number, increased on every swap (0 for the loaded one).
     pub version: u64,
+}
+
+impl Heads {
+    /// The heads of the bundle in `dir`, checked against `backbone` (for hot-swapping a bundle
+    /// into a live model): refuses another backbone, an unknown format, corrupt weights, or
+    /// metadata features this build does not produce.
+    pub fn load(dir: &Path, backbone: &Backbone) -> Result<Heads> {
+        Ok(Self::load_checked(dir, backbone)?.1)
+    }
+
+    fn load_checked(dir: &Path, backbone: &Backbone) -> Result<(BundleManifest, Heads)> {
+        let (manifest, weights) = bundle::load(dir)?;
+        manifest.check_backbone(backbone)?;
+        manifest.check_features(&crate::metadata::feature_names())?;
+        let arch: Architecture = serde_json::from_value(manifest.architecture.clone())
+            .map_err(|e| Error::format(format!("{}: bad architecture: {e}", dir.display())))?;
+        if arch.outputs.len() != manifest.tasks.len() {
+            return Err(Error::format("architecture and task list disagree"));
+        }
+        let network = Network::from_weights(arch, &weights)?;
+        let normalizer = manifest.features.as_ref().map(Normalizer::from_spec);
+        let heads = Heads {
+            network,
+            normalizer,
+            tasks: manifest.tasks.clone(),
+            version: 0,
+        };
+        Ok((manifest, heads))
+    }
 }
 
 /// Converts raw head outputs into probabilities (or de-standardized values) per task.
@@ -129,22 +161,7 @@ impl Model {
     /// Loads the bundle in `dir` for `backbone`, refusing another backbone, an unknown format,
     /// corrupt weights, or metadata features this build does not produce.
     pub fn load(dir: &Path, backbone: Arc<Backbone>) -> Result<Model> {
-        let (manifest, weights) = bundle::load(dir)?;
-        manifest.check_backbone(&backbone)?;
-        manifest.check_features(&crate::metadata::feature_names())?;
-        let arch: Architecture = serde_json::from_value(manifest.architecture.clone())
-            .map_err(|e| Error::format(format!("{}: bad architecture: {e}", dir.display())))?;
-        if arch.outputs.len() != manifest.tasks.len() {
-            return Err(Error::format("architecture and task list disagree"));
-        }
-        let network = Network::from_weights(arch, &weights)?;
-        let normalizer = manifest.features.as_ref().map(Normalizer::from_spec);
-        let heads = Heads {
-            network,
-            normalizer,
-            tasks: manifest.tasks.clone(),
-            version: 0,
-        };
+        let (manifest, heads) = Heads::load_checked(dir, &backbone)?;
         Ok(Model {
             backbone,
             manifest,
@@ -216,9 +233,19 @@ impl Model {
 
     /// Each task's labels, probabilities and values for every text, in order.
     pub fn predict(&self, texts: &[&str]) -> Result<Vec<Vec<TaskPrediction>>> {
+        Ok(self.predict_versioned(texts)?.0)
+    }
+
+    /// Like [`predict`](Self::predict), plus the heads that made every one of the predictions
+    /// (their `version`, tasks and label names): one snapshot serves the whole call, even
+    /// across a hot swap.
+    pub fn predict_versioned(
+        &self,
+        texts: &[&str],
+    ) -> Result<(Vec<Vec<TaskPrediction>>, Arc<Heads>)> {
         let heads = self.heads();
         let probs = self.run(&heads, texts)?;
-        Ok((0..texts.len())
+        let preds = (0..texts.len())
             .map(|i| {
                 heads
                     .tasks
@@ -227,7 +254,8 @@ impl Model {
                     .map(|(task, p)| decode(task, p.row(i).as_slice().unwrap_or(&[])))
                     .collect()
             })
-            .collect())
+            .collect();
+        Ok((preds, heads))
     }
 
     /// One prediction per group: each text's outputs are combined by `how` over the texts
@@ -238,6 +266,16 @@ impl Model {
         groups: &[String],
         how: Aggregation,
     ) -> Result<Vec<(String, Vec<TaskPrediction>)>> {
+        Ok(self.predict_groups_versioned(texts, groups, how)?.0)
+    }
+
+    /// Like [`predict_groups`](Self::predict_groups), plus the heads snapshot used.
+    pub fn predict_groups_versioned(
+        &self,
+        texts: &[&str],
+        groups: &[String],
+        how: Aggregation,
+    ) -> Result<(Vec<GroupPrediction>, Arc<Heads>)> {
         if texts.len() != groups.len() {
             return Err(Error::invalid(format!(
                 "{} texts but {} group keys",
@@ -259,7 +297,7 @@ impl Model {
             per_task.push(aggregate(groups, &rows, how)?);
         }
         let n_groups = per_task.first().map_or(0, |v| v.len());
-        Ok((0..n_groups)
+        let out = (0..n_groups)
             .map(|g| {
                 let key = per_task[0][g].0.clone();
                 let preds = heads
@@ -270,7 +308,8 @@ impl Model {
                     .collect();
                 (key, preds)
             })
-            .collect())
+            .collect();
+        Ok((out, heads))
     }
 }
 

@@ -38,7 +38,10 @@ pub fn save(dir: &Path, manifest: &BundleManifest, weights: &Weights, f16: bool)
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| Error::invalid(format!("{}: bad bundle name", dir.display())))?;
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    // Process id plus a counter: threads of one process may save at the same time.
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = parent.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let result = (|| {
         std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -73,7 +76,7 @@ fn replace_dir(from: &Path, to: &Path) -> Result<()> {
                 to.display()
             )));
         }
-        let old: PathBuf = to.with_extension(format!("old-{}", std::process::id()));
+        let old = PathBuf::from(format!("{}-old", from.display()));
         std::fs::rename(to, &old).map_err(|e| Error::io(to, e))?;
         std::fs::rename(from, to).map_err(|e| Error::io(to, e))?;
         let _ = std::fs::remove_dir_all(&old);

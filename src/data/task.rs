@@ -123,6 +123,32 @@ impl Targets {
     }
 }
 
+impl TaskKind {
+    /// Checks that `v` has the shape this kind of task takes as a label (a string, number or
+    /// boolean class; a list of them for multi-label; a finite number for regression), and says
+    /// what was expected when it does not.
+    pub fn check_label(self, v: &Value) -> std::result::Result<(), &'static str> {
+        let ok = match self {
+            TaskKind::Multiclass | TaskKind::Binary => label_strings(v).is_some(),
+            TaskKind::Multilabel => multilabel_list(v).is_some(),
+            TaskKind::Regression => match v {
+                Value::Number(n) => n.as_f64().is_some_and(f64::is_finite),
+                Value::String(s) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
+                _ => false,
+            },
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(match self {
+                TaskKind::Multiclass | TaskKind::Binary => "a string, number or boolean label",
+                TaskKind::Multilabel => "a JSON list of labels",
+                TaskKind::Regression => "a finite number",
+            })
+        }
+    }
+}
+
 fn label_strings(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),

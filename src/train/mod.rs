@@ -7,8 +7,10 @@ pub mod features;
 pub mod fit;
 pub mod network;
 pub mod objective;
+pub mod session;
 pub mod trainer;
 
 pub use self::config::{Mode, TrainConfig};
 pub use self::fit::{EpochRecord, StageReport};
+pub use self::session::{TaskDecl, Trainer, TrainerSpec};
 pub use self::trainer::{train, Examples, TrainReport, Trained};

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tandem::backbone::{verify_dir, BackboneManifest};
 use tandem::{Backbone, BackboneOptions, Device, Error, ErrorKind, Result, Variant};
 
 #[derive(Parser)]
@@ -235,137 +234,44 @@ fn embed(args: EmbedArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line of the doctor's report.
-struct Check {
-    name: String,
-    ok: bool,
-    detail: String,
-}
-
 fn doctor(args: DoctorArgs) -> Result<ExitCode> {
-    let mut checks: Vec<Check> = Vec::new();
-    let mut push = |name: &str, r: std::result::Result<String, String>| {
-        let (ok, detail) = match r {
-            Ok(d) => (true, d),
-            Err(d) => (false, d),
-        };
-        checks.push(Check {
-            name: name.to_string(),
-            ok,
-            detail,
-        });
+    let b = &args.backbone;
+    let options = BackboneOptions {
+        device: b.device,
+        threads: b.threads,
+        ort_library: b.ort_lib.clone(),
+        ..Default::default()
     };
-    push("tandem", Ok(tandem::VERSION.to_string()));
-    push("cache", Ok(tandem::home::cache_dir().display().to_string()));
-    let mut eps_report = Vec::new();
-    match tandem::runtime::runtime(args.backbone.ort_lib.as_deref()) {
-        Ok(rt) => {
-            push(
-                "onnxruntime",
-                Ok(format!(
-                    "{} at {} (from {})",
-                    rt.version(),
-                    rt.library().display(),
-                    rt.source()
-                )),
-            );
-            for (ep, available) in rt.execution_providers() {
-                eps_report.push((ep, available));
-                let r = if available {
-                    Ok("available".to_string())
-                } else {
-                    Err("not available in this ONNX Runtime build".to_string())
-                };
-                // Only the CPU provider is required; a missing CUDA provider is reported, not fatal.
-                if ep == "CPUExecutionProvider" || available {
-                    push(&format!("provider {ep}"), r);
-                } else {
-                    eprintln!("note: {ep} not available in this ONNX Runtime build");
-                }
-            }
-        }
-        Err(e) => push("onnxruntime", Err(e.message().to_string())),
-    }
-    let dir = args.backbone.dir();
-    match BackboneManifest::load(&dir) {
-        Err(e) => push("backbone", Err(e.message().to_string())),
-        Ok(manifest) => {
-            push(
-                "backbone",
-                Ok(format!(
-                    "{} ({}; dim {}, {} pooling, max length {}) at {}",
-                    manifest.name,
-                    manifest.source,
-                    manifest.dim,
-                    manifest.pooling,
-                    manifest.max_length,
-                    dir.display()
-                )),
-            );
-            for f in verify_dir(&dir, &manifest) {
-                let size = f
-                    .size
-                    .map(|s| format!("{:.1} MB", s as f64 / 1e6))
-                    .unwrap_or_else(|| "missing".into());
-                let r = if f.ok() {
-                    Ok(format!("sha256 {} ({size})", f.expected))
-                } else {
-                    Err(format!(
-                        "sha256 mismatch or unreadable: manifest {}, file {} ({size})",
-                        f.expected,
-                        f.actual.as_deref().unwrap_or("-")
-                    ))
-                };
-                push(&format!("file {}", f.file), r);
-            }
-            for variant in Variant::ALL {
-                let args = BackboneArgs {
-                    variant: Some(variant),
-                    ..args.backbone.clone()
-                };
-                let r = args
-                    .load(8)
-                    .and_then(|b| b.embed(&["tandem doctor"]).map(|e| (b, e)))
-                    .map(|(b, e)| {
-                        format!(
-                            "{} loads on {:?} and embeds (norm {:.4})",
-                            b.graph_file(),
-                            args.device,
-                            e.row(0).dot(&e.row(0)).sqrt()
-                        )
-                    })
-                    .map_err(|e| e.message().to_string());
-                push(&format!("graph {variant}"), r);
-            }
-        }
-    }
-    let healthy = checks.iter().all(|c| c.ok);
+    let report = tandem::doctor::doctor(&b.dir(), &options);
     if args.json {
-        let report = serde_json::json!({
-            "ok": healthy,
-            "checks": checks.iter().map(|c| serde_json::json!({"name": c.name, "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
-            "execution_providers": eps_report.iter().map(|(n, a)| serde_json::json!({"name": n, "available": a})).collect::<Vec<_>>(),
-        });
         println!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
-        let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
-        for c in &checks {
+        let width = report
+            .checks
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(0);
+        for c in &report.checks {
             let mark = if c.ok { "ok  " } else { "FAIL" };
             println!("{mark} {:width$}  {}", c.name, c.detail);
         }
+        for p in report.execution_providers.iter().filter(|p| !p.available) {
+            eprintln!("note: {} not available in this ONNX Runtime build", p.name);
+        }
         println!(
             "{}",
-            if healthy {
+            if report.ok {
                 "doctor: all checks passed"
             } else {
                 "doctor: some checks failed (run scripts/setup.sh)"
             }
         );
     }
-    Ok(if healthy {
+    Ok(if report.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1,0 +1,229 @@
+//! Serving: load a bundle, predict (per text or per group), hot-swap heads.
+
+use std::ffi::c_char;
+
+use super::backbone::tandem_backbone;
+use super::predictions::tandem_predictions;
+use super::trainer::tandem_trainer;
+use super::{
+    guard, guard_or, handle, into_c_string, out_ptr, path_arg, strs_arg, tandem_error, write_out,
+};
+use crate::error::{Error, ErrorKind};
+use crate::eval::Aggregation;
+use crate::model::{Heads, Model};
+
+/// Group aggregation: the mean of each probability (or value).
+pub const TANDEM_AGGREGATE_MEAN: u32 = 0;
+/// Group aggregation: the median of each probability (or value).
+pub const TANDEM_AGGREGATE_MEDIAN: u32 = 1;
+/// Group aggregation: each text votes for its top class; the vote share per class (values
+/// average).
+pub const TANDEM_AGGREGATE_MAJORITY: u32 = 2;
+
+/// A trained bundle on a backbone, ready to serve. A `const tandem_model *` may be used from
+/// many threads at once, including `tandem_model_swap_heads`: predictions in flight finish on
+/// the heads they started with.
+pub struct tandem_model {
+    inner: Model,
+}
+
+/// Loads the bundle in directory `dir` (`len` bytes of UTF-8) onto `backbone` and writes the
+/// model to `*out`, to free with `tandem_model_free`. The model keeps the backbone alive.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, NOT_FOUND (no bundle there), FORMAT (unknown format or
+/// corrupt weights), BACKBONE_MISMATCH (trained on another backbone).
+///
+/// Ownership: `backbone` is shared (the model keeps it alive); the caller owns `*out`.
+/// Thread safety: safe to call from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_model_load(
+    backbone: *const tandem_backbone,
+    dir: *const c_char,
+    len: usize,
+    out: *mut *mut tandem_model,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let b = unsafe { handle(backbone, "backbone") }?;
+        let dir = unsafe { path_arg(dir, len, "dir") }?;
+        out_ptr(out, "out")?;
+        let model = Model::load(&dir, b.inner.clone())?;
+        unsafe { write_out(out, Box::into_raw(Box::new(tandem_model { inner: model }))) };
+        Ok(())
+    })
+}
+
+/// Frees a model. NULL is a no-op. No other thread may be using it.
+///
+/// Ownership: consumes the model.
+/// Thread safety: no other thread may use the handle during or after the call.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_model_free(model: *mut tandem_model) {
+    if !model.is_null() {
+        // SAFETY: a pointer from `tandem_model_load`, freed once.
+        guard_or((), || drop(unsafe { Box::from_raw(model) }));
+    }
+}
+
+/// Predicts every task for `n` texts (`texts[i]` of `lens[i]` bytes, or NUL-terminated when
+/// `lens` is NULL) and writes the results to `*out`, to free with `tandem_predictions_free`.
+/// Thread-safe.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, TOKENIZER, ONNX.
+///
+/// Ownership: texts are borrowed for the call; the caller owns `*out`, which stays valid after later swaps.
+/// Thread safety: safe from many threads at once on one model.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_model_predict(
+    model: *const tandem_model,
+    texts: *const *const c_char,
+    lens: *const usize,
+    n: usize,
+    out: *mut *mut tandem_predictions,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let m = unsafe { handle(model, "model") }?;
+        let texts = unsafe { strs_arg(texts, lens, n, "texts") }?;
+        out_ptr(out, "out")?;
+        let (preds, heads) = m.inner.predict_versioned(&texts)?;
+        let rows = preds.into_iter().map(|p| (None, p)).collect();
+        let p = tandem_predictions::new(&heads, rows);
+        unsafe { write_out(out, Box::into_raw(Box::new(p))) };
+        Ok(())
+    })
+}
+
+/// One prediction per group: text `i` belongs to group `groups[i]` (`group_lens[i]` bytes, or
+/// NUL-terminated when `group_lens` is NULL), e.g. an author id, and each group's outputs are
+/// combined by `aggregation` (`TANDEM_AGGREGATE_*`). Rows come back in sorted group order;
+/// `tandem_predictions_group` gives each row's key. Thread-safe.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (unknown aggregation), TOKENIZER, ONNX.
+///
+/// Ownership: texts and keys are borrowed for the call; the caller owns `*out`.
+/// Thread safety: safe from many threads at once on one model.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_model_predict_groups(
+    model: *const tandem_model,
+    texts: *const *const c_char,
+    lens: *const usize,
+    groups: *const *const c_char,
+    group_lens: *const usize,
+    n: usize,
+    aggregation: u32,
+    out: *mut *mut tandem_predictions,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let m = unsafe { handle(model, "model") }?;
+        let texts = unsafe { strs_arg(texts, lens, n, "texts") }?;
+        let groups: Vec<String> = unsafe { strs_arg(groups, group_lens, n, "groups") }?
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        out_ptr(out, "out")?;
+        let how = match aggregation {
+            TANDEM_AGGREGATE_MEAN => Aggregation::Mean,
+            TANDEM_AGGREGATE_MEDIAN => Aggregation::Median,
+            TANDEM_AGGREGATE_MAJORITY => Aggregation::Majority,
+            other => return Err(Error::invalid(format!("unknown aggregation {other}"))),
+        };
+        let (preds, heads) = m.inner.predict_groups_versioned(&texts, &groups, how)?;
+        let rows = preds.into_iter().map(|(g, p)| (Some(g), p)).collect();
+        let p = tandem_predictions::new(&heads, rows);
+        unsafe { write_out(out, Box::into_raw(Box::new(p))) };
+        Ok(())
+    })
+}
+
+fn swap(m: &tandem_model, heads: Heads, out_version: *mut u64) -> crate::Result<()> {
+    let v = m.inner.swap_heads(heads)?;
+    if !out_version.is_null() {
+        // SAFETY: non-null, caller-owned.
+        unsafe { write_out(out_version, v) };
+    }
+    Ok(())
+}
+
+/// Hot-swaps the heads `trainer` last trained into `model`, without reloading the backbone,
+/// and writes the new heads version to `*out_version` (may be NULL). Predictions already
+/// running finish on the old heads; later ones use the new. Thread-safe with respect to
+/// `model`; `trainer` must not be used by another thread during the call.
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (trainer not trained yet, or heads for another
+/// embedding size), BACKBONE_MISMATCH (trainer on a different backbone graph family).
+///
+/// Ownership: the heads are copied out of `trainer`, which stays usable (train it again, swap again).
+/// Thread safety: safe from many threads at once on one model. `trainer` must not be in use by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_model_swap_heads(
+    model: *const tandem_model,
+    trainer: *const tandem_trainer,
+    out_version: *mut u64,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let m = unsafe { handle(model, "model") }?;
+        let t = unsafe { handle(trainer, "trainer") }?;
+        if t.inner.backbone().family_sha256() != m.inner.backbone().family_sha256() {
+            return Err(Error::new(
+                ErrorKind::BackboneMismatch,
+                "the trainer's backbone is not the model's: its heads would read other embeddings",
+            ));
+        }
+        swap(m, t.inner.heads()?, out_version)
+    })
+}
+
+/// Hot-swaps the heads of the bundle in `dir` into `model` (checked like `tandem_model_load`),
+/// writing the new heads version to `*out_version` (may be NULL). Thread-safe.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, NOT_FOUND, FORMAT, BACKBONE_MISMATCH.
+///
+/// Ownership: `dir` is borrowed for the call; the bundle files are not kept open.
+/// Thread safety: safe from many threads at once on one model.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_model_swap_bundle(
+    model: *const tandem_model,
+    dir: *const c_char,
+    len: usize,
+    out_version: *mut u64,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let m = unsafe { handle(model, "model") }?;
+        let dir = unsafe { path_arg(dir, len, "dir") }?;
+        let heads = Heads::load(&dir, m.inner.backbone())?;
+        swap(m, heads, out_version)
+    })
+}
+
+/// The version of the heads now serving (0 as loaded, +1 per swap); 0 for NULL. Thread-safe.
+///
+/// Ownership: borrows `model`.
+/// Thread safety: safe from many threads at once on one model.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_model_heads_version(model: *const tandem_model) -> u64 {
+    // SAFETY: NULL or a live model.
+    guard_or(0, || {
+        unsafe { model.as_ref() }.map_or(0, |m| m.inner.heads().version)
+    })
+}
+
+/// The bundle manifest the model was loaded from (tasks, labels, thresholds, metrics,
+/// provenance) as JSON, written to `*out` and freed with `tandem_string_free`. Thread-safe.
+/// Errors: NULL_ARGUMENT.
+///
+/// Ownership: the caller owns `*out`.
+/// Thread safety: safe from many threads at once on one model.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_model_manifest_json(
+    model: *const tandem_model,
+    out: *mut *mut c_char,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let m = unsafe { handle(model, "model") }?;
+        out_ptr(out, "out")?;
+        let json = serde_json::to_string(m.inner.manifest())
+            .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+        unsafe { write_out(out, into_c_string(&json)) };
+        Ok(())
+    })
+}

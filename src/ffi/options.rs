@@ -1,0 +1,173 @@
+//! Backbone/runtime options as an opaque object with setters, so new options never break the ABI.
+
+use std::ffi::c_char;
+use std::path::PathBuf;
+
+use super::{guard, handle_mut, path_arg, str_arg, tandem_error};
+use crate::error::Error;
+use crate::BackboneOptions;
+
+/// Options for loading a backbone: model directory, graph variant, threads, execution provider,
+/// ONNX Runtime library, batching.
+pub struct tandem_options {
+    pub(crate) backbone: BackboneOptions,
+    pub(crate) dir: Option<PathBuf>,
+}
+
+impl tandem_options {
+    /// The backbone directory: the one set, else the default model in the cache.
+    pub(crate) fn dir(&self) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(crate::home::default_backbone_dir)
+    }
+}
+
+/// New options with the defaults: the default backbone in the cache, the fp32 graph, all cores,
+/// CPU, the ONNX Runtime library from `TANDEM_ORT_LIB` or the cache. Never NULL. Free with
+/// `tandem_options_free`. An options object is used by one thread at a time; loading copies it,
+/// so it may be freed right after.
+///
+/// Ownership: the caller owns the result.
+/// Thread safety: safe to call from any thread.
+#[no_mangle]
+pub extern "C" fn tandem_options_new() -> *mut tandem_options {
+    Box::into_raw(Box::new(tandem_options {
+        backbone: BackboneOptions::default(),
+        dir: None,
+    }))
+}
+
+/// Frees options. NULL is a no-op.
+///
+/// Ownership: consumes the options.
+/// Thread safety: no other thread may use the handle during or after the call.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_options_free(options: *mut tandem_options) {
+    if !options.is_null() {
+        // SAFETY: a pointer from `tandem_options_new`, freed once.
+        super::guard_or((), || drop(unsafe { Box::from_raw(options) }));
+    }
+}
+
+/// Sets intra-op threads per session; 0 means all available cores.
+/// Errors: NULL_ARGUMENT.
+///
+/// Ownership: borrows `options`.
+/// Thread safety: use one options object from one thread at a time.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_options_set_threads(
+    options: *mut tandem_options,
+    threads: u32,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: NULL or live options used by this thread only.
+        let o = unsafe { handle_mut(options, "options") }?;
+        o.backbone.threads = (threads > 0).then_some(threads as usize);
+        Ok(())
+    })
+}
+
+/// Sets the graph variant: `"fp32"`, `"opt"` or `"int8"` (`len` bytes of UTF-8).
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (unknown name; options unchanged).
+///
+/// Ownership: `name` is borrowed for the call.
+/// Thread safety: use one options object from one thread at a time.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_options_set_variant(
+    options: *mut tandem_options,
+    name: *const c_char,
+    len: usize,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let o = unsafe { handle_mut(options, "options") }?;
+        o.backbone.variant = unsafe { str_arg(name, len, "name") }?.parse()?;
+        Ok(())
+    })
+}
+
+/// Sets the execution provider: `"cpu"`, `"cuda"` or `"cuda:N"`. CUDA needs a build with the
+/// `cuda` feature and a CUDA ONNX Runtime; if it cannot run, `tandem_backbone_load` fails with
+/// EXECUTION_PROVIDER_UNAVAILABLE rather than falling back to CPU.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (unknown name; options unchanged).
+///
+/// Ownership: `name` is borrowed for the call.
+/// Thread safety: use one options object from one thread at a time.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_options_set_device(
+    options: *mut tandem_options,
+    name: *const c_char,
+    len: usize,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let o = unsafe { handle_mut(options, "options") }?;
+        o.backbone.device = unsafe { str_arg(name, len, "name") }?.parse()?;
+        Ok(())
+    })
+}
+
+/// Sets the ONNX Runtime shared library to load (else `TANDEM_ORT_LIB`, else the cache). The
+/// library is loaded once per process: the first backbone load decides.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty path).
+///
+/// Ownership: the path is copied.
+/// Thread safety: use one options object from one thread at a time.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_options_set_ort_library(
+    options: *mut tandem_options,
+    path: *const c_char,
+    len: usize,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let o = unsafe { handle_mut(options, "options") }?;
+        o.backbone.ort_library = Some(unsafe { path_arg(path, len, "path") }?);
+        Ok(())
+    })
+}
+
+/// Sets the backbone directory (with `manifest.json`, the graphs and `tokenizer.json`); the
+/// default is all-MiniLM-L6-v2 in the cache.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty path).
+///
+/// Ownership: the path is copied.
+/// Thread safety: use one options object from one thread at a time.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_options_set_backbone_dir(
+    options: *mut tandem_options,
+    path: *const c_char,
+    len: usize,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let o = unsafe { handle_mut(options, "options") }?;
+        o.dir = Some(unsafe { path_arg(path, len, "path") }?);
+        Ok(())
+    })
+}
+
+/// Sets the most texts per graph run (default 32) and the most concurrent sessions (default 1;
+/// each holds its own copy of the weights, so more sessions serve more threads at once).
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (a zero).
+///
+/// Ownership: borrows `options`.
+/// Thread safety: use one options object from one thread at a time.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_options_set_batching(
+    options: *mut tandem_options,
+    batch_size: usize,
+    sessions: usize,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let o = unsafe { handle_mut(options, "options") }?;
+        if batch_size == 0 || sessions == 0 {
+            return Err(Error::invalid("batch_size and sessions must be at least 1"));
+        }
+        o.backbone.batch_size = batch_size;
+        o.backbone.sessions = sessions;
+        Ok(())
+    })
+}
