@@ -1,0 +1,12 @@
+//go:build !tandem_system
+
+package tandem
+
+// Default linking: against the library built in this repository with
+// `cargo build --release --lib` (target/release/libtandem.so), with an rpath so that
+// binaries find it at run time without LD_LIBRARY_PATH. Build with `-tags tandem_system`
+// to link an installed copy instead (see link_system.go).
+
+// #cgo CFLAGS: -I${SRCDIR}/../../include
+// #cgo LDFLAGS: -L${SRCDIR}/../../target/release -ltandem -Wl,-rpath,${SRCDIR}/../../target/release
+import "C"

@@ -1,0 +1,220 @@
+package tandem
+
+// TaskKind says what a task's head predicts.
+type TaskKind string
+
+// Task kinds.
+const (
+	// TaskMulticlass predicts exactly one of several classes.
+	TaskMulticlass TaskKind = "multiclass"
+	// TaskBinary predicts one of two classes; the second class name is the positive one.
+	TaskBinary TaskKind = "binary"
+	// TaskMultilabel predicts any subset of several labels.
+	TaskMultilabel TaskKind = "multilabel"
+	// TaskRegression predicts a real value.
+	TaskRegression TaskKind = "regression"
+)
+
+// Mode is how the model is put together and trained.
+type Mode string
+
+// Training modes.
+const (
+	// ModeTwoStage trains the metadata encoder first (stage 1), then the heads on
+	// [embedding ; metadata code] (stage 2). The default.
+	ModeTwoStage Mode = "two_stage"
+	// ModeJoint trains encoder and heads on [embedding ; code] together, in one stage.
+	ModeJoint Mode = "joint"
+	// ModeEmbeddingOnly trains heads on the embedding alone, without metadata.
+	ModeEmbeddingOnly Mode = "embedding_only"
+	// ModeMetadataOnly trains the metadata encoder and its heads alone, without embeddings.
+	ModeMetadataOnly Mode = "metadata_only"
+)
+
+// Schedule is a learning-rate schedule.
+type Schedule string
+
+// Learning-rate schedules.
+const (
+	// ScheduleConstant keeps the learning rate fixed.
+	ScheduleConstant Schedule = "constant"
+	// ScheduleCosine warms up linearly, then decays along a cosine. The default.
+	ScheduleCosine Schedule = "cosine"
+	// SchedulePlateau halves the learning rate after 2 epochs without improvement.
+	SchedulePlateau Schedule = "plateau"
+)
+
+// ClassLoss is the loss of classification heads.
+type ClassLoss string
+
+// Classification losses.
+const (
+	// LossCrossEntropy is softmax cross-entropy or BCE with logits. The default.
+	LossCrossEntropy ClassLoss = "cross_entropy"
+	// LossFocal is focal loss with LossConfig.FocalGamma.
+	LossFocal ClassLoss = "focal"
+)
+
+// RegressionLoss is the loss of regression heads.
+type RegressionLoss string
+
+// Regression losses.
+const (
+	// LossMSE is the mean squared error. The default.
+	LossMSE RegressionLoss = "mse"
+	// LossHuber is the Huber loss with LossConfig.HuberDelta.
+	LossHuber RegressionLoss = "huber"
+)
+
+// ClassWeights is how per-class loss weights are derived from class counts.
+type ClassWeights string
+
+// Class weightings.
+const (
+	// ClassWeightsNone weighs every class 1. The default.
+	ClassWeightsNone ClassWeights = "none"
+	// ClassWeightsBalanced weighs class c by n / (k · count(c)).
+	ClassWeightsBalanced ClassWeights = "balanced"
+	// ClassWeightsEffectiveNumber uses the effective number of samples (β = 0.999).
+	ClassWeightsEffectiveNumber ClassWeights = "effective_number"
+	// ClassWeightsSqrt weighs class c by 1 / sqrt(count(c)), normalized to mean 1.
+	ClassWeightsSqrt ClassWeights = "sqrt"
+)
+
+// MultiTask is how several tasks' losses combine.
+type MultiTask string
+
+// Multi-task loss combinations.
+const (
+	// MultiTaskFixed sums the task losses with weight 1. The default.
+	MultiTaskFixed MultiTask = "fixed"
+	// MultiTaskUncertainty learns homoscedastic uncertainty weights.
+	MultiTaskUncertainty MultiTask = "uncertainty"
+)
+
+// TrainerSpec is what NewTrainer creates a trainer from; it is sent to the library as JSON
+// ({"tasks": [...], "config": {...}, "embedding_cache": ...}).
+type TrainerSpec struct {
+	// Tasks are the tasks to learn, one head each, trained together. At least one.
+	Tasks []TaskSpec `json:"tasks"`
+	// Config is the training configuration; nil (or any nil field in it) means the library's
+	// defaults.
+	Config *TrainConfig `json:"config,omitempty"`
+	// EmbeddingCache keeps embeddings in the on-disk cache, so retraining on the same texts
+	// never runs the backbone twice. nil means the default, true.
+	EmbeddingCache *bool `json:"embedding_cache,omitempty"`
+}
+
+// TaskSpec declares one task.
+type TaskSpec struct {
+	// Name is the task's name: each example's labels map has a value under this key.
+	Name string `json:"name"`
+	// Kind is what the head predicts.
+	Kind TaskKind `json:"kind"`
+	// Positive is the positive label of a binary task ("" for the default: the rarer one, or
+	// "1"/"true").
+	Positive string `json:"positive,omitempty"`
+}
+
+// TrainConfig is the training configuration: the keys of tandem's TOML training config. Every
+// field is optional: a nil pointer, nil slice pointer or empty string leaves the library's
+// default. Ptr makes pointers from literals, e.g. Seed: tandem.Ptr[uint64](7).
+type TrainConfig struct {
+	// Mode is the training mode (default ModeTwoStage).
+	Mode Mode `json:"mode,omitempty"`
+	// Seed seeds splits, initialisation, shuffling and dropout (default 0).
+	Seed *uint64 `json:"seed,omitempty"`
+	// ValidFraction is the share held out for validation when no validation examples are
+	// added (default 0.2).
+	ValidFraction *float64 `json:"valid_fraction,omitempty"`
+	// TuneThresholds tunes decision thresholds on validation data (binary and multi-label;
+	// default true).
+	TuneThresholds *bool `json:"tune_thresholds,omitempty"`
+	// F16Weights stores weights as f16 in bundles (half the size; default false).
+	F16Weights *bool `json:"f16_weights,omitempty"`
+	// Metadata configures the metadata features and their encoder.
+	Metadata *MetadataConfig `json:"metadata,omitempty"`
+	// Head configures the semantic heads.
+	Head *HeadConfig `json:"head,omitempty"`
+	// Unfreeze configures unfreezing the metadata encoder in stage 2.
+	Unfreeze *UnfreezeConfig `json:"unfreeze,omitempty"`
+	// Loss configures the losses.
+	Loss *LossConfig `json:"loss,omitempty"`
+}
+
+// StageConfig is the optimisation of one training stage.
+type StageConfig struct {
+	// Epochs is the maximum number of epochs (default 40 for heads, 30 for metadata).
+	Epochs *int `json:"epochs,omitempty"`
+	// LR is the peak AdamW learning rate.
+	LR *float64 `json:"lr,omitempty"`
+	// WeightDecay is AdamW's decoupled weight decay.
+	WeightDecay *float64 `json:"weight_decay,omitempty"`
+	// BatchSize is the number of examples per step.
+	BatchSize *int `json:"batch_size,omitempty"`
+	// Patience is the number of epochs without improvement before stopping (0 = never stop
+	// early).
+	Patience *int `json:"patience,omitempty"`
+	// MinDelta is the smallest change that counts as an improvement.
+	MinDelta *float64 `json:"min_delta,omitempty"`
+	// Schedule is the learning-rate schedule.
+	Schedule Schedule `json:"schedule,omitempty"`
+	// WarmupFraction is the warm-up share of all steps for the cosine schedule.
+	WarmupFraction *float64 `json:"warmup_fraction,omitempty"`
+	// ClipNorm is the global gradient-norm clip (0 = no clipping).
+	ClipNorm *float64 `json:"clip_norm,omitempty"`
+}
+
+// MetadataConfig configures the metadata side: features and the encoder over them.
+type MetadataConfig struct {
+	// TopK keeps the k features with the highest mutual information with the labels (0 = all).
+	TopK *int `json:"top_k,omitempty"`
+	// Hidden is the encoder MLP's hidden layer sizes (default [64]).
+	Hidden *[]int `json:"hidden,omitempty"`
+	// CodeDim is the size of the metadata code the encoder outputs (default 32).
+	CodeDim *int `json:"code_dim,omitempty"`
+	// Dropout is the encoder's dropout.
+	Dropout *float64 `json:"dropout,omitempty"`
+	// Stage is the stage-1 optimisation.
+	Stage *StageConfig `json:"stage,omitempty"`
+}
+
+// HeadConfig configures the semantic heads.
+type HeadConfig struct {
+	// Hidden is each head MLP's hidden layer sizes (default [256]; an empty slice means a
+	// linear head).
+	Hidden *[]int `json:"hidden,omitempty"`
+	// Dropout is the heads' dropout.
+	Dropout *float64 `json:"dropout,omitempty"`
+	// Stage is the stage-2 (or joint, or embedding-only) optimisation.
+	Stage *StageConfig `json:"stage,omitempty"`
+}
+
+// UnfreezeConfig configures unfreezing the metadata encoder during stage 2.
+type UnfreezeConfig struct {
+	// AtEpoch is the 0-based stage-2 epoch at which the encoder trains again (nil = frozen).
+	AtEpoch *int `json:"at_epoch,omitempty"`
+	// LRScale is the encoder's learning rate once unfrozen, relative to the heads'.
+	LRScale *float64 `json:"lr_scale,omitempty"`
+}
+
+// LossConfig configures the losses.
+type LossConfig struct {
+	// Classification is the classification loss.
+	Classification ClassLoss `json:"classification,omitempty"`
+	// Regression is the regression loss.
+	Regression RegressionLoss `json:"regression,omitempty"`
+	// LabelSmoothing is ε for multiclass cross-entropy.
+	LabelSmoothing *float64 `json:"label_smoothing,omitempty"`
+	// FocalGamma is the focal loss's γ.
+	FocalGamma *float64 `json:"focal_gamma,omitempty"`
+	// HuberDelta is the Huber loss's δ.
+	HuberDelta *float64 `json:"huber_delta,omitempty"`
+	// ClassWeights is the class weighting.
+	ClassWeights ClassWeights `json:"class_weights,omitempty"`
+	// MultiTask is how several tasks' losses combine.
+	MultiTask MultiTask `json:"multitask,omitempty"`
+}
+
+// Ptr returns a pointer to a copy of v, for the optional fields of TrainConfig.
+func Ptr[T any](v T) *T { return &v }
