@@ -9,6 +9,8 @@
  * - Strings in are (const char *, size_t len) UTF-8, not necessarily NUL-terminated; NULL is
  *   accepted only with len 0. Batches are an array of pointers plus an array of lengths; a NULL
  *   lengths array means the strings are NUL-terminated.
+ * - Strings out are NUL-terminated UTF-8; a NUL byte inside a user-supplied name (a label, a
+ *   task) comes back as U+FFFD.
  * - Thread safety: functions taking a `const` handle may be called from many threads at once;
  *   a non-const handle (trainer, options) is used by one thread at a time.
  * - No panic crosses this boundary: a bug is reported as TANDEM_ERR_PANIC.
@@ -186,7 +188,9 @@ typedef struct tandem_trainer tandem_trainer;
  * chunks of texts embedded and the losses are NaN), `"stage1"`, `"stage2"`, `"joint"`, ...;
  * `epoch` is 0-based out of `epochs`. `stage` is valid only during the call. Return `false` to
  * cancel: training stops with TANDEM_ERR_CANCELLED and the trainer keeps its examples and its
- * previously trained heads. Called on the thread that called `tandem_trainer_train`.
+ * previously trained heads. Called on the thread that called `tandem_trainer_train`. It must
+ * return normally: no C++ exception, Go panic or longjmp may unwind through tandem's frames.
+ * Cancelling takes effect at the next report (every 256 texts embedded, every epoch).
  */
 typedef bool (*tandem_progress_fn)(void *user_data,
                                    const char *stage,
@@ -257,8 +261,6 @@ tandem_error *tandem_backbone_embed(const tandem_backbone *backbone,
 
 /**
  * The error's stable code, one of `TANDEM_ERR_*`; 0 when `error` is NULL.
- *
- * Thread safety: a `const tandem_error *` may be read from any thread.
  *
  * Ownership: borrows `error`.
  * Thread safety: errors are plain data; read one from any thread.
@@ -455,13 +457,16 @@ uint64_t tandem_model_heads_version(const tandem_model *model);
 
 /**
  * The bundle manifest the model was loaded from (tasks, labels, thresholds, metrics,
- * provenance) as JSON, written to `*out` and freed with `tandem_string_free`. Thread-safe.
+ * provenance) as JSON. It describes the bundle as loaded: after a hot swap, the serving
+ * heads' tasks and labels are read from each prediction (`tandem_predictions_task_name`,
+ * `tandem_predictions_class_name`), written to `*out` and freed with `tandem_string_free`. Thread-safe.
  * Errors: NULL_ARGUMENT.
  *
  * Ownership: the caller owns `*out`.
  * Thread safety: safe from many threads at once on one model.
  */
-tandem_error *tandem_model_manifest_json(const tandem_model *model, char **out);
+tandem_error *tandem_model_manifest_json(const tandem_model *model,
+                                         char **out);
 
 /**
  * New options with the defaults: the default backbone in the cache, the fp32 graph, all cores,
@@ -635,7 +640,8 @@ size_t tandem_predictions_label_count(const tandem_predictions *predictions,
 
 /**
  * The `k`-th predicted label of row `row` for task `task`, owned by `predictions`; NULL when
- * out of range.
+ * out of range. Binary and multi-label decisions use the thresholds tuned on validation data
+ * (stored in the bundle), not 0.5: a binary label can be the class with the lower probability.
  *
  * Ownership: the string belongs to `predictions`; do not free it.
  * Thread safety: safe from many threads at once on one predictions object.
@@ -745,6 +751,14 @@ tandem_error *tandem_trainer_add_validation_example(tandem_trainer *trainer,
  * Thread safety: use one trainer from one thread at a time.
  */
 size_t tandem_trainer_example_count(const tandem_trainer *trainer);
+
+/**
+ * Validation examples added so far; 0 for NULL.
+ *
+ * Ownership: borrows `trainer`.
+ * Thread safety: use one trainer from one thread at a time.
+ */
+size_t tandem_trainer_validation_count(const tandem_trainer *trainer);
 
 /**
  * Trains heads on the examples added so far (embedding each distinct text once, through the

@@ -62,6 +62,9 @@ quiet_export() { "$VENV/bin/python" "$ROOT/onnx/export.py" "$@" \
     --reference "$ROOT/tests/fixtures/minilm_embeddings.json" 2> >(grep -v -i -E 'warn|^\s+(inverted_mask|if )' >&2); }
 quiet_export --out "$CACHE/models/all-MiniLM-L6-v2"
 quiet_export --out "$CACHE/models/all-MiniLM-L6-v2-hidden" --library transformers
+# A tiny random BERT with the same tokenizer: the C API test runs on it under valgrind.
+"$VENV/bin/python" "$ROOT/onnx/tiny_backbone.py" --out "$CACHE/models/tiny-random-bert" \
+    2> >(grep -v -i -E 'warn|accelerate|^\s+(inverted_mask|if )' >&2)
 
 # 4. Demo datasets as JSONL.
 "$VENV/bin/python" "$ROOT/scripts/datasets.py" --work "$CACHE/work" --out "$CACHE/data" --python "$VENV/bin/python"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Every test: setup (idempotent), formatting and lints, Rust unit + integration tests (parity with
-# the reference embeddings included), and the dataset converters' Python tests.
+# the reference embeddings included), the dataset converters' Python tests, and the C ABI from
+# C (natively and under valgrind), C++ and Go, with the examples and an installed-prefix build.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh
+scripts/system_deps.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -22,4 +24,14 @@ rows = [json.loads(l) for l in sys.stdin]
 assert [r["index"] for r in rows] == [0, 1, 2], rows
 assert all(len(r["embedding"]) == 384 for r in rows)
 print("cli: 3 passed, 0 failed")'
+echo "== C tests (tests/c), C example, C++ header check"
+make --no-print-directory test-c
+echo "== C API test under valgrind"
+make --no-print-directory test-c-valgrind
+echo "== make install + pkg-config build of the C example"
+make --no-print-directory test-install
+echo "== C++ binding (bindings/cpp)"
+bindings/cpp/run_test.sh
+echo "== Go binding (bindings/go)"
+scripts/go_test.sh
 echo "all tests passed"

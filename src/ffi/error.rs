@@ -57,8 +57,6 @@ impl tandem_error {
 
 /// The error's stable code, one of `TANDEM_ERR_*`; 0 when `error` is NULL.
 ///
-/// Thread safety: a `const tandem_error *` may be read from any thread.
-///
 /// Ownership: borrows `error`.
 /// Thread safety: errors are plain data; read one from any thread.
 #[no_mangle]

@@ -207,7 +207,9 @@ pub unsafe extern "C" fn tandem_model_heads_version(model: *const tandem_model) 
 }
 
 /// The bundle manifest the model was loaded from (tasks, labels, thresholds, metrics,
-/// provenance) as JSON, written to `*out` and freed with `tandem_string_free`. Thread-safe.
+/// provenance) as JSON. It describes the bundle as loaded: after a hot swap, the serving
+/// heads' tasks and labels are read from each prediction (`tandem_predictions_task_name`,
+/// `tandem_predictions_class_name`), written to `*out` and freed with `tandem_string_free`. Thread-safe.
 /// Errors: NULL_ARGUMENT.
 ///
 /// Ownership: the caller owns `*out`.

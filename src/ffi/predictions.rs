@@ -262,7 +262,8 @@ pub unsafe extern "C" fn tandem_predictions_label_count(
 }
 
 /// The `k`-th predicted label of row `row` for task `task`, owned by `predictions`; NULL when
-/// out of range.
+/// out of range. Binary and multi-label decisions use the thresholds tuned on validation data
+/// (stored in the bundle), not 0.5: a binary label can be the class with the lower probability.
 ///
 /// Ownership: the string belongs to `predictions`; do not free it.
 /// Thread safety: safe from many threads at once on one predictions object.

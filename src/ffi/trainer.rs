@@ -15,7 +15,9 @@ use crate::train::{EpochRecord, Trainer};
 /// chunks of texts embedded and the losses are NaN), `"stage1"`, `"stage2"`, `"joint"`, ...;
 /// `epoch` is 0-based out of `epochs`. `stage` is valid only during the call. Return `false` to
 /// cancel: training stops with TANDEM_ERR_CANCELLED and the trainer keeps its examples and its
-/// previously trained heads. Called on the thread that called `tandem_trainer_train`.
+/// previously trained heads. Called on the thread that called `tandem_trainer_train`. It must
+/// return normally: no C++ exception, Go panic or longjmp may unwind through tandem's frames.
+/// Cancelling takes effect at the next report (every 256 texts embedded, every epoch).
 pub type tandem_progress_fn = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -139,6 +141,18 @@ pub unsafe extern "C" fn tandem_trainer_example_count(trainer: *const tandem_tra
     // SAFETY: NULL or a live trainer.
     guard_or(0, || {
         unsafe { trainer.as_ref() }.map_or(0, |t| t.inner.len())
+    })
+}
+
+/// Validation examples added so far; 0 for NULL.
+///
+/// Ownership: borrows `trainer`.
+/// Thread safety: use one trainer from one thread at a time.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_trainer_validation_count(trainer: *const tandem_trainer) -> usize {
+    // SAFETY: NULL or a live trainer.
+    guard_or(0, || {
+        unsafe { trainer.as_ref() }.map_or(0, |t| t.inner.validation_len())
     })
 }
 

@@ -343,7 +343,13 @@ pub fn evaluate_arrays(
     for ((task, p), t) in heads.tasks.iter().zip(&probs).zip(targets) {
         per_task.insert(task.spec.name.clone(), task_metrics(task, p, t));
     }
-    let mut top = per_task.values().next().cloned().unwrap_or(json!({}));
+    // The first task in head (declared) order, not the alphabetically first key.
+    let mut top = heads
+        .tasks
+        .first()
+        .and_then(|t| per_task.get(&t.spec.name))
+        .cloned()
+        .unwrap_or(json!({}));
     if let Value::Object(m) = &mut top {
         m.insert("tasks".into(), Value::Object(per_task));
     }

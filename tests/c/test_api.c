@@ -1,0 +1,630 @@
+/* Calls every function of tandem.h, on the success path and on every documented error path:
+ * NULL arguments, invalid UTF-8, wrong sizes, missing files, a bundle from another backbone,
+ * a bundle of an unknown format, and a cancelled training run. Run under valgrind in CI.
+ *
+ * Needs the cache made by scripts/setup.sh (ONNX Runtime + the default backbone). With
+ * TANDEM_TEST_BACKBONE set to another backbone directory (CI's valgrind run uses the tiny
+ * random test backbone, since ONNX Runtime runs ~100x slower under valgrind), every call and
+ * error path still runs, but checks that need a meaningful embedding (which label wins) are
+ * skipped: the native run on the real backbone makes those. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "data.h"
+
+static char tmp_root[256];
+/* True on the real default backbone, whose embeddings mean something. */
+static int semantic = 1;
+
+/* Section timings on stderr: the suite runs under valgrind, where slow spots matter. */
+static void section(const char *name) {
+  static struct timespec last;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (last.tv_sec != 0)
+    fprintf(stderr, "  [%.1fs] %s\n",
+            (double)(now.tv_sec - last.tv_sec) + (now.tv_nsec - last.tv_nsec) / 1e9, name);
+  last = now;
+}
+
+static void path_in_tmp(char *out, size_t cap, const char *name) {
+  snprintf(out, cap, "%s/%s", tmp_root, name);
+}
+
+/* Reads a whole file into a malloc'd, NUL-terminated buffer (NULL on failure). */
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    free(buf);
+    buf = NULL;
+  }
+  if (buf) buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+static int write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return 0;
+  size_t n = strlen(text);
+  int ok = fwrite(text, 1, n, f) == n;
+  return fclose(f) == 0 && ok;
+}
+
+/* Copies bundle `from` to `to` with the first occurrence of `key`'s string value replaced. */
+static int copy_bundle_with(const char *from, const char *to, const char *key,
+                            const char *value) {
+  char src[512], dst[512], cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", to, from, to);
+  if (system(cmd) != 0) return 0;
+  snprintf(src, sizeof src, "%s/manifest.json", from);
+  snprintf(dst, sizeof dst, "%s/manifest.json", to);
+  char *text = read_file(src);
+  if (!text) return 0;
+  char pattern[128];
+  snprintf(pattern, sizeof pattern, "\"%s\": \"", key);
+  char *at = strstr(text, pattern);
+  int ok = 0;
+  if (at) {
+    char *start = at + strlen(pattern);
+    char *end = strchr(start, '"');
+    size_t out_len = strlen(text) + strlen(value) + 1;
+    char *out = malloc(out_len);
+    snprintf(out, out_len, "%.*s%s%s", (int)(start - text), text, value, end);
+    ok = write_file(dst, out);
+    free(out);
+  }
+  free(text);
+  return ok;
+}
+
+static void test_info_and_errors(void) {
+  EXPECT(strcmp(tandem_version(), TANDEM_VERSION_STRING) == 0);
+  EXPECT(tandem_abi_version() == TANDEM_ABI_VERSION);
+  EXPECT(strcmp(tandem_error_code_name(TANDEM_ERR_NOT_FOUND), "not_found") == 0);
+  EXPECT(strcmp(tandem_error_code_name(TANDEM_ERR_CANCELLED), "cancelled") == 0);
+  EXPECT(strcmp(tandem_error_code_name(999), "unknown") == 0);
+  EXPECT(tandem_error_code(NULL) == 0);
+  EXPECT(strcmp(tandem_error_message(NULL), "") == 0);
+  tandem_error_free(NULL);
+  tandem_string_free(NULL);
+  tandem_options_free(NULL);
+  tandem_backbone_free(NULL);
+  tandem_trainer_free(NULL);
+  tandem_model_free(NULL);
+  tandem_predictions_free(NULL);
+}
+
+static void test_options(void) {
+  tandem_options *o = tandem_options_new();
+  EXPECT(o != NULL);
+  ERR(tandem_options_set_threads(NULL, 2), TANDEM_ERR_NULL_ARGUMENT);
+  OK(tandem_options_set_threads(o, 0));
+  ERR(tandem_options_set_variant(o, "bogus", 5), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_options_set_variant(o, "\xff\xfe", 2), TANDEM_ERR_INVALID_UTF8);
+  ERR(tandem_options_set_variant(o, NULL, 4), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_options_set_variant(NULL, "fp32", 4), TANDEM_ERR_NULL_ARGUMENT);
+  /* The name need not be NUL-terminated: only `len` bytes are read. */
+  OK(tandem_options_set_variant(o, "int8XXXX", 4));
+  OK(tandem_options_set_variant(o, "fp32", 4));
+  ERR(tandem_options_set_device(o, "tpu", 3), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_options_set_device(NULL, "cpu", 3), TANDEM_ERR_NULL_ARGUMENT);
+  OK(tandem_options_set_device(o, "cpu", 3));
+  ERR(tandem_options_set_batching(o, 0, 1), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_options_set_batching(NULL, 8, 1), TANDEM_ERR_NULL_ARGUMENT);
+  OK(tandem_options_set_batching(o, 16, 2));
+  ERR(tandem_options_set_ort_library(o, "", 0), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_options_set_ort_library(NULL, "x", 1), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_options_set_backbone_dir(o, NULL, 3), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_options_set_backbone_dir(NULL, "x", 1), TANDEM_ERR_NULL_ARGUMENT);
+  tandem_options_free(o);
+}
+
+/* Before any backbone loads: a missing ONNX Runtime library and a missing model directory. */
+static void test_missing_runtime_and_model(void) {
+  tandem_options *o = tandem_options_new();
+  const char *lib = "/nonexistent/libonnxruntime.so";
+  OK(tandem_options_set_ort_library(o, lib, strlen(lib)));
+  tandem_backbone *b = NULL;
+  ERR(tandem_backbone_load(o, &b), TANDEM_ERR_RUNTIME_UNAVAILABLE);
+  EXPECT(b == NULL);
+  tandem_options_free(o);
+
+  o = tandem_options_new();
+  const char *dir = "/nonexistent/backbone";
+  OK(tandem_options_set_backbone_dir(o, dir, strlen(dir)));
+  ERR(tandem_backbone_load(o, &b), TANDEM_ERR_NOT_FOUND);
+  ERR(tandem_backbone_load(o, NULL), TANDEM_ERR_NULL_ARGUMENT);
+  EXPECT(b == NULL);
+  /* The doctor reports a missing backbone as a failed check, not an error. */
+  char *report = NULL;
+  ERR(tandem_doctor_json(o, NULL), TANDEM_ERR_NULL_ARGUMENT);
+  if (OK(tandem_doctor_json(o, &report))) {
+    EXPECT(strstr(report, "\"ok\":false") != NULL);
+    EXPECT(strstr(report, "/nonexistent/backbone") != NULL);
+    tandem_string_free(report);
+  }
+  tandem_options_free(o);
+}
+
+static tandem_backbone *load_backbone(void) {
+  tandem_options *o = tandem_options_new();
+  OK(tandem_options_set_threads(o, 2));
+  const char *dir = getenv("TANDEM_TEST_BACKBONE");
+  if (dir && *dir) {
+    semantic = 0;
+    OK(tandem_options_set_backbone_dir(o, dir, strlen(dir)));
+  }
+  tandem_backbone *b = NULL;
+  OK(tandem_backbone_load(o, &b));
+  tandem_options_free(o);
+  return b;
+}
+
+static void test_backbone(const tandem_backbone *b) {
+  EXPECT(tandem_backbone_dim(b) == (semantic ? 384u : 32u));
+  EXPECT(tandem_backbone_dim(NULL) == 0);
+  EXPECT(strlen(tandem_backbone_graph_sha256(b)) == 64);
+  EXPECT(strcmp(tandem_backbone_graph_sha256(NULL), "") == 0);
+
+  /* A second ONNX Runtime library cannot replace the loaded one. */
+  tandem_options *o = tandem_options_new();
+  OK(tandem_options_set_ort_library(o, "/tmp", 4));
+  tandem_backbone *other = NULL;
+  ERR(tandem_backbone_load(o, &other), TANDEM_ERR_INVALID_ARGUMENT);
+  tandem_options_free(o);
+
+  const char *texts[] = {"Who wrote Hamlet ?", "How far away is the moon ?",
+                         "Who wrote Hamlet ?XXXX"};
+  size_t lens[] = {18, 25, 18};
+  size_t dim = tandem_backbone_dim(b);
+  float *out = calloc(3 * dim, sizeof(float));
+  ERR(tandem_backbone_embed(NULL, texts, lens, 3, out, 3 * dim), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_backbone_embed(b, NULL, lens, 3, out, 3 * dim), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_backbone_embed(b, texts, lens, 3, NULL, 3 * dim), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_backbone_embed(b, texts, lens, 3, out, 3 * dim - 1), TANDEM_ERR_BUFFER_TOO_SMALL);
+  const char *bad[] = {"ok", "caf\xc3"};
+  ERR(tandem_backbone_embed(b, bad, NULL, 2, out, 2 * dim), TANDEM_ERR_INVALID_UTF8);
+  const char *with_null[] = {"ok", NULL};
+  ERR(tandem_backbone_embed(b, with_null, NULL, 2, out, 2 * dim), TANDEM_ERR_NULL_ARGUMENT);
+  EXPECT(out[0] == 0.0f); /* written only on success */
+  if (OK(tandem_backbone_embed(b, texts, lens, 3, out, 3 * dim))) {
+    for (size_t r = 0; r < 3; r++) {
+      double norm = 0;
+      for (size_t j = 0; j < dim; j++) norm += (double)out[r * dim + j] * out[r * dim + j];
+      EXPECT(fabs(sqrt(norm) - 1.0) < 1e-4);
+    }
+    /* Texts 0 and 2 are the same bytes under their lengths. */
+    double diff = 0;
+    for (size_t j = 0; j < dim; j++) diff += fabs((double)out[j] - out[2 * dim + j]);
+    EXPECT(diff < 1e-4);
+    double cross = 0;
+    for (size_t j = 0; j < dim; j++) cross += (double)out[j] * out[dim + j];
+    if (semantic) EXPECT(cross < 0.9);
+  }
+  /* NUL-terminated texts (lens NULL), and an empty batch. */
+  OK(tandem_backbone_embed(b, texts, NULL, 2, out, 2 * dim));
+  OK(tandem_backbone_embed(b, NULL, NULL, 0, NULL, 0));
+  free(out);
+}
+
+static void test_metadata(void) {
+  size_t n = tandem_metadata_feature_count();
+  EXPECT(n >= 40);
+  EXPECT(strcmp(tandem_metadata_feature_name(0), "char_count") == 0);
+  EXPECT(strcmp(tandem_metadata_feature_name(1), "word_count") == 0);
+  for (size_t i = 0; i < n; i++) EXPECT(tandem_metadata_feature_name(i) != NULL);
+  EXPECT(tandem_metadata_feature_name(n) == NULL);
+  const char *texts[] = {"Hello world", ""};
+  float *out = calloc(2 * n, sizeof(float));
+  ERR(tandem_metadata_extract(texts, NULL, 2, out, 2 * n - 1), TANDEM_ERR_BUFFER_TOO_SMALL);
+  ERR(tandem_metadata_extract(NULL, NULL, 2, out, 2 * n), TANDEM_ERR_NULL_ARGUMENT);
+  const char *bad[] = {"\xc0\x80"};
+  ERR(tandem_metadata_extract(bad, NULL, 1, out, n), TANDEM_ERR_INVALID_UTF8);
+  if (OK(tandem_metadata_extract(texts, NULL, 2, out, 2 * n))) {
+    EXPECT(out[0] == 11.0f);
+    EXPECT(out[1] == 2.0f);
+    EXPECT(out[n] == 0.0f);
+    for (size_t i = 0; i < 2 * n; i++) EXPECT(isfinite(out[i]));
+  }
+  free(out);
+}
+
+typedef struct {
+  int calls;
+  int cancel_at; /* cancel on this call (1-based); 0 never */
+  int saw_epoch;
+} progress_state;
+
+static bool on_progress(void *user_data, const char *stage, uint32_t epoch, uint32_t epochs,
+                        float train_loss, float valid_loss) {
+  progress_state *s = user_data;
+  s->calls++;
+  if (strcmp(stage, "embed") != 0) {
+    s->saw_epoch = 1;
+    if (!(epoch < epochs && isfinite(train_loss) && isfinite(valid_loss))) failures++;
+  }
+  return s->cancel_at == 0 || s->calls < s->cancel_at;
+}
+
+static void label_json(char *buf, size_t cap, const char *label) {
+  snprintf(buf, cap, "{\"label\": \"%s\"}", label);
+}
+
+static tandem_trainer *make_trainer(const tandem_backbone *b, int seed) {
+  char spec[512];
+  snprintf(spec, sizeof spec,
+           "{\"tasks\": [{\"name\": \"label\", \"kind\": \"multiclass\"}],"
+           " \"embedding_cache\": false,"
+           " \"config\": {\"mode\": \"embedding_only\", \"seed\": %d,"
+           " \"head\": {\"hidden\": [32], \"stage\": {\"epochs\": 25, \"patience\": 0}}}}",
+           seed);
+  tandem_trainer *t = NULL;
+  OK(tandem_trainer_new(b, spec, strlen(spec), &t));
+  for (size_t i = 0; i < N_QUESTIONS; i++) {
+    char labels[64];
+    label_json(labels, sizeof labels, QUESTIONS[i].label);
+    /* Every third question validates; the rest train. */
+    if (i % 3 == 2)
+      OK(tandem_trainer_add_validation_example(t, QUESTIONS[i].text, strlen(QUESTIONS[i].text),
+                                               labels, strlen(labels)));
+    else
+      OK(tandem_trainer_add_example(t, QUESTIONS[i].text, strlen(QUESTIONS[i].text), labels,
+                                    strlen(labels)));
+  }
+  return t;
+}
+
+static tandem_trainer *test_trainer(const tandem_backbone *b, const char *bundle_dir) {
+  tandem_trainer *t = NULL;
+  const char *spec = "{\"tasks\": [{\"name\": \"label\", \"kind\": \"multiclass\"}]}";
+  ERR(tandem_trainer_new(NULL, spec, strlen(spec), &t), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_trainer_new(b, spec, strlen(spec), NULL), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_trainer_new(b, "{not json", 9, &t), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_trainer_new(b, "{\"tasks\": []}", 13, &t), TANDEM_ERR_INVALID_ARGUMENT);
+  const char *unknown = "{\"tasks\": [{\"name\": \"y\", \"kind\": \"binary\"}],"
+                        " \"config\": {\"learning_rate\": 1}}";
+  tandem_error *e = tandem_trainer_new(b, unknown, strlen(unknown), &t);
+  EXPECT(e != NULL && tandem_error_code(e) == TANDEM_ERR_INVALID_ARGUMENT);
+  EXPECT(e != NULL && strstr(tandem_error_message(e), "learning_rate") != NULL);
+  tandem_error_free(e);
+  ERR(tandem_trainer_new(b, "{\"tasks\xff", 9, &t), TANDEM_ERR_INVALID_UTF8);
+  EXPECT(t == NULL);
+
+  t = make_trainer(b, 7);
+  EXPECT(tandem_trainer_example_count(t) == N_QUESTIONS - N_QUESTIONS / 3);
+  EXPECT(tandem_trainer_example_count(NULL) == 0);
+  size_t before = tandem_trainer_example_count(t);
+  /* Malformed examples are rejected whole; nothing is added. */
+  ERR(tandem_trainer_add_example(t, "x", 1, "[1]", 3), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_trainer_add_example(t, "x", 1, "{\"topic\": \"a\"}", 14),
+      TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_trainer_add_example(t, "x", 1, "{\"label\": [1]}", 14),
+      TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_trainer_add_example(t, "x", 1, "{}", 2), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_trainer_add_example(t, "x", 1, "{\"label\":", 9), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_trainer_add_example(t, "\xe2\x82", 2, "{\"label\": \"HUM\"}", 16),
+      TANDEM_ERR_INVALID_UTF8);
+  ERR(tandem_trainer_add_example(NULL, "x", 1, "{\"label\": \"HUM\"}", 16),
+      TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_trainer_add_validation_example(t, "x", 1, "{\"label\": 1.5, \"x\": 1}", 22),
+      TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_trainer_add_validation_example(NULL, "x", 1, "{}", 2), TANDEM_ERR_NULL_ARGUMENT);
+  EXPECT(tandem_trainer_example_count(t) == before);
+
+  /* Not trained yet. */
+  char *json = NULL;
+  ERR(tandem_trainer_report_json(t, &json), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_trainer_save(t, bundle_dir, strlen(bundle_dir)), TANDEM_ERR_INVALID_ARGUMENT);
+
+  /* Cancelled from the callback, during embedding and during an epoch: nothing changes. */
+  progress_state cancel_first = {0, 1, 0};
+  ERR(tandem_trainer_train(t, on_progress, &cancel_first), TANDEM_ERR_CANCELLED);
+  EXPECT(cancel_first.calls == 1);
+  progress_state cancel_later = {0, 5, 0};
+  ERR(tandem_trainer_train(t, on_progress, &cancel_later), TANDEM_ERR_CANCELLED);
+  EXPECT(cancel_later.calls == 5 && cancel_later.saw_epoch);
+  EXPECT(tandem_trainer_example_count(t) == before);
+  ERR(tandem_trainer_report_json(t, &json), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_trainer_train(NULL, NULL, NULL), TANDEM_ERR_NULL_ARGUMENT);
+
+  progress_state run = {0, 0, 0};
+  OK(tandem_trainer_train(t, on_progress, &run));
+  EXPECT(run.saw_epoch && run.calls >= 25);
+  ERR(tandem_trainer_report_json(t, NULL), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_trainer_report_json(NULL, &json), TANDEM_ERR_NULL_ARGUMENT);
+  if (OK(tandem_trainer_report_json(t, &json))) {
+    EXPECT(strstr(json, "\"valid_metrics\"") != NULL);
+    EXPECT(strstr(json, "\"embedding_only\"") != NULL);
+    tandem_string_free(json);
+  }
+  /* Training with no callback works too. */
+  OK(tandem_trainer_train(t, NULL, NULL));
+
+  const char *eval_texts[] = {"Who was the author of Hamlet ?", "How many moons does Mars have ?",
+                              "Where is Lake Victoria ?"};
+  const char *eval_labels[] = {"{\"label\": \"HUM\"}", "{\"label\": \"NUM\"}",
+                               "{\"label\": \"LOC\"}"};
+  ERR(tandem_trainer_evaluate(t, eval_texts, NULL, eval_labels, NULL, 3, NULL),
+      TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_trainer_evaluate(t, eval_texts, NULL, eval_labels, NULL, 0, &json),
+      TANDEM_ERR_INVALID_ARGUMENT);
+  const char *bad_labels[] = {"{\"label\": \"HUM\"}", "{\"label\": \"XYZ\"}",
+                              "{\"label\": \"LOC\"}"};
+  ERR(tandem_trainer_evaluate(t, eval_texts, NULL, bad_labels, NULL, 3, &json),
+      TANDEM_ERR_INVALID_ARGUMENT);
+  if (OK(tandem_trainer_evaluate(t, eval_texts, NULL, eval_labels, NULL, 3, &json))) {
+    EXPECT(strstr(json, "\"macro_f1\"") != NULL);
+    if (semantic) EXPECT(strstr(json, "\"accuracy\":1.0") != NULL);
+    tandem_string_free(json);
+  }
+
+  /* Saving: under a regular file fails with IO; into a fresh directory succeeds. */
+  char file[512], under_file[600];
+  path_in_tmp(file, sizeof file, "a-file");
+  EXPECT(write_file(file, "x"));
+  snprintf(under_file, sizeof under_file, "%s/bundle", file);
+  ERR(tandem_trainer_save(t, under_file, strlen(under_file)), TANDEM_ERR_IO);
+  ERR(tandem_trainer_save(t, "", 0), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_trainer_save(NULL, bundle_dir, strlen(bundle_dir)), TANDEM_ERR_NULL_ARGUMENT);
+  OK(tandem_trainer_save(t, bundle_dir, strlen(bundle_dir)));
+  return t;
+}
+
+static void check_top_label(const tandem_predictions *p, size_t row, const char *want) {
+  EXPECT(tandem_predictions_label(p, row, 0, 0) != NULL);
+  if (!semantic) return;
+  const char *got = tandem_predictions_label(p, row, 0, 0);
+  EXPECT(got != NULL && strcmp(got, want) == 0);
+  if (got && strcmp(got, want) != 0) fprintf(stderr, "  row %zu: %s, not %s\n", row, got, want);
+}
+
+static void test_model(const tandem_backbone *b, const tandem_trainer *t,
+                       const char *bundle_dir) {
+  tandem_model *m = NULL;
+  char missing[512], empty_dir[512], foreign[512], future[512];
+  path_in_tmp(missing, sizeof missing, "no-such-bundle");
+  path_in_tmp(empty_dir, sizeof empty_dir, "empty");
+  path_in_tmp(foreign, sizeof foreign, "foreign-bundle");
+  path_in_tmp(future, sizeof future, "future-bundle");
+  ERR(tandem_model_load(b, missing, strlen(missing), &m), TANDEM_ERR_NOT_FOUND);
+  EXPECT(mkdir(empty_dir, 0700) == 0);
+  ERR(tandem_model_load(b, empty_dir, strlen(empty_dir), &m), TANDEM_ERR_NOT_FOUND);
+  ERR(tandem_model_load(NULL, bundle_dir, strlen(bundle_dir), &m), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_model_load(b, bundle_dir, strlen(bundle_dir), NULL), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_model_load(b, "\xff", 1, &m), TANDEM_ERR_INVALID_UTF8);
+  /* A bundle trained on another backbone, and one in a format from the future. */
+  EXPECT(copy_bundle_with(bundle_dir, foreign, "family_sha256",
+                          "0000000000000000000000000000000000000000000000000000000000000000"));
+  ERR(tandem_model_load(b, foreign, strlen(foreign), &m), TANDEM_ERR_BACKBONE_MISMATCH);
+  EXPECT(copy_bundle_with(bundle_dir, future, "format", "tandem-bundle/99"));
+  ERR(tandem_model_load(b, future, strlen(future), &m), TANDEM_ERR_FORMAT);
+  EXPECT(m == NULL);
+
+  if (!OK(tandem_model_load(b, bundle_dir, strlen(bundle_dir), &m))) return;
+  EXPECT(tandem_model_heads_version(m) == 0);
+  EXPECT(tandem_model_heads_version(NULL) == 0);
+  char *json = NULL;
+  ERR(tandem_model_manifest_json(m, NULL), TANDEM_ERR_NULL_ARGUMENT);
+  if (OK(tandem_model_manifest_json(m, &json))) {
+    EXPECT(strstr(json, "tandem-bundle/1") != NULL);
+    tandem_string_free(json);
+  }
+
+  const char *texts[] = {"Who wrote Romeo and Juliet ?", "How many days are in a leap year ?",
+                         "Where is the Eiffel Tower ?", "Who discovered gravity ?"};
+  tandem_predictions *p = NULL;
+  ERR(tandem_model_predict(NULL, texts, NULL, 4, &p), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_model_predict(m, texts, NULL, 4, NULL), TANDEM_ERR_NULL_ARGUMENT);
+  const char *bad[] = {"fine", "\xed\xa0\x80"}; /* an encoded surrogate is not UTF-8 */
+  ERR(tandem_model_predict(m, bad, NULL, 2, &p), TANDEM_ERR_INVALID_UTF8);
+  EXPECT(p == NULL);
+  if (OK(tandem_model_predict(m, texts, NULL, 4, &p))) {
+    EXPECT(tandem_predictions_len(p) == 4);
+    EXPECT(tandem_predictions_task_count(p) == 1);
+    EXPECT(tandem_predictions_heads_version(p) == 0);
+    EXPECT(strcmp(tandem_predictions_task_name(p, 0), "label") == 0);
+    EXPECT(tandem_predictions_task_name(p, 1) == NULL);
+    EXPECT(tandem_predictions_task_kind(p, 0) == TANDEM_TASK_MULTICLASS);
+    EXPECT(tandem_predictions_task_kind(p, 1) == UINT32_MAX);
+    EXPECT(tandem_predictions_class_count(p, 0) == 3);
+    EXPECT(tandem_predictions_class_count(p, 1) == 0);
+    EXPECT(strcmp(tandem_predictions_class_name(p, 0, 0), "HUM") == 0);
+    EXPECT(tandem_predictions_class_name(p, 0, 3) == NULL);
+    EXPECT(tandem_predictions_group(p, 0) == NULL);
+    EXPECT(tandem_predictions_label_count(p, 0, 0) == 1);
+    EXPECT(tandem_predictions_label_count(p, 9, 0) == 0);
+    EXPECT(tandem_predictions_label(p, 0, 0, 1) == NULL);
+    check_top_label(p, 0, "HUM");
+    check_top_label(p, 1, "NUM");
+    check_top_label(p, 2, "LOC");
+    check_top_label(p, 3, "HUM");
+    float probs[3] = {0};
+    ERR(tandem_predictions_probabilities(p, 0, 0, probs, 2), TANDEM_ERR_BUFFER_TOO_SMALL);
+    ERR(tandem_predictions_probabilities(p, 4, 0, probs, 3), TANDEM_ERR_INVALID_ARGUMENT);
+    ERR(tandem_predictions_probabilities(p, 0, 0, NULL, 3), TANDEM_ERR_NULL_ARGUMENT);
+    ERR(tandem_predictions_probabilities(NULL, 0, 0, probs, 3), TANDEM_ERR_NULL_ARGUMENT);
+    if (OK(tandem_predictions_probabilities(p, 0, 0, probs, 3))) {
+      EXPECT(fabs(probs[0] + probs[1] + probs[2] - 1.0) < 1e-5);
+      if (semantic) EXPECT(probs[0] > probs[1] && probs[0] > probs[2]);
+    }
+    float value = -1;
+    ERR(tandem_predictions_value(p, 0, 0, &value), TANDEM_ERR_INVALID_ARGUMENT);
+    ERR(tandem_predictions_value(p, 0, 0, NULL), TANDEM_ERR_NULL_ARGUMENT);
+    EXPECT(value == -1);
+    ERR(tandem_predictions_json(p, NULL), TANDEM_ERR_NULL_ARGUMENT);
+    if (OK(tandem_predictions_json(p, &json))) {
+      EXPECT(strstr(json, "\"index\":3") != NULL);
+      tandem_string_free(json);
+    }
+    tandem_predictions_free(p);
+  }
+  EXPECT(tandem_predictions_len(NULL) == 0);
+  EXPECT(tandem_predictions_task_count(NULL) == 0);
+  EXPECT(tandem_predictions_heads_version(NULL) == 0);
+  EXPECT(tandem_predictions_task_name(NULL, 0) == NULL);
+  EXPECT(tandem_predictions_label_count(NULL, 0, 0) == 0);
+
+  /* Group aggregation: two authors, sorted by key. */
+  const char *groups[] = {"bob", "alice", "bob", "alice"};
+  ERR(tandem_model_predict_groups(m, texts, NULL, groups, NULL, 4, 99, &p),
+      TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_model_predict_groups(m, texts, NULL, NULL, NULL, 4, TANDEM_AGGREGATE_MEAN, &p),
+      TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_model_predict_groups(NULL, texts, NULL, groups, NULL, 4, 0, &p),
+      TANDEM_ERR_NULL_ARGUMENT);
+  uint32_t hows[] = {TANDEM_AGGREGATE_MEAN, TANDEM_AGGREGATE_MEDIAN, TANDEM_AGGREGATE_MAJORITY};
+  for (int h = 0; h < 3; h++) {
+    p = NULL;
+    if (!OK(tandem_model_predict_groups(m, texts, NULL, groups, NULL, 4, hows[h], &p))) continue;
+    EXPECT(tandem_predictions_len(p) == 2);
+    EXPECT(strcmp(tandem_predictions_group(p, 0), "alice") == 0);
+    EXPECT(strcmp(tandem_predictions_group(p, 1), "bob") == 0);
+    EXPECT(tandem_predictions_group(p, 2) == NULL);
+    float probs[3];
+    if (OK(tandem_predictions_probabilities(p, 0, 0, probs, 3)))
+      EXPECT(fabs(probs[0] + probs[1] + probs[2] - 1.0) < 1e-5);
+    if (OK(tandem_predictions_json(p, &json))) {
+      EXPECT(strstr(json, "\"group\":\"alice\"") != NULL);
+      tandem_string_free(json);
+    }
+    tandem_predictions_free(p);
+  }
+
+  /* Hot swap from a trainer and from a bundle; every prediction says which heads made it. */
+  uint64_t v = 0;
+  ERR(tandem_model_swap_heads(NULL, t, &v), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_model_swap_heads(m, NULL, &v), TANDEM_ERR_NULL_ARGUMENT);
+  tandem_trainer *untrained = NULL;
+  const char *spec = "{\"tasks\": [{\"name\": \"label\", \"kind\": \"multiclass\"}]}";
+  OK(tandem_trainer_new(b, spec, strlen(spec), &untrained));
+  ERR(tandem_model_swap_heads(m, untrained, &v), TANDEM_ERR_INVALID_ARGUMENT);
+  tandem_trainer_free(untrained);
+  OK(tandem_model_swap_heads(m, t, &v));
+  EXPECT(v == 1);
+  OK(tandem_model_swap_heads(m, t, NULL));
+  EXPECT(tandem_model_heads_version(m) == 2);
+  ERR(tandem_model_swap_bundle(m, missing, strlen(missing), &v), TANDEM_ERR_NOT_FOUND);
+  ERR(tandem_model_swap_bundle(m, foreign, strlen(foreign), &v), TANDEM_ERR_BACKBONE_MISMATCH);
+  ERR(tandem_model_swap_bundle(m, future, strlen(future), &v), TANDEM_ERR_FORMAT);
+  ERR(tandem_model_swap_bundle(NULL, bundle_dir, strlen(bundle_dir), &v),
+      TANDEM_ERR_NULL_ARGUMENT);
+  EXPECT(tandem_model_heads_version(m) == 2);
+  OK(tandem_model_swap_bundle(m, bundle_dir, strlen(bundle_dir), &v));
+  EXPECT(v == 3);
+  if (OK(tandem_model_predict(m, texts, NULL, 1, &p))) {
+    EXPECT(tandem_predictions_heads_version(p) == 3);
+    check_top_label(p, 0, "HUM");
+    tandem_predictions_free(p);
+  }
+  tandem_model_free(m);
+}
+
+/* Every task kind at once, in metadata-only mode (no backbone run): binary, multi-label and
+ * regression heads trained together. */
+static void test_task_kinds(const tandem_backbone *b) {
+  const char *spec =
+      "{\"tasks\": [{\"name\": \"question\", \"kind\": \"binary\", \"positive\": \"yes\"},"
+      " {\"name\": \"tags\", \"kind\": \"multilabel\"},"
+      " {\"name\": \"length\", \"kind\": \"regression\"}],"
+      " \"config\": {\"mode\": \"metadata_only\", \"seed\": 1,"
+      " \"metadata\": {\"stage\": {\"epochs\": 30}}}}";
+  tandem_trainer *t = NULL;
+  if (!OK(tandem_trainer_new(b, spec, strlen(spec), &t))) return;
+  for (size_t i = 0; i < N_QUESTIONS; i++) {
+    const char *q = QUESTIONS[i].text;
+    char text[256], labels[256];
+    int ask = i % 2 == 0;
+    snprintf(text, sizeof text, "%s%s", ask ? "" : "I know: ", q);
+    if (!ask) text[strlen(text) - 2] = '\0'; /* drop " ?" */
+    snprintf(labels, sizeof labels,
+             "{\"question\": \"%s\", \"tags\": [%s], \"length\": %zu}", ask ? "yes" : "no",
+             strcmp(QUESTIONS[i].label, "HUM") == 0 ? "\"person\"" : "\"other\", \"fact\"",
+             strlen(text));
+    OK(tandem_trainer_add_example(t, text, strlen(text), labels, strlen(labels)));
+  }
+  ERR(tandem_trainer_add_example(t, "x", 1,
+                                 "{\"question\": \"yes\", \"tags\": \"a\", \"length\": 1}", 46),
+      TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_trainer_add_example(
+          t, "x", 1, "{\"question\": \"yes\", \"tags\": [], \"length\": \"long\"}", 50),
+      TANDEM_ERR_INVALID_ARGUMENT);
+  if (OK(tandem_trainer_train(t, NULL, NULL))) {
+    char dir[512];
+    path_in_tmp(dir, sizeof dir, "kinds-bundle");
+    OK(tandem_trainer_save(t, dir, strlen(dir)));
+    tandem_model *m = NULL;
+    if (OK(tandem_model_load(b, dir, strlen(dir), &m))) {
+      const char *texts[] = {"Where is the nearest hospital ?", "A short line"};
+      tandem_predictions *p = NULL;
+      if (OK(tandem_model_predict(m, texts, NULL, 2, &p))) {
+        EXPECT(tandem_predictions_task_count(p) == 3);
+        EXPECT(tandem_predictions_task_kind(p, 0) == TANDEM_TASK_BINARY);
+        EXPECT(tandem_predictions_task_kind(p, 1) == TANDEM_TASK_MULTILABEL);
+        EXPECT(tandem_predictions_task_kind(p, 2) == TANDEM_TASK_REGRESSION);
+        EXPECT(strcmp(tandem_predictions_class_name(p, 0, 1), "yes") == 0);
+        EXPECT(tandem_predictions_class_count(p, 1) == 3);
+        EXPECT(tandem_predictions_class_count(p, 2) == 0);
+        EXPECT(tandem_predictions_label_count(p, 0, 2) == 0);
+        float probs[2];
+        if (OK(tandem_predictions_probabilities(p, 0, 0, probs, 2)))
+          EXPECT(fabs(probs[0] + probs[1] - 1.0) < 1e-5);
+        float v = 0;
+        if (OK(tandem_predictions_value(p, 0, 2, &v))) EXPECT(isfinite(v) && v > 5 && v < 80);
+        ERR(tandem_predictions_probabilities(p, 0, 2, probs, 2), TANDEM_ERR_INVALID_ARGUMENT);
+        tandem_predictions_free(p);
+      }
+      tandem_model_free(m);
+    }
+  }
+  tandem_trainer_free(t);
+}
+
+int main(void) {
+  const char *base = getenv("TMPDIR");
+  snprintf(tmp_root, sizeof tmp_root, "%s/tandem-c-XXXXXX", base && *base ? base : "/tmp");
+  if (!mkdtemp(tmp_root)) {
+    perror("mkdtemp");
+    return 2;
+  }
+  section("start");
+  test_info_and_errors();
+  test_options();
+  section("info, errors, options");
+  test_missing_runtime_and_model();
+  section("missing runtime and model");
+  test_metadata();
+  section("metadata");
+  tandem_backbone *b = load_backbone();
+  section("backbone load");
+  if (b) {
+    char bundle_dir[512];
+    path_in_tmp(bundle_dir, sizeof bundle_dir, "bundle");
+    test_backbone(b);
+    section("backbone embed");
+    tandem_trainer *t = test_trainer(b, bundle_dir);
+    section("trainer");
+    test_model(b, t, bundle_dir);
+    section("model");
+    test_task_kinds(b);
+    section("task kinds");
+    tandem_trainer_free(t);
+    tandem_backbone_free(b);
+  }
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_root);
+  return finish("test_api");
+}
