@@ -94,3 +94,28 @@ fn every_export_is_documented_with_its_contract() {
         "only {functions} functions found in the header"
     );
 }
+
+#[test]
+fn the_c_tests_call_every_exported_function() {
+    let header = std::fs::read_to_string(root().join("include/tandem.h")).unwrap();
+    let mut tests = String::new();
+    for name in ["test_api.c", "test_concurrency.c"] {
+        tests += &std::fs::read_to_string(root().join("tests/c").join(name)).unwrap();
+    }
+    let mut missing = Vec::new();
+    let prototypes = header
+        .lines()
+        .filter(|l| !l.starts_with([' ', '/', '#', '*']) && !l.starts_with("typedef"));
+    for line in prototypes {
+        if let Some(start) = line.find("tandem_") {
+            let rest = &line[start..];
+            if let Some(end) = rest.find('(') {
+                let name = &rest[..end];
+                if !name.contains(' ') && !tests.contains(&format!("{name}(")) {
+                    missing.push(name.to_string());
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not called by tests/c: {missing:?}");
+}

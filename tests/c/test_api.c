@@ -306,6 +306,8 @@ static tandem_trainer *test_trainer(const tandem_backbone *b, const char *bundle
   t = make_trainer(b, 7);
   EXPECT(tandem_trainer_example_count(t) == N_QUESTIONS - N_QUESTIONS / 3);
   EXPECT(tandem_trainer_example_count(NULL) == 0);
+  EXPECT(tandem_trainer_validation_count(t) == N_QUESTIONS / 3);
+  EXPECT(tandem_trainer_validation_count(NULL) == 0);
   size_t before = tandem_trainer_example_count(t);
   /* Malformed examples are rejected whole; nothing is added. */
   ERR(tandem_trainer_add_example(t, "x", 1, "[1]", 3), TANDEM_ERR_INVALID_ARGUMENT);
