@@ -108,7 +108,11 @@ pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, len: usize, what: &str) -> 
 /// A path given as a `(ptr, len)` UTF-8 string; it must not be empty.
 pub(crate) unsafe fn path_arg(ptr: *const c_char, len: usize, what: &str) -> Result<PathBuf> {
     // SAFETY: forwarded contract of `str_arg`.
-    let s = unsafe { str_arg(ptr, len, what) }?;
+    path_of(unsafe { str_arg(ptr, len, what) }?, what)
+}
+
+/// A path from a string argument named `what`; it must not be empty.
+pub(crate) fn path_of(s: &str, what: &str) -> Result<PathBuf> {
     if s.is_empty() {
         return Err(Error::invalid(format!("`{what}` is empty")));
     }

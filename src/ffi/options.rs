@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::path::PathBuf;
 
-use super::{guard, handle_mut, path_arg, str_arg, tandem_error};
+use super::{guard, handle_mut, path_of, str_arg, tandem_error};
 use crate::error::Error;
 use crate::BackboneOptions;
 
@@ -50,6 +50,21 @@ pub unsafe extern "C" fn tandem_options_free(options: *mut tandem_options) {
     }
 }
 
+/// The body of the string-valued setters: checks the handle, reads the string, applies `set`.
+unsafe fn set_str(
+    options: *mut tandem_options,
+    ptr: *const c_char,
+    len: usize,
+    what: &str,
+    set: impl FnOnce(&mut tandem_options, &str) -> crate::Result<()>,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: forwarded contract of the setters.
+        let o = unsafe { handle_mut(options, "options") }?;
+        set(o, unsafe { str_arg(ptr, len, what) }?)
+    })
+}
+
 /// Sets intra-op threads per session; 0 means all available cores.
 /// Errors: NULL_ARGUMENT.
 ///
@@ -79,12 +94,13 @@ pub unsafe extern "C" fn tandem_options_set_variant(
     name: *const c_char,
     len: usize,
 ) -> *mut tandem_error {
-    guard(|| {
-        // SAFETY: as documented on the function.
-        let o = unsafe { handle_mut(options, "options") }?;
-        o.backbone.variant = unsafe { str_arg(name, len, "name") }?.parse()?;
-        Ok(())
-    })
+    // SAFETY: forwarded contract of this function.
+    unsafe {
+        set_str(options, name, len, "name", |o, s| {
+            o.backbone.variant = s.parse()?;
+            Ok(())
+        })
+    }
 }
 
 /// Sets the execution provider: `"cpu"`, `"cuda"` or `"cuda:N"`. CUDA needs a build with the
@@ -100,12 +116,13 @@ pub unsafe extern "C" fn tandem_options_set_device(
     name: *const c_char,
     len: usize,
 ) -> *mut tandem_error {
-    guard(|| {
-        // SAFETY: as documented on the function.
-        let o = unsafe { handle_mut(options, "options") }?;
-        o.backbone.device = unsafe { str_arg(name, len, "name") }?.parse()?;
-        Ok(())
-    })
+    // SAFETY: forwarded contract of this function.
+    unsafe {
+        set_str(options, name, len, "name", |o, s| {
+            o.backbone.device = s.parse()?;
+            Ok(())
+        })
+    }
 }
 
 /// Sets the ONNX Runtime shared library to load (else `TANDEM_ORT_LIB`, else the cache). The
@@ -120,12 +137,13 @@ pub unsafe extern "C" fn tandem_options_set_ort_library(
     path: *const c_char,
     len: usize,
 ) -> *mut tandem_error {
-    guard(|| {
-        // SAFETY: as documented on the function.
-        let o = unsafe { handle_mut(options, "options") }?;
-        o.backbone.ort_library = Some(unsafe { path_arg(path, len, "path") }?);
-        Ok(())
-    })
+    // SAFETY: forwarded contract of this function.
+    unsafe {
+        set_str(options, path, len, "path", |o, s| {
+            o.backbone.ort_library = Some(path_of(s, "path")?);
+            Ok(())
+        })
+    }
 }
 
 /// Sets the backbone directory (with `manifest.json`, the graphs and `tokenizer.json`); the
@@ -140,12 +158,13 @@ pub unsafe extern "C" fn tandem_options_set_backbone_dir(
     path: *const c_char,
     len: usize,
 ) -> *mut tandem_error {
-    guard(|| {
-        // SAFETY: as documented on the function.
-        let o = unsafe { handle_mut(options, "options") }?;
-        o.dir = Some(unsafe { path_arg(path, len, "path") }?);
-        Ok(())
-    })
+    // SAFETY: forwarded contract of this function.
+    unsafe {
+        set_str(options, path, len, "path", |o, s| {
+            o.dir = Some(path_of(s, "path")?);
+            Ok(())
+        })
+    }
 }
 
 /// Sets the most texts per graph run (default 32) and the most concurrent sessions (default 1;

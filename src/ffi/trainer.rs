@@ -44,6 +44,28 @@ fn labels_arg(ptr: *const c_char, len: usize) -> Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|e| Error::invalid(format!("labels_json: {e}")))
 }
 
+/// The body of both add-example exports.
+unsafe fn add(
+    trainer: *mut tandem_trainer,
+    text: *const c_char,
+    text_len: usize,
+    labels_json: *const c_char,
+    labels_len: usize,
+    validation: bool,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: forwarded contract of the exports.
+        let t = unsafe { handle_mut(trainer, "trainer") }?;
+        let text = unsafe { str_arg(text, text_len, "text") }?;
+        let labels = labels_arg(labels_json, labels_len)?;
+        if validation {
+            t.inner.add_validation_example(text, &labels)
+        } else {
+            t.inner.add_example(text, &labels)
+        }
+    })
+}
+
 /// Creates a trainer on `backbone` from a JSON spec (`len` bytes):
 /// `{"tasks": [{"name": "topic", "kind": "multiclass"}, {"name": "spam", "kind": "binary",
 /// "positive": "spam"}], "config": {...}, "embedding_cache": true}`. Kinds: multiclass, binary,
@@ -100,13 +122,8 @@ pub unsafe extern "C" fn tandem_trainer_add_example(
     labels_json: *const c_char,
     labels_len: usize,
 ) -> *mut tandem_error {
-    guard(|| {
-        // SAFETY: as documented on the function.
-        let t = unsafe { handle_mut(trainer, "trainer") }?;
-        let text = unsafe { str_arg(text, text_len, "text") }?;
-        t.inner
-            .add_example(text, &labels_arg(labels_json, labels_len)?)
-    })
+    // SAFETY: forwarded contract of this function.
+    unsafe { add(trainer, text, text_len, labels_json, labels_len, false) }
 }
 
 /// Adds a validation example (same arguments as `tandem_trainer_add_example`). Without any,
@@ -123,13 +140,8 @@ pub unsafe extern "C" fn tandem_trainer_add_validation_example(
     labels_json: *const c_char,
     labels_len: usize,
 ) -> *mut tandem_error {
-    guard(|| {
-        // SAFETY: as documented on the function.
-        let t = unsafe { handle_mut(trainer, "trainer") }?;
-        let text = unsafe { str_arg(text, text_len, "text") }?;
-        t.inner
-            .add_validation_example(text, &labels_arg(labels_json, labels_len)?)
-    })
+    // SAFETY: forwarded contract of this function.
+    unsafe { add(trainer, text, text_len, labels_json, labels_len, true) }
 }
 
 /// Training examples added so far; 0 for NULL.
