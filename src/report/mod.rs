@@ -147,30 +147,35 @@ window.__reportErrors.push('blocked: '+e.blockedURI)});\
 window.__reportErrors.push('console: '+Array.prototype.join.call(arguments,' '));\
 return f.apply(console,arguments)}})();";
 
-/// Checks on load that every chart has at least its expected number of visible shapes (the
-/// figure's `data-min-shapes`, plus the background) and that nothing failed; writes the verdict
-/// into `#report-check` for headless tests (`data-status` ok or fail, details as JSON text).
-const SELF_CHECK: &str =
-    "(function(){var problems=[];var figs=document.querySelectorAll('figure.plot');\
+/// Checks, once the page has loaded, that every chart rendered at a nonzero size with at least
+/// its data marks visible (`data-mark` elements with a nonzero box, `data-marks` of them) and that
+/// nothing failed; writes the verdict into `#report-check` for headless tests (`data-status` ok
+/// or fail, details as JSON text).
+const SELF_CHECK: &str = "window.addEventListener('load',function(){var problems=[];\
+var figs=document.querySelectorAll('figure.plot');\
 figs.forEach(function(f){var name=f.getAttribute('data-plot');var svg=f.querySelector('svg');\
 if(!svg){problems.push(name+': no svg');return}var r=svg.getBoundingClientRect();\
 if(!(r.width>0&&r.height>0)){problems.push(name+': not rendered')}\
-var seen=0;svg.querySelectorAll('path,rect,circle,line,polyline,polygon').forEach(function(s){\
-var b=s.getBBox();if(b.width>0||b.height>0){seen++}});\
-var need=parseInt(f.getAttribute('data-min-shapes')||'1',10)+1;\
-if(seen<need){problems.push(name+': '+seen+' visible shapes, expected at least '+need)}});\
+var need=parseInt(f.getAttribute('data-marks'),10);var seen=0;\
+svg.querySelectorAll(f.getAttribute('data-mark')).forEach(function(s){\
+var b=s.getBBox();if(b.width>0&&b.height>0){seen++}});\
+if(!(need>0)){problems.push(name+': no data')}\
+else if(seen<need){problems.push(name+': '+seen+' visible marks of '+need)}});\
 var out=document.getElementById('report-check');var errors=window.__reportErrors||[];\
 out.setAttribute('data-plots',String(figs.length));\
 out.setAttribute('data-status',problems.length||errors.length||!figs.length?'fail':'ok');\
-out.textContent=JSON.stringify({plots:figs.length,problems:problems,errors:errors})})();";
+out.textContent=JSON.stringify({plots:figs.length,problems:problems,errors:errors})});";
 
-/// A chart in a figure: `name` identifies it, `min_shapes` is how many data shapes it must
-/// show (checked in the browser by the self-check).
-fn figure(name: &str, svg: &str, min_shapes: usize, caption: &str) -> String {
+/// A chart in a figure: `name` identifies it; the chart's data marks (type and count) are what
+/// the self-check requires the browser to render.
+fn figure(name: &str, chart: &plots::Chart, caption: &str) -> String {
     format!(
-        "<figure class=\"plot\" data-plot=\"{}\" data-min-shapes=\"{min_shapes}\">{svg}\
-         <figcaption>{}</figcaption></figure>\n",
+        "<figure class=\"plot\" data-plot=\"{0}\" id=\"plot-{0}\" data-mark=\"{1}\" \
+         data-marks=\"{2}\">{3}<figcaption>{4}</figcaption></figure>\n",
         escape(name),
+        chart.mark,
+        chart.marks,
+        chart.svg,
         escape(caption)
     )
 }
@@ -252,39 +257,44 @@ fn final_metrics(input: &ReportInput<'_>) -> String {
     s
 }
 
-/// The per-epoch metric's name, after the first task's kind (see `EpochRecord::metric`).
-fn metric_name(input: &ReportInput<'_>) -> &'static str {
-    match input.tasks.first().map(|t| t.spec.kind) {
-        Some(TaskKind::Regression) => "RMSE",
+/// The name of the per-epoch validation metric (`EpochRecord::metric`) when the first task is
+/// of `kind`.
+pub fn epoch_metric_name(kind: TaskKind) -> &'static str {
+    match kind {
+        TaskKind::Regression => "RMSE",
         _ => "macro-F1",
     }
 }
 
 fn curves(input: &ReportInput<'_>) -> Result<String> {
-    let name = metric_name(input);
+    let name = input
+        .tasks
+        .first()
+        .map_or("macro-F1", |t| epoch_metric_name(t.spec.kind));
     let first = input.tasks.first().map_or("", |t| t.spec.name.as_str());
+    let note = match input.tasks.first().map(|t| t.spec.kind) {
+        Some(TaskKind::Binary | TaskKind::Multilabel) => {
+            " (at probability 0.5; the final metrics use the tuned thresholds)."
+        }
+        _ => ".",
+    };
     let mut s = String::from("<section><h2>Training curves</h2>\n<div class=\"plots\">\n");
     for st in &input.report.stages {
-        let points = st.history.len();
         s.push_str(&figure(
             &format!("loss-{}", st.stage),
             &plots::loss_curves(st)?,
-            points,
             &format!(
                 "{}: mean training loss and validation loss per epoch; dashed: the best epoch, \
                  whose weights are kept.",
                 st.stage
             ),
         ));
-        if let Some(svg) = plots::metric_curve(st, name)? {
-            let points = st.history.iter().filter(|r| r.metric.is_some()).count();
+        if let Some(chart) = plots::metric_curve(st, name)? {
             s.push_str(&figure(
                 &format!("metric-{}", st.stage),
-                &svg,
-                points,
+                &chart,
                 &format!(
-                    "{}: validation {name} of task {first} per epoch (classification at the \
-                     default threshold; the final metrics use tuned thresholds).",
+                    "{}: validation {name} of task {first} per epoch{note}",
                     st.stage
                 ),
             ));
@@ -308,21 +318,14 @@ fn task_section(task: &TaskEntry, probs: &Array2<f32>, targets: &Targets) -> Res
             reliability,
             curve,
         }) => {
-            let k = metrics.per_class.len();
             s.push_str(&figure(
                 &id("confusion"),
                 &plots::confusion_heatmap(&task.spec.labels, &metrics.confusion)?,
-                k * k,
                 "Rows: true class; columns: predicted class; shade: share of the row.",
             ));
             s.push_str(&figure(
                 &id("per-class"),
                 &plots::class_bars(&metrics.per_class)?,
-                3 * metrics
-                    .per_class
-                    .iter()
-                    .filter(|c| c.precision > 0.0)
-                    .count(),
                 "Precision, recall and F1 per class on the validation set.",
             ));
             let (x, y) = if task.spec.kind == TaskKind::Binary {
@@ -340,7 +343,6 @@ fn task_section(task: &TaskEntry, probs: &Array2<f32>, targets: &Targets) -> Res
             s.push_str(&figure(
                 &id("reliability"),
                 &plots::reliability_diagram(&reliability, &x, &y)?,
-                reliability.len(),
                 &format!(
                     "{} confidence bins; expected calibration error {:.4}.",
                     stats::RELIABILITY_BINS,
@@ -355,7 +357,6 @@ fn task_section(task: &TaskEntry, probs: &Array2<f32>, targets: &Targets) -> Res
                 s.push_str(&figure(
                     &id("threshold"),
                     &plots::threshold_f1(std::slice::from_ref(&c))?,
-                    1,
                     &caption,
                 ));
             }
@@ -368,11 +369,6 @@ fn task_section(task: &TaskEntry, probs: &Array2<f32>, targets: &Targets) -> Res
             s.push_str(&figure(
                 &id("per-label"),
                 &plots::class_bars(&metrics.per_label)?,
-                3 * metrics
-                    .per_label
-                    .iter()
-                    .filter(|c| c.precision > 0.0)
-                    .count(),
                 "Precision, recall and F1 per label at the tuned thresholds.",
             ));
             s.push_str(&figure(
@@ -382,7 +378,6 @@ fn task_section(task: &TaskEntry, probs: &Array2<f32>, targets: &Targets) -> Res
                     "predicted probability of a label",
                     "fraction with the label",
                 )?,
-                reliability.len(),
                 &format!(
                     "Every label's probability, pooled, in {} bins; expected calibration error \
                      {:.4}.",
@@ -393,7 +388,6 @@ fn task_section(task: &TaskEntry, probs: &Array2<f32>, targets: &Targets) -> Res
             s.push_str(&figure(
                 &id("threshold"),
                 &plots::threshold_f1(&curves)?,
-                curves.len(),
                 &format!(
                     "F1 per label at each threshold (the {} most frequent of {}); dashed: the \
                      tuned thresholds.",
@@ -407,13 +401,9 @@ fn task_section(task: &TaskEntry, probs: &Array2<f32>, targets: &Targets) -> Res
             truth,
             pred,
         }) => {
-            let shown = truth
-                .len()
-                .div_ceil(truth.len().div_ceil(plots::MAX_SCATTER_POINTS).max(1));
             s.push_str(&figure(
                 &id("scatter"),
                 &plots::scatter(&truth, &pred)?,
-                shown,
                 &format!(
                     "Predicted against true values; MAE {:.4}, RMSE {:.4}, Pearson {:.4}.",
                     metrics.mae, metrics.rmse, metrics.pearson

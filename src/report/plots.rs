@@ -26,6 +26,18 @@ const BROWN: RGBColor = RGBColor(140, 86, 75);
 const GREY: RGBColor = RGBColor(127, 127, 127);
 const SERIES: [RGBColor; 6] = [BLUE_, ORANGE, GREEN_, RED_, PURPLE, BROWN];
 
+/// A drawn chart: its SVG document and how many data marks (elements of one SVG type) it
+/// holds, which the page's self-check requires the browser to render.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// The SVG document.
+    pub svg: String,
+    /// The SVG element type of the data marks (`circle`, `rect`).
+    pub mark: &'static str,
+    /// How many data marks were drawn.
+    pub marks: usize,
+}
+
 fn draw_err(e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Internal, format!("drawing a report chart: {e}"))
 }
@@ -90,9 +102,16 @@ fn epoch_chart(
     y_desc: &str,
     series: &[(&str, RGBColor, Vec<(f64, f64)>)],
     stage: &StageReport,
-) -> Result<String> {
+) -> Result<Chart> {
     let epochs = stage.history.len().max(2) as f64;
+    let marks = series.iter().map(|s| s.2.len()).sum();
     let (y0, y1) = span(series.iter().flat_map(|s| s.2.iter().map(|p| p.1)));
+    // Losses, F1 and RMSE are never negative: padding should not invent negative ticks.
+    let y0 = if series.iter().all(|s| s.2.iter().all(|p| p.1 >= 0.0)) {
+        y0.max(0.0)
+    } else {
+        y0
+    };
     svg(WIDTH, HEIGHT, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 18))
@@ -140,10 +159,15 @@ fn epoch_chart(
             .draw()
             .map_err(draw_err)
     })
+    .map(|svg| Chart {
+        svg,
+        mark: "circle",
+        marks,
+    })
 }
 
 /// Training and validation loss per epoch of one stage.
-pub fn loss_curves(stage: &StageReport) -> Result<String> {
+pub fn loss_curves(stage: &StageReport) -> Result<Chart> {
     epoch_chart(
         &format!("{}: loss", stage.stage),
         "loss",
@@ -164,7 +188,7 @@ pub fn loss_curves(stage: &StageReport) -> Result<String> {
 }
 
 /// The validation metric per epoch of one stage; None when the stage recorded none.
-pub fn metric_curve(stage: &StageReport, metric_name: &str) -> Result<Option<String>> {
+pub fn metric_curve(stage: &StageReport, metric_name: &str) -> Result<Option<Chart>> {
     let pts = epoch_points(&stage.history, |r| r.metric.unwrap_or(f32::NAN));
     if pts.is_empty() {
         return Ok(None);
@@ -200,7 +224,7 @@ fn at(i: usize, k: usize, frac: f64) -> i32 {
 
 /// Confusion-matrix heatmap: rows are true classes, columns predictions; cells are shaded by
 /// the row's share (recall per cell) and show the count.
-pub fn confusion_heatmap(labels: &[String], confusion: &[Vec<usize>]) -> Result<String> {
+pub fn confusion_heatmap(labels: &[String], confusion: &[Vec<usize>]) -> Result<Chart> {
     let k = labels.len().max(1);
     let cell: u32 = if k <= 8 {
         56
@@ -216,7 +240,8 @@ pub fn confusion_heatmap(labels: &[String], confusion: &[Vec<usize>]) -> Result<
     let bottom = if rotate { 30 + 7 * longest } else { 44 };
     let w = left + cell * k as u32 + 30;
     let h = bottom + cell * k as u32 + 50;
-    svg(w.max(320), h, |root| {
+    let marks = confusion.iter().take(k).map(|r| r.len().min(k)).sum();
+    let svg = svg(w.max(320), h, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption("confusion matrix (validation)", (FONT, 18))
             .margin(10)
@@ -285,16 +310,31 @@ pub fn confusion_heatmap(labels: &[String], confusion: &[Vec<usize>]) -> Result<
         chart.draw_series(cells).map_err(draw_err)?;
         chart.draw_series(texts).map_err(draw_err)?;
         Ok(())
+    })?;
+    Ok(Chart {
+        svg,
+        mark: "rect",
+        marks,
     })
 }
 
 /// Horizontal grouped bars of precision, recall and F1 per class (or label).
-pub fn class_bars(per_class: &[ClassMetrics]) -> Result<String> {
+pub fn class_bars(per_class: &[ClassMetrics]) -> Result<Chart> {
     let k = per_class.len().max(1);
     let names: Vec<String> = per_class.iter().map(|c| short(&c.label, 18)).collect();
     let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(1) as u32;
     let h = 110 + 30 * k as u32;
-    svg(WIDTH, h, |root| {
+    // Bars of zero length are not drawn as anything visible.
+    let marks = per_class
+        .iter()
+        .map(|c| {
+            [c.precision, c.recall, c.f1]
+                .iter()
+                .filter(|&&v| v > 0.0)
+                .count()
+        })
+        .sum();
+    let svg = svg(WIDTH, h, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
                 "precision, recall and F1 per class (validation)",
@@ -303,12 +343,21 @@ pub fn class_bars(per_class: &[ClassMetrics]) -> Result<String> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(20 + 7 * longest)
-            .build_cartesian_2d(0.0..1.0, (0..k as i32 * UNIT).with_key_points(centres(k)))
+            // Room right of 1.0 for the legend, so it never covers a bar.
+            .build_cartesian_2d(0.0..1.32, (0..k as i32 * UNIT).with_key_points(centres(k)))
             .map_err(draw_err)?;
         let y_fmt = |v: &i32| names.get(top_down(*v, k)).cloned().unwrap_or_default();
+        let x_fmt = |v: &f64| {
+            if *v <= 1.0 + 1e-9 {
+                format!("{v:.1}")
+            } else {
+                String::new()
+            }
+        };
         chart
             .configure_mesh()
             .disable_y_mesh()
+            .x_label_formatter(&x_fmt)
             .y_label_formatter(&y_fmt)
             .y_label_style((FONT, 12))
             .x_desc("score")
@@ -338,19 +387,24 @@ pub fn class_bars(per_class: &[ClassMetrics]) -> Result<String> {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .border_style(GREY)
             .background_style(WHITE.mix(0.85))
             .label_font((FONT, 13))
             .draw()
             .map_err(draw_err)
+    })?;
+    Ok(Chart {
+        svg,
+        mark: "rect",
+        marks,
     })
 }
 
 /// Reliability diagram: each bin's observed rate as a bar over its confidence range, the bins'
 /// (mean confidence, rate) points, and the diagonal of perfect calibration.
-pub fn reliability_diagram(bins: &[ReliabilityBin], x_desc: &str, y_desc: &str) -> Result<String> {
-    svg(WIDTH, HEIGHT + 40, |root| {
+pub fn reliability_diagram(bins: &[ReliabilityBin], x_desc: &str, y_desc: &str) -> Result<Chart> {
+    let svg = svg(WIDTH, HEIGHT + 40, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption("reliability (validation)", (FONT, 18))
             .margin(12)
@@ -387,6 +441,21 @@ pub fn reliability_diagram(bins: &[ReliabilityBin], x_desc: &str, y_desc: &str) 
             .map_err(draw_err)?
             .label("perfect calibration")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREY));
+        // Each bin's size above its bar: a rate over few predictions is noisy.
+        chart
+            .draw_series(bins.iter().map(|b| {
+                Text::new(
+                    format!("n={}", b.count),
+                    ((b.lo + b.hi) / 2.0, (b.accuracy + 0.02).min(0.97)),
+                    (FONT, 11).into_font().color(&GREY).pos(
+                        plotters::style::text_anchor::Pos::new(
+                            plotters::style::text_anchor::HPos::Center,
+                            plotters::style::text_anchor::VPos::Bottom,
+                        ),
+                    ),
+                )
+            }))
+            .map_err(draw_err)?;
         let pts: Vec<(f64, f64)> = bins
             .iter()
             .map(|b| (b.mean_confidence, b.accuracy))
@@ -407,12 +476,18 @@ pub fn reliability_diagram(bins: &[ReliabilityBin], x_desc: &str, y_desc: &str) 
             .label_font((FONT, 13))
             .draw()
             .map_err(draw_err)
+    })?;
+    Ok(Chart {
+        svg,
+        mark: "circle",
+        marks: bins.len(),
     })
 }
 
-/// F1 against the decision threshold, one line per label, each with its chosen threshold dashed.
-pub fn threshold_f1(curves: &[ThresholdCurve]) -> Result<String> {
-    svg(WIDTH, HEIGHT, |root| {
+/// F1 against the decision threshold, one line per label, each with its chosen threshold dashed
+/// and its operating point (the F1 there) marked.
+pub fn threshold_f1(curves: &[ThresholdCurve]) -> Result<Chart> {
+    let svg = svg(WIDTH, HEIGHT, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption("F1 vs decision threshold (validation)", (FONT, 18))
             .margin(12)
@@ -449,6 +524,13 @@ pub fn threshold_f1(curves: &[ThresholdCurve]) -> Result<String> {
                     color.mix(0.8).stroke_width(1),
                 ))
                 .map_err(draw_err)?;
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (c.chosen, f1_at(&c.points, c.chosen)),
+                    5,
+                    color.filled(),
+                )))
+                .map_err(draw_err)?;
         }
         chart
             .configure_series_labels()
@@ -458,16 +540,29 @@ pub fn threshold_f1(curves: &[ThresholdCurve]) -> Result<String> {
             .label_font((FONT, 13))
             .draw()
             .map_err(draw_err)
+    })?;
+    Ok(Chart {
+        svg,
+        mark: "circle",
+        marks: curves.len(),
     })
+}
+
+/// The F1 of the sweep point nearest to threshold `t`.
+fn f1_at(points: &[(f64, f64)], t: f64) -> f64 {
+    points
+        .iter()
+        .min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs()))
+        .map_or(0.0, |p| p.1)
 }
 
 /// Predicted against true values with the diagonal; past [`MAX_SCATTER_POINTS`] rows, every
 /// k-th row is drawn.
-pub fn scatter(truth: &[f32], pred: &[f32]) -> Result<String> {
+pub fn scatter(truth: &[f32], pred: &[f32]) -> Result<Chart> {
     let n = truth.len().min(pred.len());
     let stride = n.div_ceil(MAX_SCATTER_POINTS).max(1);
     let (lo, hi) = span(truth.iter().chain(pred).map(|&v| v as f64));
-    svg(WIDTH, WIDTH, |root| {
+    let svg = svg(WIDTH, WIDTH, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption("predicted vs true (validation)", (FONT, 18))
             .margin(12)
@@ -515,27 +610,17 @@ pub fn scatter(truth: &[f32], pred: &[f32]) -> Result<String> {
             .label_font((FONT, 13))
             .draw()
             .map_err(draw_err)
+    })?;
+    Ok(Chart {
+        svg,
+        mark: "circle",
+        marks: n.div_ceil(stride),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Drawn shapes in an SVG document (the canvas background is one `rect`).
-    fn shapes(svg: &str) -> usize {
-        [
-            "<rect",
-            "<circle",
-            "<polyline",
-            "<path",
-            "<line",
-            "<polygon",
-        ]
-        .iter()
-        .map(|t| svg.matches(t).count())
-        .sum()
-    }
 
     fn stage() -> StageReport {
         let history = (0..4)
@@ -561,63 +646,81 @@ mod tests {
         }
     }
 
-    fn well_formed(svg: &str, min_shapes: usize) {
-        assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
-        assert!(svg.trim_end().ends_with("</svg>"));
-        assert!(shapes(svg) >= min_shapes, "{} shapes", shapes(svg));
+    /// A complete SVG document with `marks` data marks, and at least that many elements of
+    /// the mark's type.
+    fn drawn(c: &Chart, mark: &str, marks: usize) {
+        assert!(
+            c.svg.starts_with("<svg"),
+            "{}",
+            &c.svg[..c.svg.len().min(80)]
+        );
+        assert!(c.svg.trim_end().ends_with("</svg>"));
+        assert_eq!((c.mark, c.marks), (mark, marks));
+        let found = c.svg.matches(&format!("<{mark}")).count();
+        assert!(found >= marks, "{found} <{mark}> for {marks} marks");
     }
 
     #[test]
-    fn epoch_charts_draw_lines_and_points() {
+    fn epoch_charts_draw_a_point_per_epoch_and_series() {
         let s = stage();
         let loss = loss_curves(&s).unwrap();
-        // background + 8 markers + 2 loss lines + best line at least
-        well_formed(&loss, 11);
-        assert!(loss.contains("stage2: loss"));
+        drawn(&loss, "circle", 8);
+        assert!(loss.svg.contains("stage2: loss") && loss.svg.contains("<polyline"));
         let m = metric_curve(&s, "macro-F1").unwrap().unwrap();
-        well_formed(&m, 6);
+        drawn(&m, "circle", 4);
         let mut none = s.clone();
         none.history.iter_mut().for_each(|r| r.metric = None);
         assert!(metric_curve(&none, "macro-F1").unwrap().is_none());
+        // A NaN loss is left out, not drawn at a bogus place.
+        none.history[0].valid_loss = f32::NAN;
+        drawn(&loss_curves(&none).unwrap(), "circle", 7);
     }
 
     #[test]
     fn heatmap_has_a_cell_per_pair_and_escapes_labels() {
         let labels = vec!["<b>".to_string(), "a&b".to_string(), "c".to_string()];
-        let svg =
-            confusion_heatmap(&labels, &[vec![3, 1, 0], vec![0, 2, 0], vec![1, 0, 4]]).unwrap();
-        well_formed(&svg, 1 + 9);
-        assert!(svg.contains("&lt;b&gt;") && svg.contains("a&amp;b"));
-        assert!(!svg.contains("<b>"));
+        let c = confusion_heatmap(&labels, &[vec![3, 1, 0], vec![0, 2, 0], vec![1, 0, 4]]).unwrap();
+        drawn(&c, "rect", 9);
+        assert!(c.svg.contains("&lt;b&gt;") && c.svg.contains("a&amp;b"));
+        assert!(!c.svg.contains("<b>"));
+        // Counts are written in the cells.
+        for n in [3, 2, 4] {
+            assert!(c.svg.contains(&format!(">\n{n}\n</text>")), "{n}");
+        }
     }
 
     #[test]
     fn bars_reliability_threshold_and_scatter_are_drawn() {
-        let per_class: Vec<ClassMetrics> = ["x", "y"]
+        let per_class: Vec<ClassMetrics> = [("x", 0.5), ("y", 0.0)]
             .iter()
-            .map(|l| ClassMetrics {
+            .map(|&(l, p)| ClassMetrics {
                 label: l.to_string(),
-                precision: 0.5,
-                recall: 0.75,
-                f1: 0.6,
+                precision: p,
+                recall: p,
+                f1: p,
                 support: 3,
             })
             .collect();
-        well_formed(&class_bars(&per_class).unwrap(), 1 + 6);
+        // Class y has all-zero bars: nothing to draw for it.
+        drawn(&class_bars(&per_class).unwrap(), "rect", 3);
         let bins = super::super::stats::reliability(&[0.1, 0.5, 0.9], &[false, true, true], 10);
-        well_formed(
+        drawn(
             &reliability_diagram(&bins, "confidence", "accuracy").unwrap(),
-            1 + 3 + 3,
+            "circle",
+            3,
         );
         let curve = ThresholdCurve {
             label: "spam".into(),
             points: vec![(0.0, 0.2), (0.5, 0.9), (1.0, 0.0)],
             chosen: 0.4,
         };
-        well_formed(&threshold_f1(&[curve]).unwrap(), 3);
+        assert_eq!(f1_at(&curve.points, 0.4), 0.9);
+        let t = threshold_f1(&[curve]).unwrap();
+        drawn(&t, "circle", 1);
+        assert!(t.svg.contains("spam (threshold 0.40)"));
         let truth: Vec<f32> = (0..10).map(|i| i as f32).collect();
         let pred: Vec<f32> = truth.iter().map(|v| v * 0.9).collect();
-        well_formed(&scatter(&truth, &pred).unwrap(), 1 + 10);
+        drawn(&scatter(&truth, &pred).unwrap(), "circle", 10);
     }
 
     #[test]
@@ -625,10 +728,10 @@ mod tests {
         let truth: Vec<f32> = (0..(2 * MAX_SCATTER_POINTS + 10))
             .map(|i| i as f32)
             .collect();
-        let svg = scatter(&truth, &truth).unwrap();
-        let circles = svg.matches("<circle").count();
-        assert!(circles <= MAX_SCATTER_POINTS + 2, "{circles}");
-        assert!(circles >= MAX_SCATTER_POINTS / 2);
+        let c = scatter(&truth, &truth).unwrap();
+        assert!(c.marks <= MAX_SCATTER_POINTS && c.marks >= MAX_SCATTER_POINTS / 2);
+        // The points plus the legend's sample.
+        assert_eq!(c.svg.matches("<circle").count(), c.marks + 1);
     }
 
     #[test]

@@ -147,29 +147,28 @@ fn render_case(c: &Case, mode: Mode, breakdown: Option<&Breakdown>) -> String {
     .unwrap()
 }
 
-/// The `data-plot` names of the page's figures, each checked to hold one drawn SVG.
+/// The `data-plot` names of the page's figures, each checked to hold one SVG with at least
+/// its declared data marks.
 fn figures(page: &str) -> Vec<String> {
+    let attr = |part: &str, name: &str| -> String {
+        let key = format!("{name}=\"");
+        let rest = &part[part.find(&key).unwrap() + key.len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    };
     let mut names = Vec::new();
-    for part in page.split("<figure class=\"plot\" data-plot=\"").skip(1) {
-        let name = part.split('"').next().unwrap().to_string();
+    for part in page.split("<figure class=\"plot\" ").skip(1) {
+        let name = attr(part, "data-plot");
         let body = &part[..part.find("</figure>").unwrap()];
         let svg_start = body
             .find("<svg")
             .unwrap_or_else(|| panic!("{name}: no svg"));
         let svg = &body[svg_start..body.find("</svg>").unwrap()];
-        let shapes = ["<rect", "<circle", "<polyline", "<path", "<line"]
-            .iter()
-            .map(|t| svg.matches(t).count())
-            .sum::<usize>();
-        let min: usize = part
-            .split("data-min-shapes=\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .and_then(|s| s.parse().ok())
-            .unwrap();
+        let mark = attr(part, "data-mark");
+        let marks: usize = attr(part, "data-marks").parse().unwrap();
+        let found = svg.matches(&format!("<{mark}")).count();
         assert!(
-            shapes > min,
-            "{name}: {shapes} shapes, needs more than {min}"
+            marks > 0 && found >= marks,
+            "{name}: {found} <{mark}> for {marks} marks"
         );
         names.push(name);
     }
