@@ -95,12 +95,18 @@ fn epoch_points(history: &[EpochRecord], f: impl Fn(&EpochRecord) -> f32) -> Vec
         .collect()
 }
 
+/// A named, coloured line of (x, y) points.
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+/// A named, coloured bar value of a class.
+type BarPart = (&'static str, RGBColor, fn(&ClassMetrics) -> f64);
+
 /// A line (with point markers, so a single epoch still shows) per named series over epochs,
 /// with a dashed vertical line at the stage's best epoch.
 fn epoch_chart(
     title: &str,
     y_desc: &str,
-    series: &[(&str, RGBColor, Vec<(f64, f64)>)],
+    series: &[Series<'_>],
     stage: &StageReport,
 ) -> Result<Chart> {
     let epochs = stage.history.len().max(2) as f64;
@@ -364,7 +370,7 @@ pub fn class_bars(per_class: &[ClassMetrics]) -> Result<Chart> {
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(draw_err)?;
-        let parts: [(&str, RGBColor, fn(&ClassMetrics) -> f64); 3] = [
+        let parts: [BarPart; 3] = [
             ("precision", BLUE_, |c| c.precision),
             ("recall", ORANGE, |c| c.recall),
             ("F1", GREEN_, |c| c.f1),
