@@ -377,7 +377,7 @@ pub fn class_bars(per_class: &[ClassMetrics]) -> Result<Chart> {
         ];
         for (slot, (name, color, value)) in parts.into_iter().enumerate() {
             let bars = per_class.iter().enumerate().map(move |(i, c)| {
-                let y = 0.1 + 0.27 * slot as f64;
+                let y = 0.1 + 0.27 * (2 - slot) as f64; // precision on top, as in the legend
                 Rectangle::new(
                     [(0.0, at(i, k, y)), (value(c).max(0.0), at(i, k, y + 0.25))],
                     color.filled(),
