@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: setup (idempotent), formatting and lints, Rust unit + integration tests (parity with
 # the reference embeddings included), the dataset converters' Python tests, and the C ABI from
-# C (natively and under valgrind), C++ and Go, with the examples and an installed-prefix build.
+# C (natively and under valgrind), C++ and Go, with the examples and an installed-prefix build,
+# and `tandem train --report` pages checked in headless Chromium.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh
@@ -34,4 +35,6 @@ echo "== C++ binding (bindings/cpp)"
 bindings/cpp/run_test.sh
 echo "== Go binding (bindings/go)"
 scripts/go_test.sh
+echo "== training reports in headless Chromium (scripts/report_test.sh)"
+scripts/report_test.sh
 echo "all tests passed"

@@ -29,6 +29,7 @@ pub mod home;
 pub mod metadata;
 pub mod model;
 pub mod nn;
+pub mod report;
 pub mod runtime;
 pub mod train;
 

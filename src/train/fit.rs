@@ -34,6 +34,10 @@ pub struct EpochRecord {
     pub train_loss: f32,
     /// Validation loss (sum over tasks, unweighted).
     pub valid_loss: f32,
+    /// The first task's validation metric: macro-F1 (classification, at the default
+    /// threshold) or RMSE (regression). None where no validation pass ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<f32>,
     /// Learning rate at the end of the epoch.
     pub lr: f32,
     /// Seconds since the stage started.
@@ -208,7 +212,7 @@ pub fn fit(
             opt.step_clipped(&mut params, (cfg.clip_norm > 0.0).then_some(cfg.clip_norm));
             scheduler.step();
         }
-        let valid_loss = match phase {
+        let (valid_loss, metric) = match phase {
             Phase::Metadata => validation_loss_metadata(net, data)?,
             Phase::Semantic { .. } => {
                 validation_loss_semantic(net, data, frozen_inputs.as_ref().map(|f| &f.1))?
@@ -229,6 +233,7 @@ pub fn fit(
             epochs: cfg.epochs,
             train_loss: (epoch_loss / n as f64) as f32,
             valid_loss,
+            metric,
             lr: scheduler.lr(),
             elapsed,
         };
@@ -376,23 +381,26 @@ fn semantic_step(
     Ok(total)
 }
 
-fn validation_loss_metadata(net: &Network, data: &StageData<'_>) -> Result<f32> {
+/// Validation loss summed over tasks, and the first task's metric.
+fn validation_loss_metadata(net: &Network, data: &StageData<'_>) -> Result<(f32, Option<f32>)> {
     let code = net
         .code(data.valid_feats)
         .ok_or_else(|| Error::new(ErrorKind::Internal, "no encoder"))?;
     let idx: Vec<usize> = (0..code.nrows()).collect();
-    let mut total = 0.0;
+    let (mut total, mut metric) = (0.0, None);
     for (h, obj) in net.aux_heads.iter().zip(data.valid_objectives) {
-        total += obj.loss(h.forward_inference(code.view()).view(), &idx)?.0;
+        let out = h.forward_inference(code.view());
+        total += obj.loss(out.view(), &idx)?.0;
+        metric = metric.or_else(|| Some(obj.metric(out.view())));
     }
-    Ok(total)
+    Ok((total, metric))
 }
 
 fn validation_loss_semantic(
     net: &Network,
     data: &StageData<'_>,
     frozen: Option<&Array2<f32>>,
-) -> Result<f32> {
+) -> Result<(f32, Option<f32>)> {
     let input = match frozen {
         Some(x) => x.clone(),
         None => {
@@ -405,9 +413,11 @@ fn validation_loss_semantic(
         }
     };
     let idx: Vec<usize> = (0..input.nrows()).collect();
-    let mut total = 0.0;
+    let (mut total, mut metric) = (0.0, None);
     for (h, obj) in net.heads.iter().zip(data.valid_objectives) {
-        total += obj.loss(h.forward_inference(input.view()).view(), &idx)?.0;
+        let out = h.forward_inference(input.view());
+        total += obj.loss(out.view(), &idx)?.0;
+        metric = metric.or_else(|| Some(obj.metric(out.view())));
     }
-    Ok(total)
+    Ok((total, metric))
 }

@@ -20,6 +20,8 @@ pub struct Objective {
     /// Per-class weights (multiclass) or per-output pos_weight (binary, multi-label).
     weights: Option<Vec<f32>>,
     config: LossConfig,
+    /// Regression (mean, std) that `dense` was standardized with.
+    scale: (f32, f32),
 }
 
 /// Mean and std for standardizing regression targets (std floored so constants don't explode).
@@ -61,6 +63,7 @@ impl Objective {
             dense: Array2::zeros((0, 0)),
             weights: None,
             config: config.clone(),
+            scale,
         };
         match (kind, targets) {
             (TaskKind::Multiclass, Targets::Class(c)) => {
@@ -153,6 +156,89 @@ impl Objective {
     }
 }
 
+impl Objective {
+    /// The epoch's validation metric on raw head outputs for every row: macro-F1 for
+    /// classification (argmax; binary and multi-label at probability 0.5, since thresholds are
+    /// tuned only after training), RMSE in target units for regression.
+    pub fn metric(&self, raw: ArrayView2<'_, f32>) -> f32 {
+        match self.kind {
+            TaskKind::Multiclass => {
+                let k = raw.ncols();
+                let mut counts = vec![(0usize, 0usize, 0usize); k]; // tp, fp, fn per class
+                for (row, &t) in raw.rows().into_iter().zip(&self.classes) {
+                    let p = (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+                    if p == t {
+                        counts[t].0 += 1;
+                    } else {
+                        counts[p].1 += 1;
+                        counts[t].2 += 1;
+                    }
+                }
+                macro_f1(&counts)
+            }
+            TaskKind::Binary => {
+                let mut counts = vec![(0usize, 0usize, 0usize); 2];
+                for (&r, &t) in raw.column(0).iter().zip(&self.classes) {
+                    let p = usize::from(r >= 0.0);
+                    if p == t {
+                        counts[t].0 += 1;
+                    } else {
+                        counts[p].1 += 1;
+                        counts[t].2 += 1;
+                    }
+                }
+                macro_f1(&counts)
+            }
+            TaskKind::Multilabel => {
+                let counts: Vec<_> = (0..raw.ncols())
+                    .map(|j| {
+                        let mut c = (0usize, 0usize, 0usize);
+                        for (&r, &t) in raw.column(j).iter().zip(self.dense.column(j)) {
+                            match (r >= 0.0, t > 0.5) {
+                                (true, true) => c.0 += 1,
+                                (true, false) => c.1 += 1,
+                                (false, true) => c.2 += 1,
+                                _ => {}
+                            }
+                        }
+                        c
+                    })
+                    .collect();
+                macro_f1(&counts)
+            }
+            TaskKind::Regression => {
+                let n = raw.nrows().max(1) as f64;
+                let sq: f64 = raw
+                    .column(0)
+                    .iter()
+                    .zip(self.dense.column(0))
+                    .map(|(&p, &t)| ((p - t) as f64).powi(2))
+                    .sum();
+                ((sq / n).sqrt() * self.scale.1 as f64) as f32
+            }
+        }
+    }
+}
+
+/// Mean F1 over classes from (tp, fp, fn) counts; 0/0 ratios are 0, as in `eval`.
+fn macro_f1(counts: &[(usize, usize, usize)]) -> f32 {
+    if counts.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = counts
+        .iter()
+        .map(|&(tp, fp, fn_)| {
+            let d = 2 * tp + fp + fn_;
+            if d == 0 {
+                0.0
+            } else {
+                2.0 * tp as f64 / d as f64
+            }
+        })
+        .sum();
+    (sum / counts.len() as f64) as f32
+}
+
 /// BCE `pos_weight` per output from negative/positive counts: `None` for no weighting, else the
 /// positive/negative balance the scheme gives, expressed as weight(pos) / weight(neg).
 fn pos_weights(neg: &[usize], pos: &[usize], w: ClassWeights) -> Result<Option<Vec<f32>>> {
@@ -195,6 +281,29 @@ mod tests {
         let (l, g) = o.loss(raw.view(), &[0, 1]).unwrap();
         assert!(l.abs() < 1e-6);
         assert!(g.iter().all(|x| x.abs() < 1e-6));
+    }
+
+    #[test]
+    fn metric_is_macro_f1_or_rmse_in_target_units() {
+        let cfg = LossConfig::default();
+        // truth 0,0,1,1,2 ; argmax 0,1,1,1,0 -> macro F1 (.5 + .8 + 0) / 3, as in eval's test.
+        let t = Targets::Class(vec![0, 0, 1, 1, 2]);
+        let o = Objective::new(TaskKind::Multiclass, 3, &t, (0.0, 1.0), &cfg).unwrap();
+        let pred = [0, 1, 1, 1, 0];
+        let raw = Array2::from_shape_fn((5, 3), |(i, j)| f32::from(u8::from(pred[i] == j)));
+        assert!((o.metric(raw.view()) - 1.3 / 3.0).abs() < 1e-6);
+        // Binary at logit 0: all right -> 1.
+        let t = Targets::Class(vec![0, 1]);
+        let o = Objective::new(TaskKind::Binary, 1, &t, (0.0, 1.0), &cfg).unwrap();
+        let raw = Array2::from_shape_vec((2, 1), vec![-2.0, 3.0]).unwrap();
+        assert!((o.metric(raw.view()) - 1.0).abs() < 1e-6);
+        // Regression: standardized error 1 with std 2 -> RMSE 2 in target units.
+        let t = Targets::Value(vec![1.0, 5.0]);
+        let s = target_scale(&t);
+        assert_eq!(s, (3.0, 2.0));
+        let o = Objective::new(TaskKind::Regression, 1, &t, s, &cfg).unwrap();
+        let raw = Array2::from_shape_vec((2, 1), vec![0.0, 0.0]).unwrap();
+        assert!((o.metric(raw.view()) - 2.0).abs() < 1e-6);
     }
 
     #[test]

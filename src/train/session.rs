@@ -320,6 +320,7 @@ impl Trainer {
                 epochs: chunks,
                 train_loss: f32::NAN,
                 valid_loss: f32::NAN,
+                metric: None,
                 lr: 0.0,
                 elapsed: 0.0,
             };

@@ -88,6 +88,13 @@ pub struct Trained {
 /// Splits `all` into train and validation with the config's fraction, stratified by the first
 /// task, seeded by the config's seed.
 pub fn split_examples(all: &Examples, config: &TrainConfig) -> Result<(Examples, Examples)> {
+    let (tr, va) = split_indices(all, config)?;
+    Ok((all.select(&tr), all.select(&va)))
+}
+
+/// The row indices [`split_examples`] puts in training and in validation, so that callers can
+/// find the validation rows' other fields.
+pub fn split_indices(all: &Examples, config: &TrainConfig) -> Result<(Vec<usize>, Vec<usize>)> {
     let strata = all
         .targets
         .first()
@@ -100,7 +107,7 @@ pub fn split_examples(all: &Examples, config: &TrainConfig) -> Result<(Examples,
             all.len()
         )));
     }
-    Ok((all.select(&tr), all.select(&va)))
+    Ok((tr, va))
 }
 
 /// Trains heads for `tasks` on `train`, early-stopping and tuning thresholds on `valid`.
@@ -338,14 +345,18 @@ pub fn evaluate_arrays(
     feats: ArrayView2<'_, f32>,
     targets: &[Targets],
 ) -> Value {
-    let probs = predict_arrays(heads, emb, feats);
+    evaluate_probs(&heads.tasks, &predict_arrays(heads, emb, feats), targets)
+}
+
+/// [`evaluate_arrays`] from predictions already made: probabilities (or values) per task, as
+/// [`predict_arrays`] returns them.
+pub fn evaluate_probs(tasks: &[TaskEntry], probs: &[Array2<f32>], targets: &[Targets]) -> Value {
     let mut per_task = serde_json::Map::new();
-    for ((task, p), t) in heads.tasks.iter().zip(&probs).zip(targets) {
+    for ((task, p), t) in tasks.iter().zip(probs).zip(targets) {
         per_task.insert(task.spec.name.clone(), task_metrics(task, p, t));
     }
     // The first task in head (declared) order, not the alphabetically first key.
-    let mut top = heads
-        .tasks
+    let mut top = tasks
         .first()
         .and_then(|t| per_task.get(&t.spec.name))
         .cloned()

@@ -1,9 +1,11 @@
 //! `tandem train`, `tandem eval` and `tandem predict`.
 
+use std::cell::Cell;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 
 use clap::Args;
 use ndarray::Array2;
@@ -12,11 +14,13 @@ use tandem::cache::EmbeddingCache;
 use tandem::data::{read_rows, Row, Targets, TaskKind, TaskSpec};
 use tandem::eval::Aggregation;
 use tandem::model::Model;
-use tandem::train::trainer::{evaluate_arrays, manifest_for, split_examples};
+use tandem::train::trainer::{evaluate_arrays, manifest_for, split_indices};
 use tandem::train::{Examples, Mode, TrainConfig};
 use tandem::{Backbone, Error, ErrorKind, Result};
 
-use crate::{read_input, BackboneArgs};
+use crate::progress::{Log, LogArgs};
+use crate::train_report;
+use crate::{embed_texts, read_input, BackboneArgs, EMBED_CHUNK};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -53,9 +57,15 @@ pub struct TrainArgs {
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     print_config: bool,
-    /// No per-epoch output.
-    #[arg(long, short)]
-    quiet: bool,
+    /// Write a self-contained HTML training report here (curves, confusion matrix, per-class
+    /// bars, calibration, thresholds or a regression scatter, on the validation set).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// In the report, break validation metrics down by this field (like `eval --by`).
+    #[arg(long, value_name = "FIELD", requires = "report")]
+    report_by: Option<String>,
+    #[command(flatten)]
+    pub(crate) log: LogArgs,
     #[command(flatten)]
     backbone: BackboneArgs,
 }
@@ -81,6 +91,8 @@ pub struct EvalArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    pub(crate) log: LogArgs,
+    #[command(flatten)]
     backbone: BackboneArgs,
 }
 
@@ -98,6 +110,8 @@ pub struct PredictArgs {
     #[arg(long, default_value = "mean")]
     aggregate: Aggregation,
     #[command(flatten)]
+    pub(crate) log: LogArgs,
+    #[command(flatten)]
     backbone: BackboneArgs,
 }
 
@@ -114,20 +128,10 @@ fn texts_of(rows: &[Row], field: &str) -> Result<Vec<String>> {
 }
 
 /// Embeddings through the cache (the backbone runs once per distinct text, ever).
-fn embed(backbone: &Backbone, texts: &[String], quiet: bool) -> Result<Array2<f32>> {
+fn embed(backbone: &Backbone, texts: &[String], log: &Log, what: &str) -> Result<Array2<f32>> {
     let cache = EmbeddingCache::open(None, backbone)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let t = std::time::Instant::now();
-    let (emb, stats) = cache.embed(backbone, &refs)?;
-    if !quiet {
-        eprintln!(
-            "embeddings: {} cached, {} computed in {:.1}s",
-            stats.hits,
-            stats.misses,
-            t.elapsed().as_secs_f64()
-        );
-    }
-    Ok(emb)
+    embed_texts(backbone, Some(&cache), &refs, log, what)
 }
 
 fn features(texts: &[String]) -> Array2<f32> {
@@ -179,53 +183,58 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|r| texts_of(r, &args.text_field))
         .transpose()?;
+    let mut log = Log::new(&args.log);
     let backbone = args.backbone.load(32)?;
     let uses_emb = config.mode != Mode::MetadataOnly;
     let uses_meta = config.mode != Mode::EmbeddingOnly;
-    let mk = |texts: &[String], targets: Vec<Targets>| -> Result<Examples> {
+    // Wall times of embedding and feature extraction, for the report.
+    let (embed_secs, feature_secs) = (Cell::new(0.0), Cell::new(0.0));
+    let mk = |texts: &[String], targets: Vec<Targets>, what: &str| -> Result<Examples> {
+        let t = Instant::now();
+        let emb = if uses_emb {
+            embed(&backbone, texts, &log, what)?
+        } else {
+            Array2::zeros((texts.len(), 0))
+        };
+        embed_secs.set(embed_secs.get() + t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let feats = if uses_meta {
+            features(texts)
+        } else {
+            Array2::zeros((texts.len(), 0))
+        };
+        feature_secs.set(feature_secs.get() + t.elapsed().as_secs_f64());
         Ok(Examples {
-            emb: if uses_emb {
-                embed(&backbone, texts, args.quiet)?
-            } else {
-                Array2::zeros((texts.len(), 0))
-            },
-            feats: if uses_meta {
-                features(texts)
-            } else {
-                Array2::zeros((texts.len(), 0))
-            },
+            emb,
+            feats,
             targets,
         })
     };
-    let all = mk(&texts, targets)?;
-    let (train_ex, valid_ex) = match (&valid_rows, &valid_texts) {
+    let all = mk(&texts, targets, "train")?;
+    // The validation rows themselves are kept for the report's breakdown column.
+    let (train_ex, valid_ex, valid_rows) = match (valid_rows, &valid_texts) {
         (Some(vr), Some(vt)) => {
             let vt_targets = specs
                 .iter()
                 .zip(&args.label_field)
-                .map(|(s, f)| s.parse(f, vr))
+                .map(|(s, f)| s.parse(f, &vr))
                 .collect::<Result<Vec<_>>>()?;
-            (all, mk(vt, vt_targets)?)
+            let v = mk(vt, vt_targets, "valid")?;
+            (all, v, vr)
         }
-        _ => split_examples(&all, &config)?,
+        _ => {
+            let (tr, va) = split_indices(&all, &config)?;
+            let vr = va.iter().map(|&i| rows[i].clone()).collect();
+            (all.select(&tr), all.select(&va), vr)
+        }
     };
-    let quiet = args.quiet;
+    log.set_metric_name(train_report::metric_name(specs[0].kind));
     let mut progress = |r: &tandem::train::EpochRecord| {
-        if !quiet {
-            eprintln!(
-                "{:>8} epoch {:>3}/{:<3} train loss {:.4}  valid loss {:.4}  lr {:.2e}  {:.1}s",
-                r.stage,
-                r.epoch + 1,
-                r.epochs,
-                r.train_loss,
-                r.valid_loss,
-                r.lr,
-                r.elapsed
-            );
-        }
+        log.epoch(r);
         true
     };
     let trained = tandem::train::train(&specs, &train_ex, &valid_ex, &config, &mut progress)?;
+    log.finish_stage();
     let manifest = manifest_for(
         &trained,
         bundle::BackboneRef::of(&backbone),
@@ -238,6 +247,34 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         &trained.heads.network.weights(),
         config.f16_weights,
     )?;
+    if let Some(path) = &args.report {
+        let summary = tandem::report::RunSummary {
+            data: args.data.display().to_string(),
+            validation: match &args.valid {
+                Some(v) => v.display().to_string(),
+                None => format!(
+                    "{:.0}% of the training data, held out (stratified by {}, seed {})",
+                    config.valid_fraction * 100.0,
+                    specs[0].name,
+                    config.seed
+                ),
+            },
+            bundle: Some(out.display().to_string()),
+            timings: vec![
+                ("embedding".into(), embed_secs.get()),
+                ("metadata features".into(), feature_secs.get()),
+            ],
+            config_toml: config.to_toml(),
+        };
+        train_report::write(
+            path,
+            &summary,
+            &trained,
+            &valid_ex,
+            &valid_rows,
+            args.report_by.as_deref(),
+        )?;
+    }
     let m = &trained.report.valid_metrics;
     let headline = ["macro_f1", "accuracy", "rmse", "mae"]
         .iter()
@@ -248,14 +285,35 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    eprintln!(
-        "trained {} ({} train / {} valid) in {:.1}s; validation: {headline}; bundle: {}",
-        config.mode.name(),
-        trained.report.n_train,
-        trained.report.n_valid,
-        trained.report.train_seconds,
-        out.display()
-    );
+    if log.json() {
+        let mut metrics = m.clone();
+        if let Some(o) = metrics.as_object_mut() {
+            // Per-task details (confusion matrices, per-class lists) stay in the bundle.
+            o.retain(|_, v| v.is_number());
+        }
+        log.done(serde_json::json!({
+            "command": "train",
+            "mode": config.mode.name(),
+            "n_train": trained.report.n_train,
+            "n_valid": trained.report.n_valid,
+            "train_seconds": trained.report.train_seconds,
+            "metrics": metrics,
+            "bundle": out.display().to_string(),
+            "report": args.report.as_ref().map(|p| p.display().to_string()),
+        }));
+    } else {
+        eprintln!(
+            "trained {} ({} train / {} valid) in {:.1}s; validation: {headline}; bundle: {}",
+            config.mode.name(),
+            trained.report.n_train,
+            trained.report.n_valid,
+            trained.report.train_seconds,
+            out.display()
+        );
+        if let Some(p) = &args.report {
+            eprintln!("report: {}", p.display());
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -276,6 +334,7 @@ fn load_model(dir: &Path, backbone_args: &BackboneArgs) -> Result<Model> {
 }
 
 pub fn eval(args: EvalArgs) -> Result<ExitCode> {
+    let mut log = Log::new(&args.log);
     let model = load_model(&args.model, &args.backbone)?;
     let heads = model.heads();
     let fields: Vec<String> = if args.label_field.is_empty() {
@@ -299,7 +358,7 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>>>()?;
     let arch = &heads.network.arch;
     let emb = if arch.emb_dim > 0 {
-        embed(model.backbone(), &texts, true)?
+        embed(model.backbone(), &texts, &log, "eval")?
     } else {
         Array2::zeros((texts.len(), 0))
     };
@@ -337,10 +396,12 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
         serde_json::to_string_pretty(&report)
             .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?
     );
+    log.done(serde_json::json!({"command": "eval", "rows": texts.len()}));
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn predict(args: PredictArgs) -> Result<ExitCode> {
+    let mut log = Log::new(&args.log);
     let model = load_model(&args.model, &args.backbone)?;
     let records = read_input(args.input.as_deref())?;
     let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
@@ -362,19 +423,29 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
                     .ok_or_else(|| Error::invalid(format!("a record has no `{field}` field")))
             })
             .collect::<Result<_>>()?;
+        // Groups need every member at once: one call, no progress to show.
         for (key, preds) in model.predict_groups(&texts, &groups, args.aggregate)? {
             let line = serde_json::json!({ "group": key, "predictions": preds });
             writeln!(w, "{line}").map_err(io)?;
         }
     } else {
-        for (i, (rec, preds)) in records.iter().zip(model.predict(&texts)?).enumerate() {
-            let mut obj = serde_json::json!({ "index": i, "predictions": preds });
-            if let Some(id) = &rec.id {
-                obj["id"] = id.clone();
+        // In chunks, so that the bar advances and output streams.
+        let progress = log.texts("predict", texts.len());
+        for (c, chunk) in texts.chunks(EMBED_CHUNK).enumerate() {
+            let base = c * EMBED_CHUNK;
+            for (j, preds) in model.predict(chunk)?.into_iter().enumerate() {
+                let i = base + j;
+                let mut obj = serde_json::json!({ "index": i, "predictions": preds });
+                if let Some(id) = &records[i].id {
+                    obj["id"] = id.clone();
+                }
+                writeln!(w, "{obj}").map_err(io)?;
             }
-            writeln!(w, "{obj}").map_err(io)?;
+            progress.inc(chunk.len());
         }
+        progress.close();
     }
     w.flush().map_err(io)?;
+    log.done(serde_json::json!({"command": "predict", "texts": texts.len()}));
     Ok(ExitCode::SUCCESS)
 }

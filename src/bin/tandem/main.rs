@@ -1,6 +1,8 @@
 //! The `tandem` command-line tool.
 
 mod heads;
+mod progress;
+mod train_report;
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -94,6 +96,8 @@ struct EmbedArgs {
     #[arg(long)]
     no_cache: bool,
     #[command(flatten)]
+    log: progress::LogArgs,
+    #[command(flatten)]
     backbone: BackboneArgs,
 }
 
@@ -108,6 +112,13 @@ struct DoctorArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json_log = match &cli.command {
+        Command::Embed(a) => a.log.log_format,
+        Command::Train(a) => a.log.log_format,
+        Command::Eval(a) => a.log.log_format,
+        Command::Predict(a) => a.log.log_format,
+        Command::Doctor(_) => progress::LogFormat::Text,
+    } == progress::LogFormat::Json;
     let result = match cli.command {
         Command::Embed(args) => embed(args),
         Command::Doctor(args) => doctor(args),
@@ -117,6 +128,13 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if json_log => {
+            progress::event(
+                "error",
+                serde_json::json!({"kind": e.kind().name(), "code": e.code(), "message": e.message()}),
+            );
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("tandem: error [{}]: {}", e.kind(), e.message());
             ExitCode::FAILURE
@@ -193,26 +211,74 @@ pub(crate) fn read_records(reader: impl BufRead, source: &str) -> Result<Vec<Rec
     Ok(out)
 }
 
+/// Texts per embedding call, so that progress advances between calls.
+pub(crate) const EMBED_CHUNK: usize = 256;
+
+/// Embeddings of `texts` in chunks, through the on-disk cache unless `cache` is None (cached
+/// texts cost a lookup), with progress and a log line or event labelled `what`.
+pub(crate) fn embed_texts(
+    backbone: &Backbone,
+    cache: Option<&tandem::cache::EmbeddingCache>,
+    texts: &[&str],
+    log: &progress::Log,
+    what: &str,
+) -> Result<ndarray::Array2<f32>> {
+    let progress = log.texts(what, texts.len());
+    let mut out = ndarray::Array2::zeros((texts.len(), backbone.dim()));
+    let mut stats = tandem::cache::CacheStats::default();
+    for (i, chunk) in texts.chunks(EMBED_CHUNK).enumerate() {
+        let emb = match cache {
+            Some(c) => {
+                let (emb, s) = c.embed(backbone, chunk)?;
+                stats.hits += s.hits;
+                stats.misses += s.misses;
+                emb
+            }
+            None => {
+                stats.misses += chunk.len();
+                backbone.embed(chunk)?
+            }
+        };
+        out.slice_mut(ndarray::s![
+            i * EMBED_CHUNK..i * EMBED_CHUNK + chunk.len(),
+            ..
+        ])
+        .assign(&emb);
+        progress.inc(chunk.len());
+    }
+    log.embedded(progress, texts.len(), stats);
+    Ok(out)
+}
+
 fn embed(args: EmbedArgs) -> Result<ExitCode> {
+    let mut log = progress::Log::new(&args.log);
     let records = read_input(args.input.as_deref())?;
     let backbone = args.backbone.load(args.batch_size)?;
     let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
-    let emb = if args.no_cache {
-        backbone.embed(&texts)?
+    let cache = if args.no_cache {
+        None
     } else {
-        tandem::cache::EmbeddingCache::open(None, &backbone)?
-            .embed(&backbone, &texts)?
-            .0
+        Some(tandem::cache::EmbeddingCache::open(None, &backbone)?)
     };
+    let emb = embed_texts(&backbone, cache.as_ref(), &texts, &log, "input")?;
     if let Some(path) = args.output {
         ndarray_npy::write_npy(&path, &emb)
             .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
-        eprintln!(
-            "wrote {} x {} embeddings to {}",
-            emb.nrows(),
-            emb.ncols(),
-            path.display()
-        );
+        if log.json() {
+            log.done(serde_json::json!({
+                "command": "embed",
+                "texts": emb.nrows(),
+                "dim": emb.ncols(),
+                "output": path.display().to_string(),
+            }));
+        } else {
+            eprintln!(
+                "wrote {} x {} embeddings to {}",
+                emb.nrows(),
+                emb.ncols(),
+                path.display()
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let stdout = std::io::stdout();
@@ -231,6 +297,7 @@ fn embed(args: EmbedArgs) -> Result<ExitCode> {
     }
     w.flush()
         .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
+    log.done(serde_json::json!({"command": "embed", "texts": emb.nrows(), "dim": emb.ncols()}));
     Ok(ExitCode::SUCCESS)
 }
 

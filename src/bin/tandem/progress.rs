@@ -1,0 +1,272 @@
+//! Progress and logs on standard error: indicatif bars when stderr is a terminal, the plain
+//! text lines otherwise, or one JSON object per line with `--log-format json` (never bars).
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Value};
+use tandem::cache::CacheStats;
+use tandem::train::EpochRecord;
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, and progress bars on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per event on stderr, no bars.
+    Json,
+}
+
+/// Logging options shared by train, eval, predict and embed.
+#[derive(Args, Clone, Debug)]
+pub struct LogArgs {
+    /// No progress bars and no per-epoch or embedding logs (the final summary and errors stay).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Log format on stderr: text (bars when stderr is a terminal) or json (JSON lines).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Writes one JSON event line to stderr (see [`event_line`]).
+pub fn event(name: &str, fields: Value) {
+    let mut err = std::io::stderr().lock();
+    // A closed stderr is not worth failing the command for.
+    let _ = writeln!(err, "{}", event_line(name, &fields));
+}
+
+/// One JSON object: `"event": name` first, then the fields of `fields` (an object).
+fn event_line(name: &str, fields: &Value) -> String {
+    let head = json!({ "event": name }).to_string();
+    match fields {
+        // Splice the two objects so the event name leads (serde_json sorts map keys).
+        Value::Object(m) if !m.is_empty() => {
+            format!("{},{}", &head[..head.len() - 1], &fields.to_string()[1..])
+        }
+        _ => head,
+    }
+}
+
+/// The command's logger.
+pub struct Log {
+    format: LogFormat,
+    quiet: bool,
+    bars: bool,
+    started: Instant,
+    stage: Option<(String, ProgressBar)>,
+    metric_name: &'static str,
+}
+
+impl Log {
+    /// A logger for `args`; bars only in text mode, not quiet, with stderr a terminal.
+    pub fn new(args: &LogArgs) -> Log {
+        let bars =
+            args.log_format == LogFormat::Text && !args.quiet && std::io::stderr().is_terminal();
+        Log {
+            format: args.log_format,
+            quiet: args.quiet,
+            bars,
+            started: Instant::now(),
+            stage: None,
+            metric_name: "metric",
+        }
+    }
+
+    /// True in JSON mode.
+    pub fn json(&self) -> bool {
+        self.format == LogFormat::Json
+    }
+
+    /// Seconds since the command started.
+    pub fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// A bar (or nothing) over `total` texts, labelled `what`.
+    pub fn texts(&self, what: &str, total: usize) -> Texts {
+        let bar = self.bars.then(|| {
+            let b = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>10} [{bar:30}] {pos}/{len} texts  {per_sec}  ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b.set_prefix(what.to_string());
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        });
+        Texts {
+            bar,
+            what: what.to_string(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Reports a finished embedding pass over `n` texts: a JSON event, or the text line.
+    pub fn embedded(&self, texts: Texts, n: usize, stats: CacheStats) {
+        let secs = texts.finish();
+        if self.quiet {
+            return;
+        }
+        match self.format {
+            LogFormat::Json => event(
+                "embed",
+                json!({
+                    "set": texts.what,
+                    "texts": n,
+                    "cached": stats.hits,
+                    "computed": stats.misses,
+                    "seconds": secs,
+                    "texts_per_second": if secs > 0.0 { n as f64 / secs } else { 0.0 },
+                }),
+            ),
+            LogFormat::Text => eprintln!(
+                "embeddings ({}): {} cached, {} computed in {secs:.1}s",
+                texts.what, stats.hits, stats.misses
+            ),
+        }
+    }
+
+    /// Names the per-epoch validation metric (macro-F1 or RMSE) in bars and text lines.
+    pub fn set_metric_name(&mut self, name: &'static str) {
+        self.metric_name = name;
+    }
+
+    /// One finished epoch: a bar per stage, a text line, or a JSON event.
+    pub fn epoch(&mut self, r: &EpochRecord) {
+        if self.quiet {
+            return;
+        }
+        let metric = r
+            .metric
+            .map(|m| format!("  valid {} {m:.4}", self.metric_name))
+            .unwrap_or_default();
+        match self.format {
+            LogFormat::Json => event(
+                "epoch",
+                json!({
+                    "stage": r.stage,
+                    "epoch": r.epoch + 1,
+                    "epochs": r.epochs,
+                    "train_loss": r.train_loss,
+                    "valid_loss": r.valid_loss,
+                    "metric": r.metric,
+                    "metric_name": self.metric_name,
+                    "lr": r.lr,
+                    "elapsed": r.elapsed,
+                }),
+            ),
+            LogFormat::Text if self.bars => {
+                if self.stage.as_ref().is_none_or(|(s, _)| *s != r.stage) {
+                    self.finish_stage();
+                    let b = ProgressBar::with_draw_target(
+                        Some(r.epochs as u64),
+                        ProgressDrawTarget::stderr(),
+                    );
+                    b.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix:>10} [{bar:30}] epoch {pos}/{len}  {per_sec}  ETA {eta}  {msg}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                    b.set_prefix(r.stage.clone());
+                    self.stage = Some((r.stage.clone(), b));
+                }
+                if let Some((_, b)) = &self.stage {
+                    // Message first: setting the position redraws with it.
+                    b.set_message(format!(
+                        "train loss {:.4}  valid loss {:.4}{metric}  lr {:.2e}",
+                        r.train_loss, r.valid_loss, r.lr
+                    ));
+                    b.set_position(r.epoch as u64 + 1);
+                }
+            }
+            LogFormat::Text => eprintln!(
+                "{:>8} epoch {:>3}/{:<3} train loss {:.4}  valid loss {:.4}{metric}  lr {:.2e}  {:.1}s",
+                r.stage,
+                r.epoch + 1,
+                r.epochs,
+                r.train_loss,
+                r.valid_loss,
+                r.lr,
+                r.elapsed
+            ),
+        }
+    }
+
+    /// Leaves the current stage's bar on screen as its summary (early stopping ends it short).
+    pub fn finish_stage(&mut self) {
+        if let Some((_, b)) = self.stage.take() {
+            b.abandon();
+        }
+    }
+
+    /// The command's last event in JSON mode (`fields` plus `seconds`); nothing in text mode.
+    pub fn done(&mut self, fields: Value) {
+        self.finish_stage();
+        if self.json() {
+            let mut f = fields;
+            if let Value::Object(m) = &mut f {
+                m.insert("seconds".into(), json!(self.elapsed()));
+            }
+            event("done", f);
+        }
+    }
+}
+
+/// Progress over texts (embedding or prediction).
+pub struct Texts {
+    bar: Option<ProgressBar>,
+    what: String,
+    started: Instant,
+}
+
+impl Texts {
+    /// `n` more texts done.
+    pub fn inc(&self, n: usize) {
+        if let Some(b) = &self.bar {
+            b.inc(n as u64);
+        }
+    }
+
+    /// Clears the bar; returns the seconds since it started.
+    fn finish(&self) -> f64 {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Ends progress without a log line (for commands whose output says it all).
+    pub fn close(self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_lines_lead_with_the_event_and_stay_valid_json() {
+        let line = event_line(
+            "epoch",
+            &json!({"stage": "s\"1", "metric": null, "lr": 0.5}),
+        );
+        assert!(line.starts_with("{\"event\":\"epoch\","), "{line}");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["stage"], "s\"1");
+        assert_eq!(v["lr"], 0.5);
+        assert_eq!(event_line("done", &json!({})), "{\"event\":\"done\"}");
+        // NaN losses (embedding-only records) become null, not invalid JSON.
+        let v: Value =
+            serde_json::from_str(&event_line("epoch", &json!({"loss": f32::NAN}))).unwrap();
+        assert!(v["loss"].is_null());
+    }
+}
