@@ -32,7 +32,7 @@ make --no-print-directory test-c-valgrind
 echo "== make install + pkg-config build of the C example"
 make --no-print-directory test-install
 echo "== C++ binding (bindings/cpp)"
-bindings/cpp/run_test.sh
+TANDEM_RUN_EXAMPLE=1 bindings/cpp/run_test.sh
 echo "== Go binding (bindings/go)"
 scripts/go_test.sh
 echo "== training reports in headless Chromium (scripts/report_test.sh)"

@@ -35,10 +35,10 @@ echo "running $build/test"
 if [[ "${TANDEM_VALGRIND:-0}" == 1 ]]; then
   if command -v valgrind >/dev/null 2>&1; then
     # The suppressions are two known false positives outside tandem and this binding (glibc's
-    # loader and ONNX Runtime's self-memcpy), each explained in valgrind.supp;
+    # loader and ONNX Runtime's self-memcpy), each explained in tests/c/valgrind.supp, shared with the C tests;
     # TANDEM_VALGRIND_SUPP=0 runs without them. Small mode keeps the run to minutes.
     supp=()
-    if [[ "${TANDEM_VALGRIND_SUPP:-1}" != 0 ]]; then supp=(--suppressions="$here/valgrind.supp"); fi
+    if [[ "${TANDEM_VALGRIND_SUPP:-1}" != 0 ]]; then supp=(--suppressions="$root/tests/c/valgrind.supp"); fi
     echo "running $build/test under valgrind (small mode)"
     TANDEM_CPP_TEST_SMALL=1 valgrind --leak-check=full --errors-for-leak-kinds=definite,possible \
       --error-exitcode=1 "${supp[@]}" "$build/test"
