@@ -366,6 +366,85 @@ mod tests {
         assert!(e.message().contains("epoch"), "{}", e.message());
     }
 
+    /// Every leaf of a JSON object as (dotted path, whether it is null).
+    fn leaves(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, bool)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(x, &p, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other.is_null())),
+        }
+    }
+
+    #[test]
+    fn documented_config_is_the_default_and_documents_every_key() {
+        let doc = include_str!("../../docs/config.toml");
+        assert_eq!(
+            TrainConfig::parse(doc).unwrap(),
+            TrainConfig::default(),
+            "docs/config.toml must set every key to its default"
+        );
+        let as_json = |toml_text: &str| {
+            let t: toml::Table = toml::from_str(toml_text).unwrap();
+            serde_json::to_value(t).unwrap()
+        };
+        let mut documented = Vec::new();
+        leaves(&as_json(doc), "", &mut documented);
+        // Every key `to_toml` writes is set in the documented file, and nothing else is.
+        let mut serialized = Vec::new();
+        leaves(
+            &as_json(&TrainConfig::default().to_toml()),
+            "",
+            &mut serialized,
+        );
+        let keys = |v: &[(String, bool)]| {
+            let mut k: Vec<String> = v.iter().map(|(p, _)| p.clone()).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&documented), keys(&serialized));
+        // Keys whose default is unset (TOML has no null) are documented as a commented-out line.
+        let mut all = Vec::new();
+        leaves(
+            &serde_json::to_value(TrainConfig::default()).unwrap(),
+            "",
+            &mut all,
+        );
+        for (path, null) in &all {
+            let leaf = path.rsplit('.').next().unwrap();
+            if *null {
+                assert!(
+                    doc.lines().any(|l| l.starts_with(&format!("# {leaf} = "))),
+                    "docs/config.toml should show unset `{path}` as a commented-out example"
+                );
+            } else {
+                assert!(
+                    documented.iter().any(|(p, _)| p == path),
+                    "docs/config.toml lacks `{path}`"
+                );
+            }
+        }
+        // Every key and section has a comment right above it.
+        let lines: Vec<&str> = doc.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let is_setting = !l.starts_with('#') && (l.contains(" = ") || l.starts_with('['));
+            if is_setting {
+                assert!(
+                    i > 0 && lines[i - 1].starts_with('#'),
+                    "docs/config.toml line {}: `{l}` has no comment above it",
+                    i + 1
+                );
+            }
+        }
+    }
+
     #[test]
     fn partial_config_keeps_defaults_and_values_are_checked() {
         let c = TrainConfig::parse("seed = 7\n[head]\nhidden = []\n").unwrap();
