@@ -1,5 +1,6 @@
 //! The `tandem` command-line tool.
 
+mod compare;
 mod heads;
 
 use std::io::{BufRead, BufWriter, Write};
@@ -32,6 +33,8 @@ enum Command {
     Eval(heads::EvalArgs),
     /// Predict with a bundle; writes JSONL.
     Predict(heads::PredictArgs),
+    /// Train every mode on the same splits over several seeds; table of mean ± sd and a verdict.
+    Compare(compare::CompareArgs),
 }
 
 /// Options shared by every command that loads a backbone.
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Train(args) => heads::train(args),
         Command::Eval(args) => heads::eval(args),
         Command::Predict(args) => heads::predict(args),
+        Command::Compare(args) => compare::compare(args),
     };
     match result {
         Ok(code) => code,
