@@ -2,6 +2,7 @@
 
 mod compare;
 mod heads;
+mod inspect;
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,10 @@ enum Command {
     Predict(heads::PredictArgs),
     /// Train every mode on the same splits over several seeds; table of mean ± sd and a verdict.
     Compare(compare::CompareArgs),
+    /// Show what a bundle holds: tasks, metrics, provenance, architecture, files, weights.
+    Inspect(inspect::InspectArgs),
+    /// Show the named metadata features of a text.
+    Features(inspect::FeaturesArgs),
 }
 
 /// Options shared by every command that loads a backbone.
@@ -118,6 +123,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => heads::eval(args),
         Command::Predict(args) => heads::predict(args),
         Command::Compare(args) => compare::compare(args),
+        Command::Inspect(args) => inspect::inspect(args),
+        Command::Features(args) => inspect::features(args),
     };
     match result {
         Ok(code) => code,
