@@ -151,8 +151,49 @@ pub struct MetadataConfig {
     pub code_dim: usize,
     /// Dropout in the encoder.
     pub dropout: f32,
-    /// Stage 1 optimisation.
+    /// Stage 1 optimisation. Keys left out keep stage 1's defaults (epochs 30, lr 3e-3), also
+    /// when the table is given in part.
+    #[serde(deserialize_with = "metadata_stage")]
     pub stage: StageConfig,
+}
+
+/// A stage table as written: every key optional, laid over a base stage.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StagePatch {
+    epochs: Option<usize>,
+    lr: Option<f32>,
+    weight_decay: Option<f32>,
+    batch_size: Option<usize>,
+    patience: Option<usize>,
+    min_delta: Option<f32>,
+    schedule: Option<Schedule>,
+    warmup_fraction: Option<f32>,
+    clip_norm: Option<f32>,
+}
+
+impl StagePatch {
+    fn over(self, base: StageConfig) -> StageConfig {
+        StageConfig {
+            epochs: self.epochs.unwrap_or(base.epochs),
+            lr: self.lr.unwrap_or(base.lr),
+            weight_decay: self.weight_decay.unwrap_or(base.weight_decay),
+            batch_size: self.batch_size.unwrap_or(base.batch_size),
+            patience: self.patience.unwrap_or(base.patience),
+            min_delta: self.min_delta.unwrap_or(base.min_delta),
+            schedule: self.schedule.unwrap_or(base.schedule),
+            warmup_fraction: self.warmup_fraction.unwrap_or(base.warmup_fraction),
+            clip_norm: self.clip_norm.unwrap_or(base.clip_norm),
+        }
+    }
+}
+
+/// `[metadata.stage]` with stage 1's own defaults for missing keys (a plain `StageConfig` would
+/// fill them with the head stage's defaults).
+fn metadata_stage<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<StageConfig, D::Error> {
+    Ok(StagePatch::deserialize(d)?.over(MetadataConfig::default().stage))
 }
 
 impl Default for MetadataConfig {
@@ -443,6 +484,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_partial_stage_table_keeps_that_stages_defaults() {
+        let c =
+            TrainConfig::parse("[metadata.stage]\nepochs = 3\n[head.stage]\nepochs = 4\n").unwrap();
+        let (m, h) = (MetadataConfig::default().stage, HeadConfig::default().stage);
+        assert_eq!(c.metadata.stage, StageConfig { epochs: 3, ..m });
+        assert_eq!(c.head.stage, StageConfig { epochs: 4, ..h });
+        assert_ne!(m.lr, h.lr, "the two stages' default learning rates differ");
+        let j = TrainConfig::parse("{\"metadata\": {\"stage\": {\"batch_size\": 8}}}").unwrap();
+        assert_eq!(j.metadata.stage.lr, m.lr);
+        assert_eq!(j.metadata.stage.batch_size, 8);
+        let e = TrainConfig::parse("[metadata.stage]\nepoch = 3\n").unwrap_err();
+        assert!(e.message().contains("epoch"), "{}", e.message());
     }
 
     #[test]
