@@ -137,11 +137,13 @@ impl std::str::FromStr for Arm {
 /// learning-rate multiplier.
 ///
 /// When the config sets `unfreeze.at_epoch`, that epoch is used. Otherwise the default is a
-/// quarter of stage 2's epochs, but no later than its early-stopping patience, and at least
-/// epoch 1 (never past the last epoch): the heads first adapt to the frozen code, and because a
-/// stage always runs more than `patience` epochs, the unfreezing is guaranteed to happen (with
-/// the defaults: 40 epochs, patience 6 → epoch 6). The multiplier is `unfreeze.lr_scale`
-/// (default 0.1).
+/// quarter of stage 2's epochs, but no later than half its early-stopping patience, and at least
+/// epoch 1 (never past the last epoch); with the defaults (40 epochs, patience 6) epoch 3. The
+/// heads first adapt to the frozen code for a few epochs; unfreezing must then come early,
+/// because stage 2 converges fast: with the default config on TREC its best validation
+/// epoch is typically 3–5 and early stopping ends it `patience` epochs later, so an encoder
+/// unfrozen after the best epoch never reaches the kept (best) weights ([`Run::unfrozen`]
+/// records whether it did). The multiplier is `unfreeze.lr_scale` (default 0.1).
 pub fn unfreeze_schedule(config: &TrainConfig) -> (usize, f32) {
     let at = config
         .unfreeze
@@ -153,7 +155,7 @@ pub fn unfreeze_schedule(config: &TrainConfig) -> (usize, f32) {
 fn default_unfreeze_epoch(stage: &StageConfig) -> usize {
     let mut at = stage.epochs / 4;
     if stage.patience > 0 {
-        at = at.min(stage.patience);
+        at = at.min(stage.patience / 2);
     }
     at.max(1).min(stage.epochs.saturating_sub(1))
 }
@@ -445,19 +447,37 @@ pub fn verdict(summaries: &[ArmSummary], metric: &str, higher_is_better: bool) -
             .map(|b| b.arm.name())
             .collect::<Vec<_>>()
             .join(" and ");
+        // How sure each half of the sentence is: one label if all comparisons agree.
+        let qualify = |stat: &dyn Fn(&ArmSummary) -> Stat| {
+            let labels: Vec<(&str, &str)> = baselines
+                .iter()
+                .map(|b| (b.arm.name(), noise(&stat(two), &stat(b))))
+                .collect();
+            if labels.iter().all(|(_, l)| *l == labels[0].1) {
+                labels[0].1.to_string()
+            } else {
+                labels
+                    .iter()
+                    .map(|(n, l)| format!("{l} against {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
         lines.push(format!(
-            "on this data, two-stage ({}) {} than {names}, and {} {names} on test {metric}",
+            "on this data, two-stage ({}) {} than {names} ({}), and {} {names} on test {metric} ({})",
             two.arm,
             if faster_all {
                 "reached its best validation loss sooner"
             } else {
                 "did not reach its best validation loss sooner"
             },
+            qualify(&|s: &ArmSummary| s.seconds_to_best),
             if beats_all {
                 "generalized better than"
             } else {
                 "did not generalize better than"
             },
+            qualify(&|s: &ArmSummary| score(s)),
         ));
     }
     if summaries.iter().any(|s| s.runs >= 2) {
@@ -975,7 +995,7 @@ mod tests {
         );
         assert_eq!(
             v.lines[3],
-            "on this data, two-stage (two_stage) did not reach its best validation loss sooner than embedding_only and joint, and did not generalize better than embedding_only and joint on test macro_f1"
+            "on this data, two-stage (two_stage) did not reach its best validation loss sooner than embedding_only and joint (clear against embedding_only, within seed noise against joint), and did not generalize better than embedding_only and joint on test macro_f1 (within seed noise against embedding_only, clear against joint)"
         );
         assert!(v.lines[4].starts_with("clear: the means differ by more than twice"));
         assert_eq!(v.lines.len(), 5);
@@ -1004,14 +1024,16 @@ mod tests {
         assert!(v.lines[2].starts_with("two_stage_unfreeze vs joint: faster"));
         assert_eq!(
             v.lines[3],
-            "on this data, two-stage (two_stage_unfreeze) reached its best validation loss sooner than joint, and generalized better than joint on test rmse"
+            "on this data, two-stage (two_stage_unfreeze) reached its best validation loss sooner than joint (clear), and generalized better than joint on test rmse (clear)"
         );
     }
 
     #[test]
-    fn unfreeze_default_is_a_quarter_capped_by_patience_and_inside_the_stage() {
+    fn unfreeze_default_is_a_quarter_capped_by_half_the_patience_and_inside_the_stage() {
         let mut c = TrainConfig::default();
-        assert_eq!(unfreeze_schedule(&c), (6, 0.1));
+        assert_eq!(unfreeze_schedule(&c), (3, 0.1));
+        c.head.stage.patience = 1;
+        assert_eq!(unfreeze_schedule(&c).0, 1);
         c.head.stage.patience = 0;
         assert_eq!(unfreeze_schedule(&c).0, 10);
         c.head.stage.epochs = 3;
