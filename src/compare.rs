@@ -436,48 +436,40 @@ pub fn verdict(summaries: &[ArmSummary], metric: &str, higher_is_better: bool) -
                 _ => Some(s),
             });
     if let (Some(two), false) = (two_best, baselines.is_empty()) {
-        let beats_all = baselines
+        let time = |s: &ArmSummary| s.seconds_to_best;
+        let sooner: Vec<(&str, bool, &str)> = baselines
             .iter()
-            .all(|b| better(score(two).mean, score(b).mean));
-        let faster_all = baselines
+            .map(|b| {
+                (
+                    b.arm.name(),
+                    two.seconds_to_best.mean < b.seconds_to_best.mean,
+                    noise(&time(two), &time(b)),
+                )
+            })
+            .collect();
+        let gen: Vec<(&str, bool, &str)> = baselines
             .iter()
-            .all(|b| two.seconds_to_best.mean < b.seconds_to_best.mean);
-        let names = baselines
-            .iter()
-            .map(|b| b.arm.name())
-            .collect::<Vec<_>>()
-            .join(" and ");
-        // How sure each half of the sentence is: one label if all comparisons agree.
-        let qualify = |stat: &dyn Fn(&ArmSummary) -> Stat| {
-            let labels: Vec<(&str, &str)> = baselines
-                .iter()
-                .map(|b| (b.arm.name(), noise(&stat(two), &stat(b))))
-                .collect();
-            if labels.iter().all(|(_, l)| *l == labels[0].1) {
-                labels[0].1.to_string()
-            } else {
-                labels
-                    .iter()
-                    .map(|(n, l)| format!("{l} against {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        };
+            .map(|b| {
+                (
+                    b.arm.name(),
+                    better(score(two).mean, score(b).mean),
+                    noise(&score(two), &score(b)),
+                )
+            })
+            .collect();
         lines.push(format!(
-            "on this data, two-stage ({}) {} than {names} ({}), and {} {names} on test {metric} ({})",
+            "on this data, two-stage ({}) {}, and {} on test {metric}",
             two.arm,
-            if faster_all {
-                "reached its best validation loss sooner"
-            } else {
-                "did not reach its best validation loss sooner"
-            },
-            qualify(&|s: &ArmSummary| s.seconds_to_best),
-            if beats_all {
-                "generalized better than"
-            } else {
-                "did not generalize better than"
-            },
-            qualify(&|s: &ArmSummary| score(s)),
+            finding(
+                "reached its best validation loss sooner than",
+                "did not reach its best validation loss sooner than",
+                &sooner
+            ),
+            finding(
+                "generalized better than",
+                "did not generalize better than",
+                &gen
+            ),
         ));
     }
     if summaries.iter().any(|s| s.runs >= 2) {
@@ -491,6 +483,31 @@ pub fn verdict(summaries: &[ArmSummary], metric: &str, higher_is_better: bool) -
         higher_is_better,
         best: best.arm,
         lines,
+    }
+}
+
+/// "`yes` A and B (q)", "`no` A and B (q)", or "`yes` A (q) but not than B (q)", from
+/// (name, holds, noise label) per comparison; q is one label when all agree.
+fn finding(yes: &str, no: &str, items: &[(&str, bool, &str)]) -> String {
+    let group = |want: bool| -> Option<String> {
+        let g: Vec<&(&str, bool, &str)> = items.iter().filter(|i| i.1 == want).collect();
+        let first = g.first()?;
+        let names = g.iter().map(|i| i.0).collect::<Vec<_>>().join(" and ");
+        let q = if g.iter().all(|i| i.2 == first.2) {
+            first.2.to_string()
+        } else {
+            g.iter()
+                .map(|i| format!("{} against {}", i.2, i.0))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Some(format!("{names} ({q})"))
+    };
+    match (group(true), group(false)) {
+        (Some(y), Some(n)) => format!("{yes} {y} but not than {n}"),
+        (Some(y), None) => format!("{yes} {y}"),
+        (None, Some(n)) => format!("{no} {n}"),
+        (None, None) => String::new(),
     }
 }
 
@@ -995,7 +1012,7 @@ mod tests {
         );
         assert_eq!(
             v.lines[3],
-            "on this data, two-stage (two_stage) did not reach its best validation loss sooner than embedding_only and joint (clear against embedding_only, within seed noise against joint), and did not generalize better than embedding_only and joint on test macro_f1 (within seed noise against embedding_only, clear against joint)"
+            "on this data, two-stage (two_stage) did not reach its best validation loss sooner than embedding_only and joint (clear against embedding_only, within seed noise against joint), and generalized better than joint (clear) but not than embedding_only (within seed noise) on test macro_f1"
         );
         assert!(v.lines[4].starts_with("clear: the means differ by more than twice"));
         assert_eq!(v.lines.len(), 5);
@@ -1024,7 +1041,24 @@ mod tests {
         assert!(v.lines[2].starts_with("two_stage_unfreeze vs joint: faster"));
         assert_eq!(
             v.lines[3],
-            "on this data, two-stage (two_stage_unfreeze) reached its best validation loss sooner than joint (clear), and generalized better than joint on test rmse (clear)"
+            "on this data, two-stage (two_stage_unfreeze) reached its best validation loss sooner than joint (clear), and generalized better than joint (clear) on test rmse"
+        );
+    }
+
+    #[test]
+    fn findings_group_agreeing_comparisons() {
+        let f = |items: &[(&str, bool, &str)]| finding("beat", "did not beat", items);
+        assert_eq!(
+            f(&[("a", true, "clear"), ("b", true, "clear")]),
+            "beat a and b (clear)"
+        );
+        assert_eq!(
+            f(&[("a", false, "clear"), ("b", false, "within seed noise")]),
+            "did not beat a and b (clear against a, within seed noise against b)"
+        );
+        assert_eq!(
+            f(&[("a", true, "clear"), ("b", false, "within seed noise")]),
+            "beat a (clear) but not than b (within seed noise)"
         );
     }
 
