@@ -679,7 +679,7 @@ pub fn compare(
             let report = &trained.report;
             let last = report.stages.last().expect("at least one stage");
             let unfrozen =
-                (arm == Arm::TwoStageUnfreeze).then(|| last.best_epoch >= unfreeze.at_epoch);
+                (arm == Arm::TwoStageUnfreeze).then_some(last.best_epoch >= unfreeze.at_epoch);
             let run = Run {
                 arm,
                 seed,
