@@ -41,18 +41,23 @@ $(OUT)/header_cpp.o: tests/c/header_cpp.cpp include/tandem.h | $(OUT)
 $(OUT)/classify: examples/c/classify.c include/tandem.h lib | $(OUT)
 	$(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude $< $(LINK_TEST) -o $@
 
+# The complete example of docs/guide.md (tests/docs.rs checks the guide quotes it verbatim).
+$(OUT)/hello: examples/c/hello.c include/tandem.h lib | $(OUT)
+	$(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude $< $(LINK_TEST) -o $@
+
 # C tests: the API test natively and under valgrind, the concurrency test natively (valgrind
-# serializes threads, which would defeat it), the header as C++, and the C example.
-test-c: $(OUT)/test_api $(OUT)/test_concurrency $(OUT)/header_cpp.o $(OUT)/classify
+# serializes threads, which would defeat it), the header as C++, and the C examples.
+test-c: $(OUT)/test_api $(OUT)/test_concurrency $(OUT)/header_cpp.o $(OUT)/classify $(OUT)/hello
 	$(OUT)/test_api
 	$(OUT)/test_concurrency
 	$(OUT)/classify
+	cd $(OUT) && ./hello
 
 test-c-valgrind: $(OUT)/test_api
 	TANDEM_TEST_BACKBONE=$${TANDEM_TEST_BACKBONE:-$${TANDEM_HOME:-$${XDG_CACHE_HOME:-$$HOME/.cache}/tandem}/models/tiny-random-bert} \
 		$(VALGRIND) $(VALGRIND_FLAGS) $(OUT)/test_api
 
-examples: $(OUT)/classify
+examples: $(OUT)/classify $(OUT)/hello
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

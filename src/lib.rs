@@ -19,6 +19,7 @@
 pub mod backbone;
 pub mod bundle;
 pub mod cache;
+pub mod compare;
 pub mod data;
 pub mod doctor;
 pub mod error;

@@ -1,4 +1,5 @@
-//! The feature table: every feature's stable name, group and one-line definition, in output order.
+//! The feature table: every feature's stable name, group, formula and one-line definition, in
+//! output order.
 //!
 //! This is the single source of truth for the layout of the vectors that [`super::extract`]
 //! returns. One macro invocation declares both the public [`FeatureSpec`] table and the private
@@ -70,12 +71,16 @@ pub struct FeatureSpec {
     pub name: &'static str,
     /// The group the feature belongs to.
     pub group: FeatureGroup,
+    /// The formula, in the symbols of `docs/features.md`: C characters, W words, S sentences,
+    /// Syl syllables, complex words with at least 3 syllables, types distinct words, f the
+    /// frequency of a type. Every ratio is 0 when its denominator is 0.
+    pub formula: &'static str,
     /// One-line definition, including the denominator for ratios and rates.
     pub description: &'static str,
 }
 
 macro_rules! features {
-    ($( $var:ident = $name:literal, $group:ident, $desc:literal; )*) => {
+    ($( $var:ident = $name:literal, $group:ident, $formula:literal, $desc:literal; )*) => {
         /// Position of each feature in the output vector (the discriminant is the index).
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         #[repr(usize)]
@@ -85,7 +90,7 @@ macro_rules! features {
 
         /// The table behind [`super::feature_specs`].
         pub(super) static SPECS: &[FeatureSpec] = &[
-            $( FeatureSpec { name: $name, group: FeatureGroup::$group, description: $desc }, )*
+            $( FeatureSpec { name: $name, group: FeatureGroup::$group, formula: $formula, description: $desc }, )*
         ];
     };
 }
@@ -94,146 +99,146 @@ macro_rules! features {
 // or words, as stated); `*_rate` is occurrences per character (punctuation) or per word
 // (function words). Every ratio or rate is 0 when its denominator is 0.
 features! {
-    CharCount = "char_count", Length,
+    CharCount = "char_count", Length, "C = count(chars)",
         "Number of Unicode scalar values (Rust chars; not bytes, not graphemes).";
-    WordCount = "word_count", Length,
+    WordCount = "word_count", Length, "W = count(words)",
         "Number of words (maximal runs of alphanumerics with inner apostrophes/hyphens).";
-    SentenceCount = "sentence_count", Length,
+    SentenceCount = "sentence_count", Length, "S = count(sentences)",
         "Number of word-containing segments delimited by sentence terminators (. ! ? … 。！？); runs count once.";
-    LineCount = "line_count", Length,
+    LineCount = "line_count", Length, "count(non-blank lines)",
         "Number of lines that contain at least one non-whitespace character.";
-    MeanWordLength = "mean_word_length", Length,
+    MeanWordLength = "mean_word_length", Length, "chars in words / W",
         "Characters in words / words.";
-    MeanSentenceLength = "mean_sentence_length", Length,
+    MeanSentenceLength = "mean_sentence_length", Length, "W / S",
         "Words / sentences.";
 
-    PeriodRate = "period_rate", Punctuation,
+    PeriodRate = "period_rate", Punctuation, "full stops / C",
         "Full stops (. 。 ． ｡ ।) per character.";
-    CommaRate = "comma_rate", Punctuation,
+    CommaRate = "comma_rate", Punctuation, "commas / C",
         "Commas (, ， 、 ､ ،) per character.";
-    ExclamationRate = "exclamation_rate", Punctuation,
+    ExclamationRate = "exclamation_rate", Punctuation, "exclamation marks / C",
         "Exclamation marks (! ！ ¡ ‼) per character.";
-    QuestionRate = "question_rate", Punctuation,
+    QuestionRate = "question_rate", Punctuation, "question marks / C",
         "Question marks (? ？ ؟ ¿ ⁇) per character.";
-    SemicolonRate = "semicolon_rate", Punctuation,
+    SemicolonRate = "semicolon_rate", Punctuation, "semicolons / C",
         "Semicolons (; ； ؛) per character.";
-    ColonRate = "colon_rate", Punctuation,
+    ColonRate = "colon_rate", Punctuation, "colons / C",
         "Colons (: ：) per character.";
-    ApostropheRate = "apostrophe_rate", Punctuation,
+    ApostropheRate = "apostrophe_rate", Punctuation, "apostrophes / C",
         "Apostrophes and single quotes (' ’ ‘) per character.";
-    QuoteRate = "quote_rate", Punctuation,
+    QuoteRate = "quote_rate", Punctuation, "double quotes / C",
         "Double quotes and guillemets (\" “ ” „ « » 「 」 『 』) per character.";
-    HyphenRate = "hyphen_rate", Punctuation,
+    HyphenRate = "hyphen_rate", Punctuation, "hyphens / C",
         "Hyphens (- ‐ ‑) per character.";
-    DashRate = "dash_rate", Punctuation,
+    DashRate = "dash_rate", Punctuation, "dashes / C",
         "Dashes (‒ – — ―) per character.";
-    ParenthesisRate = "parenthesis_rate", Punctuation,
+    ParenthesisRate = "parenthesis_rate", Punctuation, "parentheses / C",
         "Parentheses, opening and closing (( ) （ ）) per character.";
-    BracketRate = "bracket_rate", Punctuation,
+    BracketRate = "bracket_rate", Punctuation, "brackets / C",
         "Square and curly brackets ([ ] { } 【 】 〔 〕 ［ ］ ｛ ｝) per character.";
-    PunctuationRate = "punctuation_rate", Punctuation,
+    PunctuationRate = "punctuation_rate", Punctuation, "punctuation chars / C",
         "All punctuation characters (ASCII punctuation plus the Unicode marks listed in docs/features.md) per character.";
-    EllipsisRate = "ellipsis_rate", Punctuation,
+    EllipsisRate = "ellipsis_rate", Punctuation, "ellipses / C",
         "Ellipses per character: maximal runs of . and … that contain a … or are at least 3 long.";
-    RepeatedExclamationRate = "repeated_exclamation_rate", Punctuation,
+    RepeatedExclamationRate = "repeated_exclamation_rate", Punctuation, "runs of ≥ 2 ! marks / C",
         "Maximal runs of ! marks at least 2 long (\"!!\", \"!!!\"), containing no ?, per character.";
-    RepeatedQuestionRate = "repeated_question_rate", Punctuation,
+    RepeatedQuestionRate = "repeated_question_rate", Punctuation, "runs of ≥ 2 ? marks / C",
         "Maximal runs of ? marks at least 2 long (\"??\"), containing no !, per character.";
-    MixedExclamationQuestionRate = "mixed_exclamation_question_rate", Punctuation,
+    MixedExclamationQuestionRate = "mixed_exclamation_question_rate", Punctuation, "mixed !/? runs / C",
         "Maximal runs of ! and ? marks containing both (\"?!\", \"!?!\", ‽) per character.";
 
-    UppercaseRatio = "uppercase_ratio", Casing,
+    UppercaseRatio = "uppercase_ratio", Casing, "upper-case letters / (upper- + lower-case letters)",
         "Upper-case letters / cased letters (upper + lower case; caseless scripts excluded).";
-    AllCapsWordRatio = "all_caps_word_ratio", Casing,
+    AllCapsWordRatio = "all_caps_word_ratio", Casing, "all-caps words / W",
         "Words with at least 2 cased letters, all upper case (\"NASA\") / words.";
-    TitleCaseWordRatio = "title_case_word_ratio", Casing,
+    TitleCaseWordRatio = "title_case_word_ratio", Casing, "title-case words / W",
         "Words whose first character is the only upper-case letter and that have a lower-case letter (\"Hello\") / words.";
-    LowercaseWordRatio = "lowercase_word_ratio", Casing,
+    LowercaseWordRatio = "lowercase_word_ratio", Casing, "lower-case words / W",
         "Words with at least one cased letter, all lower case / words.";
-    MixedCaseWordRatio = "mixed_case_word_ratio", Casing,
+    MixedCaseWordRatio = "mixed_case_word_ratio", Casing, "mixed-case words / W",
         "Words with upper- and lower-case letters that are not title case (\"iPhone\", \"McDonald\") / words.";
 
-    LetterRatio = "letter_ratio", CharClass,
+    LetterRatio = "letter_ratio", CharClass, "letters / C",
         "Alphabetic characters / characters.";
-    DigitRatio = "digit_ratio", CharClass,
+    DigitRatio = "digit_ratio", CharClass, "digits / C",
         "Numeric characters (Unicode Numeric, e.g. 0-9, ٣, ½) / characters.";
-    WhitespaceRatio = "whitespace_ratio", CharClass,
+    WhitespaceRatio = "whitespace_ratio", CharClass, "whitespace chars / C",
         "Whitespace characters (Unicode White_Space) / characters.";
-    NonAsciiRatio = "non_ascii_ratio", CharClass,
+    NonAsciiRatio = "non_ascii_ratio", CharClass, "non-ASCII chars / C",
         "Characters outside ASCII / characters.";
-    CjkRatio = "cjk_ratio", CharClass,
+    CjkRatio = "cjk_ratio", CharClass, "CJK chars / C",
         "CJK ideographs, kana and Hangul / characters.";
-    EmojiRatio = "emoji_ratio", CharClass,
+    EmojiRatio = "emoji_ratio", CharClass, "emoji / C",
         "Emoji (a ZWJ sequence, a modified emoji or a flag counts once) / characters.";
 
-    UrlCount = "url_count", Web,
+    UrlCount = "url_count", Web, "count(URL tokens)",
         "Whitespace-delimited tokens starting with http://, https://, ftp:// or www.";
-    EmailCount = "email_count", Web,
+    EmailCount = "email_count", Web, "count(e-mail tokens)",
         "Tokens of the form local@domain.tld.";
-    MentionCount = "mention_count", Web,
+    MentionCount = "mention_count", Web, "count(@mention tokens)",
         "Tokens starting with @ followed by a letter, digit or _ (and not an e-mail).";
-    HashtagCount = "hashtag_count", Web,
+    HashtagCount = "hashtag_count", Web, "count(#hashtag tokens)",
         "Tokens starting with # followed by letters, digits or _, at least one a letter.";
-    NumberCount = "number_count", Web,
+    NumberCount = "number_count", Web, "count(numbers)",
         "Numbers: maximal alphanumeric runs (with . or , between digits) that start with a digit (42, 3.14, 1,000, 2nd).";
-    CurrencySymbolCount = "currency_symbol_count", Web,
+    CurrencySymbolCount = "currency_symbol_count", Web, "count(currency symbols)",
         "Currency symbols ($ € £ ¥ ₹ ¢ and the rest of Unicode's currency symbols).";
-    CurrencyAmountCount = "currency_amount_count", Web,
+    CurrencyAmountCount = "currency_amount_count", Web, "count(priced numbers)",
         "Numbers directly preceded or followed by a currency symbol (\"$5\", \"5€\", \"€ 5\").";
 
-    TypeTokenRatio = "type_token_ratio", Lexical,
+    TypeTokenRatio = "type_token_ratio", Lexical, "types / W",
         "Distinct lower-cased words / words.";
-    RootTypeTokenRatio = "root_type_token_ratio", Lexical,
+    RootTypeTokenRatio = "root_type_token_ratio", Lexical, "types / √W",
         "Distinct lower-cased words / sqrt(words) (Guiraud's index).";
-    HapaxRatio = "hapax_ratio", Lexical,
+    HapaxRatio = "hapax_ratio", Lexical, "types occurring once / W",
         "Lower-cased words that occur exactly once / words.";
-    YuleK = "yule_k", Lexical,
+    YuleK = "yule_k", Lexical, "10⁴ · (Σ f² − W) / W²",
         "Yule's K: 10^4 * (sum of squared word frequencies - words) / words^2.";
-    StopWordRatio = "stop_word_ratio", Lexical,
+    StopWordRatio = "stop_word_ratio", Lexical, "stop words / W",
         "English stop words / words.";
-    LongWordRatio = "long_word_ratio", Lexical,
+    LongWordRatio = "long_word_ratio", Lexical, "words with > 6 letters / W",
         "Words with more than 6 letters / words.";
-    ShortWordRatio = "short_word_ratio", Lexical,
+    ShortWordRatio = "short_word_ratio", Lexical, "words with 1–3 letters / W",
         "Words with 1 to 3 letters / words.";
 
-    SyllablesPerWord = "syllables_per_word", Readability,
+    SyllablesPerWord = "syllables_per_word", Readability, "Syl / W",
         "Estimated English syllables / words.";
-    ComplexWordRatio = "complex_word_ratio", Readability,
+    ComplexWordRatio = "complex_word_ratio", Readability, "complex / W",
         "Words with at least 3 estimated syllables / words.";
-    FleschReadingEase = "flesch_reading_ease", Readability,
+    FleschReadingEase = "flesch_reading_ease", Readability, "206.835 − 1.015 · W/S − 84.6 · Syl/W",
         "206.835 - 1.015 * words/sentences - 84.6 * syllables/words.";
-    FleschKincaidGrade = "flesch_kincaid_grade", Readability,
+    FleschKincaidGrade = "flesch_kincaid_grade", Readability, "0.39 · W/S + 11.8 · Syl/W − 15.59",
         "0.39 * words/sentences + 11.8 * syllables/words - 15.59.";
-    GunningFog = "gunning_fog", Readability,
+    GunningFog = "gunning_fog", Readability, "0.4 · (W/S + 100 · complex/W)",
         "0.4 * (words/sentences + 100 * complex words/words).";
-    SmogIndex = "smog_index", Readability,
+    SmogIndex = "smog_index", Readability, "1.0430 · √(30 · complex/S) + 3.1291",
         "1.0430 * sqrt(complex words * 30 / sentences) + 3.1291.";
-    ColemanLiauIndex = "coleman_liau_index", Readability,
+    ColemanLiauIndex = "coleman_liau_index", Readability, "0.0588 · (100 · letters/W) − 0.296 · (100 · S/W) − 15.8",
         "0.0588 * letters per 100 words - 0.296 * sentences per 100 words - 15.8.";
-    AutomatedReadabilityIndex = "automated_readability_index", Readability,
+    AutomatedReadabilityIndex = "automated_readability_index", Readability, "4.71 · alnum chars in words/W + 0.5 · W/S − 21.43",
         "4.71 * alphanumeric characters in words/words + 0.5 * words/sentences - 21.43.";
 
-    PronounFirstSingularRate = "pronoun_first_singular_rate", FunctionWords,
+    PronounFirstSingularRate = "pronoun_first_singular_rate", FunctionWords, "first-person singular pronouns / W",
         "First-person singular pronouns (I, me, my, mine, myself, I'm, ...) per word.";
-    PronounFirstPluralRate = "pronoun_first_plural_rate", FunctionWords,
+    PronounFirstPluralRate = "pronoun_first_plural_rate", FunctionWords, "first-person plural pronouns / W",
         "First-person plural pronouns (we, us, our, ours, ourselves, let's, ...) per word.";
-    PronounSecondRate = "pronoun_second_rate", FunctionWords,
+    PronounSecondRate = "pronoun_second_rate", FunctionWords, "second-person pronouns / W",
         "Second-person pronouns (you, your, yours, yourself, y'all, thou, ...) per word.";
-    PronounThirdRate = "pronoun_third_rate", FunctionWords,
+    PronounThirdRate = "pronoun_third_rate", FunctionWords, "third-person pronouns / W",
         "Third-person personal pronouns (he, she, it, they and their forms) per word.";
-    DeterminerRate = "determiner_rate", FunctionWords,
+    DeterminerRate = "determiner_rate", FunctionWords, "determiners / W",
         "Articles, demonstratives and quantifying determiners (the, a, this, some, every, ...) per word.";
-    PrepositionRate = "preposition_rate", FunctionWords,
+    PrepositionRate = "preposition_rate", FunctionWords, "prepositions / W",
         "Prepositions (of, in, to, with, from, ...) per word.";
-    ConjunctionRate = "conjunction_rate", FunctionWords,
+    ConjunctionRate = "conjunction_rate", FunctionWords, "conjunctions / W",
         "Coordinating and subordinating conjunctions (and, but, or, because, if, ...) per word.";
-    AuxiliaryRate = "auxiliary_rate", FunctionWords,
+    AuxiliaryRate = "auxiliary_rate", FunctionWords, "auxiliaries / W",
         "Auxiliary and modal verbs, including contracted and negated forms (is, have, can, 're, don't) per word.";
-    NegationRate = "negation_rate", FunctionWords,
+    NegationRate = "negation_rate", FunctionWords, "negations / W",
         "Negations (not, no, never, nothing, ... and every n't contraction) per word.";
-    QuestionWordRate = "question_word_rate", FunctionWords,
+    QuestionWordRate = "question_word_rate", FunctionWords, "question words / W",
         "Question words (what, when, where, which, who, whom, whose, why, how) per word.";
-    FunctionWordRate = "function_word_rate", FunctionWords,
+    FunctionWordRate = "function_word_rate", FunctionWords, "function words / W",
         "Words in any of the function-word classes above / words.";
 }
 
@@ -258,6 +263,11 @@ mod tests {
                 s.name
             );
             assert!(!s.description.is_empty(), "{} has no description", s.name);
+            assert!(
+                !s.formula.is_empty() && !s.formula.contains('|'),
+                "{} needs a formula without `|` (it goes into a Markdown table)",
+                s.name
+            );
         }
         let groups: Vec<usize> = SPECS
             .iter()

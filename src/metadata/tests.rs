@@ -531,6 +531,12 @@ fn docs_list_every_feature() {
             "docs/features.md gives {} the wrong group",
             spec.name
         );
+        assert!(
+            row.contains(&format!("| {} | {} |", spec.group.name(), spec.formula)),
+            "docs/features.md should give {} the formula `{}` right after its group",
+            spec.name,
+            spec.formula
+        );
     }
     // Same order as the table.
     let order: Vec<&str> = rows.iter().filter_map(|r| r.split('`').nth(1)).collect();

@@ -151,8 +151,49 @@ pub struct MetadataConfig {
     pub code_dim: usize,
     /// Dropout in the encoder.
     pub dropout: f32,
-    /// Stage 1 optimisation.
+    /// Stage 1 optimisation. Keys left out keep stage 1's defaults (epochs 30, lr 3e-3), also
+    /// when the table is given in part.
+    #[serde(deserialize_with = "metadata_stage")]
     pub stage: StageConfig,
+}
+
+/// A stage table as written: every key optional, laid over a base stage.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StagePatch {
+    epochs: Option<usize>,
+    lr: Option<f32>,
+    weight_decay: Option<f32>,
+    batch_size: Option<usize>,
+    patience: Option<usize>,
+    min_delta: Option<f32>,
+    schedule: Option<Schedule>,
+    warmup_fraction: Option<f32>,
+    clip_norm: Option<f32>,
+}
+
+impl StagePatch {
+    fn over(self, base: StageConfig) -> StageConfig {
+        StageConfig {
+            epochs: self.epochs.unwrap_or(base.epochs),
+            lr: self.lr.unwrap_or(base.lr),
+            weight_decay: self.weight_decay.unwrap_or(base.weight_decay),
+            batch_size: self.batch_size.unwrap_or(base.batch_size),
+            patience: self.patience.unwrap_or(base.patience),
+            min_delta: self.min_delta.unwrap_or(base.min_delta),
+            schedule: self.schedule.unwrap_or(base.schedule),
+            warmup_fraction: self.warmup_fraction.unwrap_or(base.warmup_fraction),
+            clip_norm: self.clip_norm.unwrap_or(base.clip_norm),
+        }
+    }
+}
+
+/// `[metadata.stage]` with stage 1's own defaults for missing keys (a plain `StageConfig` would
+/// fill them with the head stage's defaults).
+fn metadata_stage<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<StageConfig, D::Error> {
+    Ok(StagePatch::deserialize(d)?.over(MetadataConfig::default().stage))
 }
 
 impl Default for MetadataConfig {
@@ -363,6 +404,100 @@ mod tests {
         let e = TrainConfig::parse("mode = \"joint\"\nlearning_rate = 3\n").unwrap_err();
         assert!(e.message().contains("learning_rate"), "{}", e.message());
         let e = TrainConfig::parse("[head.stage]\nepoch = 3\n").unwrap_err();
+        assert!(e.message().contains("epoch"), "{}", e.message());
+    }
+
+    /// Every leaf of a JSON object as (dotted path, whether it is null).
+    fn leaves(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, bool)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(x, &p, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other.is_null())),
+        }
+    }
+
+    #[test]
+    fn documented_config_is_the_default_and_documents_every_key() {
+        let doc = include_str!("../../docs/config.toml");
+        assert_eq!(
+            TrainConfig::parse(doc).unwrap(),
+            TrainConfig::default(),
+            "docs/config.toml must set every key to its default"
+        );
+        let as_json = |toml_text: &str| {
+            let t: toml::Table = toml::from_str(toml_text).unwrap();
+            serde_json::to_value(t).unwrap()
+        };
+        let mut documented = Vec::new();
+        leaves(&as_json(doc), "", &mut documented);
+        // Every key `to_toml` writes is set in the documented file, and nothing else is.
+        let mut serialized = Vec::new();
+        leaves(
+            &as_json(&TrainConfig::default().to_toml()),
+            "",
+            &mut serialized,
+        );
+        let keys = |v: &[(String, bool)]| {
+            let mut k: Vec<String> = v.iter().map(|(p, _)| p.clone()).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&documented), keys(&serialized));
+        // Keys whose default is unset (TOML has no null) are documented as a commented-out line.
+        let mut all = Vec::new();
+        leaves(
+            &serde_json::to_value(TrainConfig::default()).unwrap(),
+            "",
+            &mut all,
+        );
+        for (path, null) in &all {
+            let leaf = path.rsplit('.').next().unwrap();
+            if *null {
+                assert!(
+                    doc.lines().any(|l| l.starts_with(&format!("# {leaf} = "))),
+                    "docs/config.toml should show unset `{path}` as a commented-out example"
+                );
+            } else {
+                assert!(
+                    documented.iter().any(|(p, _)| p == path),
+                    "docs/config.toml lacks `{path}`"
+                );
+            }
+        }
+        // Every key and section has a comment right above it.
+        let lines: Vec<&str> = doc.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let is_setting = !l.starts_with('#') && (l.contains(" = ") || l.starts_with('['));
+            if is_setting {
+                assert!(
+                    i > 0 && lines[i - 1].starts_with('#'),
+                    "docs/config.toml line {}: `{l}` has no comment above it",
+                    i + 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_partial_stage_table_keeps_that_stages_defaults() {
+        let c =
+            TrainConfig::parse("[metadata.stage]\nepochs = 3\n[head.stage]\nepochs = 4\n").unwrap();
+        let (m, h) = (MetadataConfig::default().stage, HeadConfig::default().stage);
+        assert_eq!(c.metadata.stage, StageConfig { epochs: 3, ..m });
+        assert_eq!(c.head.stage, StageConfig { epochs: 4, ..h });
+        assert_ne!(m.lr, h.lr, "the two stages' default learning rates differ");
+        let j = TrainConfig::parse("{\"metadata\": {\"stage\": {\"batch_size\": 8}}}").unwrap();
+        assert_eq!(j.metadata.stage.lr, m.lr);
+        assert_eq!(j.metadata.stage.batch_size, 8);
+        let e = TrainConfig::parse("[metadata.stage]\nepoch = 3\n").unwrap_err();
         assert!(e.message().contains("epoch"), "{}", e.message());
     }
 

@@ -25,16 +25,16 @@ use crate::{embed_texts, read_input, BackboneArgs, EMBED_CHUNK};
 #[derive(Args)]
 pub struct TrainArgs {
     /// Training data: JSONL, or CSV with a header row.
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "print_config")]
+    data: Option<PathBuf>,
     /// Field holding the text.
     #[arg(long, default_value = "text")]
     text_field: String,
     /// Field holding the label; repeat (with --task) to train several heads together.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "print_config")]
     label_field: Vec<String>,
     /// Task kind per label field: multiclass, binary, multilabel or regression.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "print_config")]
     task: Vec<TaskKind>,
     /// Output bundle directory (replaced atomically).
     #[arg(long)]
@@ -115,7 +115,7 @@ pub struct PredictArgs {
     backbone: BackboneArgs,
 }
 
-fn texts_of(rows: &[Row], field: &str) -> Result<Vec<String>> {
+pub(crate) fn texts_of(rows: &[Row], field: &str) -> Result<Vec<String>> {
     rows.iter()
         .map(|r| match r.fields.get(field) {
             Some(serde_json::Value::String(s)) => Ok(s.clone()),
@@ -128,13 +128,18 @@ fn texts_of(rows: &[Row], field: &str) -> Result<Vec<String>> {
 }
 
 /// Embeddings through the cache (the backbone runs once per distinct text, ever).
-fn embed(backbone: &Backbone, texts: &[String], log: &Log, what: &str) -> Result<Array2<f32>> {
+pub(crate) fn embed(
+    backbone: &Backbone,
+    texts: &[String],
+    log: &Log,
+    what: &str,
+) -> Result<Array2<f32>> {
     let cache = EmbeddingCache::open(None, backbone)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     embed_texts(backbone, Some(&cache), &refs, log, what)
 }
 
-fn features(texts: &[String]) -> Array2<f32> {
+pub(crate) fn features(texts: &[String]) -> Array2<f32> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     tandem::metadata::extract_batch(&refs)
 }
@@ -166,9 +171,13 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             args.task.len()
         )));
     }
-    let rows = read_rows(&args.data)?;
+    let data = args
+        .data
+        .clone()
+        .ok_or_else(|| Error::invalid("--data FILE is required"))?;
+    let rows = read_rows(&data)?;
     if rows.is_empty() {
-        return Err(Error::invalid(format!("{}: no rows", args.data.display())));
+        return Err(Error::invalid(format!("{}: no rows", data.display())));
     }
     let texts = texts_of(&rows, &args.text_field)?;
     let mut specs = Vec::new();
@@ -249,7 +258,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     )?;
     if let Some(path) = &args.report {
         let summary = tandem::report::RunSummary {
-            data: args.data.display().to_string(),
+            data: data.display().to_string(),
             validation: match &args.valid {
                 Some(v) => v.display().to_string(),
                 None => format!(

@@ -1,6 +1,8 @@
 //! The `tandem` command-line tool.
 
+mod compare;
 mod heads;
+mod inspect;
 mod progress;
 mod train_report;
 
@@ -34,6 +36,12 @@ enum Command {
     Eval(heads::EvalArgs),
     /// Predict with a bundle; writes JSONL.
     Predict(heads::PredictArgs),
+    /// Train every mode on the same splits over several seeds; table of mean ± sd and a verdict.
+    Compare(compare::CompareArgs),
+    /// Show what a bundle holds: tasks, metrics, provenance, architecture, files, weights.
+    Inspect(inspect::InspectArgs),
+    /// Show the named metadata features of a text.
+    Features(inspect::FeaturesArgs),
 }
 
 /// Options shared by every command that loads a backbone.
@@ -117,7 +125,9 @@ fn main() -> ExitCode {
         Command::Train(a) => a.log.log_format,
         Command::Eval(a) => a.log.log_format,
         Command::Predict(a) => a.log.log_format,
-        Command::Doctor(_) => progress::LogFormat::Text,
+        Command::Doctor(_) | Command::Compare(_) | Command::Inspect(_) | Command::Features(_) => {
+            progress::LogFormat::Text
+        }
     } == progress::LogFormat::Json;
     let result = match cli.command {
         Command::Embed(args) => embed(args),
@@ -125,6 +135,9 @@ fn main() -> ExitCode {
         Command::Train(args) => heads::train(args),
         Command::Eval(args) => heads::eval(args),
         Command::Predict(args) => heads::predict(args),
+        Command::Compare(args) => compare::compare(args),
+        Command::Inspect(args) => inspect::inspect(args),
+        Command::Features(args) => inspect::features(args),
     };
     match result {
         Ok(code) => code,

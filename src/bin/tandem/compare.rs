@@ -1,0 +1,207 @@
+//! `tandem compare`: every training mode on the same data and splits, over several seeds.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use ndarray::Array2;
+use tandem::bundle::BackboneRef;
+use tandem::compare::{compare as run_compare, Arm, CompareOptions, CompareSummary};
+use tandem::data::{read_rows, TaskKind, TaskSpec};
+use tandem::train::{Examples, Mode, TrainConfig};
+use tandem::{Error, ErrorKind, Result};
+
+use crate::heads::{embed, features, texts_of};
+use crate::BackboneArgs;
+
+#[derive(Args)]
+pub struct CompareArgs {
+    /// Labelled data: JSONL, or CSV with a header row. A stratified test split is held out.
+    #[arg(long)]
+    data: PathBuf,
+    /// Field holding the text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Field holding the label; repeat (with --task) to train several heads together. The first
+    /// one is scored and ranked.
+    #[arg(long, required = true)]
+    label_field: Vec<String>,
+    /// Task kind per label field: multiclass, binary, multilabel or regression.
+    #[arg(long, required = true)]
+    task: Vec<TaskKind>,
+    /// Validation data; without it a stratified share (the config's valid_fraction) of what is
+    /// left after the test split is held out.
+    #[arg(long)]
+    valid: Option<PathBuf>,
+    /// Share of --data held out as the test split.
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// Seed of the test and validation splits (default: the config's seed).
+    #[arg(long)]
+    split_seed: Option<u64>,
+    /// Number of training seeds: the config's seed and the ones after it.
+    #[arg(long, default_value_t = 3, conflicts_with = "seed_list")]
+    seeds: usize,
+    /// Explicit training seeds, comma-separated (e.g. 0,1,2).
+    #[arg(long, value_delimiter = ',')]
+    seed_list: Vec<u64>,
+    /// Base training config (TOML); each run sets its own mode, seed and unfreezing.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Modes to compare, comma-separated (default all): embedding_only, metadata_only, joint,
+    /// two_stage, two_stage_unfreeze.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    modes: Vec<Arm>,
+    /// Positive label of a binary task (default: the rarer value, or 1/true).
+    #[arg(long)]
+    positive: Option<String>,
+    /// Write every run, the aggregates and the verdict as JSON.
+    #[arg(long, value_name = "OUT.json")]
+    json: Option<PathBuf>,
+    /// Write the table and verdict as Markdown.
+    #[arg(long, value_name = "OUT.md")]
+    markdown: Option<PathBuf>,
+    /// Write a self-contained HTML page with the table and verdict.
+    #[arg(long, value_name = "OUT.html")]
+    html: Option<PathBuf>,
+    /// No per-run output.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    backbone: BackboneArgs,
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+pub fn compare(args: CompareArgs) -> Result<ExitCode> {
+    let config = match &args.config {
+        Some(p) => TrainConfig::load(p)?,
+        None => TrainConfig::default(),
+    };
+    if args.label_field.len() != args.task.len() {
+        return Err(Error::invalid(format!(
+            "{} --label-field but {} --task: give one task kind per label field",
+            args.label_field.len(),
+            args.task.len()
+        )));
+    }
+    let seeds: Vec<u64> = if args.seed_list.is_empty() {
+        if args.seeds == 0 {
+            return Err(Error::invalid("--seeds must be at least 1"));
+        }
+        (0..args.seeds as u64)
+            .map(|i| config.seed.wrapping_add(i))
+            .collect()
+    } else {
+        args.seed_list.clone()
+    };
+    let arms = if args.modes.is_empty() {
+        Arm::ALL.to_vec()
+    } else {
+        args.modes.clone()
+    };
+    let rows = read_rows(&args.data)?;
+    if rows.is_empty() {
+        return Err(Error::invalid(format!("{}: no rows", args.data.display())));
+    }
+    let texts = texts_of(&rows, &args.text_field)?;
+    let mut specs: Vec<TaskSpec> = Vec::new();
+    let mut targets = Vec::new();
+    for (field, kind) in args.label_field.iter().zip(&args.task) {
+        let (spec, t) = TaskSpec::infer(field, *kind, field, &rows, args.positive.as_deref())?;
+        specs.push(spec);
+        targets.push(t);
+    }
+    let valid_rows = args.valid.as_deref().map(read_rows).transpose()?;
+    let backbone = args.backbone.load(32)?;
+    let uses_emb = arms.iter().any(|a| a.mode() != Mode::MetadataOnly);
+    let uses_meta = arms.iter().any(|a| a.mode() != Mode::EmbeddingOnly);
+    let quiet = args.quiet;
+    let log = crate::progress::Log::new(&crate::progress::LogArgs {
+        quiet,
+        log_format: crate::progress::LogFormat::Text,
+    });
+    let mk = |texts: &[String], targets| -> Result<Examples> {
+        Ok(Examples {
+            emb: if uses_emb {
+                embed(&backbone, texts, &log, "data")?
+            } else {
+                Array2::zeros((texts.len(), 0))
+            },
+            feats: if uses_meta {
+                features(texts)
+            } else {
+                Array2::zeros((texts.len(), 0))
+            },
+            targets,
+        })
+    };
+    let all = mk(&texts, targets)?;
+    let valid = match &valid_rows {
+        Some(vr) => {
+            let vt = texts_of(vr, &args.text_field)?;
+            let t = specs
+                .iter()
+                .zip(&args.label_field)
+                .map(|(s, f)| s.parse(f, vr))
+                .collect::<Result<Vec<_>>>()?;
+            Some(mk(&vt, t)?)
+        }
+        None => None,
+    };
+    let options = CompareOptions {
+        split_seed: args.split_seed.unwrap_or(config.seed),
+        config,
+        arms,
+        seeds,
+        test_fraction: args.test_fraction,
+    };
+    let total = options.arms.len() * options.seeds.len();
+    let mut done = 0;
+    let summary = run_compare(&specs, &all, valid.as_ref(), &options, &mut |r| {
+        done += 1;
+        if !quiet {
+            let metrics = r
+                .test
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.4}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            eprintln!(
+                "[{done}/{total}] {} seed {}: best valid loss {:.4} after {:.2}s of {:.2}s; test {metrics}",
+                r.arm, r.seed, r.best_valid_loss, r.seconds_to_best, r.train_seconds
+            );
+        }
+    })?;
+    print!("{}", summary.table());
+    if let Some(p) = &args.json {
+        write_file(
+            p,
+            &json_report(&summary, &args, BackboneRef::of(&backbone))?,
+        )?;
+    }
+    if let Some(p) = &args.markdown {
+        write_file(p, &summary.to_markdown())?;
+    }
+    if let Some(p) = &args.html {
+        write_file(p, &summary.to_html())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The summary plus where the data came from and which backbone embedded it.
+fn json_report(
+    summary: &CompareSummary,
+    args: &CompareArgs,
+    backbone: BackboneRef,
+) -> Result<String> {
+    let internal = |e: serde_json::Error| Error::new(ErrorKind::Internal, e.to_string());
+    let mut v = serde_json::to_value(summary).map_err(internal)?;
+    v["data"] = serde_json::json!(args.data.display().to_string());
+    v["valid"] = serde_json::json!(args.valid.as_ref().map(|p| p.display().to_string()));
+    v["backbone"] = serde_json::to_value(backbone).map_err(internal)?;
+    v["tandem_version"] = serde_json::json!(tandem::VERSION);
+    serde_json::to_string_pretty(&v).map_err(internal)
+}

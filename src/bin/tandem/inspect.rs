@@ -1,0 +1,426 @@
+//! `tandem inspect` (what a bundle holds) and `tandem features` (the metadata of one text).
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::{json, Value};
+use tandem::bundle::{self, BundleManifest, Weights};
+use tandem::data::TaskKind;
+use tandem::train::network::Architecture;
+use tandem::train::TrainConfig;
+use tandem::{Error, ErrorKind, Result};
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Bundle directory.
+    dir: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct FeaturesArgs {
+    /// The text; `-` reads it from standard input (one trailing newline is dropped).
+    text: String,
+    /// Print JSON (name, group, value, description, formula of each feature) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Internal, e.to_string())
+}
+
+/// Everything `inspect` reports, as JSON (the text form is rendered from it).
+fn report(dir: &std::path::Path, manifest: &BundleManifest, weights: &Weights) -> Result<Value> {
+    let mut files = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let meta = e.metadata().map_err(|err| Error::io(&e.path(), err))?;
+        if meta.is_file() {
+            files.push(json!({
+                "name": e.file_name().to_string_lossy(),
+                "bytes": meta.len(),
+            }));
+        }
+    }
+    let tensors: Vec<Value> = weights
+        .iter()
+        .map(|(name, a)| json!({ "name": name, "shape": a.shape(), "parameters": a.len() }))
+        .collect();
+    let parameters: usize = weights.values().map(|a| a.len()).sum();
+    let tasks: Vec<Value> = manifest
+        .tasks
+        .iter()
+        .map(|t| {
+            let mut v = json!({
+                "name": t.spec.name,
+                "kind": t.spec.kind.name(),
+                "labels": t.spec.labels,
+                "thresholds": t.thresholds,
+            });
+            if t.spec.kind == TaskKind::Binary {
+                v["positive"] = json!(t.spec.labels.get(1));
+            }
+            v
+        })
+        .collect();
+    let features = manifest.features.as_ref().map(|f| {
+        json!({
+            "extracted": f.names.len(),
+            "selected": f.selected.len(),
+            "selected_names": f.selected.iter().filter_map(|&i| f.names.get(i)).collect::<Vec<_>>(),
+        })
+    });
+    let mut metrics = manifest.metrics.clone();
+    if let Some(m) = metrics.as_object_mut() {
+        // The per-epoch history is long; its length says enough here.
+        if let Some(h) = m.remove("history") {
+            m.insert(
+                "history_epochs".into(),
+                json!(h.as_array().map_or(0, Vec::len)),
+            );
+        }
+    }
+    Ok(json!({
+        "path": dir.display().to_string(),
+        "format": manifest.format,
+        "created_by": manifest.created_by,
+        "seed": manifest.seed,
+        "backbone": manifest.backbone,
+        "tasks": tasks,
+        "features": features,
+        "architecture": manifest.architecture,
+        "metrics": metrics,
+        "training": manifest.training,
+        "files": files,
+        "weights": {
+            "dtype": manifest.weights_dtype,
+            "sha256": manifest.weights_sha256,
+            "sha256_verified": true,
+            "tensors": tensors,
+            "parameters": parameters,
+        },
+    }))
+}
+
+fn human_bytes(n: u64) -> String {
+    if n < 10 * 1024 {
+        format!("{n} B")
+    } else if n < 10 * 1024 * 1024 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+    }
+}
+
+fn list(v: &[String], max: usize) -> String {
+    if v.len() <= max {
+        v.join(", ")
+    } else {
+        format!("{}, ... ({} in all)", v[..max].join(", "), v.len())
+    }
+}
+
+fn sizes(v: &[usize]) -> String {
+    format!(
+        "[{}]",
+        v.iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn render(r: &Value, manifest: &BundleManifest) -> String {
+    let mut out = String::new();
+    let b = &manifest.backbone;
+    let _ = writeln!(out, "bundle        {}", r["path"].as_str().unwrap_or(""));
+    let _ = writeln!(out, "format        {}", manifest.format);
+    let _ = writeln!(out, "created by    {}", manifest.created_by);
+    let _ = writeln!(out, "seed          {}", manifest.seed);
+    let _ = writeln!(
+        out,
+        "backbone      {} (variant {}, dim {})",
+        b.name, b.variant, b.dim
+    );
+    let _ = writeln!(out, "  graph sha256   {}", b.graph_sha256);
+    let _ = writeln!(out, "  family sha256  {}", b.family_sha256);
+    let _ = writeln!(out, "tasks");
+    for t in &manifest.tasks {
+        let mut line = format!("  {}  {}", t.spec.name, t.spec.kind.name());
+        match t.spec.kind {
+            TaskKind::Regression => {}
+            TaskKind::Binary => {
+                let _ = write!(
+                    line,
+                    "  labels {}  positive {}",
+                    list(&t.spec.labels, 12),
+                    t.spec.labels.get(1).map_or("?", String::as_str)
+                );
+            }
+            _ => {
+                let _ = write!(
+                    line,
+                    "  {} labels: {}",
+                    t.spec.labels.len(),
+                    list(&t.spec.labels, 12)
+                );
+            }
+        }
+        if !t.thresholds.is_empty() {
+            let th: Vec<String> = t.thresholds.iter().map(|x| format!("{x:.3}")).collect();
+            let _ = write!(
+                line,
+                "  threshold{} {}",
+                if th.len() > 1 { "s" } else { "" },
+                list(&th, 12)
+            );
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    match serde_json::from_value::<Architecture>(manifest.architecture.clone()) {
+        Ok(a) => {
+            let _ = writeln!(out, "architecture  mode {}", a.mode.name());
+            if a.n_features > 0 {
+                let _ = writeln!(
+                    out,
+                    "  encoder        {} features -> hidden {} -> code {} (dropout {})",
+                    a.n_features,
+                    sizes(&a.encoder.hidden),
+                    a.code_dim,
+                    a.encoder.dropout
+                );
+            }
+            if a.head_input() > 0 {
+                let _ = writeln!(
+                    out,
+                    "  heads          input {} ({}) -> hidden {} -> outputs {} (dropout {})",
+                    a.head_input(),
+                    if a.code_dim > 0 && a.emb_dim > 0 {
+                        format!("embedding {} + code {}", a.emb_dim, a.code_dim)
+                    } else {
+                        format!("embedding {}", a.emb_dim)
+                    },
+                    sizes(&a.head.hidden),
+                    sizes(&a.outputs),
+                    a.head.dropout
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  heads          linear on the code -> outputs {}",
+                    sizes(&a.outputs)
+                );
+            }
+        }
+        Err(_) => {
+            let _ = writeln!(out, "architecture  {}", manifest.architecture);
+        }
+    }
+    match &r["features"] {
+        Value::Null => {
+            let _ = writeln!(out, "features      none (embedding only)");
+        }
+        f => {
+            let _ = writeln!(
+                out,
+                "features      {} of {} metadata features",
+                f["selected"], f["extracted"]
+            );
+        }
+    }
+    let m = &r["metrics"];
+    let headline: Vec<String> = [
+        "macro_f1", "micro_f1", "accuracy", "roc_auc", "rmse", "mae", "pearson",
+    ]
+    .iter()
+    .filter_map(|k| m[*k].as_f64().map(|v| format!("{k} {v:.4}")))
+    .collect();
+    let _ = writeln!(
+        out,
+        "metrics       {} ({}): {}",
+        m["split"].as_str().unwrap_or("?"),
+        format_args!(
+            "{} train / {} valid",
+            m["n_train"].as_u64().unwrap_or(0),
+            m["n_valid"].as_u64().unwrap_or(0)
+        ),
+        headline.join(", ")
+    );
+    if let Some(t) = m["train_seconds"].as_f64() {
+        let _ = writeln!(
+            out,
+            "  trained in {t:.2}s, best validation after {:.2}s; epochs {}",
+            m["seconds_to_best"].as_f64().unwrap_or(0.0),
+            m["epochs"]
+        );
+    }
+    let _ = writeln!(out, "training config");
+    match serde_json::from_value::<TrainConfig>(manifest.training.clone()) {
+        Ok(c) => {
+            for l in c.to_toml().lines().filter(|l| !l.is_empty()) {
+                let _ = writeln!(out, "  {l}");
+            }
+        }
+        Err(_) => {
+            let _ = writeln!(out, "  {}", manifest.training);
+        }
+    }
+    let _ = writeln!(out, "files");
+    for f in r["files"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  {:<22} {}",
+            f["name"].as_str().unwrap_or(""),
+            human_bytes(f["bytes"].as_u64().unwrap_or(0))
+        );
+    }
+    let w = &r["weights"];
+    let _ = writeln!(
+        out,
+        "weights       {}, {} tensors, {} parameters",
+        manifest.weights_dtype,
+        w["tensors"].as_array().map_or(0, Vec::len),
+        w["parameters"]
+    );
+    let _ = writeln!(out, "  sha256 {} (verified)", manifest.weights_sha256);
+    for t in w["tensors"].as_array().into_iter().flatten() {
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_u64().map(|v| v as usize))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {:<34} {}",
+            t["name"].as_str().unwrap_or(""),
+            sizes(&shape)
+        );
+    }
+    out
+}
+
+pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
+    // `load` checks the format and the weights' sha256 before anything is shown.
+    let (manifest, weights) = bundle::load(&args.dir)?;
+    let r = report(&args.dir, &manifest, &weights)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r).map_err(internal)?);
+    } else {
+        print!("{}", render(&r, &manifest));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A feature value for the table: integers without decimals, the rest with 4 significant
+/// digits (trailing zeros dropped).
+fn show_value(v: f32) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e9 {
+        return format!("{v:.0}");
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (3 - magnitude).clamp(0, 9) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+pub fn features(args: FeaturesArgs) -> Result<ExitCode> {
+    let text = if args.text == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(|e| {
+            let kind = if e.kind() == std::io::ErrorKind::InvalidData {
+                ErrorKind::InvalidUtf8
+            } else {
+                ErrorKind::Io
+            };
+            Error::new(kind, format!("<stdin>: {e}"))
+        })?;
+        if s.ends_with('\n') {
+            s.pop();
+            if s.ends_with('\r') {
+                s.pop();
+            }
+        }
+        s
+    } else {
+        args.text.clone()
+    };
+    let values = tandem::metadata::extract(&text);
+    let specs = tandem::metadata::feature_specs();
+    if args.json {
+        let feats: Vec<Value> = specs
+            .iter()
+            .zip(&values)
+            .map(|(s, v)| {
+                json!({
+                    "name": s.name,
+                    "group": s.group.name(),
+                    "value": v,
+                    "description": s.description,
+                    "formula": s.formula,
+                })
+            })
+            .collect();
+        let out = json!({ "chars": text.chars().count(), "features": feats });
+        println!("{}", serde_json::to_string_pretty(&out).map_err(internal)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let nw = specs.iter().map(|s| s.name.len()).max().unwrap_or(4);
+    let gw = specs
+        .iter()
+        .map(|s| s.group.name().len())
+        .max()
+        .unwrap_or(5);
+    println!("{:<nw$}  {:<gw$}  value", "name", "group");
+    for (s, v) in specs.iter().zip(&values) {
+        println!(
+            "{:<nw$}  {:<gw$}  {}",
+            s.name,
+            s.group.name(),
+            show_value(*v)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_print_compactly() {
+        assert_eq!(show_value(5.0), "5");
+        assert_eq!(show_value(0.0), "0");
+        assert_eq!(show_value(0.25), "0.25");
+        assert_eq!(show_value(1.0 / 3.0), "0.3333");
+        assert_eq!(show_value(-423.5), "-423.5");
+        assert_eq!(show_value(1.0 / 42.0), "0.02381");
+        assert_eq!(show_value(12345.67), "12346");
+        assert_eq!(show_value(8.0 / 3.0), "2.667");
+    }
+
+    #[test]
+    fn sizes_are_readable() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(20 * 1024), "20.0 KiB");
+        assert_eq!(sizes(&[64, 32]), "[64, 32]");
+        assert_eq!(
+            list(&["a".into(), "b".into(), "c".into()], 2),
+            "a, b, ... (3 in all)"
+        );
+    }
+}

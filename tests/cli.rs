@@ -1,0 +1,561 @@
+//! The CLI end to end through the built binary: `compare` (every mode × seed on real data, and
+//! determinism across reruns), `inspect` (on bundles trained here), `features`, and
+//! `train --print-config` with unknown-key errors. Needs `scripts/setup.sh`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tandem::train::TrainConfig;
+
+fn tandem() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tandem"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tandem-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs the command and returns its output, failing the test (with stderr) when it fails.
+fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run tandem");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Every `step`-th row of a demo dataset (files are grouped by label), `n` rows, as a file.
+fn slice(dir: &Path, file: &str, n: usize, step: usize) -> PathBuf {
+    let src = tandem::home::data_dir().join(file);
+    let text = std::fs::read_to_string(&src)
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh", src.display()));
+    let rows: Vec<&str> = text.lines().step_by(step).take(n).collect();
+    assert_eq!(rows.len(), n, "{file} has too few rows");
+    let path = dir.join(file);
+    std::fs::write(&path, rows.join("\n") + "\n").unwrap();
+    path
+}
+
+/// A short training config (the CLI tests check plumbing and determinism, not accuracy).
+fn quick_config(dir: &Path, epochs: usize) -> PathBuf {
+    let p = dir.join("quick.toml");
+    std::fs::write(
+        &p,
+        format!("[metadata.stage]\nepochs = {epochs}\n\n[head.stage]\nepochs = {epochs}\n"),
+    )
+    .unwrap();
+    p
+}
+
+fn json_file(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+const ARMS: [&str; 5] = [
+    "embedding_only",
+    "metadata_only",
+    "joint",
+    "two_stage",
+    "two_stage_unfreeze",
+];
+
+/// The deterministic part of a run (everything but wall-clock times).
+fn outcome(run: &Value) -> Value {
+    let mut r = run.clone();
+    let o = r.as_object_mut().unwrap();
+    o.remove("seconds_to_best");
+    o.remove("train_seconds");
+    r
+}
+
+#[test]
+fn compare_runs_every_mode_and_seed_and_reruns_identically() {
+    let dir = tmp("compare");
+    let data = slice(&dir, "trec.jsonl", 400, 13);
+    let config = quick_config(&dir, 3);
+    let (json, md, html) = (
+        dir.join("out.json"),
+        dir.join("out.md"),
+        dir.join("out.html"),
+    );
+    let out = ok(tandem()
+        .args(["compare", "--label-field", "label", "--task", "multiclass"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .args(["--seeds", "3", "--quiet"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--markdown")
+        .arg(&md)
+        .arg("--html")
+        .arg(&html));
+    let table = stdout(&out);
+    let report = json_file(&json);
+
+    // The same held-out test split for every run: 20% of 400, stratified.
+    assert_eq!(report["n_test"], 80);
+    assert_eq!(
+        report["n_train"].as_u64().unwrap() + report["n_valid"].as_u64().unwrap(),
+        320
+    );
+    assert_eq!(
+        report["metrics"],
+        serde_json::json!(["macro_f1", "accuracy"])
+    );
+
+    // Every mode × seed ran once, with sane numbers.
+    let runs = report["runs"].as_array().unwrap();
+    let ran: BTreeSet<(String, u64)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["arm"].as_str().unwrap().to_string(),
+                r["seed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want: BTreeSet<(String, u64)> = ARMS
+        .iter()
+        .flat_map(|a| (0..3).map(move |s| (a.to_string(), s)))
+        .collect();
+    assert_eq!(ran, want);
+    assert_eq!(runs.len(), 15);
+    for r in runs {
+        let f1 = r["test"]["macro_f1"].as_f64().unwrap();
+        let acc = r["test"]["accuracy"].as_f64().unwrap();
+        assert!(
+            (0.0..=1.0).contains(&f1) && (0.0..=1.0).contains(&acc),
+            "{r}"
+        );
+        assert_eq!(r["test_metrics"]["n"], 80, "scored on the test split");
+        let (tb, tt) = (
+            r["seconds_to_best"].as_f64().unwrap(),
+            r["train_seconds"].as_f64().unwrap(),
+        );
+        assert!(
+            tb > 0.0 && tb <= tt + 1e-9,
+            "time to best {tb} vs total {tt}"
+        );
+        assert!(r["best_valid_loss"].as_f64().unwrap().is_finite());
+        let epochs = r["epochs"].as_object().unwrap();
+        let stages: Vec<&str> = epochs.keys().map(String::as_str).collect();
+        let expected: &[&str] = match r["arm"].as_str().unwrap() {
+            "embedding_only" => &["heads"],
+            "metadata_only" => &["metadata"],
+            "joint" => &["joint"],
+            _ => &["stage1", "stage2"],
+        };
+        assert_eq!(stages, expected);
+        assert!(epochs
+            .values()
+            .all(|e| (1..=3).contains(&e.as_u64().unwrap())));
+    }
+    // Six classes: chance macro-F1 is ~0.17; embeddings learn something even in 3 epochs.
+    let mean_f1 = |arm: &str| {
+        let v: Vec<f64> = runs
+            .iter()
+            .filter(|r| r["arm"] == arm)
+            .map(|r| r["test"]["macro_f1"].as_f64().unwrap())
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    assert!(
+        mean_f1("embedding_only") > 0.3,
+        "{}",
+        mean_f1("embedding_only")
+    );
+
+    // The aggregates are the runs' mean ± sd, and the verdict names the best mean.
+    let summaries = report["summaries"].as_array().unwrap();
+    assert_eq!(summaries.len(), 5);
+    let mut best = ("", f64::MIN);
+    for s in summaries {
+        let arm = s["arm"].as_str().unwrap();
+        let stat = &s["test"]["macro_f1"];
+        assert_eq!(stat["n"], 3);
+        assert!((stat["mean"].as_f64().unwrap() - mean_f1(arm)).abs() < 1e-12);
+        let v: Vec<f64> = runs
+            .iter()
+            .filter(|r| r["arm"] == arm)
+            .map(|r| r["test"]["macro_f1"].as_f64().unwrap())
+            .collect();
+        let m = mean_f1(arm);
+        let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 2.0).sqrt();
+        assert!((stat["sd"].as_f64().unwrap() - sd).abs() < 1e-12);
+        if m > best.1 {
+            best = (arm, m);
+        }
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(arm) && l.contains(&format!("{m:.4} ±"))),
+            "table lacks {arm} with {m:.4}:\n{table}"
+        );
+    }
+    assert_eq!(report["verdict"]["best"], best.0);
+    let verdict: Vec<&str> = report["verdict"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(verdict[0].starts_with(&format!(
+        "best on test macro_f1 (higher is better): {}",
+        best.0
+    )));
+    for pair in [
+        "two_stage vs joint: ",
+        "two_stage vs embedding_only: ",
+        "two_stage_unfreeze vs joint: ",
+    ] {
+        assert!(
+            verdict.iter().any(|l| l.starts_with(pair)),
+            "no `{pair}` line in {verdict:?}"
+        );
+    }
+    for l in &verdict {
+        assert!(table.contains(l), "verdict line not printed: {l}");
+    }
+
+    // Markdown: the table, one row per mode, and the verdict.
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(md.contains("| mode | runs | time to best (s) |"));
+    for arm in ARMS {
+        assert!(md.contains(&format!("| {arm} | 3 | ")), "{md}");
+    }
+    assert!(md.contains(verdict[0]));
+    // HTML: self-contained, nothing fetched, no scripts.
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<table>"));
+    for banned in ["<script", "src=", "href=", "http:", "https:", "@import"] {
+        assert!(!html.contains(banned), "HTML contains {banned}");
+    }
+    assert_eq!(
+        html.matches("<tr").count(),
+        6,
+        "a header row and one per mode"
+    );
+
+    // Determinism: seed 1 alone, rerun in a new process, gives exactly seed 1's numbers.
+    let json2 = dir.join("again.json");
+    ok(tandem()
+        .args(["compare", "--label-field", "label", "--task", "multiclass"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .args(["--seed-list", "1", "--quiet"])
+        .arg("--json")
+        .arg(&json2));
+    let again = json_file(&json2);
+    let again_runs = again["runs"].as_array().unwrap();
+    assert_eq!(again_runs.len(), 5);
+    for r in again_runs {
+        let first = runs
+            .iter()
+            .find(|x| x["arm"] == r["arm"] && x["seed"] == 1)
+            .unwrap();
+        assert_eq!(
+            outcome(r),
+            outcome(first),
+            "{} seed 1 differs on rerun",
+            r["arm"]
+        );
+    }
+    // ... and another seed gives other numbers.
+    for arm in ARMS {
+        let of = |seed: u64| {
+            outcome(
+                runs.iter()
+                    .find(|x| x["arm"] == arm && x["seed"] == seed)
+                    .unwrap(),
+            )
+        };
+        assert_ne!(
+            of(0)["best_valid_loss"],
+            of(1)["best_valid_loss"],
+            "{arm}: seed ignored"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn compare_rejects_bad_arguments_with_clear_errors() {
+    let dir = tmp("compare-bad");
+    let data = slice(&dir, "trec.jsonl", 30, 100);
+    let out = tandem()
+        .args(["compare", "--label-field", "label", "--task", "multiclass"])
+        .arg("--data")
+        .arg(&data)
+        .args(["--modes", "two_stage,three_stage"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("three_stage") && err.contains("two_stage_unfreeze"),
+        "{err}"
+    );
+    let out = tandem()
+        .args(["compare", "--label-field", "label", "--task", "multiclass"])
+        .arg("--data")
+        .arg(&data)
+        .args(["--test-fraction", "0.95", "--modes", "metadata_only"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("test fraction"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn sha256_hex(p: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+#[test]
+fn inspect_shows_tasks_metrics_provenance_architecture_files_and_weights() {
+    let dir = tmp("inspect");
+    let config = quick_config(&dir, 3);
+    // A metadata-only binary bundle (no embeddings needed) ...
+    let sms = slice(&dir, "sms_spam.jsonl", 300, 17);
+    let meta = dir.join("meta-bundle");
+    ok(tandem()
+        .args(["train", "--label-field", "label", "--task", "binary"])
+        .args(["--mode", "metadata_only", "--seed", "5", "--quiet"])
+        .arg("--data")
+        .arg(&sms)
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&meta));
+    let text = stdout(&ok(tandem().arg("inspect").arg(&meta)));
+    for want in [
+        "tandem-bundle/1",
+        "created by    tandem ",
+        "seed          5",
+        "all-MiniLM-L6-v2 (variant fp32, dim 384)",
+        "graph sha256",
+        "family sha256",
+        "label  binary  labels ham, spam  positive spam  threshold ",
+        "architecture  mode metadata_only",
+        "67 features -> hidden [64] -> code 32",
+        "features      67 of 67 metadata features",
+        "metrics       validation (",
+        "mode = \"metadata_only\"",
+        "manifest.json",
+        "weights.safetensors",
+        "weights       f32, ",
+        "(verified)",
+    ] {
+        assert!(
+            text.contains(want),
+            "inspect output lacks `{want}`:\n{text}"
+        );
+    }
+    let j: Value =
+        serde_json::from_slice(&ok(tandem().arg("inspect").arg(&meta).arg("--json")).stdout)
+            .unwrap();
+    assert_eq!(j["format"], "tandem-bundle/1");
+    assert_eq!(j["seed"], 5);
+    assert_eq!(j["training"]["seed"], 5);
+    assert_eq!(j["training"]["mode"], "metadata_only");
+    assert_eq!(j["tasks"][0]["kind"], "binary");
+    assert_eq!(j["tasks"][0]["labels"], serde_json::json!(["ham", "spam"]));
+    assert_eq!(j["tasks"][0]["positive"], "spam");
+    assert_eq!(j["tasks"][0]["thresholds"].as_array().unwrap().len(), 1);
+    assert_eq!(j["architecture"]["mode"], "metadata_only");
+    assert_eq!(j["features"]["selected"], 67);
+    assert_eq!(j["backbone"]["name"], "all-MiniLM-L6-v2");
+    assert_eq!(j["backbone"]["graph_sha256"].as_str().unwrap().len(), 64);
+    assert!(j["metrics"]["macro_f1"].as_f64().is_some());
+    let weights = meta.join("weights.safetensors");
+    assert_eq!(j["weights"]["sha256"], sha256_hex(&weights));
+    assert_eq!(j["weights"]["dtype"], "f32");
+    let tensors = j["weights"]["tensors"].as_array().unwrap();
+    let from_shapes: u64 = tensors
+        .iter()
+        .map(|t| {
+            t["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .product::<u64>()
+        })
+        .sum();
+    assert_eq!(j["weights"]["parameters"], from_shapes);
+    assert!(tensors
+        .iter()
+        .any(|t| t["name"].as_str().unwrap().starts_with("encoder")));
+    // f32: 4 bytes per parameter plus the safetensors header.
+    let files = j["files"].as_array().unwrap();
+    for f in files {
+        let len = std::fs::metadata(meta.join(f["name"].as_str().unwrap()))
+            .unwrap()
+            .len();
+        assert_eq!(f["bytes"], len);
+    }
+    let wbytes = std::fs::metadata(&weights).unwrap().len();
+    assert!(wbytes > 4 * from_shapes && wbytes < 4 * from_shapes + 16_384);
+
+    // ... and an embedding-only multiclass one.
+    let trec = slice(&dir, "trec.jsonl", 300, 17);
+    let emb = dir.join("emb-bundle");
+    ok(tandem()
+        .args(["train", "--label-field", "label", "--task", "multiclass"])
+        .args(["--mode", "embedding_only", "--quiet"])
+        .arg("--data")
+        .arg(&trec)
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&emb));
+    let text = stdout(&ok(tandem().arg("inspect").arg(&emb)));
+    for want in [
+        "label  multiclass  6 labels: ",
+        "architecture  mode embedding_only",
+        "heads          input 384 (embedding 384) -> hidden [256] -> outputs [6]",
+        "features      none (embedding only)",
+    ] {
+        assert!(
+            text.contains(want),
+            "inspect output lacks `{want}`:\n{text}"
+        );
+    }
+
+    // A corrupted bundle is refused, not described.
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&weights, bytes).unwrap();
+    let out = tandem().arg("inspect").arg(&meta).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
+    let out = tandem()
+        .arg("inspect")
+        .arg(dir.join("nope"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn features_prints_every_named_feature_from_an_argument_or_stdin() {
+    let text = "Hello, world! How are you?";
+    let out = stdout(&ok(tandem().args(["features", text])));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1 + tandem::metadata::num_features());
+    assert!(
+        lines[0].starts_with("name") && lines[0].contains("group") && lines[0].ends_with("value")
+    );
+    let cell = |name: &str| -> Vec<String> {
+        lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no row for {name}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(cell("word_count"), ["word_count", "length", "5"]);
+    assert_eq!(cell("sentence_count"), ["sentence_count", "length", "2"]);
+    assert_eq!(cell("question_rate")[1], "punctuation");
+    for (line, spec) in lines[1..].iter().zip(tandem::metadata::feature_specs()) {
+        assert!(line.starts_with(spec.name), "{line}");
+    }
+
+    let j: Value =
+        serde_json::from_slice(&ok(tandem().args(["features", text, "--json"])).stdout).unwrap();
+    let feats = j["features"].as_array().unwrap();
+    let expected = tandem::metadata::extract(text);
+    assert_eq!(feats.len(), expected.len());
+    for ((f, spec), v) in feats
+        .iter()
+        .zip(tandem::metadata::feature_specs())
+        .zip(&expected)
+    {
+        assert_eq!(f["name"], spec.name);
+        assert_eq!(f["group"], spec.group.name());
+        assert_eq!(f["formula"], spec.formula);
+        assert_eq!(f["value"].as_f64().unwrap() as f32, *v, "{}", spec.name);
+    }
+
+    // `-` reads standard input; the trailing newline of `echo` is not part of the text.
+    let mut child = tandem()
+        .args(["features", "-", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{text}\n").as_bytes())
+        .unwrap();
+    let piped: Value = serde_json::from_slice(&child.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(piped, j);
+}
+
+#[test]
+fn print_config_shows_the_effective_config_and_unknown_keys_are_named() {
+    let parse = |out: &Output| TrainConfig::parse(&stdout(out)).unwrap();
+    // No data or task needed to print the config.
+    assert_eq!(
+        parse(&ok(tandem().args(["train", "--print-config"]))),
+        TrainConfig::default()
+    );
+    let c = parse(&ok(tandem().args([
+        "train",
+        "--print-config",
+        "--seed",
+        "5",
+        "--mode",
+        "joint",
+    ])));
+    assert_eq!((c.seed, c.mode), (5, tandem::train::Mode::Joint));
+    let documented = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/config.toml");
+    assert_eq!(
+        parse(&ok(tandem()
+            .args(["train", "--print-config", "--config"])
+            .arg(&documented))),
+        TrainConfig::default()
+    );
+    let dir = tmp("config");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[head.stage]\nepoch = 3\n").unwrap();
+    let out = tandem()
+        .args(["train", "--print-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown field `epoch`") && err.contains("bad.toml"),
+        "{err}"
+    );
+    // Training itself still requires data and a task.
+    let out = tandem().args(["train", "--out", "x"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--data"));
+    let _ = std::fs::remove_dir_all(dir);
+}
