@@ -1,18 +1,18 @@
 //! Fully connected layer.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn};
 use rand_chacha::ChaCha8Rng;
 
 use super::init::Init;
 use super::layer::Layer;
+use super::matmul::matmul;
 use super::param::{join_name, Param};
 
 /// y = x·Wᵀ + b, with W of shape `[out_features, in_features]` (PyTorch's layout, so weights
 /// exchanged with PyTorch need no transpose) and b of shape `[out_features]`.
 ///
 /// Parameters: `{name}.weight`, `{name}.bias` (if any). The bias starts at zero. The matmuls go
-/// through ndarray's `dot`/`general_mat_mul` (matrixmultiply, runtime-dispatched AVX2/FMA).
+/// through [`matmul`] (faer's runtime-dispatched AVX-512/AVX2 kernels).
 #[derive(Debug, Clone)]
 pub struct Linear {
     name: String,
@@ -93,7 +93,7 @@ impl Linear {
                 .to_owned(),
             None => Array2::zeros((n, self.out_features())),
         };
-        general_mat_mul(1.0, &x, &self.weight.value2().t(), 1.0, &mut y);
+        matmul(y.view_mut(), true, x, self.weight.value2().t());
         y
     }
 
@@ -109,7 +109,7 @@ impl Linear {
             self.name
         );
         if self.weight.trainable {
-            general_mat_mul(1.0, &g.t(), x, 1.0, &mut self.weight.grad2_mut());
+            matmul(self.weight.grad2_mut(), true, g.t(), x.view());
         }
         if let Some(b) = self.bias.as_mut().filter(|b| b.trainable) {
             let mut bg = b.grad1_mut();
@@ -130,7 +130,9 @@ impl Layer for Linear {
 
     fn backward(&mut self, grad_out: ArrayView2<'_, f32>) -> Array2<f32> {
         self.param_grads(grad_out);
-        grad_out.dot(&self.weight.value2())
+        let mut dx = Array2::zeros((grad_out.nrows(), self.in_features()));
+        matmul(dx.view_mut(), false, grad_out, self.weight.value2());
+        dx
     }
 
     fn backward_params_only(&mut self, grad_out: ArrayView2<'_, f32>) {

@@ -61,6 +61,7 @@ pub mod init;
 pub mod layer;
 pub mod linear;
 pub mod loss;
+pub mod matmul;
 pub mod metric;
 pub mod mlp;
 pub mod multitask;
