@@ -69,6 +69,7 @@ pub mod norm;
 pub mod optim;
 pub mod param;
 pub mod schedule;
+mod simd;
 pub mod special;
 
 #[cfg(test)]
