@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::layer::Layer;
 use super::param::Param;
+use super::simd::vectorized;
 use super::special::{erf_f32, exp_f32};
 
 /// 1/√(2π).
@@ -89,8 +90,8 @@ impl Layer for Relu {
 #[derive(Debug, Clone, Default)]
 pub struct Gelu {
     name: String,
-    /// The last input and Φ(input).
-    cache: Option<(Array2<f32>, Array2<f32>)>,
+    /// d GELU/dx at the last input (all the backward pass needs).
+    deriv: Option<Array2<f32>>,
 }
 
 impl Gelu {
@@ -120,40 +121,50 @@ fn gelu_grad(x: f32, cdf: f32) -> f32 {
 
 impl Layer for Gelu {
     fn forward(&mut self, x: ArrayView2<'_, f32>, _train: bool) -> Array2<f32> {
-        let (mut input, mut cdf) = match self.cache.take() {
-            Some((i, c)) if i.dim() == x.dim() => (i, c),
-            _ => (Array2::zeros(x.dim()), Array2::zeros(x.dim())),
+        let mut deriv = match self.deriv.take() {
+            Some(d) if d.dim() == x.dim() => d,
+            _ => Array2::zeros(x.dim()),
         };
-        input.assign(&x);
         let mut y = Array2::zeros(x.dim());
-        // Plain slice loops (all three arrays are freshly allocated, hence contiguous) so that
-        // the branch-free erf vectorizes.
-        let xs = input.as_slice().expect("contiguous");
-        let cs = cdf.as_slice_mut().expect("contiguous");
+        let x = x.as_standard_layout();
+        // Plain slice loops over contiguous arrays so that the branch-free erf and exp
+        // vectorize.
+        let xs = x.as_slice().expect("standard layout");
+        let ds = deriv.as_slice_mut().expect("contiguous");
         let ys = y.as_slice_mut().expect("contiguous");
-        for ((y, c), &x) in ys.iter_mut().zip(cs.iter_mut()).zip(xs) {
-            let p = gelu_cdf(x);
-            *c = p;
-            *y = x * p;
-        }
-        self.cache = Some((input, cdf));
+        vectorized(
+            #[inline(always)]
+            || {
+                for ((y, d), &x) in ys.iter_mut().zip(ds.iter_mut()).zip(xs) {
+                    let p = gelu_cdf(x);
+                    *d = gelu_grad(x, p);
+                    *y = x * p;
+                }
+            },
+        );
+        self.deriv = Some(deriv);
         y
     }
 
     fn backward(&mut self, grad_out: ArrayView2<'_, f32>) -> Array2<f32> {
-        let (x, cdf) = self
-            .cache
+        let deriv = self
+            .deriv
             .as_ref()
             .expect("Gelu::backward called before forward");
-        assert_eq!(grad_out.dim(), x.dim(), "Gelu: gradient shape mismatch");
-        let mut dx = Array2::zeros(x.dim());
-        dx.assign(&grad_out);
-        let ds = dx.as_slice_mut().expect("contiguous");
-        let xs = x.as_slice().expect("contiguous");
-        let cs = cdf.as_slice().expect("contiguous");
-        for ((g, &x), &c) in ds.iter_mut().zip(xs).zip(cs) {
-            *g *= gelu_grad(x, c);
-        }
+        assert_eq!(grad_out.dim(), deriv.dim(), "Gelu: gradient shape mismatch");
+        let mut dx = Array2::zeros(deriv.dim());
+        let g = grad_out.as_standard_layout();
+        let gs = g.as_slice().expect("standard layout");
+        let ds = deriv.as_slice().expect("contiguous");
+        let out = dx.as_slice_mut().expect("contiguous");
+        vectorized(
+            #[inline(always)]
+            || {
+                for ((o, &g), &d) in out.iter_mut().zip(gs).zip(ds) {
+                    *o = g * d;
+                }
+            },
+        );
         dx
     }
 
@@ -178,6 +189,6 @@ impl Layer for Gelu {
     }
 
     fn clear_cache(&mut self) {
-        self.cache = None;
+        self.deriv = None;
     }
 }

@@ -1,11 +1,12 @@
 //! Inverted dropout with its own seeded random stream.
 
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::layer::Layer;
 use super::param::Param;
+use super::simd::vectorized;
 use crate::error::{Error, Result};
 
 /// Inverted dropout: in training each element is zeroed with probability `p` and the survivors
@@ -67,7 +68,7 @@ impl Layer for Dropout {
         }
         // Keep an element when a uniform u32 is at or above p·2³². The draws are made in bulk
         // into a reused buffer (much faster than one call per element).
-        let threshold = (self.p as f64 * 4_294_967_296.0) as u64;
+        let threshold = (self.p as f64 * 4_294_967_296.0) as u32;
         let scale = 1.0 / (1.0 - self.p);
         let mut mask = match self.mask.take() {
             Some(m) if m.dim() == x.dim() => m,
@@ -75,17 +76,21 @@ impl Layer for Dropout {
         };
         self.draws.resize(mask.len(), 0);
         self.rng.fill(&mut self.draws[..]);
-        let ms = mask.as_slice_mut().expect("contiguous");
-        for (m, &u) in ms.iter_mut().zip(&self.draws) {
-            *m = if u64::from(u) >= threshold {
-                scale
-            } else {
-                0.0
-            };
-        }
         let mut y = Array2::zeros(x.dim());
-        y.assign(&x);
-        y *= &mask;
+        let x = x.as_standard_layout();
+        let xs = x.as_slice().expect("standard layout");
+        let ms = mask.as_slice_mut().expect("contiguous");
+        let ys = y.as_slice_mut().expect("contiguous");
+        let draws = &self.draws;
+        vectorized(
+            #[inline(always)]
+            || {
+                for (((m, y), &x), &u) in ms.iter_mut().zip(ys.iter_mut()).zip(xs).zip(draws) {
+                    *m = if u >= threshold { scale } else { 0.0 };
+                    *y = x * *m;
+                }
+            },
+        );
         self.mask = Some(mask);
         y
     }
@@ -95,10 +100,22 @@ impl Layer for Dropout {
             .last_dim
             .expect("Dropout::backward called before forward");
         assert_eq!(grad_out.dim(), dim, "Dropout: gradient shape mismatch");
-        let mut dx = grad_out.to_owned();
-        if let Some(mask) = &self.mask {
-            Zip::from(&mut dx).and(mask).for_each(|g, &m| *g *= m);
-        }
+        let Some(mask) = &self.mask else {
+            return grad_out.to_owned();
+        };
+        let mut dx = Array2::zeros(dim);
+        let g = grad_out.as_standard_layout();
+        let gs = g.as_slice().expect("standard layout");
+        let ms = mask.as_slice().expect("contiguous");
+        let out = dx.as_slice_mut().expect("contiguous");
+        vectorized(
+            #[inline(always)]
+            || {
+                for ((o, &g), &m) in out.iter_mut().zip(gs).zip(ms) {
+                    *o = g * m;
+                }
+            },
+        );
         dx
     }
 

@@ -1,18 +1,19 @@
 //! Fully connected layer.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, IxDyn};
 use rand_chacha::ChaCha8Rng;
 
 use super::init::Init;
 use super::layer::Layer;
+use super::matmul::matmul;
 use super::param::{join_name, Param};
+use super::simd::vectorized;
 
 /// y = x·Wᵀ + b, with W of shape `[out_features, in_features]` (PyTorch's layout, so weights
 /// exchanged with PyTorch need no transpose) and b of shape `[out_features]`.
 ///
 /// Parameters: `{name}.weight`, `{name}.bias` (if any). The bias starts at zero. The matmuls go
-/// through ndarray's `dot`/`general_mat_mul` (matrixmultiply, runtime-dispatched AVX2/FMA).
+/// through [`matmul`] (faer's runtime-dispatched AVX-512/AVX2 kernels).
 #[derive(Debug, Clone)]
 pub struct Linear {
     name: String,
@@ -84,16 +85,20 @@ impl Linear {
             x.ncols(),
             self.in_features()
         );
-        let n = x.nrows();
-        let mut y = match &self.bias {
-            Some(b) => b
-                .value1()
-                .broadcast((n, self.out_features()))
-                .expect("bias broadcasts")
-                .to_owned(),
-            None => Array2::zeros((n, self.out_features())),
-        };
-        general_mat_mul(1.0, &x, &self.weight.value2().t(), 1.0, &mut y);
+        let mut y = Array2::zeros((x.nrows(), self.out_features()));
+        // Start from the bias in every row and let the product accumulate onto it.
+        if let Some(b) = &self.bias {
+            let b = b.value.as_slice().expect("contiguous");
+            for mut row in y.rows_mut() {
+                row.as_slice_mut().expect("contiguous").copy_from_slice(b);
+            }
+        }
+        matmul(
+            y.view_mut(),
+            self.bias.is_some(),
+            x,
+            self.weight.value2().t(),
+        );
         y
     }
 
@@ -109,11 +114,22 @@ impl Linear {
             self.name
         );
         if self.weight.trainable {
-            general_mat_mul(1.0, &g.t(), x, 1.0, &mut self.weight.grad2_mut());
+            matmul(self.weight.grad2_mut(), true, g.t(), x.view());
         }
         if let Some(b) = self.bias.as_mut().filter(|b| b.trainable) {
-            let mut bg = b.grad1_mut();
-            bg += &g.sum_axis(Axis(0));
+            let bg = b.grad.as_slice_mut().expect("contiguous");
+            let g = g.as_standard_layout();
+            vectorized(
+                #[inline(always)]
+                || {
+                    for row in g.rows() {
+                        let row = row.to_slice().expect("standard layout");
+                        for (a, &v) in bg.iter_mut().zip(row) {
+                            *a += v;
+                        }
+                    }
+                },
+            );
         }
     }
 }
@@ -130,7 +146,9 @@ impl Layer for Linear {
 
     fn backward(&mut self, grad_out: ArrayView2<'_, f32>) -> Array2<f32> {
         self.param_grads(grad_out);
-        grad_out.dot(&self.weight.value2())
+        let mut dx = Array2::zeros((grad_out.nrows(), self.in_features()));
+        matmul(dx.view_mut(), false, grad_out, self.weight.value2());
+        dx
     }
 
     fn backward_params_only(&mut self, grad_out: ArrayView2<'_, f32>) {

@@ -61,6 +61,7 @@ pub mod init;
 pub mod layer;
 pub mod linear;
 pub mod loss;
+pub mod matmul;
 pub mod metric;
 pub mod mlp;
 pub mod multitask;
@@ -68,6 +69,7 @@ pub mod norm;
 pub mod optim;
 pub mod param;
 pub mod schedule;
+mod simd;
 pub mod special;
 
 #[cfg(test)]

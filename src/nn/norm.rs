@@ -4,12 +4,13 @@ use ndarray::{Array1, Array2, ArrayD, ArrayView2, IxDyn};
 
 use super::layer::Layer;
 use super::param::{join_name, Param};
+use super::simd::{self, vectorized};
 
 /// Default ε added to the variance.
 pub const LAYER_NORM_EPS: f32 = 1e-5;
 
 /// Layer normalisation over the feature axis: y = γ ⊙ (x − μ)/√(σ² + ε) + β, with μ and the
-/// biased variance σ² computed per row (two-pass, in f32) and ε = 1e-5.
+/// biased variance σ² computed per row (two-pass, in f32, 8-lane partial sums) and ε = 1e-5.
 ///
 /// Parameters: `{name}.weight` (γ, starts at 1) and `{name}.bias` (β, starts at 0), both
 /// `[features]` (PyTorch's names).
@@ -64,16 +65,24 @@ impl LayerNorm {
         xhat.assign(&x);
         let d = x.ncols().max(1) as f32;
         let mut rstd = Array1::zeros(x.nrows());
-        for (mut row, r) in xhat.rows_mut().into_iter().zip(rstd.iter_mut()) {
-            let h = row.as_slice_mut().expect("contiguous");
-            let mean = h.iter().sum::<f32>() / d;
-            let var = h.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / d;
-            let rs = 1.0 / (var + self.eps).sqrt();
-            *r = rs;
-            for v in h.iter_mut() {
-                *v = (*v - mean) * rs;
-            }
-        }
+        let eps = self.eps;
+        vectorized(
+            #[inline(always)]
+            || {
+                for (mut row, r) in xhat.rows_mut().into_iter().zip(rstd.iter_mut()) {
+                    let h = row.as_slice_mut().expect("contiguous");
+                    let mean = simd::sum(h) / d;
+                    for v in h.iter_mut() {
+                        *v -= mean;
+                    }
+                    let rs = 1.0 / (simd::dot(h, h) / d + eps).sqrt();
+                    *r = rs;
+                    for v in h.iter_mut() {
+                        *v *= rs;
+                    }
+                }
+            },
+        );
         rstd
     }
 
@@ -81,12 +90,17 @@ impl LayerNorm {
         let g = self.weight.value.as_slice().expect("contiguous");
         let b = self.bias.value.as_slice().expect("contiguous");
         let mut y = xhat.clone();
-        for mut row in y.rows_mut() {
-            let r = row.as_slice_mut().expect("contiguous");
-            for ((v, &g), &b) in r.iter_mut().zip(g).zip(b) {
-                *v = *v * g + b;
-            }
-        }
+        vectorized(
+            #[inline(always)]
+            || {
+                for mut row in y.rows_mut() {
+                    let r = row.as_slice_mut().expect("contiguous");
+                    for ((v, &g), &b) in r.iter_mut().zip(g).zip(b) {
+                        *v = *v * g + b;
+                    }
+                }
+            },
+        );
         y
     }
 }
@@ -114,48 +128,47 @@ impl Layer for LayerNorm {
             "LayerNorm {:?}: gradient shape does not match the last output",
             self.name
         );
-        // Work on a contiguous copy of the incoming gradient; it becomes dx in place.
+        let g = grad_out.as_standard_layout();
         let mut dx = Array2::zeros(xhat.dim());
-        dx.assign(&grad_out);
-        if self.weight.trainable {
-            let gw = self.weight.grad.as_slice_mut().expect("contiguous");
-            for (gr, hr) in dx.rows().into_iter().zip(xhat.rows()) {
-                let (gr, hr) = (
-                    gr.to_slice().expect("contiguous"),
-                    hr.to_slice().expect("contiguous"),
-                );
-                for ((a, &g), &h) in gw.iter_mut().zip(gr).zip(hr) {
-                    *a += g * h;
-                }
-            }
-        }
-        if self.bias.trainable {
-            let gb = self.bias.grad.as_slice_mut().expect("contiguous");
-            for gr in dx.rows() {
-                for (a, &g) in gb.iter_mut().zip(gr.to_slice().expect("contiguous")) {
-                    *a += g;
-                }
-            }
-        }
-        let gamma = self.weight.value.as_slice().expect("contiguous");
         let d = xhat.ncols().max(1) as f32;
-        for ((mut dr, hr), &rs) in dx.rows_mut().into_iter().zip(xhat.rows()).zip(rstd) {
-            // dx̂ = g ⊙ γ; dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ ⊙ x̂)).
-            let dr = dr.as_slice_mut().expect("contiguous");
-            let hr = hr.to_slice().expect("contiguous");
-            let mut m1 = 0.0f32;
-            let mut m2 = 0.0f32;
-            for ((g, &h), &w) in dr.iter_mut().zip(hr).zip(gamma) {
-                *g *= w;
-                m1 += *g;
-                m2 += *g * h;
-            }
-            m1 /= d;
-            m2 /= d;
-            for (g, &h) in dr.iter_mut().zip(hr) {
-                *g = rs * (*g - m1 - h * m2);
-            }
-        }
+        let (weight, bias) = (&mut self.weight, &mut self.bias);
+        let gamma = weight.value.as_slice().expect("contiguous");
+        let mut gw = weight
+            .trainable
+            .then(|| weight.grad.as_slice_mut().expect("contiguous"));
+        let mut gb = bias
+            .trainable
+            .then(|| bias.grad.as_slice_mut().expect("contiguous"));
+        vectorized(
+            #[inline(always)]
+            || {
+                let rows = g.rows().into_iter().zip(xhat.rows()).zip(rstd);
+                for (mut dr, ((gr, hr), &rs)) in dx.rows_mut().into_iter().zip(rows) {
+                    let dr = dr.as_slice_mut().expect("contiguous");
+                    let gr = gr.to_slice().expect("contiguous");
+                    let hr = hr.to_slice().expect("contiguous");
+                    if let Some(gw) = gw.as_deref_mut() {
+                        for ((a, &g), &h) in gw.iter_mut().zip(gr).zip(hr) {
+                            *a += g * h;
+                        }
+                    }
+                    if let Some(gb) = gb.as_deref_mut() {
+                        for (a, &g) in gb.iter_mut().zip(gr) {
+                            *a += g;
+                        }
+                    }
+                    // dx̂ = g ⊙ γ; dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ ⊙ x̂)).
+                    for ((o, &g), &w) in dr.iter_mut().zip(gr).zip(gamma) {
+                        *o = g * w;
+                    }
+                    let m1 = simd::sum(dr) / d;
+                    let m2 = simd::dot(dr, hr) / d;
+                    for (o, &h) in dr.iter_mut().zip(hr) {
+                        *o = rs * (*o - m1 - h * m2);
+                    }
+                }
+            },
+        );
         dx
     }
 

@@ -6,6 +6,7 @@ use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 
 use super::param::{name_in_subtree, Param};
+use super::simd::vectorized;
 use crate::error::{Error, Result};
 
 pub use super::param::zero_grad;
@@ -216,37 +217,88 @@ impl AdamW {
             } else {
                 1.0
             };
-            let (b1, b2, eps) = (c.beta1, c.beta2, c.eps);
+            let k = UpdateConsts {
+                b1: c.beta1,
+                b2: c.beta2,
+                eps: c.eps,
+                grad_scale,
+                step_size,
+                inv_sqrt_bc2,
+                decay,
+            };
             let Param { value, grad, .. } = &mut **p;
             let value = value.as_slice_mut().expect("standard layout");
             let grad = grad.as_slice_mut().expect("standard layout");
             let m = st.m.as_slice_mut().expect("standard layout");
             let v = st.v.as_slice_mut().expect("standard layout");
-            for (((w, g), m), v) in value.iter_mut().zip(grad.iter_mut()).zip(m).zip(v) {
-                let gs = *g * grad_scale;
-                // Flush moments that decay towards the subnormal range (a gradient that stays
-                // exactly zero, e.g. for an always-zero input feature, shrinks m by β₁ per
-                // step): subnormal arithmetic is ~100× slower, and below 1e-30 the moments
-                // change the update by less than lr·1e-15 anyway.
-                let m_new = b1 * *m + (1.0 - b1) * gs;
-                let v_new = b2 * *v + (1.0 - b2) * gs * gs;
-                *m = if m_new.abs() < MOMENT_FLUSH {
-                    0.0
-                } else {
-                    m_new
-                };
-                *v = if v_new < MOMENT_FLUSH { 0.0 } else { v_new };
-                let denom = v.sqrt() * inv_sqrt_bc2 + eps;
-                *w = *w * decay - step_size * *m / denom;
-                if zero_grad {
-                    *g = 0.0;
-                }
+            if zero_grad {
+                vectorized(
+                    #[inline(always)]
+                    || update_slice::<true>(&k, value, grad, m, v),
+                );
+            } else {
+                vectorized(
+                    #[inline(always)]
+                    || update_slice::<false>(&k, value, grad, m, v),
+                );
             }
         }
     }
 }
 
+/// The constants of one parameter's update.
+#[derive(Debug, Clone, Copy)]
+struct UpdateConsts {
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    grad_scale: f32,
+    /// lr / (1 − β₁ᵗ).
+    step_size: f32,
+    /// 1 / √(1 − β₂ᵗ).
+    inv_sqrt_bc2: f32,
+    /// 1 − lr·λ, or 1 without decay.
+    decay: f32,
+}
+
+/// The AdamW update of `w` with its gradient `g` and moments `m`, `v` (all the same length);
+/// with `ZERO_GRAD` the gradient is zeroed in the same pass. Branch-free, so it vectorizes.
+#[inline(always)]
+fn update_slice<const ZERO_GRAD: bool>(
+    k: &UpdateConsts,
+    w: &mut [f32],
+    g: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    let n = w.len();
+    let (g, m, v) = (&mut g[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let gs = g[i] * k.grad_scale;
+        // Flush moments that decay towards the subnormal range (a gradient that stays exactly
+        // zero, e.g. for an always-zero input feature, shrinks m by β₁ per step): subnormal
+        // arithmetic is ~100× slower, and below 1e-30 the moments change the update by less
+        // than lr·1e-15 anyway.
+        let m_new = k.b1 * m[i] + (1.0 - k.b1) * gs;
+        let v_new = k.b2 * v[i] + (1.0 - k.b2) * gs * gs;
+        let m_new = if m_new.abs() < MOMENT_FLUSH {
+            0.0
+        } else {
+            m_new
+        };
+        let v_new = if v_new < MOMENT_FLUSH { 0.0 } else { v_new };
+        m[i] = m_new;
+        v[i] = v_new;
+        let denom = v_new.sqrt() * k.inv_sqrt_bc2 + k.eps;
+        w[i] = w[i] * k.decay - k.step_size * m_new / denom;
+        if ZERO_GRAD {
+            g[i] = 0.0;
+        }
+    }
+}
+
 /// Sum of squares of a slice, vectorizable: f32 partial sums over short blocks, added in f64.
+#[inline(always)]
 fn sum_squares(xs: &[f32]) -> f64 {
     let mut total = 0.0f64;
     for block in xs.chunks(256) {
@@ -280,7 +332,10 @@ pub fn grad_norm<'a>(params: impl IntoIterator<Item = &'a Param>) -> f32 {
         .into_iter()
         .filter(|p| p.trainable)
         .map(|p| match p.grad.as_slice() {
-            Some(s) => sum_squares(s),
+            Some(s) => vectorized(
+                #[inline(always)]
+                || sum_squares(s),
+            ),
             None => p.grad.iter().map(|&g| (g as f64) * (g as f64)).sum(),
         })
         .sum::<f64>()
