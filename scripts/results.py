@@ -204,7 +204,7 @@ def main():
     faster = [e["name"] for e in results
               if e["modes"]["two_stage"]["train_s"] < min(e["modes"][m]["train_s"] for m in MODES if m != "two_stage")]
     lines.append(f"- Two-stage trained fastest (wall time) on {len(faster)} of {len(results)} datasets; it runs an extra "
-                 "stage, so per-run time is not where it can win. `tandem compare` (planned) measures time to best "
+                 "stage, so per-run time is not where it can win. `tandem compare` measures time to best "
                  "validation over several seeds.")
     lines.append("- Single seed: differences of about a point are within seed noise for the smaller datasets "
                  "(BBC has 444 test articles; Reuters has 431 test documents and only 69 corn-labelled documents in the whole set).")

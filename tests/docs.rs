@@ -1,0 +1,140 @@
+//! The documentation stays in step with the code: the guide quotes the C example that `make
+//! test-c` builds, documents every CLI command, the bundle page names every manifest field, and
+//! the README links the docs. (docs/config.toml and docs/features.md have their own sync tests
+//! next to the code they document.)
+
+use std::path::Path;
+use std::process::Command;
+
+use tandem::bundle::{BackboneRef, BundleManifest, FeatureSpecRef};
+use tandem::train::network::Architecture;
+use tandem::train::TrainConfig;
+
+fn read(rel: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn guide_quotes_the_c_example_verbatim() {
+    let guide = read("docs/guide.md");
+    let hello = read("examples/c/hello.c");
+    assert!(
+        guide.contains(&format!("```c\n{hello}```")),
+        "docs/guide.md must quote examples/c/hello.c exactly (update the guide)"
+    );
+}
+
+#[test]
+fn guide_and_readme_document_every_cli_command() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    // clap lists subcommands under "Commands:" as "  name  about".
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    for c in [
+        "train", "eval", "predict", "embed", "doctor", "compare", "inspect", "features",
+    ] {
+        assert!(commands.contains(&c), "`tandem --help` lacks {c}: {help}");
+    }
+    let guide = read("docs/guide.md");
+    let readme = read("README.md");
+    for c in &commands {
+        assert!(
+            guide.contains(&format!("### `tandem {c}`")),
+            "docs/guide.md has no section for `tandem {c}`"
+        );
+        assert!(
+            readme.contains(&format!("tandem {c}")),
+            "README.md does not mention `tandem {c}`"
+        );
+    }
+}
+
+#[test]
+fn readme_links_the_docs() {
+    let readme = read("README.md");
+    for doc in [
+        "docs/guide.md",
+        "docs/config.toml",
+        "docs/features.md",
+        "docs/bundle.md",
+        "docs/results.md",
+    ] {
+        assert!(
+            readme.contains(&format!("({doc})")),
+            "README.md does not link {doc}"
+        );
+        assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(doc).is_file());
+    }
+}
+
+/// Every key of a JSON object (not nested).
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+#[test]
+fn bundle_doc_names_every_manifest_field() {
+    let doc = read("docs/bundle.md");
+    let config = TrainConfig::default();
+    let arch = Architecture::from_config(&config, 384, 67, vec![6], vec![(0.0, 1.0)]);
+    let manifest = BundleManifest {
+        format: tandem::bundle::BUNDLE_FORMAT.into(),
+        created_by: String::new(),
+        backbone: BackboneRef {
+            name: String::new(),
+            family_sha256: String::new(),
+            variant: String::new(),
+            graph_sha256: String::new(),
+            dim: 384,
+        },
+        features: Some(FeatureSpecRef {
+            names: vec![],
+            selected: vec![],
+            mean: vec![],
+            std: vec![],
+        }),
+        tasks: vec![],
+        architecture: serde_json::to_value(&arch).unwrap(),
+        metrics: serde_json::json!({}),
+        training: serde_json::to_value(&config).unwrap(),
+        seed: 0,
+        weights_sha256: String::new(),
+        weights_dtype: String::new(),
+    };
+    let m = serde_json::to_value(&manifest).unwrap();
+    let task = serde_json::to_value(tandem::bundle::TaskEntry {
+        spec: tandem::data::TaskSpec {
+            name: "t".into(),
+            kind: tandem::data::TaskKind::Binary,
+            labels: vec![],
+        },
+        thresholds: vec![],
+    })
+    .unwrap();
+    for (what, v) in [
+        ("manifest", &m),
+        ("backbone", &m["backbone"]),
+        ("features", &m["features"]),
+        ("architecture", &m["architecture"]),
+        ("tasks[]", &task),
+    ] {
+        for k in keys(v) {
+            assert!(
+                doc.contains(&format!("| `{k}` |")),
+                "docs/bundle.md does not document {what} field `{k}`"
+            );
+        }
+    }
+    assert!(doc.contains(tandem::bundle::BUNDLE_FORMAT));
+}
