@@ -41,7 +41,7 @@ if [[ "${TANDEM_VALGRIND:-0}" == 1 ]]; then
     if [[ "${TANDEM_VALGRIND_SUPP:-1}" != 0 ]]; then supp=(--suppressions="$root/tests/c/valgrind.supp"); fi
     echo "running $build/test under valgrind (small mode)"
     TANDEM_CPP_TEST_SMALL=1 valgrind --leak-check=full --errors-for-leak-kinds=definite,possible \
-      --error-exitcode=1 "${supp[@]}" "$build/test"
+      --error-exitcode=1 --fair-sched=yes "${supp[@]}" "$build/test"
   else
     echo "TANDEM_VALGRIND=1 but valgrind is not installed: skipped" >&2
   fi
