@@ -34,7 +34,7 @@ pub mod report;
 pub mod runtime;
 pub mod train;
 
-pub use backbone::{Backbone, BackboneOptions, Device, Variant};
+pub use backbone::{Backbone, BackboneOptions, Device, PackedBatch, TokenSeqs, Variant};
 pub use error::{Error, ErrorKind, Result};
 
 /// tandem's version, from Cargo.toml.

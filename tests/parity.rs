@@ -144,3 +144,50 @@ fn embed_is_safe_and_consistent_from_many_threads() {
         }
     });
 }
+
+/// Mean of a text's f16 token vectors, L2-normalized: what sentence-transformers' pooling does.
+fn mean_of_tokens(seqs: &tandem::TokenSeqs, i: usize) -> Vec<f32> {
+    let packed = seqs.gather(&[i]);
+    let mean = packed.tokens.mean_axis(ndarray::Axis(0)).unwrap();
+    let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt();
+    mean.iter().map(|v| v / norm).collect()
+}
+
+#[test]
+fn token_embeddings_are_ragged_and_pool_to_the_reference() {
+    // Both graph shapes: sentence_embedding + token_embeddings, and last_hidden_state only.
+    for dir in [tandem::home::DEFAULT_BACKBONE, "all-MiniLM-L6-v2-hidden"] {
+        let b = Backbone::load(
+            backbone_dir(dir),
+            BackboneOptions {
+                threads: Some(2),
+                batch_size: 7,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(b.has_token_output());
+        let refs = reference();
+        let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+        let (pooled, seqs) = b.embed_tokens(&texts).unwrap();
+        assert_eq!(
+            pooled,
+            b.embed(&texts).unwrap(),
+            "{dir}: pooled rows as embed"
+        );
+        assert_eq!(seqs.len(), texts.len());
+        for (i, r) in refs.iter().enumerate() {
+            // One vector per token, special tokens included, no padding.
+            assert_eq!(seqs.length(i), r.tokens, "{dir}: tokens of {:?}", r.text);
+            let c = cosine(&mean_of_tokens(&seqs, i), &r.embedding);
+            assert!(
+                c >= 0.9999,
+                "{dir}: mean of f16 tokens, cosine {c} for {:?}",
+                r.text
+            );
+        }
+        assert_eq!(seqs.bytes(), seqs.total_tokens() * 384 * 2);
+        let (p, s) = b.embed_tokens(&[]).unwrap();
+        assert_eq!((p.nrows(), s.len()), (0, 0));
+    }
+}

@@ -11,6 +11,7 @@ mod manifest;
 mod pool;
 mod pooling;
 mod tokenize;
+mod tokens;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub use self::manifest::{BackboneManifest, BACKBONE_FORMAT};
 use self::pool::{SessionPool, Worker};
 pub use self::pooling::{l2_normalize, mean_pool};
 pub use self::tokenize::{EncodedBatch, TextTokenizer};
+pub use self::tokens::{PackedBatch, TokenSeqs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::{self, Runtime};
 
@@ -154,6 +156,8 @@ struct GraphIo {
     int32_ids: bool,
     /// The output to read.
     output: Output,
+    /// The per-token output (`token_embeddings` / `last_hidden_state`), if the graph has one.
+    tokens: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -302,13 +306,25 @@ impl Backbone {
         let first = build_session(&runtime, &graph_path, threads, options.device)?;
         let io = detect_io(&first, &graph_path)?;
         let output = io.output.name().to_string();
+        let token_output = io.tokens.clone();
         let worker = move |session: Session| -> Result<Worker> {
-            let run_options = RunOptions::new()
-                .map_err(|e| Error::onnx("creating run options", e))?
-                .with_outputs(OutputSelector::no_default().with(output.clone()));
+            let select = |names: &[&str]| -> Result<RunOptions<_>> {
+                let selector = names
+                    .iter()
+                    .fold(OutputSelector::no_default(), |s, n| s.with(*n));
+                Ok(RunOptions::new()
+                    .map_err(|e| Error::onnx("creating run options", e))?
+                    .with_outputs(selector))
+            };
+            let token_run_options = match &token_output {
+                Some(t) if *t == output => Some(select(&[t.as_str()])?),
+                Some(t) => Some(select(&[output.as_str(), t.as_str()])?),
+                None => None,
+            };
             Ok(Worker {
                 session,
-                run_options,
+                run_options: select(&[output.as_str()])?,
+                token_run_options,
             })
         };
         let first = worker(first)?;
@@ -415,7 +431,7 @@ impl Backbone {
             let chunk = chunk.as_slice();
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
             let batch = self.tokenizer.pad(&rows);
-            let emb = self.run_batch(&batch)?;
+            let (emb, _) = self.run_batch(&batch, false)?;
             for (r, &i) in chunk.iter().enumerate() {
                 out.row_mut(i).assign(&emb.row(r));
             }
@@ -423,8 +439,60 @@ impl Backbone {
         Ok(out)
     }
 
-    /// Runs one padded batch through the graph and pools it.
-    fn run_batch(&self, batch: &EncodedBatch) -> Result<Array2<f32>> {
+    /// Whether the graph exposes per-token vectors, which [`Backbone::embed_tokens`] needs.
+    pub fn has_token_output(&self) -> bool {
+        self.io.tokens.is_some()
+    }
+
+    /// Embeds `texts` and also returns every token's vector (special tokens included, after
+    /// truncation at the max length), ragged and in f16: what sequence heads read. The pooled
+    /// rows are exactly what [`Backbone::embed`] returns. Batched like `embed`; thread-safe.
+    ///
+    /// Fails with [`ErrorKind::Format`] when the graph has no per-token output.
+    pub fn embed_tokens(&self, texts: &[&str]) -> Result<(Array2<f32>, TokenSeqs)> {
+        if self.io.tokens.is_none() {
+            return Err(Error::format(format!(
+                "{}: the graph has no per-token output (token_embeddings or \
+                     last_hidden_state), which sequence heads need",
+                self.dir.join(&self.graph_file).display()
+            )));
+        }
+        let dim = self.dim();
+        let mut pooled = Array2::<f32>::zeros((texts.len(), dim));
+        let mut per_text: Vec<Vec<half::f16>> = vec![Vec::new(); texts.len()];
+        if !texts.is_empty() {
+            let ids = self.tokenizer.encode(texts)?;
+            let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+            for chunk in plan_batches(
+                &lengths,
+                self.options.batch_size,
+                self.options.max_batch_tokens,
+            ) {
+                let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+                let batch = self.tokenizer.pad(&rows);
+                let (emb, tokens) = self.run_batch(&batch, true)?;
+                let mut tokens = tokens.expect("token output requested");
+                for (r, &i) in chunk.iter().enumerate() {
+                    pooled.row_mut(i).assign(&emb.row(r));
+                    per_text[i] = std::mem::take(&mut tokens[r]);
+                }
+            }
+        }
+        let mut seqs = TokenSeqs::new(dim);
+        for t in &per_text {
+            seqs.push_f16(t);
+        }
+        Ok((pooled, seqs))
+    }
+
+    /// Runs one padded batch through the graph and pools it; with `tokens`, also returns each
+    /// row's valid token vectors (unpadded, f16).
+    #[allow(clippy::type_complexity)]
+    fn run_batch(
+        &self,
+        batch: &EncodedBatch,
+        tokens: bool,
+    ) -> Result<(Array2<f32>, Option<Vec<Vec<half::f16>>>)> {
         let shape = vec![batch.rows as i64, batch.width as i64];
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(3);
         let mut add = |name: &'static str, data: Vec<i64>| -> Result<()> {
@@ -450,11 +518,24 @@ impl Backbone {
         let Worker {
             session,
             run_options,
+            token_run_options,
         } = &mut *worker;
+        let options = match (tokens, token_run_options) {
+            (true, Some(o)) => o,
+            (true, None) => return Err(Error::format("the graph has no per-token output")),
+            (false, _) => run_options,
+        };
         let outputs = session
-            .run_with_options(inputs, run_options)
+            .run_with_options(inputs, options)
             .map_err(|e| Error::onnx("running the backbone", e))?;
         let dim = self.dim();
+        let token_view = |name: &str| -> Result<Vec<f32>> {
+            let (shape, data) = outputs[name]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| Error::onnx("reading the token output", e))?;
+            check_shape(shape, &[batch.rows, batch.width, dim])?;
+            Ok(data.to_vec())
+        };
         let mut emb = match &self.io.output {
             Output::Pooled(name) => {
                 let (shape, data) = outputs[name.as_str()]
@@ -465,11 +546,8 @@ impl Backbone {
                     .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?
             }
             Output::Tokens(name) => {
-                let (shape, data) = outputs[name.as_str()]
-                    .try_extract_tensor::<f32>()
-                    .map_err(|e| Error::onnx("reading the token output", e))?;
-                check_shape(shape, &[batch.rows, batch.width, dim])?;
-                let view = ArrayView3::from_shape((batch.rows, batch.width, dim), data)
+                let data = token_view(name)?;
+                let view = ArrayView3::from_shape((batch.rows, batch.width, dim), &data[..])
                     .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
                 mean_pool(view, &batch.row_masks)
             }
@@ -477,7 +555,30 @@ impl Backbone {
         if self.manifest.normalize {
             l2_normalize(&mut emb);
         }
-        Ok(emb)
+        let per_row = match (tokens, &self.io.tokens) {
+            (true, Some(name)) => {
+                let data = token_view(name)?;
+                let per_row = batch
+                    .row_masks
+                    .iter()
+                    .enumerate()
+                    .map(|(r, mask)| {
+                        // Right padding: the valid tokens are the row's first `len`.
+                        // A text with no tokens at all (only possible with a tokenizer that adds no
+                        // special tokens) keeps its one padding position, so no sequence is empty.
+                        let len = mask.iter().filter(|&&m| m != 0).count().max(1);
+                        let start = r * batch.width * dim;
+                        let src = &data[start..start + len * dim];
+                        let mut dst = vec![half::f16::ZERO; src.len()];
+                        half::slice::HalfFloatSliceExt::convert_from_f32_slice(&mut dst[..], src);
+                        dst
+                    })
+                    .collect();
+                Some(per_row)
+            }
+            _ => None,
+        };
+        Ok((emb, per_row))
     }
 }
 
@@ -598,10 +699,15 @@ fn detect_io(session: &Session, graph: &Path) -> Result<GraphIo> {
             graph.display()
         )));
     };
+    let tokens = ["token_embeddings", "last_hidden_state"]
+        .into_iter()
+        .find(|n| has_output(n))
+        .map(String::from);
     Ok(GraphIo {
         token_type_ids: has_input("token_type_ids"),
         int32_ids,
         output,
+        tokens,
     })
 }
 

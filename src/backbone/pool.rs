@@ -10,13 +10,16 @@ use ort::session::{HasSelectedOutputs, RunOptions, Session};
 
 use crate::error::Result;
 
-/// A session plus the run options that select its one needed output; the options are `Send`
+/// A session plus the run options that select the outputs tandem reads; the options are `Send`
 /// but not `Sync`, so each lives with its session.
 pub(crate) struct Worker {
     /// The ONNX Runtime session.
     pub(crate) session: Session,
     /// Selects only the output tandem reads, so no other output is copied out.
     pub(crate) run_options: RunOptions<HasSelectedOutputs>,
+    /// Selects the pooled output and the per-token output together, for sequence heads
+    /// (`None` when the graph has no per-token output).
+    pub(crate) token_run_options: Option<RunOptions<HasSelectedOutputs>>,
 }
 
 type Factory = Box<dyn Fn() -> Result<Worker> + Send + Sync>;

@@ -4,6 +4,13 @@
 //! holding an append-only file of fixed-size records: `sha256(text)` then `dim` little-endian
 //! f32s. Appends take an exclusive file lock, so several processes can share a cache; a torn
 //! record left by a crash is ignored (and overwritten by the next append).
+//!
+//! Sequence heads also need every token's vector: [`TokenCache`] keeps those, ragged and f16,
+//! beside the pooled file of the same graph.
+
+mod tokens;
+
+pub use tokens::TokenCache;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -17,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::backbone::Backbone;
 use crate::error::{Error, Result};
 
-const KEY: usize = 32;
+pub(crate) const KEY: usize = 32;
 
 /// Statistics of one `embed` call through the cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,7 +56,7 @@ impl std::fmt::Debug for EmbeddingCache {
     }
 }
 
-fn key(text: &str) -> [u8; KEY] {
+pub(crate) fn key(text: &str) -> [u8; KEY] {
     Sha256::digest(text.as_bytes()).into()
 }
 
@@ -178,6 +185,36 @@ impl EmbeddingCache {
                 misses: missing.len(),
             },
         ))
+    }
+
+    /// Stores rows computed elsewhere (e.g. by [`crate::Backbone::embed_tokens`], which yields
+    /// the pooled rows too) for the texts not cached yet, so they are never embedded again.
+    pub fn insert(&self, texts: &[&str], emb: &Array2<f32>) -> Result<()> {
+        if emb.dim() != (texts.len(), self.dim) {
+            return Err(Error::invalid(format!(
+                "{:?} rows for {} texts of dimension {}",
+                emb.dim(),
+                texts.len(),
+                self.dim
+            )));
+        }
+        let mut keys = Vec::new();
+        let mut rows = Vec::new();
+        {
+            let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let mut seen = std::collections::HashSet::new();
+            for (i, t) in texts.iter().enumerate() {
+                let k = key(t);
+                if !inner.index.contains_key(&k) && seen.insert(k) {
+                    keys.push(k);
+                    rows.push(i);
+                }
+            }
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.append(&keys, &emb.select(ndarray::Axis(0), &rows))
     }
 
     fn append(&self, keys: &[[u8; KEY]], emb: &Array2<f32>) -> Result<()> {

@@ -1,0 +1,324 @@
+//! On-disk cache of per-token embeddings, for sequence heads.
+//!
+//! Beside a graph's `pooled.f32` lives `tokens.f16`: an append-only file of variable-length
+//! records `sha256(text)`, `u32` token count `n` (little-endian), then `n * dim` little-endian
+//! f16s. No padding is stored, and f16 halves the size again (MiniLM: 768 bytes per token).
+//! Appends take an exclusive file lock and first find the end of the last whole record, so
+//! several processes can share the file and a torn record left by a crash is overwritten.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use half::f16;
+use ndarray::Array2;
+
+use super::{key, CacheStats, EmbeddingCache, KEY};
+use crate::backbone::{Backbone, TokenSeqs};
+use crate::error::{Error, Result};
+
+const HEADER: usize = KEY + 4;
+
+struct Inner {
+    index: HashMap<[u8; KEY], usize>,
+    seqs: TokenSeqs,
+}
+
+/// A persistent cache of ragged f16 token embeddings for one backbone graph. Thread-safe.
+pub struct TokenCache {
+    path: PathBuf,
+    dim: usize,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("path", &self.path)
+            .field("dim", &self.dim)
+            .finish()
+    }
+}
+
+/// Walks whole records from the start of `bytes`, calling `f(key, values)` for each; returns
+/// where the last whole record ends (a torn tail is left out).
+fn parse(bytes: &[u8], dim: usize, mut f: impl FnMut(&[u8], &[u8])) -> usize {
+    let mut at = 0;
+    while bytes.len() - at >= HEADER {
+        let n = u32::from_le_bytes(bytes[at + KEY..at + HEADER].try_into().unwrap()) as usize;
+        let end = at + HEADER + n * dim * 2;
+        if end > bytes.len() {
+            break;
+        }
+        f(&bytes[at..at + KEY], &bytes[at + HEADER..end]);
+        at = end;
+    }
+    at
+}
+
+/// End of the last whole record in `f`, reading only the record headers.
+fn whole_end(f: &mut File, dim: usize) -> std::io::Result<u64> {
+    let len = f.metadata()?.len();
+    let mut at = 0u64;
+    let mut header = [0u8; HEADER];
+    while len - at >= HEADER as u64 {
+        f.seek(SeekFrom::Start(at))?;
+        f.read_exact(&mut header)?;
+        let n = u64::from(u32::from_le_bytes(header[KEY..].try_into().unwrap()));
+        let end = at + HEADER as u64 + n * dim as u64 * 2;
+        if end > len {
+            break;
+        }
+        at = end;
+    }
+    Ok(at)
+}
+
+impl TokenCache {
+    /// Opens (creating if needed) the token cache for `backbone` under `root` (default:
+    /// `<cache dir>/embcache`), next to its pooled cache.
+    pub fn open(root: Option<&Path>, backbone: &Backbone) -> Result<Self> {
+        let pooled = EmbeddingCache::open(root, backbone)?;
+        let dir = pooled.path().parent().expect("cache file has a directory");
+        Self::open_file(&dir.join("tokens.f16"), backbone.dim())
+    }
+
+    /// Opens the token cache file at `path` for vectors of `dim` values.
+    pub fn open_file(path: &Path, dim: usize) -> Result<Self> {
+        if dim == 0 {
+            return Err(Error::invalid("token cache dimension must be positive"));
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let mut inner = Inner {
+            index: HashMap::new(),
+            seqs: TokenSeqs::new(dim),
+        };
+        if path.exists() {
+            let mut bytes = Vec::new();
+            File::open(path)
+                .and_then(|mut f| f.read_to_end(&mut bytes))
+                .map_err(|e| Error::io(path, e))?;
+            parse(&bytes, dim, |k, values| {
+                let k: [u8; KEY] = k.try_into().unwrap();
+                if let std::collections::hash_map::Entry::Vacant(slot) = inner.index.entry(k) {
+                    slot.insert(inner.seqs.len());
+                    inner.seqs.push_f16(&le_to_f16(values));
+                }
+            });
+        }
+        Ok(TokenCache {
+            path: path.to_path_buf(),
+            dim,
+            inner: Mutex::new(inner),
+        })
+    }
+
+    /// Number of cached texts.
+    pub fn len(&self) -> usize {
+        self.lock().index.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cache file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Cached tokens over all texts.
+    pub fn total_tokens(&self) -> usize {
+        self.lock().seqs.total_tokens()
+    }
+
+    /// Size of the cache file in bytes (0 if it does not exist yet).
+    pub fn file_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Token sequences of `texts` (in order), running `backbone` only on texts not cached yet,
+    /// each distinct text once. The pooled rows that come with them go into `pooled` when
+    /// given, so a later pooled lookup does not run the backbone either.
+    pub fn embed(
+        &self,
+        backbone: &Backbone,
+        pooled: Option<&EmbeddingCache>,
+        texts: &[&str],
+    ) -> Result<(TokenSeqs, CacheStats)> {
+        self.embed_with(texts, pooled, |batch| backbone.embed_tokens(batch))
+    }
+
+    /// Like [`TokenCache::embed`], with the embedding function given (for tests, and for
+    /// callers that batch or report progress themselves). It returns pooled rows and token
+    /// sequences for the texts it is given.
+    pub fn embed_with(
+        &self,
+        texts: &[&str],
+        pooled: Option<&EmbeddingCache>,
+        mut embed: impl FnMut(&[&str]) -> Result<(Array2<f32>, TokenSeqs)>,
+    ) -> Result<(TokenSeqs, CacheStats)> {
+        let keys: Vec<[u8; KEY]> = texts.iter().map(|t| key(t)).collect();
+        let mut missing: Vec<usize> = Vec::new();
+        {
+            let inner = self.lock();
+            let mut seen = HashSet::new();
+            for (i, k) in keys.iter().enumerate() {
+                if !inner.index.contains_key(k) && seen.insert(*k) {
+                    missing.push(i);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let batch: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
+            let (rows, seqs) = embed(&batch)?;
+            if seqs.len() != batch.len() || seqs.dim() != self.dim {
+                return Err(Error::invalid(format!(
+                    "token embedding function returned {} sequences of width {} for {} texts of \
+                     width {}",
+                    seqs.len(),
+                    seqs.dim(),
+                    batch.len(),
+                    self.dim
+                )));
+            }
+            if let Some(p) = pooled {
+                p.insert(&batch, &rows)?;
+            }
+            self.append(&missing.iter().map(|&i| keys[i]).collect::<Vec<_>>(), &seqs)?;
+        }
+        let inner = self.lock();
+        let idx: Vec<usize> = keys.iter().map(|k| inner.index[k]).collect();
+        Ok((
+            inner.seqs.select(&idx),
+            CacheStats {
+                hits: texts.len() - missing.len(),
+                misses: missing.len(),
+            },
+        ))
+    }
+
+    fn append(&self, keys: &[[u8; KEY]], seqs: &TokenSeqs) -> Result<()> {
+        let mut buf = Vec::with_capacity(keys.len() * HEADER + seqs.bytes());
+        for (i, k) in keys.iter().enumerate() {
+            buf.extend_from_slice(k);
+            buf.extend_from_slice(&(seqs.length(i) as u32).to_le_bytes());
+            for v in seqs.text(i) {
+                buf.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        let io = |e| Error::io(&self.path, e);
+        let mut f = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(&self.path)
+            .map_err(io)?;
+        f.lock().map_err(io)?;
+        let whole = whole_end(&mut f, self.dim).map_err(io)?;
+        f.set_len(whole).map_err(io)?;
+        f.seek(SeekFrom::Start(whole)).map_err(io)?;
+        f.write_all(&buf).map_err(io)?;
+        f.flush().map_err(io)?;
+        drop(f);
+        let mut inner = self.lock();
+        for (i, k) in keys.iter().enumerate() {
+            let at = inner.seqs.len();
+            inner.seqs.push_f16(seqs.text(i));
+            inner.index.insert(*k, at);
+        }
+        Ok(())
+    }
+}
+
+fn le_to_f16(bytes: &[u8]) -> Vec<f16> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| f16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake backbone: text `t` has `t.len() + 1` tokens whose values encode (text, token).
+    fn fake(texts: &[&str]) -> Result<(Array2<f32>, TokenSeqs)> {
+        let mut seqs = TokenSeqs::new(2);
+        for t in texts {
+            let n = t.len() + 1;
+            seqs.push(Array2::from_shape_fn((n, 2), |(i, j)| (t.len() * 10 + i + j) as f32).view());
+        }
+        let pooled = Array2::from_shape_fn((texts.len(), 2), |(i, _)| texts[i].len() as f32);
+        Ok((pooled, seqs))
+    }
+
+    #[test]
+    fn stores_ragged_f16_once_and_persists() {
+        let dir = std::env::temp_dir().join(format!("tandem-tokcache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("tokens.f16");
+        let pooled = EmbeddingCache::open_file(&dir.join("pooled.f32"), 2).unwrap();
+        let cache = TokenCache::open_file(&path, 2).unwrap();
+        let mut calls = 0;
+        let (s, st) = cache
+            .embed_with(&["a", "bbb", "a"], Some(&pooled), |t| {
+                calls += t.len();
+                fake(t)
+            })
+            .unwrap();
+        assert_eq!(calls, 2);
+        assert_eq!(st, CacheStats { hits: 1, misses: 2 });
+        assert_eq!(s.offsets(), &[0, 2, 6, 8]);
+        assert_eq!(s.gather(&[1]).tokens[[3, 1]], 34.0);
+        // The pooled rows came along: the pooled cache needs no backbone now.
+        let (p, ps) = pooled
+            .embed_with(&["bbb"], |_| panic!("pooled rows were stored"))
+            .unwrap();
+        assert_eq!((p[[0, 0]], ps.misses), (3.0, 0));
+        // Record sizes: 36-byte header + 2 bytes per value, no padding.
+        let expect = (36 + 2 * 2 * 2) + (36 + 4 * 2 * 2);
+        assert_eq!(cache.file_bytes(), expect as u64);
+        // Reopen: everything from disk, identical.
+        let cache = TokenCache::open_file(&path, 2).unwrap();
+        assert_eq!((cache.len(), cache.total_tokens()), (2, 6));
+        let (s2, st) = cache
+            .embed_with(&["a", "bbb", "a"], None, |_| panic!("cached"))
+            .unwrap();
+        assert_eq!((s2, st.misses), (s, 0));
+        // A torn tail is ignored on open and overwritten by the next append.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&[7; 40])
+            .unwrap();
+        let cache = TokenCache::open_file(&path, 2).unwrap();
+        assert_eq!(cache.len(), 2);
+        cache.embed_with(&["cc"], None, fake).unwrap();
+        let cache = TokenCache::open_file(&path, 2).unwrap();
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.file_bytes(), (expect + 36 + 3 * 2 * 2) as u64);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_wrong_embedder_is_an_error_and_stores_nothing() {
+        let dir = std::env::temp_dir().join(format!("tandem-tokcache-bad-{}", std::process::id()));
+        let cache = TokenCache::open_file(&dir.join("t.f16"), 3).unwrap();
+        assert!(cache.embed_with(&["x"], None, fake).is_err());
+        assert!(cache.is_empty());
+        assert!(TokenCache::open_file(&dir.join("t.f16"), 0).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
