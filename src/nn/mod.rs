@@ -69,6 +69,7 @@ pub mod norm;
 pub mod optim;
 pub mod param;
 pub mod schedule;
+pub mod seq;
 mod simd;
 pub mod special;
 
