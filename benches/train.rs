@@ -93,6 +93,7 @@ fn main() {
         emb: x.clone(),
         feats: Array2::zeros((N, 0)),
         targets: vec![targets.clone()],
+        tokens: None,
     };
     let valid_ex = train_ex.select(&valid_idx);
     let t = Instant::now();
@@ -121,6 +122,7 @@ fn main() {
         emb: emb.clone(),
         feats: raw.clone(),
         targets: vec![targets.clone()],
+        tokens: None,
     };
     let t = Instant::now();
     let tr2 = tandem::train::train(

@@ -666,7 +666,13 @@ pub fn compare(
             } else {
                 splits.test.emb.view()
             };
-            let test_metrics = evaluate_arrays(heads, emb, feats.view(), &splits.test.targets);
+            let test_metrics = evaluate_arrays(
+                heads,
+                emb,
+                feats.view(),
+                splits.test.tokens.as_ref(),
+                &splits.test.targets,
+            )?;
             let test = metrics
                 .iter()
                 .filter_map(|m| {

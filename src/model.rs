@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 
-use crate::backbone::Backbone;
+use crate::backbone::{Backbone, TokenSeqs};
 use crate::bundle::{self, BundleManifest, TaskEntry};
 use crate::data::TaskKind;
 use crate::error::{Error, Result};
@@ -219,16 +219,19 @@ impl Model {
     /// one version's outputs with another's thresholds.
     fn run(&self, heads: &Heads, texts: &[&str]) -> Result<Vec<Array2<f32>>> {
         let arch = &heads.network.arch;
-        let emb = if arch.emb_dim > 0 {
-            self.backbone.embed(texts)?
+        let (emb, tokens) = if arch.needs_tokens() {
+            let (emb, tokens) = self.backbone.embed_tokens(texts)?;
+            (emb, Some(tokens))
+        } else if arch.emb_dim > 0 {
+            (self.backbone.embed(texts)?, None)
         } else {
-            Array2::zeros((texts.len(), 0))
+            (Array2::zeros((texts.len(), 0)), None)
         };
         let feats = match &heads.normalizer {
             Some(n) => n.transform(crate::metadata::extract_batch(texts).view()),
             None => Array2::zeros((texts.len(), 0)),
         };
-        Ok(predict_arrays(heads, emb.view(), feats.view()))
+        predict_arrays(heads, emb.view(), feats.view(), tokens.as_ref())
     }
 
     /// Each task's labels, probabilities and values for every text, in order.
@@ -313,12 +316,54 @@ impl Model {
     }
 }
 
-/// Probabilities (or values) per task from embeddings and normalized features.
+/// Probabilities (or values) per task from embeddings, normalized features and, for sequence
+/// heads, the texts' per-token vectors (which pooled heads ignore). Sequence heads run in
+/// chunks of texts, so the f32 copy of the tokens stays small.
 pub fn predict_arrays(
     heads: &Heads,
     emb: ArrayView2<'_, f32>,
     feats: ArrayView2<'_, f32>,
-) -> Vec<Array2<f32>> {
-    let raw = heads.network.forward(emb, feats);
-    probabilities(&heads.tasks, &heads.network.arch, &raw)
+    tokens: Option<&TokenSeqs>,
+) -> Result<Vec<Array2<f32>>> {
+    let net = &heads.network;
+    let raw = match (net.arch.needs_tokens(), tokens) {
+        (false, _) => net.forward(emb, feats, None)?,
+        (true, None) => {
+            return Err(Error::invalid(
+                "sequence heads need the texts' per-token vectors",
+            ))
+        }
+        (true, Some(t)) => {
+            let n = emb.nrows();
+            if t.len() != n {
+                return Err(Error::invalid(format!(
+                    "{} token sequences for {n} texts",
+                    t.len()
+                )));
+            }
+            let mut parts: Vec<Vec<Array2<f32>>> = Vec::new();
+            let all: Vec<usize> = (0..n).collect();
+            for idx in all.chunks(crate::train::fit::SEQUENCE_CHUNK) {
+                let rows = idx[0]..idx[0] + idx.len();
+                // Features may be an empty placeholder (embedding-only mode).
+                let f = if feats.nrows() == n {
+                    feats.slice(ndarray::s![rows.clone(), ..])
+                } else {
+                    feats.view()
+                };
+                parts.push(net.forward(
+                    emb.slice(ndarray::s![rows, ..]),
+                    f,
+                    Some(&t.gather(idx)),
+                )?);
+            }
+            (0..net.arch.outputs.len())
+                .map(|k| {
+                    let views: Vec<_> = parts.iter().map(|p| p[k].view()).collect();
+                    ndarray::concatenate(ndarray::Axis(0), &views).expect("same widths")
+                })
+                .collect()
+        }
+    };
+    Ok(probabilities(&heads.tasks, &net.arch, &raw))
 }

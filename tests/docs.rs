@@ -86,7 +86,9 @@ fn keys(v: &serde_json::Value) -> Vec<String> {
 #[test]
 fn bundle_doc_names_every_manifest_field() {
     let doc = read("docs/bundle.md");
-    let config = TrainConfig::default();
+    // Sequence heads, so that the optional `sequence` field is checked too.
+    let mut config = TrainConfig::default();
+    config.head.kind = tandem::train::config::HeadKind::Sequence;
     let arch = Architecture::from_config(&config, 384, 67, vec![6], vec![(0.0, 1.0)]);
     let manifest = BundleManifest {
         format: tandem::bundle::BUNDLE_FORMAT.into(),

@@ -52,6 +52,7 @@ fn dataset(
         emb: b.embed(&refs).unwrap(),
         feats: tandem::metadata::extract_batch(&refs),
         targets,
+        tokens: None,
     };
     (specs, ex, texts)
 }

@@ -954,6 +954,41 @@ static void test_move_semantics(Fixture& fx) {
 
 // ---------------------------------------------------------------------------------------------
 
+// Sequence heads: chosen in the spec, trained on per-token vectors, stored with their
+// architecture, served by a loaded model; a bad sequence config is refused.
+static void test_sequence_head(Fixture& fx) {
+  const std::string seq_spec =
+      R"({"tasks":[{"name":"label","kind":"multiclass"}],"config":{"mode":"embedding_only",)"
+      R"("seed":4,"head":{"kind":"sequence","hidden":[32],"sequence":{"attention_queries":1,)"
+      R"("conv_kernels":[1,3],"conv_channels":16},"stage":{"epochs":4}}}})";
+  tandem::Trainer t(fx.backbone, seq_spec);
+  for (const auto& e : fx.train) t.add_example(e.text, tandem::Labels{{"label", e.label}});
+  t.train();
+  const auto dir = fx.tmp / "sequence";
+  t.save(dir.string());
+  const tandem::Model m = tandem::Model::load(fx.backbone, dir.string());
+  const std::string manifest = m.manifest_json();
+  CHECK(manifest.find("\"sequence\"") != std::string::npos);
+  CHECK(manifest.find("\"conv_kernels\"") != std::string::npos);
+  const auto p = m.predict(fx.test_texts);
+  CHECK(p.size() == fx.test_texts.size());
+  std::size_t correct = 0;
+  for (std::size_t i = 0; i < p.size(); i++) {
+    const auto probs = p.probabilities(i, 0);
+    float sum = 0;
+    for (float v : probs) sum += v;
+    CHECK(std::fabs(sum - 1.0f) < 1e-4f);
+    if (p.label(i, 0) == fx.test[i].label) correct++;
+  }
+  // Six classes: chance is about one in six.
+  CHECK_MSG(correct * 3 >= p.size(), "%zu of %zu correct", correct, p.size());
+  CHECK_THROWS_CODE(
+      tandem::Trainer(fx.backbone,
+                      R"({"tasks":[{"name":"y","kind":"binary"}],"config":{"head":{"kind":"sequence",)"
+                      R"("sequence":{"conv_kernels":[2]}}}})"),
+      tandem::ErrorCode::InvalidArgument);
+}
+
 int main() {
   const char* trec_env = std::getenv("TANDEM_TREC");
   const std::string trec = trec_env ? trec_env : home_path("/.cache/tandem/data/trec.jsonl");
@@ -997,6 +1032,7 @@ int main() {
     section("cancellation", [&] { test_cancel(fx); });
     section("exception in the progress callback", [&] { test_callback_exception(fx); });
     section("task kinds and label escaping", [&] { test_task_kinds(fx); });
+    section("sequence head", [&] { test_sequence_head(fx); });
   }
 
   std::error_code ec;

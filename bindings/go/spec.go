@@ -179,8 +179,42 @@ type MetadataConfig struct {
 	Stage *StageConfig `json:"stage,omitempty"`
 }
 
+// HeadKind is what the semantic heads read from the backbone.
+type HeadKind string
+
+// Head kinds.
+const (
+	// HeadPooled reads the pooled sentence embedding only. The default.
+	HeadPooled HeadKind = "pooled"
+	// HeadSequence also reads every token's vector through a sequence encoder (attention
+	// pooling, multi-scale convolutions, optionally a transformer layer).
+	HeadSequence HeadKind = "sequence"
+)
+
+// SequenceConfig is the sequence encoder's architecture (used by HeadSequence).
+type SequenceConfig struct {
+	// AttentionQueries is the number of learned attention-pooling queries (0 = none; default 1).
+	AttentionQueries *int `json:"attention_queries,omitempty"`
+	// ConvKernels is the odd kernel widths of the convolutions (default [1 3 5]; empty = none).
+	ConvKernels *[]int `json:"conv_kernels,omitempty"`
+	// ConvChannels is the output channels per kernel width (default 128).
+	ConvChannels *int `json:"conv_channels,omitempty"`
+	// Transformer adds one transformer encoder layer over the tokens first (default false).
+	Transformer *bool `json:"transformer,omitempty"`
+	// TransformerHeads is that layer's attention heads (must divide the embedding width).
+	TransformerHeads *int `json:"transformer_heads,omitempty"`
+	// TransformerFFN is that layer's feed-forward width.
+	TransformerFFN *int `json:"transformer_ffn,omitempty"`
+	// Dropout is applied to the encoder's pooled output.
+	Dropout *float64 `json:"dropout,omitempty"`
+}
+
 // HeadConfig configures the semantic heads.
 type HeadConfig struct {
+	// Kind is HeadPooled (default) or HeadSequence.
+	Kind HeadKind `json:"kind,omitempty"`
+	// Sequence is the sequence encoder's architecture, for HeadSequence.
+	Sequence *SequenceConfig `json:"sequence,omitempty"`
 	// Hidden is each head MLP's hidden layer sizes (default [256]; an empty slice means a
 	// linear head).
 	Hidden *[]int `json:"hidden,omitempty"`

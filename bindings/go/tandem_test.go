@@ -618,3 +618,57 @@ func TestHotSwap(t *testing.T) {
 		t.Errorf("failed swaps changed the version to %d", m.HeadsVersion())
 	}
 }
+
+// TestSequenceHead trains a sequence head (per-token vectors through attention pooling and
+// convolutions), saves it, and serves it from a loaded model; a bad sequence config is refused.
+func TestSequenceHead(t *testing.T) {
+	spec := labelSpec(3, 4)
+	spec.Config.Head = &HeadConfig{
+		Kind: HeadSequence,
+		Sequence: &SequenceConfig{
+			AttentionQueries: Ptr(1), ConvKernels: Ptr([]int{1, 3}), ConvChannels: Ptr(16),
+			Transformer: Ptr(false), Dropout: Ptr(0.1),
+		},
+		Hidden: Ptr([]int{32}),
+		Stage:  &StageConfig{Epochs: Ptr(4)},
+	}
+	tr := newTrainer(t, spec)
+	if err := tr.Train(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "bundle")
+	if err := tr.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	m := loadModel(t, dir)
+	manifest, err := m.ManifestJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(manifest, `"sequence"`) || !strings.Contains(manifest, `"conv_kernels"`) {
+		t.Errorf("the bundle does not record the sequence architecture: %s", manifest)
+	}
+	eval := evalSet()
+	preds, err := m.Predict(texts(eval))
+	if err != nil {
+		t.Fatal(err)
+	}
+	correct := 0
+	for i, p := range preds {
+		if len(p.Tasks) != 1 || len(p.Tasks[0].Labels) != 1 {
+			t.Fatalf("prediction %d: %+v", i, p)
+		}
+		if p.Tasks[0].Labels[0] == eval[i].Label {
+			correct++
+		}
+	}
+	// Six classes: chance is about one in six.
+	if correct*3 < len(eval) {
+		t.Errorf("sequence head: %d of %d correct", correct, len(eval))
+	}
+	bad := labelSpec(0, 1)
+	bad.Config.Head = &HeadConfig{Kind: HeadSequence, Sequence: &SequenceConfig{ConvKernels: Ptr([]int{4})}}
+	if _, err := NewTrainer(backbone, bad); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("even conv kernel: %v, want ErrInvalidArgument", err)
+	}
+}

@@ -253,6 +253,50 @@ impl EmbeddingCache {
     }
 }
 
+/// Embeds `texts` as heads need them: pooled rows, plus per-token vectors when `want_tokens`.
+/// Through the caches given (the token cache is used only together with the pooled cache of the
+/// same graph), the backbone runs only on texts not cached yet; without, it runs on every
+/// text. Returns what the caches held.
+pub fn embed_for_heads(
+    backbone: &Backbone,
+    pooled: Option<&EmbeddingCache>,
+    tokens: Option<&TokenCache>,
+    texts: &[&str],
+    want_tokens: bool,
+) -> Result<(Array2<f32>, Option<crate::backbone::TokenSeqs>, CacheStats)> {
+    match (pooled, tokens.filter(|_| want_tokens), want_tokens) {
+        (Some(pooled), _, false) => {
+            let (emb, stats) = pooled.embed(backbone, texts)?;
+            Ok((emb, None, stats))
+        }
+        (Some(pooled), Some(tokens), true) => {
+            // Token misses fill the pooled cache too, so the pooled lookup then hits.
+            let (seqs, stats) = tokens.embed(backbone, Some(pooled), texts)?;
+            let (emb, _) = pooled.embed(backbone, texts)?;
+            Ok((emb, Some(seqs), stats))
+        }
+        (None, _, false) => Ok((
+            backbone.embed(texts)?,
+            None,
+            CacheStats {
+                hits: 0,
+                misses: texts.len(),
+            },
+        )),
+        (_, _, true) => {
+            let (emb, seqs) = backbone.embed_tokens(texts)?;
+            Ok((
+                emb,
+                Some(seqs),
+                CacheStats {
+                    hits: 0,
+                    misses: texts.len(),
+                },
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::nn::seq::SequenceConfig;
 
 /// How the model is put together and trained; the modes exist so approaches compare honestly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,10 +213,49 @@ impl Default for MetadataConfig {
     }
 }
 
+/// What the semantic heads read from the backbone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadKind {
+    /// The pooled sentence embedding only.
+    #[default]
+    Pooled,
+    /// Also every token's vector, through a sequence encoder (attention pooling, multi-scale
+    /// convolutions, optionally a transformer layer) whose output joins the sentence embedding.
+    Sequence,
+}
+
+impl HeadKind {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeadKind::Pooled => "pooled",
+            HeadKind::Sequence => "sequence",
+        }
+    }
+}
+
+impl std::str::FromStr for HeadKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "pooled" => Ok(HeadKind::Pooled),
+            "sequence" => Ok(HeadKind::Sequence),
+            other => Err(Error::invalid(format!(
+                "unknown head type `{other}` (expected pooled or sequence)"
+            ))),
+        }
+    }
+}
+
 /// The semantic heads on [embedding ; code].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeadConfig {
+    /// `pooled` or `sequence` (see [`HeadKind`]).
+    pub kind: HeadKind,
+    /// The sequence encoder's architecture (used when `kind` is `sequence`).
+    pub sequence: SequenceConfig,
     /// Hidden layer sizes of each head MLP (empty = a linear head).
     pub hidden: Vec<usize>,
     /// Dropout in the heads.
@@ -227,6 +267,8 @@ pub struct HeadConfig {
 impl Default for HeadConfig {
     fn default() -> Self {
         HeadConfig {
+            kind: HeadKind::Pooled,
+            sequence: SequenceConfig::default(),
             hidden: vec![256],
             dropout: 0.2,
             stage: StageConfig::default(),
@@ -384,6 +426,17 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.loss.label_smoothing) {
             return bad("loss.label_smoothing must be in [0, 1)");
+        }
+        if self.head.kind == HeadKind::Sequence {
+            if self.mode == Mode::MetadataOnly {
+                return bad(
+                    "head.kind = \"sequence\" needs the backbone; mode metadata_only has none",
+                );
+            }
+            self.head
+                .sequence
+                .validate()
+                .map_err(|e| Error::invalid(format!("config: head.sequence: {}", e.message())))?;
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::config::{MultiTask, Schedule, StageConfig};
 use super::network::Network;
 use super::objective::Objective;
+use crate::backbone::TokenSeqs;
 use crate::error::{Error, ErrorKind, Result};
 use crate::nn::early_stop::{EarlyStopDecision, EarlyStopping, EarlyStoppingConfig};
 use crate::nn::metric::Mode as MetricMode;
@@ -92,6 +93,28 @@ pub struct StageData<'a> {
     pub valid_feats: ArrayView2<'a, f32>,
     /// Validation objectives.
     pub valid_objectives: &'a [Objective],
+    /// Training texts' per-token vectors (sequence heads only).
+    pub tokens: Option<&'a TokenSeqs>,
+    /// Validation texts' per-token vectors (sequence heads only).
+    pub valid_tokens: Option<&'a TokenSeqs>,
+}
+
+/// Texts per sequence-encoder pass when validating or predicting: bounds the f32 copy of the
+/// tokens (256 texts of 256 tokens x 384 floats = 100 MB at most).
+pub const SEQUENCE_CHUNK: usize = 256;
+
+/// The sequence encoder's output for every text of `tokens`, in chunks (inference mode).
+pub fn sequence_features(net: &Network, tokens: &TokenSeqs) -> Option<Array2<f32>> {
+    let seq = net.sequence.as_ref()?;
+    let mut out = Array2::<f32>::zeros((tokens.len(), seq.out_dim()));
+    let all: Vec<usize> = (0..tokens.len()).collect();
+    for (c, idx) in all.chunks(SEQUENCE_CHUNK).enumerate() {
+        let b = tokens.gather(idx);
+        let z = seq.forward_inference(b.tokens.view(), &b.offsets);
+        out.slice_mut(s![c * SEQUENCE_CHUNK..c * SEQUENCE_CHUNK + idx.len(), ..])
+            .assign(&z);
+    }
+    Some(out)
 }
 
 enum Combine {
@@ -376,21 +399,42 @@ fn semantic_step(
             }
         }
     };
+    let pooled_width = input.ncols();
+    let sequence_trains = net.sequence.is_some();
+    let input = match (net.sequence.as_mut(), data.tokens) {
+        (Some(seq), Some(tokens)) => {
+            let b = tokens.gather(idx);
+            let z = seq.forward(b.tokens.view(), &b.offsets, true);
+            concatenate(Axis(1), &[input.view(), z.view()]).expect("rows")
+        }
+        (Some(_), None) => {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "sequence heads without token vectors",
+            ))
+        }
+        _ => input,
+    };
     let mut outs = Vec::with_capacity(net.heads.len());
     for h in net.heads.iter_mut() {
         outs.push(h.forward(input.view(), true));
     }
     let (total, scales, grads) = task_losses(&outs, data.objectives, idx, combine)?;
-    if encoder_trains {
+    if encoder_trains || sequence_trains {
         let mut g_in = Array2::<f32>::zeros(input.raw_dim());
         for ((h, g), s) in net.heads.iter_mut().zip(grads).zip(scales) {
             g_in += &h.backward((g * s).view());
         }
-        let g_code = g_in.slice(s![.., emb_dim..]).to_owned();
-        net.encoder
-            .as_mut()
-            .expect("checked")
-            .backward_params_only(g_code.view());
+        if let Some(seq) = net.sequence.as_mut() {
+            seq.backward_params_only(g_in.slice(s![.., pooled_width..]));
+        }
+        if encoder_trains {
+            let g_code = g_in.slice(s![.., emb_dim..pooled_width]).to_owned();
+            net.encoder
+                .as_mut()
+                .expect("checked")
+                .backward_params_only(g_code.view());
+        }
     } else {
         for ((h, g), s) in net.heads.iter_mut().zip(grads).zip(scales) {
             h.backward_params_only((g * s).view());
@@ -429,6 +473,10 @@ fn validation_loss_semantic(
             };
             net.head_input(data.valid_emb, code.as_ref())
         }
+    };
+    let input = match data.valid_tokens.and_then(|t| sequence_features(net, t)) {
+        Some(z) => concatenate(Axis(1), &[input.view(), z.view()]).expect("rows"),
+        None => input,
     };
     let idx: Vec<usize> = (0..input.nrows()).collect();
     let (mut total, mut metric) = (0.0, None);

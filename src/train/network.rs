@@ -8,9 +8,11 @@ use ndarray::{concatenate, Array2, ArrayView2, Axis};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::config::{Mode, TrainConfig};
+use super::config::{HeadKind, Mode, SequenceConfig, TrainConfig};
+use crate::backbone::PackedBatch;
 use crate::bundle::Weights;
 use crate::error::{Error, Result};
+use crate::nn::seq::SequenceEncoder;
 use crate::nn::{ActivationKind, Layer, Mlp, MlpConfig, Param};
 
 /// Everything needed to rebuild the network's shape; stored in the bundle as `architecture`.
@@ -33,6 +35,10 @@ pub struct Architecture {
     pub outputs: Vec<usize>,
     /// Per task: mean and std the regression target was standardized with (1, 0 otherwise).
     pub target_scale: Vec<(f32, f32)>,
+    /// The sequence encoder over per-token vectors, for sequence heads (absent: pooled heads).
+    /// Its output joins the heads' input after [embedding ; code].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<SequenceConfig>,
 }
 
 impl Architecture {
@@ -66,16 +72,35 @@ impl Architecture {
             head: mlp(&config.head.hidden, config.head.dropout),
             outputs,
             target_scale,
+            sequence: (uses_emb && config.head.kind == HeadKind::Sequence)
+                .then(|| config.head.sequence.clone()),
         }
     }
 
-    /// Width of what the semantic heads see.
-    pub fn head_input(&self) -> usize {
+    /// Width of the pooled part of the heads' input: [embedding ; code].
+    pub fn pooled_input(&self) -> usize {
         match self.mode {
             Mode::EmbeddingOnly => self.emb_dim,
             Mode::MetadataOnly => 0,
             Mode::TwoStage | Mode::Joint => self.emb_dim + self.code_dim,
         }
+    }
+
+    /// Width of the sequence encoder's output (0 for pooled heads).
+    pub fn sequence_output(&self) -> usize {
+        self.sequence
+            .as_ref()
+            .map_or(0, |c| c.out_dim(self.emb_dim))
+    }
+
+    /// Width of what the semantic heads see: [embedding ; code ; sequence output].
+    pub fn head_input(&self) -> usize {
+        self.pooled_input() + self.sequence_output()
+    }
+
+    /// Whether the heads read per-token vectors.
+    pub fn needs_tokens(&self) -> bool {
+        self.sequence.is_some()
     }
 }
 
@@ -88,8 +113,11 @@ pub struct Network {
     pub encoder: Option<Mlp>,
     /// code → task outputs, one linear head per task (stage 1 and metadata-only mode).
     pub aux_heads: Vec<Mlp>,
-    /// [embedding ; code] → task outputs, one per task (absent in metadata-only mode).
+    /// [embedding ; code ; sequence output] → task outputs, one per task (absent in
+    /// metadata-only mode).
     pub heads: Vec<Mlp>,
+    /// Per-token vectors → a fixed-width summary (sequence heads only), shared by every task.
+    pub sequence: Option<SequenceEncoder>,
 }
 
 impl Network {
@@ -123,11 +151,26 @@ impl Network {
                 );
             }
         }
+        // Drawn last, so pooled networks keep exactly the weights they had before sequence
+        // heads existed.
+        let sequence = match &arch.sequence {
+            Some(cfg) => Some(SequenceEncoder::new(arch.emb_dim, cfg, rng)?.named("sequence")),
+            None => None,
+        };
+        if let Some(seq) = &sequence {
+            if seq.out_dim() != arch.sequence_output() {
+                return Err(Error::new(
+                    crate::error::ErrorKind::Internal,
+                    "sequence encoder width disagrees with the architecture",
+                ));
+            }
+        }
         Ok(Network {
             arch,
             encoder,
             aux_heads,
             heads,
+            sequence,
         })
     }
 
@@ -139,6 +182,9 @@ impl Network {
         }
         for h in self.aux_heads.iter().chain(&self.heads) {
             v.extend(h.params());
+        }
+        if let Some(s) = &self.sequence {
+            v.extend(s.params());
         }
         v
     }
@@ -152,6 +198,9 @@ impl Network {
         for h in self.aux_heads.iter_mut().chain(self.heads.iter_mut()) {
             v.extend(h.params_mut());
         }
+        if let Some(s) = &mut self.sequence {
+            v.extend(s.params_mut());
+        }
         v
     }
 
@@ -160,7 +209,7 @@ impl Network {
         self.encoder.as_ref().map(|e| e.forward_inference(features))
     }
 
-    /// What the semantic heads see, from embeddings and an optional code.
+    /// The pooled part of what the semantic heads see, from embeddings and an optional code.
     pub fn head_input(&self, emb: ArrayView2<'_, f32>, code: Option<&Array2<f32>>) -> Array2<f32> {
         match (self.arch.mode, code) {
             (Mode::TwoStage | Mode::Joint, Some(c)) => {
@@ -171,12 +220,14 @@ impl Network {
     }
 
     /// Raw outputs (logits, or standardized values) of every task, for inference.
-    /// `emb` may be empty in metadata-only mode; `features` in embedding-only mode.
+    /// `emb` may be empty in metadata-only mode; `features` in embedding-only mode; `tokens`
+    /// (the same texts' per-token vectors) is needed by sequence heads and ignored otherwise.
     pub fn forward(
         &self,
         emb: ArrayView2<'_, f32>,
         features: ArrayView2<'_, f32>,
-    ) -> Vec<Array2<f32>> {
+        tokens: Option<&PackedBatch>,
+    ) -> Result<Vec<Array2<f32>>> {
         let code = if self.arch.n_features > 0 {
             self.code(features)
         } else {
@@ -184,17 +235,32 @@ impl Network {
         };
         if self.arch.mode == Mode::MetadataOnly {
             let code = code.expect("metadata-only network has an encoder");
-            return self
+            return Ok(self
                 .aux_heads
                 .iter()
                 .map(|h| h.forward_inference(code.view()))
-                .collect();
+                .collect());
         }
-        let input = self.head_input(emb, code.as_ref());
-        self.heads
+        let mut input = self.head_input(emb, code.as_ref());
+        if let Some(seq) = &self.sequence {
+            let tokens = tokens.ok_or_else(|| {
+                Error::invalid("sequence heads need the texts' per-token vectors")
+            })?;
+            if tokens.offsets.len() != input.nrows() + 1 {
+                return Err(Error::invalid(format!(
+                    "{} token sequences for {} texts",
+                    tokens.offsets.len().saturating_sub(1),
+                    input.nrows()
+                )));
+            }
+            let pooled = seq.forward_inference(tokens.tokens.view(), &tokens.offsets);
+            input = concatenate(Axis(1), &[input.view(), pooled.view()]).expect("rows");
+        }
+        Ok(self
+            .heads
             .iter()
             .map(|h| h.forward_inference(input.view()))
-            .collect()
+            .collect())
     }
 
     /// The parameters as named tensors, for the bundle.

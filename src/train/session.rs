@@ -14,14 +14,15 @@ use ndarray::Array2;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::config::{Mode, TrainConfig};
+use super::config::{HeadKind, Mode, TrainConfig};
 use super::fit::{EpochRecord, Progress};
 use super::trainer::{
     evaluate_arrays, manifest_for, split_examples, Examples, TrainReport, Trained,
 };
 use crate::backbone::Backbone;
+use crate::backbone::TokenSeqs;
 use crate::bundle::{self, BackboneRef};
-use crate::cache::EmbeddingCache;
+use crate::cache::{EmbeddingCache, TokenCache};
 use crate::data::{Row, Targets, TaskKind, TaskSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Heads;
@@ -114,12 +115,20 @@ impl ExampleSet {
     }
 }
 
+/// One text's backbone outputs, kept for the trainer's lifetime.
+struct Memo {
+    pooled: Box<[f32]>,
+    /// Per-token vectors (`len * dim` f16s), once a sequence head has needed them.
+    tokens: Option<Box<[half::f16]>>,
+}
+
 /// Accumulates examples and trains heads on them. Use from one thread at a time (`&mut self`).
 pub struct Trainer {
     backbone: Arc<Backbone>,
     spec: TrainerSpec,
     disk_cache: Option<EmbeddingCache>,
-    memo: HashMap<String, Box<[f32]>>,
+    token_cache: Option<TokenCache>,
+    memo: HashMap<String, Memo>,
     train_set: ExampleSet,
     valid_set: ExampleSet,
     trained: Option<Trained>,
@@ -139,8 +148,22 @@ impl std::fmt::Debug for Trainer {
 impl Trainer {
     /// A trainer for `spec` on `backbone`.
     pub fn new(backbone: Arc<Backbone>, spec: TrainerSpec) -> Result<Trainer> {
-        let disk_cache = if spec.embedding_cache && spec.config.mode != Mode::MetadataOnly {
+        spec.config.validate()?;
+        let uses_emb = spec.config.mode != Mode::MetadataOnly;
+        let disk_cache = if spec.embedding_cache && uses_emb {
             Some(EmbeddingCache::open(None, &backbone)?)
+        } else {
+            None
+        };
+        let wants_tokens = uses_emb && spec.config.head.kind == HeadKind::Sequence;
+        if wants_tokens && !backbone.has_token_output() {
+            return Err(Error::invalid(
+                "sequence heads need per-token vectors, and this backbone's graph has no \
+                 token_embeddings or last_hidden_state output",
+            ));
+        }
+        let token_cache = if spec.embedding_cache && wants_tokens {
+            Some(TokenCache::open(None, &backbone)?)
         } else {
             None
         };
@@ -148,6 +171,7 @@ impl Trainer {
             backbone,
             spec,
             disk_cache,
+            token_cache,
             memo: HashMap::new(),
             train_set: ExampleSet::default(),
             valid_set: ExampleSet::default(),
@@ -279,12 +303,14 @@ impl Trainer {
         let n = set.texts.len();
         let refs: Vec<&str> = set.texts.iter().map(String::as_str).collect();
         let mode = self.spec.config.mode;
+        let (emb, tokens) = if mode == Mode::MetadataOnly {
+            (Array2::zeros((n, 0)), None)
+        } else {
+            self.embed(&refs, progress)?
+        };
         Ok(Examples {
-            emb: if mode == Mode::MetadataOnly {
-                Array2::zeros((n, 0))
-            } else {
-                self.embed(&refs, progress)?
-            },
+            emb,
+            tokens,
             feats: if mode == Mode::EmbeddingOnly {
                 Array2::zeros((n, 0))
             } else {
@@ -294,25 +320,50 @@ impl Trainer {
         })
     }
 
+    /// Whether the heads being trained read per-token vectors.
+    fn wants_tokens(&self) -> bool {
+        self.spec.config.mode != Mode::MetadataOnly
+            && self.spec.config.head.kind == HeadKind::Sequence
+    }
+
     /// Embeds each distinct text once per trainer (and once ever with the disk cache), in
-    /// chunks so that `progress` can cancel between them.
-    fn embed(&mut self, texts: &[&str], progress: Progress<'_>) -> Result<Array2<f32>> {
+    /// chunks so that `progress` can cancel between them; with sequence heads, also returns
+    /// the per-token vectors.
+    fn embed(
+        &mut self,
+        texts: &[&str],
+        progress: Progress<'_>,
+    ) -> Result<(Array2<f32>, Option<TokenSeqs>)> {
+        let want_tokens = self.wants_tokens();
         let mut missing: Vec<&str> = Vec::new();
         let mut seen = HashSet::new();
         for &t in texts {
-            if !self.memo.contains_key(t) && seen.insert(t) {
+            let have = self
+                .memo
+                .get(t)
+                .is_some_and(|m| !want_tokens || m.tokens.is_some());
+            if !have && seen.insert(t) {
                 missing.push(t);
             }
         }
         let chunks = missing.len().div_ceil(EMBED_CHUNK);
         for (i, chunk) in missing.chunks(EMBED_CHUNK).enumerate() {
-            let emb = match &self.disk_cache {
-                Some(c) => c.embed(&self.backbone, chunk)?.0,
-                None => self.backbone.embed(chunk)?,
-            };
-            for (t, row) in chunk.iter().zip(emb.rows()) {
-                self.memo
-                    .insert(t.to_string(), row.to_vec().into_boxed_slice());
+            let (emb, seqs, _) = crate::cache::embed_for_heads(
+                &self.backbone,
+                self.disk_cache.as_ref(),
+                self.token_cache.as_ref(),
+                chunk,
+                want_tokens,
+            )?;
+            for (k, (t, row)) in chunk.iter().zip(emb.rows()).enumerate() {
+                let tokens = seqs.as_ref().map(|s| s.text(k).to_vec().into_boxed_slice());
+                self.memo.insert(
+                    t.to_string(),
+                    Memo {
+                        pooled: row.to_vec().into_boxed_slice(),
+                        tokens,
+                    },
+                );
             }
             let record = EpochRecord {
                 stage: "embed".into(),
@@ -333,10 +384,15 @@ impl Trainer {
         }
         let dim = self.backbone.dim();
         let mut out = Array2::zeros((texts.len(), dim));
+        let mut tokens = want_tokens.then(|| TokenSeqs::new(dim));
         for (mut row, t) in out.rows_mut().into_iter().zip(texts) {
-            row.assign(&ndarray::ArrayView1::from(&self.memo[*t][..]));
+            let m = &self.memo[*t];
+            row.assign(&ndarray::ArrayView1::from(&m.pooled[..]));
+            if let Some(all) = tokens.as_mut() {
+                all.push_f16(m.tokens.as_deref().expect("embedded with tokens above"));
+            }
         }
-        Ok(out)
+        Ok((out, tokens))
     }
 
     fn trained(&self) -> Result<&Trained> {
@@ -377,12 +433,13 @@ impl Trainer {
         if let Some(n) = &heads.normalizer {
             ex.feats = n.transform(ex.feats.view());
         }
-        Ok(evaluate_arrays(
+        evaluate_arrays(
             &heads,
             ex.emb.view(),
             ex.feats.view(),
+            ex.tokens.as_ref(),
             &ex.targets,
-        ))
+        )
     }
 
     /// A copy of the trained heads, ready for [`Model::swap_heads`](crate::model::Model::swap_heads).

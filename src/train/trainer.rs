@@ -12,11 +12,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::config::{Mode, TrainConfig};
+use super::config::{HeadKind, Mode, TrainConfig};
 use super::features::Normalizer;
 use super::fit::{fit, EpochRecord, Phase, Progress, StageData, StageReport};
 use super::network::{Architecture, Network};
 use super::objective::{target_scale, Objective};
+use crate::backbone::TokenSeqs;
 use crate::bundle::{BackboneRef, BundleManifest, TaskEntry, BUNDLE_FORMAT};
 use crate::data::{stratified_split, Targets, TaskKind, TaskSpec};
 use crate::error::{Error, Result};
@@ -35,6 +36,8 @@ pub struct Examples {
     pub feats: Array2<f32>,
     /// One target set per task.
     pub targets: Vec<Targets>,
+    /// Per-token vectors of the same texts, for sequence heads (None for pooled heads).
+    pub tokens: Option<TokenSeqs>,
 }
 
 impl Examples {
@@ -54,6 +57,7 @@ impl Examples {
             emb: self.emb.select(Axis(0), idx),
             feats: self.feats.select(Axis(0), idx),
             targets: self.targets.iter().map(|t| t.select(idx)).collect(),
+            tokens: self.tokens.as_ref().map(|t| t.select(idx)),
         }
     }
 }
@@ -145,6 +149,27 @@ pub fn train(
             config.mode.name()
         )));
     }
+    if uses_emb && config.head.kind == HeadKind::Sequence {
+        for (name, ex) in [("training", train), ("validation", valid)] {
+            match &ex.tokens {
+                Some(t) if t.len() == ex.len() && t.dim() == train.emb.ncols() => {}
+                Some(t) => {
+                    return Err(Error::invalid(format!(
+                        "{name} token sequences: {} of width {}, expected {} of width {}",
+                        t.len(),
+                        t.dim(),
+                        ex.len(),
+                        train.emb.ncols()
+                    )))
+                }
+                None => {
+                    return Err(Error::invalid(format!(
+                        "sequence heads need the {name} texts' per-token vectors"
+                    )))
+                }
+            }
+        }
+    }
     let outputs: Vec<usize> = tasks
         .iter()
         .map(|t| match t.kind {
@@ -192,6 +217,8 @@ pub fn train(
         valid_emb: emb_v,
         valid_feats: feats_v.view(),
         valid_objectives: &obj_v,
+        tokens: train.tokens.as_ref().filter(|_| net.sequence.is_some()),
+        valid_tokens: valid.tokens.as_ref().filter(|_| net.sequence.is_some()),
     };
     let mut stages = Vec::new();
     let mut before_last = 0.0;
@@ -278,7 +305,8 @@ pub fn train(
             .collect(),
         version: 0,
     };
-    let probs = predict_arrays(&heads, emb_v, feats_v.view());
+    let tokens_v = valid.tokens.as_ref();
+    let probs = predict_arrays(&heads, emb_v, feats_v.view(), tokens_v)?;
     if config.tune_thresholds {
         for (t, task) in heads.tasks.iter_mut().enumerate() {
             task.thresholds = tune_thresholds(task.spec.kind, &probs[t], &valid.targets[t]);
@@ -288,7 +316,7 @@ pub fn train(
             task.thresholds = default_thresholds(task.spec.kind, probs[t].ncols());
         }
     }
-    let valid_metrics = evaluate_arrays(&heads, emb_v, feats_v.view(), &valid.targets);
+    let valid_metrics = evaluate_probs(&heads.tasks, &probs, &valid.targets);
     let last = stages.last().expect("at least one stage");
     let report = TrainReport {
         mode: config.mode,
@@ -339,13 +367,19 @@ fn tune_thresholds(kind: TaskKind, probs: &Array2<f32>, targets: &Targets) -> Ve
 /// Metrics of every task on given arrays (features already normalized), as JSON: per task
 /// under `tasks`, and the first task's top-level numbers (`accuracy`, `macro_f1`, `micro_f1`;
 /// or `mae`, `rmse`, `pearson`) at the top level.
+/// `tokens` (the texts' per-token vectors) is needed by sequence heads.
 pub fn evaluate_arrays(
     heads: &Heads,
     emb: ArrayView2<'_, f32>,
     feats: ArrayView2<'_, f32>,
+    tokens: Option<&TokenSeqs>,
     targets: &[Targets],
-) -> Value {
-    evaluate_probs(&heads.tasks, &predict_arrays(heads, emb, feats), targets)
+) -> Result<Value> {
+    Ok(evaluate_probs(
+        &heads.tasks,
+        &predict_arrays(heads, emb, feats, tokens)?,
+        targets,
+    ))
 }
 
 /// [`evaluate_arrays`] from predictions already made: probabilities (or values) per task, as

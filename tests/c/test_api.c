@@ -594,6 +594,63 @@ static void test_task_kinds(const tandem_backbone *b) {
   tandem_trainer_free(t);
 }
 
+/* Sequence heads: chosen in the spec, trained on the backbone's per-token vectors, stored with
+ * their architecture, and served by a loaded model that embeds tokens itself. */
+static void test_sequence_head(const tandem_backbone *b) {
+  const char *spec =
+      "{\"tasks\": [{\"name\": \"label\", \"kind\": \"multiclass\"}],"
+      " \"embedding_cache\": false,"
+      " \"config\": {\"mode\": \"embedding_only\", \"seed\": 2,"
+      " \"head\": {\"kind\": \"sequence\", \"hidden\": [16],"
+      " \"sequence\": {\"attention_queries\": 2, \"conv_kernels\": [1, 3],"
+      " \"conv_channels\": 8}, \"stage\": {\"epochs\": 4}}}}";
+  tandem_trainer *t = NULL;
+  if (!OK(tandem_trainer_new(b, spec, strlen(spec), &t))) return;
+  for (size_t i = 0; i < N_QUESTIONS; i++) {
+    char labels[64];
+    label_json(labels, sizeof labels, QUESTIONS[i].label);
+    OK(tandem_trainer_add_example(t, QUESTIONS[i].text, strlen(QUESTIONS[i].text), labels,
+                                  strlen(labels)));
+  }
+  const char *bad = "{\"tasks\": [{\"name\": \"y\", \"kind\": \"binary\"}],"
+                    " \"config\": {\"head\": {\"kind\": \"sequence\","
+                    " \"sequence\": {\"conv_kernels\": [2]}}}}";
+  tandem_trainer *t2 = NULL;
+  ERR(tandem_trainer_new(b, bad, strlen(bad), &t2), TANDEM_ERR_INVALID_ARGUMENT);
+  EXPECT(t2 == NULL);
+  if (OK(tandem_trainer_train(t, NULL, NULL))) {
+    char dir[512];
+    path_in_tmp(dir, sizeof dir, "sequence-bundle");
+    OK(tandem_trainer_save(t, dir, strlen(dir)));
+    tandem_model *m = NULL;
+    if (OK(tandem_model_load(b, dir, strlen(dir), &m))) {
+      char *json = NULL;
+      if (OK(tandem_model_manifest_json(m, &json))) {
+        EXPECT(strstr(json, "\"sequence\"") != NULL);
+        EXPECT(strstr(json, "\"conv_channels\": 8") != NULL ||
+               strstr(json, "\"conv_channels\":8") != NULL);
+        tandem_string_free(json);
+      }
+      const char *texts[] = {"Who wrote Hamlet ?", "", "How far is the Moon ?"};
+      tandem_predictions *p = NULL;
+      if (OK(tandem_model_predict(m, texts, NULL, 3, &p))) {
+        EXPECT(tandem_predictions_len(p) == 3);
+        float probs[6];
+        size_t k = tandem_predictions_class_count(p, 0);
+        EXPECT(k >= 2 && k <= 6);
+        if (OK(tandem_predictions_probabilities(p, 1, 0, probs, k))) {
+          float sum = 0;
+          for (size_t j = 0; j < k; j++) sum += probs[j];
+          EXPECT(fabs(sum - 1.0) < 1e-4);
+        }
+        tandem_predictions_free(p);
+      }
+      tandem_model_free(m);
+    }
+  }
+  tandem_trainer_free(t);
+}
+
 int main(void) {
   const char *base = getenv("TMPDIR");
   snprintf(tmp_root, sizeof tmp_root, "%s/tandem-c-XXXXXX", base && *base ? base : "/tmp");
@@ -622,6 +679,8 @@ int main(void) {
     section("model");
     test_task_kinds(b);
     section("task kinds");
+    test_sequence_head(b);
+    section("sequence head");
     tandem_trainer_free(t);
     tandem_backbone_free(b);
   }

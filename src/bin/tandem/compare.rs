@@ -48,6 +48,9 @@ pub struct CompareArgs {
     /// Base training config (TOML); each run sets its own mode, seed and unfreezing.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Head type of every run (overrides the config's head.kind): pooled or sequence.
+    #[arg(long)]
+    head: Option<tandem::train::config::HeadKind>,
     /// Modes to compare, comma-separated (default all): embedding_only, metadata_only, joint,
     /// two_stage, two_stage_unfreeze.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
@@ -76,10 +79,14 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 }
 
 pub fn compare(args: CompareArgs) -> Result<ExitCode> {
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(p) => TrainConfig::load(p)?,
         None => TrainConfig::default(),
     };
+    if let Some(h) = args.head {
+        config.head.kind = h;
+    }
+    let want_tokens = config.head.kind == tandem::train::config::HeadKind::Sequence;
     if args.label_field.len() != args.task.len() {
         return Err(Error::invalid(format!(
             "{} --label-field but {} --task: give one task kind per label field",
@@ -124,12 +131,14 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         log_format: crate::progress::LogFormat::Text,
     });
     let mk = |texts: &[String], targets| -> Result<Examples> {
+        let (emb, tokens) = if uses_emb {
+            embed(&backbone, texts, want_tokens, &log, "data")?
+        } else {
+            (Array2::zeros((texts.len(), 0)), None)
+        };
         Ok(Examples {
-            emb: if uses_emb {
-                embed(&backbone, texts, &log, "data")?
-            } else {
-                Array2::zeros((texts.len(), 0))
-            },
+            emb,
+            tokens,
             feats: if uses_meta {
                 features(texts)
             } else {

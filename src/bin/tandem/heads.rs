@@ -10,13 +10,14 @@ use std::time::Instant;
 use clap::Args;
 use ndarray::Array2;
 use tandem::bundle;
-use tandem::cache::EmbeddingCache;
+use tandem::cache::{EmbeddingCache, TokenCache};
 use tandem::data::{read_rows, Row, Targets, TaskKind, TaskSpec};
 use tandem::eval::Aggregation;
 use tandem::model::Model;
+use tandem::train::config::HeadKind;
 use tandem::train::trainer::{evaluate_arrays, manifest_for, split_indices};
 use tandem::train::{Examples, Mode, TrainConfig};
-use tandem::{Backbone, Error, ErrorKind, Result};
+use tandem::{Backbone, Error, ErrorKind, Result, TokenSeqs};
 
 use crate::progress::{Log, LogArgs};
 use crate::train_report;
@@ -51,6 +52,10 @@ pub struct TrainArgs {
     /// Mode (overrides the config's): two_stage, joint, embedding_only, metadata_only.
     #[arg(long)]
     mode: Option<Mode>,
+    /// Head type (overrides the config's head.kind): `pooled` reads the sentence embedding;
+    /// `sequence` also reads every token's vector through a sequence encoder ([head.sequence]).
+    #[arg(long)]
+    head: Option<HeadKind>,
     /// Positive label of a binary task (default: the rarer value, or 1/true).
     #[arg(long)]
     positive: Option<String>,
@@ -127,16 +132,29 @@ pub(crate) fn texts_of(rows: &[Row], field: &str) -> Result<Vec<String>> {
         .collect()
 }
 
-/// Embeddings through the cache (the backbone runs once per distinct text, ever).
+/// Embeddings (and, with `want_tokens`, per-token vectors) through the on-disk caches: the
+/// backbone runs once per distinct text, ever.
 pub(crate) fn embed(
     backbone: &Backbone,
     texts: &[String],
+    want_tokens: bool,
     log: &Log,
     what: &str,
-) -> Result<Array2<f32>> {
-    let cache = EmbeddingCache::open(None, backbone)?;
+) -> Result<(Array2<f32>, Option<TokenSeqs>)> {
+    let pooled = EmbeddingCache::open(None, backbone)?;
+    let tokens = want_tokens
+        .then(|| TokenCache::open(None, backbone))
+        .transpose()?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    embed_texts(backbone, Some(&cache), &refs, log, what)
+    embed_texts(
+        backbone,
+        Some(&pooled),
+        tokens.as_ref(),
+        &refs,
+        want_tokens,
+        log,
+        what,
+    )
 }
 
 pub(crate) fn features(texts: &[String]) -> Array2<f32> {
@@ -154,6 +172,9 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     }
     if let Some(m) = args.mode {
         config.mode = m;
+    }
+    if let Some(h) = args.head {
+        config.head.kind = h;
     }
     config.validate()?;
     if args.print_config {
@@ -196,14 +217,15 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let backbone = args.backbone.load(32)?;
     let uses_emb = config.mode != Mode::MetadataOnly;
     let uses_meta = config.mode != Mode::EmbeddingOnly;
+    let want_tokens = uses_emb && config.head.kind == HeadKind::Sequence;
     // Wall times of embedding and feature extraction, for the report.
     let (embed_secs, feature_secs) = (Cell::new(0.0), Cell::new(0.0));
     let mk = |texts: &[String], targets: Vec<Targets>, what: &str| -> Result<Examples> {
         let t = Instant::now();
-        let emb = if uses_emb {
-            embed(&backbone, texts, &log, what)?
+        let (emb, tokens) = if uses_emb {
+            embed(&backbone, texts, want_tokens, &log, what)?
         } else {
-            Array2::zeros((texts.len(), 0))
+            (Array2::zeros((texts.len(), 0)), None)
         };
         embed_secs.set(embed_secs.get() + t.elapsed().as_secs_f64());
         let t = Instant::now();
@@ -217,6 +239,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             emb,
             feats,
             targets,
+            tokens,
         })
     };
     let all = mk(&texts, targets, "train")?;
@@ -366,16 +389,16 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
         .map(|(t, f)| t.spec.parse(f, &rows))
         .collect::<Result<Vec<_>>>()?;
     let arch = &heads.network.arch;
-    let emb = if arch.emb_dim > 0 {
-        embed(model.backbone(), &texts, &log, "eval")?
+    let (emb, tokens) = if arch.emb_dim > 0 {
+        embed(model.backbone(), &texts, arch.needs_tokens(), &log, "eval")?
     } else {
-        Array2::zeros((texts.len(), 0))
+        (Array2::zeros((texts.len(), 0)), None)
     };
     let feats = match &heads.normalizer {
         Some(n) => n.transform(features(&texts).view()),
         None => Array2::zeros((texts.len(), 0)),
     };
-    let mut report = evaluate_arrays(&heads, emb.view(), feats.view(), &targets);
+    let mut report = evaluate_arrays(&heads, emb.view(), feats.view(), tokens.as_ref(), &targets)?;
     if let Some(by) = &args.by {
         let keys: Vec<String> = rows
             .iter()
@@ -390,7 +413,8 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
             let t: Vec<Targets> = targets.iter().map(|t| t.select(&idx)).collect();
             let e = emb.select(ndarray::Axis(0), &idx);
             let f = feats.select(ndarray::Axis(0), &idx);
-            let mut m = evaluate_arrays(&heads, e.view(), f.view(), &t);
+            let tok = tokens.as_ref().map(|s| s.select(&idx));
+            let mut m = evaluate_arrays(&heads, e.view(), f.view(), tok.as_ref(), &t)?;
             if let Some(o) = m.as_object_mut() {
                 o.remove("tasks");
                 o.insert("n".into(), idx.len().into());

@@ -200,16 +200,47 @@ fn render(r: &Value, manifest: &BundleManifest) -> String {
                     a.encoder.dropout
                 );
             }
+            if let Some(seq) = &a.sequence {
+                let mut parts = Vec::new();
+                if seq.transformer {
+                    parts.push(format!(
+                        "transformer layer ({} heads, ffn {})",
+                        seq.transformer_heads, seq.transformer_ffn
+                    ));
+                }
+                if seq.attention_queries > 0 {
+                    parts.push(format!("attention pooling x{}", seq.attention_queries));
+                }
+                if !seq.conv_kernels.is_empty() {
+                    parts.push(format!(
+                        "conv {} x {} + max pool",
+                        sizes(&seq.conv_kernels),
+                        seq.conv_channels
+                    ));
+                }
+                let _ = writeln!(
+                    out,
+                    "  sequence       tokens {} -> {} -> {} (dropout {})",
+                    a.emb_dim,
+                    parts.join(", "),
+                    a.sequence_output(),
+                    seq.dropout
+                );
+            }
             if a.head_input() > 0 {
+                let mut input = if a.code_dim > 0 && a.emb_dim > 0 {
+                    format!("embedding {} + code {}", a.emb_dim, a.code_dim)
+                } else {
+                    format!("embedding {}", a.emb_dim)
+                };
+                if a.sequence.is_some() {
+                    input.push_str(&format!(" + sequence {}", a.sequence_output()));
+                }
                 let _ = writeln!(
                     out,
                     "  heads          input {} ({}) -> hidden {} -> outputs {} (dropout {})",
                     a.head_input(),
-                    if a.code_dim > 0 && a.emb_dim > 0 {
-                        format!("embedding {} + code {}", a.emb_dim, a.code_dim)
-                    } else {
-                        format!("embedding {}", a.emb_dim)
-                    },
+                    input,
                     sizes(&a.head.hidden),
                     sizes(&a.outputs),
                     a.head.dropout

@@ -227,40 +227,39 @@ pub(crate) fn read_records(reader: impl BufRead, source: &str) -> Result<Vec<Rec
 /// Texts per embedding call, so that progress advances between calls.
 pub(crate) const EMBED_CHUNK: usize = 256;
 
-/// Embeddings of `texts` in chunks, through the on-disk cache unless `cache` is None (cached
-/// texts cost a lookup), with progress and a log line or event labelled `what`.
+/// Embeddings of `texts` in chunks, through the on-disk caches given (cached texts cost a
+/// lookup), with progress and a log line or event labelled `what`. With `want_tokens`, also
+/// every text's per-token vectors (for sequence heads; cached with `tokens`).
 pub(crate) fn embed_texts(
     backbone: &Backbone,
-    cache: Option<&tandem::cache::EmbeddingCache>,
+    pooled: Option<&tandem::cache::EmbeddingCache>,
+    tokens: Option<&tandem::cache::TokenCache>,
     texts: &[&str],
+    want_tokens: bool,
     log: &progress::Log,
     what: &str,
-) -> Result<ndarray::Array2<f32>> {
+) -> Result<(ndarray::Array2<f32>, Option<tandem::TokenSeqs>)> {
     let progress = log.texts(what, texts.len());
     let mut out = ndarray::Array2::zeros((texts.len(), backbone.dim()));
+    let mut all_tokens = want_tokens.then(|| tandem::TokenSeqs::new(backbone.dim()));
     let mut stats = tandem::cache::CacheStats::default();
     for (i, chunk) in texts.chunks(EMBED_CHUNK).enumerate() {
-        let emb = match cache {
-            Some(c) => {
-                let (emb, s) = c.embed(backbone, chunk)?;
-                stats.hits += s.hits;
-                stats.misses += s.misses;
-                emb
-            }
-            None => {
-                stats.misses += chunk.len();
-                backbone.embed(chunk)?
-            }
-        };
+        let (emb, seqs, s) =
+            tandem::cache::embed_for_heads(backbone, pooled, tokens, chunk, want_tokens)?;
+        stats.hits += s.hits;
+        stats.misses += s.misses;
         out.slice_mut(ndarray::s![
             i * EMBED_CHUNK..i * EMBED_CHUNK + chunk.len(),
             ..
         ])
         .assign(&emb);
+        if let (Some(all), Some(seqs)) = (all_tokens.as_mut(), seqs) {
+            all.extend(&seqs);
+        }
         progress.inc(chunk.len());
     }
     log.embedded(progress, texts.len(), stats);
-    Ok(out)
+    Ok((out, all_tokens))
 }
 
 fn embed(args: EmbedArgs) -> Result<ExitCode> {
@@ -273,7 +272,15 @@ fn embed(args: EmbedArgs) -> Result<ExitCode> {
     } else {
         Some(tandem::cache::EmbeddingCache::open(None, &backbone)?)
     };
-    let emb = embed_texts(&backbone, cache.as_ref(), &texts, &log, "input")?;
+    let (emb, _) = embed_texts(
+        &backbone,
+        cache.as_ref(),
+        None,
+        &texts,
+        false,
+        &log,
+        "input",
+    )?;
     if let Some(path) = args.output {
         ndarray_npy::write_npy(&path, &emb)
             .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;

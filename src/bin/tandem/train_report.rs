@@ -27,7 +27,7 @@ pub fn write(
         Some(n) => n.transform(valid.feats.view()),
         None => Array2::zeros((valid.len(), 0)),
     };
-    let probs = predict_arrays(heads, valid.emb.view(), feats.view());
+    let probs = predict_arrays(heads, valid.emb.view(), feats.view(), valid.tokens.as_ref())?;
     let breakdown = by.map(|field| Breakdown {
         field: field.to_string(),
         keys: valid_rows
