@@ -530,8 +530,17 @@ fn print_config_shows_the_effective_config_and_unknown_keys_are_named() {
         "5",
         "--mode",
         "joint",
+        "--head",
+        "sequence",
     ])));
     assert_eq!((c.seed, c.mode), (5, tandem::train::Mode::Joint));
+    assert_eq!(c.head.kind, tandem::train::config::HeadKind::Sequence);
+    let e = tandem()
+        .args(["train", "--print-config", "--head", "lstm"])
+        .output()
+        .unwrap();
+    assert!(!e.status.success());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("lstm"));
     let documented = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/config.toml");
     assert_eq!(
         parse(&ok(tandem()

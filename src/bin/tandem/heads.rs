@@ -56,6 +56,10 @@ pub struct TrainArgs {
     /// `sequence` also reads every token's vector through a sequence encoder ([head.sequence]).
     #[arg(long)]
     head: Option<HeadKind>,
+    /// Run the backbone on every text, without reading or writing the on-disk embedding caches
+    /// (to time training end to end, embedding included).
+    #[arg(long)]
+    no_cache: bool,
     /// Positive label of a binary task (default: the rarer value, or 1/true).
     #[arg(long)]
     positive: Option<String>,
@@ -141,14 +145,28 @@ pub(crate) fn embed(
     log: &Log,
     what: &str,
 ) -> Result<(Array2<f32>, Option<TokenSeqs>)> {
-    let pooled = EmbeddingCache::open(None, backbone)?;
-    let tokens = want_tokens
+    embed_maybe_cached(backbone, texts, want_tokens, true, log, what)
+}
+
+/// [`embed`], or with `cached` false the backbone on every text and no cache touched.
+fn embed_maybe_cached(
+    backbone: &Backbone,
+    texts: &[String],
+    want_tokens: bool,
+    cached: bool,
+    log: &Log,
+    what: &str,
+) -> Result<(Array2<f32>, Option<TokenSeqs>)> {
+    let pooled = cached
+        .then(|| EmbeddingCache::open(None, backbone))
+        .transpose()?;
+    let tokens = (cached && want_tokens)
         .then(|| TokenCache::open(None, backbone))
         .transpose()?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     embed_texts(
         backbone,
-        Some(&pooled),
+        pooled.as_ref(),
         tokens.as_ref(),
         &refs,
         want_tokens,
@@ -223,7 +241,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let mk = |texts: &[String], targets: Vec<Targets>, what: &str| -> Result<Examples> {
         let t = Instant::now();
         let (emb, tokens) = if uses_emb {
-            embed(&backbone, texts, want_tokens, &log, what)?
+            embed_maybe_cached(&backbone, texts, want_tokens, !args.no_cache, &log, what)?
         } else {
             (Array2::zeros((texts.len(), 0)), None)
         };
