@@ -16,6 +16,8 @@ cargo test --all-targets
 cargo test --doc
 echo "== dataset converter tests"
 (cd scripts && python3 -m unittest -q test_datasets)
+echo "== PyTorch reference scripts (full fine-tune, sequence-head prototype)"
+(cd scripts && python3 -m unittest -q test_pyref)
 echo "== CLI smoke test"
 cargo build --quiet --bin tandem
 ./target/debug/tandem doctor >/dev/null
