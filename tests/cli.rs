@@ -568,3 +568,59 @@ fn print_config_shows_the_effective_config_and_unknown_keys_are_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--data"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn sequence_heads_through_compare_train_inspect_and_eval() {
+    let dir = tmp("sequence");
+    let data = slice(&dir, "trec.jsonl", 150, 31);
+    let config = dir.join("seq.toml");
+    std::fs::write(
+        &config,
+        "[head]\nhidden = [32]\n\n[head.sequence]\nconv_kernels = [3]\nconv_channels = 8\n\n\
+         [head.stage]\nepochs = 3\n\n[metadata.stage]\nepochs = 3\n",
+    )
+    .unwrap();
+    // compare: the head type applies to every arm that reads the backbone.
+    let json = dir.join("cmp.json");
+    ok(tandem()
+        .args(["compare", "--label-field", "label", "--task", "multiclass"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "--head",
+            "sequence",
+            "--modes",
+            "embedding_only,two_stage",
+            "--seeds",
+            "1",
+            "--quiet",
+        ])
+        .arg("--json")
+        .arg(&json));
+    let report = json_file(&json);
+    assert_eq!(report["config"]["head"]["kind"], "sequence");
+    assert_eq!(report["runs"].as_array().unwrap().len(), 2);
+    // train → inspect → eval: the bundle carries the encoder and eval re-embeds tokens.
+    let model = dir.join("model");
+    ok(tandem()
+        .args(["train", "--label-field", "label", "--task", "multiclass"])
+        .args(["--head", "sequence", "--mode", "joint", "--quiet"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&model));
+    let shown = stdout(&ok(tandem().arg("inspect").arg(&model)));
+    assert!(shown.contains("sequence       tokens 384"), "{shown}");
+    let m: Value = serde_json::from_str(&stdout(&ok(tandem()
+        .args(["eval", "--label-field", "label", "--json", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(&data))))
+    .unwrap();
+    assert!(m["accuracy"].as_f64().unwrap() > 0.3, "{m}");
+    let _ = std::fs::remove_dir_all(dir);
+}
