@@ -3,7 +3,7 @@
 use ndarray::{Array2, ArrayD, ArrayView2, IxDyn};
 use rand_chacha::ChaCha8Rng;
 
-use super::{axpy, check_offsets};
+use super::{axpy, check_offsets, TokenBuf};
 use crate::error::{Error, Result};
 use crate::nn::init::Init;
 use crate::nn::matmul::matmul;
@@ -33,7 +33,7 @@ pub struct AttentionPool {
 #[derive(Debug, Clone)]
 struct PoolCache {
     /// The input tokens `[T, d]` (the caller's view may not outlive the forward call).
-    x: Array2<f32>,
+    x: TokenBuf,
     offsets: Vec<usize>,
     /// Attention weights `[T, h]`.
     alpha: Array2<f32>,
@@ -107,19 +107,17 @@ impl AttentionPool {
     ) -> Array2<f32> {
         let _ = train;
         let (t, h) = (tokens.nrows(), self.queries());
-        let mut cache = match self.cache.take() {
-            Some(mut c) if c.x.dim() == tokens.dim() => {
-                c.x.assign(&tokens);
-                c.offsets.clear();
-                c.offsets.extend_from_slice(offsets);
-                c
-            }
-            _ => PoolCache {
-                x: tokens.as_standard_layout().into_owned(),
-                offsets: offsets.to_vec(),
-                alpha: Array2::zeros((t, h)),
-            },
-        };
+        let mut cache = self.cache.take().unwrap_or_else(|| PoolCache {
+            x: TokenBuf::default(),
+            offsets: Vec::new(),
+            alpha: Array2::zeros((0, 0)),
+        });
+        cache.x.assign(tokens);
+        cache.offsets.clear();
+        cache.offsets.extend_from_slice(offsets);
+        if cache.alpha.dim() != (t, h) {
+            cache.alpha = Array2::zeros((t, h));
+        }
         let y = self.pool(cache.x.view(), offsets, &mut cache.alpha);
         self.cache = Some(cache);
         y
@@ -221,7 +219,7 @@ impl AttentionPool {
             "AttentionPool {:?}: gradient shape does not match the last output",
             self.name
         );
-        let t_rows = cache.x.nrows();
+        let t_rows = cache.x.view().nrows();
         let need_scores = self.weight.trainable || self.bias.trainable || want_input;
         let mut dx = want_input.then(|| Array2::<f32>::zeros((t_rows, d)));
         if !need_scores {
@@ -229,7 +227,7 @@ impl AttentionPool {
         }
         let g = grad_out.as_standard_layout();
         let gs = g.as_slice().expect("standard layout");
-        let xs = cache.x.as_slice().expect("contiguous");
+        let xs = cache.x.as_slice();
         let al = cache.alpha.as_slice().expect("contiguous");
         let mut ds = Array2::<f32>::zeros((t_rows, h));
         let dss = ds.as_slice_mut().expect("contiguous");

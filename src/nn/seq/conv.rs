@@ -1,9 +1,9 @@
 //! Multi-scale 1-D convolution with GELU and max pooling over each text.
 
-use ndarray::{Array2, ArrayD, ArrayView2, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 use rand_chacha::ChaCha8Rng;
 
-use super::{axpy, check_offsets};
+use super::{axpy, check_offsets, TokenBuf};
 use crate::error::{Error, Result};
 use crate::nn::activation::{gelu, gelu_cdf};
 use crate::nn::init::Init;
@@ -15,10 +15,10 @@ use crate::nn::special::exp_f32;
 /// 1/√(2π).
 const INV_SQRT_2PI: f32 = 0.398_942_3;
 
-/// d GELU/dx = Φ(x) + x·φ(x) (the same formula as [`crate::nn::Gelu`]'s backward).
+/// d GELU/dx = Φ(x) + x·φ(x) given Φ(x) (the same formula as [`crate::nn::Gelu`]'s backward).
 #[inline]
-fn gelu_grad(x: f32) -> f32 {
-    gelu_cdf(x) + x * INV_SQRT_2PI * exp_f32(-0.5 * x * x)
+fn gelu_grad(x: f32, cdf: f32) -> f32 {
+    cdf + x * INV_SQRT_2PI * exp_f32(-0.5 * x * x)
 }
 
 /// Multi-scale convolution over the tokens of each text: for every kernel size k (odd) a
@@ -37,15 +37,17 @@ fn gelu_grad(x: f32) -> f32 {
 /// # How it is computed
 ///
 /// Every offset o of every kernel is a `[C, d]` matrix; stacked they form one `[N, d]` matrix
-/// with N = C·Σk, so the whole layer is ONE GEMM `Y = X·Wᵀ` (`[T, N]`) followed by a cheap
+/// W with N = C·Σk, so the whole layer is ONE GEMM `Yᵀ = W·Xᵀ` (`[N, T]`) followed by a cheap
 /// shift-add within each text: `z_t = b + Σ_o Y[t + o − k/2, (o, ·)]`. GELU is unimodal (it
 /// falls to its minimum at x ≈ −0.75, then rises), so its maximum over a set of values is at the
-/// set's largest or smallest value: the pass keeps a running max and min of z per channel and
-/// evaluates GELU twice per text and channel instead of on all T·C values.
+/// set's largest or smallest value: the pass finds the max and min of z per text and channel
+/// and evaluates GELU twice there instead of on all T·C values (and nothing but the winners is
+/// kept for the backward pass).
 ///
 /// The backward pass exploits the max pooling: only the winning token of each (text, channel)
 /// receives gradient, so the weight and input gradients are b·C·Σk row updates of length d
-/// (about T/b times less work than the two dense GEMMs `dYᵀ·X` and `dY·W` they replace).
+/// each (about T/b times less work than the two dense GEMMs `dYᵀ·X` and `dY·W` they replace,
+/// and no `[T, N]` gradient matrix).
 #[derive(Debug, Clone)]
 pub struct MultiConv {
     name: String,
@@ -64,25 +66,16 @@ pub struct MultiConv {
 #[derive(Debug, Clone)]
 struct ConvCache {
     /// The input tokens `[T, d]`.
-    x: Array2<f32>,
+    x: TokenBuf,
     offsets: Vec<usize>,
     /// The stacked weights `[N, d]` the forward used (row `base_j + o·C + c`).
     stacked: Array2<f32>,
-    /// The GEMM output `[T, N]` (scratch; kept only to reuse the allocation).
-    y: Array2<f32>,
+    /// The GEMM output `Yᵀ` `[N, T]`, row-major (scratch; kept only to reuse the allocation).
+    yt: Vec<f32>,
     /// Per (text, output column): the token row whose GELU won the max pooling.
-    arg: Vec<usize>,
+    arg: Vec<u32>,
     /// Per (text, output column): GELU'(z) at the winning token.
     deriv: Vec<f32>,
-}
-
-/// Scratch of the pooling pass (per channel).
-struct Scratch {
-    z: Vec<f32>,
-    zmax: Vec<f32>,
-    zmin: Vec<f32>,
-    amax: Vec<usize>,
-    amin: Vec<usize>,
 }
 
 impl MultiConv {
@@ -186,10 +179,11 @@ impl MultiConv {
         for ((w, &k), base) in self.weights.iter().zip(&self.kernels).zip(self.bases()) {
             let ws = w.value.as_slice().expect("contiguous");
             for c in 0..ch {
-                for e in 0..d {
-                    let src = &ws[(c * d + e) * k..][..k];
-                    for (o, &v) in src.iter().enumerate() {
-                        os[(base + o * ch + c) * d + e] = v;
+                let wc = &ws[c * d * k..][..d * k];
+                for o in 0..k {
+                    let row = &mut os[(base + o * ch + c) * d..][..d];
+                    for (dst, &v) in row.iter_mut().zip(wc[o..].iter().step_by(k)) {
+                        *dst = v;
                     }
                 }
             }
@@ -211,20 +205,17 @@ impl MultiConv {
         self.check_input(tokens, offsets);
         let (t, n) = (tokens.nrows(), self.stacked_rows());
         let records = (offsets.len() - 1) * self.out_dim();
-        let mut cache = match self.cache.take() {
-            Some(mut c) if c.x.dim() == tokens.dim() => {
-                c.x.assign(&tokens);
-                c
-            }
-            _ => ConvCache {
-                x: tokens.as_standard_layout().into_owned(),
-                offsets: Vec::new(),
-                stacked: Array2::zeros((n, self.in_dim)),
-                y: Array2::zeros((t, n)),
-                arg: Vec::new(),
-                deriv: Vec::new(),
-            },
-        };
+        // Every buffer is reused, whatever the batch's size.
+        let mut cache = self.cache.take().unwrap_or_else(|| ConvCache {
+            x: TokenBuf::default(),
+            offsets: Vec::new(),
+            stacked: Array2::zeros((n, self.in_dim)),
+            yt: Vec::new(),
+            arg: Vec::new(),
+            deriv: Vec::new(),
+        });
+        cache.x.assign(tokens);
+        cache.yt.resize(n * t, 0.0);
         cache.offsets.clear();
         cache.offsets.extend_from_slice(offsets);
         cache.arg.resize(records, 0);
@@ -234,7 +225,7 @@ impl MultiConv {
             cache.x.view(),
             offsets,
             &cache.stacked,
-            &mut cache.y,
+            &mut cache.yt,
             Some((&mut cache.arg, &mut cache.deriv)),
         );
         self.cache = Some(cache);
@@ -249,8 +240,8 @@ impl MultiConv {
         self.check_input(tokens, offsets);
         let mut stacked = Array2::zeros((self.stacked_rows(), self.in_dim));
         self.stack_weights(&mut stacked);
-        let mut y = Array2::zeros((tokens.nrows(), self.stacked_rows()));
-        self.conv_pool(tokens, offsets, &stacked, &mut y, None)
+        let mut yt = vec![0.0; self.stacked_rows() * tokens.nrows()];
+        self.conv_pool(tokens, offsets, &stacked, &mut yt, None)
     }
 
     fn check_input(&self, tokens: ArrayView2<'_, f32>, offsets: &[usize]) {
@@ -267,76 +258,95 @@ impl MultiConv {
 
     /// The GEMM, the shift-add within each text, GELU and max pooling; with `record`, the
     /// winning token and GELU'(z) there for each (text, column).
+    ///
+    /// The GEMM writes `Yᵀ` (`[N, T]`, one row per kernel offset and channel): faer runs this
+    /// orientation ~15 % faster than `[T, N]` for these shapes (measured 8.2 vs 9.8 ms at
+    /// T = 917, d = 384, N = 1152), and the shift-add becomes contiguous slice adds along a
+    /// text's tokens.
     fn conv_pool(
         &self,
         x: ArrayView2<'_, f32>,
         offsets: &[usize],
         stacked: &Array2<f32>,
-        y: &mut Array2<f32>,
-        mut record: Option<(&mut Vec<usize>, &mut Vec<f32>)>,
+        yt: &mut [f32],
+        mut record: Option<(&mut Vec<u32>, &mut Vec<f32>)>,
     ) -> Array2<f32> {
-        let (ch, n) = (self.channels, self.stacked_rows());
-        matmul(y.view_mut(), false, x, stacked.t());
-        let ys = y.as_slice().expect("contiguous");
+        let (ch, tt) = (self.channels, x.nrows());
+        assert!(
+            u32::try_from(tt).is_ok(),
+            "MultiConv: more than 2³² tokens in a batch"
+        );
+        let n = self.stacked_rows();
+        let ytm = ArrayViewMut2::from_shape((n, tt), &mut *yt).expect("sized by the caller");
+        matmul(ytm, false, stacked.view(), x.t());
+        let ys = &*yt;
         let cols = self.out_dim();
         let mut out = Array2::zeros((offsets.len() - 1, cols));
         let os = out.as_slice_mut().expect("contiguous");
         let bases = self.bases();
-        let mut sc = Scratch {
-            z: vec![0.0; ch],
-            zmax: vec![0.0; ch],
-            zmin: vec![0.0; ch],
-            amax: vec![0; ch],
-            amin: vec![0; ch],
-        };
+        // Pre-activations of one (kernel, channel) for all T tokens.
+        let mut z = vec![0.0f32; tt];
         vectorized(
             #[inline(always)]
             || {
-                for (i, w) in offsets.windows(2).enumerate() {
-                    let (s, e) = (w[0], w[1]);
-                    for (j, (&k, &base)) in self.kernels.iter().zip(&bases).enumerate() {
-                        let bias = self.biases[j].value.as_slice().expect("contiguous");
-                        let p = k / 2;
-                        sc.zmax.fill(f32::NEG_INFINITY);
-                        sc.zmin.fill(f32::INFINITY);
-                        sc.amax.fill(s);
-                        sc.amin.fill(s);
-                        for t in s..e {
-                            // Window rows t−p..=t+p clipped to the text: rows outside it are
-                            // the zero padding and contribute nothing.
-                            sc.z.copy_from_slice(bias);
-                            for src in t.saturating_sub(p).max(s)..(t + p + 1).min(e) {
-                                let o = src + p - t;
-                                let yr = &ys[src * n + base + o * ch..][..ch];
-                                for (z, &v) in sc.z.iter_mut().zip(yr) {
-                                    *z += v;
-                                }
-                            }
-                            for c in 0..ch {
-                                let z = sc.z[c];
-                                if z > sc.zmax[c] {
-                                    sc.zmax[c] = z;
-                                    sc.amax[c] = t;
-                                }
-                                if z < sc.zmin[c] {
-                                    sc.zmin[c] = z;
-                                    sc.amin[c] = t;
+                for (j, (&k, &base)) in self.kernels.iter().zip(&bases).enumerate() {
+                    let bias = self.biases[j].value.as_slice().expect("contiguous");
+                    let p = k / 2;
+                    let tap = |c: usize, o: usize| &ys[(base + o * ch + c) * tt..][..tt];
+                    for (c, &b) in bias.iter().enumerate() {
+                        // z_t = b + Σ_o Y[t + o − p] over the whole packed batch at once (long
+                        // contiguous adds) ...
+                        z.fill(b);
+                        for o in 0..k {
+                            let lo = p.saturating_sub(o);
+                            let hi = (tt + p).saturating_sub(o).min(tt);
+                            if lo < hi {
+                                let src = &tap(c, o)[lo + o - p..hi + o - p];
+                                for (zv, &v) in z[lo..hi].iter_mut().zip(src) {
+                                    *zv += v;
                                 }
                             }
                         }
-                        // GELU is unimodal: its max over the text is at z's max or min.
-                        let row = i * cols + j * ch;
-                        for c in 0..ch {
-                            let (ghi, glo) = (gelu(sc.zmax[c]), gelu(sc.zmin[c]));
-                            let (g, z, t) = if glo > ghi {
-                                (glo, sc.zmin[c], sc.amin[c])
+                        for (i, w) in offsets.windows(2).enumerate() {
+                            let (s, e) = (w[0], w[1]);
+                            // ... then the ≤ p tokens at each end of a text, whose windows
+                            // reached into the neighbouring texts, are recomputed with only
+                            // their in-text taps (the rest is the zero padding), in the same
+                            // order: b, then taps by increasing o.
+                            let head = (s + p).min(e);
+                            let tail = e.saturating_sub(p).max(head);
+                            for t in (s..head).chain(tail..e) {
+                                let mut v = b;
+                                for src in t.saturating_sub(p).max(s)..(t + p + 1).min(e) {
+                                    v += tap(c, src + p - t)[src];
+                                }
+                                z[t] = v;
+                            }
+                            // The max of GELU over the text is at z's max or min (GELU is
+                            // unimodal); strict comparisons keep the first token on ties.
+                            let (mut zmax, mut amax) = (z[s], s);
+                            let (mut zmin, mut amin) = (z[s], s);
+                            for (t, &v) in z[s..e].iter().enumerate() {
+                                if v > zmax {
+                                    (zmax, amax) = (v, s + t);
+                                }
+                                if v < zmin {
+                                    (zmin, amin) = (v, s + t);
+                                }
+                            }
+                            // GELU ≥ 0 on [0, ∞) and < 0 below: with a non-negative maximum
+                            // the minimum cannot win, and one GELU evaluation suffices.
+                            let (zw, tw) = if zmax >= 0.0 || gelu(zmax) >= gelu(zmin) {
+                                (zmax, amax)
                             } else {
-                                (ghi, sc.zmax[c], sc.amax[c])
+                                (zmin, amin)
                             };
-                            os[row + c] = g;
+                            let cdf = gelu_cdf(zw);
+                            let r = i * cols + j * ch + c;
+                            os[r] = zw * cdf;
                             if let Some((arg, deriv)) = record.as_mut() {
-                                arg[row + c] = t;
-                                deriv[row + c] = gelu_grad(z);
+                                arg[r] = tw as u32;
+                                deriv[r] = gelu_grad(zw, cdf);
                             }
                         }
                     }
@@ -362,12 +372,7 @@ impl MultiConv {
     }
 
     fn grads(&mut self, grad_out: ArrayView2<'_, f32>, want_input: bool) -> Option<Array2<f32>> {
-        let (d, ch, n, cols) = (
-            self.in_dim,
-            self.channels,
-            self.stacked_rows(),
-            self.out_dim(),
-        );
+        let (d, ch, cols) = (self.in_dim, self.channels, self.out_dim());
         let bases = self.bases();
         let cache = self
             .cache
@@ -380,74 +385,92 @@ impl MultiConv {
             "MultiConv {:?}: gradient shape does not match the last output",
             self.name
         );
-        let wtrain: Vec<bool> = self.weights.iter().map(|w| w.trainable).collect();
-        let any_w = wtrain.iter().any(|&t| t);
-        let mut dx = want_input.then(|| Array2::<f32>::zeros(cache.x.dim()));
-        // Gradient of the stacked weights, rows as in the forward; scattered into the [C, d, k]
-        // parameters at the end.
-        let mut dstacked = any_w.then(|| Array2::<f32>::zeros((n, d)));
         let g = grad_out.as_standard_layout();
         let gs = g.as_slice().expect("standard layout");
-        let xs = cache.x.as_slice().expect("contiguous");
+        let xs = cache.x.as_slice();
         let ws = cache.stacked.as_slice().expect("contiguous");
-        let mut dxs = dx.as_mut().map(|a| a.as_slice_mut().expect("contiguous"));
-        let mut dws = dstacked
-            .as_mut()
-            .map(|a| a.as_slice_mut().expect("contiguous"));
+        let (arg, deriv, offsets) = (&cache.arg, &cache.deriv, &cache.offsets);
+        let kmax = self.kernels.iter().copied().max().unwrap_or(0);
+        // ∂loss/∂W_j[c, :, o] for one (kernel, channel), offset-major so that each update is a
+        // contiguous row.
+        let mut acc = vec![0.0f32; kmax * d];
+        let mut dx = want_input.then(|| Array2::<f32>::zeros(cache.x.view().dim()));
         let kernels = &self.kernels;
-        let biases = &mut self.biases;
+        let (weights, biases) = (&mut self.weights, &mut self.biases);
+        // Loops run kernel and channel outermost, texts inside: the k rows being updated stay
+        // in L1 while the rows read (of X, T·d·4 bytes, or of the stacked weights) come from
+        // L2. With texts outermost, every text would stream the whole 1.7 MB weight gradient
+        // through L3 (measured: 2–3× slower).
         vectorized(
             #[inline(always)]
             || {
-                for (i, w) in cache.offsets.windows(2).enumerate() {
-                    let (s, e) = (w[0], w[1]);
-                    for (j, (&k, &base)) in kernels.iter().zip(&bases).enumerate() {
-                        let p = k / 2;
-                        let bias = &mut biases[j];
-                        let mut bg = bias
-                            .trainable
-                            .then(|| bias.grad.as_slice_mut().expect("contiguous"));
-                        for c in 0..ch {
+                for (j, (&k, (w, bias))) in kernels
+                    .iter()
+                    .zip(weights.iter_mut().zip(biases.iter_mut()))
+                    .enumerate()
+                {
+                    let p = k / 2;
+                    if !w.trainable && !bias.trainable {
+                        continue;
+                    }
+                    let wg = w.grad.as_slice_mut().expect("contiguous");
+                    let bg = bias.grad.as_slice_mut().expect("contiguous");
+                    for c in 0..ch {
+                        let acc = &mut acc[..k * d];
+                        acc.fill(0.0);
+                        let mut bsum = 0.0f32;
+                        for (i, seg) in offsets.windows(2).enumerate() {
                             let r = i * cols + j * ch + c;
                             // Max pooling routes the gradient to the winning token only.
-                            let gz = gs[r] * cache.deriv[r];
+                            let gz = gs[r] * deriv[r];
                             if gz == 0.0 {
                                 continue;
                             }
-                            let t = cache.arg[r];
-                            if let Some(bg) = bg.as_deref_mut() {
-                                bg[c] += gz;
+                            bsum += gz;
+                            let t = arg[r] as usize;
+                            for src in t.saturating_sub(p).max(seg[0])..(t + p + 1).min(seg[1]) {
+                                let o = src + p - t;
+                                axpy(&mut acc[o * d..][..d], gz, &xs[src * d..][..d]);
                             }
-                            for src in t.saturating_sub(p).max(s)..(t + p + 1).min(e) {
+                        }
+                        if bias.trainable {
+                            bg[c] += bsum;
+                        }
+                        if w.trainable {
+                            // Into the [C, d, k] layout: a local transpose of k rows.
+                            let dst = &mut wg[c * d * k..][..d * k];
+                            for o in 0..k {
+                                let strided = dst[o..].iter_mut().step_by(k);
+                                for (v, &a) in strided.zip(&acc[o * d..][..d]) {
+                                    *v += a;
+                                }
+                            }
+                        }
+                    }
+                }
+                let Some(dx) = dx.as_mut() else {
+                    return;
+                };
+                let dxs = dx.as_slice_mut().expect("contiguous");
+                for (j, (&k, &base)) in kernels.iter().zip(&bases).enumerate() {
+                    let p = k / 2;
+                    for c in 0..ch {
+                        for (i, seg) in offsets.windows(2).enumerate() {
+                            let r = i * cols + j * ch + c;
+                            let gz = gs[r] * deriv[r];
+                            if gz == 0.0 {
+                                continue;
+                            }
+                            let t = arg[r] as usize;
+                            for src in t.saturating_sub(p).max(seg[0])..(t + p + 1).min(seg[1]) {
                                 let row = base + (src + p - t) * ch + c;
-                                if let (true, Some(dw)) = (wtrain[j], dws.as_deref_mut()) {
-                                    axpy(&mut dw[row * d..][..d], gz, &xs[src * d..][..d]);
-                                }
-                                if let Some(dx) = dxs.as_deref_mut() {
-                                    axpy(&mut dx[src * d..][..d], gz, &ws[row * d..][..d]);
-                                }
+                                axpy(&mut dxs[src * d..][..d], gz, &ws[row * d..][..d]);
                             }
                         }
                     }
                 }
             },
         );
-        if let Some(dst) = &dstacked {
-            let dst = dst.as_slice().expect("contiguous");
-            for ((w, &k), base) in self.weights.iter_mut().zip(kernels).zip(&bases) {
-                if !w.trainable {
-                    continue;
-                }
-                let wg = w.grad.as_slice_mut().expect("contiguous");
-                for c in 0..ch {
-                    for e in 0..d {
-                        for (o, a) in wg[(c * d + e) * k..][..k].iter_mut().enumerate() {
-                            *a += dst[(base + o * ch + c) * d + e];
-                        }
-                    }
-                }
-            }
-        }
         dx
     }
 

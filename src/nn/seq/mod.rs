@@ -57,6 +57,8 @@ pub use conv::MultiConv;
 pub use encoder::{SequenceConfig, SequenceEncoder};
 pub use transformer::EncoderLayer;
 
+use ndarray::ArrayView2;
+
 /// Checks that `offsets` packs `rows` tokens into non-empty texts. Bad offsets are a
 /// programming error of the caller (they come from its own packing code), so this panics like a
 /// shape mismatch does.
@@ -75,6 +77,38 @@ pub(crate) fn check_offsets(layer: &str, offsets: &[usize], rows: usize) {
         offsets.windows(2).all(|w| w[0] < w[1]),
         "{layer}: offsets must be strictly increasing (every text needs a token)"
     );
+}
+
+/// A copy of a batch's tokens kept for the backward pass, in a buffer reused across batches of
+/// any size (training batches differ in token count, so a cache that only fits one shape would
+/// reallocate megabytes every step).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TokenBuf {
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+}
+
+impl TokenBuf {
+    /// Copies `x` (any memory layout) in row-major order.
+    pub(crate) fn assign(&mut self, x: ArrayView2<'_, f32>) {
+        self.data.clear();
+        match x.as_slice() {
+            Some(s) => self.data.extend_from_slice(s),
+            None => self.data.extend(x.iter()),
+        }
+        (self.rows, self.cols) = x.dim();
+    }
+
+    /// The stored tokens `[T, d]`.
+    pub(crate) fn view(&self) -> ArrayView2<'_, f32> {
+        ArrayView2::from_shape((self.rows, self.cols), &self.data).expect("sized by assign")
+    }
+
+    /// The stored tokens, row-major.
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
 }
 
 /// `dst += a · src`, element-wise over the common length (the shared inner loop of the pooling
