@@ -44,6 +44,11 @@ MODES = ["two_stage", "embedding_only", "joint"]
 # Sequence heads (per-token vectors through attention pooling + convolutions) in these modes,
 # each against the pooled head of the same mode.
 SEQ_MODES = ["two_stage", "embedding_only"]
+# The config of the pooled-vs-sequence comparison, for both head types (and the end-to-end
+# run): label smoothing 0.1 and 12 epochs. Chosen on TREC *validation* macro-F1 over seeds 0-2
+# (0.896 mean against 0.875 with the defaults; attention queries 4, more dropout or a lower LR
+# did not help); 12 epochs keeps that and bounds the time.
+SEQ_CONFIG = "[loss]\nlabel_smoothing = 0.1\n\n[head.stage]\nepochs = 12\n"
 # A sequence head worse than the pooled head of its mode by more than this (in the metric's
 # units: 0.005 = half a point of macro-F1) is called out in the docs.
 SEQ_TOLERANCE = 0.005
@@ -157,11 +162,12 @@ def main():
         entry = {"name": name, "desc": desc, "task": task, "metric": metric, "n_train": len(train_rows),
                  "n_test": len(test_rows), "sklearn": sk, "sklearn_fit_s": sk_fit, "embed_s": embed_time, "modes": {}}
         print(f"  sklearn {metric} {sk:.4f} (fit {sk_fit:.1f}s; embedding {embed_time:.1f}s)", flush=True)
-        def train_eval(mode, head, extra=()):
-            cfg = os.path.join(work, f"{mode}.toml")
+        def train_eval(mode, head, extra=(), seq_config=False):
+            tag = mode + ("-seqcmp" if seq_config else "") + ("-seq" if head == "sequence" else "")
+            cfg = os.path.join(work, f"{tag}.toml")
             with open(cfg, "w") as f:
-                f.write(f'mode = "{mode}"\n')
-            out = os.path.join(work, f"model-{mode}" + ("-seq" if head == "sequence" else ""))
+                f.write(f'mode = "{mode}"\n' + (SEQ_CONFIG if seq_config else ""))
+            out = os.path.join(work, f"model-{tag}")
             _, train_s = run([args.tandem, "train", "--data", os.path.join(work, "train.jsonl"), "--text-field", "text",
                               "--label-field", field, "--task", task, "--out", out, "--config", cfg,
                               "--seed", str(args.seed), "--head", head, "--quiet", *extra])
@@ -177,14 +183,16 @@ def main():
         for mode in MODES:
             entry["modes"][mode] = train_eval(mode, "pooled")
             print(f"  {mode:15s} {metric} {entry['modes'][mode]['score']:.4f} (train {entry['modes'][mode]['train_s']:.1f}s)", flush=True)
-        entry["sequence"] = {}
+        entry["sequence"], entry["pooled"] = {}, {}
         for mode in SEQ_MODES:
-            r = train_eval(mode, "sequence")
+            entry["pooled"][mode] = train_eval(mode, "pooled", seq_config=True)
+            r = train_eval(mode, "sequence", seq_config=True)
             entry["sequence"][mode] = r
-            print(f"  {mode:15s} sequence head {metric} {r['score']:.4f} (fit {r['fit_s']:.1f}s, wall {r['train_s']:.1f}s)", flush=True)
+            print(f"  {mode:15s} pooled {metric} {entry['pooled'][mode]['score']:.4f}, sequence head {r['score']:.4f} "
+                  f"(fit {r['fit_s']:.1f}s, wall {r['train_s']:.1f}s)", flush=True)
         if name == "trec" and not args.no_finetune:
             # End to end: token embedding of the training texts included (no cache).
-            e2e = train_eval("embedding_only", "sequence", ["--no-cache"])
+            e2e = train_eval("embedding_only", "sequence", ["--no-cache"], seq_config=True)
             print(f"  sequence head end to end (no cache): {metric} {e2e['score']:.4f} in {e2e['train_s']:.1f}s", flush=True)
             stdout, _ = run([os.path.join(CACHE, "venv", "bin", "python"), os.path.join(ROOT, "scripts", "finetune_torch.py"),
                              "--train", os.path.join(work, "train.jsonl"), "--test", os.path.join(work, "test.jsonl"),
@@ -250,7 +258,9 @@ def sequence_section(results):
     lines = ["", "## Sequence heads vs pooled heads", "",
              "Sequence heads (`--head sequence`, default `[head.sequence]`: one attention-pooling query and "
              "convolutions of widths 1, 3 and 5 with 128 channels over the frozen backbone's per-token vectors, "
-             "joined with the sentence embedding) against pooled heads of the same mode, same split and seed. "
+             "joined with the sentence embedding) against pooled heads of the same mode, same split, seed and "
+             "config: the defaults plus `loss.label_smoothing = 0.1` and `head.stage.epochs = 12` for both "
+             "(chosen on TREC validation data, see `SEQ_CONFIG` in the script). "
              "Each cell: test score (training time in seconds, embeddings cached).", "",
              "| dataset | metric | " + " | ".join(f"{m} pooled | {m} sequence" for m in SEQ_MODES) + " |",
              "|---|---|" + "---:|---:|" * len(SEQ_MODES)]
@@ -259,7 +269,7 @@ def sequence_section(results):
         lower = e["metric"] == "rmse"
         cells = []
         for m in SEQ_MODES:
-            p, q = e["modes"][m], e["sequence"][m]
+            p, q = e["pooled"][m], e["sequence"][m]
             cells.append(f"{p['score']:.4f} ({p['fit_s']:.1f}s) | {q['score']:.4f} ({q['fit_s']:.1f}s)")
             delta = (q["score"] - p["score"]) if lower else (p["score"] - q["score"])
             if delta > SEQ_TOLERANCE:
@@ -267,8 +277,8 @@ def sequence_section(results):
         lines.append(f"| {e['desc']} | {e['metric']} | " + " | ".join(cells) + " |")
     lines += [""]
     better = [e["name"] for e in results
-              if any(((e["sequence"][m]["score"] < e["modes"][m]["score"]) if e["metric"] == "rmse"
-                      else (e["sequence"][m]["score"] > e["modes"][m]["score"])) for m in SEQ_MODES)]
+              if any(((e["sequence"][m]["score"] < e["pooled"][m]["score"]) if e["metric"] == "rmse"
+                      else (e["sequence"][m]["score"] > e["pooled"][m]["score"])) for m in SEQ_MODES)]
     lines.append(f"- The sequence head beats the pooled head of the same mode on {len(better)} of {len(results)} "
                  "datasets" + (f" ({', '.join(better)})." if better else "."))
     if worse:
@@ -283,12 +293,13 @@ def sequence_section(results):
         lines += ["", "## Against a full fine-tune (TREC coarse)", "",
                   "`scripts/finetune_torch.py` fine-tunes the whole backbone in PyTorch on the same split and machine "
                   f"(3 epochs, AdamW lr 5e-5, batch 32, max length 128, {t['threads']} threads, torch {t['torch_version']}). "
-                  "The tandem run is `tandem train --mode embedding_only --head sequence --no-cache`: its time "
-                  "includes running the backbone over every training text for the per-token vectors.", "",
+                  "The tandem run is `tandem train --mode embedding_only --head sequence --no-cache` with the "
+                  "comparison's config: its time includes running the backbone over every training text for the "
+                  "per-token vectors.", "",
                   "| approach | macro-F1 | accuracy | training time (s) |", "|---|---:|---:|---:|",
                   f"| full fine-tune, PyTorch | {t['macro_f1']:.4f} | {t['accuracy']:.4f} | {t['train_seconds']:.1f} |",
                   f"| tandem sequence head, embedding included | {s['score']:.4f} | | {s['train_s']:.1f} |",
-                  f"| tandem pooled head (two_stage), embeddings cached | {next(e for e in results if 'finetune' in e)['modes']['two_stage']['score']:.4f} | | "
+                  f"| tandem pooled head (two_stage, default config), embeddings cached | {next(e for e in results if 'finetune' in e)['modes']['two_stage']['score']:.4f} | | "
                   f"{next(e for e in results if 'finetune' in e)['modes']['two_stage']['fit_s']:.1f} |", "",
                   f"- The sequence head takes {s['train_s'] / t['train_seconds']:.2f}x the fine-tune's training time "
                   f"({'within' if s['train_s'] * 5 <= t['train_seconds'] else 'NOT within'} the 1/5 bar) and reaches "
