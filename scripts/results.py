@@ -304,7 +304,9 @@ def sequence_section(results):
                   f"- The sequence head takes {s['train_s'] / t['train_seconds']:.2f}x the fine-tune's training time "
                   f"({'within' if s['train_s'] * 5 <= t['train_seconds'] else 'NOT within'} the 1/5 bar) and reaches "
                   f"{s['score']:.4f} macro-F1 ({'meets' if s['score'] >= 0.90 else 'misses'} the 0.90 bar), "
-                  f"{t['macro_f1'] - s['score']:+.4f} from the fine-tune."]
+                  f"{abs(t['macro_f1'] - s['score']):.4f} {'below' if s['score'] < t['macro_f1'] else 'above'} the fine-tune.",
+                  "- Both runs share the machine with whatever else runs: the ratio is only meaningful on an otherwise "
+                  "idle machine."]
     return lines
 
 
