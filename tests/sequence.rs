@@ -14,20 +14,10 @@ use tandem::model::Model;
 use tandem::train::config::HeadKind;
 use tandem::train::trainer::{manifest_for, split_examples};
 use tandem::train::{Examples, Mode, TrainConfig, Trainer};
-use tandem::{Backbone, BackboneOptions, ErrorKind, Variant};
+use tandem::{Backbone, ErrorKind, Variant};
 
 fn backbone() -> Arc<Backbone> {
-    Arc::new(
-        Backbone::load(
-            common::backbone_dir(tandem::home::DEFAULT_BACKBONE),
-            BackboneOptions {
-                variant: Variant::Int8,
-                threads: Some(2),
-                ..Default::default()
-            },
-        )
-        .unwrap(),
-    )
+    Arc::new(common::load(Variant::Int8))
 }
 
 /// Every 7th of the first rows of a demo dataset, with embeddings, per-token vectors and raw

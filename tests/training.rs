@@ -13,20 +13,10 @@ use tandem::data::{read_rows, TaskKind, TaskSpec};
 use tandem::model::Model;
 use tandem::train::trainer::{manifest_for, split_examples};
 use tandem::train::{Examples, Mode, TrainConfig};
-use tandem::{Backbone, BackboneOptions, ErrorKind, Variant};
+use tandem::{Backbone, ErrorKind, Variant};
 
 fn backbone() -> Arc<Backbone> {
-    Arc::new(
-        Backbone::load(
-            common::backbone_dir(tandem::home::DEFAULT_BACKBONE),
-            BackboneOptions {
-                variant: Variant::Int8,
-                threads: Some(2),
-                ..Default::default()
-            },
-        )
-        .unwrap(),
-    )
+    Arc::new(common::load(Variant::Int8))
 }
 
 /// The first `n` rows of a demo dataset, with texts, embeddings and raw features.

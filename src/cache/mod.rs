@@ -226,23 +226,12 @@ impl EmbeddingCache {
                 buf.extend_from_slice(&x.to_le_bytes());
             }
         }
-        let io = |e| Error::io(&self.path, e);
-        let mut f = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .write(true)
-            .truncate(false)
-            .open(&self.path)
-            .map_err(io)?;
-        f.lock().map_err(io)?;
+        let rec = rec as u64;
         // Start at the last whole record, dropping a torn tail from an interrupted write.
-        let len = f.metadata().map_err(io)?.len();
-        let whole = len - len % rec as u64;
-        f.set_len(whole).map_err(io)?;
-        f.seek(SeekFrom::Start(whole)).map_err(io)?;
-        f.write_all(&buf).map_err(io)?;
-        f.flush().map_err(io)?;
-        drop(f);
+        append_locked(&self.path, &buf, |f| {
+            let len = f.metadata()?.len();
+            Ok(len - len % rec)
+        })?;
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for (k, row) in keys.iter().zip(emb.rows()) {
             let at = inner.rows.len() / self.dim;
@@ -251,6 +240,30 @@ impl EmbeddingCache {
         }
         Ok(())
     }
+}
+
+/// Appends `buf` to the cache file at `path` under an exclusive lock, starting where `whole_end`
+/// says the last whole record ends (so a torn tail from an interrupted write is overwritten).
+/// Shared by the pooled and the token cache, which differ only in how records are delimited.
+pub(crate) fn append_locked(
+    path: &Path,
+    buf: &[u8],
+    whole_end: impl FnOnce(&mut File) -> std::io::Result<u64>,
+) -> Result<()> {
+    let io = |e| Error::io(path, e);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io)?;
+    f.lock().map_err(io)?;
+    let whole = whole_end(&mut f).map_err(io)?;
+    f.set_len(whole).map_err(io)?;
+    f.seek(SeekFrom::Start(whole)).map_err(io)?;
+    f.write_all(buf).map_err(io)?;
+    f.flush().map_err(io)
 }
 
 /// Embeds `texts` as heads need them: pooled rows, plus per-token vectors when `want_tokens`.

@@ -7,15 +7,15 @@
 //! several processes can share the file and a torn record left by a crash is overwritten.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use half::f16;
 use ndarray::Array2;
 
-use super::{key, CacheStats, EmbeddingCache, KEY};
+use super::{append_locked, key, CacheStats, EmbeddingCache, KEY};
 use crate::backbone::{Backbone, TokenSeqs};
 use crate::error::{Error, Result};
 
@@ -216,21 +216,7 @@ impl TokenCache {
                 buf.extend_from_slice(&v.to_le_bytes());
             }
         }
-        let io = |e| Error::io(&self.path, e);
-        let mut f = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .write(true)
-            .truncate(false)
-            .open(&self.path)
-            .map_err(io)?;
-        f.lock().map_err(io)?;
-        let whole = whole_end(&mut f, self.dim).map_err(io)?;
-        f.set_len(whole).map_err(io)?;
-        f.seek(SeekFrom::Start(whole)).map_err(io)?;
-        f.write_all(&buf).map_err(io)?;
-        f.flush().map_err(io)?;
-        drop(f);
+        append_locked(&self.path, &buf, |f| whole_end(f, self.dim))?;
         let mut inner = self.lock();
         for (i, k) in keys.iter().enumerate() {
             let at = inner.seqs.len();
@@ -251,6 +237,7 @@ fn le_to_f16(bytes: &[u8]) -> Vec<f16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     /// A fake backbone: text `t` has `t.len() + 1` tokens whose values encode (text, token).
     fn fake(texts: &[&str]) -> Result<(Array2<f32>, TokenSeqs)> {
