@@ -1,5 +1,7 @@
 //! Multi-scale 1-D convolution with GELU and max pooling over each text.
 
+use std::sync::OnceLock;
+
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 use rand_chacha::ChaCha8Rng;
 
@@ -37,7 +39,7 @@ fn gelu_grad(x: f32, cdf: f32) -> f32 {
 /// # How it is computed
 ///
 /// Every offset o of every kernel is a `[C, d]` matrix; stacked they form one `[N, d]` matrix
-/// W with N = C·Σk, so the whole layer is ONE GEMM `Yᵀ = W·Xᵀ` (`[N, T]`) followed by a cheap
+/// W with N = C·Σk, so the whole layer is ONE GEMM `Y = X·Wᵀ` (`[T, N]`) followed by a cheap
 /// shift-add within each text: `z_t = b + Σ_o Y[t + o − k/2, (o, ·)]`. GELU is unimodal (it
 /// falls to its minimum at x ≈ −0.75, then rises), so its maximum over a set of values is at the
 /// set's largest or smallest value: the pass finds the max and min of z per text and channel
@@ -59,6 +61,11 @@ pub struct MultiConv {
     /// `biases[j]` is `[C]`.
     biases: Vec<Param>,
     cache: Option<ConvCache>,
+    /// The stacked weights for [`MultiConv::forward_inference`], built on its first call and
+    /// dropped by [`MultiConv::params_mut`] (the only way to change the weights), so serving
+    /// does not restack 1.7 MB of weights for every request (at batch 1 that copy costs more
+    /// than the GEMM).
+    inference_stack: OnceLock<Array2<f32>>,
 }
 
 /// What the backward pass needs from the last training forward (buffers are reused by the
@@ -70,8 +77,8 @@ struct ConvCache {
     offsets: Vec<usize>,
     /// The stacked weights `[N, d]` the forward used (row `base_j + o·C + c`).
     stacked: Array2<f32>,
-    /// The GEMM output `Yᵀ` `[N, T]`, row-major (scratch; kept only to reuse the allocation).
-    yt: Vec<f32>,
+    /// The GEMM output `Y` `[T, N]`, row-major (scratch; kept only to reuse the allocation).
+    y: Vec<f32>,
     /// Per (text, output column): the token row whose GELU won the max pooling.
     arg: Vec<u32>,
     /// Per (text, output column): GELU'(z) at the winning token.
@@ -112,6 +119,7 @@ impl MultiConv {
             weights,
             biases,
             cache: None,
+            inference_stack: OnceLock::new(),
         })
     }
 
@@ -210,12 +218,12 @@ impl MultiConv {
             x: TokenBuf::default(),
             offsets: Vec::new(),
             stacked: Array2::zeros((n, self.in_dim)),
-            yt: Vec::new(),
+            y: Vec::new(),
             arg: Vec::new(),
             deriv: Vec::new(),
         });
         cache.x.assign(tokens);
-        cache.yt.resize(n * t, 0.0);
+        cache.y.resize(t * n, 0.0);
         cache.offsets.clear();
         cache.offsets.extend_from_slice(offsets);
         cache.arg.resize(records, 0);
@@ -225,7 +233,7 @@ impl MultiConv {
             cache.x.view(),
             offsets,
             &cache.stacked,
-            &mut cache.yt,
+            &mut cache.y,
             Some((&mut cache.arg, &mut cache.deriv)),
         );
         self.cache = Some(cache);
@@ -238,10 +246,13 @@ impl MultiConv {
     /// As [`MultiConv::forward`].
     pub fn forward_inference(&self, tokens: ArrayView2<'_, f32>, offsets: &[usize]) -> Array2<f32> {
         self.check_input(tokens, offsets);
-        let mut stacked = Array2::zeros((self.stacked_rows(), self.in_dim));
-        self.stack_weights(&mut stacked);
-        let mut yt = vec![0.0; self.stacked_rows() * tokens.nrows()];
-        self.conv_pool(tokens, offsets, &stacked, &mut yt, None)
+        let stacked = self.inference_stack.get_or_init(|| {
+            let mut s = Array2::zeros((self.stacked_rows(), self.in_dim));
+            self.stack_weights(&mut s);
+            s
+        });
+        let mut y = vec![0.0; tokens.nrows() * self.stacked_rows()];
+        self.conv_pool(tokens, offsets, stacked, &mut y, None)
     }
 
     fn check_input(&self, tokens: ArrayView2<'_, f32>, offsets: &[usize]) {
@@ -259,95 +270,104 @@ impl MultiConv {
     /// The GEMM, the shift-add within each text, GELU and max pooling; with `record`, the
     /// winning token and GELU'(z) there for each (text, column).
     ///
-    /// The GEMM writes `Yᵀ` (`[N, T]`, one row per kernel offset and channel): faer runs this
-    /// orientation ~15 % faster than `[T, N]` for these shapes (measured 8.2 vs 9.8 ms at
-    /// T = 917, d = 384, N = 1152), and the shift-add becomes contiguous slice adds along a
-    /// text's tokens.
+    /// `Y` is `[T, N]`: a token's row holds, for every kernel offset, the C channels side by
+    /// side, so the shift-add and the running max/min run across channels in 8-lane vectors
+    /// (with per-channel loops over `Yᵀ` instead, the max/min chains made the pooling several
+    /// times slower than the ~15 % the GEMM gains in that orientation).
     fn conv_pool(
         &self,
         x: ArrayView2<'_, f32>,
         offsets: &[usize],
         stacked: &Array2<f32>,
-        yt: &mut [f32],
+        y: &mut [f32],
         mut record: Option<(&mut Vec<u32>, &mut Vec<f32>)>,
     ) -> Array2<f32> {
-        let (ch, tt) = (self.channels, x.nrows());
+        let (ch, n, tt) = (self.channels, self.stacked_rows(), x.nrows());
         assert!(
             u32::try_from(tt).is_ok(),
             "MultiConv: more than 2³² tokens in a batch"
         );
-        let n = self.stacked_rows();
-        let ytm = ArrayViewMut2::from_shape((n, tt), &mut *yt).expect("sized by the caller");
-        matmul(ytm, false, stacked.view(), x.t());
-        let ys = &*yt;
+        let ym = ArrayViewMut2::from_shape((tt, n), &mut *y).expect("sized by the caller");
+        matmul(ym, false, x, stacked.t());
+        let ys = &*y;
         let cols = self.out_dim();
         let mut out = Array2::zeros((offsets.len() - 1, cols));
         let os = out.as_slice_mut().expect("contiguous");
         let bases = self.bases();
-        // Pre-activations of one (kernel, channel) for all T tokens.
-        let mut z = vec![0.0f32; tt];
+        // Per channel: the current pre-activation and the running extremes with their tokens
+        // (u32, as wide as the f32 lanes they travel with, so the selects vectorize).
+        let (mut z, mut zmax, mut zmin) = (vec![0.0f32; ch], vec![0.0f32; ch], vec![0.0f32; ch]);
+        let (mut amax, mut amin) = (vec![0u32; ch], vec![0u32; ch]);
         vectorized(
             #[inline(always)]
             || {
-                for (j, (&k, &base)) in self.kernels.iter().zip(&bases).enumerate() {
-                    let bias = self.biases[j].value.as_slice().expect("contiguous");
-                    let p = k / 2;
-                    let tap = |c: usize, o: usize| &ys[(base + o * ch + c) * tt..][..tt];
-                    for (c, &b) in bias.iter().enumerate() {
-                        // z_t = b + Σ_o Y[t + o − p] over the whole packed batch at once (long
-                        // contiguous adds) ...
-                        z.fill(b);
-                        for o in 0..k {
-                            let lo = p.saturating_sub(o);
-                            let hi = (tt + p).saturating_sub(o).min(tt);
-                            if lo < hi {
-                                let src = &tap(c, o)[lo + o - p..hi + o - p];
-                                for (zv, &v) in z[lo..hi].iter_mut().zip(src) {
+                for (i, w) in offsets.windows(2).enumerate() {
+                    let (s, e) = (w[0], w[1]);
+                    for (j, (&k, &base)) in self.kernels.iter().zip(&bases).enumerate() {
+                        let bias = self.biases[j].value.as_slice().expect("contiguous");
+                        let p = k / 2;
+                        zmax.fill(f32::NEG_INFINITY);
+                        zmin.fill(f32::INFINITY);
+                        amax.fill(s as u32);
+                        amin.fill(s as u32);
+                        for t in s..e {
+                            // z_t = b + Σ_o Y[t + o − p, (o, ·)] over the taps inside the text,
+                            // by increasing o: taps outside it are the zero padding.
+                            z.copy_from_slice(bias);
+                            for src in t.saturating_sub(p).max(s)..(t + p + 1).min(e) {
+                                let o = src + p - t;
+                                let yr = &ys[src * n + base + o * ch..][..ch];
+                                for (zv, &v) in z.iter_mut().zip(yr) {
                                     *zv += v;
                                 }
                             }
+                            // Branch-free selects; strict comparisons keep the first token on
+                            // ties.
+                            let t32 = t as u32;
+                            for ((&zv, m), a) in z.iter().zip(&mut zmax).zip(&mut amax) {
+                                let gt = zv > *m;
+                                *m = if gt { zv } else { *m };
+                                *a = if gt { t32 } else { *a };
+                            }
+                            for ((&zv, m), a) in z.iter().zip(&mut zmin).zip(&mut amin) {
+                                let lt = zv < *m;
+                                *m = if lt { zv } else { *m };
+                                *a = if lt { t32 } else { *a };
+                            }
                         }
-                        for (i, w) in offsets.windows(2).enumerate() {
-                            let (s, e) = (w[0], w[1]);
-                            // ... then the ≤ p tokens at each end of a text, whose windows
-                            // reached into the neighbouring texts, are recomputed with only
-                            // their in-text taps (the rest is the zero padding), in the same
-                            // order: b, then taps by increasing o.
-                            let head = (s + p).min(e);
-                            let tail = e.saturating_sub(p).max(head);
-                            for t in (s..head).chain(tail..e) {
-                                let mut v = b;
-                                for src in t.saturating_sub(p).max(s)..(t + p + 1).min(e) {
-                                    v += tap(c, src + p - t)[src];
-                                }
-                                z[t] = v;
-                            }
-                            // The max of GELU over the text is at z's max or min (GELU is
-                            // unimodal); strict comparisons keep the first token on ties.
-                            let (mut zmax, mut amax) = (z[s], s);
-                            let (mut zmin, mut amin) = (z[s], s);
-                            for (t, &v) in z[s..e].iter().enumerate() {
-                                if v > zmax {
-                                    (zmax, amax) = (v, s + t);
-                                }
-                                if v < zmin {
-                                    (zmin, amin) = (v, s + t);
-                                }
-                            }
-                            // GELU ≥ 0 on [0, ∞) and < 0 below: with a non-negative maximum
-                            // the minimum cannot win, and one GELU evaluation suffices.
-                            let (zw, tw) = if zmax >= 0.0 || gelu(zmax) >= gelu(zmin) {
-                                (zmax, amax)
+                        // The max of GELU over the text is at z's max or min (GELU is
+                        // unimodal); GELU ≥ 0 on [0, ∞) and < 0 below, so with a non-negative
+                        // maximum the minimum cannot win and no GELU is needed to decide.
+                        let r0 = i * cols + j * ch;
+                        for c in 0..ch {
+                            let (hi, lo) = (zmax[c], zmin[c]);
+                            let (zw, tw) = if hi >= 0.0 || gelu(hi) >= gelu(lo) {
+                                (hi, amax[c])
                             } else {
-                                (zmin, amin)
+                                (lo, amin[c])
                             };
-                            let cdf = gelu_cdf(zw);
-                            let r = i * cols + j * ch + c;
-                            os[r] = zw * cdf;
-                            if let Some((arg, deriv)) = record.as_mut() {
-                                arg[r] = tw as u32;
-                                deriv[r] = gelu_grad(zw, cdf);
+                            // The winning z for now; GELU is applied below in one pass.
+                            os[r0 + c] = zw;
+                            if let Some((arg, _)) = record.as_mut() {
+                                arg[r0 + c] = tw;
                             }
+                        }
+                    }
+                }
+                // GELU (and its derivative) of the winners in a branch-free loop over all of
+                // them, which vectorizes, instead of one scalar erf per (text, channel).
+                match record.as_mut() {
+                    Some((_, deriv)) => {
+                        for (o, d) in os.iter_mut().zip(deriv.iter_mut()) {
+                            let z = *o;
+                            let cdf = gelu_cdf(z);
+                            *o = z * cdf;
+                            *d = gelu_grad(z, cdf);
+                        }
+                    }
+                    None => {
+                        for o in os.iter_mut() {
+                            *o = gelu(*o);
                         }
                     }
                 }
@@ -400,7 +420,8 @@ impl MultiConv {
         // Loops run kernel and channel outermost, texts inside: the k rows being updated stay
         // in L1 while the rows read (of X, T·d·4 bytes, or of the stacked weights) come from
         // L2. With texts outermost, every text would stream the whole 1.7 MB weight gradient
-        // through L3 (measured: 2–3× slower).
+        // through L3 (measured: 1.3× slower for the weight gradient, 2× with the input
+        // gradient).
         vectorized(
             #[inline(always)]
             || {
@@ -483,8 +504,11 @@ impl MultiConv {
             .collect()
     }
 
-    /// The parameters, mutably, in the same order.
+    /// The parameters, mutably, in the same order. (Also invalidates the stacked weight copy
+    /// that inference keeps.)
     pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        // The caller may change the weights: the inference copy is rebuilt on next use.
+        self.inference_stack = OnceLock::new();
         self.weights
             .iter_mut()
             .zip(&mut self.biases)

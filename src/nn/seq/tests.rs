@@ -697,6 +697,33 @@ fn each_layer_backward_params_only_matches_backward() {
 }
 
 #[test]
+fn inference_sees_every_weight_change() {
+    // forward_inference keeps a stacked copy of the conv weights; changing them through
+    // params_mut (an optimizer step, loading) must be seen by the next call.
+    let o = offsets_of(&[3, 2]);
+    let x = random(5, 4, 64);
+    let mut e = SequenceEncoder::new(4, &full_config(), &mut rng(10)).unwrap();
+    let before = e.forward_inference(x.view(), &o);
+    for p in e.params_mut() {
+        if p.name.starts_with("conv.1.weight") {
+            p.value.mapv_inplace(|v| v * 0.5 + 0.01);
+        }
+    }
+    let after = e.forward_inference(x.view(), &o);
+    assert_ne!(before, after);
+    assert_eq!(after, e.forward(x.view(), &o, false));
+    let mut fresh = SequenceEncoder::new(4, &full_config(), &mut rng(11)).unwrap();
+    let values: std::collections::HashMap<String, ndarray::ArrayD<f32>> = e
+        .params()
+        .iter()
+        .map(|p| (p.name.clone(), p.value.clone()))
+        .collect();
+    fresh.forward_inference(x.view(), &o);
+    crate::nn::param::load_values(&mut fresh.params_mut(), &values, true).unwrap();
+    assert_eq!(fresh.forward_inference(x.view(), &o), after);
+}
+
+#[test]
 fn grads_accumulate_and_caches_clear() {
     let o = offsets_of(&[2, 3]);
     let x = random(5, 4, 70);
@@ -1170,12 +1197,12 @@ fn bench_sequence_encoder() {
         "≈{tokens} tokens × d {d}, {cfg:?}:\n  forward {fwd}; forward + backward_params_only \
          {step}; forward + backward {full}; inference {inf}"
     );
-    // The parts: the conv GEMM alone (Yᵀ = W·Xᵀ), then each pooling layer's passes.
+    // The parts: the conv GEMM alone (Y = X·Wᵀ), then each pooling layer's passes.
     let w = random(cfg.conv_channels * 9, d, 10);
-    let mut yt = Array2::zeros((w.nrows(), batches[0].0.nrows()));
-    let flops = 2.0 * (yt.len() * d) as f64;
+    let mut y = Array2::zeros((batches[0].0.nrows(), w.nrows()));
+    let flops = 2.0 * (y.len() * d) as f64;
     let gemm = time(&mut |_, _| {
-        crate::nn::matmul::matmul(yt.view_mut(), false, w.view(), batches[0].0.t())
+        crate::nn::matmul::matmul(y.view_mut(), false, batches[0].0.view(), w.t())
     });
     let mut conv = MultiConv::new(d, &cfg.conv_kernels, cfg.conv_channels, &mut r).unwrap();
     let gc = random(64, conv.out_dim(), 11);
