@@ -5,7 +5,7 @@
 //! Those kernels are assembly that returns with the upper halves of the vector registers dirty.
 //! Until a `vzeroupper`, every legacy-SSE instruction (all code compiled for baseline x86-64,
 //! libm's `exp` included) pays a merge penalty: measured, it made the rest of a training step
-//! ~40% slower. [`matmul`] therefore clears the state after each product.
+//! ~40% slower. Each product therefore clears the state when it is done.
 
 use faer::{Accum, MatMut, MatRef, Par};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
@@ -74,11 +74,11 @@ pub fn matmul(
     if dst.is_standard_layout() {
         let s = dst.as_slice_memory_order_mut().expect("standard layout");
         let d = MatMut::from_row_major_slice_mut(s, r, c);
-        faer::linalg::matmul::matmul(d, beta, a_ref, b_ref, 1.0, Par::Seq);
+        product(d, beta, a_ref, b_ref);
     } else if dst.t().is_standard_layout() {
         let s = dst.as_slice_memory_order_mut().expect("column-major");
         let d = MatMut::from_column_major_slice_mut(s, r, c);
-        faer::linalg::matmul::matmul(d, beta, a_ref, b_ref, 1.0, Par::Seq);
+        product(d, beta, a_ref, b_ref);
     } else {
         let mut tmp = if accumulate {
             dst.as_standard_layout().into_owned()
@@ -88,7 +88,38 @@ pub fn matmul(
         matmul(tmp.view_mut(), accumulate, a, b);
         dst.assign(&tmp);
     }
-    clear_upper_state();
+}
+
+/// Products of at least this many multiply-adds are cut in two (recursively): the pieces are
+/// worth handing to another thread.
+const SPLIT_MIN: usize = 1 << 21;
+
+/// Pieces are cut at multiples of this many rows or columns (the kernels' vector width).
+const SPLIT_ALIGN: usize = 16;
+
+/// `dst (+)= a·b` in faer views, large products cut into halves along the longer side of `dst`
+/// and run on rayon's pool. The cuts depend only on the shapes, never on the number of
+/// threads, and each piece is one sequential GEMM: the result is bit-identical with one thread
+/// or many.
+fn product(dst: MatMut<'_, f32>, beta: Accum, a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
+    let (m, n, k) = (dst.nrows(), dst.ncols(), a.ncols());
+    let long = m.max(n);
+    if m * n * k < SPLIT_MIN || long < 2 * SPLIT_ALIGN {
+        faer::linalg::matmul::matmul(dst, beta, a, b, 1.0, Par::Seq);
+        // On whichever thread ran it (see the module docs).
+        clear_upper_state();
+        return;
+    }
+    let cut = (long / 2).next_multiple_of(SPLIT_ALIGN).min(long - 1);
+    if n >= m {
+        let (d0, d1) = dst.split_at_col_mut(cut);
+        let (b0, b1) = b.split_at_col(cut);
+        rayon::join(|| product(d0, beta, a, b0), || product(d1, beta, a, b1));
+    } else {
+        let (d0, d1) = dst.split_at_row_mut(cut);
+        let (a0, a1) = a.split_at_row(cut);
+        rayon::join(|| product(d0, beta, a0, b), || product(d1, beta, a1, b));
+    }
 }
 
 /// `vzeroupper` where the CPU has AVX (see the module docs); nothing elsewhere.
@@ -136,5 +167,31 @@ mod tests {
                 assert!(c_wide.slice(s![.., 1..;2]).iter().all(|&v| v == 1.0));
             }
         }
+    }
+
+    #[test]
+    fn large_products_are_the_same_on_any_number_of_threads() {
+        // Big enough to be cut into pieces; non-integer values, so rounding would show.
+        let a = Array2::from_shape_fn((64, 451), |(i, j)| ((i * 451 + j) as f32 * 0.37).sin());
+        let b = Array2::from_shape_fn((451, 256), |(i, j)| ((i * 256 + j) as f32 * 0.11).cos());
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut c = Array2::zeros((64, 256));
+                matmul(c.view_mut(), false, a.view(), b.view());
+                let mut g = Array2::ones((451, 256));
+                matmul(g.view_mut(), true, a.t(), c.view());
+                (c, g)
+            })
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+        let want = a.dot(&b);
+        let err = (&one.0 - &want).iter().fold(0.0f32, |m, &d| m.max(d.abs()));
+        assert!(err < 1e-3, "max error {err}");
     }
 }

@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 
 use ndarray::ArrayD;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::parallel;
 use super::param::{name_in_subtree, Param};
 use super::simd::vectorized;
 use crate::error::{Error, Result};
@@ -232,15 +234,9 @@ impl AdamW {
             let m = st.m.as_slice_mut().expect("standard layout");
             let v = st.v.as_slice_mut().expect("standard layout");
             if zero_grad {
-                vectorized(
-                    #[inline(always)]
-                    || update_slice::<true>(&k, value, grad, m, v),
-                );
+                update::<true>(&k, value, grad, m, v);
             } else {
-                vectorized(
-                    #[inline(always)]
-                    || update_slice::<false>(&k, value, grad, m, v),
-                );
+                update::<false>(&k, value, grad, m, v);
             }
         }
     }
@@ -259,6 +255,33 @@ struct UpdateConsts {
     inv_sqrt_bc2: f32,
     /// 1 − lr·λ, or 1 without decay.
     decay: f32,
+}
+
+/// [`update_slice`] over whole parameters, large ones split into pieces run on rayon's pool
+/// (element-wise, so the result does not depend on how many threads run).
+fn update<const ZERO_GRAD: bool>(
+    k: &UpdateConsts,
+    w: &mut [f32],
+    g: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    let run = |w: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+        vectorized(
+            #[inline(always)]
+            || update_slice::<ZERO_GRAD>(k, w, g, m, v),
+        )
+    };
+    if parallel::worth_it(w.len()) {
+        let piece = parallel::PIECE;
+        w.par_chunks_mut(piece)
+            .zip(g.par_chunks_mut(piece))
+            .zip(m.par_chunks_mut(piece))
+            .zip(v.par_chunks_mut(piece))
+            .for_each(|(((w, g), m), v)| run(w, g, m, v));
+    } else {
+        run(w, g, m, v);
+    }
 }
 
 /// The AdamW update of `w` with its gradient `g` and moments `m`, `v` (all the same length);
@@ -297,22 +320,48 @@ fn update_slice<const ZERO_GRAD: bool>(
     }
 }
 
-/// Sum of squares of a slice, vectorizable: f32 partial sums over short blocks, added in f64.
-#[inline(always)]
+/// Elements per partial sum of [`sum_squares`].
+const BLOCK: usize = 256;
+
+/// Sum of squares of a slice: f32 partial sums over blocks of [`BLOCK`] (8 lanes each,
+/// vectorized), added in f64 in block order. Large slices compute their block sums on rayon's
+/// pool; the result is the same however many threads run.
 fn sum_squares(xs: &[f32]) -> f64 {
-    let mut total = 0.0f64;
-    for block in xs.chunks(256) {
-        let mut acc = [0.0f32; 8];
-        let mut chunks = block.chunks_exact(8);
-        for c in &mut chunks {
-            for (a, &x) in acc.iter_mut().zip(c) {
-                *a += x * x;
-            }
-        }
-        let tail: f32 = chunks.remainder().iter().map(|&x| x * x).sum();
-        total += acc.iter().map(|&a| a as f64).sum::<f64>() + tail as f64;
+    let mut blocks = vec![0.0f64; xs.len().div_ceil(BLOCK)];
+    let run = |(out, xs): (&mut [f64], &[f32])| {
+        vectorized(
+            #[inline(always)]
+            || {
+                for (o, b) in out.iter_mut().zip(xs.chunks(BLOCK)) {
+                    *o = block_sum_squares(b);
+                }
+            },
+        )
+    };
+    let per_piece = parallel::PIECE / BLOCK;
+    if parallel::worth_it(xs.len()) {
+        blocks
+            .par_chunks_mut(per_piece)
+            .zip(xs.par_chunks(per_piece * BLOCK))
+            .for_each(run);
+    } else {
+        run((&mut blocks, xs));
     }
-    total
+    blocks.iter().fold(0.0, |a, &b| a + b)
+}
+
+/// Σ x² of one block: 8 f32 lanes, added up in f64.
+#[inline(always)]
+fn block_sum_squares(block: &[f32]) -> f64 {
+    let mut acc = [0.0f32; 8];
+    let mut chunks = block.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x * x;
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|&x| x * x).sum();
+    acc.iter().map(|&a| a as f64).sum::<f64>() + tail as f64
 }
 
 /// The factor [`clip_grad_norm`] scales gradients by for a given norm: `max_norm / (norm +
@@ -332,10 +381,7 @@ pub fn grad_norm<'a>(params: impl IntoIterator<Item = &'a Param>) -> f32 {
         .into_iter()
         .filter(|p| p.trainable)
         .map(|p| match p.grad.as_slice() {
-            Some(s) => vectorized(
-                #[inline(always)]
-                || sum_squares(s),
-            ),
+            Some(s) => sum_squares(s),
             None => p.grad.iter().map(|&g| (g as f64) * (g as f64)).sum(),
         })
         .sum::<f64>()
