@@ -4,6 +4,7 @@ use std::sync::OnceLock;
 
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::{axpy, check_offsets, TokenBuf};
 use crate::error::{Error, Result};
@@ -13,6 +14,12 @@ use crate::nn::matmul::matmul;
 use crate::nn::param::{join_name, Param};
 use crate::nn::simd::vectorized;
 use crate::nn::special::exp_f32;
+
+/// Texts per piece of the pooling pass (pieces run on rayon's pool).
+const TEXT_PIECE: usize = 16;
+
+/// Channels per piece of the weight-gradient pass (pieces run on rayon's pool).
+const CHANNEL_PIECE: usize = 16;
 
 /// 1/√(2π).
 const INV_SQRT_2PI: f32 = 0.398_942_3;
@@ -50,6 +57,11 @@ fn gelu_grad(x: f32, cdf: f32) -> f32 {
 /// receives gradient, so the weight and input gradients are b·C·Σk row updates of length d
 /// each (about T/b times less work than the two dense GEMMs `dYᵀ·X` and `dY·W` they replace,
 /// and no `[T, N]` gradient matrix).
+///
+/// Both passes run on rayon's pool in fixed pieces: pooling and input gradients by 16 texts,
+/// weight gradients by 16 channels (each piece owns its output rows), plus the GEMM's own
+/// split ([`crate::nn::matmul`]). The pieces do not depend on the number of threads, so the
+/// results are bit-identical on one thread or many.
 #[derive(Debug, Clone)]
 pub struct MultiConv {
     name: String,
@@ -83,6 +95,79 @@ struct ConvCache {
     arg: Vec<u32>,
     /// Per (text, output column): GELU'(z) at the winning token.
     deriv: Vec<f32>,
+}
+
+/// What the weight-gradient pass reads for one kernel (see [`ConvSel::weight_grads`]).
+struct ConvSel<'a> {
+    /// ∂loss/∂output `[b, cols]`, row-major.
+    gs: &'a [f32],
+    /// GELU'(z) at each winner, `[b, cols]`.
+    deriv: &'a [f32],
+    /// The winning token row of each (text, column), `[b, cols]`.
+    arg: &'a [u32],
+    offsets: &'a [usize],
+    /// Output width.
+    cols: usize,
+    /// The kernel's first output column.
+    col0: usize,
+    /// The kernel size.
+    k: usize,
+}
+
+impl ConvSel<'_> {
+    /// Adds ∂loss/∂W and ∂loss/∂b for the channels `c0..` that `wg` (`[len, d, k]`) and `bg`
+    /// hold. Loops run channel outermost, texts inside: the k rows being updated stay in L1
+    /// while the rows of X come from L2 (with texts outermost, every text would stream the
+    /// whole weight gradient through L3: measured 1.3x slower).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn weight_grads(
+        &self,
+        xs: &[f32],
+        d: usize,
+        c0: usize,
+        wg: &mut [f32],
+        bg: &mut [f32],
+        w_on: bool,
+        b_on: bool,
+    ) {
+        let (k, p) = (self.k, self.k / 2);
+        // ∂loss/∂W[c, :, o] for one channel, offset-major so that each update is a
+        // contiguous row.
+        let mut acc = vec![0.0f32; k * d];
+        for (cl, bgc) in bg.iter_mut().enumerate() {
+            let c = c0 + cl;
+            acc.fill(0.0);
+            let mut bsum = 0.0f32;
+            for (i, seg) in self.offsets.windows(2).enumerate() {
+                let r = i * self.cols + self.col0 + c;
+                // Max pooling routes the gradient to the winning token only.
+                let gz = self.gs[r] * self.deriv[r];
+                if gz == 0.0 {
+                    continue;
+                }
+                bsum += gz;
+                let t = self.arg[r] as usize;
+                for src in t.saturating_sub(p).max(seg[0])..(t + p + 1).min(seg[1]) {
+                    let o = src + p - t;
+                    axpy(&mut acc[o * d..][..d], gz, &xs[src * d..][..d]);
+                }
+            }
+            if b_on {
+                *bgc += bsum;
+            }
+            if w_on {
+                // Into the [C, d, k] layout: a local transpose of k rows.
+                let dst = &mut wg[cl * d * k..][..d * k];
+                for o in 0..k {
+                    let strided = dst[o..].iter_mut().step_by(k);
+                    for (v, &a) in strided.zip(&acc[o * d..][..d]) {
+                        *v += a;
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl MultiConv {
@@ -282,7 +367,7 @@ impl MultiConv {
         y: &mut [f32],
         mut record: Option<(&mut Vec<u32>, &mut Vec<f32>)>,
     ) -> Array2<f32> {
-        let (ch, n, tt) = (self.channels, self.stacked_rows(), x.nrows());
+        let (n, tt) = (self.stacked_rows(), x.nrows());
         assert!(
             u32::try_from(tt).is_ok(),
             "MultiConv: more than 2³² tokens in a batch"
@@ -291,8 +376,45 @@ impl MultiConv {
         matmul(ym, false, x, stacked.t());
         let ys = &*y;
         let cols = self.out_dim();
-        let mut out = Array2::zeros((offsets.len() - 1, cols));
+        let b = offsets.len() - 1;
+        let mut out = Array2::zeros((b, cols));
         let os = out.as_slice_mut().expect("contiguous");
+        // Fixed pieces of texts, whatever the number of threads: every text is pooled the same
+        // way in any piece, so the result is the same on one thread or many.
+        let piece = TEXT_PIECE * cols;
+        let starts: Vec<usize> = (0..b).step_by(TEXT_PIECE).collect();
+        match record.as_mut() {
+            Some((arg, deriv)) => os
+                .par_chunks_mut(piece)
+                .zip(arg.par_chunks_mut(piece))
+                .zip(deriv.par_chunks_mut(piece))
+                .zip(starts.par_iter())
+                .for_each(|(((o, a), d), &first)| {
+                    let offs = &offsets[first..=(first + TEXT_PIECE).min(b)];
+                    self.pool_texts(ys, offs, o, Some((a, d)));
+                }),
+            None => os
+                .par_chunks_mut(piece)
+                .zip(starts.par_iter())
+                .for_each(|(o, &first)| {
+                    let offs = &offsets[first..=(first + TEXT_PIECE).min(b)];
+                    self.pool_texts(ys, offs, o, None);
+                }),
+        }
+        out
+    }
+
+    /// The shift-add, GELU and max pooling for the texts `offsets` delimits (rows of `ys`, the
+    /// `[T, N]` GEMM output of the whole batch) into their output rows `os`; with `record`,
+    /// their winning tokens and GELU'(z) there.
+    fn pool_texts(
+        &self,
+        ys: &[f32],
+        offsets: &[usize],
+        os: &mut [f32],
+        mut record: Option<(&mut [u32], &mut [f32])>,
+    ) {
+        let (ch, n, cols) = (self.channels, self.stacked_rows(), self.out_dim());
         let bases = self.bases();
         // Per channel: the current pre-activation and the running extremes with their tokens
         // (u32, as wide as the f32 lanes they travel with, so the selects vectorize).
@@ -373,7 +495,6 @@ impl MultiConv {
                 }
             },
         );
-        out
     }
 
     /// Backward for the last [`MultiConv::forward`]: accumulates the parameter gradients and
@@ -410,89 +531,85 @@ impl MultiConv {
         let xs = cache.x.as_slice();
         let ws = cache.stacked.as_slice().expect("contiguous");
         let (arg, deriv, offsets) = (&cache.arg, &cache.deriv, &cache.offsets);
-        let kmax = self.kernels.iter().copied().max().unwrap_or(0);
-        // ∂loss/∂W_j[c, :, o] for one (kernel, channel), offset-major so that each update is a
-        // contiguous row.
-        let mut acc = vec![0.0f32; kmax * d];
-        let mut dx = want_input.then(|| Array2::<f32>::zeros(cache.x.view().dim()));
         let kernels = &self.kernels;
-        let (weights, biases) = (&mut self.weights, &mut self.biases);
-        // Loops run kernel and channel outermost, texts inside: the k rows being updated stay
-        // in L1 while the rows read (of X, T·d·4 bytes, or of the stacked weights) come from
-        // L2. With texts outermost, every text would stream the whole 1.7 MB weight gradient
-        // through L3 (measured: 1.3× slower for the weight gradient, 2× with the input
-        // gradient).
-        vectorized(
-            #[inline(always)]
-            || {
-                for (j, (&k, (w, bias))) in kernels
-                    .iter()
-                    .zip(weights.iter_mut().zip(biases.iter_mut()))
-                    .enumerate()
-                {
-                    let p = k / 2;
-                    if !w.trainable && !bias.trainable {
-                        continue;
-                    }
-                    let wg = w.grad.as_slice_mut().expect("contiguous");
-                    let bg = bias.grad.as_slice_mut().expect("contiguous");
-                    for c in 0..ch {
-                        let acc = &mut acc[..k * d];
-                        acc.fill(0.0);
-                        let mut bsum = 0.0f32;
-                        for (i, seg) in offsets.windows(2).enumerate() {
-                            let r = i * cols + j * ch + c;
-                            // Max pooling routes the gradient to the winning token only.
-                            let gz = gs[r] * deriv[r];
-                            if gz == 0.0 {
-                                continue;
-                            }
-                            bsum += gz;
-                            let t = arg[r] as usize;
-                            for src in t.saturating_sub(p).max(seg[0])..(t + p + 1).min(seg[1]) {
-                                let o = src + p - t;
-                                axpy(&mut acc[o * d..][..d], gz, &xs[src * d..][..d]);
-                            }
-                        }
-                        if bias.trainable {
-                            bg[c] += bsum;
-                        }
-                        if w.trainable {
-                            // Into the [C, d, k] layout: a local transpose of k rows.
-                            let dst = &mut wg[c * d * k..][..d * k];
-                            for o in 0..k {
-                                let strided = dst[o..].iter_mut().step_by(k);
-                                for (v, &a) in strided.zip(&acc[o * d..][..d]) {
-                                    *v += a;
+        // Weight gradients in fixed pieces of channels (each owns its rows of the gradient),
+        // input gradients in fixed pieces of texts (each owns its texts' token rows): the
+        // same sums in the same order on any number of threads.
+        for (j, (&k, (w, bias))) in kernels
+            .iter()
+            .zip(self.weights.iter_mut().zip(self.biases.iter_mut()))
+            .enumerate()
+        {
+            if !w.trainable && !bias.trainable {
+                continue;
+            }
+            let (w_on, b_on) = (w.trainable, bias.trainable);
+            let wg = w.grad.as_slice_mut().expect("contiguous");
+            let bg = bias.grad.as_slice_mut().expect("contiguous");
+            wg.par_chunks_mut(CHANNEL_PIECE * d * k)
+                .zip(bg.par_chunks_mut(CHANNEL_PIECE))
+                .enumerate()
+                .for_each(|(piece, (wg, bg))| {
+                    let c0 = piece * CHANNEL_PIECE;
+                    let sel = ConvSel {
+                        gs,
+                        deriv,
+                        arg,
+                        offsets,
+                        cols,
+                        col0: j * ch,
+                        k,
+                    };
+                    vectorized(
+                        #[inline(always)]
+                        || sel.weight_grads(xs, d, c0, wg, bg, w_on, b_on),
+                    );
+                });
+        }
+        if !want_input {
+            return None;
+        }
+        let mut dx = Array2::<f32>::zeros(cache.x.view().dim());
+        let dxs = dx.as_slice_mut().expect("contiguous");
+        // Split the token rows at text boundaries, TEXT_PIECE texts per piece.
+        let mut pieces: Vec<(usize, &mut [f32])> = Vec::with_capacity(b.div_ceil(TEXT_PIECE));
+        let mut rest = dxs;
+        for first in (0..b).step_by(TEXT_PIECE) {
+            let last = (first + TEXT_PIECE).min(b);
+            let rows = offsets[last] - offsets[first];
+            let (head, tail) = rest.split_at_mut(rows * d);
+            pieces.push((first, head));
+            rest = tail;
+        }
+        let bases = &bases;
+        pieces.into_par_iter().for_each(|(first, dx)| {
+            let last = (first + TEXT_PIECE).min(b);
+            let row0 = offsets[first];
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (j, (&k, &base)) in kernels.iter().zip(bases).enumerate() {
+                        let p = k / 2;
+                        for c in 0..ch {
+                            for i in first..last {
+                                let r = i * cols + j * ch + c;
+                                let gz = gs[r] * deriv[r];
+                                if gz == 0.0 {
+                                    continue;
+                                }
+                                let t = arg[r] as usize;
+                                let (s, e) = (offsets[i], offsets[i + 1]);
+                                for src in t.saturating_sub(p).max(s)..(t + p + 1).min(e) {
+                                    let row = base + (src + p - t) * ch + c;
+                                    axpy(&mut dx[(src - row0) * d..][..d], gz, &ws[row * d..][..d]);
                                 }
                             }
                         }
                     }
-                }
-                let Some(dx) = dx.as_mut() else {
-                    return;
-                };
-                let dxs = dx.as_slice_mut().expect("contiguous");
-                for (j, (&k, &base)) in kernels.iter().zip(&bases).enumerate() {
-                    let p = k / 2;
-                    for c in 0..ch {
-                        for (i, seg) in offsets.windows(2).enumerate() {
-                            let r = i * cols + j * ch + c;
-                            let gz = gs[r] * deriv[r];
-                            if gz == 0.0 {
-                                continue;
-                            }
-                            let t = arg[r] as usize;
-                            for src in t.saturating_sub(p).max(seg[0])..(t + p + 1).min(seg[1]) {
-                                let row = base + (src + p - t) * ch + c;
-                                axpy(&mut dxs[src * d..][..d], gz, &ws[row * d..][..d]);
-                            }
-                        }
-                    }
-                }
-            },
-        );
-        dx
+                },
+            );
+        });
+        Some(dx)
     }
 
     /// The parameters: kernel 0's weight and bias, kernel 1's, …

@@ -201,6 +201,103 @@ fn gradcheck_multiconv() {
     }
 }
 
+#[test]
+fn gradcheck_multiconv_across_pieces() {
+    // 35 channels make three pieces of the weight-gradient pass and 21 texts two pieces of the
+    // pooling and input-gradient passes. Most texts have one token, so that few max-pooling
+    // winners can change within ε (a kink that would spoil the finite differences).
+    let mut lengths = vec![1usize; 21];
+    lengths[17] = 3;
+    let o = offsets_of(&lengths);
+    let mut l = MultiConv::new(3, &[1, 3], 35, &mut rng(6))
+        .unwrap()
+        .named("conv");
+    perturb(&mut l, 16, 0.5);
+    let x = random(*o.last().unwrap(), 3, 26).mapv(|v| 1.5 * v);
+    ok(
+        "conv across pieces",
+        gradcheck(&mut l, &x, &o, Tol::default()),
+    );
+}
+
+#[test]
+fn conv_batch_across_pieces_sums_each_text_alone() {
+    // 37 texts and 35 channels: three pieces of texts in the pooling and input-gradient passes,
+    // three pieces of channels in the weight-gradient pass (16 each). The batch's outputs and
+    // input gradients are each text's own, and its parameter gradients their sum. (A
+    // finite-difference check at this size would cross max-pooling kinks: with ~2,600 pools, some
+    // winner changes within any ε.)
+    let lengths: Vec<usize> = (0..37).map(|i| 1 + (i * 5) % 4).collect();
+    let o = offsets_of(&lengths);
+    let (d, ch) = (3, 35);
+    let x = random(*o.last().unwrap(), d, 26);
+    let mut l = MultiConv::new(d, &[1, 3], ch, &mut rng(6)).unwrap();
+    perturb(&mut l, 16, 0.5);
+    let y = l.forward(x.view(), &o, true);
+    let g = random(y.nrows(), y.ncols(), 27);
+    let dx = l.backward(g.view());
+    let batch: Vec<Vec<f32>> = l
+        .params()
+        .iter()
+        .map(|p| p.grad.iter().copied().collect())
+        .collect();
+    let mut alone = l.clone();
+    alone.clear_cache();
+    for p in alone.params_mut() {
+        p.grad.fill(0.0);
+    }
+    for (i, w) in o.windows(2).enumerate() {
+        let xi = x.slice(s![w[0]..w[1], ..]);
+        let yi = alone.forward(xi, &[0, w[1] - w[0]], true);
+        // The GEMM's rounding may differ with the number of rows: close, not equal.
+        let row = y.slice(s![i..i + 1, ..]).to_owned();
+        assert_close_arrays(&yi, &row, 1e-5, &format!("output of text {i}"));
+        let dxi = alone.backward(g.slice(s![i..i + 1, ..]));
+        let rows = dx.slice(s![w[0]..w[1], ..]).to_owned();
+        assert_close_arrays(&dxi, &rows, 1e-5, &format!("input gradient of text {i}"));
+    }
+    for (p, want) in alone.params().iter().zip(&batch) {
+        let got: Array2<f32> =
+            Array2::from_shape_vec((1, want.len()), p.grad.iter().copied().collect()).unwrap();
+        let want = Array2::from_shape_vec((1, want.len()), want.clone()).unwrap();
+        assert_close_arrays(&got, &want, 1e-5, &p.name);
+    }
+}
+
+#[test]
+fn conv_is_bit_identical_on_any_number_of_threads() {
+    let lengths: Vec<usize> = (0..45).map(|i| 1 + (i * 7) % 9).collect();
+    let o = offsets_of(&lengths);
+    let x = random(*o.last().unwrap(), 24, 7);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut l = MultiConv::new(24, &[1, 3, 5], 40, &mut rng(8)).unwrap();
+            let y = l.forward(x.view(), &o, true);
+            let g = random(y.nrows(), y.ncols(), 9);
+            let dx = l.backward(g.view());
+            let grads: Vec<Vec<f32>> = l
+                .params()
+                .iter()
+                .map(|p| p.grad.iter().copied().collect())
+                .collect();
+            (y, dx, grads, l.forward_inference(x.view(), &o))
+        })
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        let other = run(threads);
+        assert_eq!(one.0, other.0, "output, {threads} threads");
+        assert_eq!(one.1, other.1, "input gradient, {threads} threads");
+        assert_eq!(one.2, other.2, "parameter gradients, {threads} threads");
+        assert_eq!(one.3, other.3, "inference, {threads} threads");
+    }
+    assert_eq!(one.0, one.3, "training and inference forward agree");
+}
+
 /// The transformer's objective sums T·d LayerNorm outputs of magnitude ~1, whose f32 rounding
 /// (~1e-6) divided by 2ε swamps small gradients at ε = 1e-3 (measured: 1.1× the tolerance on a
 /// K-weight entry of 1e-2, while ε = 3e-3, 1e-2 and 3e-2 all agree with the analytic value). At
