@@ -25,6 +25,12 @@ fn main() {
         println!("train bench: run with `cargo bench --bench train`");
         return;
     }
+    // Training runs on rayon's global pool: 2 threads, like the PyTorch side, whatever the
+    // machine has.
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build_global()
+        .expect("the first use of rayon's global pool");
     let data = tandem::home::data_dir();
     let mut texts = Vec::new();
     let mut labels = Vec::new();
