@@ -245,11 +245,12 @@ impl EmbeddingCache {
 /// Appends `buf` to the cache file at `path` under an exclusive lock, starting where `whole_end`
 /// says the last whole record ends (so a torn tail from an interrupted write is overwritten).
 /// Shared by the pooled and the token cache, which differ only in how records are delimited.
+/// Returns the offset `buf` was written at.
 pub(crate) fn append_locked(
     path: &Path,
     buf: &[u8],
     whole_end: impl FnOnce(&mut File) -> std::io::Result<u64>,
-) -> Result<()> {
+) -> Result<u64> {
     let io = |e| Error::io(path, e);
     let mut f = OpenOptions::new()
         .create(true)
@@ -263,7 +264,8 @@ pub(crate) fn append_locked(
     f.set_len(whole).map_err(io)?;
     f.seek(SeekFrom::Start(whole)).map_err(io)?;
     f.write_all(buf).map_err(io)?;
-    f.flush().map_err(io)
+    f.flush().map_err(io)?;
+    Ok(whole)
 }
 
 /// Embeds `texts` as heads need them: pooled rows, plus per-token vectors when `want_tokens`.

@@ -5,10 +5,14 @@
 //! f16s. No padding is stored, and f16 halves the size again (MiniLM: 768 bytes per token).
 //! Appends take an exclusive file lock and first find the end of the last whole record, so
 //! several processes can share the file and a torn record left by a crash is overwritten.
+//!
+//! Opening reads only the record headers, into an index of file offsets; a lookup reads just
+//! the records it needs. One cache file serves every dataset a backbone has seen (over a GB once
+//! long texts are in it), so loading it whole would cost seconds and that much memory per run.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -21,9 +25,32 @@ use crate::error::{Error, Result};
 
 const HEADER: usize = KEY + 4;
 
+/// Where one text's record is in the file.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    /// Offset of the first value byte.
+    at: u64,
+    /// Token count.
+    tokens: usize,
+}
+
 struct Inner {
-    index: HashMap<[u8; KEY], usize>,
-    seqs: TokenSeqs,
+    index: HashMap<[u8; KEY], Record>,
+    /// Sum of the indexed records' token counts.
+    total_tokens: usize,
+    /// A read handle on the file, once it exists.
+    reader: Option<File>,
+}
+
+impl Inner {
+    /// Indexes a record (the first one of a key wins, as every record of a key holds the same
+    /// values).
+    fn add(&mut self, k: [u8; KEY], rec: Record) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.index.entry(k) {
+            slot.insert(rec);
+            self.total_tokens += rec.tokens;
+        }
+    }
 }
 
 /// A persistent cache of ragged f16 token embeddings for one backbone graph. Thread-safe.
@@ -42,20 +69,33 @@ impl std::fmt::Debug for TokenCache {
     }
 }
 
-/// Walks whole records from the start of `bytes`, calling `f(key, values)` for each; returns
-/// where the last whole record ends (a torn tail is left out).
-fn parse(bytes: &[u8], dim: usize, mut f: impl FnMut(&[u8], &[u8])) -> usize {
-    let mut at = 0;
-    while bytes.len() - at >= HEADER {
-        let n = u32::from_le_bytes(bytes[at + KEY..at + HEADER].try_into().unwrap()) as usize;
-        let end = at + HEADER + n * dim * 2;
-        if end > bytes.len() {
+/// Walks the whole records of `f` from its start, reading only their headers, and calls
+/// `f(key, record)` for each; a torn tail is left out.
+fn scan(file: &File, dim: usize, mut f: impl FnMut([u8; KEY], Record)) -> std::io::Result<()> {
+    let len = file.metadata()?.len();
+    let mut r = BufReader::with_capacity(1 << 16, file);
+    let mut at = 0u64;
+    let mut header = [0u8; HEADER];
+    while len - at >= HEADER as u64 {
+        r.read_exact(&mut header)?;
+        let n = u32::from_le_bytes(header[KEY..].try_into().expect("4 bytes")) as usize;
+        let bytes = n as u64 * dim as u64 * 2;
+        let end = at + HEADER as u64 + bytes;
+        if end > len {
             break;
         }
-        f(&bytes[at..at + KEY], &bytes[at + HEADER..end]);
+        let k: [u8; KEY] = header[..KEY].try_into().expect("KEY bytes");
+        f(
+            k,
+            Record {
+                at: at + HEADER as u64,
+                tokens: n,
+            },
+        );
+        r.seek_relative(i64::try_from(bytes).map_err(std::io::Error::other)?)?;
         at = end;
     }
-    at
+    Ok(())
 }
 
 /// End of the last whole record in `f`, reading only the record headers.
@@ -95,20 +135,13 @@ impl TokenCache {
         }
         let mut inner = Inner {
             index: HashMap::new(),
-            seqs: TokenSeqs::new(dim),
+            total_tokens: 0,
+            reader: None,
         };
         if path.exists() {
-            let mut bytes = Vec::new();
-            File::open(path)
-                .and_then(|mut f| f.read_to_end(&mut bytes))
-                .map_err(|e| Error::io(path, e))?;
-            parse(&bytes, dim, |k, values| {
-                let k: [u8; KEY] = k.try_into().unwrap();
-                if let std::collections::hash_map::Entry::Vacant(slot) = inner.index.entry(k) {
-                    slot.insert(inner.seqs.len());
-                    inner.seqs.push_f16(&le_to_f16(values));
-                }
-            });
+            let file = File::open(path).map_err(|e| Error::io(path, e))?;
+            scan(&file, dim, |k, rec| inner.add(k, rec)).map_err(|e| Error::io(path, e))?;
+            inner.reader = Some(file);
         }
         Ok(TokenCache {
             path: path.to_path_buf(),
@@ -134,7 +167,7 @@ impl TokenCache {
 
     /// Cached tokens over all texts.
     pub fn total_tokens(&self) -> usize {
-        self.lock().seqs.total_tokens()
+        self.lock().total_tokens
     }
 
     /// Size of the cache file in bytes (0 if it does not exist yet).
@@ -196,10 +229,9 @@ impl TokenCache {
             }
             self.append(&missing.iter().map(|&i| keys[i]).collect::<Vec<_>>(), &seqs)?;
         }
-        let inner = self.lock();
-        let idx: Vec<usize> = keys.iter().map(|k| inner.index[k]).collect();
+        let seqs = self.read(&keys)?;
         Ok((
-            inner.seqs.select(&idx),
+            seqs,
             CacheStats {
                 hits: texts.len() - missing.len(),
                 misses: missing.len(),
@@ -216,14 +248,41 @@ impl TokenCache {
                 buf.extend_from_slice(&v.to_le_bytes());
             }
         }
-        append_locked(&self.path, &buf, |f| whole_end(f, self.dim))?;
+        let start = append_locked(&self.path, &buf, |f| whole_end(f, self.dim))?;
         let mut inner = self.lock();
+        let mut at = start;
         for (i, k) in keys.iter().enumerate() {
-            let at = inner.seqs.len();
-            inner.seqs.push_f16(seqs.text(i));
-            inner.index.insert(*k, at);
+            let tokens = seqs.length(i);
+            inner.add(
+                *k,
+                Record {
+                    at: at + HEADER as u64,
+                    tokens,
+                },
+            );
+            at += (HEADER + tokens * self.dim * 2) as u64;
         }
         Ok(())
+    }
+
+    /// The cached sequences of `keys`, in order, read from the file (every key is indexed).
+    fn read(&self, keys: &[[u8; KEY]]) -> Result<TokenSeqs> {
+        let io = |e| Error::io(&self.path, e);
+        let mut inner = self.lock();
+        if inner.reader.is_none() {
+            inner.reader = Some(File::open(&self.path).map_err(io)?);
+        }
+        let recs: Vec<Record> = keys.iter().map(|k| inner.index[k]).collect();
+        let file = inner.reader.as_mut().expect("opened above");
+        let mut out = TokenSeqs::new(self.dim);
+        let mut bytes = Vec::new();
+        for rec in recs {
+            bytes.resize(rec.tokens * self.dim * 2, 0);
+            file.seek(SeekFrom::Start(rec.at)).map_err(io)?;
+            file.read_exact(&mut bytes).map_err(io)?;
+            out.push_f16(&le_to_f16(&bytes));
+        }
+        Ok(out)
     }
 }
 
@@ -296,6 +355,38 @@ mod tests {
         let cache = TokenCache::open_file(&path, 2).unwrap();
         assert_eq!(cache.len(), 3);
         assert_eq!(cache.file_bytes(), (expect + 36 + 3 * 2 * 2) as u64);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn two_handles_share_the_file_and_duplicates_index_once() {
+        let dir = std::env::temp_dir().join(format!("tandem-tokcache-two-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("tokens.f16");
+        let a = TokenCache::open_file(&path, 2).unwrap();
+        let (first, _) = a.embed_with(&["a", "bbb"], None, fake).unwrap();
+        // A second handle (another process, say) indexes what is on disk, and appends.
+        let b = TokenCache::open_file(&path, 2).unwrap();
+        assert_eq!((b.len(), b.total_tokens()), (2, 6));
+        let (cc_b, st) = b.embed_with(&["cc", "a"], None, fake).unwrap();
+        assert_eq!(st, CacheStats { hits: 1, misses: 1 });
+        assert_eq!(cc_b.gather(&[1]).tokens, first.gather(&[0]).tokens);
+        // The first handle has not seen "cc": it embeds it again and appends a duplicate.
+        let (cc_a, st) = a.embed_with(&["cc"], None, fake).unwrap();
+        assert_eq!(st.misses, 1);
+        assert_eq!(cc_a.gather(&[0]).tokens, cc_b.gather(&[0]).tokens);
+        // Both handles read each other's records; a fresh one indexes each text once.
+        let (all_a, _) = a
+            .embed_with(&["bbb", "cc", "a"], None, |_| panic!("cached"))
+            .unwrap();
+        let c = TokenCache::open_file(&path, 2).unwrap();
+        assert_eq!((c.len(), c.total_tokens()), (3, 9));
+        let (all_c, _) = c
+            .embed_with(&["bbb", "cc", "a"], None, |_| panic!("cached"))
+            .unwrap();
+        assert_eq!(all_a, all_c);
+        assert_eq!(all_c.offsets(), &[0, 4, 7, 9]);
+        assert_eq!(all_c.gather(&[0]).tokens[[3, 1]], 34.0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
