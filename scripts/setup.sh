@@ -32,8 +32,8 @@ if [ "$(cat "$VENV/.tandem-requirements" 2>/dev/null)" != "$want" ]; then
     say "creating Python tooling venv in $VENV (torch + optimum + onnxruntime; takes a few minutes)"
     rm -rf "$VENV"
     "$PY" -m venv "$VENV" || die "python venv failed (Debian: apt-get install python3-venv)"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ"
+    "$VENV/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check -r "$REQ"
     echo "$want" > "$VENV/.tandem-requirements"
 else
     say "python tooling up to date"
