@@ -69,11 +69,12 @@ impl std::fmt::Debug for TokenCache {
     }
 }
 
-/// Walks the whole records of `f` from its start, reading only their headers, and calls
-/// `f(key, record)` for each; a torn tail is left out.
-fn scan(file: &File, dim: usize, mut f: impl FnMut([u8; KEY], Record)) -> std::io::Result<()> {
+/// Walks the whole records of `file` from its start, reading only their headers, and calls
+/// `f(key, record)` for each; a torn tail is left out. Returns the end of the last whole record.
+fn scan(file: &mut File, dim: usize, mut f: impl FnMut([u8; KEY], Record)) -> std::io::Result<u64> {
     let len = file.metadata()?.len();
-    let mut r = BufReader::with_capacity(1 << 16, file);
+    file.seek(SeekFrom::Start(0))?;
+    let mut r = BufReader::with_capacity(1 << 16, &*file);
     let mut at = 0u64;
     let mut header = [0u8; HEADER];
     while len - at >= HEADER as u64 {
@@ -93,24 +94,6 @@ fn scan(file: &File, dim: usize, mut f: impl FnMut([u8; KEY], Record)) -> std::i
             },
         );
         r.seek_relative(i64::try_from(bytes).map_err(std::io::Error::other)?)?;
-        at = end;
-    }
-    Ok(())
-}
-
-/// End of the last whole record in `f`, reading only the record headers.
-fn whole_end(f: &mut File, dim: usize) -> std::io::Result<u64> {
-    let len = f.metadata()?.len();
-    let mut at = 0u64;
-    let mut header = [0u8; HEADER];
-    while len - at >= HEADER as u64 {
-        f.seek(SeekFrom::Start(at))?;
-        f.read_exact(&mut header)?;
-        let n = u64::from(u32::from_le_bytes(header[KEY..].try_into().unwrap()));
-        let end = at + HEADER as u64 + n * dim as u64 * 2;
-        if end > len {
-            break;
-        }
         at = end;
     }
     Ok(at)
@@ -139,8 +122,8 @@ impl TokenCache {
             reader: None,
         };
         if path.exists() {
-            let file = File::open(path).map_err(|e| Error::io(path, e))?;
-            scan(&file, dim, |k, rec| inner.add(k, rec)).map_err(|e| Error::io(path, e))?;
+            let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+            scan(&mut file, dim, |k, rec| inner.add(k, rec)).map_err(|e| Error::io(path, e))?;
             inner.reader = Some(file);
         }
         Ok(TokenCache {
@@ -211,6 +194,9 @@ impl TokenCache {
                 }
             }
         }
+        // Sequences embedded now are served from memory, not read back from the file.
+        let mut fresh = TokenSeqs::new(self.dim);
+        let mut fresh_at: HashMap<[u8; KEY], usize> = HashMap::new();
         if !missing.is_empty() {
             let batch: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
             let (rows, seqs) = embed(&batch)?;
@@ -227,9 +213,12 @@ impl TokenCache {
             if let Some(p) = pooled {
                 p.insert(&batch, &rows)?;
             }
-            self.append(&missing.iter().map(|&i| keys[i]).collect::<Vec<_>>(), &seqs)?;
+            let new_keys: Vec<[u8; KEY]> = missing.iter().map(|&i| keys[i]).collect();
+            self.append(&new_keys, &seqs)?;
+            fresh_at = new_keys.into_iter().zip(0..).collect();
+            fresh = seqs;
         }
-        let seqs = self.read(&keys)?;
+        let seqs = self.read(&keys, &fresh_at, &fresh)?;
         Ok((
             seqs,
             CacheStats {
@@ -248,7 +237,7 @@ impl TokenCache {
                 buf.extend_from_slice(&v.to_le_bytes());
             }
         }
-        let start = append_locked(&self.path, &buf, |f| whole_end(f, self.dim))?;
+        let start = append_locked(&self.path, &buf, |f| scan(f, self.dim, |_, _| {}))?;
         let mut inner = self.lock();
         let mut at = start;
         for (i, k) in keys.iter().enumerate() {
@@ -265,18 +254,28 @@ impl TokenCache {
         Ok(())
     }
 
-    /// The cached sequences of `keys`, in order, read from the file (every key is indexed).
-    fn read(&self, keys: &[[u8; KEY]]) -> Result<TokenSeqs> {
+    /// The sequences of `keys`, in order: those in `fresh_at` from `fresh` (by position), the
+    /// rest read from the file (every key is indexed).
+    fn read(
+        &self,
+        keys: &[[u8; KEY]],
+        fresh_at: &HashMap<[u8; KEY], usize>,
+        fresh: &TokenSeqs,
+    ) -> Result<TokenSeqs> {
         let io = |e| Error::io(&self.path, e);
-        let mut inner = self.lock();
-        if inner.reader.is_none() {
-            inner.reader = Some(File::open(&self.path).map_err(io)?);
-        }
-        let recs: Vec<Record> = keys.iter().map(|k| inner.index[k]).collect();
-        let file = inner.reader.as_mut().expect("opened above");
         let mut out = TokenSeqs::new(self.dim);
+        let mut inner = self.lock();
         let mut bytes = Vec::new();
-        for rec in recs {
+        for k in keys {
+            if let Some(&j) = fresh_at.get(k) {
+                out.push_f16(fresh.text(j));
+                continue;
+            }
+            let rec = inner.index[k];
+            let file = match &mut inner.reader {
+                Some(f) => f,
+                slot => slot.insert(File::open(&self.path).map_err(io)?),
+            };
             bytes.resize(rec.tokens * self.dim * 2, 0);
             file.seek(SeekFrom::Start(rec.at)).map_err(io)?;
             file.read_exact(&mut bytes).map_err(io)?;
