@@ -112,6 +112,13 @@ struct ConvSel<'a> {
     col0: usize,
     /// The kernel size.
     k: usize,
+    /// The input token rows `[tokens, d]`, row-major.
+    xs: &'a [f32],
+    /// Input width.
+    d: usize,
+    /// Whether the weights, and the bias, take gradients.
+    w_on: bool,
+    b_on: bool,
 }
 
 impl ConvSel<'_> {
@@ -120,18 +127,8 @@ impl ConvSel<'_> {
     /// while the rows of X come from L2 (with texts outermost, every text would stream the
     /// whole weight gradient through L3: measured 1.3x slower).
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn weight_grads(
-        &self,
-        xs: &[f32],
-        d: usize,
-        c0: usize,
-        wg: &mut [f32],
-        bg: &mut [f32],
-        w_on: bool,
-        b_on: bool,
-    ) {
-        let (k, p) = (self.k, self.k / 2);
+    fn weight_grads(&self, c0: usize, wg: &mut [f32], bg: &mut [f32]) {
+        let (k, p, d, xs) = (self.k, self.k / 2, self.d, self.xs);
         // ∂loss/∂W[c, :, o] for one channel, offset-major so that each update is a
         // contiguous row.
         let mut acc = vec![0.0f32; k * d];
@@ -153,10 +150,10 @@ impl ConvSel<'_> {
                     axpy(&mut acc[o * d..][..d], gz, &xs[src * d..][..d]);
                 }
             }
-            if b_on {
+            if self.b_on {
                 *bgc += bsum;
             }
-            if w_on {
+            if self.w_on {
                 // Into the [C, d, k] layout: a local transpose of k rows.
                 let dst = &mut wg[cl * d * k..][..d * k];
                 for o in 0..k {
@@ -543,26 +540,28 @@ impl MultiConv {
             if !w.trainable && !bias.trainable {
                 continue;
             }
-            let (w_on, b_on) = (w.trainable, bias.trainable);
+            let sel = ConvSel {
+                gs,
+                deriv,
+                arg,
+                offsets,
+                cols,
+                col0: j * ch,
+                k,
+                xs,
+                d,
+                w_on: w.trainable,
+                b_on: bias.trainable,
+            };
             let wg = w.grad.as_slice_mut().expect("contiguous");
             let bg = bias.grad.as_slice_mut().expect("contiguous");
             wg.par_chunks_mut(CHANNEL_PIECE * d * k)
                 .zip(bg.par_chunks_mut(CHANNEL_PIECE))
                 .enumerate()
                 .for_each(|(piece, (wg, bg))| {
-                    let c0 = piece * CHANNEL_PIECE;
-                    let sel = ConvSel {
-                        gs,
-                        deriv,
-                        arg,
-                        offsets,
-                        cols,
-                        col0: j * ch,
-                        k,
-                    };
                     vectorized(
                         #[inline(always)]
-                        || sel.weight_grads(xs, d, c0, wg, bg, w_on, b_on),
+                        || sel.weight_grads(piece * CHANNEL_PIECE, wg, bg),
                     );
                 });
         }
