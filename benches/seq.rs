@@ -13,7 +13,6 @@
 //! Writes `target/bench/seq.json`. Needs `scripts/setup.sh`.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,6 +25,8 @@ use tandem::train::config::{HeadKind, Schedule};
 use tandem::train::trainer::manifest_for;
 use tandem::train::{Examples, Mode, TrainConfig};
 use tandem::{Backbone, BackboneOptions};
+
+mod common;
 
 const EPOCHS: usize = 5;
 
@@ -68,16 +69,9 @@ fn latency(model: &Model, texts: &[&str], batch: usize) -> f64 {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("seq bench: run with `cargo bench --bench seq`");
+    if !common::start("seq") {
         return;
     }
-    // Training runs on rayon's global pool: 2 threads, like the PyTorch side, whatever the
-    // machine has.
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build_global()
-        .expect("the first use of rayon's global pool");
     let rows =
         read_rows(&tandem::home::data_dir().join("trec.jsonl")).expect("run scripts/setup.sh");
     let texts: Vec<String> = rows.iter().map(|r| r.text("text").unwrap()).collect();
@@ -159,25 +153,33 @@ fn main() {
         _ => unreachable!(),
     };
     ndarray_npy::write_npy(out.join("seq_labels.npy"), &Array1::from(classes)).unwrap();
-    let py = tandem::home::cache_dir().join("venv/bin/python");
     let path = |f: &str| out.join(f).display().to_string();
-    let res = Command::new(&py)
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/seq_torch.py"))
-        .args(["--tokens", &path("seq_tokens.npy")])
-        .args(["--offsets", &path("seq_offsets.npy")])
-        .args(["--sentence", &path("seq_sentence.npy")])
-        .args(["--labels", &path("seq_labels.npy")])
-        .args(["--epochs", &EPOCHS.to_string()])
-        .args(["--batch", "64", "--threads", "2", "--kernels", "1,3,5"])
-        .args(["--channels", "128", "--queries", "1"])
-        .output()
-        .expect("run scripts/setup.sh (PyTorch lives in the tooling venv)");
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
+    let epochs = EPOCHS.to_string();
+    let torch = common::run_torch(
+        "seq_torch.py",
+        &[
+            "--tokens",
+            &path("seq_tokens.npy"),
+            "--offsets",
+            &path("seq_offsets.npy"),
+            "--sentence",
+            &path("seq_sentence.npy"),
+            "--labels",
+            &path("seq_labels.npy"),
+            "--epochs",
+            &epochs,
+            "--batch",
+            "64",
+            "--threads",
+            "2",
+            "--kernels",
+            "1,3,5",
+            "--channels",
+            "128",
+            "--queries",
+            "1",
+        ],
     );
-    let torch: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
     let torch_epoch = torch["median_epoch_seconds"].as_f64().unwrap();
 
     // Inference latency: the trained sequence head, and a pooled head, on the same backbone.

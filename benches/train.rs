@@ -7,7 +7,6 @@
 //! Writes `target/bench/train.json`. Needs `scripts/setup.sh`.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
 use ndarray::{concatenate, Array1, Array2, Axis};
@@ -17,20 +16,15 @@ use tandem::train::features::Normalizer;
 use tandem::train::{Examples, Mode, TrainConfig};
 use tandem::{Backbone, BackboneOptions};
 
+mod common;
+
 const N: usize = 10_000;
 const EPOCHS: usize = 20;
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("train bench: run with `cargo bench --bench train`");
+    if !common::start("train") {
         return;
     }
-    // Training runs on rayon's global pool: 2 threads, like the PyTorch side, whatever the
-    // machine has.
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build_global()
-        .expect("the first use of rayon's global pool");
     let data = tandem::home::data_dir();
     let mut texts = Vec::new();
     let mut labels = Vec::new();
@@ -156,33 +150,24 @@ fn main() {
         &Array1::from(classes.iter().map(|&c| c as i64).collect::<Vec<_>>()),
     )
     .unwrap();
-    let py = tandem::home::cache_dir().join("venv/bin/python");
-    let res = Command::new(&py)
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/train_torch.py"))
-        .args([
+    let epochs = EPOCHS.to_string();
+    let torch = common::run_torch(
+        "train_torch.py",
+        &[
             "--x",
             out.join("train_x.npy").to_str().unwrap(),
             "--y",
             out.join("train_y.npy").to_str().unwrap(),
-        ])
-        .args([
             "--epochs",
-            &EPOCHS.to_string(),
+            &epochs,
             "--batch",
             "64",
             "--hidden",
             "256",
             "--threads",
             "2",
-        ])
-        .output()
-        .expect("run scripts/setup.sh (PyTorch lives in the tooling venv)");
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
+        ],
     );
-    let torch: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
     let torch_s = torch["seconds"].as_f64().unwrap();
 
     println!(

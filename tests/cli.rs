@@ -10,15 +10,27 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tandem::train::TrainConfig;
 
+mod common;
+
 fn tandem() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tandem"))
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tandem-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+    let d = common::tmp("cli", name);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// `tandem <verb>` on the `label` field of `data` as a `task`, with a config file.
+fn labelled(verb: &str, task: &str, data: &Path, config: &Path) -> Command {
+    let mut cmd = tandem();
+    cmd.args([verb, "--label-field", "label", "--task", task])
+        .arg("--data")
+        .arg(data)
+        .arg("--config")
+        .arg(config);
+    cmd
 }
 
 /// Runs the command and returns its output, failing the test (with stderr) when it fails.
@@ -90,12 +102,7 @@ fn compare_runs_every_mode_and_seed_and_reruns_identically() {
         dir.join("out.md"),
         dir.join("out.html"),
     );
-    let out = ok(tandem()
-        .args(["compare", "--label-field", "label", "--task", "multiclass"])
-        .arg("--data")
-        .arg(&data)
-        .arg("--config")
-        .arg(&config)
+    let out = ok(labelled("compare", "multiclass", &data, &config)
         .args(["--seeds", "3", "--quiet"])
         .arg("--json")
         .arg(&json)
@@ -252,12 +259,7 @@ fn compare_runs_every_mode_and_seed_and_reruns_identically() {
 
     // Determinism: seed 1 alone, rerun in a new process, gives exactly seed 1's numbers.
     let json2 = dir.join("again.json");
-    ok(tandem()
-        .args(["compare", "--label-field", "label", "--task", "multiclass"])
-        .arg("--data")
-        .arg(&data)
-        .arg("--config")
-        .arg(&config)
+    ok(labelled("compare", "multiclass", &data, &config)
         .args(["--seed-list", "1", "--quiet"])
         .arg("--json")
         .arg(&json2));
@@ -335,13 +337,8 @@ fn inspect_shows_tasks_metrics_provenance_architecture_files_and_weights() {
     // A metadata-only binary bundle (no embeddings needed) ...
     let sms = slice(&dir, "sms_spam.jsonl", 300, 17);
     let meta = dir.join("meta-bundle");
-    ok(tandem()
-        .args(["train", "--label-field", "label", "--task", "binary"])
+    ok(labelled("train", "binary", &sms, &config)
         .args(["--mode", "metadata_only", "--seed", "5", "--quiet"])
-        .arg("--data")
-        .arg(&sms)
-        .arg("--config")
-        .arg(&config)
         .arg("--out")
         .arg(&meta));
     let text = stdout(&ok(tandem().arg("inspect").arg(&meta)));
@@ -417,13 +414,8 @@ fn inspect_shows_tasks_metrics_provenance_architecture_files_and_weights() {
     // ... and an embedding-only multiclass one.
     let trec = slice(&dir, "trec.jsonl", 300, 17);
     let emb = dir.join("emb-bundle");
-    ok(tandem()
-        .args(["train", "--label-field", "label", "--task", "multiclass"])
+    ok(labelled("train", "multiclass", &trec, &config)
         .args(["--mode", "embedding_only", "--quiet"])
-        .arg("--data")
-        .arg(&trec)
-        .arg("--config")
-        .arg(&config)
         .arg("--out")
         .arg(&emb));
     let text = stdout(&ok(tandem().arg("inspect").arg(&emb)));
@@ -582,12 +574,7 @@ fn sequence_heads_through_compare_train_inspect_and_eval() {
     .unwrap();
     // compare: the head type applies to every arm that reads the backbone.
     let json = dir.join("cmp.json");
-    ok(tandem()
-        .args(["compare", "--label-field", "label", "--task", "multiclass"])
-        .arg("--data")
-        .arg(&data)
-        .arg("--config")
-        .arg(&config)
+    ok(labelled("compare", "multiclass", &data, &config)
         .args([
             "--head",
             "sequence",
@@ -604,13 +591,8 @@ fn sequence_heads_through_compare_train_inspect_and_eval() {
     assert_eq!(report["runs"].as_array().unwrap().len(), 2);
     // train → inspect → eval: the bundle carries the encoder and eval re-embeds tokens.
     let model = dir.join("model");
-    ok(tandem()
-        .args(["train", "--label-field", "label", "--task", "multiclass"])
+    ok(labelled("train", "multiclass", &data, &config)
         .args(["--head", "sequence", "--mode", "joint", "--quiet"])
-        .arg("--data")
-        .arg(&data)
-        .arg("--config")
-        .arg(&config)
         .arg("--out")
         .arg(&model));
     let shown = stdout(&ok(tandem().arg("inspect").arg(&model)));

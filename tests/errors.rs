@@ -22,9 +22,7 @@ fn copy_backbone(to: &Path, drop_file: Option<&str>) {
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("tandem-errors-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::tmp("errors", name)
 }
 
 #[test]

@@ -61,9 +61,7 @@ fn quick(mode: Mode, seed: u64) -> TrainConfig {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tandem-seq-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::tmp("seq", name)
 }
 
 #[test]

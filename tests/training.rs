@@ -59,9 +59,7 @@ fn quick(mode: Mode) -> TrainConfig {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tandem-training-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::tmp("training", name)
 }
 
 #[test]

@@ -418,24 +418,11 @@ impl Backbone {
     pub fn embed(&self, texts: &[&str]) -> Result<Array2<f32>> {
         let dim = self.dim();
         let mut out = Array2::<f32>::zeros((texts.len(), dim));
-        if texts.is_empty() {
-            return Ok(out);
-        }
-        let ids = self.tokenizer.encode(texts)?;
-        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-        for chunk in plan_batches(
-            &lengths,
-            self.options.batch_size,
-            self.options.max_batch_tokens,
-        ) {
-            let chunk = chunk.as_slice();
-            let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-            let batch = self.tokenizer.pad(&rows);
-            let (emb, _) = self.run_batch(&batch, false)?;
+        self.run_batches(texts, false, |chunk, emb, _| {
             for (r, &i) in chunk.iter().enumerate() {
                 out.row_mut(i).assign(&emb.row(r));
             }
-        }
+        })?;
         Ok(out)
     }
 
@@ -460,29 +447,46 @@ impl Backbone {
         let dim = self.dim();
         let mut pooled = Array2::<f32>::zeros((texts.len(), dim));
         let mut per_text: Vec<Vec<half::f16>> = vec![Vec::new(); texts.len()];
-        if !texts.is_empty() {
-            let ids = self.tokenizer.encode(texts)?;
-            let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-            for chunk in plan_batches(
-                &lengths,
-                self.options.batch_size,
-                self.options.max_batch_tokens,
-            ) {
-                let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-                let batch = self.tokenizer.pad(&rows);
-                let (emb, tokens) = self.run_batch(&batch, true)?;
-                let mut tokens = tokens.expect("token output requested");
-                for (r, &i) in chunk.iter().enumerate() {
-                    pooled.row_mut(i).assign(&emb.row(r));
-                    per_text[i] = std::mem::take(&mut tokens[r]);
-                }
+        self.run_batches(texts, true, |chunk, emb, tokens| {
+            let mut tokens = tokens.expect("token output requested");
+            for (r, &i) in chunk.iter().enumerate() {
+                pooled.row_mut(i).assign(&emb.row(r));
+                per_text[i] = std::mem::take(&mut tokens[r]);
             }
-        }
+        })?;
         let mut seqs = TokenSeqs::new(dim);
         for t in &per_text {
             seqs.push_f16(t);
         }
         Ok((pooled, seqs))
+    }
+
+    /// Tokenizes `texts` (no-op when empty), plans length-sorted batches and runs each through
+    /// the graph, handing `each` the batch's text indices, pooled rows and (with `tokens`)
+    /// per-token vectors.
+    #[allow(clippy::type_complexity)]
+    fn run_batches(
+        &self,
+        texts: &[&str],
+        tokens: bool,
+        mut each: impl FnMut(&[usize], Array2<f32>, Option<Vec<Vec<half::f16>>>),
+    ) -> Result<()> {
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let ids = self.tokenizer.encode(texts)?;
+        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+        for chunk in plan_batches(
+            &lengths,
+            self.options.batch_size,
+            self.options.max_batch_tokens,
+        ) {
+            let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+            let batch = self.tokenizer.pad(&rows);
+            let (emb, toks) = self.run_batch(&batch, tokens)?;
+            each(&chunk, emb, toks);
+        }
+        Ok(())
     }
 
     /// Runs one padded batch through the graph and pools it; with `tokens`, also returns each

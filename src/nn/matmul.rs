@@ -175,11 +175,7 @@ mod tests {
         let a = Array2::from_shape_fn((64, 451), |(i, j)| ((i * 451 + j) as f32 * 0.37).sin());
         let b = Array2::from_shape_fn((451, 256), |(i, j)| ((i * 256 + j) as f32 * 0.11).cos());
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            crate::nn::parallel::on_threads(threads, || {
                 let mut c = Array2::zeros((64, 256));
                 matmul(c.view_mut(), false, a.view(), b.view());
                 let mut g = Array2::ones((451, 256));

@@ -13,3 +13,14 @@ pub(crate) const PIECE: usize = 16 * 1024;
 pub(crate) fn worth_it(len: usize) -> bool {
     len >= 2 * PIECE && rayon::current_num_threads() > 1
 }
+
+/// Runs `f` on a fresh pool of `threads` threads: tests check that results do not depend on
+/// the thread count.
+#[cfg(test)]
+pub(crate) fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool")
+        .install(f)
+}

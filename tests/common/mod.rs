@@ -63,3 +63,11 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
     dot / (na * nb).max(1e-12)
 }
+
+/// A fresh (removed if left over) scratch path `tandem-<suite>-<pid>-<name>` under the temp dir,
+/// unique per test process so that concurrent runs do not collide.
+pub fn tmp(suite: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tandem-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}

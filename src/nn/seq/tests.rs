@@ -270,11 +270,7 @@ fn conv_is_bit_identical_on_any_number_of_threads() {
     let o = offsets_of(&lengths);
     let x = random(*o.last().unwrap(), 24, 7);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        crate::nn::parallel::on_threads(threads, || {
             let mut l = MultiConv::new(24, &[1, 3, 5], 40, &mut rng(8)).unwrap();
             let y = l.forward(x.view(), &o, true);
             let g = random(y.nrows(), y.ncols(), 9);
