@@ -356,8 +356,10 @@ fn block_sum_squares(block: &[f32]) -> f64 {
     let mut acc = [0.0f32; 8];
     let mut chunks = block.chunks_exact(8);
     for c in &mut chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a += x * x;
+        // A fixed-size array, so the 8 lanes become one vector multiply and add.
+        let c: &[f32; 8] = c.try_into().expect("chunks of 8");
+        for j in 0..8 {
+            acc[j] += c[j] * c[j];
         }
     }
     let tail: f32 = chunks.remainder().iter().map(|&x| x * x).sum();
