@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
 """onnxruntime-python baseline for benches/embed.rs: the same graph, texts, batches and threads.
 
-    python benches/ort_python.py --model-dir DIR --texts texts.json --points points.json --seconds S
+    python benches/ort_python.py --model-dir DIR --texts texts.json --points points.json
 
-Each point is {"variant", "graph", "length", "batch"}; prints one JSON list of
-{"variant", "length", "batch", "sentences_per_s"} to stdout. Work per batch matches tandem's
-embed(): tokenize (tokenizers, truncation at max_length, padding to the batch's longest text),
-run the session, L2-normalize the pooled output.
+A worker: it opens one session per graph, then reads requests from stdin, one JSON object a line,
+{"point": i, "seconds": s}, measures point i for s seconds and answers with one line,
+{"sentences_per_s": x}. The bench interleaves these with its own measurements of the same point,
+so that a burst of load on a shared machine hits both sides alike. End of input ends the worker.
+
+Each point is {"variant", "graph", "length", "batch"}. Work per batch matches tandem's embed():
+tokenize (tokenizers, truncation at max_length, padding to the batch's longest text), run the
+session, L2-normalize the pooled output. Session settings match tandem's CPU sessions
+(--disable-optimizers takes tandem's list of ONNX Runtime optimizers it turns off).
 """
 
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -24,8 +30,12 @@ def main():
     ap.add_argument("--model-dir", required=True)
     ap.add_argument("--texts", required=True)
     ap.add_argument("--points", required=True)
-    ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--disable-optimizers",
+        default="",
+        help="semicolon-separated ONNX Runtime optimizers to turn off, as tandem's CPU sessions do",
+    )
     args = ap.parse_args()
     with open(os.path.join(args.model_dir, "manifest.json")) as f:
         max_length = json.load(f)["max_length"]
@@ -38,15 +48,18 @@ def main():
     tok.enable_truncation(max_length)
     pad_id = tok.token_to_id("[PAD]") or 0
     sessions = {}
-    results = []
     for p in points:
         if p["graph"] not in sessions:
             so = ort.SessionOptions()
             so.intra_op_num_threads = args.threads
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if args.disable_optimizers:
+                so.add_session_config_entry("optimization.disable_specified_optimizers", args.disable_optimizers)
             sessions[p["graph"]] = ort.InferenceSession(
                 os.path.join(args.model_dir, p["graph"]), so, providers=["CPUExecutionProvider"]
             )
+
+    def measure(p, seconds):
         sess = sessions[p["graph"]]
         needs_tt = any(i.name == "token_type_ids" for i in sess.get_inputs())
         pool = texts[p["length"]]
@@ -75,10 +88,16 @@ def main():
             n += b
             k += 1
             elapsed = time.perf_counter() - start
-            if elapsed >= args.seconds and k >= len(batches[:4]):
-                break
-        results.append({"variant": p["variant"], "length": p["length"], "batch": b, "sentences_per_s": n / elapsed})
-    print(json.dumps(results))
+            if elapsed >= seconds and k >= 4:
+                return n / elapsed
+
+    print(json.dumps({"ready": len(points)}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        rate = measure(points[req["point"]], float(req["seconds"]))
+        print(json.dumps({"sentences_per_s": rate}), flush=True)
 
 
 if __name__ == "__main__":
