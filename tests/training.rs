@@ -230,7 +230,10 @@ fn cancelling_from_the_progress_callback_stops_with_cancelled() {
     let cfg = quick(Mode::TwoStage);
     let (tr, va) = split_examples(&all, &cfg).unwrap();
     let mut seen = 0;
+    // The steps run on rayon's pool, but a host's callback (C, Go) is called on its own thread.
+    let caller = std::thread::current().id();
     let e = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| {
+        assert_eq!(std::thread::current().id(), caller);
         seen += 1;
         seen < 3
     })

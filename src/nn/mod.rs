@@ -67,7 +67,7 @@ pub mod mlp;
 pub mod multitask;
 pub mod norm;
 pub mod optim;
-mod parallel;
+pub(crate) mod parallel;
 pub mod param;
 pub mod schedule;
 pub mod seq;
