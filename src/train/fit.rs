@@ -191,6 +191,9 @@ pub fn fit(
     let mut history = Vec::new();
     let mut best = (0usize, f32::INFINITY, 0.0f64);
     let mut order: Vec<usize> = (0..n).collect();
+    // The second half of each head-only mini-batch runs on this copy of the network (see
+    // `split_head_step`); made on first use, its weights follow the network's after every step.
+    let mut replica: Option<Network> = None;
     for epoch in 0..cfg.epochs {
         if let Phase::Semantic {
             unfreeze: Some((at, scale)),
@@ -228,15 +231,32 @@ pub fn fit(
         let epoch_loss = parallel::on_pool(|| -> Result<f64> {
             let mut epoch_loss = 0.0f64;
             for idx in order.chunks(cfg.batch_size) {
-                let losses = match phase {
-                    Phase::Metadata => metadata_step(net, data, idx, &mut combine)?,
-                    Phase::Semantic { .. } => semantic_step(net, data, idx, frozen, &mut combine)?,
+                let split = match frozen {
+                    Some(all) if net.sequence.is_none() && idx.len() >= 2 => Some(all),
+                    _ => None,
+                };
+                let losses = match (&phase, split) {
+                    (Phase::Metadata, _) => metadata_step(net, data, idx, &mut combine)?,
+                    (Phase::Semantic { .. }, Some(all)) => {
+                        let rep = replica.get_or_insert_with(|| new_replica(net, seed));
+                        split_head_step(net, rep, all.view(), data, idx, &mut combine)?
+                    }
+                    (Phase::Semantic { .. }, None) => {
+                        semantic_step(net, data, idx, frozen, &mut combine)?
+                    }
                 };
                 epoch_loss += losses as f64 * idx.len() as f64;
                 opt.set_lr(scheduler.lr());
+                if split.is_some() {
+                    let rep = replica.as_mut().expect("made by the step");
+                    merge_replica_grads(net, rep);
+                }
                 let mut params = all_params(net, &mut combine);
                 // Clip, update and zero the gradients in one fused pass.
                 opt.step_clipped(&mut params, clip);
+                if split.is_some() {
+                    copy_weights_to_replica(net, replica.as_mut().expect("made by the step"));
+                }
                 scheduler.step();
             }
             Ok(epoch_loss)
@@ -447,6 +467,104 @@ fn semantic_step(
     Ok(total)
 }
 
+/// A copy of `net` for the second half of head-only mini-batches, with dropout streams of its
+/// own (a clone would drop the same units in both halves).
+fn new_replica(net: &Network, seed: u64) -> Network {
+    let mut r = net.clone();
+    for (t, h) in r.heads.iter_mut().enumerate() {
+        h.reseed_dropout(
+            seed ^ 0x5eed_0f_5ec0_0d_4a1f ^ (t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        );
+    }
+    r
+}
+
+/// One head-only mini-batch (frozen inputs, pooled heads), data-parallel in two halves: the
+/// first half of `idx` runs forward and backward through `net`, the second through `rep`, one
+/// `rayon::join` for each pass; the losses and their gradients are computed on the whole batch
+/// in between, exactly as [`semantic_step`] does. Each network accumulates its half's parameter
+/// gradients ([`merge_replica_grads`] adds them up). The halves depend only on the batch, never
+/// on the number of threads, so results are bit-identical with one thread or many. Two large
+/// passes a step keep both cores busy where splitting every product and update separately cost
+/// more in thread wake-ups than it saved (measured: 2 threads slower than 1).
+fn split_head_step(
+    net: &mut Network,
+    rep: &mut Network,
+    all: ArrayView2<'_, f32>,
+    data: &StageData<'_>,
+    idx: &[usize],
+    combine: &mut Combine,
+) -> Result<f32> {
+    let half = idx.len().div_ceil(2);
+    let (i0, i1) = idx.split_at(half);
+    let forward = |heads: &mut Vec<crate::nn::Mlp>, rows: &[usize]| -> Vec<Array2<f32>> {
+        let x = gather_rows(all, rows);
+        heads
+            .iter_mut()
+            .map(|h| h.forward(x.view(), true))
+            .collect()
+    };
+    let (o0, o1) = rayon::join(
+        || forward(&mut net.heads, i0),
+        || forward(&mut rep.heads, i1),
+    );
+    let outs: Vec<Array2<f32>> = o0
+        .iter()
+        .zip(&o1)
+        .map(|(a, b)| concatenate(Axis(0), &[a.view(), b.view()]).expect("same widths"))
+        .collect();
+    let (total, scales, grads) = task_losses(&outs, data.objectives, idx, combine)?;
+    let backward = |heads: &mut Vec<crate::nn::Mlp>, rows: std::ops::Range<usize>| {
+        for ((h, g), &sc) in heads.iter_mut().zip(&grads).zip(&scales) {
+            h.backward_params_only((&g.slice(s![rows.clone(), ..]) * sc).view());
+        }
+    };
+    rayon::join(
+        || backward(&mut net.heads, 0..half),
+        || backward(&mut rep.heads, half..idx.len()),
+    );
+    Ok(total)
+}
+
+/// The trainable parameters of `net` and `rep` (same architecture) in pairs.
+fn trainable_pairs<'a>(
+    net: &'a mut Network,
+    rep: &'a mut Network,
+) -> impl Iterator<Item = (&'a mut Param, &'a mut Param)> {
+    net.params_mut()
+        .into_iter()
+        .zip(rep.params_mut())
+        .filter(|(p, _)| p.trainable)
+}
+
+/// Adds the replica's gradients into the network's and zeroes the replica's.
+fn merge_replica_grads(net: &mut Network, rep: &mut Network) {
+    for (p, r) in trainable_pairs(net, rep) {
+        let (Some(g), Some(gr)) = (p.grad.as_slice_mut(), r.grad.as_slice_mut()) else {
+            p.grad += &r.grad;
+            r.grad.fill(0.0);
+            continue;
+        };
+        parallel::zip_pieces(g, gr, |g, gr| {
+            for (a, b) in g.iter_mut().zip(gr.iter_mut()) {
+                *a += *b;
+                *b = 0.0;
+            }
+        });
+    }
+}
+
+/// Gives the replica the network's (just updated) weights.
+fn copy_weights_to_replica(net: &mut Network, rep: &mut Network) {
+    for (p, r) in trainable_pairs(net, rep) {
+        let (Some(w), Some(wr)) = (p.value.as_slice_mut(), r.value.as_slice_mut()) else {
+            r.value.assign(&p.value);
+            continue;
+        };
+        parallel::zip_pieces(wr, w, |wr, w| wr.copy_from_slice(w));
+    }
+}
+
 /// Validation loss summed over tasks, and the first task's metric.
 fn validation_loss_metadata(net: &Network, data: &StageData<'_>) -> Result<(f32, Option<f32>)> {
     let code = net
@@ -490,4 +608,141 @@ fn validation_loss_semantic(
         metric = metric.or_else(|| Some(obj.metric(out.view())));
     }
     Ok((total, metric))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Targets, TaskKind};
+    use crate::train::config::{LossConfig, TrainConfig};
+    use crate::train::network::Architecture;
+
+    /// An embedding-only network with two heads (multiclass and regression) over `d` inputs.
+    fn setup(dropout: f32) -> (Network, Array2<f32>, Vec<Objective>) {
+        let (n, d) = (37, 12);
+        let x = Array2::from_shape_fn((n, d), |(i, j)| ((i * d + j) as f32 * 0.37).sin());
+        let classes: Vec<usize> = (0..n).map(|i| (i * 7) % 3).collect();
+        let values: Vec<f32> = (0..n).map(|i| (i as f32 * 0.3).cos()).collect();
+        let mut cfg = TrainConfig {
+            mode: crate::train::config::Mode::EmbeddingOnly,
+            ..Default::default()
+        };
+        cfg.head.hidden = vec![16];
+        cfg.head.dropout = dropout;
+        let arch = Architecture::from_config(&cfg, d, 0, vec![3, 1], vec![(0.0, 1.0); 2]);
+        let net = Network::new(arch, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
+        let loss = LossConfig::default();
+        let c = Targets::Class(classes);
+        let v = Targets::Value(values);
+        let objectives = vec![
+            Objective::new(TaskKind::Multiclass, 3, &c, (0.0, 1.0), &loss).unwrap(),
+            Objective::new(TaskKind::Regression, 1, &v, (0.0, 1.0), &loss).unwrap(),
+        ];
+        (net, x, objectives)
+    }
+
+    fn stage_data<'a>(x: &'a Array2<f32>, objectives: &'a [Objective]) -> StageData<'a> {
+        StageData {
+            emb: x.view(),
+            feats: ArrayView2::from_shape((x.nrows(), 0), &[]).unwrap(),
+            objectives,
+            valid_emb: x.view(),
+            valid_feats: ArrayView2::from_shape((x.nrows(), 0), &[]).unwrap(),
+            valid_objectives: objectives,
+            tokens: None,
+            valid_tokens: None,
+        }
+    }
+
+    fn fixed() -> Combine {
+        Combine::Fixed(FixedWeights::uniform(2))
+    }
+
+    #[test]
+    fn split_step_gives_the_whole_batch_loss_and_gradients() {
+        // Without dropout the two halves compute exactly what one pass over the batch does, up
+        // to the order of the sums over rows.
+        let (net, x, objectives) = setup(0.0);
+        let data = stage_data(&x, &objectives);
+        let idx: Vec<usize> = (0..x.nrows()).rev().step_by(2).chain([0, 2]).collect();
+        let mut whole = net.clone();
+        let want = semantic_step(&mut whole, &data, &idx, Some(&x), &mut fixed()).unwrap();
+        let mut split = net.clone();
+        let mut rep = new_replica(&split, 0);
+        let got =
+            split_head_step(&mut split, &mut rep, x.view(), &data, &idx, &mut fixed()).unwrap();
+        assert!((got - want).abs() < 1e-6, "loss {got} vs {want}");
+        merge_replica_grads(&mut split, &mut rep);
+        let mut checked = 0;
+        for (a, b) in whole.params().iter().zip(split.params()) {
+            assert_eq!(a.name, b.name);
+            let scale = a.grad.iter().fold(1e-3f32, |m, g| m.max(g.abs()));
+            for (x, y) in a.grad.iter().zip(b.grad.iter()) {
+                assert!((x - y).abs() <= 1e-5 * scale, "{}: {x} vs {y}", a.name);
+            }
+            checked += a.grad.len();
+        }
+        assert!(checked > 12 * 16);
+        assert!(rep
+            .params()
+            .iter()
+            .all(|p| p.grad.iter().all(|&g| g == 0.0)));
+        // The replica follows the network's weights after the update.
+        for p in split.params_mut() {
+            p.value.mapv_inplace(|w| w * 0.5 + 0.25);
+        }
+        copy_weights_to_replica(&mut split, &mut rep);
+        for (a, b) in split.params().iter().zip(rep.params()) {
+            assert_eq!(a.value, b.value, "{}", a.name);
+        }
+    }
+
+    #[test]
+    fn replicas_drop_other_units_than_the_network() {
+        let (net, x, _) = setup(0.5);
+        let mut a = net.clone();
+        let mut rep = new_replica(&net, 0);
+        let ya = a.heads[0].forward(x.view(), true);
+        let yb = rep.heads[0].forward(x.view(), true);
+        assert_ne!(ya, yb);
+    }
+
+    #[test]
+    fn head_training_is_the_same_on_one_thread_or_two() {
+        let (net, x, objectives) = setup(0.2);
+        let data = stage_data(&x, &objectives);
+        let cfg = StageConfig {
+            epochs: 3,
+            batch_size: 8,
+            patience: 0,
+            ..Default::default()
+        };
+        let run = |threads: usize| {
+            parallel::on_threads(threads, || {
+                let mut n = net.clone();
+                let phase = Phase::Semantic { unfreeze: None };
+                fit(
+                    "t",
+                    &mut n,
+                    phase,
+                    &data,
+                    &cfg,
+                    MultiTask::Uncertainty,
+                    5,
+                    &mut |_| true,
+                )
+                .unwrap();
+                n.params()
+                    .iter()
+                    .map(|p| p.value.clone())
+                    .collect::<Vec<_>>()
+            })
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+        // It trained.
+        let start: Vec<_> = net.params().iter().map(|p| p.value.clone()).collect();
+        assert_ne!(one, start);
+    }
 }
