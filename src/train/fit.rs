@@ -473,7 +473,7 @@ fn new_replica(net: &Network, seed: u64) -> Network {
     let mut r = net.clone();
     for (t, h) in r.heads.iter_mut().enumerate() {
         h.reseed_dropout(
-            seed ^ 0x5eed_0f_5ec0_0d_4a1f ^ (t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            seed ^ 0x5eed_0f5e_c00d_4a1f ^ (t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         );
     }
     r
