@@ -231,32 +231,20 @@ pub fn fit(
         let epoch_loss = parallel::on_pool(|| -> Result<f64> {
             let mut epoch_loss = 0.0f64;
             for idx in order.chunks(cfg.batch_size) {
-                let split = match frozen {
-                    Some(all) if net.sequence.is_none() && idx.len() >= 2 => Some(all),
-                    _ => None,
-                };
-                let losses = match (&phase, split) {
-                    (Phase::Metadata, _) => metadata_step(net, data, idx, &mut combine)?,
-                    (Phase::Semantic { .. }, Some(all)) => {
-                        let rep = replica.get_or_insert_with(|| new_replica(net, seed));
-                        split_head_step(net, rep, all.view(), data, idx, &mut combine)?
-                    }
-                    (Phase::Semantic { .. }, None) => {
-                        semantic_step(net, data, idx, frozen, &mut combine)?
-                    }
-                };
-                epoch_loss += losses as f64 * idx.len() as f64;
                 opt.set_lr(scheduler.lr());
-                if split.is_some() {
-                    let rep = replica.as_mut().expect("made by the step");
-                    merge_replica_grads(net, rep);
-                }
-                let mut params = all_params(net, &mut combine);
-                // Clip, update and zero the gradients in one fused pass.
-                opt.step_clipped(&mut params, clip);
-                if split.is_some() {
-                    copy_weights_to_replica(net, replica.as_mut().expect("made by the step"));
-                }
+                let batch = Batch { idx, frozen };
+                let losses = train_step(
+                    net,
+                    &mut replica,
+                    &phase,
+                    data,
+                    batch,
+                    &mut combine,
+                    &mut opt,
+                    clip,
+                    seed,
+                )?;
+                epoch_loss += losses as f64 * idx.len() as f64;
                 scheduler.step();
             }
             Ok(epoch_loss)
@@ -467,6 +455,53 @@ fn semantic_step(
     Ok(total)
 }
 
+/// One mini-batch: its rows, and the stage's precomputed head inputs when the encoder is frozen.
+#[derive(Clone, Copy)]
+struct Batch<'a> {
+    idx: &'a [usize],
+    frozen: Option<&'a Array2<f32>>,
+}
+
+/// One optimisation step on `batch`: forward, losses, backward, then AdamW (clipped, gradients
+/// zeroed). Head-only batches of two rows or more run in two halves on `net` and `replica`
+/// (made on first use); the replica gets the updated weights after every step, split or not.
+/// Returns the combined loss.
+#[allow(clippy::too_many_arguments)]
+fn train_step(
+    net: &mut Network,
+    replica: &mut Option<Network>,
+    phase: &Phase,
+    data: &StageData<'_>,
+    batch: Batch<'_>,
+    combine: &mut Combine,
+    opt: &mut AdamW,
+    clip: Option<f32>,
+    seed: u64,
+) -> Result<f32> {
+    let Batch { idx, frozen } = batch;
+    let split = match frozen {
+        Some(all) if net.sequence.is_none() && idx.len() >= 2 => Some(all),
+        _ => None,
+    };
+    let loss = match (phase, split) {
+        (Phase::Metadata, _) => metadata_step(net, data, idx, combine)?,
+        (Phase::Semantic { .. }, Some(all)) => {
+            let rep = replica.get_or_insert_with(|| new_replica(net, seed));
+            let loss = split_head_step(net, rep, all.view(), data, idx, combine)?;
+            merge_replica_grads(net, rep);
+            loss
+        }
+        (Phase::Semantic { .. }, None) => semantic_step(net, data, idx, frozen, combine)?,
+    };
+    let mut params = all_params(net, combine);
+    // Clip, update and zero the gradients in one fused pass.
+    opt.step_clipped(&mut params, clip);
+    if let Some(rep) = replica.as_mut() {
+        copy_weights_to_replica(net, rep);
+    }
+    Ok(loss)
+}
+
 /// A copy of `net` for the second half of head-only mini-batches, with dropout streams of its
 /// own (a clone would drop the same units in both halves).
 fn new_replica(net: &Network, seed: u64) -> Network {
@@ -654,6 +689,14 @@ mod tests {
         }
     }
 
+    /// A large learning rate, so that a step taken with stale weights shows.
+    fn adam() -> AdamWConfig {
+        AdamWConfig {
+            lr: 0.05,
+            ..AdamWConfig::default()
+        }
+    }
+
     fn fixed() -> Combine {
         Combine::Fixed(FixedWeights::uniform(2))
     }
@@ -695,6 +738,55 @@ mod tests {
         for (a, b) in split.params().iter().zip(rep.params()) {
             assert_eq!(a.value, b.value, "{}", a.name);
         }
+    }
+
+    #[test]
+    fn split_steps_train_like_whole_batch_steps_with_a_one_row_batch_between() {
+        // Without dropout, steps in halves follow the same path as whole-batch steps; a batch
+        // of one row (run whole) in between must leave the replica with the updated weights.
+        let (net, x, objectives) = setup(0.0);
+        let data = stage_data(&x, &objectives);
+        let batches: Vec<Vec<usize>> = vec![
+            (0..16).collect(),
+            vec![20],
+            (16..36).rev().collect(),
+            (5..25).collect(),
+        ];
+        let mut opt = AdamW::new(adam()).unwrap();
+        let mut split = net.clone();
+        let mut replica = None;
+        for idx in &batches {
+            let batch = Batch {
+                idx,
+                frozen: Some(&x),
+            };
+            let phase = Phase::Semantic { unfreeze: None };
+            train_step(
+                &mut split,
+                &mut replica,
+                &phase,
+                &data,
+                batch,
+                &mut fixed(),
+                &mut opt,
+                Some(1.0),
+                0,
+            )
+            .unwrap();
+        }
+        let mut opt = AdamW::new(adam()).unwrap();
+        let mut whole = net.clone();
+        for idx in &batches {
+            semantic_step(&mut whole, &data, idx, Some(&x), &mut fixed()).unwrap();
+            let mut params = whole.params_mut();
+            opt.step_clipped(&mut params, Some(1.0));
+        }
+        for (a, b) in whole.params().iter().zip(split.params()) {
+            for (x, y) in a.value.iter().zip(b.value.iter()) {
+                assert!((x - y).abs() < 2e-5, "{}: {x} vs {y}", a.name);
+            }
+        }
+        assert_ne!(whole.params()[0].value, net.params()[0].value);
     }
 
     #[test]
