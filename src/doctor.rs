@@ -122,6 +122,13 @@ pub fn doctor(dir: &Path, options: &BackboneOptions) -> DoctorReport {
                 push(&format!("file {}", f.file), r);
             }
             for variant in Variant::ALL {
+                if !variant.runs_on(options.device) {
+                    push(
+                        &format!("graph {variant}"),
+                        Ok(format!("CPU-only graph, not run on {:?}", options.device)),
+                    );
+                    continue;
+                }
                 let opts = BackboneOptions {
                     variant,
                     batch_size: 8,
@@ -152,6 +159,7 @@ pub fn doctor(dir: &Path, options: &BackboneOptions) -> DoctorReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Device;
 
     #[test]
     fn a_missing_backbone_is_a_failed_check_not_an_error() {
@@ -165,5 +173,32 @@ mod tests {
             "{}",
             b.detail
         );
+    }
+
+    #[test]
+    fn on_cuda_the_cpu_only_int8_graph_is_listed_not_run() {
+        let dir = std::env::temp_dir().join(format!("tandem-doctor-cuda-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("manifest.json"),
+            r#"{"format":"tandem-backbone/1","name":"x","dim":384,"max_length":256,"pooling":"mean","normalize":true,
+               "graphs":{"fp32":"model.onnx","opt":"model.opt.onnx","int8":"model.int8.onnx"},"files":{}}"#,
+        )
+        .unwrap();
+        let options = BackboneOptions {
+            device: Device::Cuda { device_id: 0 },
+            ..Default::default()
+        };
+        let r = doctor(&dir, &options);
+        let check = |name: &str| r.checks.iter().find(|c| c.name == name).unwrap();
+        let int8 = check("graph int8");
+        assert!(
+            int8.ok && int8.detail.contains("CPU-only"),
+            "{}",
+            int8.detail
+        );
+        // The others are really tried (and fail here: no graph files).
+        assert!(!check("graph fp32").ok && !check("graph opt").ok);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

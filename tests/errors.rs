@@ -91,6 +91,18 @@ fn unknown_manifest_format_is_a_format_error() {
     let _ = std::fs::remove_dir_all(d);
 }
 
+#[test]
+fn the_cpu_int8_graph_is_refused_on_cuda() {
+    let opts = BackboneOptions {
+        variant: Variant::Int8,
+        device: Device::Cuda { device_id: 0 },
+        ..Default::default()
+    };
+    let e = Backbone::load(backbone_dir(tandem::home::DEFAULT_BACKBONE), opts).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{}", e.message());
+    assert!(e.message().contains("fp32 or opt"), "{}", e.message());
+}
+
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn cuda_without_the_feature_is_an_error_not_a_cpu_fallback() {

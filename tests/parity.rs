@@ -80,6 +80,22 @@ fn truncation_and_token_counts_match_the_reference() {
 }
 
 #[test]
+fn parallel_tokenization_gives_the_sequential_ids_in_order() {
+    let b = load(Variant::Int8);
+    let refs = reference();
+    // Enough texts that rayon splits them, in an order unlike any sorted one.
+    let texts: Vec<&str> = (0..10)
+        .flat_map(|k| refs.iter().rev().skip(k).map(|r| r.text.as_str()))
+        .collect();
+    let tok = b.tokenizer();
+    assert_eq!(
+        tok.encode_parallel(&texts).unwrap(),
+        tok.encode(&texts).unwrap()
+    );
+    assert!(tok.encode_parallel(&[]).unwrap().is_empty());
+}
+
+#[test]
 fn batching_and_order_do_not_change_embeddings() {
     let b = load(Variant::Fp32);
     let refs = reference();

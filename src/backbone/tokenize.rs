@@ -82,15 +82,25 @@ impl TextTokenizer {
     /// compete with ONNX Runtime's own spinning threads for the same cores, and tokenizing is a
     /// small fraction of the model's cost anyway.
     pub fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        texts.iter().map(|t| self.encode_one(t)).collect()
+    }
+
+    /// [`TextTokenizer::encode`] across rayon's pool: the same ids in the same order. For when
+    /// the graph does not run on the CPU (see the note on `encode`).
+    pub fn encode_parallel(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        use rayon::prelude::*;
         texts
-            .iter()
-            .map(|t| {
-                self.inner
-                    .encode_fast(*t, true)
-                    .map(|e| e.get_ids().to_vec())
-                    .map_err(|e| Error::new(ErrorKind::Tokenizer, format!("encoding failed: {e}")))
-            })
+            .par_iter()
+            .with_min_len(8)
+            .map(|t| self.encode_one(t))
             .collect()
+    }
+
+    fn encode_one(&self, text: &str) -> Result<Vec<u32>> {
+        self.inner
+            .encode_fast(text, true)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| Error::new(ErrorKind::Tokenizer, format!("encoding failed: {e}")))
     }
 
     /// Pads the given rows of token ids into one batch.

@@ -349,14 +349,20 @@ fn doctor(args: DoctorArgs) -> Result<ExitCode> {
         for p in report.execution_providers.iter().filter(|p| !p.available) {
             eprintln!("note: {} not available in this ONNX Runtime build", p.name);
         }
-        println!(
-            "{}",
-            if report.ok {
-                "doctor: all checks passed"
-            } else {
-                "doctor: some checks failed (run scripts/setup.sh)"
+        let hint = match options.device {
+            _ if report.ok => "",
+            Device::Cpu => " (run scripts/setup.sh)",
+            // On CUDA the likely gap is the CUDA build of ONNX Runtime or the GPU's libraries.
+            Device::Cuda { .. } => {
+                " (run scripts/setup.sh, then scripts/setup_cuda.sh and source its env.sh)"
             }
-        );
+        };
+        let status = if report.ok {
+            "all checks passed"
+        } else {
+            "some checks failed"
+        };
+        println!("doctor: {status}{hint}");
     }
     Ok(if report.ok {
         ExitCode::SUCCESS
