@@ -2,7 +2,8 @@
 # Every test: setup (idempotent), formatting and lints, Rust unit + integration tests (parity with
 # the reference embeddings included), the dataset converters' Python tests, and the C ABI from
 # C (natively and under valgrind), C++ and Go, with the examples and an installed-prefix build,
-# and `tandem train --report` pages checked in headless Chromium.
+# the `cuda` feature against ONNX Runtime's CUDA build (no GPU: CUDA must fail cleanly), and
+# `tandem train --report` pages checked in headless Chromium.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # A one-shot CI build gains nothing from incremental state, and it costs ~1.5 GB of disk.
@@ -39,6 +40,16 @@ echo "== C++ binding (bindings/cpp)"
 TANDEM_RUN_EXAMPLE=1 bindings/cpp/run_test.sh
 echo "== Go binding (bindings/go)"
 scripts/go_test.sh
+echo "== the cuda feature, against ONNX Runtime's CUDA build (scripts/setup_cuda.sh)"
+# No GPU here: every CUDA test checks that asking for CUDA is a clear error, never a CPU fallback.
+# scripts/cuda_check.sh runs the same tests where a GPU is (TANDEM_EXPECT_CUDA=1).
+scripts/setup_cuda.sh
+cargo clippy --features cuda --all-targets --quiet -- -D warnings
+(
+    # shellcheck source=/dev/null
+    source "${TANDEM_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem}/ort-cuda/env.sh"
+    cargo test --features cuda --test cuda --test errors
+)
 echo "== training reports in headless Chromium (scripts/report_test.sh)"
 scripts/report_test.sh
 echo "all tests passed"

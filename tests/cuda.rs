@@ -1,0 +1,214 @@
+//! The CUDA execution provider, end to end on the real backbone.
+//!
+//! Built only with `--features cuda`. Where a GPU and a CUDA build of ONNX Runtime exist, run it
+//! with `TANDEM_EXPECT_CUDA=1` (and `TANDEM_ORT_LIB` naming the CUDA build): every test then
+//! demands that CUDA loads and gives the reference embeddings. Everywhere else each test checks
+//! that asking for CUDA is an `ExecutionProviderUnavailable` error, never a CPU fallback. (The
+//! int8 graph is refused on CUDA in every build: tests/errors.rs.)
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use common::{backbone_dir, cosine, reference};
+use tandem::{Backbone, BackboneOptions, Device, ErrorKind, Variant};
+
+const CUDA: Device = Device::Cuda { device_id: 0 };
+
+fn expect_cuda() -> bool {
+    std::env::var("TANDEM_EXPECT_CUDA").as_deref() == Ok("1")
+}
+
+/// The default backbone on CUDA, or `None` after checking that CUDA is refused where it can't
+/// run (no GPU here and `TANDEM_EXPECT_CUDA` unset).
+fn cuda_backbone(options: BackboneOptions) -> Option<Backbone> {
+    let r = Backbone::load(
+        backbone_dir(tandem::home::DEFAULT_BACKBONE),
+        BackboneOptions {
+            device: CUDA,
+            ..options
+        },
+    );
+    if expect_cuda() {
+        Some(r.unwrap_or_else(|e| panic!("CUDA must load here: {e}")))
+    } else {
+        let e = r.expect_err("CUDA loaded, but TANDEM_EXPECT_CUDA is not 1");
+        assert_eq!(
+            e.kind(),
+            ErrorKind::ExecutionProviderUnavailable,
+            "{}",
+            e.message()
+        );
+        None
+    }
+}
+
+fn on_cuda(variant: Variant) -> Option<Backbone> {
+    cuda_backbone(BackboneOptions {
+        variant,
+        threads: Some(2),
+        ..Default::default()
+    })
+}
+
+/// Cosine of each reference item's embedding on `b` with sentence-transformers' embedding.
+fn reference_cosines(b: &Backbone) -> Vec<(String, f32)> {
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let emb = b.embed(&texts).unwrap();
+    assert_eq!(emb.dim(), (refs.len(), 384));
+    refs.iter()
+        .zip(emb.rows())
+        .map(|(r, row)| {
+            (
+                r.text.clone(),
+                cosine(row.as_slice().unwrap(), &r.embedding),
+            )
+        })
+        .collect()
+}
+
+fn report(what: &str, cs: &[(String, f32)]) {
+    let min = cs.iter().map(|c| c.1).fold(f32::INFINITY, f32::min);
+    let mean = cs.iter().map(|c| c.1).sum::<f32>() / cs.len() as f32;
+    println!(
+        "{what}: cosine to the reference, min {min:.6}, mean {mean:.6} over {} items",
+        cs.len()
+    );
+}
+
+#[test]
+fn fp32_on_cuda_matches_the_reference_on_every_item() {
+    let Some(b) = on_cuda(Variant::Fp32) else {
+        return;
+    };
+    let cs = reference_cosines(&b);
+    report("fp32 on CUDA", &cs);
+    for (text, c) in cs {
+        assert!(c >= 0.9999, "cosine {c} for {text:?}");
+    }
+}
+
+#[test]
+fn opt_graph_on_cuda_matches_the_reference_on_every_item() {
+    let Some(b) = on_cuda(Variant::Opt) else {
+        return;
+    };
+    let cs = reference_cosines(&b);
+    report("opt on CUDA", &cs);
+    for (text, c) in cs {
+        assert!(c >= 0.9999, "cosine {c} for {text:?}");
+    }
+}
+
+#[test]
+fn cuda_and_cpu_give_the_same_embeddings() {
+    let Some(gpu) = on_cuda(Variant::Fp32) else {
+        return;
+    };
+    let cpu = common::load(Variant::Fp32);
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let (g, c) = (gpu.embed(&texts).unwrap(), cpu.embed(&texts).unwrap());
+    let worst = g
+        .iter()
+        .zip(c.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    println!("fp32 CUDA vs CPU: largest element difference {worst:.2e}");
+    assert!(worst < 1e-4, "CUDA and CPU differ by {worst}");
+}
+
+#[test]
+fn batching_and_order_do_not_change_cuda_embeddings() {
+    let Some(b) = on_cuda(Variant::Fp32) else {
+        return;
+    };
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let together = b.embed(&texts).unwrap();
+    for (i, t) in texts.iter().enumerate() {
+        let alone = b.embed(&[t]).unwrap();
+        for (a, x) in alone.row(0).iter().zip(together.row(i).iter()) {
+            assert!((a - x).abs() < 1e-4, "row {i}: alone {a}, batched {x}");
+        }
+    }
+    assert_eq!(b.embed(&[]).unwrap().dim(), (0, 384));
+}
+
+#[test]
+fn token_embeddings_on_cuda_pool_to_the_reference() {
+    let Some(b) = on_cuda(Variant::Fp32) else {
+        return;
+    };
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let (pooled, seqs) = b.embed_tokens(&texts).unwrap();
+    for (i, r) in refs.iter().enumerate() {
+        assert_eq!(seqs.length(i), r.tokens, "tokens of {:?}", r.text);
+        let c = cosine(pooled.row(i).as_slice().unwrap(), &r.embedding);
+        assert!(c >= 0.9999, "pooled cosine {c} for {:?}", r.text);
+        let mean = seqs
+            .gather(&[i])
+            .tokens
+            .mean_axis(ndarray::Axis(0))
+            .unwrap();
+        let c = cosine(mean.as_slice().unwrap(), &r.embedding);
+        assert!(
+            c >= 0.9999,
+            "mean of f16 tokens, cosine {c} for {:?}",
+            r.text
+        );
+    }
+}
+
+#[test]
+fn many_threads_share_cuda_sessions_safely() {
+    let Some(b) = cuda_backbone(BackboneOptions {
+        threads: Some(1),
+        sessions: 3,
+        batch_size: 4,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().take(16).map(|r| r.text.as_str()).collect();
+    let expected: Vec<_> = (0..texts.len())
+        .map(|i| b.embed(&texts[i..]).unwrap())
+        .collect();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (b, texts, expected) = (&b, &texts, &expected);
+            s.spawn(move || {
+                for k in 0..10 {
+                    let i = (t + k) % texts.len();
+                    let got = b.embed(&texts[i..]).unwrap();
+                    let worst = got
+                        .iter()
+                        .zip(expected[i].iter())
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0f32, f32::max);
+                    assert!(worst < 1e-5, "thread {t}, slice {i}: differs by {worst}");
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn a_gpu_that_does_not_exist_is_an_error() {
+    let e = Backbone::load(
+        backbone_dir(tandem::home::DEFAULT_BACKBONE),
+        BackboneOptions {
+            device: Device::Cuda { device_id: 97 },
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.kind(),
+        ErrorKind::ExecutionProviderUnavailable,
+        "{}",
+        e.message()
+    );
+}
