@@ -8,9 +8,16 @@
 //! best round counts. It prints a table of ratios and writes JSON, every round included, to
 //! `target/bench/embed.json`.
 //!
+//! With `TANDEM_BENCH_DEVICE=cuda` (a `--features cuda` build, a CUDA build of ONNX Runtime in
+//! `TANDEM_ORT_LIB`, and `TANDEM_BENCH_PYTHON` naming a Python whose onnxruntime has CUDA) both
+//! sides run on the GPU, at batch 1, 32 and 128, each batch in one graph run; a third column
+//! measures tandem on the CPU with every core at the same points, and the JSON goes to
+//! `target/bench/embed-cuda.json`.
+//!
 //! Environment: `TANDEM_BENCH_SECONDS` (per point, side and round, default 1),
-//! `TANDEM_BENCH_ROUNDS` (default 5). Needs `scripts/setup.sh` (backbone, demo data and the
-//! Python venv).
+//! `TANDEM_BENCH_ROUNDS` (default 5), `TANDEM_BENCH_VARIANTS` (comma-separated, default all),
+//! `TANDEM_BENCH_DEVICE` (cpu or cuda, default cpu), `TANDEM_BENCH_PYTHON` (default the tooling
+//! venv's). Needs `scripts/setup.sh` (backbone, demo data and the Python venv).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -18,10 +25,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
-use tandem::{Backbone, BackboneOptions, Variant};
+use tandem::{Backbone, BackboneOptions, Device, Variant};
 
 const THREADS: usize = 2;
-const BATCHES: [usize; 2] = [1, 32];
+const CPU_BATCHES: &[usize] = &[1, 32];
+const CUDA_BATCHES: &[usize] = &[1, 32, 128];
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
@@ -118,9 +126,17 @@ struct PythonWorker {
 }
 
 impl PythonWorker {
-    fn start(dir: &Path, texts_file: &Path, points_file: &Path) -> Self {
-        let python = tandem::home::cache_dir().join("venv/bin/python");
+    fn start(dir: &Path, texts_file: &Path, points_file: &Path, device: Device) -> Self {
+        let python = std::env::var_os("TANDEM_BENCH_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| tandem::home::cache_dir().join("venv/bin/python"));
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/ort_python.py");
+        // The same session settings as tandem's, so the ratio measures tandem, not a setting:
+        // CPU sessions turn off the optimizers tandem turns off; CUDA sessions keep them all.
+        let (device_arg, disabled) = match device {
+            Device::Cpu => ("cpu".to_string(), tandem::backbone::CPU_DISABLED_OPTIMIZERS),
+            Device::Cuda { device_id } => (format!("cuda:{device_id}"), ""),
+        };
         let mut child = Command::new(&python)
             .arg(script)
             .arg("--model-dir")
@@ -131,9 +147,10 @@ impl PythonWorker {
             .arg(points_file)
             .arg("--threads")
             .arg(THREADS.to_string())
-            // The same session settings as tandem's, so the ratio measures tandem, not a setting.
+            .arg("--device")
+            .arg(device_arg)
             .arg("--disable-optimizers")
-            .arg(tandem::backbone::CPU_DISABLED_OPTIMIZERS)
+            .arg(disabled)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -184,6 +201,40 @@ impl PythonWorker {
     }
 }
 
+/// One backbone per variant on `device`, each running a whole batch of up to `max_batch` texts
+/// per graph run on CUDA (the GPU wants big runs; python runs each batch whole too) and the
+/// CPU defaults' token budget otherwise.
+fn load_all(
+    dir: &Path,
+    variants: &[Variant],
+    device: Device,
+    threads: Option<usize>,
+    max_batch: usize,
+) -> BTreeMap<Variant, Backbone> {
+    variants
+        .iter()
+        .map(|&v| {
+            let defaults = BackboneOptions::default();
+            let b = Backbone::load(
+                dir,
+                BackboneOptions {
+                    variant: v,
+                    threads,
+                    device,
+                    batch_size: max_batch,
+                    max_batch_tokens: match device {
+                        Device::Cpu => defaults.max_batch_tokens,
+                        Device::Cuda { .. } => max_batch * 256,
+                    },
+                    ..defaults
+                },
+            )
+            .unwrap_or_else(|e| panic!("{v} on {device:?}: {e}"));
+            (v, b)
+        })
+        .collect()
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing useful: skip then.
     if !std::env::args().any(|a| a == "--bench") {
@@ -192,32 +243,40 @@ fn main() {
     }
     let seconds: f64 = env_or("TANDEM_BENCH_SECONDS", 1.0);
     let rounds: usize = env_or("TANDEM_BENCH_ROUNDS", 5);
-    let dir = tandem::home::default_backbone_dir();
-    let backbones: BTreeMap<Variant, Backbone> = Variant::ALL
-        .iter()
-        .map(|&v| {
-            let b = Backbone::load(
-                &dir,
-                BackboneOptions {
-                    variant: v,
-                    threads: Some(THREADS),
-                    batch_size: 32,
-                    ..Default::default()
-                },
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-            (v, b)
+    let device: Device = std::env::var("TANDEM_BENCH_DEVICE")
+        .map(|d| {
+            d.parse()
+                .unwrap_or_else(|e| panic!("TANDEM_BENCH_DEVICE: {e}"))
         })
-        .collect();
-    let texts = texts(&backbones[&Variant::Fp32]);
+        .unwrap_or(Device::Cpu);
+    let variants: Vec<Variant> = match std::env::var("TANDEM_BENCH_VARIANTS") {
+        Ok(list) => list
+            .split(',')
+            .map(|v| v.trim().parse().unwrap_or_else(|e| panic!("{e}")))
+            .collect(),
+        Err(_) => Variant::ALL
+            .into_iter()
+            .filter(|v| v.runs_on(device))
+            .collect(),
+    };
+    let on_gpu = device != Device::Cpu;
+    let batches = if on_gpu { CUDA_BATCHES } else { CPU_BATCHES };
+    let max_batch = *batches.iter().max().expect("batches");
+    let dir = tandem::home::default_backbone_dir();
+    let backbones = load_all(&dir, &variants, device, Some(THREADS), max_batch);
+    // On the GPU, a third column: tandem on the CPU with every core, at the same points.
+    let cpu_backbones = on_gpu.then(|| load_all(&dir, &variants, Device::Cpu, None, 32));
+    let texts = texts(&backbones[&variants[0]]);
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&out_dir).unwrap();
     let texts_file = out_dir.join("embed_texts.json");
     std::fs::write(&texts_file, serde_json::to_string(&texts).unwrap()).unwrap();
+    let mut keys: Vec<Key> = Vec::new();
     let mut points = Vec::new();
-    for v in Variant::ALL {
+    for &v in &variants {
         for len in ["short", "long"] {
-            for b in BATCHES {
+            for &b in batches {
+                keys.push((v.name().into(), len.into(), b));
                 points.push(serde_json::json!({
                     "variant": v.name(), "graph": backbones[&v].graph_file(), "length": len, "batch": b
                 }));
@@ -229,41 +288,53 @@ fn main() {
 
     let mut ours: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
     let mut theirs: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
-    let mut python = PythonWorker::start(&dir, &texts_file, &points_file);
+    let mut cpu: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
+    let mut python = PythonWorker::start(&dir, &texts_file, &points_file, device);
     for round in 0..rounds {
         eprintln!("round {}/{rounds}", round + 1);
-        let mut i = 0;
-        for v in Variant::ALL {
-            for len in ["short", "long"] {
-                for b in BATCHES {
-                    // tandem, then python, on the same point back to back.
-                    let key: Key = (v.name().into(), len.into(), b);
-                    let r = measure(&backbones[&v], &texts[len], b, seconds);
-                    ours.entry(key.clone()).or_default().push(r);
-                    theirs
-                        .entry(key)
-                        .or_default()
-                        .push(python.measure(i, seconds));
-                    i += 1;
-                }
+        for (i, key) in keys.iter().enumerate() {
+            // tandem, then python, on the same point back to back.
+            let v: Variant = key.0.parse().expect("variant");
+            let pool = &texts[key.1.as_str()];
+            let r = measure(&backbones[&v], pool, key.2, seconds);
+            ours.entry(key.clone()).or_default().push(r);
+            theirs
+                .entry(key.clone())
+                .or_default()
+                .push(python.measure(i, seconds));
+            if let Some(cb) = &cpu_backbones {
+                let r = measure(&cb[&v], pool, key.2, seconds);
+                cpu.entry(key.clone()).or_default().push(r);
             }
         }
     }
     python.finish();
 
+    let threads_label = if on_gpu {
+        format!("{device:?}, {THREADS} CPU threads per session")
+    } else {
+        format!("{THREADS} threads")
+    };
     println!(
-        "\nembedding throughput, sentences/s ({THREADS} threads, best of {rounds} rounds x {seconds}s)"
+        "\nembedding throughput, sentences/s ({threads_label}, best of {rounds} rounds x {seconds}s)"
     );
-    println!(
-        "| variant | texts | batch | tandem | onnxruntime-python | tandem / python |\n|---|---|---|---:|---:|---:|"
-    );
+    if on_gpu {
+        println!(
+            "| variant | texts | batch | tandem | onnxruntime-python | tandem / python | tandem CPU, all cores | GPU / CPU |\n|---|---|---|---:|---:|---:|---:|---:|"
+        );
+    } else {
+        println!(
+            "| variant | texts | batch | tandem | onnxruntime-python | tandem / python |\n|---|---|---|---:|---:|---:|"
+        );
+    }
     let mut rows = Vec::new();
     let mut min_ratio = f64::INFINITY;
-    for (k, v) in &ours {
+    for k in &keys {
+        let v = &ours[k];
         let t = best(v);
         let p = best(&theirs[k]);
         min_ratio = min_ratio.min(t / p);
-        println!(
+        let mut line = format!(
             "| {} | {} | {} | {:.0} | {:.0} | {:.2}x |",
             k.0,
             k.1,
@@ -272,33 +343,53 @@ fn main() {
             p,
             t / p
         );
-        rows.push(serde_json::json!({
+        let mut row = serde_json::json!({
             "variant": k.0, "texts": k.1, "batch": k.2,
             "tandem_sentences_per_s": t, "python_sentences_per_s": p, "ratio": t / p,
             "tandem_rounds": v, "python_rounds": theirs[k],
-        }));
+        });
+        if let Some(c) = cpu.get(k) {
+            let c_best = best(c);
+            line.push_str(&format!(" {:.0} | {:.1}x |", c_best, t / c_best));
+            row["tandem_cpu_all_cores_sentences_per_s"] = c_best.into();
+            row["gpu_over_cpu"] = (t / c_best).into();
+            row["tandem_cpu_rounds"] = c.clone().into();
+        }
+        println!("{line}");
+        rows.push(row);
     }
-    let tp = |v: &str| best(&ours[&(v.to_string(), "short".to_string(), 32)]);
-    let int8_vs_fp32 = tp("int8") / tp("fp32");
     let target = |ok: bool| if ok { "met" } else { "NOT met" };
     println!(
         "\ntargets: tandem >= 1.0x python at every point: min {:.2}x ({})",
         min_ratio,
         target(min_ratio >= 1.0)
     );
-    println!(
-        "         int8 >= 2.0x fp32, short texts, batch 32: {:.2}x ({})",
-        int8_vs_fp32,
-        target(int8_vs_fp32 >= 2.0)
-    );
-    let report = serde_json::json!({
-        "threads": THREADS, "seconds_per_point": seconds, "rounds": rounds, "statistic": "best round",
+    let mut report = serde_json::json!({
+        "device": format!("{device:?}"), "threads": THREADS, "seconds_per_point": seconds,
+        "rounds": rounds, "statistic": "best round",
         "short_texts": texts["short"].len(), "long_texts": texts["long"].len(),
         "points": rows,
         "min_tandem_over_python": min_ratio,
-        "int8_over_fp32_short_batch32": int8_vs_fp32,
     });
-    let path = out_dir.join("embed.json");
+    let short32 = |v: &str| {
+        ours.get(&(v.to_string(), "short".to_string(), 32))
+            .map(|r| best(r))
+    };
+    if let (false, Some(int8), Some(fp32)) = (on_gpu, short32("int8"), short32("fp32")) {
+        let int8_vs_fp32 = int8 / fp32;
+        println!(
+            "         int8 >= 2.0x fp32, short texts, batch 32: {:.2}x ({})",
+            int8_vs_fp32,
+            target(int8_vs_fp32 >= 2.0)
+        );
+        report["int8_over_fp32_short_batch32"] = int8_vs_fp32.into();
+    }
+    let name = if on_gpu {
+        "embed-cuda.json"
+    } else {
+        "embed.json"
+    };
+    let path = out_dir.join(name);
     std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     println!("wrote {}", path.display());
 }

@@ -10,8 +10,9 @@ so that a burst of load on a shared machine hits both sides alike. End of input 
 
 Each point is {"variant", "graph", "length", "batch"}. Work per batch matches tandem's embed():
 tokenize (tokenizers, truncation at max_length, padding to the batch's longest text), run the
-session, L2-normalize the pooled output. Session settings match tandem's CPU sessions
-(--disable-optimizers takes tandem's list of ONNX Runtime optimizers it turns off).
+session, L2-normalize the pooled output. Session settings match tandem's sessions
+(--disable-optimizers takes tandem's list of ONNX Runtime optimizers it turns off on the CPU;
+--device cuda:N runs the CUDA provider with TF32 off, as tandem does).
 """
 
 import argparse
@@ -31,6 +32,7 @@ def main():
     ap.add_argument("--texts", required=True)
     ap.add_argument("--points", required=True)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda:N")
     ap.add_argument(
         "--disable-optimizers",
         default="",
@@ -47,6 +49,13 @@ def main():
     tok.no_padding()
     tok.enable_truncation(max_length)
     pad_id = tok.token_to_id("[PAD]") or 0
+    if args.device == "cpu":
+        providers = ["CPUExecutionProvider"]
+    else:
+        device_id = int(args.device.split(":")[1])
+        providers = [("CUDAExecutionProvider", {"device_id": device_id, "use_tf32": 0})]
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            sys.exit(f"this onnxruntime ({ort.__file__}) has no CUDAExecutionProvider")
     sessions = {}
     for p in points:
         if p["graph"] not in sessions:
@@ -56,8 +65,11 @@ def main():
             if args.disable_optimizers:
                 so.add_session_config_entry("optimization.disable_specified_optimizers", args.disable_optimizers)
             sessions[p["graph"]] = ort.InferenceSession(
-                os.path.join(args.model_dir, p["graph"]), so, providers=["CPUExecutionProvider"]
+                os.path.join(args.model_dir, p["graph"]), so, providers=providers
             )
+            got = sessions[p["graph"]].get_providers()
+            if args.device != "cpu" and got[0] != "CUDAExecutionProvider":
+                sys.exit(f"{p['graph']}: CUDA did not load ({got})")
 
     def measure(p, seconds):
         sess = sessions[p["graph"]]
