@@ -91,6 +91,6 @@ pub use metric::Mode;
 pub use mlp::{Mlp, MlpConfig};
 pub use multitask::{FixedWeights, TaskCombination, UncertaintyWeights};
 pub use norm::LayerNorm;
-pub use optim::{AdamW, AdamWConfig};
+pub use optim::{AdamW, AdamWConfig, Twin};
 pub use param::{Param, ParamSnapshot};
 pub use schedule::{LrScheduler, Schedule};

@@ -176,11 +176,55 @@ impl AdamW {
         norm
     }
 
+    /// [`AdamW::step_clipped`] for a parameter set trained data-parallel with a twin copy:
+    /// `twins[i]`, when given, holds `params[i]`'s twin, whose gradient is added into the
+    /// parameter's (and zeroed) in the pass that measures the norm, and which receives the
+    /// updated value in the pass that updates it. Two passes over the weights, where merging,
+    /// updating and copying separately took four; the result is bit-identical to merging
+    /// first, calling `step_clipped`, then copying.
+    pub fn step_clipped_twins(
+        &mut self,
+        params: &mut [&mut Param],
+        twins: &mut [Option<Twin<'_>>],
+        max_norm: Option<f32>,
+    ) -> f32 {
+        assert_eq!(params.len(), twins.len(), "one twin slot per parameter");
+        let squares: f64 = params
+            .iter_mut()
+            .zip(twins.iter_mut())
+            .filter(|(p, _)| p.trainable)
+            .map(|(p, twin)| match (p.grad.as_slice_mut(), twin) {
+                (Some(g), Some(t)) => merge_sum_squares(g, t.grad),
+                (Some(g), None) => sum_squares(g),
+                (None, _) => p.grad.iter().map(|&g| (g as f64) * (g as f64)).sum(),
+            })
+            .sum();
+        let norm = squares.sqrt() as f32;
+        if !norm.is_finite() {
+            zero_grad(params.iter_mut().map(|p| &mut **p));
+            return norm;
+        }
+        let scale = max_norm.map_or(1.0, |m| clip_scale(norm, m));
+        self.update_all(params, twins, scale, true);
+        norm
+    }
+
     /// One update using `grad_scale · grad` as the gradient; with `zero_grad`, every gradient
     /// (trainable or not) is set to zero afterwards in the same pass.
     pub fn step_scaled(&mut self, params: &mut [&mut Param], grad_scale: f32, zero_grad: bool) {
+        let mut no_twins: Vec<Option<Twin<'_>>> = params.iter().map(|_| None).collect();
+        self.update_all(params, &mut no_twins, grad_scale, zero_grad);
+    }
+
+    fn update_all(
+        &mut self,
+        params: &mut [&mut Param],
+        twins: &mut [Option<Twin<'_>>],
+        grad_scale: f32,
+        zero_grad: bool,
+    ) {
         let c = self.config.clone();
-        for p in params.iter_mut() {
+        for (p, twin) in params.iter_mut().zip(twins.iter_mut()) {
             if !p.trainable {
                 if zero_grad {
                     p.zero_grad();
@@ -233,13 +277,24 @@ impl AdamW {
             let grad = grad.as_slice_mut().expect("standard layout");
             let m = st.m.as_slice_mut().expect("standard layout");
             let v = st.v.as_slice_mut().expect("standard layout");
-            if zero_grad {
-                update::<true>(&k, value, grad, m, v);
-            } else {
-                update::<false>(&k, value, grad, m, v);
+            match (zero_grad, twin) {
+                (true, Some(t)) => update::<true, true>(&k, value, grad, m, v, t.value),
+                (true, None) => update::<true, false>(&k, value, grad, m, v, &mut []),
+                (false, Some(t)) => update::<false, true>(&k, value, grad, m, v, t.value),
+                (false, None) => update::<false, false>(&k, value, grad, m, v, &mut []),
             }
         }
     }
+}
+
+/// The twin of a parameter in data-parallel training (see [`AdamW::step_clipped_twins`]): its
+/// gradient and value, both as long as the parameter's.
+#[derive(Debug)]
+pub struct Twin<'a> {
+    /// The twin's accumulated gradient: added into the parameter's, then zeroed.
+    pub grad: &'a mut [f32],
+    /// The twin's value: overwritten with the parameter's updated value.
+    pub value: &'a mut [f32],
 }
 
 /// The constants of one parameter's update.
@@ -258,44 +313,59 @@ struct UpdateConsts {
 }
 
 /// [`update_slice`] over whole parameters, large ones split into pieces run on rayon's pool
-/// (element-wise, so the result does not depend on how many threads run).
-fn update<const ZERO_GRAD: bool>(
+/// (element-wise, so the result does not depend on how many threads run). With `MIRROR`,
+/// `twin` (as long as `w`) receives the updated weights; without, it is empty.
+fn update<const ZERO_GRAD: bool, const MIRROR: bool>(
     k: &UpdateConsts,
     w: &mut [f32],
     g: &mut [f32],
     m: &mut [f32],
     v: &mut [f32],
+    twin: &mut [f32],
 ) {
-    let run = |w: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+    assert!(
+        !MIRROR || twin.len() == w.len(),
+        "twin and parameter lengths differ"
+    );
+    let run = |w: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32], t: &mut [f32]| {
         vectorized(
             #[inline(always)]
-            || update_slice::<ZERO_GRAD>(k, w, g, m, v),
+            || update_slice::<ZERO_GRAD, MIRROR>(k, w, g, m, v, t),
         )
     };
-    if parallel::worth_it(w.len()) {
-        let piece = parallel::PIECE;
-        w.par_chunks_mut(piece)
-            .zip(g.par_chunks_mut(piece))
-            .zip(m.par_chunks_mut(piece))
-            .zip(v.par_chunks_mut(piece))
-            .for_each(|(((w, g), m), v)| run(w, g, m, v));
+    if !parallel::worth_it(w.len()) {
+        return run(w, g, m, v, twin);
+    }
+    let piece = parallel::PIECE;
+    let pieces = w
+        .par_chunks_mut(piece)
+        .zip(g.par_chunks_mut(piece))
+        .zip(m.par_chunks_mut(piece))
+        .zip(v.par_chunks_mut(piece));
+    if MIRROR {
+        pieces
+            .zip(twin.par_chunks_mut(piece))
+            .for_each(|((((w, g), m), v), t)| run(w, g, m, v, t));
     } else {
-        run(w, g, m, v);
+        pieces.for_each(|(((w, g), m), v)| run(w, g, m, v, &mut []));
     }
 }
 
 /// The AdamW update of `w` with its gradient `g` and moments `m`, `v` (all the same length);
-/// with `ZERO_GRAD` the gradient is zeroed in the same pass. Branch-free, so it vectorizes.
+/// with `ZERO_GRAD` the gradient is zeroed in the same pass, with `MIRROR` the new weights are
+/// also written to `twin`. Branch-free, so it vectorizes.
 #[inline(always)]
-fn update_slice<const ZERO_GRAD: bool>(
+fn update_slice<const ZERO_GRAD: bool, const MIRROR: bool>(
     k: &UpdateConsts,
     w: &mut [f32],
     g: &mut [f32],
     m: &mut [f32],
     v: &mut [f32],
+    twin: &mut [f32],
 ) {
     let n = w.len();
     let (g, m, v) = (&mut g[..n], &mut m[..n], &mut v[..n]);
+    let twin = if MIRROR { &mut twin[..n] } else { twin };
     for i in 0..n {
         let gs = g[i] * k.grad_scale;
         // Flush moments that decay towards the subnormal range (a gradient that stays exactly
@@ -313,7 +383,11 @@ fn update_slice<const ZERO_GRAD: bool>(
         m[i] = m_new;
         v[i] = v_new;
         let denom = v_new.sqrt() * k.inv_sqrt_bc2 + k.eps;
-        w[i] = w[i] * k.decay - k.step_size * m_new / denom;
+        let w_new = w[i] * k.decay - k.step_size * m_new / denom;
+        w[i] = w_new;
+        if MIRROR {
+            twin[i] = w_new;
+        }
         if ZERO_GRAD {
             g[i] = 0.0;
         }
@@ -346,6 +420,43 @@ fn sum_squares(xs: &[f32]) -> f64 {
             .for_each(run);
     } else {
         run((&mut blocks, xs));
+    }
+    blocks.iter().fold(0.0, |a, &b| a + b)
+}
+
+/// [`sum_squares`] of `g + g2`, written into `g` block by block as it goes (and `g2` zeroed):
+/// the same blocks and the same sums, so the same result as merging first.
+fn merge_sum_squares(g: &mut [f32], g2: &mut [f32]) -> f64 {
+    assert_eq!(g.len(), g2.len(), "twin gradient lengths differ");
+    let mut blocks = vec![0.0f64; g.len().div_ceil(BLOCK)];
+    let run = |(out, (g, g2)): (&mut [f64], (&mut [f32], &mut [f32]))| {
+        vectorized(
+            #[inline(always)]
+            || {
+                for (o, (b, b2)) in out
+                    .iter_mut()
+                    .zip(g.chunks_mut(BLOCK).zip(g2.chunks_mut(BLOCK)))
+                {
+                    for (x, y) in b.iter_mut().zip(b2.iter_mut()) {
+                        *x += *y;
+                        *y = 0.0;
+                    }
+                    *o = block_sum_squares(b);
+                }
+            },
+        )
+    };
+    let per_piece = parallel::PIECE / BLOCK;
+    if parallel::worth_it(g.len()) {
+        blocks
+            .par_chunks_mut(per_piece)
+            .zip(
+                g.par_chunks_mut(per_piece * BLOCK)
+                    .zip(g2.par_chunks_mut(per_piece * BLOCK)),
+            )
+            .for_each(run);
+    } else {
+        run((&mut blocks, (g, g2)));
     }
     blocks.iter().fold(0.0, |a, &b| a + b)
 }
@@ -427,5 +538,85 @@ mod tests {
         // m has decayed by 0.9^2000 and been flushed; v (β₂ = 0.999) is still tracking.
         assert_eq!(st.m[[0, 0]], 0.0);
         assert!(st.v[[0, 0]] > 0.0);
+    }
+
+    /// Params with pseudo-random values and gradients (several sizes: one split into pieces).
+    fn params(seed: u32) -> Vec<Param> {
+        let mut x = seed;
+        let mut next = move || {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (x >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        [(40_000usize, 2usize), (300, 1), (7, 1)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(n, dims))| {
+                let shape = if dims == 2 {
+                    vec![n / 100, 100]
+                } else {
+                    vec![n]
+                };
+                let mut p = Param::new(
+                    format!("p{i}"),
+                    ArrayD::from_shape_fn(shape.clone(), |_| next()),
+                );
+                p.grad = ArrayD::from_shape_fn(shape, |_| next());
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn twin_steps_are_merge_then_step_then_copy_bit_for_bit() {
+        for clip in [None, Some(0.5)] {
+            let (mut a, mut twin_a) = (params(1), params(2));
+            let mut b = a.clone();
+            let mut twin_b = twin_a.clone();
+            let cfg = AdamWConfig::default();
+            let (mut opt_a, mut opt_b) =
+                (AdamW::new(cfg.clone()).unwrap(), AdamW::new(cfg).unwrap());
+            for step in 0..3 {
+                // The reference: merge the twin's gradient in, step, copy the weights out.
+                for (p, t) in a.iter_mut().zip(twin_a.iter_mut()) {
+                    p.grad += &t.grad;
+                    t.grad.fill(0.0);
+                }
+                let mut refs: Vec<&mut Param> = a.iter_mut().collect();
+                let na = opt_a.step_clipped(&mut refs, clip);
+                for (p, t) in a.iter().zip(twin_a.iter_mut()) {
+                    t.value.assign(&p.value);
+                }
+                let mut refs: Vec<&mut Param> = b.iter_mut().collect();
+                let mut twins: Vec<Option<Twin<'_>>> = twin_b
+                    .iter_mut()
+                    .map(|t| {
+                        let Param { value, grad, .. } = t;
+                        Some(Twin {
+                            grad: grad.as_slice_mut().unwrap(),
+                            value: value.as_slice_mut().unwrap(),
+                        })
+                    })
+                    .collect();
+                let nb = opt_b.step_clipped_twins(&mut refs, &mut twins, clip);
+                assert_eq!(na.to_bits(), nb.to_bits(), "norm, step {step}");
+                for ((p, q), (t, u)) in a.iter().zip(&b).zip(twin_a.iter().zip(&twin_b)) {
+                    assert_eq!(p.value, q.value, "{} value, step {step}", p.name);
+                    assert_eq!(t.value, u.value, "{} twin value", p.name);
+                    assert_eq!(q.value, u.value, "{}: the twin has the new weights", p.name);
+                    assert!(q.grad.iter().chain(u.grad.iter()).all(|&g| g == 0.0));
+                }
+                // New gradients for the next step, the same on both sides.
+                for (i, (p, q)) in a.iter_mut().zip(b.iter_mut()).enumerate() {
+                    let g = params(10 + step)[i].grad.clone();
+                    p.grad.assign(&g);
+                    q.grad.assign(&g);
+                }
+                for (i, (t, u)) in twin_a.iter_mut().zip(twin_b.iter_mut()).enumerate() {
+                    let g = params(20 + step)[i].grad.clone();
+                    t.grad.assign(&g);
+                    u.grad.assign(&g);
+                }
+            }
+        }
     }
 }

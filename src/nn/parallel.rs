@@ -14,21 +14,6 @@ pub(crate) fn worth_it(len: usize) -> bool {
     len >= 2 * PIECE && rayon::current_num_threads() > 1
 }
 
-/// `f` over two equally long slices, in two halves on rayon's pool when they are long enough
-/// to be worth it (element-wise work: the result does not depend on the number of threads).
-pub(crate) fn zip_pieces(a: &mut [f32], b: &mut [f32], f: impl Fn(&mut [f32], &mut [f32]) + Sync) {
-    assert_eq!(a.len(), b.len(), "zip_pieces: lengths differ");
-    let run = |a: &mut [f32], b: &mut [f32]| super::simd::vectorized(|| f(a, b));
-    if worth_it(a.len()) {
-        let mid = a.len() / 2;
-        let (a0, a1) = a.split_at_mut(mid);
-        let (b0, b1) = b.split_at_mut(mid);
-        rayon::join(|| run(a0, b0), || run(a1, b1));
-    } else {
-        run(a, b);
-    }
-}
-
 /// Runs `f` on a thread of rayon's global pool and returns its result (directly when already
 /// on one). Work split with `rayon::join` or parallel iterators from a thread outside the pool
 /// is injected into the pool as a whole while the caller sleeps on a latch: hot loops that

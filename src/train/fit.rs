@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::nn::early_stop::{EarlyStopDecision, EarlyStopping, EarlyStoppingConfig};
 use crate::nn::metric::Mode as MetricMode;
 use crate::nn::multitask::{FixedWeights, UncertaintyWeights};
-use crate::nn::optim::{AdamW, AdamWConfig};
+use crate::nn::optim::{AdamW, AdamWConfig, Twin};
 use crate::nn::parallel;
 use crate::nn::schedule::{LrScheduler, Schedule as NnSchedule};
 use crate::nn::{Layer, Param};
@@ -205,6 +205,8 @@ pub fn fit(
                     opt.set_lr_multiplier("encoder", scale);
                 }
                 frozen_inputs = None;
+                // Steps no longer split (the inputs are not frozen): the replica is done.
+                replica = None;
             }
         }
         let encoder_trains = net
@@ -487,17 +489,51 @@ fn train_step(
         (Phase::Metadata, _) => metadata_step(net, data, idx, combine)?,
         (Phase::Semantic { .. }, Some(all)) => {
             let rep = replica.get_or_insert_with(|| new_replica(net, seed));
-            let loss = split_head_step(net, rep, all.view(), data, idx, combine)?;
-            merge_replica_grads(net, rep);
-            loss
+            split_head_step(net, rep, all.view(), data, idx, combine)?
         }
         (Phase::Semantic { .. }, None) => semantic_step(net, data, idx, frozen, combine)?,
     };
-    let mut params = all_params(net, combine);
-    // Clip, update and zero the gradients in one fused pass.
-    opt.step_clipped(&mut params, clip);
-    if let Some(rep) = replica.as_mut() {
-        copy_weights_to_replica(net, rep);
+    match replica.as_mut() {
+        // The replica is the network's twin: the optimizer adds the replica's gradients in (a
+        // split step left some; after a whole-batch step they are zero), updates, and hands it
+        // the new weights, in two fused passes.
+        Some(rep) => {
+            let mut params = all_params(net, combine);
+            // A twin for each of the network's trainable parameters (the replica's own flags
+            // may lag behind an unfreezing).
+            let mut twins: Vec<Option<Twin<'_>>> = rep
+                .params_mut()
+                .into_iter()
+                .zip(params.iter())
+                .map(|(r, p)| {
+                    let Param { value, grad, .. } = r;
+                    match (p.trainable, value.as_slice_mut(), grad.as_slice_mut()) {
+                        (true, Some(value), Some(grad)) => Some(Twin { grad, value }),
+                        _ => None,
+                    }
+                })
+                .collect();
+            let mirrored = twins.len();
+            // The combiner's own parameters (uncertainty weights) come last and have no twin.
+            twins.resize_with(params.len(), || None);
+            if twins[..mirrored]
+                .iter()
+                .zip(&params)
+                .any(|(t, p)| p.trainable && t.is_none())
+            {
+                // Replicas are standard-layout clones, so this is not expected.
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "replica parameters are not contiguous",
+                ));
+            }
+            opt.step_clipped_twins(&mut params, &mut twins, clip);
+        }
+        None => {
+            let mut params = all_params(net, combine);
+            // Clip, update and zero the gradients in one fused pass.
+            opt.step_clipped(&mut params, clip);
+        }
     }
     Ok(loss)
 }
@@ -518,7 +554,7 @@ fn new_replica(net: &Network, seed: u64) -> Network {
 /// first half of `idx` runs forward and backward through `net`, the second through `rep`, one
 /// `rayon::join` for each pass; the losses and their gradients are computed on the whole batch
 /// in between, exactly as [`semantic_step`] does. Each network accumulates its half's parameter
-/// gradients ([`merge_replica_grads`] adds them up). The halves depend only on the batch, never
+/// gradients (the optimizer adds them up: [`AdamW::step_clipped_twins`]). The halves depend only on the batch, never
 /// on the number of threads, so results are bit-identical with one thread or many. Two large
 /// passes a step keep both cores busy where splitting every product and update separately cost
 /// more in thread wake-ups than it saved (measured: 2 threads slower than 1).
@@ -559,45 +595,6 @@ fn split_head_step(
         || backward(&mut rep.heads, half..idx.len()),
     );
     Ok(total)
-}
-
-/// The trainable parameters of `net` and `rep` (same architecture) in pairs.
-fn trainable_pairs<'a>(
-    net: &'a mut Network,
-    rep: &'a mut Network,
-) -> impl Iterator<Item = (&'a mut Param, &'a mut Param)> {
-    net.params_mut()
-        .into_iter()
-        .zip(rep.params_mut())
-        .filter(|(p, _)| p.trainable)
-}
-
-/// Adds the replica's gradients into the network's and zeroes the replica's.
-fn merge_replica_grads(net: &mut Network, rep: &mut Network) {
-    for (p, r) in trainable_pairs(net, rep) {
-        let (Some(g), Some(gr)) = (p.grad.as_slice_mut(), r.grad.as_slice_mut()) else {
-            p.grad += &r.grad;
-            r.grad.fill(0.0);
-            continue;
-        };
-        parallel::zip_pieces(g, gr, |g, gr| {
-            for (a, b) in g.iter_mut().zip(gr.iter_mut()) {
-                *a += *b;
-                *b = 0.0;
-            }
-        });
-    }
-}
-
-/// Gives the replica the network's (just updated) weights.
-fn copy_weights_to_replica(net: &mut Network, rep: &mut Network) {
-    for (p, r) in trainable_pairs(net, rep) {
-        let (Some(w), Some(wr)) = (p.value.as_slice_mut(), r.value.as_slice_mut()) else {
-            r.value.assign(&p.value);
-            continue;
-        };
-        parallel::zip_pieces(wr, w, |wr, w| wr.copy_from_slice(w));
-    }
 }
 
 /// Validation loss summed over tasks, and the first task's metric.
@@ -715,29 +712,21 @@ mod tests {
         let got =
             split_head_step(&mut split, &mut rep, x.view(), &data, &idx, &mut fixed()).unwrap();
         assert!((got - want).abs() < 1e-6, "loss {got} vs {want}");
-        merge_replica_grads(&mut split, &mut rep);
         let mut checked = 0;
-        for (a, b) in whole.params().iter().zip(split.params()) {
+        for ((a, b), r) in whole.params().iter().zip(split.params()).zip(rep.params()) {
             assert_eq!(a.name, b.name);
             let scale = a.grad.iter().fold(1e-3f32, |m, g| m.max(g.abs()));
-            for (x, y) in a.grad.iter().zip(b.grad.iter()) {
-                assert!((x - y).abs() <= 1e-5 * scale, "{}: {x} vs {y}", a.name);
+            // The two halves' gradients add up to the whole batch's.
+            for ((x, y), z) in a.grad.iter().zip(b.grad.iter()).zip(r.grad.iter()) {
+                assert!(
+                    (x - (y + z)).abs() <= 1e-5 * scale,
+                    "{}: {x} vs {y} + {z}",
+                    a.name
+                );
             }
             checked += a.grad.len();
         }
         assert!(checked > 12 * 16);
-        assert!(rep
-            .params()
-            .iter()
-            .all(|p| p.grad.iter().all(|&g| g == 0.0)));
-        // The replica follows the network's weights after the update.
-        for p in split.params_mut() {
-            p.value.mapv_inplace(|w| w * 0.5 + 0.25);
-        }
-        copy_weights_to_replica(&mut split, &mut rep);
-        for (a, b) in split.params().iter().zip(rep.params()) {
-            assert_eq!(a.value, b.value, "{}", a.name);
-        }
     }
 
     #[test]
