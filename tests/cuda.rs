@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{backbone_dir, cosine, reference};
+use common::{backbone_dir, cosine, reference, reference_cosines};
 use tandem::{Backbone, BackboneOptions, Device, ErrorKind, Variant};
 
 const CUDA: Device = Device::Cuda { device_id: 0 };
@@ -50,23 +50,6 @@ fn on_cuda(variant: Variant) -> Option<Backbone> {
     })
 }
 
-/// Cosine of each reference item's embedding on `b` with sentence-transformers' embedding.
-fn reference_cosines(b: &Backbone) -> Vec<(String, f32)> {
-    let refs = reference();
-    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
-    let emb = b.embed(&texts).unwrap();
-    assert_eq!(emb.dim(), (refs.len(), 384));
-    refs.iter()
-        .zip(emb.rows())
-        .map(|(r, row)| {
-            (
-                r.text.clone(),
-                cosine(row.as_slice().unwrap(), &r.embedding),
-            )
-        })
-        .collect()
-}
-
 fn report(what: &str, cs: &[(String, f32)]) {
     let min = cs.iter().map(|c| c.1).fold(f32::INFINITY, f32::min);
     let mean = cs.iter().map(|c| c.1).sum::<f32>() / cs.len() as f32;
@@ -76,28 +59,26 @@ fn report(what: &str, cs: &[(String, f32)]) {
     );
 }
 
-#[test]
-fn fp32_on_cuda_matches_the_reference_on_every_item() {
-    let Some(b) = on_cuda(Variant::Fp32) else {
+/// `variant` on CUDA has cosine >= 0.9999 to the reference on every item.
+fn matches_the_reference_on_cuda(variant: Variant) {
+    let Some(b) = on_cuda(variant) else {
         return;
     };
     let cs = reference_cosines(&b);
-    report("fp32 on CUDA", &cs);
+    report(&format!("{variant} on CUDA"), &cs);
     for (text, c) in cs {
-        assert!(c >= 0.9999, "cosine {c} for {text:?}");
+        assert!(c >= 0.9999, "{variant}: cosine {c} for {text:?}");
     }
 }
 
 #[test]
+fn fp32_on_cuda_matches_the_reference_on_every_item() {
+    matches_the_reference_on_cuda(Variant::Fp32);
+}
+
+#[test]
 fn opt_graph_on_cuda_matches_the_reference_on_every_item() {
-    let Some(b) = on_cuda(Variant::Opt) else {
-        return;
-    };
-    let cs = reference_cosines(&b);
-    report("opt on CUDA", &cs);
-    for (text, c) in cs {
-        assert!(c >= 0.9999, "cosine {c} for {text:?}");
-    }
+    matches_the_reference_on_cuda(Variant::Opt);
 }
 
 #[test]

@@ -4,42 +4,26 @@
 
 mod common;
 
-use common::{backbone_dir, cosine, load, reference};
+use common::{backbone_dir, cosine, load, reference, reference_cosines};
 use tandem::{Backbone, BackboneOptions, Variant};
-
-fn cosines(b: &Backbone) -> Vec<(String, f32)> {
-    let refs = reference();
-    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
-    let emb = b.embed(&texts).unwrap();
-    assert_eq!(emb.dim(), (refs.len(), 384));
-    refs.iter()
-        .zip(emb.rows())
-        .map(|(r, row)| {
-            (
-                r.text.clone(),
-                cosine(row.as_slice().unwrap(), &r.embedding),
-            )
-        })
-        .collect()
-}
 
 #[test]
 fn fp32_matches_reference_on_every_item() {
-    for (text, c) in cosines(&load(Variant::Fp32)) {
+    for (text, c) in reference_cosines(&load(Variant::Fp32)) {
         assert!(c >= 0.9999, "cosine {c} for {text:?}");
     }
 }
 
 #[test]
 fn opt_graph_matches_reference_on_every_item() {
-    for (text, c) in cosines(&load(Variant::Opt)) {
+    for (text, c) in reference_cosines(&load(Variant::Opt)) {
         assert!(c >= 0.9999, "cosine {c} for {text:?}");
     }
 }
 
 #[test]
 fn int8_is_close_on_every_item_and_on_average() {
-    let cs = cosines(&load(Variant::Int8));
+    let cs = reference_cosines(&load(Variant::Int8));
     for (text, c) in &cs {
         assert!(*c >= 0.98, "int8 cosine {c} for {text:?}");
     }
@@ -58,7 +42,7 @@ fn hidden_state_graph_with_token_type_ids_is_mean_pooled_to_the_reference() {
         },
     )
     .unwrap();
-    for (text, c) in cosines(&b) {
+    for (text, c) in reference_cosines(&b) {
         assert!(c >= 0.9999, "cosine {c} for {text:?}");
     }
 }

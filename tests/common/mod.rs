@@ -57,6 +57,24 @@ pub fn load(variant: Variant) -> Backbone {
     .unwrap()
 }
 
+/// Each reference item's text and the cosine of its embedding on `b` with sentence-transformers'
+/// embedding.
+pub fn reference_cosines(b: &Backbone) -> Vec<(String, f32)> {
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let emb = b.embed(&texts).unwrap();
+    assert_eq!(emb.dim(), (refs.len(), 384));
+    refs.iter()
+        .zip(emb.rows())
+        .map(|(r, row)| {
+            (
+                r.text.clone(),
+                cosine(row.as_slice().unwrap(), &r.embedding),
+            )
+        })
+        .collect()
+}
+
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
