@@ -193,10 +193,15 @@ impl AdamW {
             .iter_mut()
             .zip(twins.iter_mut())
             .filter(|(p, _)| p.trainable)
-            .map(|(p, twin)| match (p.grad.as_slice_mut(), twin) {
-                (Some(g), Some(t)) => merge_sum_squares(g, t.grad),
-                (Some(g), None) => sum_squares(g),
-                (None, _) => p.grad.iter().map(|&g| (g as f64) * (g as f64)).sum(),
+            .map(|(p, twin)| {
+                if !p.grad.is_standard_layout() {
+                    p.grad = p.grad.as_standard_layout().into_owned();
+                }
+                let g = p.grad.as_slice_mut().expect("standard layout");
+                match twin {
+                    Some(t) => merge_sum_squares(g, t.grad),
+                    None => sum_squares(g),
+                }
             })
             .sum();
         let norm = squares.sqrt() as f32;
@@ -288,7 +293,8 @@ impl AdamW {
 }
 
 /// The twin of a parameter in data-parallel training (see [`AdamW::step_clipped_twins`]): its
-/// gradient and value, both as long as the parameter's.
+/// gradient and value, both as long as the parameter's. Twins of frozen parameters are left
+/// alone.
 #[derive(Debug)]
 pub struct Twin<'a> {
     /// The twin's accumulated gradient: added into the parameter's, then zeroed.

@@ -494,48 +494,56 @@ fn train_step(
         (Phase::Semantic { .. }, None) => semantic_step(net, data, idx, frozen, combine)?,
     };
     match replica.as_mut() {
-        // The replica is the network's twin: the optimizer adds the replica's gradients in (a
-        // split step left some; after a whole-batch step they are zero), updates, and hands it
-        // the new weights, in two fused passes.
-        Some(rep) => {
-            let mut params = all_params(net, combine);
-            // A twin for each of the network's trainable parameters (the replica's own flags
-            // may lag behind an unfreezing).
-            let mut twins: Vec<Option<Twin<'_>>> = rep
-                .params_mut()
-                .into_iter()
-                .zip(params.iter())
-                .map(|(r, p)| {
-                    let Param { value, grad, .. } = r;
-                    match (p.trainable, value.as_slice_mut(), grad.as_slice_mut()) {
-                        (true, Some(value), Some(grad)) => Some(Twin { grad, value }),
-                        _ => None,
-                    }
-                })
-                .collect();
-            let mirrored = twins.len();
-            // The combiner's own parameters (uncertainty weights) come last and have no twin.
-            twins.resize_with(params.len(), || None);
-            if twins[..mirrored]
-                .iter()
-                .zip(&params)
-                .any(|(t, p)| p.trainable && t.is_none())
-            {
-                // Replicas are standard-layout clones, so this is not expected.
-                return Err(Error::new(
-                    ErrorKind::Internal,
-                    "replica parameters are not contiguous",
-                ));
-            }
-            opt.step_clipped_twins(&mut params, &mut twins, clip);
-        }
+        Some(rep) => step_with_twin(net, rep, combine, opt, clip)?,
         None => {
-            let mut params = all_params(net, combine);
             // Clip, update and zero the gradients in one fused pass.
-            opt.step_clipped(&mut params, clip);
+            opt.step_clipped(&mut all_params(net, combine), clip);
         }
     }
     Ok(loss)
+}
+
+/// The optimizer step with the replica as the network's twin: AdamW adds the replica's
+/// gradients in (a split step left some; after a whole-batch step they are zero), clips,
+/// updates, and hands the replica the new weights, in two fused passes.
+fn step_with_twin(
+    net: &mut Network,
+    rep: &mut Network,
+    combine: &mut Combine,
+    opt: &mut AdamW,
+    clip: Option<f32>,
+) -> Result<()> {
+    let mut params = all_params(net, combine);
+    // A twin for each of the network's trainable parameters (the replica's own flags may lag
+    // behind an unfreezing).
+    let mut twins: Vec<Option<Twin<'_>>> = rep
+        .params_mut()
+        .into_iter()
+        .zip(params.iter())
+        .map(|(r, p)| {
+            let Param { value, grad, .. } = r;
+            match (p.trainable, value.as_slice_mut(), grad.as_slice_mut()) {
+                (true, Some(value), Some(grad)) => Some(Twin { grad, value }),
+                _ => None,
+            }
+        })
+        .collect();
+    let mirrored = twins.len();
+    // The combiner's own parameters (uncertainty weights) come last and have no twin.
+    twins.resize_with(params.len(), || None);
+    if twins[..mirrored]
+        .iter()
+        .zip(&params)
+        .any(|(t, p)| p.trainable && t.is_none())
+    {
+        // Replicas are standard-layout clones, so this is not expected.
+        return Err(Error::new(
+            ErrorKind::Internal,
+            "replica parameters are not contiguous",
+        ));
+    }
+    opt.step_clipped_twins(&mut params, &mut twins, clip);
+    Ok(())
 }
 
 /// A copy of `net` for the second half of head-only mini-batches, with dropout streams of its
@@ -554,10 +562,10 @@ fn new_replica(net: &Network, seed: u64) -> Network {
 /// first half of `idx` runs forward and backward through `net`, the second through `rep`, one
 /// `rayon::join` for each pass; the losses and their gradients are computed on the whole batch
 /// in between, exactly as [`semantic_step`] does. Each network accumulates its half's parameter
-/// gradients (the optimizer adds them up: [`AdamW::step_clipped_twins`]). The halves depend only on the batch, never
-/// on the number of threads, so results are bit-identical with one thread or many. Two large
-/// passes a step keep both cores busy where splitting every product and update separately cost
-/// more in thread wake-ups than it saved (measured: 2 threads slower than 1).
+/// gradients (the optimizer adds them up: [`step_with_twin`]). The halves depend only on the
+/// batch, never on the number of threads, so results are bit-identical with one thread or many.
+/// Two large passes a step keep both cores busy where splitting every product and update
+/// separately cost more in thread wake-ups than it saved (measured: 2 threads slower than 1).
 fn split_head_step(
     net: &mut Network,
     rep: &mut Network,
