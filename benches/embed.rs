@@ -114,7 +114,8 @@ fn best(v: &[f64]) -> f64 {
     v.iter().copied().fold(0.0, f64::max)
 }
 
-type Key = (String, String, usize);
+/// A measured point: graph variant, text length ("short" or "long"), batch size.
+type Key = (Variant, &'static str, usize);
 
 /// The onnxruntime-python side: a worker process (`benches/ort_python.py`) that holds one
 /// session per graph and measures one point per request, so that its measurements can
@@ -276,7 +277,7 @@ fn main() {
     for &v in &variants {
         for len in ["short", "long"] {
             for &b in batches {
-                keys.push((v.name().into(), len.into(), b));
+                keys.push((v, len, b));
                 points.push(serde_json::json!({
                     "variant": v.name(), "graph": backbones[&v].graph_file(), "length": len, "batch": b
                 }));
@@ -294,17 +295,17 @@ fn main() {
         eprintln!("round {}/{rounds}", round + 1);
         for (i, key) in keys.iter().enumerate() {
             // tandem, then python, on the same point back to back.
-            let v: Variant = key.0.parse().expect("variant");
-            let pool = &texts[key.1.as_str()];
-            let r = measure(&backbones[&v], pool, key.2, seconds);
-            ours.entry(key.clone()).or_default().push(r);
+            let (v, len, batch) = *key;
+            let pool = &texts[len];
+            let r = measure(&backbones[&v], pool, batch, seconds);
+            ours.entry(*key).or_default().push(r);
             theirs
-                .entry(key.clone())
+                .entry(*key)
                 .or_default()
                 .push(python.measure(i, seconds));
             if let Some(cb) = &cpu_backbones {
-                let r = measure(&cb[&v], pool, key.2, seconds);
-                cpu.entry(key.clone()).or_default().push(r);
+                let r = measure(&cb[&v], pool, batch, seconds);
+                cpu.entry(*key).or_default().push(r);
             }
         }
     }
@@ -336,7 +337,7 @@ fn main() {
         min_ratio = min_ratio.min(t / p);
         let mut line = format!(
             "| {} | {} | {} | {:.0} | {:.0} | {:.2}x |",
-            k.0,
+            k.0.name(),
             k.1,
             k.2,
             t,
@@ -344,7 +345,7 @@ fn main() {
             t / p
         );
         let mut row = serde_json::json!({
-            "variant": k.0, "texts": k.1, "batch": k.2,
+            "variant": k.0.name(), "texts": k.1, "batch": k.2,
             "tandem_sentences_per_s": t, "python_sentences_per_s": p, "ratio": t / p,
             "tandem_rounds": v, "python_rounds": theirs[k],
         });
@@ -371,11 +372,10 @@ fn main() {
         "points": rows,
         "min_tandem_over_python": min_ratio,
     });
-    let short32 = |v: &str| {
-        ours.get(&(v.to_string(), "short".to_string(), 32))
-            .map(|r| best(r))
-    };
-    if let (false, Some(int8), Some(fp32)) = (on_gpu, short32("int8"), short32("fp32")) {
+    let short32 = |v: Variant| ours.get(&(v, "short", 32)).map(|r| best(r));
+    if let (false, Some(int8), Some(fp32)) =
+        (on_gpu, short32(Variant::Int8), short32(Variant::Fp32))
+    {
         let int8_vs_fp32 = int8 / fp32;
         println!(
             "         int8 >= 2.0x fp32, short texts, batch 32: {:.2}x ({})",
