@@ -50,6 +50,15 @@ fn on_cuda(variant: Variant) -> Option<Backbone> {
     })
 }
 
+/// The largest element-wise difference of two embedding matrices of one shape.
+fn max_abs_diff(a: &ndarray::Array2<f32>, b: &ndarray::Array2<f32>) -> f32 {
+    assert_eq!(a.dim(), b.dim());
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
 fn report(what: &str, cs: &[(String, f32)]) {
     let min = cs.iter().map(|c| c.1).fold(f32::INFINITY, f32::min);
     let mean = cs.iter().map(|c| c.1).sum::<f32>() / cs.len() as f32;
@@ -89,12 +98,7 @@ fn cuda_and_cpu_give_the_same_embeddings() {
     let cpu = common::load(Variant::Fp32);
     let refs = reference();
     let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
-    let (g, c) = (gpu.embed(&texts).unwrap(), cpu.embed(&texts).unwrap());
-    let worst = g
-        .iter()
-        .zip(c.iter())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let worst = max_abs_diff(&gpu.embed(&texts).unwrap(), &cpu.embed(&texts).unwrap());
     println!("fp32 CUDA vs CPU: largest element difference {worst:.2e}");
     assert!(worst < 1e-4, "CUDA and CPU differ by {worst}");
 }
@@ -163,12 +167,7 @@ fn many_threads_share_cuda_sessions_safely() {
             s.spawn(move || {
                 for k in 0..10 {
                     let i = (t + k) % texts.len();
-                    let got = b.embed(&texts[i..]).unwrap();
-                    let worst = got
-                        .iter()
-                        .zip(expected[i].iter())
-                        .map(|(a, b)| (a - b).abs())
-                        .fold(0.0f32, f32::max);
+                    let worst = max_abs_diff(&b.embed(&texts[i..]).unwrap(), &expected[i]);
                     assert!(worst < 1e-5, "thread {t}, slice {i}: differs by {worst}");
                 }
             });
