@@ -8,6 +8,7 @@
 //! for a free session rather than failing.
 
 mod manifest;
+mod plan;
 mod pool;
 mod pooling;
 mod tokenize;
@@ -127,7 +128,8 @@ pub struct BackboneOptions {
     pub device: Device,
     /// Explicit ONNX Runtime library; else `TANDEM_ORT_LIB`, else the cache.
     pub ort_library: Option<PathBuf>,
-    /// Most texts per graph run. Inputs are sorted by length before batching, so padding stays
+    /// Most texts per graph run. Inputs are sorted by length before batching, and on the CPU
+    /// a run is cut short where its padding would cost more than another run, so padding stays
     /// small.
     pub batch_size: usize,
     /// Most padded tokens (rows x longest row) per graph run. Long texts run in smaller batches:
@@ -429,7 +431,8 @@ impl Backbone {
     ///
     /// Texts are tokenized (truncated at the model's max length), sorted by length, and run in
     /// batches of at most `batch_size` texts and `max_batch_tokens` padded tokens, each padded
-    /// to its own longest text. Thread-safe.
+    /// to its own longest text. On the CPU a batch is cut further where its padding would cost
+    /// more than another graph run (mixed-length short texts run ~1.5x faster so). Thread-safe.
     pub fn embed(&self, texts: &[&str]) -> Result<Array2<f32>> {
         let dim = self.dim();
         let mut out = Array2::<f32>::zeros((texts.len(), dim));
@@ -497,10 +500,16 @@ impl Backbone {
             Device::Cuda { .. } => self.tokenizer.encode_parallel(texts)?,
         };
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-        for chunk in plan_batches(
+        // A GPU's per-run overhead dwarfs its per-token cost: there, the fewest runs win.
+        let run_cost = match self.options.device {
+            Device::Cpu => plan::CPU_RUN_COST_TOKENS,
+            Device::Cuda { .. } => self.options.max_batch_tokens,
+        };
+        for chunk in plan::plan_batches(
             &lengths,
             self.options.batch_size,
             self.options.max_batch_tokens,
+            run_cost,
         ) {
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
             let batch = self.tokenizer.pad(&rows);
@@ -605,29 +614,6 @@ impl Backbone {
         };
         Ok((emb, per_row))
     }
-}
-
-/// Groups text indices into runs: sorted by token length, at most `max_rows` per run, and at
-/// most `max_tokens` padded tokens per run (a single text longer than that still runs alone).
-fn plan_batches(lengths: &[usize], max_rows: usize, max_tokens: usize) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..lengths.len()).collect();
-    order.sort_by_key(|&i| lengths[i]);
-    let mut runs: Vec<Vec<usize>> = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    for i in order {
-        // Sorted ascending, so the newcomer is the longest and sets the padded width.
-        let width = lengths[i].max(1);
-        if !current.is_empty()
-            && (current.len() == max_rows || (current.len() + 1) * width > max_tokens)
-        {
-            runs.push(std::mem::take(&mut current));
-        }
-        current.push(i);
-    }
-    if !current.is_empty() {
-        runs.push(current);
-    }
-    runs
 }
 
 fn check_shape(shape: &[i64], want: &[usize]) -> Result<()> {
@@ -778,26 +764,6 @@ mod tests {
         assert!(Variant::ALL.iter().all(|v| v.runs_on(Device::Cpu)));
         assert!(Variant::Fp32.runs_on(cuda) && Variant::Opt.runs_on(cuda));
         assert!(!Variant::Int8.runs_on(cuda));
-    }
-
-    #[test]
-    fn batches_respect_rows_and_token_budget() {
-        let lengths = [10, 256, 12, 200, 3, 256, 11];
-        let runs = plan_batches(&lengths, 3, 512);
-        // Every index exactly once.
-        let mut all: Vec<usize> = runs.concat();
-        all.sort();
-        assert_eq!(all, (0..lengths.len()).collect::<Vec<_>>());
-        for r in &runs {
-            let width = r.iter().map(|&i| lengths[i]).max().unwrap();
-            assert!(r.len() <= 3);
-            assert!(r.len() == 1 || r.len() * width <= 512, "{r:?}");
-        }
-        // Sorted lengths 3,10,11 | 12,200 (2x200 <= 512) | 256,256 (2x256 = 512).
-        assert_eq!(runs, vec![vec![4, 0, 6], vec![2, 3], vec![1, 5]]);
-        // A text over the budget still runs, alone.
-        assert_eq!(plan_batches(&[300], 8, 100), vec![vec![0]]);
-        assert!(plan_batches(&[], 8, 100).is_empty());
     }
 
     #[test]
