@@ -16,8 +16,9 @@ pub(crate) const CPU_RUN_COST_TOKENS: usize = 12;
 ///
 /// Texts are sorted by length (stably), so each run is a contiguous stretch of that order, and
 /// the cut points come from an exact dynamic programme over it: O(n · `max_rows`). A large
-/// `run_cost` gives the fewest runs (what a GPU wants); a small one, the least padding. Ties go
-/// to fewer runs. The plan depends only on the lengths, never on timing, so it is reproducible.
+/// `run_cost` gives the fewest runs (what a GPU wants); a small one, the least padding. On a
+/// tie the longer last run wins. The plan depends only on the lengths, never on timing, so it
+/// is reproducible.
 pub(crate) fn plan_batches(
     lengths: &[usize],
     max_rows: usize,
