@@ -196,6 +196,8 @@ pub struct Backbone {
     tokenizer: TextTokenizer,
     io: GraphIo,
     pool: SessionPool,
+    /// What one graph run costs beyond its padded tokens, in tokens (see [`plan`]).
+    run_cost: usize,
 }
 
 impl std::fmt::Debug for Backbone {
@@ -352,6 +354,11 @@ impl Backbone {
             move || worker(build_session(&runtime, &graph_path, threads, device)?)
         };
         let pool = SessionPool::new(first, options.sessions, Box::new(make));
+        // A GPU's per-run overhead dwarfs its per-token cost: there, the fewest runs win.
+        let run_cost = match options.device {
+            Device::Cpu => plan::cpu_run_cost(threads),
+            Device::Cuda { .. } => options.max_batch_tokens,
+        };
         Ok(Backbone {
             dir,
             manifest,
@@ -361,6 +368,7 @@ impl Backbone {
             tokenizer,
             io,
             pool,
+            run_cost,
         })
     }
 
@@ -500,16 +508,11 @@ impl Backbone {
             Device::Cuda { .. } => self.tokenizer.encode_parallel(texts)?,
         };
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-        // A GPU's per-run overhead dwarfs its per-token cost: there, the fewest runs win.
-        let run_cost = match self.options.device {
-            Device::Cpu => plan::CPU_RUN_COST_TOKENS,
-            Device::Cuda { .. } => self.options.max_batch_tokens,
-        };
         for chunk in plan::plan_batches(
             &lengths,
             self.options.batch_size,
             self.options.max_batch_tokens,
-            run_cost,
+            self.run_cost,
         ) {
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
             let batch = self.tokenizer.pad(&rows);

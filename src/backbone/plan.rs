@@ -5,10 +5,20 @@
 //! extra run does keeps that total low: 32 TREC questions in one run are ~45% padding, and cut
 //! into length-matched runs they embed ~1.5× faster on the CPU.
 
-/// Per-run overhead on the CPU, in padded tokens. Measured with ONNX Runtime 1.31 on
-/// all-MiniLM-L6-v2, 2 threads (fitting time = a + b·rows·width over 1–32 rows × 8–64 tokens):
-/// ~12 tokens for fp32, ~6 for int8. The larger value errs towards fewer, fuller runs.
-pub(crate) const CPU_RUN_COST_TOKENS: usize = 12;
+/// Per-run overhead on the CPU, in padded tokens, per intra-op thread. Measured with ONNX
+/// Runtime 1.31 on all-MiniLM-L6-v2 with 2 threads: fitting time = a + b·rows·width over 1–32
+/// rows × 8–64 tokens gave ~12 tokens for fp32 and ~6 for int8 (noisy fits ranged higher), and
+/// replaying TREC batches, a run cost of 12 beat 48, 100 and 200 on short texts and tied on long
+/// ones.
+const CPU_RUN_COST_PER_THREAD: usize = 6;
+
+/// The CPU run cost for sessions of `threads` intra-op threads. A run's per-token time divides
+/// among the threads and its fixed overhead does not, so in tokens the overhead grows with
+/// them. Only 1–2 threads were measurable here; the linear scaling errs, on bigger machines,
+/// towards fewer and fuller runs, which is what batching did before planning.
+pub(crate) fn cpu_run_cost(threads: usize) -> usize {
+    CPU_RUN_COST_PER_THREAD * threads.max(1)
+}
 
 /// Groups text indices into runs that minimise Σ (`run_cost` + rows × longest row), with at
 /// most `max_rows` texts and at most `max_tokens` padded tokens per run (a single text longer
@@ -137,6 +147,13 @@ mod tests {
                 "{lengths:?} rows {max_rows} tokens {max_tokens} run cost {rc}"
             );
         }
+    }
+
+    #[test]
+    fn the_cpu_run_cost_grows_with_the_threads() {
+        assert_eq!(cpu_run_cost(2), 12);
+        assert_eq!(cpu_run_cost(0), cpu_run_cost(1));
+        assert!(cpu_run_cost(16) > cpu_run_cost(2));
     }
 
     #[test]
