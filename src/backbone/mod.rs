@@ -630,7 +630,7 @@ fn check_shape(shape: &[i64], want: &[usize]) -> Result<()> {
     }
 }
 
-/// ONNX Runtime graph optimizers that CPU sessions turn off (see [`build_session`]); the
+/// ONNX Runtime graph optimizers that CPU sessions turn off (see `build_session`); the
 /// benchmark's onnxruntime-python baseline uses the same list.
 pub const CPU_DISABLED_OPTIMIZERS: &str = "SkipLayerNormFusion";
 

@@ -8,7 +8,7 @@
 //! - strings in are `(const char *, size_t len)` UTF-8 that need not be NUL-terminated; batches
 //!   are an array of pointers plus an array of lengths (or NULL lengths for NUL-terminated
 //!   strings);
-//! - no panic crosses the boundary: every export runs inside [`guard`] or [`guard_or`];
+//! - no panic crosses the boundary: every export runs inside `guard` or `guard_or`;
 //! - `const` handles may be shared between threads, non-`const` ones are used by one thread at
 //!   a time.
 //!
