@@ -97,7 +97,7 @@ fn cuda_and_cpu_give_the_same_embeddings() {
     };
     let cpu = common::load(Variant::Fp32);
     let refs = reference();
-    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let texts = common::texts(&refs, usize::MAX);
     let worst = max_abs_diff(&gpu.embed(&texts).unwrap(), &cpu.embed(&texts).unwrap());
     println!("fp32 CUDA vs CPU: largest element difference {worst:.2e}");
     assert!(worst < 1e-4, "CUDA and CPU differ by {worst}");
@@ -109,7 +109,7 @@ fn batching_and_order_do_not_change_cuda_embeddings() {
         return;
     };
     let refs = reference();
-    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let texts = common::texts(&refs, usize::MAX);
     let together = b.embed(&texts).unwrap();
     for (i, t) in texts.iter().enumerate() {
         let alone = b.embed(&[t]).unwrap();
@@ -126,7 +126,7 @@ fn token_embeddings_on_cuda_pool_to_the_reference() {
         return;
     };
     let refs = reference();
-    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let texts = common::texts(&refs, usize::MAX);
     let (pooled, seqs) = b.embed_tokens(&texts).unwrap();
     for (i, r) in refs.iter().enumerate() {
         assert_eq!(seqs.length(i), r.tokens, "tokens of {:?}", r.text);
@@ -157,21 +157,9 @@ fn many_threads_share_cuda_sessions_safely() {
         return;
     };
     let refs = reference();
-    let texts: Vec<&str> = refs.iter().take(16).map(|r| r.text.as_str()).collect();
-    let expected: Vec<_> = (0..texts.len())
-        .map(|i| b.embed(&texts[i..]).unwrap())
-        .collect();
-    std::thread::scope(|s| {
-        for t in 0..8 {
-            let (b, texts, expected) = (&b, &texts, &expected);
-            s.spawn(move || {
-                for k in 0..10 {
-                    let i = (t + k) % texts.len();
-                    let worst = max_abs_diff(&b.embed(&texts[i..]).unwrap(), &expected[i]);
-                    assert!(worst < 1e-5, "thread {t}, slice {i}: differs by {worst}");
-                }
-            });
-        }
+    common::embed_from_threads(&b, &common::texts(&refs, 16), 10, |got, want, t, i| {
+        let worst = max_abs_diff(got, want);
+        assert!(worst < 1e-5, "thread {t}, slice {i}: differs by {worst}");
     });
 }
 

@@ -51,7 +51,7 @@ fn hidden_state_graph_with_token_type_ids_is_mean_pooled_to_the_reference() {
 fn truncation_and_token_counts_match_the_reference() {
     let b = load(Variant::Int8);
     let refs = reference();
-    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let texts = common::texts(&refs, usize::MAX);
     let ids = b.tokenizer().encode(&texts).unwrap();
     for (r, ids) in refs.iter().zip(&ids) {
         assert_eq!(ids.len(), r.tokens, "token count for {:?}", r.text);
@@ -83,7 +83,7 @@ fn parallel_tokenization_gives_the_sequential_ids_in_order() {
 fn batching_and_order_do_not_change_embeddings() {
     let b = load(Variant::Fp32);
     let refs = reference();
-    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let texts = common::texts(&refs, usize::MAX);
     let together = b.embed(&texts).unwrap();
     let mut reversed: Vec<&str> = texts.clone();
     reversed.reverse();
@@ -122,26 +122,8 @@ fn embed_is_safe_and_consistent_from_many_threads() {
     )
     .unwrap();
     let refs = reference();
-    let texts: Vec<&str> = refs.iter().take(12).map(|r| r.text.as_str()).collect();
-    let expected: Vec<_> = (0..texts.len())
-        .map(|i| b.embed(&texts[i..]).unwrap())
-        .collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..8)
-            .map(|t| {
-                let (b, texts, expected) = (&b, &texts, &expected);
-                s.spawn(move || {
-                    for k in 0..5 {
-                        let i = (t + k) % texts.len();
-                        let got = b.embed(&texts[i..]).unwrap();
-                        assert_eq!(got, expected[i], "thread {t}, slice {i}");
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
+    common::embed_from_threads(&b, &common::texts(&refs, 12), 5, |got, want, t, i| {
+        assert_eq!(got, want, "thread {t}, slice {i}");
     });
 }
 
@@ -168,7 +150,7 @@ fn token_embeddings_are_ragged_and_pool_to_the_reference() {
         .unwrap();
         assert!(b.has_token_output());
         let refs = reference();
-        let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+        let texts = common::texts(&refs, usize::MAX);
         let (pooled, seqs) = b.embed_tokens(&texts).unwrap();
         assert_eq!(
             pooled,

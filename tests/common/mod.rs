@@ -34,6 +34,36 @@ pub fn reference() -> Vec<RefItem> {
         .collect()
 }
 
+/// The first `n` reference texts (all of them with `usize::MAX`).
+pub fn texts(refs: &[RefItem], n: usize) -> Vec<&str> {
+    refs.iter().take(n).map(|r| r.text.as_str()).collect()
+}
+
+/// Embeds every suffix `texts[i..]` once alone, then again from 8 threads at once
+/// (`calls` each, thread t taking suffixes t, t+1, …), and hands `check` each concurrent result
+/// with the lone one: (concurrent, alone, thread, suffix).
+pub fn embed_from_threads(
+    b: &Backbone,
+    texts: &[&str],
+    calls: usize,
+    check: impl Fn(&ndarray::Array2<f32>, &ndarray::Array2<f32>, usize, usize) + Sync,
+) {
+    let alone: Vec<_> = (0..texts.len())
+        .map(|i| b.embed(&texts[i..]).unwrap())
+        .collect();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (alone, check) = (&alone, &check);
+            s.spawn(move || {
+                for k in 0..calls {
+                    let i = (t + k) % texts.len();
+                    check(&b.embed(&texts[i..]).unwrap(), &alone[i], t, i);
+                }
+            });
+        }
+    });
+}
+
 /// Directory of an installed backbone; panics with the fix when setup has not run.
 pub fn backbone_dir(name: &str) -> PathBuf {
     let dir = tandem::home::backbone_dir(name);
