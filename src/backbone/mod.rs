@@ -440,7 +440,8 @@ impl Backbone {
     /// Texts are tokenized (truncated at the model's max length), sorted by length, and run in
     /// batches of at most `batch_size` texts and `max_batch_tokens` padded tokens, each padded
     /// to its own longest text. On the CPU a batch is cut further where its padding would cost
-    /// more than another graph run (measured: mixed-length short texts run ~1.2–1.3x faster). Thread-safe.
+    /// more than another graph run (measured: mixed-length short texts run ~1.2–1.3x faster).
+    /// Thread-safe.
     pub fn embed(&self, texts: &[&str]) -> Result<Array2<f32>> {
         let dim = self.dim();
         let mut out = Array2::<f32>::zeros((texts.len(), dim));
