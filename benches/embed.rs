@@ -3,9 +3,10 @@
 //! `cargo bench --bench embed` measures sentences per second for the fp32, opt and int8 graphs at
 //! batch 1 and 32 with 2 threads, on short texts (TREC questions, <= 32 tokens) and long texts
 //! (BBC news, 128..=256 tokens), against `benches/ort_python.py` on the same texts, batches and
-//! session settings. The two alternate point by point (tandem, then python, on each point in
-//! turn, every round), so that a burst of load on a shared machine hits both alike, and the
-//! graphs of one length and batch run back to back. Two statistics: each side's best round, and
+//! session settings. The two alternate point by point, each point measured by both sides back to
+//! back, so that a burst of load on a shared machine hits both alike; which side goes first
+//! alternates from round to round, so that neither always follows the other's spinning threads.
+//! The graphs of one length and batch run back to back. Two statistics: each side's best round, and
 //! the median over rounds of the ratio within a round (paired: this host's speed shifts by up to
 //! 2x between regimes, and a pair measured seconds apart mostly shares one). It prints a table
 //! of both and writes JSON, every round included, to `target/bench/embed.json`.
@@ -18,6 +19,8 @@
 //!
 //! Environment: `TANDEM_BENCH_SECONDS` (per point, side and round, default 1),
 //! `TANDEM_BENCH_ROUNDS` (default 5), `TANDEM_BENCH_VARIANTS` (comma-separated, default all),
+//! `TANDEM_BENCH_LENGTHS` (`short`, `long` or both, default both), `TANDEM_BENCH_BATCHES`
+//! (comma-separated, default the device's),
 //! `TANDEM_BENCH_DEVICE` (cpu or cuda, default cpu), `TANDEM_BENCH_PYTHON` (default the tooling
 //! venv's). Needs `scripts/setup.sh` (backbone, demo data and the Python venv).
 
@@ -275,7 +278,25 @@ fn main() {
             .collect(),
     };
     let on_gpu = device != Device::Cpu;
-    let batches = if on_gpu { CUDA_BATCHES } else { CPU_BATCHES };
+    let batches: Vec<usize> = match std::env::var("TANDEM_BENCH_BATCHES") {
+        Ok(list) => list
+            .split(',')
+            .map(|b| b.trim().parse().expect("TANDEM_BENCH_BATCHES: sizes"))
+            .collect(),
+        Err(_) if on_gpu => CUDA_BATCHES.to_vec(),
+        Err(_) => CPU_BATCHES.to_vec(),
+    };
+    let lengths: Vec<&'static str> = match std::env::var("TANDEM_BENCH_LENGTHS") {
+        Ok(list) => list
+            .split(',')
+            .map(|l| match l.trim() {
+                "short" => "short",
+                "long" => "long",
+                other => panic!("TANDEM_BENCH_LENGTHS: {other:?} is not short or long"),
+            })
+            .collect(),
+        Err(_) => vec!["short", "long"],
+    };
     let max_batch = *batches.iter().max().expect("batches");
     let dir = tandem::home::default_backbone_dir();
     let backbones = load_all(&dir, &variants, device, Some(THREADS), max_batch);
@@ -289,8 +310,8 @@ fn main() {
     let mut keys: Vec<Key> = Vec::new();
     let mut points = Vec::new();
     // The graphs of one length and batch back to back, so that int8 and fp32 pair up closely.
-    for len in ["short", "long"] {
-        for &b in batches {
+    for &len in &lengths {
+        for &b in &batches {
             for &v in &variants {
                 keys.push((v, len, b));
                 points.push(serde_json::json!({
@@ -309,15 +330,18 @@ fn main() {
     for round in 0..rounds {
         eprintln!("round {}/{rounds}", round + 1);
         for (i, key) in keys.iter().enumerate() {
-            // tandem, then python, on the same point back to back.
+            // Both sides on the same point back to back, the first one alternating by round.
             let (v, len, batch) = *key;
             let pool = &texts[len];
-            let r = measure(&backbones[&v], pool, batch, seconds);
+            let (r, p) = if round % 2 == 0 {
+                let r = measure(&backbones[&v], pool, batch, seconds);
+                (r, python.measure(i, seconds))
+            } else {
+                let p = python.measure(i, seconds);
+                (measure(&backbones[&v], pool, batch, seconds), p)
+            };
             ours.entry(*key).or_default().push(r);
-            theirs
-                .entry(*key)
-                .or_default()
-                .push(python.measure(i, seconds));
+            theirs.entry(*key).or_default().push(p);
             if let Some(cb) = &cpu_backbones {
                 let r = measure(&cb[&v], pool, batch, seconds);
                 cpu.entry(*key).or_default().push(r);
