@@ -197,7 +197,7 @@ pub struct Backbone {
     tokenizer: TextTokenizer,
     io: GraphIo,
     pool: SessionPool,
-    /// What one graph run costs beyond its padded tokens, in tokens (see [`plan`]).
+    /// What the batch planner charges per graph run (see [`plan`]).
     run_cost: plan::RunCost,
 }
 

@@ -41,8 +41,8 @@ pub(crate) fn cpu_run_cost(threads: usize) -> RunCost {
     }
 }
 
-/// A GPU's run cost: its per-run overhead dwarfs its per-token cost, so a whole token budget
-/// per run makes the fewest runs win.
+/// A GPU's run cost: its per-run overhead dwarfs its per-token cost, so charging a whole token
+/// budget per run makes the fewest runs win.
 pub(crate) fn gpu_run_cost(max_tokens: usize) -> RunCost {
     RunCost {
         fixed: max_tokens,
@@ -50,8 +50,9 @@ pub(crate) fn gpu_run_cost(max_tokens: usize) -> RunCost {
     }
 }
 
-/// Groups text indices into runs that minimise the total [`RunCost`], with at most `max_rows` texts and at most `max_tokens` padded tokens per run (a single text longer
-/// than that still runs alone).
+/// Groups text indices into runs that minimise the total [`RunCost`], with at most `max_rows`
+/// texts and at most `max_tokens` padded tokens per run (a single text longer than that still
+/// runs alone).
 ///
 /// Texts are sorted by length (stably), so each run is a contiguous stretch of that order, and
 /// the cut points come from an exact dynamic programme over it: O(n · `max_rows`). A dear run
