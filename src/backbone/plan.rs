@@ -28,9 +28,9 @@ impl RunCost {
 /// threads. Measured with ONNX Runtime 1.31 on all-MiniLM-L6-v2 with 2 threads by replaying the
 /// embed bench's batches through onnxruntime-python: a run's overhead grows with its width, so a
 /// fixed cost cannot suit both short and long texts. A fixed 12 tokens was best on TREC
-/// questions (8–32 tokens; 24–200 were up to 15% slower) but cut 128–256-token texts into runs
-/// of ~3.7 rows, and there fixed costs of 100–200 ran 4–13% (fp32) and 13–17% (int8) faster.
-/// One row per run gives ~12 tokens on the short texts and ~200 on the long ones. A run's
+/// questions (8–32 tokens; 24–48 were 0–3% slower, 100–200 6–27%) but cut 128–256-token texts
+/// into runs of ~3.7 rows, and there fixed costs of 100–200 ran 4–13% (fp32) and 13–17% (int8)
+/// faster. One row per run gives ~12 tokens on the short texts and ~200 on the long ones. A run's
 /// per-token time divides among the threads and its overhead does not, so the overhead grows
 /// with them; only 1–2 threads were measurable here, and the scaling errs, on bigger machines,
 /// towards fewer and fuller runs, which is what batching did before planning.
