@@ -43,6 +43,18 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The comma-separated list in `key`, each item parsed by `parse`; `None` when unset.
+fn env_list<T>(key: &str, parse: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
+    let list = std::env::var(key).ok()?;
+    Some(
+        list.split(',')
+            .map(|item| {
+                parse(item.trim()).unwrap_or_else(|| panic!("{key}: {item:?} is not valid here"))
+            })
+            .collect(),
+    )
+}
+
 fn read_jsonl_texts(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
         panic!(
@@ -267,36 +279,20 @@ fn main() {
                 .unwrap_or_else(|e| panic!("TANDEM_BENCH_DEVICE: {e}"))
         })
         .unwrap_or(Device::Cpu);
-    let variants: Vec<Variant> = match std::env::var("TANDEM_BENCH_VARIANTS") {
-        Ok(list) => list
-            .split(',')
-            .map(|v| v.trim().parse().unwrap_or_else(|e| panic!("{e}")))
-            .collect(),
-        Err(_) => Variant::ALL
-            .into_iter()
-            .filter(|v| v.runs_on(device))
-            .collect(),
-    };
+    let variants: Vec<Variant> = env_list("TANDEM_BENCH_VARIANTS", |v| v.parse().ok())
+        .unwrap_or_else(|| {
+            Variant::ALL
+                .into_iter()
+                .filter(|v| v.runs_on(device))
+                .collect()
+        });
     let on_gpu = device != Device::Cpu;
-    let batches: Vec<usize> = match std::env::var("TANDEM_BENCH_BATCHES") {
-        Ok(list) => list
-            .split(',')
-            .map(|b| b.trim().parse().expect("TANDEM_BENCH_BATCHES: sizes"))
-            .collect(),
-        Err(_) if on_gpu => CUDA_BATCHES.to_vec(),
-        Err(_) => CPU_BATCHES.to_vec(),
-    };
-    let lengths: Vec<&'static str> = match std::env::var("TANDEM_BENCH_LENGTHS") {
-        Ok(list) => list
-            .split(',')
-            .map(|l| match l.trim() {
-                "short" => "short",
-                "long" => "long",
-                other => panic!("TANDEM_BENCH_LENGTHS: {other:?} is not short or long"),
-            })
-            .collect(),
-        Err(_) => vec!["short", "long"],
-    };
+    let batches: Vec<usize> = env_list("TANDEM_BENCH_BATCHES", |b| b.parse().ok())
+        .unwrap_or_else(|| if on_gpu { CUDA_BATCHES } else { CPU_BATCHES }.to_vec());
+    let lengths: Vec<&'static str> = env_list("TANDEM_BENCH_LENGTHS", |l| {
+        ["short", "long"].into_iter().find(|&k| k == l)
+    })
+    .unwrap_or_else(|| vec!["short", "long"]);
     let max_batch = *batches.iter().max().expect("batches");
     let dir = tandem::home::default_backbone_dir();
     let backbones = load_all(&dir, &variants, device, Some(THREADS), max_batch);
