@@ -107,6 +107,12 @@
 #define TANDEM_ERR_INTERNAL 15
 
 /**
+ * A computation produced NaN or infinite values: training diverged (lower the learning rate)
+ * or its inputs were not finite.
+ */
+#define TANDEM_ERR_NUMERIC 16
+
+/**
  * The C ABI version: bumped on any incompatible change to this header's functions or types.
  */
 #define TANDEM_ABI_VERSION 1
@@ -122,8 +128,9 @@
 #define TANDEM_AGGREGATE_MEDIAN 1
 
 /**
- * Group aggregation: each text votes for its top class; the vote share per class (values
- * average).
+ * Group aggregation: each text votes for its top class (multiclass), or for every output that
+ * reaches its tuned threshold (binary, multi-label); the vote share per class or output, and a
+ * label where more than half voted for it (values average).
  */
 #define TANDEM_AGGREGATE_MAJORITY 2
 
@@ -185,12 +192,14 @@ typedef struct tandem_trainer tandem_trainer;
 
 /**
  * Progress callback for `tandem_trainer_train`: `stage` is `"embed"` (then `epoch` counts
- * chunks of texts embedded and the losses are NaN), `"stage1"`, `"stage2"`, `"joint"`, ...;
- * `epoch` is 0-based out of `epochs`. `stage` is valid only during the call. Return `false` to
+ * chunks of texts embedded and the losses are NaN), `"stage1"`, `"stage2"`, `"joint"`, ...,
+ * and last `"thresholds"` (one report per binary or multi-label task whose decision thresholds
+ * are tuned; losses NaN); `epoch` is 0-based out of `epochs`. `stage` is valid only during the call. Return `false` to
  * cancel: training stops with TANDEM_ERR_CANCELLED and the trainer keeps its examples and its
  * previously trained heads. Called on the thread that called `tandem_trainer_train`. It must
  * return normally: no C++ exception, Go panic or longjmp may unwind through tandem's frames.
- * Cancelling takes effect at the next report (every 256 texts embedded, every epoch).
+ * Cancelling takes effect at the next report (every 256 texts embedded, every epoch, every
+ * task's thresholds).
  */
 typedef bool (*tandem_progress_fn)(void *user_data,
                                    const char *stage,
@@ -489,7 +498,7 @@ void tandem_options_free(tandem_options *options);
 
 /**
  * Sets intra-op threads per session; 0 means all available cores.
- * Errors: NULL_ARGUMENT.
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (more than 1024; options unchanged).
  *
  * Ownership: borrows `options`.
  * Thread safety: use one options object from one thread at a time.
@@ -541,7 +550,8 @@ tandem_error *tandem_options_set_backbone_dir(tandem_options *options,
 /**
  * Sets the most texts per graph run (default 32) and the most concurrent sessions (default 1;
  * each holds its own copy of the weights, so more sessions serve more threads at once).
- * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (a zero).
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (a zero, over 65,536 texts or over 256 sessions;
+ * options unchanged).
  *
  * Ownership: borrows `options`.
  * Thread safety: use one options object from one thread at a time.

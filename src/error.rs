@@ -39,11 +39,14 @@ pub enum ErrorKind {
     Panic = 14,
     /// An internal invariant failed; this is always a bug in tandem.
     Internal = 15,
+    /// A computation produced NaN or infinite values (training diverged, or its inputs were
+    /// not finite).
+    Numeric = 16,
 }
 
 impl ErrorKind {
     /// Every kind, in code order; used by tests and by the C ABI's code table.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::NullArgument,
         ErrorKind::InvalidUtf8,
         ErrorKind::InvalidArgument,
@@ -59,6 +62,7 @@ impl ErrorKind {
         ErrorKind::BufferTooSmall,
         ErrorKind::Panic,
         ErrorKind::Internal,
+        ErrorKind::Numeric,
     ];
 
     /// The stable numeric code of this kind.
@@ -89,6 +93,7 @@ impl ErrorKind {
             ErrorKind::BufferTooSmall => "buffer_too_small",
             ErrorKind::Panic => "panic",
             ErrorKind::Internal => "internal",
+            ErrorKind::Numeric => "numeric",
         }
     }
 }
@@ -153,6 +158,11 @@ impl Error {
             ErrorKind::Io
         };
         Self::new(kind, format!("{}: {err}", path.display()))
+    }
+
+    /// Shorthand for [`ErrorKind::Numeric`].
+    pub fn numeric(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Numeric, message)
     }
 
     /// Wraps an ONNX Runtime error with what tandem was doing when it happened.

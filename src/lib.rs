@@ -26,6 +26,7 @@ pub mod error;
 pub mod eval;
 #[allow(unsafe_code)]
 pub mod ffi;
+pub mod files;
 pub mod home;
 pub mod metadata;
 pub mod model;

@@ -14,7 +14,7 @@ use crate::backbone::{Backbone, TokenSeqs};
 use crate::bundle::{self, BundleManifest, TaskEntry};
 use crate::data::TaskKind;
 use crate::error::{Error, Result};
-use crate::eval::{aggregate, Aggregation};
+use crate::eval::{aggregate, vote_shares, Aggregation};
 use crate::train::features::Normalizer;
 use crate::train::network::{Architecture, Network};
 
@@ -60,21 +60,30 @@ impl Heads {
     fn load_checked(dir: &Path, backbone: &Backbone) -> Result<(BundleManifest, Heads)> {
         let (manifest, weights) = bundle::load(dir)?;
         manifest.check_backbone(backbone)?;
+        let heads = Self::from_bundle(&manifest, &weights)
+            .map_err(|e| Error::new(e.kind(), format!("{}: {}", dir.display(), e.message())))?;
+        Ok((manifest, heads))
+    }
+
+    /// The heads a bundle's manifest and tensors describe, after every check that needs no
+    /// backbone: the feature names against this build's extractor, the architecture against
+    /// the tensors' real sizes (before anything is allocated), and the tasks and feature
+    /// pipeline against the architecture. A bundle is untrusted input: whatever passes here
+    /// predicts without panicking.
+    pub fn from_bundle(manifest: &BundleManifest, weights: &bundle::Weights) -> Result<Heads> {
         manifest.check_features(&crate::metadata::feature_names())?;
         let arch: Architecture = serde_json::from_value(manifest.architecture.clone())
-            .map_err(|e| Error::format(format!("{}: bad architecture: {e}", dir.display())))?;
-        if arch.outputs.len() != manifest.tasks.len() {
-            return Err(Error::format("architecture and task list disagree"));
-        }
-        let network = Network::from_weights(arch, &weights)?;
+            .map_err(|e| Error::format(format!("bad architecture: {e}")))?;
+        arch.check_weights(weights)?;
+        manifest.check_heads(&arch.outputs, arch.n_features, arch.emb_dim)?;
+        let network = Network::from_weights(arch, weights)?;
         let normalizer = manifest.features.as_ref().map(Normalizer::from_spec);
-        let heads = Heads {
+        Ok(Heads {
             network,
             normalizer,
             tasks: manifest.tasks.clone(),
             version: 0,
-        };
-        Ok((manifest, heads))
+        })
     }
 }
 
@@ -138,6 +147,33 @@ pub fn decode(task: &TaskEntry, row: &[f32]) -> TaskPrediction {
             out.probabilities = row.to_vec();
         }
         TaskKind::Regression => out.value = row.first().copied(),
+    }
+    out
+}
+
+/// Decodes a group's vote shares of a binary or multi-label head ([`vote_shares`]): a label is
+/// predicted when more than half of the group's texts voted for it (a tie is no majority), and
+/// the probabilities are the shares (binary: `[1 - share, share]`).
+pub fn decode_votes(task: &TaskEntry, shares: &[f32]) -> TaskPrediction {
+    let majority = |s: f32| s > 0.5;
+    let labels = &task.spec.labels;
+    let mut out = TaskPrediction {
+        task: task.spec.name.clone(),
+        labels: vec![],
+        probabilities: vec![],
+        value: None,
+    };
+    if task.spec.kind == TaskKind::Binary {
+        let s = shares.first().copied().unwrap_or(0.0);
+        out.labels.push(labels[usize::from(majority(s))].clone());
+        out.probabilities = vec![1.0 - s, s];
+    } else {
+        for (l, &s) in labels.iter().zip(shares) {
+            if majority(s) {
+                out.labels.push(l.clone());
+            }
+        }
+        out.probabilities = shares.to_vec();
     }
     out
 }
@@ -291,13 +327,16 @@ impl Model {
         let mut per_task = Vec::new();
         for (task, p) in heads.tasks.iter().zip(&probs) {
             let rows: Vec<Vec<f32>> = p.rows().into_iter().map(|r| r.to_vec()).collect();
-            // Majority voting only makes sense over classes; values always average.
-            let how = if task.spec.kind == TaskKind::Regression && how == Aggregation::Majority {
-                Aggregation::Mean
-            } else {
-                how
-            };
-            per_task.push(aggregate(groups, &rows, how)?);
+            per_task.push(match (how, task.spec.kind) {
+                // Values average; sigmoid outputs vote one by one, on their tuned thresholds.
+                (Aggregation::Majority, TaskKind::Regression) => {
+                    aggregate(groups, &rows, Aggregation::Mean)?
+                }
+                (Aggregation::Majority, TaskKind::Binary | TaskKind::Multilabel) => {
+                    vote_shares(groups, &rows, &task.thresholds)?
+                }
+                _ => aggregate(groups, &rows, how)?,
+            });
         }
         let n_groups = per_task.first().map_or(0, |v| v.len());
         let out = (0..n_groups)
@@ -307,7 +346,12 @@ impl Model {
                     .tasks
                     .iter()
                     .zip(&per_task)
-                    .map(|(task, agg)| decode(task, &agg[g].1))
+                    .map(|(task, agg)| match (how, task.spec.kind) {
+                        (Aggregation::Majority, TaskKind::Binary | TaskKind::Multilabel) => {
+                            decode_votes(task, &agg[g].1)
+                        }
+                        _ => decode(task, &agg[g].1),
+                    })
                     .collect();
                 (key, preds)
             })

@@ -606,3 +606,84 @@ fn sequence_heads_through_compare_train_inspect_and_eval() {
     assert!(m["accuracy"].as_f64().unwrap() > 0.3, "{m}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn hostile_outputs_inputs_and_hosts_get_errors_not_data_loss_or_aborts() {
+    let dir = tmp("hostile");
+    let data = slice(&dir, "sms_spam.jsonl", 300, 3);
+    let config = quick_config(&dir, 3);
+    // `--out` naming someone's directory that happens to hold a manifest.json: refused before
+    // any training, and nothing in it touched (it used to be replaced whole).
+    let pwa = dir.join("pwa");
+    std::fs::create_dir_all(pwa.join("src")).unwrap();
+    std::fs::write(pwa.join("manifest.json"), r#"{"name":"My PWA"}"#).unwrap();
+    std::fs::write(pwa.join("src/app.js"), "code").unwrap();
+    let out = labelled("train", "binary", &data, &config)
+        .arg("--out")
+        .arg(&pwa)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a tandem bundle"));
+    assert_eq!(
+        std::fs::read_to_string(pwa.join("src/app.js")).unwrap(),
+        "code"
+    );
+    // A real bundle is replaced by the next train, as before.
+    let model = dir.join("model");
+    for _ in 0..2 {
+        ok(labelled("train", "binary", &data, &config)
+            .arg("--out")
+            .arg(&model)
+            .arg("--log-format")
+            .arg("json"));
+    }
+    // Predicting 300 texts under a 1.2 GB address-space cap (it used to abort: each GEMM
+    // thread reserved ~600 MB).
+    let texts = dir.join("texts.txt");
+    let rows: Vec<Value> = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| r["text"].as_str().unwrap().replace('\n', " "))
+        .collect();
+    std::fs::write(&texts, lines.join("\n") + "\n").unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 1200000 && exec \"$0\" predict --model \"$1\" \"$2\"")
+        .arg(env!("CARGO_BIN_EXE_tandem"))
+        .arg(&model)
+        .arg(&texts)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "under ulimit -v: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout(&out).lines().count(), 300);
+    // `eval` on an empty file is an error, not accuracy 0 with exit 0.
+    let empty = dir.join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let out = tandem()
+        .args(["eval", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no rows"));
+    // `/dev/zero` as data: refused at once (it used to read until memory ran out).
+    let out = labelled("train", "binary", Path::new("/dev/zero"), &config)
+        .arg("--out")
+        .arg(dir.join("zero"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("device"));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -346,3 +346,90 @@ fn hot_swapped_heads_are_used_whole() {
     assert_eq!(p2[0], direct);
     assert_ne!(p1[0], p2[0]);
 }
+
+#[test]
+fn divergence_and_non_finite_inputs_stop_with_a_numeric_error_instead_of_hanging() {
+    // Before: a NaN validation score made threshold tuning loop forever (and the progress
+    // callback was never called again, so a host could not even cancel).
+    let b = backbone();
+    let (specs, all, _) = dataset(&b, "sms_spam.jsonl", 200, &[("label", TaskKind::Binary)]);
+    let mut cfg = quick(Mode::EmbeddingOnly);
+    cfg.head.stage.lr = 1e30;
+    let (tr, va) = split_examples(&all, &cfg).unwrap();
+    let e = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true)
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Numeric, "{e}");
+    assert!(e.message().contains("diverged"), "{e}");
+    // NaN in the inputs (a corrupt cache, say): refused before any step.
+    let cfg = quick(Mode::EmbeddingOnly);
+    let mut bad = tr.clone();
+    bad.emb[[3, 7]] = f32::NAN;
+    let e = tandem::train::train(&specs, &bad, &va, &cfg, &mut |_| true)
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Numeric);
+    assert!(e.message().contains("row 3, column 7"), "{e}");
+    // Threshold tuning reports progress, and cancelling there cancels the run.
+    let mut stages = Vec::new();
+    let e = tandem::train::train(&specs, &tr, &va, &cfg, &mut |r| {
+        stages.push(r.stage.clone());
+        r.stage != "thresholds"
+    })
+    .err()
+    .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Cancelled);
+    assert_eq!(stages.last().map(String::as_str), Some("thresholds"));
+}
+
+#[test]
+fn majority_votes_of_a_binary_head_use_its_threshold() {
+    // Before: each text voted for the argmax of the one output of a binary head, so every
+    // group, all-ham ones included, came out "spam" with p = 1.
+    let b = backbone();
+    let (specs, all, texts) = dataset(&b, "sms_spam.jsonl", 300, &[("label", TaskKind::Binary)]);
+    let cfg = quick(Mode::EmbeddingOnly);
+    let (tr, va) = split_examples(&all, &cfg).unwrap();
+    let trained = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
+    let manifest = manifest_for(
+        &trained,
+        BackboneRef::of(&b),
+        &tandem::metadata::feature_names(),
+        &cfg,
+    );
+    let model = Model::from_parts(Arc::clone(&b), manifest, trained.heads);
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let singles = model.predict(&refs).unwrap();
+    let spam: Vec<&str> = (0..refs.len())
+        .filter(|&i| singles[i][0].labels[0] == "spam")
+        .map(|i| refs[i])
+        .take(3)
+        .collect();
+    let ham: Vec<&str> = (0..refs.len())
+        .filter(|&i| singles[i][0].labels[0] == "ham")
+        .map(|i| refs[i])
+        .take(3)
+        .collect();
+    assert_eq!((spam.len(), ham.len()), (3, 3));
+    // Group "h": three ham texts; group "m": two spam and one ham; group "s": three spam.
+    let group_texts: Vec<&str> = [&ham[..], &spam[..2], &ham[..1], &spam[..]].concat();
+    let keys: Vec<String> = ["h", "h", "h", "m", "m", "m", "s", "s", "s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let groups = model
+        .predict_groups(&group_texts, &keys, tandem::eval::Aggregation::Majority)
+        .unwrap();
+    let got: Vec<(&str, &str, f32)> = groups
+        .iter()
+        .map(|(k, p)| (k.as_str(), p[0].labels[0].as_str(), p[0].probabilities[1]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("h", "ham", 0.0),
+            ("m", "spam", 2.0 / 3.0),
+            ("s", "spam", 1.0)
+        ]
+    );
+}

@@ -65,6 +65,7 @@ enum class ErrorCode : std::uint32_t {
   BufferTooSmall = TANDEM_ERR_BUFFER_TOO_SMALL,  ///< A caller buffer is too small (a binding bug).
   Panic = TANDEM_ERR_PANIC,                   ///< A panic inside tandem (a tandem bug).
   Internal = TANDEM_ERR_INTERNAL,             ///< An internal invariant failed (a tandem bug).
+  Numeric = TANDEM_ERR_NUMERIC,               ///< NaN or infinite values (training diverged).
 };
 
 /// The stable lowercase name of a code ("not_found", ...), or "unknown". Never fails.
@@ -505,8 +506,9 @@ inline std::string labels_json(const Labels& labels) {
 
 /// A progress report during Trainer::train.
 struct Progress {
-  /// "embed" (then `epoch` counts chunks of texts embedded and the losses are NaN), or a
-  /// training stage: "heads", "stage1", "stage2", "joint", ...
+  /// "embed" (then `epoch` counts chunks of texts embedded and the losses are NaN), a
+  /// training stage: "heads", "stage1", "stage2", "joint", ..., or last "thresholds" (once per
+  /// binary or multi-label task whose decision thresholds are tuned; losses NaN).
   std::string stage;
   /// 0-based epoch (or chunk) within `epochs`.
   std::uint32_t epoch = 0;

@@ -1,7 +1,8 @@
 // Tests of the C++ binding (tandem.hpp) against the real library, backbone and TREC data.
 // Build and run with bindings/cpp/run_test.sh. Exits non-zero if any check fails.
 //
-// Data: $TANDEM_TREC, else ~/.cache/tandem/data/trec.jsonl (a missing file is a failure).
+// Data: $TANDEM_TREC, else data/trec.jsonl in tandem's cache directory ($TANDEM_HOME, else
+// ${XDG_CACHE_HOME:-~/.cache}/tandem); a missing file is a failure.
 // TANDEM_CPP_TEST_SMALL=1 (set by run_test.sh under valgrind) predicts on 20 held-out questions
 // instead of 150 and uses one thread per session, so that the run stays within minutes there.
 
@@ -126,6 +127,7 @@ static_assert(std::is_nothrow_copy_constructible_v<tandem::Error>);
 static_assert(std::is_base_of_v<std::runtime_error, tandem::Error>);
 static_assert(static_cast<std::uint32_t>(tandem::ErrorCode::Cancelled) == TANDEM_ERR_CANCELLED);
 static_assert(static_cast<std::uint32_t>(tandem::ErrorCode::Internal) == TANDEM_ERR_INTERNAL);
+static_assert(static_cast<std::uint32_t>(tandem::ErrorCode::Numeric) == TANDEM_ERR_NUMERIC);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -149,9 +151,14 @@ static std::vector<Example> read_jsonl(const std::string& path, std::size_t limi
   return out;
 }
 
-static std::string home_path(const char* rel) {
+// tandem's cache directory, as the library finds it: $TANDEM_HOME, else
+// ${XDG_CACHE_HOME:-$HOME/.cache}/tandem.
+static std::string tandem_home() {
+  if (const char* t = std::getenv("TANDEM_HOME"); t != nullptr && *t != '\0') return t;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0')
+    return std::string(x) + "/tandem";
   const char* home = std::getenv("HOME");
-  return std::string(home ? home : "") + rel;
+  return std::string(home ? home : "") + "/.cache/tandem";
 }
 
 static float dot(const std::vector<float>& a, const std::vector<float>& b) {
@@ -991,7 +998,7 @@ static void test_sequence_head(Fixture& fx) {
 
 int main() {
   const char* trec_env = std::getenv("TANDEM_TREC");
-  const std::string trec = trec_env ? trec_env : home_path("/.cache/tandem/data/trec.jsonl");
+  const std::string trec = trec_env ? trec_env : tandem_home() + "/data/trec.jsonl";
   const char* small_env = std::getenv("TANDEM_CPP_TEST_SMALL");
   const bool small = small_env != nullptr && std::string(small_env) == "1";
 

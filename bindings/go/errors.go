@@ -49,6 +49,9 @@ const (
 	CodePanic ErrorCode = C.TANDEM_ERR_PANIC
 	// CodeInternal: an internal invariant failed: always a bug in tandem.
 	CodeInternal ErrorCode = C.TANDEM_ERR_INTERNAL
+	// CodeNumeric: a computation produced NaN or infinite values: training diverged (lower
+	// the learning rate) or its inputs were not finite.
+	CodeNumeric ErrorCode = C.TANDEM_ERR_NUMERIC
 )
 
 // String returns the code's stable lowercase name ("not_found", ...), or "unknown".
@@ -119,6 +122,8 @@ var (
 	ErrPanic = &Error{Code: CodePanic}
 	// ErrInternal matches errors with CodeInternal.
 	ErrInternal = &Error{Code: CodeInternal}
+	// ErrNumeric matches errors with CodeNumeric.
+	ErrNumeric = &Error{Code: CodeNumeric}
 )
 
 // ErrClosed is wrapped by the error of any method called on a closed Backbone, Trainer or

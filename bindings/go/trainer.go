@@ -187,7 +187,9 @@ func (t *Trainer) ExampleCount() int {
 // Progress is one progress report of Train.
 type Progress struct {
 	// Stage is "embed" while texts are embedded (then Epoch counts chunks of texts and the
-	// losses are NaN), then the training stage ("stage1", "stage2", "joint", "heads", ...).
+	// losses are NaN), then the training stage ("stage1", "stage2", "joint", "heads", ...),
+	// and last "thresholds", once per binary or multi-label task whose decision thresholds are
+	// tuned (losses NaN).
 	Stage string
 	// Epoch is the 0-based epoch (or chunk) just finished.
 	Epoch int

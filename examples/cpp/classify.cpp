@@ -4,8 +4,9 @@
 //   classify [DATA.jsonl] [--bundle DIR] [--limit N] [--epochs N] [--mode MODE]
 //
 // DATA.jsonl has one JSON object per line with string fields "text" and "label" (other fields
-// are ignored); the default is ~/.cache/tandem/data/sms_spam.jsonl. Lines without both fields
-// as strings are skipped and counted. Build: bindings/cpp/run_test.sh (or see its g++ line).
+// are ignored); the default is data/sms_spam.jsonl in tandem's cache ($TANDEM_HOME, else
+// ~/.cache/tandem). Lines without both fields as strings are skipped and counted.
+// Build: bindings/cpp/run_test.sh (or see its g++ line).
 
 #include "tandem.hpp"
 
@@ -42,7 +43,7 @@ void usage(const char* argv0) {
   std::cerr << "usage: " << argv0
             << " [DATA.jsonl] [--bundle DIR] [--limit N] [--epochs N] [--mode MODE] [--text T]...\n"
                "  DATA.jsonl  JSONL with string fields \"text\" and \"label\"\n"
-               "              (default ~/.cache/tandem/data/sms_spam.jsonl)\n"
+               "              (default $TANDEM_HOME/data/sms_spam.jsonl, else under ~/.cache/tandem)\n"
                "  --bundle    where to save the trained bundle (default "
                "/tmp/tandem-classify-bundle)\n"
                "  --limit     use at most N examples (default 3000; 0 = all)\n"
@@ -53,8 +54,17 @@ void usage(const char* argv0) {
 }
 
 bool parse_args(int argc, char** argv, Args& args) {
-  const char* home = std::getenv("HOME");
-  args.data = std::string(home ? home : ".") + "/.cache/tandem/data/sms_spam.jsonl";
+  // tandem's cache directory: $TANDEM_HOME, else ${XDG_CACHE_HOME:-~/.cache}/tandem.
+  std::string cache;
+  if (const char* t = std::getenv("TANDEM_HOME"); t != nullptr && *t != '\0') {
+    cache = t;
+  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') {
+    cache = std::string(x) + "/tandem";
+  } else {
+    const char* home = std::getenv("HOME");
+    cache = std::string(home ? home : ".") + "/.cache/tandem";
+  }
+  args.data = cache + "/data/sms_spam.jsonl";
   bool have_data = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];

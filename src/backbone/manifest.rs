@@ -39,8 +39,8 @@ impl BackboneManifest {
     /// Reads and checks `dir/manifest.json`.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            let mut err = Error::io(&path, e);
+        let text = crate::files::read_text(&path, crate::files::BACKBONE_MANIFEST).map_err(|e| {
+            let mut err = e;
             if err.kind() == crate::ErrorKind::NotFound {
                 err = Error::new(
                     crate::ErrorKind::NotFound,

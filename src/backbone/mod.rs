@@ -158,6 +158,41 @@ impl Default for BackboneOptions {
     }
 }
 
+impl BackboneOptions {
+    /// The most intra-op threads per session: beyond this, ONNX Runtime would try to start
+    /// that many threads (a mistyped count could ask for billions).
+    pub const MAX_THREADS: usize = 1024;
+    /// The most concurrent sessions: each holds its own copy of the weights.
+    pub const MAX_SESSIONS: usize = 256;
+    /// The most texts per graph run.
+    pub const MAX_BATCH_SIZE: usize = 65_536;
+    /// The most padded tokens per graph run.
+    pub const MAX_BATCH_TOKENS: usize = 1 << 24;
+
+    /// Checks every count: each at least 1 and at most its `MAX_*` bound, so an absurd value is
+    /// a clear error instead of a hang or an out-of-memory abort at load or at the first run.
+    pub fn validate(&self) -> Result<()> {
+        let checks = [
+            ("threads", self.threads.unwrap_or(1), Self::MAX_THREADS),
+            ("sessions", self.sessions, Self::MAX_SESSIONS),
+            ("batch_size", self.batch_size, Self::MAX_BATCH_SIZE),
+            (
+                "max_batch_tokens",
+                self.max_batch_tokens,
+                Self::MAX_BATCH_TOKENS,
+            ),
+        ];
+        for (name, value, max) in checks {
+            if value == 0 || value > max {
+                return Err(Error::invalid(format!(
+                    "{name} must be between 1 and {max}, got {value}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What the graph expects and yields, detected from the graph itself.
 #[derive(Debug, Clone)]
 struct GraphIo {
@@ -250,7 +285,8 @@ pub fn verify_dir(dir: &Path, manifest: &BackboneManifest) -> Vec<FileCheck> {
 
 /// Hex sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let (f, _) = crate::files::open(path, crate::files::BACKBONE_FILE)?;
+    let mut f = std::io::Read::take(f, crate::files::BACKBONE_FILE.bytes);
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).map_err(|e| Error::io(path, e))?;
     Ok(hex::encode(h.finalize()))
@@ -263,15 +299,7 @@ impl Backbone {
     /// ONNX Runtime library is missing, or when the requested device cannot run.
     pub fn load(dir: impl AsRef<Path>, options: BackboneOptions) -> Result<Backbone> {
         let dir = dir.as_ref().to_path_buf();
-        if options.batch_size == 0
-            || options.sessions == 0
-            || options.threads == Some(0)
-            || options.max_batch_tokens == 0
-        {
-            return Err(Error::invalid(
-                "batch_size, max_batch_tokens, sessions and threads must be at least 1",
-            ));
-        }
+        options.validate()?;
         if !options.variant.runs_on(options.device) {
             return Err(Error::invalid(format!(
                 "the {} graph is for the CPU and does not run on {:?}: use --variant fp32 or opt \

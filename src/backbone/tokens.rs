@@ -119,6 +119,16 @@ impl TokenSeqs {
         &self.data[self.offsets[i] * self.dim..self.offsets[i + 1] * self.dim]
     }
 
+    /// The first text (by index) with a NaN or infinite value, as `Err(index)`; `Ok` when
+    /// every value is finite.
+    pub fn check_finite(&self) -> std::result::Result<(), usize> {
+        match self.data.iter().position(|v| !v.is_finite()) {
+            None => Ok(()),
+            // The first offset past the value's row is the end of its text.
+            Some(at) => Err(self.offsets.partition_point(|&o| o * self.dim <= at) - 1),
+        }
+    }
+
     /// Row offsets (`len() + 1` of them).
     pub fn offsets(&self) -> &[usize] {
         &self.offsets
@@ -196,6 +206,20 @@ mod tests {
         e.extend(&sel);
         assert_eq!(e.len(), 4);
         assert_eq!(e.text(3), sel.text(0));
+    }
+
+    #[test]
+    fn check_finite_names_the_text() {
+        let mut s = TokenSeqs::new(2);
+        s.push(array![[1.0, 2.0]].view());
+        s.push(array![[3.0, 4.0], [5.0, f32::NAN]].view());
+        s.push(array![[0.0, 1.0]].view());
+        assert_eq!(s.check_finite(), Err(1));
+        assert_eq!(s.select(&[0, 2]).check_finite(), Ok(()));
+        let mut e = TokenSeqs::new(1);
+        e.push_f16(&[]);
+        e.push_f16(&[f16::INFINITY]);
+        assert_eq!(e.check_finite(), Err(1));
     }
 
     #[test]

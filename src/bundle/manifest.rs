@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::Backbone;
-use crate::data::TaskSpec;
+use crate::data::{TaskKind, TaskSpec};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The bundle format this build reads and writes.
@@ -104,6 +104,106 @@ impl BundleManifest {
                     b.dim()
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// Checks that the tasks and the feature pipeline agree with the network they decode and
+    /// feed, whose per-task output widths are `outputs`, which reads `n_features` selected
+    /// features and `emb_dim`-wide embeddings. Everything a prediction indexes is checked here,
+    /// so a tampered manifest fails to load instead of panicking on every predict.
+    pub fn check_heads(&self, outputs: &[usize], n_features: usize, emb_dim: usize) -> Result<()> {
+        let bad = |m: String| Err(Error::format(format!("manifest: {m}")));
+        if emb_dim != 0 && emb_dim != self.backbone.dim {
+            return bad(format!(
+                "the heads read {emb_dim}-wide embeddings, the backbone gives {}",
+                self.backbone.dim
+            ));
+        }
+        if self.tasks.len() != outputs.len() {
+            return bad(format!(
+                "{} tasks, but the architecture has {} heads",
+                self.tasks.len(),
+                outputs.len()
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (task, &width) in self.tasks.iter().zip(outputs) {
+            let spec = &task.spec;
+            let name = &spec.name;
+            if name.is_empty() || !names.insert(name.as_str()) {
+                return bad(format!(
+                    "task names must be unique and non-empty (`{name}`)"
+                ));
+            }
+            let (labels, thresholds) = match spec.kind {
+                TaskKind::Multiclass => (width, 0),
+                TaskKind::Binary => (2, 1),
+                TaskKind::Multilabel => (width, width),
+                TaskKind::Regression => (0, 0),
+            };
+            let head = match spec.kind {
+                TaskKind::Binary | TaskKind::Regression => 1,
+                _ => width,
+            };
+            if width != head || spec.labels.len() != labels {
+                return bad(format!(
+                    "task `{name}` ({}) has {} labels and a head of width {width}",
+                    spec.kind.name(),
+                    spec.labels.len()
+                ));
+            }
+            if spec.kind == TaskKind::Multiclass && labels < 2 {
+                return bad(format!("multiclass task `{name}` needs at least 2 labels"));
+            }
+            let mut seen = std::collections::HashSet::new();
+            if let Some(l) = spec.labels.iter().find(|l| !seen.insert(l.as_str())) {
+                return bad(format!("task `{name}` lists label `{l}` twice"));
+            }
+            if task.thresholds.len() != thresholds {
+                return bad(format!(
+                    "task `{name}` ({}) has {} thresholds, expected {thresholds}",
+                    spec.kind.name(),
+                    task.thresholds.len()
+                ));
+            }
+            if let Some(t) = task.thresholds.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+                return bad(format!("task `{name}`: threshold {t} is outside [0, 1]"));
+            }
+        }
+        match (&self.features, n_features) {
+            (None, 0) => {}
+            (None, n) => {
+                return bad(format!(
+                    "the heads read {n} features, but `features` is null"
+                ))
+            }
+            (Some(_), 0) => return bad("`features` is set, but the heads read none".into()),
+            (Some(f), n) => {
+                if f.selected.len() != n || f.mean.len() != n || f.std.len() != n {
+                    return bad(format!(
+                        "the heads read {n} features, but `features` selects {} with {} means \
+                         and {} stds",
+                        f.selected.len(),
+                        f.mean.len(),
+                        f.std.len()
+                    ));
+                }
+                if f.selected.windows(2).any(|w| w[0] >= w[1])
+                    || f.selected.iter().any(|&i| i >= f.names.len())
+                {
+                    return bad(format!(
+                        "`features.selected` must be ascending indices below {}",
+                        f.names.len()
+                    ));
+                }
+                if let Some(m) = f.mean.iter().find(|m| !m.is_finite()) {
+                    return bad(format!("feature mean {m} is not finite"));
+                }
+                if let Some(s) = f.std.iter().find(|s| !s.is_finite() || **s <= 0.0) {
+                    return bad(format!("feature std {s} must be finite and positive"));
+                }
+            }
         }
         Ok(())
     }

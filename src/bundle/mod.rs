@@ -1,17 +1,22 @@
 //! Bundles: a trained model on disk. A directory with `manifest.json` (what the model is, what
 //! it was trained on and how well it did) and `weights.safetensors` (its tensors by name).
 //!
-//! Saving is atomic: the bundle is written to a temporary sibling directory and renamed into
-//! place, so readers see the old bundle or the new one, never a mix. Loading checks the format
-//! version, the weights' sha256 and, against a backbone, the backbone identity.
+//! Saving is atomic: the bundle is written to a temporary sibling directory and swapped into
+//! place (`renameat2(RENAME_EXCHANGE)` on Linux), so readers see the old bundle or the new one,
+//! never a mix and never none; saves to one path are serialized by a lock file, and stale
+//! temporary directories of killed saves are removed ([`save`](self::save)). Loading checks the
+//! format version, the weights' sha256 and, against a backbone, the backbone identity. Every
+//! file is untrusted input read with a size cap.
 
 mod manifest;
+mod save;
 mod weights;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use self::manifest::{BackboneRef, BundleManifest, FeatureSpecRef, TaskEntry, BUNDLE_FORMAT};
-pub use self::weights::{read_weights, write_weights, Weights};
+pub use self::save::BUNDLE_FILES;
+pub use self::weights::{parse_weights, read_weights, write_weights, Weights};
 use crate::backbone::sha256_file;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -20,31 +25,12 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// The weights file inside a bundle directory.
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 
-/// Writes `manifest` and `weights` to `dir` atomically (replacing an existing bundle there).
+/// Writes `manifest` and `weights` to `dir` atomically, replacing a bundle there (see
+/// [`save`](self) for the guarantees: the old or the new bundle at every instant, saves to one
+/// path serialized, anything that is not a bundle refused and left untouched).
 /// `manifest.weights_sha256` and `weights_dtype` are filled in here.
 pub fn save(dir: &Path, manifest: &BundleManifest, weights: &Weights, f16: bool) -> Result<()> {
-    let dir = if dir.is_absolute() {
-        dir.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| Error::io(Path::new("."), e))?
-            .join(dir)
-    };
-    let parent = dir
-        .parent()
-        .ok_or_else(|| Error::invalid(format!("{}: no parent directory", dir.display())))?;
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let name = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::invalid(format!("{}: bad bundle name", dir.display())))?;
-    // Process id plus a counter: threads of one process may save at the same time.
-    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = parent.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let result = (|| {
-        std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    save::replace(dir, |tmp| {
         let wpath = tmp.join(WEIGHTS_FILE);
         write_weights(&wpath, weights, f16)?;
         let mut m = manifest.clone();
@@ -59,36 +45,23 @@ pub fn save(dir: &Path, manifest: &BundleManifest, weights: &Weights, f16: bool)
                 .and_then(|f| f.sync_all())
                 .map_err(|e| Error::io(f, e))?;
         }
-        replace_dir(&tmp, &dir)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result
+        Ok(())
+    })
 }
 
-/// Moves `from` to `to`; an existing `to` is moved aside first and removed after.
-fn replace_dir(from: &Path, to: &Path) -> Result<()> {
-    if to.exists() {
-        if !to.join(MANIFEST_FILE).is_file() {
-            return Err(Error::invalid(format!(
-                "{} exists and is not a tandem bundle; refusing to replace it",
-                to.display()
-            )));
-        }
-        let old = PathBuf::from(format!("{}-old", from.display()));
-        std::fs::rename(to, &old).map_err(|e| Error::io(to, e))?;
-        std::fs::rename(from, to).map_err(|e| Error::io(to, e))?;
-        let _ = std::fs::remove_dir_all(&old);
-    } else {
-        std::fs::rename(from, to).map_err(|e| Error::io(to, e))?;
-    }
-    Ok(())
+/// Refuses, before any work is done, a `dir` that [`save`] would refuse to replace: anything
+/// but a tandem bundle or an empty directory, or a bundle holding files of someone else's.
+pub fn check_target(dir: &Path) -> Result<()> {
+    save::check_replaceable(dir)
 }
 
-/// Reads and checks a bundle: format, weights hash, tensors. Backbone identity is checked by
-/// the caller that has a backbone ([`BundleManifest::check_backbone`]).
+/// Reads and checks a bundle: format, weights hash, tensors (finite, F32 or F16). Every file
+/// is read with a size cap ([`crate::files`]). Backbone identity is checked by the caller that
+/// has a backbone ([`BundleManifest::check_backbone`]), and the manifest against the tensors by
+/// [`crate::model::Heads::from_bundle`].
 pub fn load(dir: &Path) -> Result<(BundleManifest, Weights)> {
+    let dir = save::readable_dir(dir);
+    let dir = dir.as_path();
     let mpath = dir.join(MANIFEST_FILE);
     if !dir.is_dir() {
         return Err(Error::new(
@@ -96,27 +69,58 @@ pub fn load(dir: &Path) -> Result<(BundleManifest, Weights)> {
             format!("{}: no such bundle directory", dir.display()),
         ));
     }
-    let text = std::fs::read_to_string(&mpath).map_err(|e| Error::io(&mpath, e))?;
-    let probe: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::format(format!("{}: invalid JSON: {e}", mpath.display())))?;
+    let wpath = dir.join(WEIGHTS_FILE);
+    let mut attempts = 0;
+    loop {
+        let text = crate::files::read_text(&mpath, crate::files::BUNDLE_MANIFEST)?;
+        let manifest = parse_manifest(&text)
+            .map_err(|e| Error::new(e.kind(), format!("{}: {}", mpath.display(), e.message())))?;
+        // Read once: the hash and the tensors come from the same bytes.
+        let bytes = crate::files::read(&wpath, crate::files::BUNDLE_WEIGHTS)?;
+        match check_weights(&manifest, &bytes) {
+            Ok(weights) => return Ok((manifest, weights)),
+            // A save swapped the directory between the two reads: the weights hash tells, and
+            // a second read finds one whole bundle.
+            Err(_)
+                if attempts < 5
+                    && crate::files::read_text(&mpath, crate::files::BUNDLE_MANIFEST).ok()
+                        != Some(text) =>
+            {
+                attempts += 1;
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    e.kind(),
+                    format!("{}: {}", wpath.display(), e.message()),
+                ))
+            }
+        }
+    }
+}
+
+/// Parses a bundle's `manifest.json`: the format first (anything but [`BUNDLE_FORMAT`] is
+/// refused, naming what was found), then every field with its type.
+pub fn parse_manifest(text: &str) -> Result<BundleManifest> {
+    let probe: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::format(format!("invalid JSON: {e}")))?;
     let format = probe.get("format").and_then(|f| f.as_str()).unwrap_or("");
     if format != BUNDLE_FORMAT {
         return Err(Error::format(format!(
-            "{}: unknown bundle format `{format}` (this tandem reads `{BUNDLE_FORMAT}`)",
-            mpath.display()
+            "unknown bundle format `{format}` (this tandem reads `{BUNDLE_FORMAT}`)"
         )));
     }
-    let manifest: BundleManifest = serde_json::from_value(probe)
-        .map_err(|e| Error::format(format!("{}: {e}", mpath.display())))?;
-    let wpath = dir.join(WEIGHTS_FILE);
-    let sha = sha256_file(&wpath)?;
+    serde_json::from_value(probe).map_err(|e| Error::format(e.to_string()))
+}
+
+/// The tensors of a bundle's weights file, after checking its bytes against the manifest's
+/// sha256.
+pub fn check_weights(manifest: &BundleManifest, bytes: &[u8]) -> Result<Weights> {
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
     if sha != manifest.weights_sha256 {
         return Err(Error::format(format!(
-            "{}: sha256 {sha} does not match the manifest ({}); the bundle is corrupt",
-            wpath.display(),
+            "sha256 {sha} does not match the manifest ({}); the bundle is corrupt",
             manifest.weights_sha256
         )));
     }
-    let weights = read_weights(&wpath)?;
-    Ok((manifest, weights))
+    parse_weights(bytes)
 }

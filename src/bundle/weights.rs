@@ -43,16 +43,20 @@ pub fn write_weights(path: &Path, weights: &Weights, f16_weights: bool) -> Resul
         .map_err(|e| Error::new(crate::ErrorKind::Io, format!("{}: {e}", path.display())))
 }
 
-/// Reads every tensor of `path` as f32.
+/// Reads every tensor of `path` as f32 (at most [`crate::files::BUNDLE_WEIGHTS`] bytes).
 pub fn read_weights(path: &Path) -> Result<Weights> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::format(format!("{}: {e}", path.display())))?;
+    let bytes = crate::files::read(path, crate::files::BUNDLE_WEIGHTS)?;
+    parse_weights(&bytes).map_err(|e| Error::format(format!("{}: {}", path.display(), e.message())))
+}
+
+/// Every tensor of a safetensors file's bytes, as f32. Untrusted input: any dtype but F32 and
+/// F16, a malformed header, or a NaN or infinite value is a [`Format`](crate::ErrorKind::Format)
+/// error.
+pub fn parse_weights(bytes: &[u8]) -> Result<Weights> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::format(e.to_string()))?;
     let mut out = Weights::new();
     for name in st.names() {
-        let t = st
-            .tensor(name)
-            .map_err(|e| Error::format(format!("{}: {e}", path.display())))?;
+        let t = st.tensor(name).map_err(|e| Error::format(e.to_string()))?;
         let data: Vec<f32> = match t.dtype() {
             Dtype::F32 => t
                 .data()
@@ -66,13 +70,17 @@ pub fn read_weights(path: &Path) -> Result<Weights> {
                 .collect(),
             other => {
                 return Err(Error::format(format!(
-                    "{}: tensor `{name}` has unsupported dtype {other:?}",
-                    path.display()
+                    "tensor `{name}` has unsupported dtype {other:?}"
                 )))
             }
         };
+        if data.iter().any(|x| !x.is_finite()) {
+            return Err(Error::format(format!(
+                "tensor `{name}` has NaN or infinite values"
+            )));
+        }
         let a = ArrayD::from_shape_vec(t.shape().to_vec(), data)
-            .map_err(|e| Error::format(format!("{}: tensor `{name}`: {e}", path.display())))?;
+            .map_err(|e| Error::format(format!("tensor `{name}`: {e}")))?;
         out.insert(name.to_string(), a);
     }
     Ok(out)

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 
 /// One input row: its fields as JSON values (CSV fields are strings) and its 1-based line.
 #[derive(Debug, Clone)]
@@ -33,13 +33,8 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidUtf8,
-            format!("{}: not valid UTF-8 ({e})", path.display()),
-        )
-    })?;
+    // Capped and type-checked; a byte-order mark is dropped (for JSONL as for CSV).
+    let text = crate::files::read_text(path, crate::files::DATA)?;
     let name = path.display().to_string();
     if is_csv {
         parse_csv(&text, &name)
@@ -99,6 +94,7 @@ fn parse_csv(text: &str, source: &str) -> Result<Vec<Row>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn jsonl_skips_blank_lines_and_names_bad_ones() {
@@ -110,6 +106,26 @@ mod tests {
         assert!(e.message().contains("f:2"), "{}", e.message());
         let e = parse_jsonl("{oops\n", "f").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Format);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped_from_jsonl_and_csv_and_devices_are_refused() {
+        // Before: a BOM at the start of a JSONL file was an "invalid JSON" error.
+        let dir = std::env::temp_dir().join(format!("tandem-read-bom-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in [
+            ("a.jsonl", "\u{feff}{\"text\":\"hi\",\"label\":\"x\"}\n"),
+            ("a.csv", "\u{feff}text,label\nhi,x\n"),
+        ] {
+            std::fs::write(dir.join(name), text).unwrap();
+            let rows = read_rows(&dir.join(name)).unwrap();
+            assert_eq!(rows.len(), 1, "{name}");
+            assert_eq!(rows[0].text("text").as_deref(), Some("hi"), "{name}");
+        }
+        // Before: /dev/zero as --data read until memory ran out.
+        let e = read_rows(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -132,8 +132,8 @@ impl TaskKind {
             TaskKind::Multiclass | TaskKind::Binary => label_strings(v).is_some(),
             TaskKind::Multilabel => multilabel_list(v).is_some(),
             TaskKind::Regression => match v {
-                Value::Number(n) => n.as_f64().is_some_and(f64::is_finite),
-                Value::String(s) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
+                Value::Number(n) => n.as_f64().is_some_and(target_in_range),
+                Value::String(s) => s.trim().parse::<f64>().is_ok_and(target_in_range),
                 _ => false,
             },
         };
@@ -143,10 +143,21 @@ impl TaskKind {
             Err(match self {
                 TaskKind::Multiclass | TaskKind::Binary => "a string, number or boolean label",
                 TaskKind::Multilabel => "a JSON list of labels",
-                TaskKind::Regression => "a finite number",
+                TaskKind::Regression => REGRESSION_RANGE,
             })
         }
     }
+}
+
+/// The largest magnitude a regression target may have. Targets are standardized with their
+/// mean and standard deviation in f32, and predictions mapped back with them: beyond ~1e38 the
+/// squares overflow and training ends with `null` metrics, so the limit sits well inside f32.
+pub const MAX_REGRESSION_TARGET: f64 = 1e30;
+
+const REGRESSION_RANGE: &str = "a finite number within ±1e30 (rescale larger targets)";
+
+fn target_in_range(x: f64) -> bool {
+    x.is_finite() && x.abs() <= MAX_REGRESSION_TARGET
 }
 
 fn label_strings(v: &Value) -> Option<String> {
@@ -309,8 +320,8 @@ impl TaskSpec {
                         Value::String(s) => s.trim().parse::<f64>().ok(),
                         _ => None,
                     }
-                    .filter(|x| x.is_finite())
-                    .ok_or_else(|| bad(field, r, "a finite number"))?;
+                    .filter(|&x| target_in_range(x))
+                    .ok_or_else(|| bad(field, r, REGRESSION_RANGE))?;
                     Ok(x as f32)
                 })
                 .collect::<Result<_>>()
@@ -377,6 +388,14 @@ mod tests {
         let r = rows(&[json!(1.5), json!("-2")]);
         let (_, t) = TaskSpec::infer("y", TaskKind::Regression, "y", &r, None).unwrap();
         assert_eq!(t, Targets::Value(vec![1.5, -2.0]));
+        // Beyond f32's comfortable range: refused, not trained into `null` metrics.
+        for huge in [json!(3e38), json!(-3e38), json!("1e31")] {
+            let r = rows(&[json!(1.0), huge.clone()]);
+            let e = TaskSpec::infer("y", TaskKind::Regression, "y", &r, None).unwrap_err();
+            assert!(e.message().contains("1e30"), "{huge}: {}", e.message());
+            assert!(TaskKind::Regression.check_label(&huge).is_err());
+        }
+        assert!(TaskKind::Regression.check_label(&json!(-1e30)).is_ok());
     }
 
     #[test]

@@ -14,7 +14,10 @@ pub enum Aggregation {
     Mean,
     /// Median of each output.
     Median,
-    /// Each text votes for its argmax; the group's output is the vote share per class.
+    /// Each text votes: for its argmax class (multiclass), or for every output whose
+    /// probability reaches the tuned threshold (binary and multi-label heads, see
+    /// [`vote_shares`]); the group's output is the vote share per class or output.
+    /// Regression outputs are averaged.
     Majority,
 }
 
@@ -91,6 +94,28 @@ pub fn aggregate(
         .collect())
 }
 
+/// Per-output votes of independent sigmoid outputs (binary and multi-label heads): each text
+/// votes for output `j` when its probability reaches `thresholds[j]` (0.5 where none is given),
+/// and each group gets the share of its texts that voted for each output, groups in sorted key
+/// order. A binary head has one output, so an argmax vote would always pick it: that made every
+/// group positive with p = 1.
+pub fn vote_shares(
+    groups: &[String],
+    rows: &[Vec<f32>],
+    thresholds: &[f32],
+) -> Result<Vec<(String, Vec<f32>)>> {
+    let votes: Vec<Vec<f32>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .map(|(j, &p)| f32::from(u8::from(p >= thresholds.get(j).copied().unwrap_or(0.5))))
+                .collect()
+        })
+        .collect();
+    aggregate(groups, &votes, Aggregation::Mean)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +138,30 @@ mod tests {
         assert!((maj[0].1[1] - 2.0 / 3.0).abs() < 1e-6);
         assert_eq!(maj[1].1, vec![1.0, 0.0]);
         assert!(aggregate(&g[..2], &r, Aggregation::Mean).is_err());
+    }
+
+    #[test]
+    fn sigmoid_outputs_vote_per_output_with_their_thresholds() {
+        let g: Vec<String> = ["a", "a", "a", "b"].iter().map(|s| s.to_string()).collect();
+        // A width-1 (binary) head: two of group a's texts reach the threshold 0.3.
+        let r = vec![vec![0.1], vec![0.35], vec![0.9], vec![0.2]];
+        let v = vote_shares(&g, &r, &[0.3]).unwrap();
+        assert_eq!(v[0], ("a".to_string(), vec![2.0 / 3.0]));
+        assert_eq!(v[1], ("b".to_string(), vec![0.0]));
+        // Before: argmax over one output voted "positive" for every text.
+        assert_eq!(
+            aggregate(&g, &r, Aggregation::Majority).unwrap()[1].1,
+            vec![1.0]
+        );
+        // Multi-label: each output on its own threshold.
+        let r = vec![
+            vec![0.6, 0.1],
+            vec![0.7, 0.4],
+            vec![0.2, 0.5],
+            vec![0.9, 0.9],
+        ];
+        let v = vote_shares(&g, &r, &[0.5, 0.45]).unwrap();
+        assert_eq!(v[0].1, vec![2.0 / 3.0, 1.0 / 3.0]);
+        assert_eq!(v[1].1, vec![1.0, 1.0]);
     }
 }

@@ -5,7 +5,7 @@ mod aggregate;
 mod metrics;
 mod threshold;
 
-pub use self::aggregate::{aggregate, Aggregation};
+pub use self::aggregate::{aggregate, vote_shares, Aggregation};
 pub use self::metrics::{
     classification_metrics, multilabel_metrics, regression_metrics, roc_auc, ClassMetrics,
     ClassificationMetrics, MultilabelMetrics, RegressionMetrics,

@@ -38,6 +38,9 @@ pub const TANDEM_ERR_BUFFER_TOO_SMALL: u32 = 13;
 pub const TANDEM_ERR_PANIC: u32 = 14;
 /// An internal invariant failed: always a bug in tandem.
 pub const TANDEM_ERR_INTERNAL: u32 = 15;
+/// A computation produced NaN or infinite values: training diverged (lower the learning rate)
+/// or its inputs were not finite.
+pub const TANDEM_ERR_NUMERIC: u32 = 16;
 
 /// An error: a stable code (`TANDEM_ERR_*`) and a UTF-8 message.
 pub struct tandem_error {
@@ -144,6 +147,7 @@ mod tests {
             TANDEM_ERR_BUFFER_TOO_SMALL,
             TANDEM_ERR_PANIC,
             TANDEM_ERR_INTERNAL,
+            TANDEM_ERR_NUMERIC,
         ];
         assert_eq!(table.len(), ErrorKind::ALL.len());
         for (c, k) in table.iter().zip(ErrorKind::ALL) {

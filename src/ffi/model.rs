@@ -16,8 +16,9 @@ use crate::model::{Heads, Model};
 pub const TANDEM_AGGREGATE_MEAN: u32 = 0;
 /// Group aggregation: the median of each probability (or value).
 pub const TANDEM_AGGREGATE_MEDIAN: u32 = 1;
-/// Group aggregation: each text votes for its top class; the vote share per class (values
-/// average).
+/// Group aggregation: each text votes for its top class (multiclass), or for every output that
+/// reaches its tuned threshold (binary, multi-label); the vote share per class or output, and a
+/// label where more than half voted for it (values average).
 pub const TANDEM_AGGREGATE_MAJORITY: u32 = 2;
 
 /// A trained bundle on a backbone, ready to serve. A `const tandem_model *` may be used from

@@ -4,7 +4,6 @@ use std::ffi::c_char;
 use std::path::PathBuf;
 
 use super::{guard, handle_mut, path_of, str_arg, tandem_error};
-use crate::error::Error;
 use crate::BackboneOptions;
 
 /// Options for loading a backbone: model directory, graph variant, threads, execution provider,
@@ -66,7 +65,7 @@ unsafe fn set_str(
 }
 
 /// Sets intra-op threads per session; 0 means all available cores.
-/// Errors: NULL_ARGUMENT.
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (more than 1024; options unchanged).
 ///
 /// Ownership: borrows `options`.
 /// Thread safety: use one options object from one thread at a time.
@@ -78,7 +77,10 @@ pub unsafe extern "C" fn tandem_options_set_threads(
     guard(|| {
         // SAFETY: NULL or live options used by this thread only.
         let o = unsafe { handle_mut(options, "options") }?;
-        o.backbone.threads = (threads > 0).then_some(threads as usize);
+        let mut next = o.backbone.clone();
+        next.threads = (threads > 0).then_some(threads as usize);
+        next.validate()?;
+        o.backbone = next;
         Ok(())
     })
 }
@@ -169,7 +171,8 @@ pub unsafe extern "C" fn tandem_options_set_backbone_dir(
 
 /// Sets the most texts per graph run (default 32) and the most concurrent sessions (default 1;
 /// each holds its own copy of the weights, so more sessions serve more threads at once).
-/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (a zero).
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (a zero, over 65,536 texts or over 256 sessions;
+/// options unchanged).
 ///
 /// Ownership: borrows `options`.
 /// Thread safety: use one options object from one thread at a time.
@@ -182,11 +185,43 @@ pub unsafe extern "C" fn tandem_options_set_batching(
     guard(|| {
         // SAFETY: as documented on the function.
         let o = unsafe { handle_mut(options, "options") }?;
-        if batch_size == 0 || sessions == 0 {
-            return Err(Error::invalid("batch_size and sessions must be at least 1"));
-        }
-        o.backbone.batch_size = batch_size;
-        o.backbone.sessions = sessions;
+        let mut next = o.backbone.clone();
+        next.batch_size = batch_size;
+        next.sessions = sessions;
+        next.validate()?;
+        o.backbone = next;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_counts_are_refused_and_leave_the_options_unchanged() {
+        let o = tandem_options_new();
+        // SAFETY: `o` is live until freed at the end; errors are freed once.
+        unsafe {
+            assert!(tandem_options_set_threads(o, 3).is_null());
+            for e in [
+                tandem_options_set_threads(o, u32::MAX),
+                tandem_options_set_batching(o, 8, 1_000_000),
+                tandem_options_set_batching(o, usize::MAX, 1),
+                tandem_options_set_batching(o, 0, 1),
+            ] {
+                assert_eq!(
+                    super::super::error::tandem_error_code(e),
+                    super::super::error::TANDEM_ERR_INVALID_ARGUMENT
+                );
+                super::super::error::tandem_error_free(e);
+            }
+            let opts = &(*o).backbone;
+            assert_eq!(
+                (opts.threads, opts.batch_size, opts.sessions),
+                (Some(3), 32, 1)
+            );
+            tandem_options_free(o);
+        }
+    }
 }

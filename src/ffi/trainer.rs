@@ -12,12 +12,14 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::train::{EpochRecord, Trainer};
 
 /// Progress callback for `tandem_trainer_train`: `stage` is `"embed"` (then `epoch` counts
-/// chunks of texts embedded and the losses are NaN), `"stage1"`, `"stage2"`, `"joint"`, ...;
-/// `epoch` is 0-based out of `epochs`. `stage` is valid only during the call. Return `false` to
+/// chunks of texts embedded and the losses are NaN), `"stage1"`, `"stage2"`, `"joint"`, ...,
+/// and last `"thresholds"` (one report per binary or multi-label task whose decision thresholds
+/// are tuned; losses NaN); `epoch` is 0-based out of `epochs`. `stage` is valid only during the call. Return `false` to
 /// cancel: training stops with TANDEM_ERR_CANCELLED and the trainer keeps its examples and its
 /// previously trained heads. Called on the thread that called `tandem_trainer_train`. It must
 /// return normally: no C++ exception, Go panic or longjmp may unwind through tandem's frames.
-/// Cancelling takes effect at the next report (every 256 texts embedded, every epoch).
+/// Cancelling takes effect at the next report (every 256 texts embedded, every epoch, every
+/// task's thresholds).
 pub type tandem_progress_fn = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::init::Init;
 use super::layer::Layer;
-use super::matmul::matmul;
+use super::matmul::{matmul, matmul_on, Kernel};
 use super::param::{join_name, Param};
 use super::simd::vectorized;
 
@@ -76,7 +76,7 @@ impl Linear {
         self.bias.as_mut()
     }
 
-    fn affine(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+    fn affine(&self, x: ArrayView2<'_, f32>, kernel: Kernel) -> Array2<f32> {
         assert_eq!(
             x.ncols(),
             self.in_features(),
@@ -93,7 +93,8 @@ impl Linear {
                 row.as_slice_mut().expect("contiguous").copy_from_slice(b);
             }
         }
-        matmul(
+        matmul_on(
+            kernel,
             y.view_mut(),
             self.bias.is_some(),
             x,
@@ -136,7 +137,7 @@ impl Linear {
 
 impl Layer for Linear {
     fn forward(&mut self, x: ArrayView2<'_, f32>, _train: bool) -> Array2<f32> {
-        let y = self.affine(x);
+        let y = self.affine(x, Kernel::Fast);
         match &mut self.input {
             Some(c) if c.dim() == x.dim() => c.assign(&x),
             c => *c = Some(x.to_owned()),
@@ -156,7 +157,7 @@ impl Layer for Linear {
     }
 
     fn forward_inference(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
-        self.affine(x)
+        self.affine(x, Kernel::Bounded)
     }
 
     fn params(&self) -> Vec<&Param> {

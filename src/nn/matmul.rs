@@ -90,6 +90,76 @@ pub fn matmul(
     }
 }
 
+/// Which GEMM kernels a product runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// faer's x86 kernels: the fastest on the training shapes, but each thread that first runs
+    /// one reserves twice the L3 cache size of address space for packing (600 MB per thread on
+    /// a 300 MB-L3 host, more on large servers), and aborts when it cannot. For training.
+    Fast,
+    /// matrixmultiply's kernels (through ndarray), whose packing buffers are allocated per call
+    /// and sized by the blocking (a few MB): a host that caps its address space gets what it
+    /// asked for. Every inference forward (serving, validation) runs on these.
+    Bounded,
+}
+
+/// `dst ← a·b`, or `dst += a·b` with `accumulate`, on the chosen [`Kernel`]s. Large products
+/// are cut into row or column pieces run on rayon's pool, at cuts that depend only on the
+/// shapes, so the result is the same on any number of threads.
+///
+/// # Panics
+/// If the shapes do not agree.
+pub fn matmul_on(
+    kernel: Kernel,
+    dst: ArrayViewMut2<'_, f32>,
+    accumulate: bool,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+) {
+    match kernel {
+        Kernel::Fast => matmul(dst, accumulate, a, b),
+        Kernel::Bounded => bounded(dst, accumulate, a, b),
+    }
+}
+
+fn bounded(
+    mut dst: ArrayViewMut2<'_, f32>,
+    accumulate: bool,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+) {
+    assert!(
+        a.ncols() == b.nrows() && dst.dim() == (a.nrows(), b.ncols()),
+        "matmul: {:?} x {:?} into {:?}",
+        a.dim(),
+        b.dim(),
+        dst.dim()
+    );
+    let (m, n, k) = (dst.nrows(), dst.ncols(), a.ncols());
+    let long = m.max(n);
+    if m * n * k < SPLIT_MIN || long < 2 * SPLIT_ALIGN {
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        ndarray::linalg::general_mat_mul(1.0, &a, &b, beta, &mut dst);
+        return;
+    }
+    let cut = (long / 2).next_multiple_of(SPLIT_ALIGN).min(long - 1);
+    if n >= m {
+        let (d0, d1) = dst.split_at(ndarray::Axis(1), cut);
+        let (b0, b1) = b.split_at(ndarray::Axis(1), cut);
+        rayon::join(
+            || bounded(d0, accumulate, a, b0),
+            || bounded(d1, accumulate, a, b1),
+        );
+    } else {
+        let (d0, d1) = dst.split_at(ndarray::Axis(0), cut);
+        let (a0, a1) = a.split_at(ndarray::Axis(0), cut);
+        rayon::join(
+            || bounded(d0, accumulate, a0, b),
+            || bounded(d1, accumulate, a1, b),
+        );
+    }
+}
+
 /// Products of at least this many multiply-adds are cut in two (recursively): the pieces are
 /// worth handing to another thread. Measured on the 2-core host, cutting the head-training
 /// products (3.7M–7.4M multiply-adds) cost more in thread hand-offs than it saved; head steps
@@ -170,6 +240,41 @@ mod tests {
                 assert!(c_wide.slice(s![.., 1..;2]).iter().all(|&v| v == 1.0));
             }
         }
+    }
+
+    #[test]
+    fn bounded_kernels_agree_with_fast_ones_and_not_with_threads() {
+        let a = Array2::from_shape_fn((300, 451), |(i, j)| ((i * 451 + j) as f32 * 0.37).sin());
+        let b = Array2::from_shape_fn((451, 256), |(i, j)| ((i * 256 + j) as f32 * 0.11).cos());
+        let run = |kernel: Kernel, threads: usize| {
+            crate::nn::parallel::on_threads(threads, || {
+                let mut c = Array2::ones((300, 256));
+                matmul_on(kernel, c.view_mut(), false, a.view(), b.view());
+                let mut g = Array2::ones((451, 256));
+                matmul_on(kernel, g.view_mut(), true, a.t(), c.view());
+                (c, g)
+            })
+        };
+        let bounded = run(Kernel::Bounded, 1);
+        assert_eq!(bounded, run(Kernel::Bounded, 2));
+        assert_eq!(bounded, run(Kernel::Bounded, 3));
+        let fast = run(Kernel::Fast, 2);
+        let err = |x: &Array2<f32>, y: &Array2<f32>| {
+            let scale = y.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            (x - y).iter().fold(0.0f32, |m, &d| m.max(d.abs())) / scale
+        };
+        assert!(err(&bounded.0, &fast.0) < 1e-5);
+        assert!(err(&bounded.1, &fast.1) < 1e-5);
+        let small = filled(3, 5, 1);
+        let mut c = Array2::zeros((3, 5));
+        matmul_on(
+            Kernel::Bounded,
+            c.view_mut(),
+            false,
+            small.view(),
+            filled(5, 5, 2).view(),
+        );
+        assert_eq!(c, small.dot(&filled(5, 5, 2)));
     }
 
     #[test]

@@ -65,6 +65,34 @@ impl MlpConfig {
     }
 }
 
+impl MlpConfig {
+    /// The number of scalar parameters of an MLP with this shape from `input_dim` inputs to
+    /// `output_dim` outputs, computed without building it. `None` on overflow: the widths may
+    /// come from an untrusted bundle, and must be checked before anything is allocated.
+    pub fn parameter_count(&self, input_dim: usize, output_dim: Option<usize>) -> Option<u64> {
+        let mut total = 0u64;
+        let mut prev = input_dim as u64;
+        for &h in &self.hidden {
+            let h = h as u64;
+            let norm = if self.layer_norm {
+                h.checked_mul(2)?
+            } else {
+                0
+            };
+            total = total
+                .checked_add(prev.checked_mul(h)?)?
+                .checked_add(h)?
+                .checked_add(norm)?;
+            prev = h;
+        }
+        if let Some(o) = output_dim {
+            let o = o as u64;
+            total = total.checked_add(prev.checked_mul(o)?)?.checked_add(o)?;
+        }
+        Some(total)
+    }
+}
+
 /// A multi-layer perceptron built from an [`MlpConfig`].
 ///
 /// Parameter names, for an MLP named `encoder`: `encoder.{i}.linear.weight`,

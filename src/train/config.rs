@@ -383,7 +383,7 @@ impl TrainConfig {
 
     /// Reads and parses a config file.
     pub fn load(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::files::read_text(path, crate::files::CONFIG)?;
         Self::parse(&text)
             .map_err(|e| Error::invalid(format!("{}: {}", path.display(), e.message())))
     }

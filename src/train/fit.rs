@@ -246,6 +246,14 @@ pub fn fit(
                     clip,
                     seed,
                 )?;
+                if !losses.is_finite() {
+                    return Err(diverged(
+                        name,
+                        epoch,
+                        &format!("training loss {losses}"),
+                        cfg,
+                    ));
+                }
                 epoch_loss += losses as f64 * idx.len() as f64;
                 scheduler.step();
             }
@@ -257,6 +265,14 @@ pub fn fit(
                 validation_loss_semantic(net, data, frozen_inputs.as_ref().map(|f| &f.1))?
             }
         };
+        if !valid_loss.is_finite() {
+            return Err(diverged(
+                name,
+                epoch,
+                &format!("validation loss {valid_loss}"),
+                cfg,
+            ));
+        }
         scheduler.on_metric(valid_loss);
         let elapsed = started.elapsed().as_secs_f64();
         let decision = {
@@ -299,6 +315,17 @@ pub fn fit(
         seconds_to_best: best.2,
         history,
     })
+}
+
+/// The error for a stage whose loss stopped being a number. A step's update already holds NaN
+/// or infinities, so nothing after it can recover: the run stops here, and the caller's
+/// earlier heads stay as they were.
+fn diverged(stage: &str, epoch: usize, what: &str, cfg: &StageConfig) -> Error {
+    Error::numeric(format!(
+        "training diverged in {stage}, epoch {epoch}: {what} is not finite (learning rate {:e}); \
+         lower the learning rate or check the inputs for NaN or infinite values",
+        cfg.lr
+    ))
 }
 
 /// The rows `idx` of `src`, as a standard-layout array. ndarray's `select` stacks one row view

@@ -102,6 +102,124 @@ impl Architecture {
     pub fn needs_tokens(&self) -> bool {
         self.sequence.is_some()
     }
+
+    /// Checks that the architecture describes a network that can be built and run: the parts
+    /// its mode needs (and only those), positive widths, one finite target scale per task with
+    /// a positive std, valid MLP and sequence settings, and widths whose sums and products fit
+    /// (checked arithmetic, so a hostile bundle cannot overflow them).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::format(format!("architecture: {m}")));
+        let (uses_emb, uses_meta) = match self.mode {
+            Mode::EmbeddingOnly => (true, false),
+            Mode::MetadataOnly => (false, true),
+            Mode::TwoStage | Mode::Joint => (true, true),
+        };
+        let mode = self.mode.name();
+        if uses_emb != (self.emb_dim > 0) {
+            return bad(format!("mode {mode} with emb_dim {}", self.emb_dim));
+        }
+        if uses_meta != (self.n_features > 0) || uses_meta != (self.code_dim > 0) {
+            return bad(format!(
+                "mode {mode} with n_features {} and code_dim {}",
+                self.n_features, self.code_dim
+            ));
+        }
+        if self.outputs.is_empty() || self.outputs.contains(&0) {
+            return bad(format!("outputs {:?}: every task needs one", self.outputs));
+        }
+        if self.target_scale.len() != self.outputs.len() {
+            return bad(format!(
+                "{} target scales for {} tasks",
+                self.target_scale.len(),
+                self.outputs.len()
+            ));
+        }
+        if let Some((m, s)) = self
+            .target_scale
+            .iter()
+            .find(|(m, s)| !m.is_finite() || !s.is_finite() || *s <= 0.0)
+        {
+            return bad(format!(
+                "target scale ({m}, {s}) needs a finite mean and std > 0"
+            ));
+        }
+        for (what, mlp) in [("encoder", &self.encoder), ("head", &self.head)] {
+            mlp.validate()
+                .or_else(|e| bad(format!("{what}: {}", e.message())))?;
+        }
+        if let Some(seq) = &self.sequence {
+            if !uses_emb {
+                return bad(format!(
+                    "mode {mode} has no embeddings for a sequence encoder"
+                ));
+            }
+            seq.validate_for(self.emb_dim)
+                .or_else(|e| bad(e.message().to_string()))?;
+            if seq.checked_out_dim(self.emb_dim).is_none() {
+                return bad("sequence encoder width overflows".into());
+            }
+        }
+        if self.parameter_count().is_none() {
+            return bad("parameter count overflows".into());
+        }
+        Ok(())
+    }
+
+    /// The number of scalar parameters the network of this architecture has, computed without
+    /// building it (`None` on overflow). Loading compares it with the tensors a bundle really
+    /// holds before allocating anything, so a manifest that claims a 10M-wide layer cannot
+    /// make a load allocate gigabytes.
+    pub fn parameter_count(&self) -> Option<u64> {
+        let mut total = 0u64;
+        if self.n_features > 0 {
+            total = self
+                .encoder
+                .parameter_count(self.n_features, Some(self.code_dim))?;
+            if matches!(self.mode, Mode::TwoStage | Mode::MetadataOnly) {
+                let linear = MlpConfig {
+                    hidden: vec![],
+                    ..self.encoder.clone()
+                };
+                for &o in &self.outputs {
+                    total = total.checked_add(linear.parameter_count(self.code_dim, Some(o))?)?;
+                }
+            }
+        }
+        let seq_out = match &self.sequence {
+            Some(c) => c.checked_out_dim(self.emb_dim)?,
+            None => 0,
+        };
+        if self.mode != Mode::MetadataOnly {
+            let pooled = match self.mode {
+                Mode::EmbeddingOnly => self.emb_dim,
+                _ => self.emb_dim.checked_add(self.code_dim)?,
+            };
+            let input = pooled.checked_add(seq_out)?;
+            for &o in &self.outputs {
+                total = total.checked_add(self.head.parameter_count(input, Some(o))?)?;
+            }
+        }
+        if let Some(c) = &self.sequence {
+            total = total.checked_add(c.parameter_count(self.emb_dim)?)?;
+        }
+        Some(total)
+    }
+
+    /// Checks this architecture against tensors read from a bundle, before anything is built:
+    /// [`Architecture::validate`], then the parameter count against the tensors' total size.
+    /// [`Network::from_weights`] then matches every tensor by name and shape.
+    pub fn check_weights(&self, weights: &Weights) -> Result<()> {
+        self.validate()?;
+        let want = self.parameter_count().expect("validated");
+        let have: u64 = weights.values().map(|a| a.len() as u64).sum();
+        if want != have {
+            return Err(Error::format(format!(
+                "architecture needs {want} parameters, but the weights hold {have}; the manifest \
+                 does not describe these weights"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The network's layers. `Clone` gives an independent copy (used to hot-swap heads).
@@ -274,6 +392,8 @@ impl Network {
     /// Rebuilds a network from its architecture and bundle tensors; every parameter must be
     /// present with the right shape, and no tensor may be left over.
     pub fn from_weights(arch: Architecture, weights: &Weights) -> Result<Network> {
+        // Before Network::new allocates what the architecture claims.
+        arch.check_weights(weights)?;
         // The seed only shapes initial values, which are all overwritten below.
         let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
         let mut net = Network::new(arch, &mut rng)?;

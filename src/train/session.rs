@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::config::{HeadKind, Mode, TrainConfig};
 use super::fit::{EpochRecord, Progress};
 use super::trainer::{
-    evaluate_arrays, manifest_for, split_examples, Examples, TrainReport, Trained,
+    evaluate_arrays, manifest_for, split_examples_of, Examples, TrainReport, Trained,
 };
 use crate::backbone::Backbone;
 use crate::backbone::TokenSeqs;
@@ -281,7 +281,7 @@ impl Trainer {
         }
         let all = self.examples(&self.train_set.clone(), targets, progress)?;
         let (train, valid) = if self.valid_set.rows.is_empty() {
-            split_examples(&all, &config)?
+            split_examples_of(&all, &config, &specs[0])?
         } else {
             let vt = specs
                 .iter()

@@ -96,9 +96,29 @@ pub fn split_examples(all: &Examples, config: &TrainConfig) -> Result<(Examples,
     Ok((all.select(&tr), all.select(&va)))
 }
 
+/// [`split_examples`], with the first task's spec to name the classes that are too small to
+/// split, should there be any.
+pub fn split_examples_of(
+    all: &Examples,
+    config: &TrainConfig,
+    first_task: &TaskSpec,
+) -> Result<(Examples, Examples)> {
+    let (tr, va) = split_indices_of(all, config, Some(first_task))?;
+    Ok((all.select(&tr), all.select(&va)))
+}
+
 /// The row indices [`split_examples`] puts in training and in validation, so that callers can
 /// find the validation rows' other fields.
 pub fn split_indices(all: &Examples, config: &TrainConfig) -> Result<(Vec<usize>, Vec<usize>)> {
+    split_indices_of(all, config, None)
+}
+
+/// [`split_indices`], naming the too-small classes by the first task's labels when given.
+pub fn split_indices_of(
+    all: &Examples,
+    config: &TrainConfig,
+    first_task: Option<&TaskSpec>,
+) -> Result<(Vec<usize>, Vec<usize>)> {
     let strata = all
         .targets
         .first()
@@ -106,12 +126,55 @@ pub fn split_indices(all: &Examples, config: &TrainConfig) -> Result<(Vec<usize>
         .strata();
     let (tr, va) = stratified_split(&strata, config.valid_fraction, config.seed);
     if tr.is_empty() || va.is_empty() {
-        return Err(Error::invalid(format!(
-            "{} examples are too few to hold out a validation set; add data or pass --valid",
-            all.len()
+        return Err(Error::invalid(too_few_to_hold_out(
+            &strata,
+            all.len(),
+            first_task,
         )));
     }
     Ok((tr, va))
+}
+
+/// Why no validation set could be held out: which classes are too small, not just how many
+/// examples there are (300 examples of 300 classes is plenty of data but no split).
+fn too_few_to_hold_out(strata: &[String], n: usize, task: Option<&TaskSpec>) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in strata {
+        *counts.entry(s.as_str()).or_default() += 1;
+    }
+    let single: Vec<&str> = counts
+        .iter()
+        .filter(|(_, &c)| c < 2)
+        .map(|(s, _)| *s)
+        .collect();
+    if single.is_empty() {
+        return format!(
+            "{n} examples are too few to hold out a validation set; add data or pass --valid"
+        );
+    }
+    // Class strata are label indices: show the labels where the task is known.
+    let name = |s: &str| -> String {
+        match (task, s.parse::<usize>()) {
+            (Some(t), Ok(i)) if matches!(t.kind, TaskKind::Multiclass | TaskKind::Binary) => {
+                t.labels.get(i).cloned().unwrap_or_else(|| s.to_string())
+            }
+            _ => s.to_string(),
+        }
+    };
+    let shown: Vec<String> = single
+        .iter()
+        .take(5)
+        .map(|s| format!("`{}`", name(s)))
+        .collect();
+    format!(
+        "no validation set can be held out of {n} examples: a class needs at least 2 examples \
+         for one to be held out, and {} of the {} classes (of the first task) have only one ({}{}); \
+         add examples of those classes or pass --valid",
+        single.len(),
+        counts.len(),
+        shown.join(", "),
+        if single.len() > shown.len() { ", ..." } else { "" }
+    )
 }
 
 /// Trains heads for `tasks` on `train`, early-stopping and tuning thresholds on `valid`.
@@ -168,6 +231,15 @@ pub fn train(
                     )))
                 }
             }
+        }
+    }
+    for (name, ex) in [("training", train), ("validation", valid)] {
+        check_finite(ex.emb.view(), &format!("{name} embeddings"))?;
+        check_finite(ex.feats.view(), &format!("{name} metadata features"))?;
+        if let Some(t) = &ex.tokens {
+            t.check_finite().map_err(|i| {
+                Error::numeric(format!("{name} token vectors of text {i} are not finite"))
+            })?;
         }
     }
     let outputs: Vec<usize> = tasks
@@ -307,9 +379,44 @@ pub fn train(
     };
     let tokens_v = valid.tokens.as_ref();
     let probs = predict_arrays(&heads, emb_v, feats_v.view(), tokens_v)?;
+    for (task, p) in heads.tasks.iter().zip(&probs) {
+        check_finite(
+            p.view(),
+            &format!("task `{}`'s validation outputs", task.spec.name),
+        )?;
+    }
     if config.tune_thresholds {
+        let tuned: Vec<usize> = (0..heads.tasks.len())
+            .filter(|&t| {
+                matches!(
+                    heads.tasks[t].spec.kind,
+                    TaskKind::Binary | TaskKind::Multilabel
+                )
+            })
+            .collect();
         for (t, task) in heads.tasks.iter_mut().enumerate() {
-            task.thresholds = tune_thresholds(task.spec.kind, &probs[t], &valid.targets[t]);
+            let Some(step) = tuned.iter().position(|&u| u == t) else {
+                task.thresholds = default_thresholds(task.spec.kind, probs[t].ncols());
+                continue;
+            };
+            // One report per tuned task, so a host can follow (and cancel) this phase too.
+            let rec = EpochRecord {
+                stage: "thresholds".into(),
+                epoch: step,
+                epochs: tuned.len(),
+                train_loss: f32::NAN,
+                valid_loss: f32::NAN,
+                metric: None,
+                lr: 0.0,
+                elapsed: 0.0,
+            };
+            if !progress(&rec) {
+                return Err(Error::new(
+                    crate::ErrorKind::Cancelled,
+                    "training cancelled by the progress callback (tuning thresholds)",
+                ));
+            }
+            task.thresholds = tune_thresholds(task.spec.kind, &probs[t], &valid.targets[t])?;
         }
     } else {
         for (t, task) in heads.tasks.iter_mut().enumerate() {
@@ -337,30 +444,31 @@ fn default_thresholds(kind: TaskKind, outputs: usize) -> Vec<f32> {
     }
 }
 
-fn tune_thresholds(kind: TaskKind, probs: &Array2<f32>, targets: &Targets) -> Vec<f32> {
+fn tune_thresholds(kind: TaskKind, probs: &Array2<f32>, targets: &Targets) -> Result<Vec<f32>> {
     match (kind, targets) {
         (TaskKind::Binary, Targets::Class(c)) => {
             let pos: Vec<bool> = c.iter().map(|&x| x == 1).collect();
-            vec![
-                best_f1_threshold(
-                    probs
-                        .column(0)
-                        .as_slice_memory_order()
-                        .map(|s| s.to_vec())
-                        .unwrap_or_else(|| probs.column(0).to_vec())
-                        .as_slice(),
-                    &pos,
-                )
-                .0,
-            ]
+            Ok(vec![best_f1_threshold(&probs.column(0).to_vec(), &pos)?.0])
         }
         (TaskKind::Multilabel, Targets::MultiHot(rows)) => (0..probs.ncols())
             .map(|j| {
                 let pos: Vec<bool> = rows.iter().map(|r| r[j] > 0.5).collect();
-                best_f1_threshold(&probs.column(j).to_vec(), &pos).0
+                Ok(best_f1_threshold(&probs.column(j).to_vec(), &pos)?.0)
             })
             .collect(),
-        _ => default_thresholds(kind, probs.ncols()),
+        _ => Ok(default_thresholds(kind, probs.ncols())),
+    }
+}
+
+/// A [`Numeric`](crate::ErrorKind::Numeric) error naming `what` when `a` holds NaN or an
+/// infinity: training on such values, or tuning thresholds on them, cannot mean anything.
+pub(crate) fn check_finite(a: ArrayView2<'_, f32>, what: &str) -> Result<()> {
+    match a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        None => Ok(()),
+        Some(((i, j), v)) => Err(Error::numeric(format!(
+            "{what}: row {i}, column {j} is {v}; training diverged (lower the learning rate) or \
+             its inputs were not finite"
+        ))),
     }
 }
 
@@ -375,6 +483,10 @@ pub fn evaluate_arrays(
     tokens: Option<&TokenSeqs>,
     targets: &[Targets],
 ) -> Result<Value> {
+    // Metrics of nothing would read as accuracy 0.
+    if targets.first().is_none_or(|t| t.is_empty()) {
+        return Err(Error::invalid("nothing to evaluate: no labelled examples"));
+    }
     Ok(evaluate_probs(
         &heads.tasks,
         &predict_arrays(heads, emb, feats, tokens)?,
@@ -513,4 +625,83 @@ pub fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
     let t = Instant::now();
     let v = f()?;
     Ok((v, t.elapsed().as_secs_f64()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples(classes: Vec<usize>) -> Examples {
+        let n = classes.len();
+        Examples {
+            emb: Array2::zeros((n, 0)),
+            feats: Array2::zeros((n, 0)),
+            targets: vec![Targets::Class(classes)],
+            tokens: None,
+        }
+    }
+
+    #[test]
+    fn a_split_that_cannot_hold_out_names_the_classes_too_small() {
+        // 300 classes of one example each: plenty of data, no split.
+        let all = examples((0..300).collect());
+        let spec = TaskSpec {
+            name: "y".into(),
+            kind: TaskKind::Multiclass,
+            labels: (0..300).map(|i| format!("class-{i}")).collect(),
+        };
+        let e = split_indices_of(&all, &TrainConfig::default(), Some(&spec)).unwrap_err();
+        let m = e.message();
+        assert!(m.contains("300 of the 300 classes"), "{m}");
+        assert!(m.contains("`class-0`") && m.contains("..."), "{m}");
+        assert!(!m.contains("too few"), "{m}");
+        // Enough of every class: the split works.
+        let ok = examples((0..300).map(|i| i % 3).collect());
+        let (tr, va) = split_indices(&ok, &TrainConfig::default()).unwrap();
+        assert_eq!(tr.len() + va.len(), 300);
+        // Two examples of one class are enough: one of them is held out.
+        let (tr, va) = split_indices(&examples(vec![0, 0]), &TrainConfig::default()).unwrap();
+        assert_eq!((tr.len(), va.len()), (1, 1));
+    }
+
+    #[test]
+    fn evaluating_nothing_is_an_error_not_accuracy_zero() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let cfg = TrainConfig {
+            mode: Mode::EmbeddingOnly,
+            ..Default::default()
+        };
+        let arch = Architecture::from_config(&cfg, 4, 0, vec![2], vec![(0.0, 1.0)]);
+        let heads = Heads {
+            network: Network::new(arch, &mut rng).unwrap(),
+            normalizer: None,
+            tasks: vec![TaskEntry {
+                spec: TaskSpec {
+                    name: "y".into(),
+                    kind: TaskKind::Multiclass,
+                    labels: vec!["a".into(), "b".into()],
+                },
+                thresholds: vec![],
+            }],
+            version: 0,
+        };
+        let e = evaluate_arrays(
+            &heads,
+            Array2::zeros((0, 4)).view(),
+            Array2::zeros((0, 0)).view(),
+            None,
+            &[Targets::Class(vec![])],
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        let ok = evaluate_arrays(
+            &heads,
+            Array2::zeros((2, 4)).view(),
+            Array2::zeros((2, 0)).view(),
+            None,
+            &[Targets::Class(vec![0, 1])],
+        )
+        .unwrap();
+        assert_eq!(ok["n"], json!(2));
+    }
 }

@@ -15,7 +15,7 @@ use tandem::data::{read_rows, Row, Targets, TaskKind, TaskSpec};
 use tandem::eval::Aggregation;
 use tandem::model::Model;
 use tandem::train::config::HeadKind;
-use tandem::train::trainer::{evaluate_arrays, manifest_for, split_indices};
+use tandem::train::trainer::{evaluate_arrays, manifest_for, split_indices_of};
 use tandem::train::{Examples, Mode, TrainConfig};
 use tandem::{Backbone, Error, ErrorKind, Result, TokenSeqs};
 
@@ -203,6 +203,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         .out
         .clone()
         .ok_or_else(|| Error::invalid("--out DIR is required"))?;
+    // Before minutes of training, not after: --out must be a bundle, empty or new.
+    bundle::check_target(&out)?;
     if args.label_field.len() != args.task.len() {
         return Err(Error::invalid(format!(
             "{} --label-field but {} --task: give one task kind per label field",
@@ -273,14 +275,17 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             (all, v, vr)
         }
         _ => {
-            let (tr, va) = split_indices(&all, &config)?;
+            let (tr, va) = split_indices_of(&all, &config, Some(&specs[0]))?;
             let vr = va.iter().map(|&i| rows[i].clone()).collect();
             (all.select(&tr), all.select(&va), vr)
         }
     };
     log.set_metric_name(train_report::metric_name(specs[0].kind));
     let mut progress = |r: &tandem::train::EpochRecord| {
-        log.epoch(r);
+        // Threshold tuning takes milliseconds: not worth a line of its own.
+        if r.stage != "thresholds" {
+            log.epoch(r);
+        }
         true
     };
     let trained = tandem::train::train(&specs, &train_ex, &valid_ex, &config, &mut progress)?;
@@ -370,7 +375,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
 /// Loads a bundle on the backbone it names (the variant it was trained with unless overridden).
 fn load_model(dir: &Path, backbone_args: &BackboneArgs) -> Result<Model> {
     let manifest_path = dir.join(bundle::MANIFEST_FILE);
-    let text = std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+    let text = tandem::files::read_text(&manifest_path, tandem::files::BUNDLE_MANIFEST)?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::format(format!("{}: {e}", manifest_path.display())))?;
     let mut args = backbone_args.clone();
@@ -399,6 +404,12 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
         )));
     }
     let rows = read_rows(&args.data)?;
+    if rows.is_empty() {
+        return Err(Error::invalid(format!(
+            "{}: no rows to evaluate",
+            args.data.display()
+        )));
+    }
     let texts = texts_of(&rows, &args.text_field)?;
     let targets = heads
         .tasks

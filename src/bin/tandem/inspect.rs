@@ -342,8 +342,11 @@ fn render(r: &Value, manifest: &BundleManifest) -> String {
 }
 
 pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
-    // `load` checks the format and the weights' sha256 before anything is shown.
+    // `load` checks the format and the weights' sha256, and `from_bundle` everything a load
+    // for serving checks short of the backbone, before anything is shown as verified.
     let (manifest, weights) = bundle::load(&args.dir)?;
+    tandem::model::Heads::from_bundle(&manifest, &weights)
+        .map_err(|e| Error::new(e.kind(), format!("{}: {}", args.dir.display(), e.message())))?;
     let r = report(&args.dir, &manifest, &weights)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r).map_err(internal)?);

@@ -246,8 +246,7 @@ pub(crate) fn embed_texts(
     for (i, chunk) in texts.chunks(EMBED_CHUNK).enumerate() {
         let (emb, seqs, s) =
             tandem::cache::embed_for_heads(backbone, pooled, tokens, chunk, want_tokens)?;
-        stats.hits += s.hits;
-        stats.misses += s.misses;
+        stats.add(s);
         out.slice_mut(ndarray::s![
             i * EMBED_CHUNK..i * EMBED_CHUNK + chunk.len(),
             ..

@@ -121,14 +121,24 @@ impl Log {
                     "texts": n,
                     "cached": stats.hits,
                     "computed": stats.misses,
+                    "repaired": stats.repaired,
                     "seconds": secs,
                     "texts_per_second": if secs > 0.0 { n as f64 / secs } else { 0.0 },
                 }),
             ),
-            LogFormat::Text => eprintln!(
-                "embeddings ({}): {} cached, {} computed in {secs:.1}s",
-                texts.what, stats.hits, stats.misses
-            ),
+            LogFormat::Text => {
+                eprintln!(
+                    "embeddings ({}): {} cached, {} computed in {secs:.1}s",
+                    texts.what, stats.hits, stats.misses
+                );
+                if stats.repaired > 0 {
+                    eprintln!(
+                        "warning: {} embedding-cache records failed their checksum; those texts \
+                         were embedded again and the cache repaired",
+                        stats.repaired
+                    );
+                }
+            }
         }
     }
 

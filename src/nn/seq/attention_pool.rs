@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{axpy, check_offsets, TokenBuf};
 use crate::error::{Error, Result};
 use crate::nn::init::Init;
-use crate::nn::matmul::matmul;
+use crate::nn::matmul::{matmul, matmul_on, Kernel};
 use crate::nn::param::{join_name, Param};
 use crate::nn::simd::{self, vectorized};
 use crate::nn::special::exp_f32;
@@ -118,7 +118,7 @@ impl AttentionPool {
         if cache.alpha.dim() != (t, h) {
             cache.alpha = Array2::zeros((t, h));
         }
-        let y = self.pool(cache.x.view(), offsets, &mut cache.alpha);
+        let y = self.pool(cache.x.view(), offsets, &mut cache.alpha, Kernel::Fast);
         self.cache = Some(cache);
         y
     }
@@ -129,7 +129,7 @@ impl AttentionPool {
     /// As [`AttentionPool::forward`].
     pub fn forward_inference(&self, tokens: ArrayView2<'_, f32>, offsets: &[usize]) -> Array2<f32> {
         let mut alpha = Array2::zeros((tokens.nrows(), self.queries()));
-        self.pool(tokens, offsets, &mut alpha)
+        self.pool(tokens, offsets, &mut alpha, Kernel::Bounded)
     }
 
     /// Scores, segment softmax into `alpha` `[T, h]`, and the weighted sums.
@@ -138,6 +138,7 @@ impl AttentionPool {
         x: ArrayView2<'_, f32>,
         offsets: &[usize],
         alpha: &mut Array2<f32>,
+        kernel: Kernel,
     ) -> Array2<f32> {
         assert_eq!(
             x.ncols(),
@@ -154,7 +155,7 @@ impl AttentionPool {
         for mut row in alpha.rows_mut() {
             row.as_slice_mut().expect("contiguous").copy_from_slice(b);
         }
-        matmul(alpha.view_mut(), true, x, self.weight.value2().t());
+        matmul_on(kernel, alpha.view_mut(), true, x, self.weight.value2().t());
         let x = x.as_standard_layout();
         let xs = x.as_slice().expect("standard layout");
         let al = alpha.as_slice_mut().expect("contiguous");

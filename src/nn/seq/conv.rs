@@ -10,7 +10,7 @@ use super::{axpy, check_offsets, TokenBuf};
 use crate::error::{Error, Result};
 use crate::nn::activation::{gelu, gelu_cdf};
 use crate::nn::init::Init;
-use crate::nn::matmul::matmul;
+use crate::nn::matmul::{matmul_on, Kernel};
 use crate::nn::param::{join_name, Param};
 use crate::nn::simd::vectorized;
 use crate::nn::special::exp_f32;
@@ -370,7 +370,13 @@ impl MultiConv {
             "MultiConv: more than 2³² tokens in a batch"
         );
         let ym = ArrayViewMut2::from_shape((tt, n), &mut *y).expect("sized by the caller");
-        matmul(ym, false, x, stacked.t());
+        // Inference (nothing to record) runs on the bounded kernels, training on the fast ones.
+        let kernel = if record.is_some() {
+            Kernel::Fast
+        } else {
+            Kernel::Bounded
+        };
+        matmul_on(kernel, ym, false, x, stacked.t());
         let ys = &*y;
         let cols = self.out_dim();
         let b = offsets.len() - 1;

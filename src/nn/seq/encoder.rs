@@ -101,6 +101,48 @@ impl SequenceConfig {
         Ok(())
     }
 
+    /// [`SequenceConfig::out_dim`] with checked arithmetic: `None` where it overflows (the
+    /// config may come from an untrusted bundle).
+    pub fn checked_out_dim(&self, in_dim: usize) -> Option<usize> {
+        let conv = if self.conv_kernels.is_empty() {
+            0
+        } else {
+            self.conv_channels.checked_mul(self.conv_kernels.len())?
+        };
+        self.attention_queries
+            .checked_mul(in_dim)?
+            .checked_add(conv)
+    }
+
+    /// The number of scalar parameters of an encoder with this config over `in_dim`-wide
+    /// tokens, computed without building it (`None` on overflow): the transformer's four
+    /// projections, FFN and two LayerNorms, the attention queries, and every conv kernel.
+    pub fn parameter_count(&self, in_dim: usize) -> Option<u64> {
+        let d = in_dim as u64;
+        let mut total = 0u64;
+        if self.transformer {
+            let f = self.transformer_ffn as u64;
+            let proj = d.checked_mul(d)?.checked_add(d)?.checked_mul(4)?;
+            let ffn = d
+                .checked_mul(f)?
+                .checked_mul(2)?
+                .checked_add(f)?
+                .checked_add(d)?;
+            let norms = d.checked_mul(4)?;
+            total = proj.checked_add(ffn)?.checked_add(norms)?;
+        }
+        if self.attention_queries > 0 {
+            let q = self.attention_queries as u64;
+            total = total.checked_add(q.checked_mul(d)?.checked_add(q)?)?;
+        }
+        let c = self.conv_channels as u64;
+        for &k in &self.conv_kernels {
+            let w = c.checked_mul(d)?.checked_mul(k as u64)?;
+            total = total.checked_add(w)?.checked_add(c)?;
+        }
+        Some(total)
+    }
+
     /// Output width for `in_dim`-wide tokens: `attention_queries·in_dim +
     /// conv_channels·conv_kernels.len()`.
     pub fn out_dim(&self, in_dim: usize) -> usize {
