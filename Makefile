@@ -18,7 +18,8 @@ LINK_TEST := -L$(BUILD) -ltandem -Wl,-rpath,$(CURDIR)/$(BUILD) -lm
 VALGRIND_FLAGS := --leak-check=full --errors-for-leak-kinds=definite,possible \
 	--error-exitcode=1 --suppressions=tests/c/valgrind.supp --quiet
 
-.PHONY: all lib install uninstall test-c test-c-valgrind test-install examples clean-c
+.PHONY: all lib install uninstall test-c test-c-valgrind test-install examples clean-c \
+	soak soak-smoke soak-valgrind
 
 all: lib
 
@@ -32,6 +33,9 @@ $(OUT)/test_api: tests/c/test_api.c tests/c/check.h tests/c/data.h include/tande
 	$(CC) $(CFLAGS_TEST) $< $(LINK_TEST) -o $@
 
 $(OUT)/test_concurrency: tests/c/test_concurrency.c tests/c/check.h tests/c/data.h include/tandem.h lib | $(OUT)
+	$(CC) $(CFLAGS_TEST) -pthread $< $(LINK_TEST) -o $@
+
+$(OUT)/soak: tests/c/soak.c tests/c/check.h tests/c/data.h include/tandem.h lib | $(OUT)
 	$(CC) $(CFLAGS_TEST) -pthread $< $(LINK_TEST) -o $@
 
 # The header must also be valid C++17.
@@ -58,6 +62,32 @@ test-c-valgrind: $(OUT)/test_api
 		$(VALGRIND) $(VALGRIND_FLAGS) $(OUT)/test_api
 
 examples: $(OUT)/classify $(OUT)/hello
+
+# Soak runs (tests/c/soak.c; scripts/soak.sh runs `soak` and summarizes it): 8 threads predict
+# while the main thread hot-swaps two bundles SOAK_SWAPS times on the default backbone (graph
+# SOAK_VARIANT), and SOAK_PREDICTIONS predictions through the C ABI on the tiny test backbone with
+# VmRSS sampled every 50,000 and bounded after warm-up. soak-smoke is the same at CI size;
+# soak-valgrind runs both parts small under valgrind (which serializes threads) on the tiny one.
+SOAK_SWAPS ?= 1000
+SOAK_PREDICTIONS ?= 1000000
+SOAK_VARIANT ?= fp32
+TINY_BACKBONE = $${TANDEM_TEST_BACKBONE:-$${TANDEM_HOME:-$${XDG_CACHE_HOME:-$$HOME/.cache}/tandem}/models/tiny-random-bert}
+
+soak: $(OUT)/soak
+	TANDEM_TEST_BACKBONE= $(OUT)/soak swaps --swaps $(SOAK_SWAPS) --variant $(SOAK_VARIANT)
+	$(OUT)/soak rss --backbone "$(TINY_BACKBONE)" --predictions $(SOAK_PREDICTIONS)
+
+soak-smoke: $(OUT)/soak
+	TANDEM_TEST_BACKBONE= $(OUT)/soak swaps --swaps 100 --variant $(SOAK_VARIANT)
+	$(OUT)/soak rss --backbone "$(TINY_BACKBONE)" --predictions 50000 --sample-every 5000 \
+		--warmup 10000
+
+# RSS under valgrind measures valgrind too, so only leaks and errors count there.
+soak-valgrind: $(OUT)/soak
+	$(VALGRIND) $(VALGRIND_FLAGS) $(OUT)/soak swaps --backbone "$(TINY_BACKBONE)" --swaps 20 \
+		--train 120
+	$(VALGRIND) $(VALGRIND_FLAGS) $(OUT)/soak rss --backbone "$(TINY_BACKBONE)" \
+		--predictions 5000 --sample-every 1000 --warmup 1000 --train 120 --no-rss-bound
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -2,6 +2,7 @@
 # Every test: setup (idempotent), formatting and lints, Rust unit + integration tests (parity with
 # the reference embeddings included), the dataset converters' Python tests, and the C ABI from
 # C (natively and under valgrind), C++ and Go, with the examples and an installed-prefix build,
+# a short soak (hot swaps under load, RSS over many predictions),
 # the `cuda` feature against ONNX Runtime's CUDA build (no GPU: CUDA must fail cleanly), and
 # `tandem train --report` pages checked in headless Chromium.
 set -euo pipefail
@@ -34,6 +35,9 @@ echo "== C tests (tests/c), C example, C++ header check"
 make --no-print-directory test-c
 echo "== C API test under valgrind"
 make --no-print-directory test-c-valgrind
+echo "== soak, CI size: 8 threads predicting through 100 hot swaps; RSS over 50,000 predictions"
+# The full runs (1,000 swaps, 1,000,000 predictions) are scripts/soak.sh; docs/reliability.md.
+make --no-print-directory soak-smoke
 echo "== make install + pkg-config build of the C example"
 make --no-print-directory test-install
 echo "== C++ binding (bindings/cpp)"

@@ -52,8 +52,17 @@ impl BackboneManifest {
             }
             err
         })?;
-        let m: BackboneManifest = serde_json::from_str(&text)
-            .map_err(|e| Error::format(format!("{}: invalid manifest: {e}", path.display())))?;
+        Self::parse(&text)
+            .map_err(|e| Error::new(e.kind(), format!("{}: {}", path.display(), e.message())))
+    }
+
+    /// Parses and checks the text of a backbone `manifest.json`: valid JSON with every field of
+    /// its type, the format [`BACKBONE_FORMAT`], `mean` pooling, a positive dimension and a
+    /// `max_length` of at least 2. Untrusted input: anything else is a
+    /// [`Format`](crate::ErrorKind::Format) error.
+    pub fn parse(text: &str) -> Result<Self> {
+        let m: BackboneManifest = serde_json::from_str(text)
+            .map_err(|e| Error::format(format!("invalid manifest: {e}")))?;
         m.check()?;
         Ok(m)
     }

@@ -5,6 +5,6 @@ mod read;
 mod split;
 mod task;
 
-pub use self::read::{read_rows, Row};
+pub use self::read::{parse_rows, read_rows, Row};
 pub use self::split::stratified_split;
 pub use self::task::{Targets, TaskKind, TaskSpec};

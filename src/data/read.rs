@@ -35,11 +35,19 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     // Capped and type-checked; a byte-order mark is dropped (for JSONL as for CSV).
     let text = crate::files::read_text(path, crate::files::DATA)?;
-    let name = path.display().to_string();
-    if is_csv {
-        parse_csv(&text, &name)
+    parse_rows(&text, is_csv, &path.display().to_string())
+}
+
+/// Parses the text of a data file: CSV with a header row when `csv` is set, else JSONL (one
+/// JSON object per line; blank lines are skipped). `source` names the input in error messages.
+/// Untrusted input: anything that does not parse (a line that is not a JSON object, a CSV
+/// record with the wrong number of fields) is a [`Format`](crate::ErrorKind::Format) error
+/// naming the line or record.
+pub fn parse_rows(text: &str, csv: bool, source: &str) -> Result<Vec<Row>> {
+    if csv {
+        parse_csv(text, source)
     } else {
-        parse_jsonl(&text, &name)
+        parse_jsonl(text, source)
     }
 }
 

@@ -94,7 +94,7 @@ static int copy_bundle_with(const char *from, const char *to, const char *key,
  * manifest (e.g. digits before a number, which makes it huge). */
 static int copy_bundle_inserting(const char *from, const char *to, const char *after,
                                  const char *insert) {
-  char src[512], dst[512], cmd[1200];
+  char src[600], dst[600], cmd[1700];
   snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", to, from, to);
   if (system(cmd) != 0) return 0;
   snprintf(src, sizeof src, "%s/manifest.json", from);
@@ -293,14 +293,16 @@ static void label_json(char *buf, size_t cap, const char *label) {
   snprintf(buf, cap, "{\"label\": \"%s\"}", label);
 }
 
-static tandem_trainer *make_trainer(const tandem_backbone *b, int seed) {
+/* A trainer on the questions, with the head stage's learning rate `lr`. */
+static tandem_trainer *make_trainer_lr(const tandem_backbone *b, int seed, const char *lr) {
   char spec[512];
   snprintf(spec, sizeof spec,
            "{\"tasks\": [{\"name\": \"label\", \"kind\": \"multiclass\"}],"
            " \"embedding_cache\": false,"
            " \"config\": {\"mode\": \"embedding_only\", \"seed\": %d,"
-           " \"head\": {\"hidden\": [32], \"stage\": {\"epochs\": 25, \"patience\": 0}}}}",
-           seed);
+           " \"head\": {\"hidden\": [32], \"stage\": {\"epochs\": 25, \"patience\": 0,"
+           " \"lr\": %s}}}}",
+           seed, lr);
   tandem_trainer *t = NULL;
   OK(tandem_trainer_new(b, spec, strlen(spec), &t));
   for (size_t i = 0; i < N_QUESTIONS; i++) {
@@ -315,6 +317,10 @@ static tandem_trainer *make_trainer(const tandem_backbone *b, int seed) {
                                     strlen(labels)));
   }
   return t;
+}
+
+static tandem_trainer *make_trainer(const tandem_backbone *b, int seed) {
+  return make_trainer_lr(b, seed, "0.002");
 }
 
 static tandem_trainer *test_trainer(const tandem_backbone *b, const char *bundle_dir) {
@@ -371,6 +377,16 @@ static tandem_trainer *test_trainer(const tandem_backbone *b, const char *bundle
   EXPECT(tandem_trainer_example_count(t) == before);
   ERR(tandem_trainer_report_json(t, &json), TANDEM_ERR_INVALID_ARGUMENT);
   ERR(tandem_trainer_train(NULL, NULL, NULL), TANDEM_ERR_NULL_ARGUMENT);
+
+  /* A learning rate far too high diverges: a numeric error naming it, not a hang. */
+  tandem_trainer *hot = make_trainer_lr(b, 7, "1e30");
+  if (hot) {
+    tandem_error *e = tandem_trainer_train(hot, NULL, NULL);
+    EXPECT(e != NULL && tandem_error_code(e) == TANDEM_ERR_NUMERIC);
+    EXPECT(e != NULL && strstr(tandem_error_message(e), "diverged") != NULL);
+    tandem_error_free(e);
+    tandem_trainer_free(hot);
+  }
 
   progress_state run = {0, 0, 0};
   OK(tandem_trainer_train(t, on_progress, &run));
