@@ -15,7 +15,7 @@ use std::time::Instant;
 use ndarray::{concatenate, Array1, Array2, Axis};
 use tandem::cache::EmbeddingCache;
 use tandem::data::{read_rows, TaskKind, TaskSpec};
-use tandem::train::features::Normalizer;
+use tandem::heads::Normalizer;
 use tandem::train::{Examples, Mode, TrainConfig};
 use tandem::{Backbone, BackboneOptions};
 

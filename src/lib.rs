@@ -27,6 +27,7 @@ pub mod eval;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub mod files;
+pub mod heads;
 pub mod home;
 pub mod metadata;
 pub mod model;

@@ -1,4 +1,4 @@
-//! A trained model ready to serve: backbone + metadata pipeline + network + task decoding.
+//! A trained model ready to serve: a backbone plus the heads of a bundle.
 //!
 //! `Model::predict(&[&str])` is `&self` and thread-safe. The heads sit behind an `Arc` that is
 //! swapped atomically ([`Model::swap_heads`]), so a prediction always uses exactly one version of
@@ -7,175 +7,30 @@
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use ndarray::{Array2, ArrayView2};
-use serde::Serialize;
+use ndarray::Array2;
 
-use crate::backbone::{Backbone, TokenSeqs};
-use crate::bundle::{self, BundleManifest, TaskEntry};
+use crate::backbone::Backbone;
+use crate::bundle::{self, BundleManifest};
 use crate::data::TaskKind;
 use crate::error::{Error, Result};
 use crate::eval::{aggregate, vote_shares, Aggregation};
-use crate::train::features::Normalizer;
-use crate::train::network::{Architecture, Network};
+pub use crate::heads::{
+    decode, decode_votes, predict_arrays, probabilities, GroupPrediction, Heads, TaskPrediction,
+};
 
-/// One task's prediction for one text (or one group).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TaskPrediction {
-    /// Task name.
-    pub task: String,
-    /// Predicted labels: one for multiclass/binary, any number for multi-label, none for
-    /// regression.
-    pub labels: Vec<String>,
-    /// Probability per label (softmax for multiclass; sigmoid per label for binary, where it is
-    /// `[1 - p, p]`, and multi-label); empty for regression.
-    pub probabilities: Vec<f32>,
-    /// The predicted value (regression only).
-    pub value: Option<f32>,
+/// The heads of the bundle in `dir`, checked against `backbone` (for hot-swapping a bundle into
+/// a live model): refuses another backbone, an unknown format, corrupt weights, or metadata
+/// features this build does not produce.
+pub fn load_heads(dir: &Path, backbone: &Backbone) -> Result<Heads> {
+    Ok(load_checked(dir, backbone)?.1)
 }
 
-/// One group's key and its per-task predictions.
-pub type GroupPrediction = (String, Vec<TaskPrediction>);
-
-/// The heads of a model and what decodes them; replaced as a whole on hot-swap.
-#[derive(Debug, Clone)]
-pub struct Heads {
-    /// The network.
-    pub network: Network,
-    /// Feature normalizer (None in embedding-only mode).
-    pub normalizer: Option<Normalizer>,
-    /// Tasks, labels and thresholds, in head order.
-    pub tasks: Vec<TaskEntry>,
-    /// A version number, increased on every swap (0 for the loaded one).
-    pub version: u64,
-}
-
-impl Heads {
-    /// The heads of the bundle in `dir`, checked against `backbone` (for hot-swapping a bundle
-    /// into a live model): refuses another backbone, an unknown format, corrupt weights, or
-    /// metadata features this build does not produce.
-    pub fn load(dir: &Path, backbone: &Backbone) -> Result<Heads> {
-        Ok(Self::load_checked(dir, backbone)?.1)
-    }
-
-    fn load_checked(dir: &Path, backbone: &Backbone) -> Result<(BundleManifest, Heads)> {
-        let (manifest, weights) = bundle::load(dir)?;
-        manifest.check_backbone(backbone)?;
-        let heads = Self::from_bundle(&manifest, &weights)
-            .map_err(|e| Error::new(e.kind(), format!("{}: {}", dir.display(), e.message())))?;
-        Ok((manifest, heads))
-    }
-
-    /// The heads a bundle's manifest and tensors describe, after every check that needs no
-    /// backbone: the feature names against this build's extractor, the architecture against
-    /// the tensors' real sizes (before anything is allocated), and the tasks and feature
-    /// pipeline against the architecture. A bundle is untrusted input: whatever passes here
-    /// predicts without panicking.
-    pub fn from_bundle(manifest: &BundleManifest, weights: &bundle::Weights) -> Result<Heads> {
-        manifest.check_features(&crate::metadata::feature_names())?;
-        let arch: Architecture = serde_json::from_value(manifest.architecture.clone())
-            .map_err(|e| Error::format(format!("bad architecture: {e}")))?;
-        arch.check_weights(weights)?;
-        manifest.check_heads(&arch.outputs, arch.n_features, arch.emb_dim)?;
-        let network = Network::from_weights(arch, weights)?;
-        let normalizer = manifest.features.as_ref().map(Normalizer::from_spec);
-        Ok(Heads {
-            network,
-            normalizer,
-            tasks: manifest.tasks.clone(),
-            version: 0,
-        })
-    }
-}
-
-/// Converts raw head outputs into probabilities (or de-standardized values) per task.
-pub fn probabilities(
-    tasks: &[TaskEntry],
-    arch: &Architecture,
-    raw: &[Array2<f32>],
-) -> Vec<Array2<f32>> {
-    tasks
-        .iter()
-        .zip(raw)
-        .enumerate()
-        .map(|(t, (task, z))| match task.spec.kind {
-            TaskKind::Multiclass => {
-                let mut p = z.clone();
-                for mut row in p.rows_mut() {
-                    let m = row.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-                    row.mapv_inplace(|v| (v - m).exp());
-                    let s = row.sum();
-                    row /= s;
-                }
-                p
-            }
-            TaskKind::Binary | TaskKind::Multilabel => z.mapv(|v| 1.0 / (1.0 + (-v).exp())),
-            TaskKind::Regression => {
-                let (mean, std) = arch.target_scale.get(t).copied().unwrap_or((0.0, 1.0));
-                z.mapv(|v| v * std + mean)
-            }
-        })
-        .collect()
-}
-
-/// Decodes one row of probabilities (or a value) into a [`TaskPrediction`].
-pub fn decode(task: &TaskEntry, row: &[f32]) -> TaskPrediction {
-    let labels = &task.spec.labels;
-    let mut out = TaskPrediction {
-        task: task.spec.name.clone(),
-        labels: vec![],
-        probabilities: vec![],
-        value: None,
-    };
-    match task.spec.kind {
-        TaskKind::Multiclass => {
-            let best = (0..row.len()).fold(0, |b, j| if row[j] > row[b] { j } else { b });
-            out.labels.push(labels[best].clone());
-            out.probabilities = row.to_vec();
-        }
-        TaskKind::Binary => {
-            let p = row[0];
-            let th = task.thresholds.first().copied().unwrap_or(0.5);
-            out.labels.push(labels[usize::from(p >= th)].clone());
-            out.probabilities = vec![1.0 - p, p];
-        }
-        TaskKind::Multilabel => {
-            for (j, &p) in row.iter().enumerate() {
-                if p >= task.thresholds.get(j).copied().unwrap_or(0.5) {
-                    out.labels.push(labels[j].clone());
-                }
-            }
-            out.probabilities = row.to_vec();
-        }
-        TaskKind::Regression => out.value = row.first().copied(),
-    }
-    out
-}
-
-/// Decodes a group's vote shares of a binary or multi-label head ([`vote_shares`]): a label is
-/// predicted when more than half of the group's texts voted for it (a tie is no majority), and
-/// the probabilities are the shares (binary: `[1 - share, share]`).
-pub fn decode_votes(task: &TaskEntry, shares: &[f32]) -> TaskPrediction {
-    let majority = |s: f32| s > 0.5;
-    let labels = &task.spec.labels;
-    let mut out = TaskPrediction {
-        task: task.spec.name.clone(),
-        labels: vec![],
-        probabilities: vec![],
-        value: None,
-    };
-    if task.spec.kind == TaskKind::Binary {
-        let s = shares.first().copied().unwrap_or(0.0);
-        out.labels.push(labels[usize::from(majority(s))].clone());
-        out.probabilities = vec![1.0 - s, s];
-    } else {
-        for (l, &s) in labels.iter().zip(shares) {
-            if majority(s) {
-                out.labels.push(l.clone());
-            }
-        }
-        out.probabilities = shares.to_vec();
-    }
-    out
+fn load_checked(dir: &Path, backbone: &Backbone) -> Result<(BundleManifest, Heads)> {
+    let (manifest, weights) = bundle::load(dir)?;
+    manifest.check_backbone(backbone)?;
+    let heads = bundle::build_heads(&manifest, &weights)
+        .map_err(|e| Error::new(e.kind(), format!("{}: {}", dir.display(), e.message())))?;
+    Ok((manifest, heads))
 }
 
 /// A loaded bundle on a backbone.
@@ -197,7 +52,7 @@ impl Model {
     /// Loads the bundle in `dir` for `backbone`, refusing another backbone, an unknown format,
     /// corrupt weights, or metadata features this build does not produce.
     pub fn load(dir: &Path, backbone: Arc<Backbone>) -> Result<Model> {
-        let (manifest, heads) = Heads::load_checked(dir, &backbone)?;
+        let (manifest, heads) = load_checked(dir, &backbone)?;
         Ok(Model {
             backbone,
             manifest,
@@ -358,56 +213,4 @@ impl Model {
             .collect();
         Ok((out, heads))
     }
-}
-
-/// Probabilities (or values) per task from embeddings, normalized features and, for sequence
-/// heads, the texts' per-token vectors (which pooled heads ignore). Sequence heads run in
-/// chunks of texts, so the f32 copy of the tokens stays small.
-pub fn predict_arrays(
-    heads: &Heads,
-    emb: ArrayView2<'_, f32>,
-    feats: ArrayView2<'_, f32>,
-    tokens: Option<&TokenSeqs>,
-) -> Result<Vec<Array2<f32>>> {
-    let net = &heads.network;
-    let raw = match (net.arch.needs_tokens(), tokens) {
-        (false, _) => net.forward(emb, feats, None)?,
-        (true, None) => {
-            return Err(Error::invalid(
-                "sequence heads need the texts' per-token vectors",
-            ))
-        }
-        (true, Some(t)) => {
-            let n = emb.nrows();
-            if t.len() != n {
-                return Err(Error::invalid(format!(
-                    "{} token sequences for {n} texts",
-                    t.len()
-                )));
-            }
-            let mut parts: Vec<Vec<Array2<f32>>> = Vec::new();
-            let all: Vec<usize> = (0..n).collect();
-            for idx in all.chunks(crate::train::fit::SEQUENCE_CHUNK) {
-                let rows = idx[0]..idx[0] + idx.len();
-                // Features may be an empty placeholder (embedding-only mode).
-                let f = if feats.nrows() == n {
-                    feats.slice(ndarray::s![rows.clone(), ..])
-                } else {
-                    feats.view()
-                };
-                parts.push(net.forward(
-                    emb.slice(ndarray::s![rows, ..]),
-                    f,
-                    Some(&t.gather(idx)),
-                )?);
-            }
-            (0..net.arch.outputs.len())
-                .map(|k| {
-                    let views: Vec<_> = parts.iter().map(|p| p[k].view()).collect();
-                    ndarray::concatenate(ndarray::Axis(0), &views).expect("same widths")
-                })
-                .collect()
-        }
-    };
-    Ok(probabilities(&heads.tasks, &net.arch, &raw))
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use tandem::bundle::{BackboneRef, BundleManifest, FeatureSpecRef};
-use tandem::train::network::Architecture;
+use tandem::heads::Architecture;
 use tandem::train::TrainConfig;
 
 fn read(rel: &str) -> String {
@@ -107,7 +107,7 @@ fn bundle_doc_names_every_manifest_field() {
             std: vec![],
         }),
         tasks: vec![],
-        architecture: serde_json::to_value(&arch).unwrap(),
+        architecture: arch.clone(),
         metrics: serde_json::json!({}),
         training: serde_json::to_value(&config).unwrap(),
         seed: 0,

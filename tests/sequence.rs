@@ -95,7 +95,7 @@ fn sequence_heads_learn_trec_deterministically_and_round_trip_through_bundles() 
         &cfg,
     );
     assert_eq!(
-        manifest.architecture["sequence"]["conv_kernels"],
+        serde_json::to_value(&manifest.architecture).unwrap()["sequence"]["conv_kernels"],
         serde_json::json!([1, 3])
     );
     bundle::save(&dir, &manifest, &weights, false).unwrap();

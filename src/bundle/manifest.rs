@@ -4,8 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::Backbone;
-use crate::data::{TaskKind, TaskSpec};
+use crate::data::TaskKind;
 use crate::error::{Error, ErrorKind, Result};
+pub use crate::heads::TaskEntry;
+use crate::heads::{Architecture, Normalizer};
 
 /// The bundle format this build reads and writes.
 pub const BUNDLE_FORMAT: &str = "tandem-bundle/1";
@@ -51,14 +53,25 @@ pub struct FeatureSpecRef {
     pub std: Vec<f32>,
 }
 
-/// One task as stored: spec, decision thresholds and its loss weight.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskEntry {
-    /// Name, kind and labels.
-    #[serde(flatten)]
-    pub spec: TaskSpec,
-    /// Decision threshold per output (binary: one; multi-label: one per label; else empty).
-    pub thresholds: Vec<f32>,
+impl FeatureSpecRef {
+    /// The bundle form of `normalizer`, with the names of every feature the extractor produced.
+    pub fn of(normalizer: &Normalizer, names: &[&str]) -> FeatureSpecRef {
+        FeatureSpecRef {
+            names: names.iter().map(|s| s.to_string()).collect(),
+            selected: normalizer.selected.clone(),
+            mean: normalizer.mean.clone(),
+            std: normalizer.std.clone(),
+        }
+    }
+
+    /// The normalizer this pipeline describes (checked by [`BundleManifest::check_heads`]).
+    pub fn normalizer(&self) -> Normalizer {
+        Normalizer {
+            selected: self.selected.clone(),
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+        }
+    }
 }
 
 /// `manifest.json` of a bundle.
@@ -74,8 +87,8 @@ pub struct BundleManifest {
     pub features: Option<FeatureSpecRef>,
     /// Tasks, in head order.
     pub tasks: Vec<TaskEntry>,
-    /// Model architecture, as written by the model (mode, layer sizes, ...).
-    pub architecture: serde_json::Value,
+    /// The heads' architecture (mode, layer sizes, ...).
+    pub architecture: Architecture,
     /// Validation / test metrics at save time.
     pub metrics: serde_json::Value,
     /// The effective training config.

@@ -19,6 +19,7 @@ pub use self::save::BUNDLE_FILES;
 pub use self::weights::{parse_weights, read_weights, write_weights, Weights};
 use crate::backbone::sha256_file;
 use crate::error::{Error, ErrorKind, Result};
+use crate::heads::{Heads, Network};
 
 /// File names inside a bundle directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -96,6 +97,26 @@ pub fn load(dir: &Path) -> Result<(BundleManifest, Weights)> {
             }
         }
     }
+}
+
+/// The heads a bundle's manifest and tensors describe, after every check that needs no
+/// backbone: the feature names against this build's extractor, the architecture against
+/// the tensors' real sizes (before anything is allocated), and the tasks and feature
+/// pipeline against the architecture. A bundle is untrusted input: whatever passes here
+/// predicts without panicking.
+pub fn build_heads(manifest: &BundleManifest, weights: &Weights) -> Result<Heads> {
+    manifest.check_features(&crate::metadata::feature_names())?;
+    let arch = manifest.architecture.clone();
+    arch.check_weights(weights)?;
+    manifest.check_heads(&arch.outputs, arch.n_features, arch.emb_dim)?;
+    let network = Network::from_weights(arch, weights)?;
+    let normalizer = manifest.features.as_ref().map(FeatureSpecRef::normalizer);
+    Ok(Heads {
+        network,
+        normalizer,
+        tasks: manifest.tasks.clone(),
+        version: 0,
+    })
 }
 
 /// Parses a bundle's `manifest.json`: the format first (anything but [`BUNDLE_FORMAT`] is

@@ -1,6 +1,5 @@
 //! Named tensors in safetensors, stored as f32 or f16 (through `half`) and always read as f32.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use half::f16;
@@ -9,8 +8,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{Error, Result};
 
-/// Tensors by name.
-pub type Weights = BTreeMap<String, ArrayD<f32>>;
+pub use crate::nn::Weights;
 
 /// Writes `weights` to `path`, as f16 when `f16` is set.
 pub fn write_weights(path: &Path, weights: &Weights, f16_weights: bool) -> Result<()> {

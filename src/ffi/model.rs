@@ -190,7 +190,7 @@ pub unsafe extern "C" fn tandem_model_swap_bundle(
         // SAFETY: as documented on the function.
         let m = unsafe { handle(model, "model") }?;
         let dir = unsafe { path_arg(dir, len, "dir") }?;
-        let heads = Heads::load(&dir, m.inner.backbone())?;
+        let heads = crate::model::load_heads(&dir, m.inner.backbone())?;
         swap(m, heads, out_version)
     })
 }

@@ -92,5 +92,5 @@ pub use mlp::{Mlp, MlpConfig};
 pub use multitask::{FixedWeights, TaskCombination, UncertaintyWeights};
 pub use norm::LayerNorm;
 pub use optim::{AdamW, AdamWConfig, Twin};
-pub use param::{Param, ParamSnapshot};
+pub use param::{Param, ParamSnapshot, Weights};
 pub use schedule::{LrScheduler, Schedule};

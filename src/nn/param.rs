@@ -5,12 +5,15 @@
 //! stable order, so a model is saved by iterating [`crate::nn::Layer::params`] and writing
 //! `(name, shape, data)` triples, and loaded back by name with [`load_values`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Ix1, Ix2, IxDyn};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
+/// Named tensors, as a bundle stores a network's parameters: parameter path → value.
+pub type Weights = BTreeMap<String, ArrayD<f32>>;
 
 /// One learnable tensor: its value, the gradient accumulated by backward passes, and whether
 /// optimizers may change it.

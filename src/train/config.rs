@@ -6,43 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 pub use crate::nn::seq::SequenceConfig;
 
-/// How the model is put together and trained; the modes exist so approaches compare honestly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Stage 1 trains the metadata encoder with auxiliary heads; stage 2 freezes it (optionally
-    /// unfreezing later) and trains the heads on [embedding ; metadata code].
-    TwoStage,
-    /// One stage: encoder and heads on [embedding ; code] trained together from scratch.
-    Joint,
-    /// Heads on the embedding alone; no metadata.
-    EmbeddingOnly,
-    /// The metadata encoder and its heads alone; no embedding.
-    MetadataOnly,
-}
-
-impl std::str::FromStr for Mode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
-            Error::invalid(format!(
-                "unknown mode `{s}` (expected two_stage, joint, embedding_only or metadata_only)"
-            ))
-        })
-    }
-}
-
-impl Mode {
-    /// The snake_case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::TwoStage => "two_stage",
-            Mode::Joint => "joint",
-            Mode::EmbeddingOnly => "embedding_only",
-            Mode::MetadataOnly => "metadata_only",
-        }
-    }
-}
+use crate::heads::Architecture;
+pub use crate::heads::Mode;
+use crate::nn::{ActivationKind, MlpConfig};
 
 /// Loss for classification heads (regression heads use `regression_loss`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -439,6 +405,43 @@ impl TrainConfig {
                 .map_err(|e| Error::invalid(format!("config: head.sequence: {}", e.message())))?;
         }
         Ok(())
+    }
+}
+
+impl Architecture {
+    /// The architecture `config` describes for the given input and output sizes.
+    pub fn from_config(
+        config: &TrainConfig,
+        emb_dim: usize,
+        n_features: usize,
+        outputs: Vec<usize>,
+        target_scale: Vec<(f32, f32)>,
+    ) -> Self {
+        let mlp = |hidden: &[usize], dropout: f32| MlpConfig {
+            hidden: hidden.to_vec(),
+            activation: ActivationKind::Gelu,
+            dropout,
+            layer_norm: true,
+            residual: false,
+        };
+        let uses_meta = config.mode != Mode::EmbeddingOnly;
+        let uses_emb = config.mode != Mode::MetadataOnly;
+        Architecture {
+            mode: config.mode,
+            emb_dim: if uses_emb { emb_dim } else { 0 },
+            n_features: if uses_meta { n_features } else { 0 },
+            encoder: mlp(&config.metadata.hidden, config.metadata.dropout),
+            code_dim: if uses_meta {
+                config.metadata.code_dim
+            } else {
+                0
+            },
+            head: mlp(&config.head.hidden, config.head.dropout),
+            outputs,
+            target_scale,
+            sequence: (uses_emb && config.head.kind == HeadKind::Sequence)
+                .then(|| config.head.sequence.clone()),
+        }
     }
 }
 

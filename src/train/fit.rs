@@ -11,10 +11,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::config::{MultiTask, Schedule, StageConfig};
-use super::network::Network;
 use super::objective::Objective;
 use crate::backbone::TokenSeqs;
 use crate::error::{Error, ErrorKind, Result};
+use crate::heads::Network;
 use crate::nn::early_stop::{EarlyStopDecision, EarlyStopping, EarlyStoppingConfig};
 use crate::nn::metric::Mode as MetricMode;
 use crate::nn::multitask::{FixedWeights, UncertaintyWeights};
@@ -681,8 +681,8 @@ fn validation_loss_semantic(
 mod tests {
     use super::*;
     use crate::data::{Targets, TaskKind};
+    use crate::heads::Architecture;
     use crate::train::config::{LossConfig, TrainConfig};
-    use crate::train::network::Architecture;
 
     /// An embedding-only network with two heads (multiclass and regression) over `d` inputs.
     fn setup(dropout: f32) -> (Network, Array2<f32>, Vec<Objective>) {

@@ -3,9 +3,8 @@
 //! joint, embedding-only and metadata-only modes.
 
 pub mod config;
-pub mod features;
 pub mod fit;
-pub mod network;
+pub mod normalize;
 pub mod objective;
 pub mod session;
 pub mod trainer;

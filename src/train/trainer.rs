@@ -13,18 +13,16 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::config::{HeadKind, Mode, TrainConfig};
-use super::features::Normalizer;
 use super::fit::{fit, EpochRecord, Phase, Progress, StageData, StageReport};
-use super::network::{Architecture, Network};
 use super::objective::{target_scale, Objective};
 use crate::backbone::TokenSeqs;
-use crate::bundle::{BackboneRef, BundleManifest, TaskEntry, BUNDLE_FORMAT};
+use crate::bundle::{BackboneRef, BundleManifest, FeatureSpecRef, TaskEntry, BUNDLE_FORMAT};
 use crate::data::{stratified_split, Targets, TaskKind, TaskSpec};
 use crate::error::{Error, Result};
 use crate::eval::{
     best_f1_threshold, classification_metrics, multilabel_metrics, regression_metrics,
 };
-use crate::model::{predict_arrays, Heads};
+use crate::heads::{predict_arrays, Architecture, Heads, Network, Normalizer};
 use crate::nn::Layer;
 
 /// Training examples as arrays: embeddings and raw metadata features, row-aligned with targets.
@@ -609,9 +607,9 @@ pub fn manifest_for(
             .heads
             .normalizer
             .as_ref()
-            .map(|n| n.to_spec(feature_names)),
+            .map(|n| FeatureSpecRef::of(n, feature_names)),
         tasks: trained.heads.tasks.clone(),
-        architecture: serde_json::to_value(&trained.heads.network.arch).unwrap_or_default(),
+        architecture: trained.heads.network.arch.clone(),
         metrics,
         training: serde_json::to_value(config).unwrap_or_default(),
         seed: config.seed,

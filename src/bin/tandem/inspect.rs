@@ -9,7 +9,6 @@ use clap::Args;
 use serde_json::{json, Value};
 use tandem::bundle::{self, BundleManifest, Weights};
 use tandem::data::TaskKind;
-use tandem::train::network::Architecture;
 use tandem::train::TrainConfig;
 use tandem::{Error, ErrorKind, Result};
 
@@ -187,8 +186,9 @@ fn render(r: &Value, manifest: &BundleManifest) -> String {
         }
         let _ = writeln!(out, "{line}");
     }
-    match serde_json::from_value::<Architecture>(manifest.architecture.clone()) {
-        Ok(a) => {
+    {
+        let a = &manifest.architecture;
+        {
             let _ = writeln!(out, "architecture  mode {}", a.mode.name());
             if a.n_features > 0 {
                 let _ = writeln!(
@@ -252,9 +252,6 @@ fn render(r: &Value, manifest: &BundleManifest) -> String {
                     sizes(&a.outputs)
                 );
             }
-        }
-        Err(_) => {
-            let _ = writeln!(out, "architecture  {}", manifest.architecture);
         }
     }
     match &r["features"] {
@@ -345,7 +342,7 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     // `load` checks the format and the weights' sha256, and `from_bundle` everything a load
     // for serving checks short of the backbone, before anything is shown as verified.
     let (manifest, weights) = bundle::load(&args.dir)?;
-    tandem::model::Heads::from_bundle(&manifest, &weights)
+    bundle::build_heads(&manifest, &weights)
         .map_err(|e| Error::new(e.kind(), format!("{}: {}", args.dir.display(), e.message())))?;
     let r = report(&args.dir, &manifest, &weights)?;
     if args.json {

@@ -1,24 +1,14 @@
-//! The metadata feature pipeline: z-score normalization with statistics learned at training
-//! time, and optional top-k feature selection by mutual information with the labels.
+//! Fitting the metadata feature pipeline: z-score statistics of the training features, and
+//! optional top-k feature selection by mutual information with the labels. Applying it is the
+//! serving side's [`Normalizer::transform`].
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 
-use crate::bundle::FeatureSpecRef;
 use crate::data::Targets;
+pub use crate::heads::Normalizer;
 
 /// Quantile bins per feature for the mutual-information estimate.
 const MI_BINS: usize = 10;
-
-/// A fitted normalizer: which features to keep and how to scale them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Normalizer {
-    /// Indices of the kept features.
-    pub selected: Vec<usize>,
-    /// Means of the kept features.
-    pub mean: Vec<f32>,
-    /// Standard deviations of the kept features (floored, never 0).
-    pub std: Vec<f32>,
-}
 
 impl Normalizer {
     /// Fits on training features `x` [rows, features]. With `top_k > 0`, keeps the `top_k`
@@ -53,34 +43,6 @@ impl Normalizer {
             selected,
             mean,
             std,
-        }
-    }
-
-    /// Selects and z-scores `x` [rows, all features] into [rows, selected].
-    pub fn transform(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
-        Array2::from_shape_fn((x.nrows(), self.selected.len()), |(i, k)| {
-            let v = (x[[i, self.selected[k]]] - self.mean[k]) / self.std[k];
-            // Clip extremes so one odd text cannot blow up the encoder's input.
-            v.clamp(-10.0, 10.0)
-        })
-    }
-
-    /// The bundle form, with the names of all features.
-    pub fn to_spec(&self, names: &[&str]) -> FeatureSpecRef {
-        FeatureSpecRef {
-            names: names.iter().map(|s| s.to_string()).collect(),
-            selected: self.selected.clone(),
-            mean: self.mean.clone(),
-            std: self.std.clone(),
-        }
-    }
-
-    /// Back from the bundle form.
-    pub fn from_spec(spec: &FeatureSpecRef) -> Normalizer {
-        Normalizer {
-            selected: spec.selected.clone(),
-            mean: spec.mean.clone(),
-            std: spec.std.clone(),
         }
     }
 }
@@ -133,7 +95,7 @@ fn mutual_information(a: &[usize], b: &[String]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::array;
+    use ndarray::{array, Array2};
 
     #[test]
     fn zscore_uses_training_stats_and_handles_constants() {

@@ -1,0 +1,206 @@
+//! The trainable network: a metadata encoder (features → code), auxiliary heads on the code
+//! (stage 1, and the whole model in metadata-only mode), and one semantic head per task on
+//! [embedding ; code] (or the embedding alone).
+
+use std::collections::HashMap;
+
+use ndarray::{concatenate, Array2, ArrayView2, Axis};
+use rand_chacha::ChaCha8Rng;
+
+use super::architecture::{Architecture, Mode};
+use crate::backbone::PackedBatch;
+use crate::error::{Error, Result};
+use crate::nn::seq::SequenceEncoder;
+use crate::nn::{Layer, Mlp, MlpConfig, Param, Weights};
+
+/// The network's layers. `Clone` gives an independent copy (used to hot-swap heads).
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// Shape description.
+    pub arch: Architecture,
+    /// features → code (a final linear layer to `code_dim`).
+    pub encoder: Option<Mlp>,
+    /// code → task outputs, one linear head per task (stage 1 and metadata-only mode).
+    pub aux_heads: Vec<Mlp>,
+    /// [embedding ; code ; sequence output] → task outputs, one per task (absent in
+    /// metadata-only mode).
+    pub heads: Vec<Mlp>,
+    /// Per-token vectors → a fixed-width summary (sequence heads only), shared by every task.
+    pub sequence: Option<SequenceEncoder>,
+}
+
+impl Network {
+    /// A freshly initialized network, all weights drawn from `rng` in a fixed order.
+    pub fn new(arch: Architecture, rng: &mut ChaCha8Rng) -> Result<Network> {
+        let mut encoder = None;
+        let mut aux_heads = Vec::new();
+        if arch.n_features > 0 {
+            encoder = Some(
+                Mlp::new(arch.n_features, Some(arch.code_dim), &arch.encoder, rng)?
+                    .named("encoder"),
+            );
+            if matches!(arch.mode, Mode::TwoStage | Mode::MetadataOnly) {
+                let linear = MlpConfig {
+                    hidden: vec![],
+                    ..arch.encoder.clone()
+                };
+                for (t, &o) in arch.outputs.iter().enumerate() {
+                    aux_heads.push(
+                        Mlp::new(arch.code_dim, Some(o), &linear, rng)?.named(&format!("aux.{t}")),
+                    );
+                }
+            }
+        }
+        let mut heads = Vec::new();
+        if arch.mode != Mode::MetadataOnly {
+            for (t, &o) in arch.outputs.iter().enumerate() {
+                heads.push(
+                    Mlp::new(arch.head_input(), Some(o), &arch.head, rng)?
+                        .named(&format!("heads.{t}")),
+                );
+            }
+        }
+        // Drawn last, so pooled networks keep exactly the weights they had before sequence
+        // heads existed.
+        let sequence = match &arch.sequence {
+            Some(cfg) => Some(SequenceEncoder::new(arch.emb_dim, cfg, rng)?.named("sequence")),
+            None => None,
+        };
+        if let Some(seq) = &sequence {
+            if seq.out_dim() != arch.sequence_output() {
+                return Err(Error::new(
+                    crate::error::ErrorKind::Internal,
+                    "sequence encoder width disagrees with the architecture",
+                ));
+            }
+        }
+        Ok(Network {
+            arch,
+            encoder,
+            aux_heads,
+            heads,
+            sequence,
+        })
+    }
+
+    /// Every parameter, in a stable order.
+    pub fn params(&self) -> Vec<&Param> {
+        let mut v: Vec<&Param> = Vec::new();
+        if let Some(e) = &self.encoder {
+            v.extend(e.params());
+        }
+        for h in self.aux_heads.iter().chain(&self.heads) {
+            v.extend(h.params());
+        }
+        if let Some(s) = &self.sequence {
+            v.extend(s.params());
+        }
+        v
+    }
+
+    /// Every parameter, mutably, in the same order as [`Network::params`].
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut v: Vec<&mut Param> = Vec::new();
+        if let Some(e) = &mut self.encoder {
+            v.extend(e.params_mut());
+        }
+        for h in self.aux_heads.iter_mut().chain(self.heads.iter_mut()) {
+            v.extend(h.params_mut());
+        }
+        if let Some(s) = &mut self.sequence {
+            v.extend(s.params_mut());
+        }
+        v
+    }
+
+    /// The metadata code of normalized features (inference).
+    pub fn code(&self, features: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
+        self.encoder.as_ref().map(|e| e.forward_inference(features))
+    }
+
+    /// The pooled part of what the semantic heads see, from embeddings and an optional code.
+    pub fn head_input(&self, emb: ArrayView2<'_, f32>, code: Option<&Array2<f32>>) -> Array2<f32> {
+        match (self.arch.mode, code) {
+            (Mode::TwoStage | Mode::Joint, Some(c)) => {
+                concatenate(Axis(1), &[emb, c.view()]).expect("same number of rows")
+            }
+            _ => emb.to_owned(),
+        }
+    }
+
+    /// Raw outputs (logits, or standardized values) of every task, for inference.
+    /// `emb` may be empty in metadata-only mode; `features` in embedding-only mode; `tokens`
+    /// (the same texts' per-token vectors) is needed by sequence heads and ignored otherwise.
+    pub fn forward(
+        &self,
+        emb: ArrayView2<'_, f32>,
+        features: ArrayView2<'_, f32>,
+        tokens: Option<&PackedBatch>,
+    ) -> Result<Vec<Array2<f32>>> {
+        let code = if self.arch.n_features > 0 {
+            self.code(features)
+        } else {
+            None
+        };
+        if self.arch.mode == Mode::MetadataOnly {
+            let code = code.expect("metadata-only network has an encoder");
+            return Ok(self
+                .aux_heads
+                .iter()
+                .map(|h| h.forward_inference(code.view()))
+                .collect());
+        }
+        let mut input = self.head_input(emb, code.as_ref());
+        if let Some(seq) = &self.sequence {
+            let tokens = tokens.ok_or_else(|| {
+                Error::invalid("sequence heads need the texts' per-token vectors")
+            })?;
+            if tokens.offsets.len() != input.nrows() + 1 {
+                return Err(Error::invalid(format!(
+                    "{} token sequences for {} texts",
+                    tokens.offsets.len().saturating_sub(1),
+                    input.nrows()
+                )));
+            }
+            let pooled = seq.forward_inference(tokens.tokens.view(), &tokens.offsets);
+            input = concatenate(Axis(1), &[input.view(), pooled.view()]).expect("rows");
+        }
+        Ok(self
+            .heads
+            .iter()
+            .map(|h| h.forward_inference(input.view()))
+            .collect())
+    }
+
+    /// The parameters as named tensors, for the bundle.
+    pub fn weights(&self) -> Weights {
+        self.params()
+            .into_iter()
+            .map(|p| (p.name.clone(), p.value.clone()))
+            .collect()
+    }
+
+    /// Rebuilds a network from its architecture and bundle tensors; every parameter must be
+    /// present with the right shape, and no tensor may be left over.
+    pub fn from_weights(arch: Architecture, weights: &Weights) -> Result<Network> {
+        // Before Network::new allocates what the architecture claims.
+        arch.check_weights(weights)?;
+        // The seed only shapes initial values, which are all overwritten below.
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+        let mut net = Network::new(arch, &mut rng)?;
+        let values: HashMap<String, ndarray::ArrayD<f32>> = weights
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut params = net.params_mut();
+        crate::nn::param::load_values(&mut params, &values, true)?;
+        if values.len() != params.len() {
+            return Err(Error::format(format!(
+                "bundle has {} tensors, the architecture expects {}",
+                values.len(),
+                params.len()
+            )));
+        }
+        Ok(net)
+    }
+}
