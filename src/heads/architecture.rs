@@ -3,6 +3,9 @@
 //! manifest. Validated with checked arithmetic before anything is built, since a bundle is
 //! untrusted input.
 
+use std::ops::Range;
+
+use ndarray::{concatenate, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -74,25 +77,37 @@ pub struct Architecture {
 }
 
 impl Architecture {
+    /// Where each block of the semantic heads' input sits.
+    pub fn input_layout(&self) -> InputLayout {
+        let (emb, code) = match self.mode {
+            Mode::EmbeddingOnly => (self.emb_dim, 0),
+            Mode::MetadataOnly => (0, 0),
+            Mode::TwoStage | Mode::Joint => (self.emb_dim, self.code_dim),
+        };
+        let seq = self
+            .sequence
+            .as_ref()
+            .map_or(0, |c| c.out_dim(self.emb_dim));
+        InputLayout {
+            embedding: 0..emb,
+            code: emb..emb + code,
+            sequence: emb + code..emb + code + seq,
+        }
+    }
+
     /// Width of the pooled part of the heads' input: [embedding ; code].
     pub fn pooled_input(&self) -> usize {
-        match self.mode {
-            Mode::EmbeddingOnly => self.emb_dim,
-            Mode::MetadataOnly => 0,
-            Mode::TwoStage | Mode::Joint => self.emb_dim + self.code_dim,
-        }
+        self.input_layout().code.end
     }
 
     /// Width of the sequence encoder's output (0 for pooled heads).
     pub fn sequence_output(&self) -> usize {
-        self.sequence
-            .as_ref()
-            .map_or(0, |c| c.out_dim(self.emb_dim))
+        self.input_layout().sequence.len()
     }
 
     /// Width of what the semantic heads see: [embedding ; code ; sequence output].
     pub fn head_input(&self) -> usize {
-        self.pooled_input() + self.sequence_output()
+        self.input_layout().width()
     }
 
     /// Whether the heads read per-token vectors.
@@ -216,5 +231,36 @@ impl Architecture {
             )));
         }
         Ok(())
+    }
+}
+
+/// The semantic heads' input, `[embedding ; code ; sequence]`: the one place that says which
+/// columns hold which block. The code is present in the two-stage and joint modes, the
+/// sequence block with sequence heads; an absent block is an empty range. Inference builds the
+/// input in this order, and the training pass's backward slices the input gradient by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputLayout {
+    /// The pooled embedding's columns.
+    pub embedding: Range<usize>,
+    /// The metadata code's columns.
+    pub code: Range<usize>,
+    /// The sequence encoder's output columns.
+    pub sequence: Range<usize>,
+}
+
+impl InputLayout {
+    /// The input's width.
+    pub fn width(&self) -> usize {
+        self.sequence.end
+    }
+
+    /// The present blocks side by side, in layout order (a single block is copied as it is).
+    pub fn join(blocks: &[Option<ArrayView2<'_, f32>>]) -> Array2<f32> {
+        let present: Vec<ArrayView2<'_, f32>> = blocks.iter().flatten().copied().collect();
+        match present.as_slice() {
+            [] => Array2::zeros((0, 0)),
+            [one] => one.to_owned(),
+            many => concatenate(Axis(1), many).expect("blocks of the same texts"),
+        }
     }
 }

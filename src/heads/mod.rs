@@ -9,11 +9,11 @@ mod normalizer;
 
 use ndarray::{Array2, ArrayView2};
 
-pub use self::architecture::{Architecture, Mode};
+pub use self::architecture::{Architecture, InputLayout, Mode};
 pub use self::decode::{
     decode, decode_votes, probabilities, GroupPrediction, TaskEntry, TaskPrediction,
 };
-pub use self::network::Network;
+pub use self::network::{Network, TrainBatch};
 pub use self::normalizer::Normalizer;
 use crate::backbone::TokenSeqs;
 use crate::error::{Error, Result};

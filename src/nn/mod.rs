@@ -91,6 +91,6 @@ pub use metric::Mode;
 pub use mlp::{Mlp, MlpConfig};
 pub use multitask::{FixedWeights, TaskCombination, UncertaintyWeights};
 pub use norm::LayerNorm;
-pub use optim::{AdamW, AdamWConfig, Twin};
+pub use optim::{AdamW, AdamWConfig, Mirror};
 pub use param::{Param, ParamSnapshot, Weights};
 pub use schedule::{LrScheduler, Schedule};

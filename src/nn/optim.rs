@@ -176,29 +176,29 @@ impl AdamW {
         norm
     }
 
-    /// [`AdamW::step_clipped`] for a parameter set trained data-parallel with a twin copy:
-    /// `twins[i]`, when given, holds `params[i]`'s twin, whose gradient is added into the
-    /// parameter's (and zeroed) in the pass that measures the norm, and which receives the
-    /// updated value in the pass that updates it. Two passes over the weights, where merging,
-    /// updating and copying separately took four; the result is bit-identical to merging
-    /// first, calling `step_clipped`, then copying.
-    pub fn step_clipped_twins(
+    /// [`AdamW::step_clipped`] for parameters that have mirrors: other buffers of the same
+    /// length that hold more gradient for the parameter and must hold its value. `mirrors[i]`,
+    /// when given, has its gradient added into `params[i]`'s (and zeroed) in the pass that
+    /// measures the norm, and receives the updated value in the pass that updates. Two passes
+    /// over the weights, where adding, updating and copying separately took four; the result is
+    /// bit-identical to adding first, calling `step_clipped`, then copying.
+    pub fn step_clipped_mirrored(
         &mut self,
         params: &mut [&mut Param],
-        twins: &mut [Option<Twin<'_>>],
+        mirrors: &mut [Option<Mirror<'_>>],
         max_norm: Option<f32>,
     ) -> f32 {
-        assert_eq!(params.len(), twins.len(), "one twin slot per parameter");
+        assert_eq!(params.len(), mirrors.len(), "one mirror slot per parameter");
         let squares: f64 = params
             .iter_mut()
-            .zip(twins.iter_mut())
+            .zip(mirrors.iter_mut())
             .filter(|(p, _)| p.trainable)
-            .map(|(p, twin)| {
+            .map(|(p, mirror)| {
                 if !p.grad.is_standard_layout() {
                     p.grad = p.grad.as_standard_layout().into_owned();
                 }
                 let g = p.grad.as_slice_mut().expect("standard layout");
-                match twin {
+                match mirror {
                     Some(t) => merge_sum_squares(g, t.grad),
                     None => sum_squares(g),
                 }
@@ -210,26 +210,26 @@ impl AdamW {
             return norm;
         }
         let scale = max_norm.map_or(1.0, |m| clip_scale(norm, m));
-        self.update_all(params, twins, scale, true);
+        self.update_all(params, mirrors, scale, true);
         norm
     }
 
     /// One update using `grad_scale · grad` as the gradient; with `zero_grad`, every gradient
     /// (trainable or not) is set to zero afterwards in the same pass.
     pub fn step_scaled(&mut self, params: &mut [&mut Param], grad_scale: f32, zero_grad: bool) {
-        let mut no_twins: Vec<Option<Twin<'_>>> = params.iter().map(|_| None).collect();
-        self.update_all(params, &mut no_twins, grad_scale, zero_grad);
+        let mut none: Vec<Option<Mirror<'_>>> = params.iter().map(|_| None).collect();
+        self.update_all(params, &mut none, grad_scale, zero_grad);
     }
 
     fn update_all(
         &mut self,
         params: &mut [&mut Param],
-        twins: &mut [Option<Twin<'_>>],
+        mirrors: &mut [Option<Mirror<'_>>],
         grad_scale: f32,
         zero_grad: bool,
     ) {
         let c = self.config.clone();
-        for (p, twin) in params.iter_mut().zip(twins.iter_mut()) {
+        for (p, mirror) in params.iter_mut().zip(mirrors.iter_mut()) {
             if !p.trainable {
                 if zero_grad {
                     p.zero_grad();
@@ -282,7 +282,7 @@ impl AdamW {
             let grad = grad.as_slice_mut().expect("standard layout");
             let m = st.m.as_slice_mut().expect("standard layout");
             let v = st.v.as_slice_mut().expect("standard layout");
-            match (zero_grad, twin) {
+            match (zero_grad, mirror) {
                 (true, Some(t)) => update::<true, true>(&k, value, grad, m, v, t.value),
                 (true, None) => update::<true, false>(&k, value, grad, m, v, &mut []),
                 (false, Some(t)) => update::<false, true>(&k, value, grad, m, v, t.value),
@@ -292,14 +292,13 @@ impl AdamW {
     }
 }
 
-/// The twin of a parameter in data-parallel training (see [`AdamW::step_clipped_twins`]): its
-/// gradient and value, both as long as the parameter's. Twins of frozen parameters are left
-/// alone.
+/// A parameter's mirror (see [`AdamW::step_clipped_mirrored`]): a gradient and a value as long
+/// as the parameter's. Mirrors of frozen parameters are left alone.
 #[derive(Debug)]
-pub struct Twin<'a> {
-    /// The twin's accumulated gradient: added into the parameter's, then zeroed.
+pub struct Mirror<'a> {
+    /// More gradient for the parameter: added into its gradient, then zeroed.
     pub grad: &'a mut [f32],
-    /// The twin's value: overwritten with the parameter's updated value.
+    /// Overwritten with the parameter's updated value.
     pub value: &'a mut [f32],
 }
 
@@ -320,18 +319,18 @@ struct UpdateConsts {
 
 /// [`update_slice`] over whole parameters, large ones split into pieces run on rayon's pool
 /// (element-wise, so the result does not depend on how many threads run). With `MIRROR`,
-/// `twin` (as long as `w`) receives the updated weights; without, it is empty.
+/// `mirror` (as long as `w`) receives the updated weights; without, it is empty.
 fn update<const ZERO_GRAD: bool, const MIRROR: bool>(
     k: &UpdateConsts,
     w: &mut [f32],
     g: &mut [f32],
     m: &mut [f32],
     v: &mut [f32],
-    twin: &mut [f32],
+    mirror: &mut [f32],
 ) {
     assert!(
-        !MIRROR || twin.len() == w.len(),
-        "twin and parameter lengths differ"
+        !MIRROR || mirror.len() == w.len(),
+        "mirror and parameter lengths differ"
     );
     let run = |w: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32], t: &mut [f32]| {
         vectorized(
@@ -340,7 +339,7 @@ fn update<const ZERO_GRAD: bool, const MIRROR: bool>(
         )
     };
     if !parallel::worth_it(w.len()) {
-        return run(w, g, m, v, twin);
+        return run(w, g, m, v, mirror);
     }
     let piece = parallel::PIECE;
     let pieces = w
@@ -350,7 +349,7 @@ fn update<const ZERO_GRAD: bool, const MIRROR: bool>(
         .zip(v.par_chunks_mut(piece));
     if MIRROR {
         pieces
-            .zip(twin.par_chunks_mut(piece))
+            .zip(mirror.par_chunks_mut(piece))
             .for_each(|((((w, g), m), v), t)| run(w, g, m, v, t));
     } else {
         pieces.for_each(|(((w, g), m), v)| run(w, g, m, v, &mut []));
@@ -359,7 +358,7 @@ fn update<const ZERO_GRAD: bool, const MIRROR: bool>(
 
 /// The AdamW update of `w` with its gradient `g` and moments `m`, `v` (all the same length);
 /// with `ZERO_GRAD` the gradient is zeroed in the same pass, with `MIRROR` the new weights are
-/// also written to `twin`. Branch-free, so it vectorizes.
+/// also written to `mirror`. Branch-free, so it vectorizes.
 #[inline(always)]
 fn update_slice<const ZERO_GRAD: bool, const MIRROR: bool>(
     k: &UpdateConsts,
@@ -367,11 +366,11 @@ fn update_slice<const ZERO_GRAD: bool, const MIRROR: bool>(
     g: &mut [f32],
     m: &mut [f32],
     v: &mut [f32],
-    twin: &mut [f32],
+    mirror: &mut [f32],
 ) {
     let n = w.len();
     let (g, m, v) = (&mut g[..n], &mut m[..n], &mut v[..n]);
-    let twin = if MIRROR { &mut twin[..n] } else { twin };
+    let mirror = if MIRROR { &mut mirror[..n] } else { mirror };
     for i in 0..n {
         let gs = g[i] * k.grad_scale;
         // Flush moments that decay towards the subnormal range (a gradient that stays exactly
@@ -392,7 +391,7 @@ fn update_slice<const ZERO_GRAD: bool, const MIRROR: bool>(
         let w_new = w[i] * k.decay - k.step_size * m_new / denom;
         w[i] = w_new;
         if MIRROR {
-            twin[i] = w_new;
+            mirror[i] = w_new;
         }
         if ZERO_GRAD {
             g[i] = 0.0;
@@ -433,7 +432,7 @@ fn sum_squares(xs: &[f32]) -> f64 {
 /// [`sum_squares`] of `g + g2`, written into `g` block by block as it goes (and `g2` zeroed):
 /// the same blocks and the same sums, so the same result as merging first.
 fn merge_sum_squares(g: &mut [f32], g2: &mut [f32]) -> f64 {
-    assert_eq!(g.len(), g2.len(), "twin gradient lengths differ");
+    assert_eq!(g.len(), g2.len(), "mirror gradient lengths differ");
     let mut blocks = vec![0.0f64; g.len().div_ceil(BLOCK)];
     let run = |(out, (g, g2)): (&mut [f64], (&mut [f32], &mut [f32]))| {
         vectorized(
@@ -573,42 +572,46 @@ mod tests {
     }
 
     #[test]
-    fn twin_steps_are_merge_then_step_then_copy_bit_for_bit() {
+    fn mirrored_steps_are_merge_then_step_then_copy_bit_for_bit() {
         for clip in [None, Some(0.5)] {
-            let (mut a, mut twin_a) = (params(1), params(2));
+            let (mut a, mut mirror_a) = (params(1), params(2));
             let mut b = a.clone();
-            let mut twin_b = twin_a.clone();
+            let mut mirror_b = mirror_a.clone();
             let cfg = AdamWConfig::default();
             let (mut opt_a, mut opt_b) =
                 (AdamW::new(cfg.clone()).unwrap(), AdamW::new(cfg).unwrap());
             for step in 0..3 {
-                // The reference: merge the twin's gradient in, step, copy the weights out.
-                for (p, t) in a.iter_mut().zip(twin_a.iter_mut()) {
+                // The reference: merge the mirror's gradient in, step, copy the weights out.
+                for (p, t) in a.iter_mut().zip(mirror_a.iter_mut()) {
                     p.grad += &t.grad;
                     t.grad.fill(0.0);
                 }
                 let mut refs: Vec<&mut Param> = a.iter_mut().collect();
                 let na = opt_a.step_clipped(&mut refs, clip);
-                for (p, t) in a.iter().zip(twin_a.iter_mut()) {
+                for (p, t) in a.iter().zip(mirror_a.iter_mut()) {
                     t.value.assign(&p.value);
                 }
                 let mut refs: Vec<&mut Param> = b.iter_mut().collect();
-                let mut twins: Vec<Option<Twin<'_>>> = twin_b
+                let mut mirrors: Vec<Option<Mirror<'_>>> = mirror_b
                     .iter_mut()
                     .map(|t| {
                         let Param { value, grad, .. } = t;
-                        Some(Twin {
+                        Some(Mirror {
                             grad: grad.as_slice_mut().unwrap(),
                             value: value.as_slice_mut().unwrap(),
                         })
                     })
                     .collect();
-                let nb = opt_b.step_clipped_twins(&mut refs, &mut twins, clip);
+                let nb = opt_b.step_clipped_mirrored(&mut refs, &mut mirrors, clip);
                 assert_eq!(na.to_bits(), nb.to_bits(), "norm, step {step}");
-                for ((p, q), (t, u)) in a.iter().zip(&b).zip(twin_a.iter().zip(&twin_b)) {
+                for ((p, q), (t, u)) in a.iter().zip(&b).zip(mirror_a.iter().zip(&mirror_b)) {
                     assert_eq!(p.value, q.value, "{} value, step {step}", p.name);
-                    assert_eq!(t.value, u.value, "{} twin value", p.name);
-                    assert_eq!(q.value, u.value, "{}: the twin has the new weights", p.name);
+                    assert_eq!(t.value, u.value, "{} mirror value", p.name);
+                    assert_eq!(
+                        q.value, u.value,
+                        "{}: the mirror has the new weights",
+                        p.name
+                    );
                     assert!(q.grad.iter().chain(u.grad.iter()).all(|&g| g == 0.0));
                 }
                 // New gradients for the next step, the same on both sides.
@@ -617,7 +620,7 @@ mod tests {
                     p.grad.assign(&g);
                     q.grad.assign(&g);
                 }
-                for (i, (t, u)) in twin_a.iter_mut().zip(twin_b.iter_mut()).enumerate() {
+                for (i, (t, u)) in mirror_a.iter_mut().zip(mirror_b.iter_mut()).enumerate() {
                     let g = params(20 + step)[i].grad.clone();
                     t.grad.assign(&g);
                     u.grad.assign(&g);

@@ -44,6 +44,19 @@ pub enum ClassWeights {
     Sqrt,
 }
 
+impl ClassWeights {
+    /// The loss's class weighting this setting names (the effective number uses β = 0.999).
+    pub fn weighting(self) -> crate::nn::ClassWeighting {
+        use crate::nn::ClassWeighting as W;
+        match self {
+            ClassWeights::None => W::None,
+            ClassWeights::Balanced => W::Balanced,
+            ClassWeights::EffectiveNumber => W::EffectiveNumber { beta: 0.999 },
+            ClassWeights::Sqrt => W::Sqrt,
+        }
+    }
+}
+
 /// Learning-rate schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -88,6 +101,45 @@ pub struct StageConfig {
     pub warmup_fraction: f32,
     /// Global gradient-norm clip (0 = no clipping).
     pub clip_norm: f32,
+}
+
+impl StageConfig {
+    /// The learning-rate schedule of a stage of `total_steps` optimizer steps: the config names
+    /// the kind, and these are its fixed settings (a cosine decays to 5% of the peak; a plateau
+    /// halves the rate after 2 epochs without an improvement of 1e-4, down to 0.1% of it).
+    pub fn lr_schedule(&self, total_steps: usize) -> crate::nn::Schedule {
+        use crate::nn::Schedule as Nn;
+        match self.schedule {
+            Schedule::Constant => Nn::Constant,
+            Schedule::Cosine => Nn::CosineWithWarmup {
+                warmup_steps: (total_steps as f32 * self.warmup_fraction) as usize,
+                total_steps,
+                min_lr_ratio: 0.05,
+            },
+            Schedule::Plateau => Nn::ReduceOnPlateau {
+                factor: 0.5,
+                patience: 2,
+                min_lr: self.lr * 1e-3,
+                threshold: 1e-4,
+                mode: crate::nn::Mode::Min,
+            },
+        }
+    }
+
+    /// Early stopping on the validation loss, restoring the best epoch's weights (patience 0:
+    /// never stop early).
+    pub fn early_stopping(&self) -> crate::nn::EarlyStoppingConfig {
+        crate::nn::EarlyStoppingConfig {
+            patience: if self.patience == 0 {
+                usize::MAX
+            } else {
+                self.patience
+            },
+            min_delta: self.min_delta,
+            mode: crate::nn::Mode::Min,
+            restore_best: true,
+        }
+    }
 }
 
 impl Default for StageConfig {

@@ -3,13 +3,15 @@
 //! joint, embedding-only and metadata-only modes.
 
 pub mod config;
-pub mod fit;
+mod data_parallel;
 pub mod normalize;
 pub mod objective;
 pub mod session;
+pub mod stage;
+mod step;
 pub mod trainer;
 
 pub use self::config::{Mode, TrainConfig};
-pub use self::fit::{EpochRecord, StageReport};
 pub use self::session::{TaskDecl, Trainer, TrainerSpec};
+pub use self::stage::{EpochRecord, StageReport};
 pub use self::trainer::{train, Examples, TrainReport, Trained};

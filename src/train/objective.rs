@@ -7,7 +7,7 @@ use ndarray::{Array2, ArrayView2};
 use super::config::{ClassLoss, ClassWeights, LossConfig, RegressionLoss};
 use crate::data::{Targets, TaskKind};
 use crate::error::{Error, Result};
-use crate::nn::loss::{self, ClassWeighting};
+use crate::nn::loss;
 
 /// One task's targets in training form plus what its loss needs.
 #[derive(Debug, Clone)]
@@ -37,15 +37,6 @@ pub fn target_scale(targets: &Targets) -> (f32, f32) {
     }
 }
 
-fn scheme(w: ClassWeights) -> ClassWeighting {
-    match w {
-        ClassWeights::None => ClassWeighting::None,
-        ClassWeights::Balanced => ClassWeighting::Balanced,
-        ClassWeights::EffectiveNumber => ClassWeighting::EffectiveNumber { beta: 0.999 },
-        ClassWeights::Sqrt => ClassWeighting::Sqrt,
-    }
-}
-
 impl Objective {
     /// Builds the objective of a task over its training `targets`. Class weights are computed
     /// from these (training) counts; `scale` standardizes regression targets.
@@ -70,7 +61,10 @@ impl Objective {
                 let mut counts = vec![0usize; n_outputs];
                 c.iter().for_each(|&i| counts[i] += 1);
                 if config.class_weights != ClassWeights::None {
-                    obj.weights = Some(loss::class_weights(&counts, scheme(config.class_weights))?);
+                    obj.weights = Some(loss::class_weights(
+                        &counts,
+                        config.class_weights.weighting(),
+                    )?);
                 }
                 obj.classes = c.clone();
             }
@@ -248,7 +242,7 @@ fn pos_weights(neg: &[usize], pos: &[usize], w: ClassWeights) -> Result<Option<V
     neg.iter()
         .zip(pos)
         .map(|(&n, &p)| {
-            let cw = loss::class_weights(&[n, p], scheme(w))?;
+            let cw = loss::class_weights(&[n, p], w.weighting())?;
             Ok(if cw[0] > 0.0 { cw[1] / cw[0] } else { 1.0 })
         })
         .collect::<Result<Vec<f32>>>()

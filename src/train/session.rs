@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::config::{HeadKind, Mode, TrainConfig};
-use super::fit::{EpochRecord, Progress};
+use super::stage::{EpochRecord, Progress};
 use super::trainer::{
     evaluate_arrays, manifest_for, split_examples_of, Examples, TrainReport, Trained,
 };

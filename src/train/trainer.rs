@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::config::{HeadKind, Mode, TrainConfig};
-use super::fit::{fit, EpochRecord, Phase, Progress, StageData, StageReport};
 use super::objective::{target_scale, Objective};
+use super::stage::{fit, EpochRecord, Phase, Progress, StageData, StageReport};
 use crate::backbone::TokenSeqs;
 use crate::bundle::{BackboneRef, BundleManifest, FeatureSpecRef, TaskEntry, BUNDLE_FORMAT};
 use crate::data::{stratified_split, Targets, TaskKind, TaskSpec};

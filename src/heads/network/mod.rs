@@ -1,14 +1,20 @@
 //! The trainable network: a metadata encoder (features → code), auxiliary heads on the code
-//! (stage 1, and the whole model in metadata-only mode), and one semantic head per task on
-//! [embedding ; code] (or the embedding alone).
+//! (stage 1, and the whole model in metadata-only mode), a sequence encoder over per-token
+//! vectors (sequence heads), and one semantic head per task on the input blocks
+//! [embedding ; code ; sequence] (see [`InputLayout`](super::InputLayout)).
+//!
+//! Its passes: inference ([`Network::forward`]) and training ([`Network::forward_train`] and
+//! [`Network::backward_train`], and their metadata-stage twins), each in its own file.
+
+mod inference;
+mod training;
 
 use std::collections::HashMap;
 
-use ndarray::{concatenate, Array2, ArrayView2, Axis};
 use rand_chacha::ChaCha8Rng;
 
+pub use self::training::TrainBatch;
 use super::architecture::{Architecture, Mode};
-use crate::backbone::PackedBatch;
 use crate::error::{Error, Result};
 use crate::nn::seq::SequenceEncoder;
 use crate::nn::{Layer, Mlp, MlpConfig, Param, Weights};
@@ -27,6 +33,9 @@ pub struct Network {
     pub heads: Vec<Mlp>,
     /// Per-token vectors → a fixed-width summary (sequence heads only), shared by every task.
     pub sequence: Option<SequenceEncoder>,
+    /// Which blocks the last training forward ran through trainable layers (what its backward
+    /// must reach).
+    pass: Option<training::Pass>,
 }
 
 impl Network {
@@ -80,6 +89,7 @@ impl Network {
             aux_heads,
             heads,
             sequence,
+            pass: None,
         })
     }
 
@@ -111,65 +121,6 @@ impl Network {
             v.extend(s.params_mut());
         }
         v
-    }
-
-    /// The metadata code of normalized features (inference).
-    pub fn code(&self, features: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
-        self.encoder.as_ref().map(|e| e.forward_inference(features))
-    }
-
-    /// The pooled part of what the semantic heads see, from embeddings and an optional code.
-    pub fn head_input(&self, emb: ArrayView2<'_, f32>, code: Option<&Array2<f32>>) -> Array2<f32> {
-        match (self.arch.mode, code) {
-            (Mode::TwoStage | Mode::Joint, Some(c)) => {
-                concatenate(Axis(1), &[emb, c.view()]).expect("same number of rows")
-            }
-            _ => emb.to_owned(),
-        }
-    }
-
-    /// Raw outputs (logits, or standardized values) of every task, for inference.
-    /// `emb` may be empty in metadata-only mode; `features` in embedding-only mode; `tokens`
-    /// (the same texts' per-token vectors) is needed by sequence heads and ignored otherwise.
-    pub fn forward(
-        &self,
-        emb: ArrayView2<'_, f32>,
-        features: ArrayView2<'_, f32>,
-        tokens: Option<&PackedBatch>,
-    ) -> Result<Vec<Array2<f32>>> {
-        let code = if self.arch.n_features > 0 {
-            self.code(features)
-        } else {
-            None
-        };
-        if self.arch.mode == Mode::MetadataOnly {
-            let code = code.expect("metadata-only network has an encoder");
-            return Ok(self
-                .aux_heads
-                .iter()
-                .map(|h| h.forward_inference(code.view()))
-                .collect());
-        }
-        let mut input = self.head_input(emb, code.as_ref());
-        if let Some(seq) = &self.sequence {
-            let tokens = tokens.ok_or_else(|| {
-                Error::invalid("sequence heads need the texts' per-token vectors")
-            })?;
-            if tokens.offsets.len() != input.nrows() + 1 {
-                return Err(Error::invalid(format!(
-                    "{} token sequences for {} texts",
-                    tokens.offsets.len().saturating_sub(1),
-                    input.nrows()
-                )));
-            }
-            let pooled = seq.forward_inference(tokens.tokens.view(), &tokens.offsets);
-            input = concatenate(Axis(1), &[input.view(), pooled.view()]).expect("rows");
-        }
-        Ok(self
-            .heads
-            .iter()
-            .map(|h| h.forward_inference(input.view()))
-            .collect())
     }
 
     /// The parameters as named tensors, for the bundle.

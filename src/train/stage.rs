@@ -1,0 +1,561 @@
+//! The loop of one training stage: seeded shuffling, mini-batches ([`super::step`]), AdamW
+//! with clipping and an LR schedule, per-epoch validation, early stopping with restore-best,
+//! and a progress callback that can cancel.
+
+use std::time::Instant;
+
+use ndarray::{Array2, ArrayView2, CowArray, Ix2};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::config::{MultiTask, StageConfig};
+use super::data_parallel::DataParallel;
+use super::objective::Objective;
+use super::step::{all_params, all_params_ref, train_step, Batch, Combine};
+use crate::backbone::TokenSeqs;
+use crate::error::{Error, ErrorKind, Result};
+use crate::heads::{InputLayout, Network};
+use crate::nn::early_stop::{EarlyStopDecision, EarlyStopping};
+use crate::nn::multitask::{FixedWeights, UncertaintyWeights};
+use crate::nn::optim::{AdamW, AdamWConfig};
+use crate::nn::parallel;
+use crate::nn::schedule::LrScheduler;
+use crate::nn::Layer;
+
+/// One epoch of one stage, as reported to progress callbacks and stored in the bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochRecord {
+    /// Stage name (`stage1`, `stage2`, `joint`, ...).
+    pub stage: String,
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// Maximum epochs of the stage.
+    pub epochs: usize,
+    /// Mean training loss of the epoch (combined over tasks).
+    pub train_loss: f32,
+    /// Validation loss (sum over tasks, unweighted).
+    pub valid_loss: f32,
+    /// The first task's validation metric: macro-F1 (classification, at the default
+    /// threshold) or RMSE (regression). None where no validation pass ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<f32>,
+    /// Learning rate at the end of the epoch.
+    pub lr: f32,
+    /// Seconds since the stage started.
+    pub elapsed: f64,
+}
+
+/// A finished stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    /// Stage name.
+    pub stage: String,
+    /// Epochs actually run.
+    pub epochs_run: usize,
+    /// Epoch (0-based) with the best validation loss; its weights are the ones kept.
+    pub best_epoch: usize,
+    /// That validation loss.
+    pub best_valid_loss: f32,
+    /// Wall time of the stage in seconds.
+    pub seconds: f64,
+    /// Wall time from the stage's start to the end of its best epoch.
+    pub seconds_to_best: f64,
+    /// Per-epoch history.
+    pub history: Vec<EpochRecord>,
+}
+
+/// Progress callback: gets each epoch's record; returning `false` cancels training.
+pub type Progress<'a> = &'a mut dyn FnMut(&EpochRecord) -> bool;
+
+/// What the heads of a stage see.
+pub enum Phase {
+    /// Encoder + auxiliary heads on normalized features.
+    Metadata,
+    /// Semantic heads on [embedding ; code] (or the embedding alone); the encoder is trained
+    /// too when it is trainable (joint mode, or after unfreezing).
+    Semantic {
+        /// Epoch at which a frozen encoder becomes trainable, and its LR multiplier.
+        unfreeze: Option<(usize, f32)>,
+    },
+}
+
+/// The data one stage trains and validates on.
+pub struct StageData<'a> {
+    /// Training embeddings `[n, d]` (may have 0 columns).
+    pub emb: ArrayView2<'a, f32>,
+    /// Training normalized features `[n, f]` (may have 0 columns).
+    pub feats: ArrayView2<'a, f32>,
+    /// Training objectives, one per task.
+    pub objectives: &'a [Objective],
+    /// Validation embeddings.
+    pub valid_emb: ArrayView2<'a, f32>,
+    /// Validation features.
+    pub valid_feats: ArrayView2<'a, f32>,
+    /// Validation objectives.
+    pub valid_objectives: &'a [Objective],
+    /// Training texts' per-token vectors (sequence heads only).
+    pub tokens: Option<&'a TokenSeqs>,
+    /// Validation texts' per-token vectors (sequence heads only).
+    pub valid_tokens: Option<&'a TokenSeqs>,
+}
+
+/// What one stage keeps from epoch to epoch.
+struct StageState {
+    combine: Combine,
+    scheduler: LrScheduler,
+    opt: AdamW,
+    stopper: EarlyStopping,
+    parallel: DataParallel,
+    /// `[embedding ; code]` of the training and validation rows while the encoder is frozen
+    /// (a frozen encoder's code never changes: computed once).
+    frozen: Option<(Array2<f32>, Array2<f32>)>,
+}
+
+impl StageState {
+    fn new(
+        n: usize,
+        n_tasks: usize,
+        cfg: &StageConfig,
+        multitask: MultiTask,
+        seed: u64,
+    ) -> Result<Self> {
+        let task_names: Vec<String> = (0..n_tasks).map(|t| t.to_string()).collect();
+        let names: Vec<&str> = task_names.iter().map(String::as_str).collect();
+        let combine = match multitask {
+            MultiTask::Fixed => Combine::Fixed(FixedWeights::uniform(n_tasks)),
+            MultiTask::Uncertainty => {
+                Combine::Uncertainty(UncertaintyWeights::new("uncertainty", &names, 0.0)?)
+            }
+        };
+        let total_steps = n.div_ceil(cfg.batch_size) * cfg.epochs;
+        Ok(StageState {
+            combine,
+            scheduler: LrScheduler::new(cfg.lr_schedule(total_steps), cfg.lr)?,
+            opt: AdamW::new(AdamWConfig {
+                lr: cfg.lr,
+                weight_decay: cfg.weight_decay,
+                ..AdamWConfig::default()
+            })?,
+            stopper: EarlyStopping::new(cfg.early_stopping())?,
+            parallel: DataParallel::new(seed),
+            frozen: None,
+        })
+    }
+
+    /// At the start of an epoch: unfreezes the encoder when its epoch has come, and computes
+    /// the frozen inputs when the semantic heads train on a frozen (or absent) encoder.
+    fn prepare_epoch(
+        &mut self,
+        net: &mut Network,
+        phase: &Phase,
+        data: &StageData<'_>,
+        epoch: usize,
+    ) {
+        if let Phase::Semantic {
+            unfreeze: Some((at, scale)),
+        } = *phase
+        {
+            if epoch == at {
+                if let Some(e) = net.encoder.as_mut() {
+                    e.set_trainable("", true);
+                    self.opt.set_lr_multiplier("encoder", scale);
+                }
+                self.frozen = None;
+                // Steps no longer split (the inputs are not frozen): the replica is done.
+                self.parallel.stop();
+            }
+        }
+        let encoder_trains = net
+            .encoder
+            .as_ref()
+            .is_some_and(|e| e.has_trainable_params());
+        if matches!(phase, Phase::Semantic { .. }) && !encoder_trains && self.frozen.is_none() {
+            // Row-major, so that each mini-batch gathers whole contiguous rows.
+            let row_major = |a: Array2<f32>| a.as_standard_layout().into_owned();
+            self.frozen = Some((
+                row_major(net.pooled_input(data.emb, data.feats)),
+                row_major(net.pooled_input(data.valid_emb, data.valid_feats)),
+            ));
+        }
+    }
+
+    /// One pass over the training rows in `order`; the summed loss (each batch's mean times
+    /// its rows).
+    fn train_epoch(
+        &mut self,
+        net: &mut Network,
+        phase: &Phase,
+        data: &StageData<'_>,
+        order: &[usize],
+        cfg: &StageConfig,
+        meta: (&str, usize),
+    ) -> Result<f64> {
+        let clip = (cfg.clip_norm > 0.0).then_some(cfg.clip_norm);
+        let StageState {
+            combine,
+            scheduler,
+            opt,
+            parallel,
+            frozen,
+            ..
+        } = self;
+        let frozen = frozen.as_ref().map(|f| &f.0);
+        // The steps run on a thread of rayon's pool (the progress callback stays on the
+        // caller's): the layers and the optimizer split their work with rayon, and a split made
+        // from outside the pool hands the whole job over and sleeps until it is done, two
+        // futex wake-ups a split (measured: a third of a 1-thread head-training run).
+        parallel::on_pool(|| -> Result<f64> {
+            let mut epoch_loss = 0.0f64;
+            for idx in order.chunks(cfg.batch_size) {
+                opt.set_lr(scheduler.lr());
+                let batch = Batch { idx, frozen };
+                let loss = train_step(net, parallel, phase, data, batch, combine, opt, clip)?;
+                if !loss.is_finite() {
+                    return Err(diverged(
+                        meta.0,
+                        meta.1,
+                        &format!("training loss {loss}"),
+                        cfg,
+                    ));
+                }
+                epoch_loss += loss as f64 * idx.len() as f64;
+                scheduler.step();
+            }
+            Ok(epoch_loss)
+        })
+    }
+}
+
+/// Runs one stage on `net` and returns its report; the best epoch's weights are restored.
+#[allow(clippy::too_many_arguments)]
+pub fn fit(
+    name: &str,
+    net: &mut Network,
+    phase: Phase,
+    data: &StageData<'_>,
+    cfg: &StageConfig,
+    multitask: MultiTask,
+    seed: u64,
+    progress: Progress<'_>,
+) -> Result<StageReport> {
+    let n = data
+        .objectives
+        .first()
+        .map_or(0, |_| data.emb.nrows().max(data.feats.nrows()));
+    if n == 0 {
+        return Err(Error::invalid("no training examples"));
+    }
+    let mut st = StageState::new(n, data.objectives.len(), cfg, multitask, seed)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let started = Instant::now();
+    let mut history = Vec::new();
+    let mut best = (0usize, f32::INFINITY, 0.0f64);
+    let mut order: Vec<usize> = (0..n).collect();
+    for epoch in 0..cfg.epochs {
+        st.prepare_epoch(net, &phase, data, epoch);
+        order.shuffle(&mut rng);
+        let epoch_loss = st.train_epoch(net, &phase, data, &order, cfg, (name, epoch))?;
+        let (valid_loss, metric) = match phase {
+            Phase::Metadata => validation_loss_metadata(net, data)?,
+            Phase::Semantic { .. } => {
+                validation_loss_semantic(net, data, st.frozen.as_ref().map(|f| &f.1))?
+            }
+        };
+        if !valid_loss.is_finite() {
+            return Err(diverged(
+                name,
+                epoch,
+                &format!("validation loss {valid_loss}"),
+                cfg,
+            ));
+        }
+        st.scheduler.on_metric(valid_loss);
+        let elapsed = started.elapsed().as_secs_f64();
+        let decision = st
+            .stopper
+            .update(valid_loss, &all_params_ref(net, &st.combine));
+        if decision == EarlyStopDecision::Improved {
+            best = (epoch, valid_loss, elapsed);
+        }
+        let rec = EpochRecord {
+            stage: name.to_string(),
+            epoch,
+            epochs: cfg.epochs,
+            train_loss: (epoch_loss / n as f64) as f32,
+            valid_loss,
+            metric,
+            lr: st.scheduler.lr(),
+            elapsed,
+        };
+        let keep_going = progress(&rec);
+        history.push(rec);
+        if !keep_going {
+            return Err(Error::new(
+                ErrorKind::Cancelled,
+                "training cancelled by the progress callback",
+            ));
+        }
+        if st.stopper.should_stop() {
+            break;
+        }
+    }
+    st.stopper
+        .restore_best(&mut all_params(net, &mut st.combine))?;
+    Ok(StageReport {
+        stage: name.to_string(),
+        epochs_run: history.len(),
+        best_epoch: best.0,
+        best_valid_loss: best.1,
+        seconds: started.elapsed().as_secs_f64(),
+        seconds_to_best: best.2,
+        history,
+    })
+}
+
+/// The error for a stage whose loss stopped being a number. A step's update already holds NaN
+/// or infinities, so nothing after it can recover: the run stops here, and the caller's
+/// earlier heads stay as they were.
+fn diverged(stage: &str, epoch: usize, what: &str, cfg: &StageConfig) -> Error {
+    Error::numeric(format!(
+        "training diverged in {stage}, epoch {epoch}: {what} is not finite (learning rate {:e}); \
+         lower the learning rate or check the inputs for NaN or infinite values",
+        cfg.lr
+    ))
+}
+
+/// Validation loss summed over tasks, and the first task's metric.
+fn validation_loss_metadata(net: &Network, data: &StageData<'_>) -> Result<(f32, Option<f32>)> {
+    let code = net
+        .code(data.valid_feats)
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "no encoder"))?;
+    let outs: Vec<Array2<f32>> = net
+        .aux_heads
+        .iter()
+        .map(|h| h.forward_inference(code.view()))
+        .collect();
+    validation_loss(&outs, data.valid_objectives)
+}
+
+fn validation_loss_semantic(
+    net: &Network,
+    data: &StageData<'_>,
+    frozen: Option<&Array2<f32>>,
+) -> Result<(f32, Option<f32>)> {
+    let pooled: CowArray<'_, f32, Ix2> = match frozen {
+        Some(x) => x.view().into(),
+        None => net.pooled_input(data.valid_emb, data.valid_feats).into(),
+    };
+    let input: CowArray<'_, f32, Ix2> = match data.valid_tokens.and_then(|t| net.sequence_block(t))
+    {
+        Some(z) => InputLayout::join(&[Some(pooled.view()), Some(z.view())]).into(),
+        None => pooled,
+    };
+    validation_loss(&net.heads_forward(input.view()), data.valid_objectives)
+}
+
+/// The summed loss of every task's validation outputs, and the first task's metric.
+fn validation_loss(outs: &[Array2<f32>], objectives: &[Objective]) -> Result<(f32, Option<f32>)> {
+    let idx: Vec<usize> = (0..outs.first().map_or(0, |o| o.nrows())).collect();
+    let (mut total, mut metric) = (0.0, None);
+    for (out, obj) in outs.iter().zip(objectives) {
+        total += obj.loss(out.view(), &idx)?.0;
+        metric = metric.or_else(|| Some(obj.metric(out.view())));
+    }
+    Ok((total, metric))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Targets, TaskKind};
+    use crate::heads::Architecture;
+    use crate::train::config::{LossConfig, TrainConfig};
+    use crate::train::data_parallel::new_replica;
+    use crate::train::step::semantic_step;
+
+    /// An embedding-only network with two heads (multiclass and regression) over `d` inputs.
+    fn setup(dropout: f32) -> (Network, Array2<f32>, Vec<Objective>) {
+        let (n, d) = (37, 12);
+        let x = Array2::from_shape_fn((n, d), |(i, j)| ((i * d + j) as f32 * 0.37).sin());
+        let classes: Vec<usize> = (0..n).map(|i| (i * 7) % 3).collect();
+        let values: Vec<f32> = (0..n).map(|i| (i as f32 * 0.3).cos()).collect();
+        let mut cfg = TrainConfig {
+            mode: crate::train::config::Mode::EmbeddingOnly,
+            ..Default::default()
+        };
+        cfg.head.hidden = vec![16];
+        cfg.head.dropout = dropout;
+        let arch = Architecture::from_config(&cfg, d, 0, vec![3, 1], vec![(0.0, 1.0); 2]);
+        let net = Network::new(arch, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
+        let loss = LossConfig::default();
+        let c = Targets::Class(classes);
+        let v = Targets::Value(values);
+        let objectives = vec![
+            Objective::new(TaskKind::Multiclass, 3, &c, (0.0, 1.0), &loss).unwrap(),
+            Objective::new(TaskKind::Regression, 1, &v, (0.0, 1.0), &loss).unwrap(),
+        ];
+        (net, x, objectives)
+    }
+
+    fn stage_data<'a>(x: &'a Array2<f32>, objectives: &'a [Objective]) -> StageData<'a> {
+        StageData {
+            emb: x.view(),
+            feats: ArrayView2::from_shape((x.nrows(), 0), &[]).unwrap(),
+            objectives,
+            valid_emb: x.view(),
+            valid_feats: ArrayView2::from_shape((x.nrows(), 0), &[]).unwrap(),
+            valid_objectives: objectives,
+            tokens: None,
+            valid_tokens: None,
+        }
+    }
+
+    /// A large learning rate, so that a step taken with stale weights shows.
+    fn adam() -> AdamWConfig {
+        AdamWConfig {
+            lr: 0.05,
+            ..AdamWConfig::default()
+        }
+    }
+
+    fn fixed() -> Combine {
+        Combine::Fixed(FixedWeights::uniform(2))
+    }
+
+    #[test]
+    fn split_step_gives_the_whole_batch_loss_and_gradients() {
+        // Without dropout the two halves compute exactly what one pass over the batch does, up
+        // to the order of the sums over rows.
+        let (net, x, objectives) = setup(0.0);
+        let data = stage_data(&x, &objectives);
+        let idx: Vec<usize> = (0..x.nrows()).rev().step_by(2).chain([0, 2]).collect();
+        let mut whole = net.clone();
+        let batch = Batch {
+            idx: &idx,
+            frozen: Some(&x),
+        };
+        let want = semantic_step(&mut whole, &data, batch, &mut fixed()).unwrap();
+        let mut split = net.clone();
+        let mut rep = new_replica(&split, 0);
+        let got = DataParallel::step(&mut split, &mut rep, &x, &data, &idx, &mut fixed()).unwrap();
+        assert!((got - want).abs() < 1e-6, "loss {got} vs {want}");
+        let mut checked = 0;
+        for ((a, b), r) in whole.params().iter().zip(split.params()).zip(rep.params()) {
+            assert_eq!(a.name, b.name);
+            let scale = a.grad.iter().fold(1e-3f32, |m, g| m.max(g.abs()));
+            // The two halves' gradients add up to the whole batch's.
+            for ((x, y), z) in a.grad.iter().zip(b.grad.iter()).zip(r.grad.iter()) {
+                assert!(
+                    (x - (y + z)).abs() <= 1e-5 * scale,
+                    "{}: {x} vs {y} + {z}",
+                    a.name
+                );
+            }
+            checked += a.grad.len();
+        }
+        assert!(checked > 12 * 16);
+    }
+
+    #[test]
+    fn split_steps_train_like_whole_batch_steps_with_a_one_row_batch_between() {
+        // Without dropout, steps in halves follow the same path as whole-batch steps; a batch
+        // of one row (run whole) in between must leave the replica with the updated weights.
+        let (net, x, objectives) = setup(0.0);
+        let data = stage_data(&x, &objectives);
+        let batches: Vec<Vec<usize>> = vec![
+            (0..16).collect(),
+            vec![20],
+            (16..36).rev().collect(),
+            (5..25).collect(),
+        ];
+        let mut opt = AdamW::new(adam()).unwrap();
+        let mut split = net.clone();
+        let mut parallel = DataParallel::new(0);
+        for idx in &batches {
+            let batch = Batch {
+                idx,
+                frozen: Some(&x),
+            };
+            let phase = Phase::Semantic { unfreeze: None };
+            train_step(
+                &mut split,
+                &mut parallel,
+                &phase,
+                &data,
+                batch,
+                &mut fixed(),
+                &mut opt,
+                Some(1.0),
+            )
+            .unwrap();
+        }
+        let mut opt = AdamW::new(adam()).unwrap();
+        let mut whole = net.clone();
+        for idx in &batches {
+            let batch = Batch {
+                idx,
+                frozen: Some(&x),
+            };
+            semantic_step(&mut whole, &data, batch, &mut fixed()).unwrap();
+            let mut params = whole.params_mut();
+            opt.step_clipped(&mut params, Some(1.0));
+        }
+        for (a, b) in whole.params().iter().zip(split.params()) {
+            for (x, y) in a.value.iter().zip(b.value.iter()) {
+                assert!((x - y).abs() < 2e-5, "{}: {x} vs {y}", a.name);
+            }
+        }
+        assert_ne!(whole.params()[0].value, net.params()[0].value);
+    }
+
+    #[test]
+    fn replicas_drop_other_units_than_the_network() {
+        let (net, x, _) = setup(0.5);
+        let mut a = net.clone();
+        let mut rep = new_replica(&net, 0);
+        let ya = a.heads[0].forward(x.view(), true);
+        let yb = rep.heads[0].forward(x.view(), true);
+        assert_ne!(ya, yb);
+    }
+
+    #[test]
+    fn head_training_is_the_same_on_one_thread_or_two() {
+        let (net, x, objectives) = setup(0.2);
+        let data = stage_data(&x, &objectives);
+        let cfg = StageConfig {
+            epochs: 3,
+            batch_size: 8,
+            patience: 0,
+            ..Default::default()
+        };
+        let run = |threads: usize| {
+            parallel::on_threads(threads, || {
+                let mut n = net.clone();
+                let phase = Phase::Semantic { unfreeze: None };
+                fit(
+                    "t",
+                    &mut n,
+                    phase,
+                    &data,
+                    &cfg,
+                    MultiTask::Uncertainty,
+                    5,
+                    &mut |_| true,
+                )
+                .unwrap();
+                n.params()
+                    .iter()
+                    .map(|p| p.value.clone())
+                    .collect::<Vec<_>>()
+            })
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+        // It trained.
+        let start: Vec<_> = net.params().iter().map(|p| p.value.clone()).collect();
+        assert_ne!(one, start);
+    }
+}

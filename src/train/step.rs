@@ -1,0 +1,172 @@
+//! One optimisation step of a stage: gather a mini-batch, run the network's training pass,
+//! combine the tasks' losses, backward, and let AdamW update (through the data-parallel split
+//! where it applies).
+
+use ndarray::{Array2, ArrayView2};
+
+use super::data_parallel::DataParallel;
+use super::objective::Objective;
+use super::stage::{Phase, StageData};
+use crate::error::Result;
+use crate::heads::{Network, TrainBatch};
+use crate::nn::multitask::{FixedWeights, UncertaintyWeights};
+use crate::nn::optim::AdamW;
+use crate::nn::Param;
+
+/// How the tasks' losses combine into one objective.
+pub(super) enum Combine {
+    /// Fixed weights.
+    Fixed(FixedWeights),
+    /// Learned uncertainty weights (their parameters train with the network's).
+    Uncertainty(UncertaintyWeights),
+}
+
+impl Combine {
+    /// The combined loss and each task's gradient scale.
+    fn combine(&mut self, losses: &[f32]) -> Result<(f32, Vec<f32>)> {
+        let c = match self {
+            Combine::Fixed(f) => f.combine(losses)?,
+            Combine::Uncertainty(u) => u.combine(losses)?,
+        };
+        Ok((c.total, c.scales))
+    }
+
+    /// The combiner's own parameters (none for fixed weights).
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        match self {
+            Combine::Fixed(_) => Vec::new(),
+            Combine::Uncertainty(u) => u.params_mut(),
+        }
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        match self {
+            Combine::Fixed(_) => Vec::new(),
+            Combine::Uncertainty(u) => u.params(),
+        }
+    }
+}
+
+/// Every parameter an optimizer step updates: the network's, then the combiner's.
+pub(super) fn all_params<'a>(net: &'a mut Network, combine: &'a mut Combine) -> Vec<&'a mut Param> {
+    let mut p = net.params_mut();
+    p.extend(combine.params_mut());
+    p
+}
+
+/// [`all_params`], shared.
+pub(super) fn all_params_ref<'a>(net: &'a Network, combine: &'a Combine) -> Vec<&'a Param> {
+    let mut p = net.params();
+    p.extend(combine.params());
+    p
+}
+
+/// The rows `idx` of `src`, as a standard-layout array. ndarray's `select` stacks one row view
+/// at a time and writes them strided; copying whole row slices is ~10x faster and this runs on
+/// every mini-batch.
+pub(super) fn gather_rows(src: ArrayView2<'_, f32>, idx: &[usize]) -> Array2<f32> {
+    let cols = src.ncols();
+    let mut data = Vec::with_capacity(idx.len() * cols);
+    for &i in idx {
+        let row = src.row(i);
+        match row.as_slice() {
+            Some(r) => data.extend_from_slice(r),
+            None => data.extend(row.iter().copied()),
+        }
+    }
+    Array2::from_shape_vec((idx.len(), cols), data).expect("rows x cols elements")
+}
+
+/// Each task's loss and gradient on its head's outputs for the rows `idx`, combined into one
+/// objective: the total, and each task's output gradient weighted by its scale.
+pub(super) fn task_losses(
+    outs: &[Array2<f32>],
+    objectives: &[Objective],
+    idx: &[usize],
+    combine: &mut Combine,
+) -> Result<(f32, Vec<Array2<f32>>)> {
+    let mut losses = Vec::with_capacity(outs.len());
+    let mut grads = Vec::with_capacity(outs.len());
+    for (o, obj) in outs.iter().zip(objectives) {
+        let (l, g) = obj.loss(o.view(), idx)?;
+        losses.push(l);
+        grads.push(g);
+    }
+    let (total, scales) = combine.combine(&losses)?;
+    let weighted = grads.into_iter().zip(scales).map(|(g, s)| g * s).collect();
+    Ok((total, weighted))
+}
+
+/// One mini-batch: its rows, and the stage's precomputed pooled inputs when the encoder is
+/// frozen.
+#[derive(Clone, Copy)]
+pub(super) struct Batch<'a> {
+    /// Row indices into the stage's training data.
+    pub idx: &'a [usize],
+    /// `[embedding ; code]` of every training row, when the encoder is frozen.
+    pub frozen: Option<&'a Array2<f32>>,
+}
+
+/// The training pass of the semantic heads on `batch`, whole; returns the combined loss.
+pub(super) fn semantic_step(
+    net: &mut Network,
+    data: &StageData<'_>,
+    batch: Batch<'_>,
+    combine: &mut Combine,
+) -> Result<f32> {
+    let idx = batch.idx;
+    let pooled = batch.frozen.map(|all| gather_rows(all.view(), idx));
+    let (emb, feats) = match pooled {
+        Some(_) => (Array2::zeros((0, 0)), Array2::zeros((0, 0))),
+        None => (gather_rows(data.emb, idx), gather_rows(data.feats, idx)),
+    };
+    let tokens = data.tokens.map(|t| t.gather(idx));
+    let outs = net.forward_train(&TrainBatch {
+        pooled: pooled.as_ref().map(|p| p.view()),
+        emb: emb.view(),
+        feats: feats.view(),
+        tokens: tokens.as_ref(),
+    })?;
+    let (total, grads) = task_losses(&outs, data.objectives, idx, combine)?;
+    net.backward_train(&grads);
+    Ok(total)
+}
+
+/// The training pass of the metadata stage (encoder and auxiliary heads) on the rows `idx`.
+fn metadata_step(
+    net: &mut Network,
+    data: &StageData<'_>,
+    idx: &[usize],
+    combine: &mut Combine,
+) -> Result<f32> {
+    let x = gather_rows(data.feats, idx);
+    let outs = net.forward_metadata_train(x.view())?;
+    let (total, grads) = task_losses(&outs, data.objectives, idx, combine)?;
+    net.backward_metadata_train(&grads)?;
+    Ok(total)
+}
+
+/// One optimisation step on `batch`: forward, losses, backward, then AdamW (clipped,
+/// gradients zeroed). Head-only batches go through `parallel`'s split. Returns the combined
+/// loss.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn train_step(
+    net: &mut Network,
+    parallel: &mut DataParallel,
+    phase: &Phase,
+    data: &StageData<'_>,
+    batch: Batch<'_>,
+    combine: &mut Combine,
+    opt: &mut AdamW,
+    clip: Option<f32>,
+) -> Result<f32> {
+    let loss = match phase {
+        Phase::Metadata => metadata_step(net, data, batch.idx, combine)?,
+        Phase::Semantic { .. } => match parallel.split(net, batch) {
+            Some((all, rep)) => DataParallel::step(net, rep, all, data, batch.idx, combine)?,
+            None => semantic_step(net, data, batch, combine)?,
+        },
+    };
+    parallel.optimize(net, combine, opt, clip)?;
+    Ok(loss)
+}
