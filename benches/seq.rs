@@ -22,7 +22,7 @@ use tandem::cache::{EmbeddingCache, TokenCache};
 use tandem::data::{read_rows, Row, Targets, TaskKind, TaskSpec};
 use tandem::model::Model;
 use tandem::train::config::{HeadKind, Schedule};
-use tandem::train::trainer::manifest_for;
+use tandem::train::manifest_for;
 use tandem::train::{Examples, Mode, TrainConfig};
 use tandem::{Backbone, BackboneOptions};
 

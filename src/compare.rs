@@ -36,8 +36,8 @@ use serde_json::Value;
 
 use crate::data::{stratified_split, TaskKind, TaskSpec};
 use crate::error::{Error, Result};
+use crate::eval::evaluate_arrays;
 use crate::train::config::StageConfig;
-use crate::train::trainer::evaluate_arrays;
 use crate::train::{Examples, Mode, TrainConfig};
 
 /// One contender of a comparison: a training mode, and for two-stage whether the metadata

@@ -12,7 +12,7 @@ use tandem::bundle::{self, BackboneRef};
 use tandem::data::{read_rows, TaskKind, TaskSpec};
 use tandem::model::Model;
 use tandem::train::config::HeadKind;
-use tandem::train::trainer::{manifest_for, split_examples};
+use tandem::train::{manifest_for, split_examples};
 use tandem::train::{Examples, Mode, TrainConfig, Trainer};
 use tandem::{Backbone, ErrorKind, Variant};
 

@@ -11,7 +11,7 @@ use ndarray::Array2;
 use tandem::bundle::{self, BackboneRef};
 use tandem::data::{read_rows, TaskKind, TaskSpec};
 use tandem::model::Model;
-use tandem::train::trainer::{manifest_for, split_examples};
+use tandem::train::{manifest_for, split_examples};
 use tandem::train::{Examples, Mode, TrainConfig};
 use tandem::{Backbone, ErrorKind, Variant};
 

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use ndarray::Array2;
 use sha2::{Digest, Sha256};
 
-use crate::backbone::Backbone;
+use crate::backbone::{Backbone, TokenSeqs};
 use crate::error::{Error, Result};
 
 pub(crate) const KEY: usize = 32;
@@ -403,6 +403,77 @@ pub(crate) fn append_locked(
     Ok(whole + buf.len() as u64)
 }
 
+/// Texts per embedding call of a chunked pass ([`embed_chunked`]): small enough that progress
+/// reports come often and cancelling is prompt, large enough to batch well.
+pub const EMBED_CHUNK: usize = 256;
+
+/// One finished chunk of an [`embed_chunked`] pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    /// 0-based index of the chunk.
+    pub index: usize,
+    /// Chunks in the pass.
+    pub chunks: usize,
+    /// Texts in this chunk.
+    pub texts: usize,
+    /// What the caches held for it.
+    pub stats: CacheStats,
+}
+
+/// Embeds `texts` in chunks of [`EMBED_CHUNK`] through `embed` (a chunk's pooled rows, its
+/// per-token vectors when `want_tokens`, and cache statistics; [`embed_for_heads`] is the usual
+/// one), calling `progress` after every chunk: `false` cancels with
+/// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled). Returns every text's rows in order,
+/// the token vectors when asked for, and the summed statistics. `dim` is the embedding width.
+pub fn embed_chunked(
+    texts: &[&str],
+    dim: usize,
+    want_tokens: bool,
+    mut embed: impl FnMut(&[&str]) -> Result<(Array2<f32>, Option<TokenSeqs>, CacheStats)>,
+    mut progress: impl FnMut(&Chunk) -> bool,
+) -> Result<(Array2<f32>, Option<TokenSeqs>, CacheStats)> {
+    let mut out = Array2::zeros((texts.len(), dim));
+    let mut all_tokens = want_tokens.then(|| TokenSeqs::new(dim));
+    let mut stats = CacheStats::default();
+    let chunks = texts.len().div_ceil(EMBED_CHUNK);
+    for (index, chunk) in texts.chunks(EMBED_CHUNK).enumerate() {
+        let (emb, seqs, s) = embed(chunk)?;
+        if emb.dim() != (chunk.len(), dim) {
+            return Err(Error::invalid(format!(
+                "embedding function returned {:?} for {} texts of width {dim}",
+                emb.dim(),
+                chunk.len()
+            )));
+        }
+        stats.add(s);
+        let start = index * EMBED_CHUNK;
+        out.slice_mut(ndarray::s![start..start + chunk.len(), ..])
+            .assign(&emb);
+        if let Some(all) = all_tokens.as_mut() {
+            let seqs = seqs.ok_or_else(|| {
+                Error::new(
+                    crate::ErrorKind::Internal,
+                    "token vectors asked for, none given",
+                )
+            })?;
+            all.extend(&seqs);
+        }
+        let done = Chunk {
+            index,
+            chunks,
+            texts: chunk.len(),
+            stats: s,
+        };
+        if !progress(&done) {
+            return Err(Error::new(
+                crate::ErrorKind::Cancelled,
+                "cancelled while embedding",
+            ));
+        }
+    }
+    Ok((out, all_tokens, stats))
+}
+
 /// Embeds `texts` as heads need them: pooled rows, plus per-token vectors when `want_tokens`.
 /// Through the caches given (the token cache is used only together with the pooled cache of the
 /// same graph), the backbone runs only on texts not cached yet; without, it runs on every
@@ -413,7 +484,7 @@ pub fn embed_for_heads(
     tokens: Option<&TokenCache>,
     texts: &[&str],
     want_tokens: bool,
-) -> Result<(Array2<f32>, Option<crate::backbone::TokenSeqs>, CacheStats)> {
+) -> Result<(Array2<f32>, Option<TokenSeqs>, CacheStats)> {
     match (pooled, tokens.filter(|_| want_tokens), want_tokens) {
         (Some(pooled), _, false) => {
             let (emb, stats) = pooled.embed(backbone, texts)?;

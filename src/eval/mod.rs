@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod metrics;
+mod report;
 mod threshold;
 
 pub use self::aggregate::{aggregate, vote_shares, Aggregation};
@@ -10,4 +11,5 @@ pub use self::metrics::{
     classification_metrics, multilabel_metrics, regression_metrics, roc_auc, ClassMetrics,
     ClassificationMetrics, MultilabelMetrics, RegressionMetrics,
 };
+pub use self::report::{evaluate_arrays, evaluate_probs};
 pub use self::threshold::best_f1_threshold;

@@ -163,7 +163,7 @@ fn bounded(
 /// Products of at least this many multiply-adds are cut in two (recursively): the pieces are
 /// worth handing to another thread. Measured on the 2-core host, cutting the head-training
 /// products (3.7M–7.4M multiply-adds) cost more in thread hand-offs than it saved; head steps
-/// split whole half-batches instead (`train::fit`), and the large products of sequence layers and
+/// split whole half-batches instead (`train::data_parallel`), and the large products of sequence layers and
 /// batch inference still split.
 const SPLIT_MIN: usize = 1 << 23;
 

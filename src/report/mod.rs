@@ -18,7 +18,7 @@ use self::stats::{analyze, expected_calibration_error, TaskAnalysis};
 use crate::bundle::TaskEntry;
 use crate::data::{Targets, TaskKind};
 use crate::error::{Error, Result};
-use crate::train::trainer::evaluate_probs;
+use crate::eval::evaluate_probs;
 use crate::train::TrainReport;
 
 /// A breakdown table lists at most this many groups (the largest).

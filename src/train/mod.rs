@@ -1,17 +1,26 @@
-//! Head-only training: configuration, the feature pipeline, per-task objectives, the network
-//! (metadata encoder + task heads), the stage loop, and the orchestration of the two-stage,
-//! joint, embedding-only and metadata-only modes.
+//! Training heads on the device: configuration, examples (texts → arrays, through the caches),
+//! fitting the feature normalizer, per-task objectives, the stage loop and its steps (with the
+//! data-parallel split), the orchestration of the two-stage, joint, embedding-only and
+//! metadata-only modes, the manifest of what was trained, and the stateful [`Trainer`] that
+//! hosts and the C ABI drive. Training builds the serving types of [`crate::heads`]; nothing
+//! in serving imports from here.
 
 pub mod config;
 mod data_parallel;
+pub mod examples;
+pub mod manifest;
 pub mod normalize;
 pub mod objective;
-pub mod session;
+pub mod run;
 pub mod stage;
 mod step;
 pub mod trainer;
 
 pub use self::config::{Mode, TrainConfig};
-pub use self::session::{TaskDecl, Trainer, TrainerSpec};
+pub use self::examples::{
+    split_examples, split_examples_of, split_indices, split_indices_of, Examples, Needs,
+};
+pub use self::manifest::manifest_for;
+pub use self::run::{train, TrainReport, Trained};
 pub use self::stage::{EpochRecord, StageReport};
-pub use self::trainer::{train, Examples, TrainReport, Trained};
+pub use self::trainer::{TaskDecl, Trainer, TrainerSpec};

@@ -4,14 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use ndarray::Array2;
 use tandem::bundle::BackboneRef;
 use tandem::compare::{compare as run_compare, Arm, CompareOptions, CompareSummary};
 use tandem::data::{read_rows, TaskKind, TaskSpec};
-use tandem::train::{Examples, Mode, TrainConfig};
+use tandem::train::{examples, Examples, Needs, TrainConfig};
 use tandem::{Error, ErrorKind, Result};
 
-use crate::heads::{embed, features, texts_of};
+use crate::heads::{embed, texts_of};
 use crate::BackboneArgs;
 
 #[derive(Args)]
@@ -86,7 +85,6 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     if let Some(h) = args.head {
         config.head.kind = h;
     }
-    let want_tokens = config.head.kind == tandem::train::config::HeadKind::Sequence;
     if args.label_field.len() != args.task.len() {
         return Err(Error::invalid(format!(
             "{} --label-field but {} --task: give one task kind per label field",
@@ -123,29 +121,25 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     }
     let valid_rows = args.valid.as_deref().map(read_rows).transpose()?;
     let backbone = args.backbone.load(32)?;
-    let uses_emb = arms.iter().any(|a| a.mode() != Mode::MetadataOnly);
-    let uses_meta = arms.iter().any(|a| a.mode() != Mode::EmbeddingOnly);
+    // One set of examples serves every arm: what any of them reads.
+    let needs = arms.iter().fold(Needs::default(), |n, arm| {
+        let mode = TrainConfig {
+            mode: arm.mode(),
+            ..config.clone()
+        };
+        n.union(Needs::of(&mode))
+    });
     let quiet = args.quiet;
     let log = crate::progress::Log::new(&crate::progress::LogArgs {
         quiet,
         log_format: crate::progress::LogFormat::Text,
     });
     let mk = |texts: &[String], targets| -> Result<Examples> {
-        let (emb, tokens) = if uses_emb {
-            embed(&backbone, texts, want_tokens, &log, "data")?
-        } else {
-            (Array2::zeros((texts.len(), 0)), None)
-        };
-        Ok(Examples {
-            emb,
-            tokens,
-            feats: if uses_meta {
-                features(texts)
-            } else {
-                Array2::zeros((texts.len(), 0))
-            },
-            targets,
-        })
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let (ex, _) = examples::build(&refs, targets, needs, |refs| {
+            embed(&backbone, refs, needs.tokens, &log, "data")
+        })?;
+        Ok(ex)
     };
     let all = mk(&texts, targets)?;
     let valid = match &valid_rows {

@@ -5,23 +5,23 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use clap::Args;
 use ndarray::Array2;
 use tandem::bundle;
 use tandem::cache::{EmbeddingCache, TokenCache};
 use tandem::data::{read_rows, Row, Targets, TaskKind, TaskSpec};
+use tandem::eval::evaluate_arrays;
 use tandem::eval::Aggregation;
 use tandem::model::Model;
 use tandem::train::config::HeadKind;
-use tandem::train::trainer::{evaluate_arrays, manifest_for, split_indices_of};
+use tandem::train::{examples, manifest_for, split_indices_of, Needs};
 use tandem::train::{Examples, Mode, TrainConfig};
 use tandem::{Backbone, Error, ErrorKind, Result, TokenSeqs};
 
 use crate::progress::{Log, LogArgs};
 use crate::train_report;
-use crate::{embed_texts, read_input, BackboneArgs, EMBED_CHUNK};
+use crate::{embed_texts, read_input, BackboneArgs};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -140,7 +140,7 @@ pub(crate) fn texts_of(rows: &[Row], field: &str) -> Result<Vec<String>> {
 /// backbone runs once per distinct text, ever.
 pub(crate) fn embed(
     backbone: &Backbone,
-    texts: &[String],
+    texts: &[&str],
     want_tokens: bool,
     log: &Log,
     what: &str,
@@ -151,7 +151,7 @@ pub(crate) fn embed(
 /// [`embed`], or with `cached` false the backbone on every text and no cache touched.
 fn embed_maybe_cached(
     backbone: &Backbone,
-    texts: &[String],
+    texts: &[&str],
     want_tokens: bool,
     cached: bool,
     log: &Log,
@@ -163,12 +163,11 @@ fn embed_maybe_cached(
     let tokens = (cached && want_tokens)
         .then(|| TokenCache::open(None, backbone))
         .transpose()?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     embed_texts(
         backbone,
         pooled.as_ref(),
         tokens.as_ref(),
-        &refs,
+        texts,
         want_tokens,
         log,
         what,
@@ -235,32 +234,17 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         .transpose()?;
     let mut log = Log::new(&args.log);
     let backbone = args.backbone.load(32)?;
-    let uses_emb = config.mode != Mode::MetadataOnly;
-    let uses_meta = config.mode != Mode::EmbeddingOnly;
-    let want_tokens = uses_emb && config.head.kind == HeadKind::Sequence;
+    let needs = Needs::of(&config);
     // Wall times of embedding and feature extraction, for the report.
     let (embed_secs, feature_secs) = (Cell::new(0.0), Cell::new(0.0));
     let mk = |texts: &[String], targets: Vec<Targets>, what: &str| -> Result<Examples> {
-        let t = Instant::now();
-        let (emb, tokens) = if uses_emb {
-            embed_maybe_cached(&backbone, texts, want_tokens, !args.no_cache, &log, what)?
-        } else {
-            (Array2::zeros((texts.len(), 0)), None)
-        };
-        embed_secs.set(embed_secs.get() + t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        let feats = if uses_meta {
-            features(texts)
-        } else {
-            Array2::zeros((texts.len(), 0))
-        };
-        feature_secs.set(feature_secs.get() + t.elapsed().as_secs_f64());
-        Ok(Examples {
-            emb,
-            feats,
-            targets,
-            tokens,
-        })
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let (ex, t) = examples::build(&refs, targets, needs, |refs| {
+            embed_maybe_cached(&backbone, refs, needs.tokens, !args.no_cache, &log, what)
+        })?;
+        embed_secs.set(embed_secs.get() + t.embed_seconds);
+        feature_secs.set(feature_secs.get() + t.feature_seconds);
+        Ok(ex)
     };
     let all = mk(&texts, targets, "train")?;
     // The validation rows themselves are kept for the report's breakdown column.
@@ -418,8 +402,9 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
         .map(|(t, f)| t.spec.parse(f, &rows))
         .collect::<Result<Vec<_>>>()?;
     let arch = &heads.network.arch;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let (emb, tokens) = if arch.emb_dim > 0 {
-        embed(model.backbone(), &texts, arch.needs_tokens(), &log, "eval")?
+        embed(model.backbone(), &refs, arch.needs_tokens(), &log, "eval")?
     } else {
         (Array2::zeros((texts.len(), 0)), None)
     };
@@ -493,8 +478,9 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     } else {
         // In chunks, so that the bar advances and output streams.
         let progress = log.texts("predict", texts.len());
-        for (c, chunk) in texts.chunks(EMBED_CHUNK).enumerate() {
-            let base = c * EMBED_CHUNK;
+        let chunk_size = tandem::cache::EMBED_CHUNK;
+        for (c, chunk) in texts.chunks(chunk_size).enumerate() {
+            let base = c * chunk_size;
             for (j, preds) in model.predict(chunk)?.into_iter().enumerate() {
                 let i = base + j;
                 let mut obj = serde_json::json!({ "index": i, "predictions": preds });

@@ -224,9 +224,6 @@ pub(crate) fn read_records(reader: impl BufRead, source: &str) -> Result<Vec<Rec
     Ok(out)
 }
 
-/// Texts per embedding call, so that progress advances between calls.
-pub(crate) const EMBED_CHUNK: usize = 256;
-
 /// Embeddings of `texts` in chunks, through the on-disk caches given (cached texts cost a
 /// lookup), with progress and a log line or event labelled `what`. With `want_tokens`, also
 /// every text's per-token vectors (for sequence heads; cached with `tokens`).
@@ -240,23 +237,16 @@ pub(crate) fn embed_texts(
     what: &str,
 ) -> Result<(ndarray::Array2<f32>, Option<tandem::TokenSeqs>)> {
     let progress = log.texts(what, texts.len());
-    let mut out = ndarray::Array2::zeros((texts.len(), backbone.dim()));
-    let mut all_tokens = want_tokens.then(|| tandem::TokenSeqs::new(backbone.dim()));
-    let mut stats = tandem::cache::CacheStats::default();
-    for (i, chunk) in texts.chunks(EMBED_CHUNK).enumerate() {
-        let (emb, seqs, s) =
-            tandem::cache::embed_for_heads(backbone, pooled, tokens, chunk, want_tokens)?;
-        stats.add(s);
-        out.slice_mut(ndarray::s![
-            i * EMBED_CHUNK..i * EMBED_CHUNK + chunk.len(),
-            ..
-        ])
-        .assign(&emb);
-        if let (Some(all), Some(seqs)) = (all_tokens.as_mut(), seqs) {
-            all.extend(&seqs);
-        }
-        progress.inc(chunk.len());
-    }
+    let (out, all_tokens, stats) = tandem::cache::embed_chunked(
+        texts,
+        backbone.dim(),
+        want_tokens,
+        |chunk| tandem::cache::embed_for_heads(backbone, pooled, tokens, chunk, want_tokens),
+        |c| {
+            progress.inc(c.texts);
+            true
+        },
+    )?;
     log.embedded(progress, texts.len(), stats);
     Ok((out, all_tokens))
 }

@@ -1,0 +1,255 @@
+//! Training examples: texts and their targets as arrays (embeddings, per-token vectors, raw
+//! metadata features), built one way for the CLI, `compare` and the C ABI's trainer alike, and
+//! split into training and validation sets.
+
+use ndarray::{Array2, Axis};
+
+use super::config::{HeadKind, Mode, TrainConfig};
+use crate::backbone::TokenSeqs;
+use crate::data::{stratified_split, Targets, TaskKind, TaskSpec};
+use crate::error::{Error, Result};
+
+/// Training examples as arrays: embeddings and raw metadata features, row-aligned with targets.
+#[derive(Debug, Clone)]
+pub struct Examples {
+    /// Embeddings `[n, d]` (0 columns when the mode does not use them).
+    pub emb: Array2<f32>,
+    /// Raw (un-normalized) metadata features `[n, f]` (0 columns when unused).
+    pub feats: Array2<f32>,
+    /// One target set per task.
+    pub targets: Vec<Targets>,
+    /// Per-token vectors of the same texts, for sequence heads (None for pooled heads).
+    pub tokens: Option<TokenSeqs>,
+}
+
+impl Examples {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.targets.first().map_or(0, Targets::len)
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The examples at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Examples {
+        Examples {
+            emb: self.emb.select(Axis(0), idx),
+            feats: self.feats.select(Axis(0), idx),
+            targets: self.targets.iter().map(|t| t.select(idx)).collect(),
+            tokens: self.tokens.as_ref().map(|t| t.select(idx)),
+        }
+    }
+}
+
+/// Which arrays a set of examples must hold for a training mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Needs {
+    /// Pooled embeddings (every mode but metadata-only).
+    pub embeddings: bool,
+    /// Per-token vectors (sequence heads).
+    pub tokens: bool,
+    /// Raw metadata features (every mode but embedding-only).
+    pub features: bool,
+}
+
+impl Needs {
+    /// What training with `config` reads.
+    pub fn of(config: &TrainConfig) -> Needs {
+        let embeddings = config.mode != Mode::MetadataOnly;
+        Needs {
+            embeddings,
+            tokens: embeddings && config.head.kind == HeadKind::Sequence,
+            features: config.mode != Mode::EmbeddingOnly,
+        }
+    }
+
+    /// What either of two needs reads (examples shared by several modes).
+    pub fn union(self, other: Needs) -> Needs {
+        Needs {
+            embeddings: self.embeddings || other.embeddings,
+            tokens: self.tokens || other.tokens,
+            features: self.features || other.features,
+        }
+    }
+}
+
+/// Wall times of building examples.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Seconds spent embedding (cache lookups included).
+    pub embed_seconds: f64,
+    /// Seconds spent extracting metadata features.
+    pub feature_seconds: f64,
+}
+
+/// The examples of `texts` with their `targets`: what `needs` asks for, the embeddings (and
+/// per-token vectors) from `embed` (called once, with every text: the caller decides how to
+/// batch, cache and report progress), the features from the native extractor; arrays a mode
+/// does not read have 0 columns.
+pub fn build(
+    texts: &[&str],
+    targets: Vec<Targets>,
+    needs: Needs,
+    embed: impl FnOnce(&[&str]) -> Result<(Array2<f32>, Option<TokenSeqs>)>,
+) -> Result<(Examples, Timings)> {
+    let n = texts.len();
+    if let Some(t) = targets.iter().find(|t| t.len() != n) {
+        return Err(Error::invalid(format!("{} targets for {n} texts", t.len())));
+    }
+    let started = std::time::Instant::now();
+    let (emb, tokens) = if needs.embeddings {
+        embed(texts)?
+    } else {
+        (Array2::zeros((n, 0)), None)
+    };
+    let embed_seconds = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let feats = if needs.features {
+        crate::metadata::extract_batch(texts)
+    } else {
+        Array2::zeros((n, 0))
+    };
+    let timings = Timings {
+        embed_seconds,
+        feature_seconds: started.elapsed().as_secs_f64(),
+    };
+    let tokens = tokens.filter(|_| needs.tokens);
+    Ok((
+        Examples {
+            emb,
+            feats,
+            targets,
+            tokens,
+        },
+        timings,
+    ))
+}
+
+/// Splits `all` into train and validation with the config's fraction, stratified by the first
+/// task, seeded by the config's seed.
+pub fn split_examples(all: &Examples, config: &TrainConfig) -> Result<(Examples, Examples)> {
+    let (tr, va) = split_indices(all, config)?;
+    Ok((all.select(&tr), all.select(&va)))
+}
+
+/// [`split_examples`], with the first task's spec to name the classes that are too small to
+/// split, should there be any.
+pub fn split_examples_of(
+    all: &Examples,
+    config: &TrainConfig,
+    first_task: &TaskSpec,
+) -> Result<(Examples, Examples)> {
+    let (tr, va) = split_indices_of(all, config, Some(first_task))?;
+    Ok((all.select(&tr), all.select(&va)))
+}
+
+/// The row indices [`split_examples`] puts in training and in validation, so that callers can
+/// find the validation rows' other fields.
+pub fn split_indices(all: &Examples, config: &TrainConfig) -> Result<(Vec<usize>, Vec<usize>)> {
+    split_indices_of(all, config, None)
+}
+
+/// [`split_indices`], naming the too-small classes by the first task's labels when given.
+pub fn split_indices_of(
+    all: &Examples,
+    config: &TrainConfig,
+    first_task: Option<&TaskSpec>,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let strata = all
+        .targets
+        .first()
+        .ok_or_else(|| Error::invalid("no tasks"))?
+        .strata();
+    let (tr, va) = stratified_split(&strata, config.valid_fraction, config.seed);
+    if tr.is_empty() || va.is_empty() {
+        return Err(Error::invalid(too_few_to_hold_out(
+            &strata,
+            all.len(),
+            first_task,
+        )));
+    }
+    Ok((tr, va))
+}
+
+/// Why no validation set could be held out: which classes are too small, not just how many
+/// examples there are (300 examples of 300 classes is plenty of data but no split).
+fn too_few_to_hold_out(strata: &[String], n: usize, task: Option<&TaskSpec>) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in strata {
+        *counts.entry(s.as_str()).or_default() += 1;
+    }
+    let single: Vec<&str> = counts
+        .iter()
+        .filter(|(_, &c)| c < 2)
+        .map(|(s, _)| *s)
+        .collect();
+    if single.is_empty() {
+        return format!(
+            "{n} examples are too few to hold out a validation set; add data or pass --valid"
+        );
+    }
+    // Class strata are label indices: show the labels where the task is known.
+    let name = |s: &str| -> String {
+        match (task, s.parse::<usize>()) {
+            (Some(t), Ok(i)) if matches!(t.kind, TaskKind::Multiclass | TaskKind::Binary) => {
+                t.labels.get(i).cloned().unwrap_or_else(|| s.to_string())
+            }
+            _ => s.to_string(),
+        }
+    };
+    let shown: Vec<String> = single
+        .iter()
+        .take(5)
+        .map(|s| format!("`{}`", name(s)))
+        .collect();
+    format!(
+        "no validation set can be held out of {n} examples: a class needs at least 2 examples \
+         for one to be held out, and {} of the {} classes (of the first task) have only one ({}{}); \
+         add examples of those classes or pass --valid",
+        single.len(),
+        counts.len(),
+        shown.join(", "),
+        if single.len() > shown.len() { ", ..." } else { "" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples(classes: Vec<usize>) -> Examples {
+        let n = classes.len();
+        Examples {
+            emb: Array2::zeros((n, 0)),
+            feats: Array2::zeros((n, 0)),
+            targets: vec![Targets::Class(classes)],
+            tokens: None,
+        }
+    }
+
+    #[test]
+    fn a_split_that_cannot_hold_out_names_the_classes_too_small() {
+        // 300 classes of one example each: plenty of data, no split.
+        let all = examples((0..300).collect());
+        let spec = TaskSpec {
+            name: "y".into(),
+            kind: TaskKind::Multiclass,
+            labels: (0..300).map(|i| format!("class-{i}")).collect(),
+        };
+        let e = split_indices_of(&all, &TrainConfig::default(), Some(&spec)).unwrap_err();
+        let m = e.message();
+        assert!(m.contains("300 of the 300 classes"), "{m}");
+        assert!(m.contains("`class-0`") && m.contains("..."), "{m}");
+        assert!(!m.contains("too few"), "{m}");
+        // Enough of every class: the split works.
+        let ok = examples((0..300).map(|i| i % 3).collect());
+        let (tr, va) = split_indices(&ok, &TrainConfig::default()).unwrap();
+        assert_eq!(tr.len() + va.len(), 300);
+        // Two examples of one class are enough: one of them is held out.
+        let (tr, va) = split_indices(&examples(vec![0, 0]), &TrainConfig::default()).unwrap();
+        assert_eq!((tr.len(), va.len()), (1, 1));
+    }
+}

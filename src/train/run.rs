@@ -1,0 +1,345 @@
+//! Training heads from examples, in any of the four modes: the stages each mode runs, then
+//! the decision thresholds, then validation metrics.
+//!
+//! `texts ─► embeddings (cache) ─┐
+//!  texts ─► metadata features ─► normalizer ─► stage 1: encoder + aux heads ─► freeze
+//!                                └──────────────► stage 2: heads on [embedding ; code] ─► thresholds`
+
+use ndarray::{Array2, ArrayView2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::config::{HeadKind, Mode, TrainConfig};
+use super::examples::Examples;
+use super::objective::{target_scale, Objective};
+use super::stage::{fit, EpochRecord, Phase, Progress, StageData, StageReport};
+use crate::bundle::TaskEntry;
+use crate::data::{Targets, TaskKind, TaskSpec};
+use crate::error::{Error, Result};
+use crate::eval::{best_f1_threshold, evaluate_probs};
+use crate::heads::{predict_arrays, Architecture, Heads, Network, Normalizer};
+use crate::nn::Layer;
+
+/// What training produced besides the heads.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    /// Mode trained.
+    pub mode: Mode,
+    /// Each stage's report.
+    pub stages: Vec<StageReport>,
+    /// Validation metrics per task, after threshold tuning.
+    pub valid_metrics: Value,
+    /// Wall time of all stages in seconds.
+    pub train_seconds: f64,
+    /// Wall time to the best epoch of the last stage, counting earlier stages in full.
+    pub seconds_to_best: f64,
+    /// Training and validation sizes.
+    pub n_train: usize,
+    /// Validation size.
+    pub n_valid: usize,
+}
+
+/// Trained heads plus a bundle manifest ready to save.
+pub struct Trained {
+    /// The heads (network, normalizer, tasks with thresholds).
+    pub heads: Heads,
+    /// What happened.
+    pub report: TrainReport,
+}
+
+/// Trains heads for `tasks` on `train`, early-stopping and tuning thresholds on `valid`.
+/// Deterministic for a given config (seed included) and data.
+pub fn train(
+    tasks: &[TaskSpec],
+    train: &Examples,
+    valid: &Examples,
+    config: &TrainConfig,
+    progress: Progress<'_>,
+) -> Result<Trained> {
+    config.validate()?;
+    if tasks.is_empty() || train.targets.len() != tasks.len() || valid.targets.len() != tasks.len()
+    {
+        return Err(Error::invalid(
+            "each task needs training and validation targets",
+        ));
+    }
+    if train.is_empty() || valid.is_empty() {
+        return Err(Error::invalid(
+            "training and validation sets must not be empty",
+        ));
+    }
+    let uses_meta = config.mode != Mode::EmbeddingOnly;
+    let uses_emb = config.mode != Mode::MetadataOnly;
+    if uses_emb && train.emb.ncols() == 0 {
+        return Err(Error::invalid(format!(
+            "mode {} needs embeddings",
+            config.mode.name()
+        )));
+    }
+    if uses_meta && train.feats.ncols() == 0 {
+        return Err(Error::invalid(format!(
+            "mode {} needs metadata features",
+            config.mode.name()
+        )));
+    }
+    if uses_emb && config.head.kind == HeadKind::Sequence {
+        for (name, ex) in [("training", train), ("validation", valid)] {
+            match &ex.tokens {
+                Some(t) if t.len() == ex.len() && t.dim() == train.emb.ncols() => {}
+                Some(t) => {
+                    return Err(Error::invalid(format!(
+                        "{name} token sequences: {} of width {}, expected {} of width {}",
+                        t.len(),
+                        t.dim(),
+                        ex.len(),
+                        train.emb.ncols()
+                    )))
+                }
+                None => {
+                    return Err(Error::invalid(format!(
+                        "sequence heads need the {name} texts' per-token vectors"
+                    )))
+                }
+            }
+        }
+    }
+    for (name, ex) in [("training", train), ("validation", valid)] {
+        check_finite(ex.emb.view(), &format!("{name} embeddings"))?;
+        check_finite(ex.feats.view(), &format!("{name} metadata features"))?;
+        if let Some(t) = &ex.tokens {
+            t.check_finite().map_err(|i| {
+                Error::numeric(format!("{name} token vectors of text {i} are not finite"))
+            })?;
+        }
+    }
+    let outputs: Vec<usize> = tasks
+        .iter()
+        .map(|t| match t.kind {
+            TaskKind::Multiclass | TaskKind::Multilabel => t.labels.len(),
+            TaskKind::Binary | TaskKind::Regression => 1,
+        })
+        .collect();
+    let scales: Vec<(f32, f32)> = train.targets.iter().map(target_scale).collect();
+    let normalizer = uses_meta.then(|| {
+        let refs: Vec<&Targets> = train.targets.iter().collect();
+        Normalizer::fit(train.feats.view(), &refs, config.metadata.top_k)
+    });
+    let norm = |f: &Array2<f32>| match &normalizer {
+        Some(n) => n.transform(f.view()),
+        None => Array2::zeros((f.nrows(), 0)),
+    };
+    let (feats_t, feats_v) = (norm(&train.feats), norm(&valid.feats));
+    let (emb_t, emb_v) = if uses_emb {
+        (train.emb.view(), valid.emb.view())
+    } else {
+        (
+            train.emb.slice(ndarray::s![.., ..0]),
+            valid.emb.slice(ndarray::s![.., ..0]),
+        )
+    };
+    let objectives = |targets: &[Targets]| -> Result<Vec<Objective>> {
+        tasks
+            .iter()
+            .zip(targets)
+            .enumerate()
+            .map(|(t, (spec, tg))| {
+                Objective::new(spec.kind, outputs[t], tg, scales[t], &config.loss)
+            })
+            .collect()
+    };
+    let (obj_t, obj_v) = (objectives(&train.targets)?, objectives(&valid.targets)?);
+    let arch =
+        Architecture::from_config(config, train.emb.ncols(), feats_t.ncols(), outputs, scales);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut net = Network::new(arch, &mut rng)?;
+    let data = StageData {
+        emb: emb_t,
+        feats: feats_t.view(),
+        objectives: &obj_t,
+        valid_emb: emb_v,
+        valid_feats: feats_v.view(),
+        valid_objectives: &obj_v,
+        tokens: train.tokens.as_ref().filter(|_| net.sequence.is_some()),
+        valid_tokens: valid.tokens.as_ref().filter(|_| net.sequence.is_some()),
+    };
+    let mut stages = Vec::new();
+    let mut before_last = 0.0;
+    let seed = |k: u64| config.seed.wrapping_mul(1_000_003).wrapping_add(k);
+    let mt = config.loss.multitask;
+    match config.mode {
+        Mode::MetadataOnly | Mode::TwoStage => {
+            // Metadata-only is stage 1 of two-stage on its own.
+            let name = if config.mode == Mode::TwoStage {
+                "stage1"
+            } else {
+                "metadata"
+            };
+            let s1 = fit(
+                name,
+                &mut net,
+                Phase::Metadata,
+                &data,
+                &config.metadata.stage,
+                mt,
+                seed(1),
+                progress,
+            )?;
+            // Time to best counts a finished stage 1 in full before stage 2's best epoch.
+            if config.mode == Mode::TwoStage {
+                before_last = s1.seconds;
+            }
+            stages.push(s1);
+        }
+        _ => {}
+    }
+    match config.mode {
+        Mode::MetadataOnly => {}
+        Mode::TwoStage => {
+            if let Some(e) = net.encoder.as_mut() {
+                e.set_trainable("", false);
+            }
+            let unfreeze = config
+                .unfreeze
+                .at_epoch
+                .map(|at| (at, config.unfreeze.lr_scale));
+            stages.push(fit(
+                "stage2",
+                &mut net,
+                Phase::Semantic { unfreeze },
+                &data,
+                &config.head.stage,
+                mt,
+                seed(2),
+                progress,
+            )?);
+        }
+        Mode::Joint | Mode::EmbeddingOnly => {
+            let name = if config.mode == Mode::Joint {
+                "joint"
+            } else {
+                "heads"
+            };
+            stages.push(fit(
+                name,
+                &mut net,
+                Phase::Semantic { unfreeze: None },
+                &data,
+                &config.head.stage,
+                mt,
+                seed(2),
+                progress,
+            )?);
+        }
+    }
+    // Everything trainable again: a saved model carries no freezing state.
+    for p in net.params_mut() {
+        p.trainable = true;
+    }
+    let mut heads = Heads {
+        network: net,
+        normalizer,
+        tasks: tasks
+            .iter()
+            .map(|s| TaskEntry {
+                spec: s.clone(),
+                thresholds: vec![],
+            })
+            .collect(),
+        version: 0,
+    };
+    let tokens_v = valid.tokens.as_ref();
+    let probs = predict_arrays(&heads, emb_v, feats_v.view(), tokens_v)?;
+    for (task, p) in heads.tasks.iter().zip(&probs) {
+        check_finite(
+            p.view(),
+            &format!("task `{}`'s validation outputs", task.spec.name),
+        )?;
+    }
+    if config.tune_thresholds {
+        let tuned: Vec<usize> = (0..heads.tasks.len())
+            .filter(|&t| {
+                matches!(
+                    heads.tasks[t].spec.kind,
+                    TaskKind::Binary | TaskKind::Multilabel
+                )
+            })
+            .collect();
+        for (t, task) in heads.tasks.iter_mut().enumerate() {
+            let Some(step) = tuned.iter().position(|&u| u == t) else {
+                task.thresholds = default_thresholds(task.spec.kind, probs[t].ncols());
+                continue;
+            };
+            // One report per tuned task, so a host can follow (and cancel) this phase too.
+            let rec = EpochRecord {
+                stage: "thresholds".into(),
+                epoch: step,
+                epochs: tuned.len(),
+                train_loss: f32::NAN,
+                valid_loss: f32::NAN,
+                metric: None,
+                lr: 0.0,
+                elapsed: 0.0,
+            };
+            if !progress(&rec) {
+                return Err(Error::new(
+                    crate::ErrorKind::Cancelled,
+                    "training cancelled by the progress callback (tuning thresholds)",
+                ));
+            }
+            task.thresholds = tune_thresholds(task.spec.kind, &probs[t], &valid.targets[t])?;
+        }
+    } else {
+        for (t, task) in heads.tasks.iter_mut().enumerate() {
+            task.thresholds = default_thresholds(task.spec.kind, probs[t].ncols());
+        }
+    }
+    let valid_metrics = evaluate_probs(&heads.tasks, &probs, &valid.targets);
+    let last = stages.last().expect("at least one stage");
+    let report = TrainReport {
+        mode: config.mode,
+        train_seconds: stages.iter().map(|s| s.seconds).sum(),
+        seconds_to_best: before_last + last.seconds_to_best,
+        stages,
+        valid_metrics,
+        n_train: train.len(),
+        n_valid: valid.len(),
+    };
+    Ok(Trained { heads, report })
+}
+
+fn default_thresholds(kind: TaskKind, outputs: usize) -> Vec<f32> {
+    match kind {
+        TaskKind::Binary | TaskKind::Multilabel => vec![0.5; outputs],
+        _ => vec![],
+    }
+}
+
+fn tune_thresholds(kind: TaskKind, probs: &Array2<f32>, targets: &Targets) -> Result<Vec<f32>> {
+    match (kind, targets) {
+        (TaskKind::Binary, Targets::Class(c)) => {
+            let pos: Vec<bool> = c.iter().map(|&x| x == 1).collect();
+            Ok(vec![best_f1_threshold(&probs.column(0).to_vec(), &pos)?.0])
+        }
+        (TaskKind::Multilabel, Targets::MultiHot(rows)) => (0..probs.ncols())
+            .map(|j| {
+                let pos: Vec<bool> = rows.iter().map(|r| r[j] > 0.5).collect();
+                Ok(best_f1_threshold(&probs.column(j).to_vec(), &pos)?.0)
+            })
+            .collect(),
+        _ => Ok(default_thresholds(kind, probs.ncols())),
+    }
+}
+
+/// A [`Numeric`](crate::ErrorKind::Numeric) error naming `what` when `a` holds NaN or an
+/// infinity: training on such values, or tuning thresholds on them, cannot mean anything.
+pub(crate) fn check_finite(a: ArrayView2<'_, f32>, what: &str) -> Result<()> {
+    match a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        None => Ok(()),
+        Some(((i, j), v)) => Err(Error::numeric(format!(
+            "{what}: row {i}, column {j} is {v}; training diverged (lower the learning rate) or \
+             its inputs were not finite"
+        ))),
+    }
+}
