@@ -58,6 +58,63 @@ pub fn train(
     config: &TrainConfig,
     progress: Progress<'_>,
 ) -> Result<Trained> {
+    check_inputs(tasks, train, valid, config)?;
+    let prepared = Prepared::new(tasks, train, valid, config)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut net = Network::new(prepared.arch.clone(), &mut rng)?;
+    let data = prepared.stage_data(&net);
+    let (stages, before_last) = run_stages(&mut net, &data, config, progress)?;
+    // Everything trainable again: a saved model carries no freezing state.
+    for p in net.params_mut() {
+        p.trainable = true;
+    }
+    let mut heads = Heads {
+        network: net,
+        normalizer: prepared.normalizer.clone(),
+        tasks: tasks
+            .iter()
+            .map(|s| TaskEntry {
+                spec: s.clone(),
+                thresholds: vec![],
+            })
+            .collect(),
+        version: 0,
+    };
+    let probs = predict_arrays(
+        &heads,
+        data.valid_emb,
+        data.valid_feats,
+        valid.tokens.as_ref(),
+    )?;
+    for (task, p) in heads.tasks.iter().zip(&probs) {
+        check_finite(
+            p.view(),
+            &format!("task `{}`'s validation outputs", task.spec.name),
+        )?;
+    }
+    set_thresholds(&mut heads.tasks, &probs, &valid.targets, config, progress)?;
+    let valid_metrics = evaluate_probs(&heads.tasks, &probs, &valid.targets);
+    let last = stages.last().expect("at least one stage");
+    let report = TrainReport {
+        mode: config.mode,
+        train_seconds: stages.iter().map(|s| s.seconds).sum(),
+        seconds_to_best: before_last + last.seconds_to_best,
+        stages,
+        valid_metrics,
+        n_train: train.len(),
+        n_valid: valid.len(),
+    };
+    Ok(Trained { heads, report })
+}
+
+/// Refuses examples that do not fit the tasks and the mode: missing targets, empty sets,
+/// arrays the mode needs but lacks, token vectors that do not match, non-finite values.
+fn check_inputs(
+    tasks: &[TaskSpec],
+    train: &Examples,
+    valid: &Examples,
+    config: &TrainConfig,
+) -> Result<()> {
     config.validate()?;
     if tasks.is_empty() || train.targets.len() != tasks.len() || valid.targets.len() != tasks.len()
     {
@@ -86,23 +143,7 @@ pub fn train(
     }
     if uses_emb && config.head.kind == HeadKind::Sequence {
         for (name, ex) in [("training", train), ("validation", valid)] {
-            match &ex.tokens {
-                Some(t) if t.len() == ex.len() && t.dim() == train.emb.ncols() => {}
-                Some(t) => {
-                    return Err(Error::invalid(format!(
-                        "{name} token sequences: {} of width {}, expected {} of width {}",
-                        t.len(),
-                        t.dim(),
-                        ex.len(),
-                        train.emb.ncols()
-                    )))
-                }
-                None => {
-                    return Err(Error::invalid(format!(
-                        "sequence heads need the {name} texts' per-token vectors"
-                    )))
-                }
-            }
+            check_tokens(name, ex, train.emb.ncols())?;
         }
     }
     for (name, ex) in [("training", train), ("validation", valid)] {
@@ -114,88 +155,146 @@ pub fn train(
             })?;
         }
     }
-    let outputs: Vec<usize> = tasks
-        .iter()
-        .map(|t| match t.kind {
-            TaskKind::Multiclass | TaskKind::Multilabel => t.labels.len(),
-            TaskKind::Binary | TaskKind::Regression => 1,
-        })
-        .collect();
-    let scales: Vec<(f32, f32)> = train.targets.iter().map(target_scale).collect();
-    let normalizer = uses_meta.then(|| {
-        let refs: Vec<&Targets> = train.targets.iter().collect();
-        Normalizer::fit(train.feats.view(), &refs, config.metadata.top_k)
-    });
-    let norm = |f: &Array2<f32>| match &normalizer {
-        Some(n) => n.transform(f.view()),
-        None => Array2::zeros((f.nrows(), 0)),
-    };
-    let (feats_t, feats_v) = (norm(&train.feats), norm(&valid.feats));
-    let (emb_t, emb_v) = if uses_emb {
-        (train.emb.view(), valid.emb.view())
-    } else {
-        (
-            train.emb.slice(ndarray::s![.., ..0]),
-            valid.emb.slice(ndarray::s![.., ..0]),
-        )
-    };
-    let objectives = |targets: &[Targets]| -> Result<Vec<Objective>> {
-        tasks
+    Ok(())
+}
+
+/// Sequence heads need one token sequence per example, as wide as the embeddings.
+fn check_tokens(name: &str, ex: &Examples, width: usize) -> Result<()> {
+    match &ex.tokens {
+        Some(t) if t.len() == ex.len() && t.dim() == width => Ok(()),
+        Some(t) => Err(Error::invalid(format!(
+            "{name} token sequences: {} of width {}, expected {} of width {width}",
+            t.len(),
+            t.dim(),
+            ex.len(),
+        ))),
+        None => Err(Error::invalid(format!(
+            "sequence heads need the {name} texts' per-token vectors"
+        ))),
+    }
+}
+
+/// What the stages train on, derived from the examples: the fitted normalizer and the
+/// normalized features, each task's objectives, and the architecture.
+struct Prepared<'a> {
+    train: &'a Examples,
+    valid: &'a Examples,
+    uses_emb: bool,
+    normalizer: Option<Normalizer>,
+    feats: (Array2<f32>, Array2<f32>),
+    objectives: (Vec<Objective>, Vec<Objective>),
+    arch: Architecture,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(
+        tasks: &[TaskSpec],
+        train: &'a Examples,
+        valid: &'a Examples,
+        config: &TrainConfig,
+    ) -> Result<Self> {
+        let uses_meta = config.mode != Mode::EmbeddingOnly;
+        let outputs: Vec<usize> = tasks
             .iter()
-            .zip(targets)
-            .enumerate()
-            .map(|(t, (spec, tg))| {
-                Objective::new(spec.kind, outputs[t], tg, scales[t], &config.loss)
+            .map(|t| match t.kind {
+                TaskKind::Multiclass | TaskKind::Multilabel => t.labels.len(),
+                TaskKind::Binary | TaskKind::Regression => 1,
             })
-            .collect()
-    };
-    let (obj_t, obj_v) = (objectives(&train.targets)?, objectives(&valid.targets)?);
-    let arch =
-        Architecture::from_config(config, train.emb.ncols(), feats_t.ncols(), outputs, scales);
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut net = Network::new(arch, &mut rng)?;
-    let data = StageData {
-        emb: emb_t,
-        feats: feats_t.view(),
-        objectives: &obj_t,
-        valid_emb: emb_v,
-        valid_feats: feats_v.view(),
-        valid_objectives: &obj_v,
-        tokens: train.tokens.as_ref().filter(|_| net.sequence.is_some()),
-        valid_tokens: valid.tokens.as_ref().filter(|_| net.sequence.is_some()),
-    };
-    let mut stages = Vec::new();
-    let mut before_last = 0.0;
+            .collect();
+        let scales: Vec<(f32, f32)> = train.targets.iter().map(target_scale).collect();
+        let normalizer = uses_meta.then(|| {
+            let refs: Vec<&Targets> = train.targets.iter().collect();
+            Normalizer::fit(train.feats.view(), &refs, config.metadata.top_k)
+        });
+        let norm = |f: &Array2<f32>| match &normalizer {
+            Some(n) => n.transform(f.view()),
+            None => Array2::zeros((f.nrows(), 0)),
+        };
+        let feats = (norm(&train.feats), norm(&valid.feats));
+        let objectives = |targets: &[Targets]| -> Result<Vec<Objective>> {
+            tasks
+                .iter()
+                .zip(targets)
+                .enumerate()
+                .map(|(t, (spec, tg))| {
+                    Objective::new(spec.kind, outputs[t], tg, scales[t], &config.loss)
+                })
+                .collect()
+        };
+        let objectives = (objectives(&train.targets)?, objectives(&valid.targets)?);
+        let arch =
+            Architecture::from_config(config, train.emb.ncols(), feats.0.ncols(), outputs, scales);
+        Ok(Prepared {
+            train,
+            valid,
+            uses_emb: config.mode != Mode::MetadataOnly,
+            normalizer,
+            feats,
+            objectives,
+            arch,
+        })
+    }
+
+    /// The stages' view of the data (per-token vectors only for a network with sequence heads).
+    fn stage_data(&self, net: &Network) -> StageData<'_> {
+        let emb = |e: &'a Examples| {
+            if self.uses_emb {
+                e.emb.view()
+            } else {
+                e.emb.slice(ndarray::s![.., ..0])
+            }
+        };
+        let tokens = |e: &'a Examples| e.tokens.as_ref().filter(|_| net.sequence.is_some());
+        StageData {
+            emb: emb(self.train),
+            feats: self.feats.0.view(),
+            objectives: &self.objectives.0,
+            valid_emb: emb(self.valid),
+            valid_feats: self.feats.1.view(),
+            valid_objectives: &self.objectives.1,
+            tokens: tokens(self.train),
+            valid_tokens: tokens(self.valid),
+        }
+    }
+}
+
+/// The stages of the configured mode, in order: metadata-only is stage 1 of two-stage on its
+/// own; two-stage freezes the encoder for stage 2 (optionally unfreezing it later); joint and
+/// embedding-only are one semantic stage. Returns the stages' reports and the seconds before
+/// the last stage (a finished stage 1 counts in full towards the time to the best epoch).
+fn run_stages(
+    net: &mut Network,
+    data: &StageData<'_>,
+    config: &TrainConfig,
+    progress: Progress<'_>,
+) -> Result<(Vec<StageReport>, f64)> {
     let seed = |k: u64| config.seed.wrapping_mul(1_000_003).wrapping_add(k);
     let mt = config.loss.multitask;
-    match config.mode {
-        Mode::MetadataOnly | Mode::TwoStage => {
-            // Metadata-only is stage 1 of two-stage on its own.
-            let name = if config.mode == Mode::TwoStage {
-                "stage1"
-            } else {
-                "metadata"
-            };
-            let s1 = fit(
-                name,
-                &mut net,
-                Phase::Metadata,
-                &data,
-                &config.metadata.stage,
-                mt,
-                seed(1),
-                progress,
-            )?;
-            // Time to best counts a finished stage 1 in full before stage 2's best epoch.
-            if config.mode == Mode::TwoStage {
-                before_last = s1.seconds;
-            }
-            stages.push(s1);
+    let mut stages = Vec::new();
+    let mut before_last = 0.0;
+    if matches!(config.mode, Mode::MetadataOnly | Mode::TwoStage) {
+        let name = if config.mode == Mode::TwoStage {
+            "stage1"
+        } else {
+            "metadata"
+        };
+        let s1 = fit(
+            name,
+            net,
+            Phase::Metadata,
+            data,
+            &config.metadata.stage,
+            mt,
+            seed(1),
+            progress,
+        )?;
+        if config.mode == Mode::TwoStage {
+            before_last = s1.seconds;
         }
-        _ => {}
+        stages.push(s1);
     }
-    match config.mode {
-        Mode::MetadataOnly => {}
+    let (name, unfreeze) = match config.mode {
+        Mode::MetadataOnly => return Ok((stages, before_last)),
         Mode::TwoStage => {
             if let Some(e) = net.encoder.as_mut() {
                 e.set_trainable("", false);
@@ -204,109 +303,64 @@ pub fn train(
                 .unfreeze
                 .at_epoch
                 .map(|at| (at, config.unfreeze.lr_scale));
-            stages.push(fit(
-                "stage2",
-                &mut net,
-                Phase::Semantic { unfreeze },
-                &data,
-                &config.head.stage,
-                mt,
-                seed(2),
-                progress,
-            )?);
+            ("stage2", unfreeze)
         }
-        Mode::Joint | Mode::EmbeddingOnly => {
-            let name = if config.mode == Mode::Joint {
-                "joint"
-            } else {
-                "heads"
-            };
-            stages.push(fit(
-                name,
-                &mut net,
-                Phase::Semantic { unfreeze: None },
-                &data,
-                &config.head.stage,
-                mt,
-                seed(2),
-                progress,
-            )?);
-        }
-    }
-    // Everything trainable again: a saved model carries no freezing state.
-    for p in net.params_mut() {
-        p.trainable = true;
-    }
-    let mut heads = Heads {
-        network: net,
-        normalizer,
-        tasks: tasks
-            .iter()
-            .map(|s| TaskEntry {
-                spec: s.clone(),
-                thresholds: vec![],
-            })
-            .collect(),
-        version: 0,
+        Mode::Joint => ("joint", None),
+        Mode::EmbeddingOnly => ("heads", None),
     };
-    let tokens_v = valid.tokens.as_ref();
-    let probs = predict_arrays(&heads, emb_v, feats_v.view(), tokens_v)?;
-    for (task, p) in heads.tasks.iter().zip(&probs) {
-        check_finite(
-            p.view(),
-            &format!("task `{}`'s validation outputs", task.spec.name),
-        )?;
-    }
-    if config.tune_thresholds {
-        let tuned: Vec<usize> = (0..heads.tasks.len())
-            .filter(|&t| {
-                matches!(
-                    heads.tasks[t].spec.kind,
-                    TaskKind::Binary | TaskKind::Multilabel
-                )
-            })
-            .collect();
-        for (t, task) in heads.tasks.iter_mut().enumerate() {
-            let Some(step) = tuned.iter().position(|&u| u == t) else {
-                task.thresholds = default_thresholds(task.spec.kind, probs[t].ncols());
-                continue;
-            };
-            // One report per tuned task, so a host can follow (and cancel) this phase too.
-            let rec = EpochRecord {
-                stage: "thresholds".into(),
-                epoch: step,
-                epochs: tuned.len(),
-                train_loss: f32::NAN,
-                valid_loss: f32::NAN,
-                metric: None,
-                lr: 0.0,
-                elapsed: 0.0,
-            };
-            if !progress(&rec) {
-                return Err(Error::new(
-                    crate::ErrorKind::Cancelled,
-                    "training cancelled by the progress callback (tuning thresholds)",
-                ));
-            }
-            task.thresholds = tune_thresholds(task.spec.kind, &probs[t], &valid.targets[t])?;
-        }
-    } else {
-        for (t, task) in heads.tasks.iter_mut().enumerate() {
+    stages.push(fit(
+        name,
+        net,
+        Phase::Semantic { unfreeze },
+        data,
+        &config.head.stage,
+        mt,
+        seed(2),
+        progress,
+    )?);
+    Ok((stages, before_last))
+}
+
+/// Every task's decision thresholds: tuned on the validation outputs `probs` for the best F1
+/// (binary and multi-label tasks, reporting each to `progress`, which may cancel), or 0.5.
+fn set_thresholds(
+    tasks: &mut [TaskEntry],
+    probs: &[Array2<f32>],
+    targets: &[Targets],
+    config: &TrainConfig,
+    progress: Progress<'_>,
+) -> Result<()> {
+    let tuned: Vec<usize> = (0..tasks.len())
+        .filter(|&t| {
+            config.tune_thresholds
+                && matches!(tasks[t].spec.kind, TaskKind::Binary | TaskKind::Multilabel)
+        })
+        .collect();
+    for (t, task) in tasks.iter_mut().enumerate() {
+        let Some(step) = tuned.iter().position(|&u| u == t) else {
             task.thresholds = default_thresholds(task.spec.kind, probs[t].ncols());
+            continue;
+        };
+        // One report per tuned task, so a host can follow (and cancel) this phase too.
+        let rec = EpochRecord {
+            stage: "thresholds".into(),
+            epoch: step,
+            epochs: tuned.len(),
+            train_loss: f32::NAN,
+            valid_loss: f32::NAN,
+            metric: None,
+            lr: 0.0,
+            elapsed: 0.0,
+        };
+        if !progress(&rec) {
+            return Err(Error::new(
+                crate::ErrorKind::Cancelled,
+                "training cancelled by the progress callback (tuning thresholds)",
+            ));
         }
+        task.thresholds = tune_thresholds(task.spec.kind, &probs[t], &targets[t])?;
     }
-    let valid_metrics = evaluate_probs(&heads.tasks, &probs, &valid.targets);
-    let last = stages.last().expect("at least one stage");
-    let report = TrainReport {
-        mode: config.mode,
-        train_seconds: stages.iter().map(|s| s.seconds).sum(),
-        seconds_to_best: before_last + last.seconds_to_best,
-        stages,
-        valid_metrics,
-        n_train: train.len(),
-        n_valid: valid.len(),
-    };
-    Ok(Trained { heads, report })
+    Ok(())
 }
 
 fn default_thresholds(kind: TaskKind, outputs: usize) -> Vec<f32> {

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use clap::Args;
 use tandem::bundle::BackboneRef;
 use tandem::compare::{compare as run_compare, Arm, CompareOptions, CompareSummary};
-use tandem::data::{read_rows, TaskKind, TaskSpec};
+use tandem::data::TaskKind;
 use tandem::train::{examples, Examples, Needs, TrainConfig};
 use tandem::{Error, ErrorKind, Result};
 
-use crate::heads::{embed, texts_of};
+use crate::embed::embed;
+use crate::input::{LabelArgs, Labelled};
 use crate::BackboneArgs;
 
 #[derive(Args)]
@@ -85,13 +86,6 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     if let Some(h) = args.head {
         config.head.kind = h;
     }
-    if args.label_field.len() != args.task.len() {
-        return Err(Error::invalid(format!(
-            "{} --label-field but {} --task: give one task kind per label field",
-            args.label_field.len(),
-            args.task.len()
-        )));
-    }
     let seeds: Vec<u64> = if args.seed_list.is_empty() {
         if args.seeds == 0 {
             return Err(Error::invalid("--seeds must be at least 1"));
@@ -107,19 +101,19 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     } else {
         args.modes.clone()
     };
-    let rows = read_rows(&args.data)?;
-    if rows.is_empty() {
-        return Err(Error::invalid(format!("{}: no rows", args.data.display())));
-    }
-    let texts = texts_of(&rows, &args.text_field)?;
-    let mut specs: Vec<TaskSpec> = Vec::new();
-    let mut targets = Vec::new();
-    for (field, kind) in args.label_field.iter().zip(&args.task) {
-        let (spec, t) = TaskSpec::infer(field, *kind, field, &rows, args.positive.as_deref())?;
-        specs.push(spec);
-        targets.push(t);
-    }
-    let valid_rows = args.valid.as_deref().map(read_rows).transpose()?;
+    let labels = LabelArgs {
+        data: &args.data,
+        text_field: &args.text_field,
+        label_fields: &args.label_field,
+        tasks: &args.task,
+        positive: args.positive.as_deref(),
+    };
+    let Labelled {
+        texts,
+        specs,
+        targets,
+        ..
+    } = labels.read()?;
     let backbone = args.backbone.load(32)?;
     // One set of examples serves every arm: what any of them reads.
     let needs = arms.iter().fold(Needs::default(), |n, arm| {
@@ -142,15 +136,10 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         Ok(ex)
     };
     let all = mk(&texts, targets)?;
-    let valid = match &valid_rows {
-        Some(vr) => {
-            let vt = texts_of(vr, &args.text_field)?;
-            let t = specs
-                .iter()
-                .zip(&args.label_field)
-                .map(|(s, f)| s.parse(f, vr))
-                .collect::<Result<Vec<_>>>()?;
-            Some(mk(&vt, t)?)
+    let valid = match &args.valid {
+        Some(path) => {
+            let v = labels.read_valid(path, &specs)?;
+            Some(mk(&v.texts, v.targets)?)
         }
         None => None,
     };

@@ -1,0 +1,304 @@
+//! `tandem train`: labelled data in, a bundle (and optionally an HTML report) out.
+
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use tandem::bundle;
+use tandem::data::{Row, TaskKind};
+use tandem::train::config::HeadKind;
+use tandem::train::{examples, manifest_for, split_indices_of, Needs, Trained};
+use tandem::train::{Examples, Mode, TrainConfig};
+use tandem::{Error, Result};
+
+use crate::embed::embed_maybe_cached;
+use crate::input::{LabelArgs, Labelled};
+use crate::progress::{Log, LogArgs};
+use crate::train_report;
+use crate::BackboneArgs;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Training data: JSONL, or CSV with a header row.
+    #[arg(long, required_unless_present = "print_config")]
+    data: Option<PathBuf>,
+    /// Field holding the text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Field holding the label; repeat (with --task) to train several heads together.
+    #[arg(long, required_unless_present = "print_config")]
+    label_field: Vec<String>,
+    /// Task kind per label field: multiclass, binary, multilabel or regression.
+    #[arg(long, required_unless_present = "print_config")]
+    task: Vec<TaskKind>,
+    /// Output bundle directory (replaced atomically).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Validation data; without it a stratified share of --data is held out.
+    #[arg(long)]
+    valid: Option<PathBuf>,
+    /// Training config (TOML; see `--print-config` for every option).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Seed (overrides the config's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Mode (overrides the config's): two_stage, joint, embedding_only, metadata_only.
+    #[arg(long)]
+    mode: Option<Mode>,
+    /// Head type (overrides the config's head.kind): `pooled` reads the sentence embedding;
+    /// `sequence` also reads every token's vector through a sequence encoder ([head.sequence]).
+    #[arg(long)]
+    head: Option<HeadKind>,
+    /// Run the backbone on every text, without reading or writing the on-disk embedding caches
+    /// (to time training end to end, embedding included).
+    #[arg(long)]
+    no_cache: bool,
+    /// Positive label of a binary task (default: the rarer value, or 1/true).
+    #[arg(long)]
+    positive: Option<String>,
+    /// Print the effective config as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Write a self-contained HTML training report here (curves, confusion matrix, per-class
+    /// bars, calibration, thresholds or a regression scatter, on the validation set).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// In the report, break validation metrics down by this field (like `eval --by`).
+    #[arg(long, value_name = "FIELD", requires = "report")]
+    report_by: Option<String>,
+    #[command(flatten)]
+    pub(crate) log: LogArgs,
+    #[command(flatten)]
+    backbone: BackboneArgs,
+}
+
+/// `tandem train`.
+pub fn run(args: TrainArgs) -> Result<ExitCode> {
+    let config = config_of(&args)?;
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let out = args
+        .out
+        .clone()
+        .ok_or_else(|| Error::invalid("--out DIR is required"))?;
+    // Before minutes of training, not after: --out must be a bundle, empty or new.
+    bundle::check_target(&out)?;
+    let data = args
+        .data
+        .clone()
+        .ok_or_else(|| Error::invalid("--data FILE is required"))?;
+    let labels = LabelArgs {
+        data: &data,
+        text_field: &args.text_field,
+        label_fields: &args.label_field,
+        tasks: &args.task,
+        positive: args.positive.as_deref(),
+    };
+    let labelled = labels.read()?;
+    let mut log = Log::new(&args.log);
+    let backbone = args.backbone.load(32)?;
+    let sets = examples_of(&args, &labels, labelled, &config, &backbone, &log)?;
+    log.set_metric_name(train_report::metric_name(sets.specs[0].kind));
+    let mut progress = |r: &tandem::train::EpochRecord| {
+        // Threshold tuning takes milliseconds: not worth a line of its own.
+        if r.stage != "thresholds" {
+            log.epoch(r);
+        }
+        true
+    };
+    let trained = tandem::train::train(
+        &sets.specs,
+        &sets.train,
+        &sets.valid,
+        &config,
+        &mut progress,
+    )?;
+    log.finish_stage();
+    let manifest = manifest_for(
+        &trained,
+        bundle::BackboneRef::of(&backbone),
+        &tandem::metadata::feature_names(),
+        &config,
+    );
+    bundle::save(
+        &out,
+        &manifest,
+        &trained.heads.network.weights(),
+        config.f16_weights,
+    )?;
+    if let Some(path) = &args.report {
+        write_report(path, &args, &data, &out, &config, &sets, &trained)?;
+    }
+    summarize(&mut log, &args, &out, &config, &trained);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The effective config: the file's (or the defaults), with the command line's overrides.
+fn config_of(args: &TrainArgs) -> Result<TrainConfig> {
+    let mut config = match &args.config {
+        Some(p) => TrainConfig::load(p)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(s) = args.seed {
+        config.seed = s;
+    }
+    if let Some(m) = args.mode {
+        config.mode = m;
+    }
+    if let Some(h) = args.head {
+        config.head.kind = h;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// The training and validation examples, the tasks, the validation rows (kept for the
+/// report's breakdown column) and the wall times of embedding and feature extraction.
+struct Sets {
+    specs: Vec<tandem::data::TaskSpec>,
+    train: Examples,
+    valid: Examples,
+    valid_rows: Vec<Row>,
+    embed_seconds: f64,
+    feature_seconds: f64,
+}
+
+/// The examples of the training data and of `--valid`, or of a stratified hold-out of the
+/// training data.
+fn examples_of(
+    args: &TrainArgs,
+    labels: &LabelArgs<'_>,
+    labelled: Labelled,
+    config: &TrainConfig,
+    backbone: &tandem::Backbone,
+    log: &Log,
+) -> Result<Sets> {
+    let needs = Needs::of(config);
+    let (embed_secs, feature_secs) = (Cell::new(0.0), Cell::new(0.0));
+    let mk = |texts: &[String], targets, what: &str| -> Result<Examples> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let (ex, t) = examples::build(&refs, targets, needs, |refs| {
+            embed_maybe_cached(backbone, refs, needs.tokens, !args.no_cache, log, what)
+        })?;
+        embed_secs.set(embed_secs.get() + t.embed_seconds);
+        feature_secs.set(feature_secs.get() + t.feature_seconds);
+        Ok(ex)
+    };
+    let Labelled {
+        rows,
+        texts,
+        specs,
+        targets,
+    } = labelled;
+    let all = mk(&texts, targets, "train")?;
+    let (train, valid, valid_rows) = match &args.valid {
+        Some(path) => {
+            let v = labels.read_valid(path, &specs)?;
+            (all, mk(&v.texts, v.targets, "valid")?, v.rows)
+        }
+        None => {
+            let (tr, va) = split_indices_of(&all, config, Some(&specs[0]))?;
+            let vr = va.iter().map(|&i| rows[i].clone()).collect();
+            (all.select(&tr), all.select(&va), vr)
+        }
+    };
+    Ok(Sets {
+        specs,
+        train,
+        valid,
+        valid_rows,
+        embed_seconds: embed_secs.get(),
+        feature_seconds: feature_secs.get(),
+    })
+}
+
+/// `--report`: the HTML training report.
+fn write_report(
+    path: &std::path::Path,
+    args: &TrainArgs,
+    data: &std::path::Path,
+    out: &std::path::Path,
+    config: &TrainConfig,
+    sets: &Sets,
+    trained: &Trained,
+) -> Result<()> {
+    let summary = tandem::report::RunSummary {
+        data: data.display().to_string(),
+        validation: match &args.valid {
+            Some(v) => v.display().to_string(),
+            None => format!(
+                "{:.0}% of the training data, held out (stratified by {}, seed {})",
+                config.valid_fraction * 100.0,
+                sets.specs[0].name,
+                config.seed
+            ),
+        },
+        bundle: Some(out.display().to_string()),
+        timings: vec![
+            ("embedding".into(), sets.embed_seconds),
+            ("metadata features".into(), sets.feature_seconds),
+        ],
+        config_toml: config.to_toml(),
+    };
+    train_report::write(
+        path,
+        &summary,
+        trained,
+        &sets.valid,
+        &sets.valid_rows,
+        args.report_by.as_deref(),
+    )
+}
+
+/// The closing line (text) or event (JSON) of a training run.
+fn summarize(
+    log: &mut Log,
+    args: &TrainArgs,
+    out: &std::path::Path,
+    config: &TrainConfig,
+    trained: &Trained,
+) {
+    let m = &trained.report.valid_metrics;
+    let headline = ["macro_f1", "accuracy", "rmse", "mae"]
+        .iter()
+        .filter_map(|k| {
+            m.get(*k)
+                .and_then(|v| v.as_f64())
+                .map(|v| format!("{k} {v:.4}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if log.json() {
+        let mut metrics = m.clone();
+        if let Some(o) = metrics.as_object_mut() {
+            // Per-task details (confusion matrices, per-class lists) stay in the bundle.
+            o.retain(|_, v| v.is_number());
+        }
+        log.done(serde_json::json!({
+            "command": "train",
+            "mode": config.mode.name(),
+            "n_train": trained.report.n_train,
+            "n_valid": trained.report.n_valid,
+            "train_seconds": trained.report.train_seconds,
+            "metrics": metrics,
+            "bundle": out.display().to_string(),
+            "report": args.report.as_ref().map(|p| p.display().to_string()),
+        }));
+    } else {
+        eprintln!(
+            "trained {} ({} train / {} valid) in {:.1}s; validation: {headline}; bundle: {}",
+            config.mode.name(),
+            trained.report.n_train,
+            trained.report.n_valid,
+            trained.report.train_seconds,
+            out.display()
+        );
+        if let Some(p) = &args.report {
+            eprintln!("report: {}", p.display());
+        }
+    }
+}
