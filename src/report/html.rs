@@ -29,13 +29,31 @@ pub fn number(v: f64) -> String {
 
 /// A table with a header row; every cell is escaped.
 pub fn table(class: &str, head: &[String], rows: &[Vec<String>]) -> String {
-    let mut s = format!("<table class=\"{}\"><thead><tr>", escape(class));
+    table_with(class, head, rows, |_| None)
+}
+
+/// [`table`], with a class on the rows `row_class` names (by row index); an empty `class`
+/// leaves the table's class attribute out.
+pub fn table_with(
+    class: &str,
+    head: &[String],
+    rows: &[Vec<String>],
+    row_class: impl Fn(usize) -> Option<&'static str>,
+) -> String {
+    let mut s = if class.is_empty() {
+        "<table><thead><tr>".to_string()
+    } else {
+        format!("<table class=\"{}\"><thead><tr>", escape(class))
+    };
     for h in head {
         s.push_str(&format!("<th>{}</th>", escape(h)));
     }
     s.push_str("</tr></thead><tbody>");
-    for r in rows {
-        s.push_str("<tr>");
+    for (i, r) in rows.iter().enumerate() {
+        match row_class(i) {
+            Some(c) => s.push_str(&format!("<tr class=\"{}\">", escape(c))),
+            None => s.push_str("<tr>"),
+        }
         for c in r {
             s.push_str(&format!("<td>{}</td>", escape(c)));
         }
