@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::nn::special::argmax;
 
 /// How per-text outputs combine into a group's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,7 +82,7 @@ pub fn aggregate(
                 Aggregation::Majority => {
                     let mut votes = vec![0.0f32; width];
                     for r in &members {
-                        let best = (0..width).fold(0, |b, j| if r[j] > r[b] { j } else { b });
+                        let best = argmax(r.iter());
                         if width > 0 {
                             votes[best] += 1.0;
                         }

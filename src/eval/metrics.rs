@@ -86,7 +86,21 @@ fn ratio(a: f64, b: f64) -> f64 {
 fn prf(tp: usize, fp: usize, fn_: usize) -> (f64, f64, f64) {
     let p = ratio(tp as f64, (tp + fp) as f64);
     let r = ratio(tp as f64, (tp + fn_) as f64);
-    (p, r, ratio(2.0 * p * r, p + r))
+    (p, r, f1(tp, fp, fn_))
+}
+
+/// F1 from true positives, false positives and false negatives: 2tp / (2tp + fp + fn), the
+/// harmonic mean of precision and recall in one division; 0 when all three are 0.
+pub fn f1(tp: usize, fp: usize, fn_: usize) -> f64 {
+    ratio(2.0 * tp as f64, (2 * tp + fp + fn_) as f64)
+}
+
+/// Mean [`f1`] over classes (or labels) from their (tp, fp, fn) counts; 0 with none.
+pub fn macro_f1(counts: &[(usize, usize, usize)]) -> f64 {
+    ratio(
+        counts.iter().map(|&(tp, fp, fn_)| f1(tp, fp, fn_)).sum(),
+        counts.len() as f64,
+    )
 }
 
 /// Metrics from true and predicted class indices; `positive_scores` (binary only) adds ROC AUC.

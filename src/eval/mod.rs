@@ -8,8 +8,8 @@ mod threshold;
 
 pub use self::aggregate::{aggregate, vote_shares, Aggregation};
 pub use self::metrics::{
-    classification_metrics, multilabel_metrics, regression_metrics, roc_auc, ClassMetrics,
-    ClassificationMetrics, MultilabelMetrics, RegressionMetrics,
+    classification_metrics, f1, macro_f1, multilabel_metrics, regression_metrics, roc_auc,
+    ClassMetrics, ClassificationMetrics, MultilabelMetrics, RegressionMetrics,
 };
 pub use self::report::{evaluate_arrays, evaluate_probs};
 pub use self::threshold::best_f1_threshold;

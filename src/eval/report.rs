@@ -9,6 +9,7 @@ use crate::backbone::TokenSeqs;
 use crate::data::{Targets, TaskKind};
 use crate::error::{Error, Result};
 use crate::heads::{predict_arrays, Heads, TaskEntry};
+use crate::nn::special::argmax;
 
 /// Metrics of every task on given arrays (features already normalized), as JSON: per task
 /// under `tasks`, and the first task's top-level numbers (`accuracy`, `macro_f1`, `micro_f1`;
@@ -55,11 +56,7 @@ fn task_metrics(task: &TaskEntry, p: &Array2<f32>, t: &Targets) -> Value {
     let labels = &task.spec.labels;
     match (task.spec.kind, t) {
         (TaskKind::Multiclass, Targets::Class(c)) => {
-            let pred: Vec<usize> = p
-                .rows()
-                .into_iter()
-                .map(|r| (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b }))
-                .collect();
+            let pred: Vec<usize> = p.rows().into_iter().map(|r| argmax(r.iter())).collect();
             serde_json::to_value(classification_metrics(labels, c, &pred, None)).unwrap_or_default()
         }
         (TaskKind::Binary, Targets::Class(c)) => {

@@ -1,5 +1,6 @@
 //! Decision-threshold tuning on validation scores, for binary and multi-label heads.
 
+use super::metrics::f1;
 use crate::error::{Error, Result};
 
 /// The threshold on `scores` that maximizes F1 of `positive`, and that F1.
@@ -56,15 +57,6 @@ pub fn best_f1_threshold(scores: &[f32], positive: &[bool]) -> Result<(f32, f64)
         }
     }
     Ok(best)
-}
-
-fn f1(tp: usize, fp: usize, fn_: usize) -> f64 {
-    let d = 2 * tp + fp + fn_;
-    if d == 0 {
-        0.0
-    } else {
-        2.0 * tp as f64 / d as f64
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::architecture::Architecture;
 use crate::data::{TaskKind, TaskSpec};
+use crate::nn::loss::{sigmoid_probs, softmax};
+use crate::nn::special::argmax;
 
 /// One task as stored in a bundle and decoded at prediction time: spec, and the decision
 /// thresholds of its sigmoid outputs.
@@ -47,17 +49,8 @@ pub fn probabilities(
         .zip(raw)
         .enumerate()
         .map(|(t, (task, z))| match task.spec.kind {
-            TaskKind::Multiclass => {
-                let mut p = z.clone();
-                for mut row in p.rows_mut() {
-                    let m = row.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-                    row.mapv_inplace(|v| (v - m).exp());
-                    let s = row.sum();
-                    row /= s;
-                }
-                p
-            }
-            TaskKind::Binary | TaskKind::Multilabel => z.mapv(|v| 1.0 / (1.0 + (-v).exp())),
+            TaskKind::Multiclass => softmax(z.view()),
+            TaskKind::Binary | TaskKind::Multilabel => sigmoid_probs(z.view()),
             TaskKind::Regression => {
                 let (mean, std) = arch.target_scale.get(t).copied().unwrap_or((0.0, 1.0));
                 z.mapv(|v| v * std + mean)
@@ -77,7 +70,7 @@ pub fn decode(task: &TaskEntry, row: &[f32]) -> TaskPrediction {
     };
     match task.spec.kind {
         TaskKind::Multiclass => {
-            let best = (0..row.len()).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+            let best = argmax(row);
             out.labels.push(labels[best].clone());
             out.probabilities = row.to_vec();
         }

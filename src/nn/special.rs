@@ -185,9 +185,33 @@ pub fn exp_f32(x: f32) -> f32 {
     p * scale
 }
 
+/// The index of the largest value (the first of equal ones; NaN never wins over an earlier
+/// value): the predicted class of a row of logits or probabilities. 0 for no values.
+pub fn argmax<'a>(values: impl IntoIterator<Item = &'a f32>) -> usize {
+    let mut values = values.into_iter().enumerate();
+    let Some((_, &first)) = values.next() else {
+        return 0;
+    };
+    let (mut best, mut top) = (0, first);
+    for (j, &v) in values {
+        if v > top {
+            (best, top) = (j, v);
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argmax_takes_the_first_largest_and_skips_nan() {
+        assert_eq!(argmax(&[0.1, 0.7, 0.7, 0.2]), 1);
+        assert_eq!(argmax(&[f32::NAN, 0.5, 0.2]), 0);
+        assert_eq!(argmax(&[0.5, f32::NAN, 0.9]), 2);
+        assert_eq!(argmax(&[]), 0);
+    }
 
     /// (x, erf(x), erfc(x)) from Python's math.erf / math.erfc (C library values).
     const REFERENCE: &[(f64, f64, f64)] = &[

@@ -9,6 +9,7 @@ use crate::eval::{
     classification_metrics, multilabel_metrics, regression_metrics, ClassificationMetrics,
     MultilabelMetrics, RegressionMetrics,
 };
+use crate::nn::special::argmax;
 
 /// One bin of a reliability diagram.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,7 +150,7 @@ pub fn analyze(task: &TaskEntry, probs: &Array2<f32>, targets: &Targets) -> Opti
                 .rows()
                 .into_iter()
                 .map(|r| {
-                    let j = (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b });
+                    let j = argmax(r.iter());
                     (j, r[j])
                 })
                 .unzip();

@@ -8,6 +8,7 @@ use super::config::{ClassLoss, ClassWeights, LossConfig, RegressionLoss};
 use crate::data::{Targets, TaskKind};
 use crate::error::{Error, Result};
 use crate::nn::loss;
+use crate::nn::special::argmax;
 
 /// One task's targets in training form plus what its loss needs.
 #[derive(Debug, Clone)]
@@ -160,7 +161,7 @@ impl Objective {
                 let k = raw.ncols();
                 let mut counts = vec![(0usize, 0usize, 0usize); k]; // tp, fp, fn per class
                 for (row, &t) in raw.rows().into_iter().zip(&self.classes) {
-                    let p = (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+                    let p = argmax(row.iter());
                     if p == t {
                         counts[t].0 += 1;
                     } else {
@@ -214,23 +215,9 @@ impl Objective {
     }
 }
 
-/// Mean F1 over classes from (tp, fp, fn) counts; 0/0 ratios are 0, as in `eval`.
+/// Mean F1 over classes from (tp, fp, fn) counts, as `eval` computes it.
 fn macro_f1(counts: &[(usize, usize, usize)]) -> f32 {
-    if counts.is_empty() {
-        return 0.0;
-    }
-    let sum: f64 = counts
-        .iter()
-        .map(|&(tp, fp, fn_)| {
-            let d = 2 * tp + fp + fn_;
-            if d == 0 {
-                0.0
-            } else {
-                2.0 * tp as f64 / d as f64
-            }
-        })
-        .sum();
-    (sum / counts.len() as f64) as f32
+    crate::eval::macro_f1(counts) as f32
 }
 
 /// BCE `pos_weight` per output from negative/positive counts: `None` for no weighting, else the
