@@ -30,9 +30,8 @@
 #define TANDEM_VERSION_PATCH 0
 #define TANDEM_VERSION_STRING "0.1.0"
 
-
 /**
- * A NULL argument where a pointer was required.
+ * A NULL argument where a pointer was required (C ABI only).
  */
 #define TANDEM_ERR_NULL_ARGUMENT 1
 
@@ -77,7 +76,7 @@
 #define TANDEM_ERR_FORMAT 9
 
 /**
- * A bundle trained on a different backbone than the one given.
+ * A bundle or heads trained on a different backbone than the one given.
  */
 #define TANDEM_ERR_BACKBONE_MISMATCH 10
 
@@ -87,7 +86,7 @@
 #define TANDEM_ERR_EXECUTION_PROVIDER_UNAVAILABLE 11
 
 /**
- * The progress callback returned false; nothing was changed.
+ * The caller cancelled the operation (a progress callback returned false); nothing was changed.
  */
 #define TANDEM_ERR_CANCELLED 12
 
@@ -97,7 +96,7 @@
 #define TANDEM_ERR_BUFFER_TOO_SMALL 13
 
 /**
- * A panic was caught at the boundary: always a bug in tandem.
+ * A panic was caught at the C boundary: always a bug in tandem.
  */
 #define TANDEM_ERR_PANIC 14
 
@@ -107,10 +106,12 @@
 #define TANDEM_ERR_INTERNAL 15
 
 /**
- * A computation produced NaN or infinite values: training diverged (lower the learning rate)
- * or its inputs were not finite.
+ * A computation produced NaN or infinite values: training diverged (lower the learning rate) or its
+ * inputs were not finite.
  */
 #define TANDEM_ERR_NUMERIC 16
+
+
 
 /**
  * The C ABI version: bumped on any incompatible change to this header's functions or types.

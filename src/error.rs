@@ -5,66 +5,90 @@
 
 use std::fmt;
 
-/// What went wrong, as a stable category. The discriminants are the C error codes.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// A required pointer argument was NULL (C ABI only).
-    NullArgument = 1,
-    /// Text input was not valid UTF-8.
-    InvalidUtf8 = 2,
-    /// An argument had a value outside its domain (a wrong size, an unknown name, a bad number).
-    InvalidArgument = 3,
-    /// A file or directory that should exist does not.
-    NotFound = 4,
-    /// Reading or writing the file system failed.
-    Io = 5,
-    /// The ONNX Runtime shared library could not be found or loaded.
-    RuntimeUnavailable = 6,
-    /// ONNX Runtime reported an error while building or running a session.
-    Onnx = 7,
-    /// The tokenizer could not be loaded or failed to encode.
-    Tokenizer = 8,
-    /// A file had an unknown format, an unsupported version, or content that does not parse.
-    Format = 9,
-    /// A model or bundle belongs to a different backbone than the one it is used with.
-    BackboneMismatch = 10,
-    /// The requested execution provider (e.g. CUDA) cannot run here.
-    ExecutionProviderUnavailable = 11,
-    /// The caller cancelled the operation (e.g. from a progress callback).
-    Cancelled = 12,
-    /// A caller-supplied buffer is too small for the result.
-    BufferTooSmall = 13,
-    /// A panic was caught at the C boundary; this is always a bug in tandem.
-    Panic = 14,
-    /// An internal invariant failed; this is always a bug in tandem.
-    Internal = 15,
-    /// A computation produced NaN or infinite values (training diverged, or its inputs were
-    /// not finite).
-    Numeric = 16,
+/// Declares [`ErrorKind`] from the one list of error kinds: each kind's code, stable name, Go
+/// name and description. The C header's `TANDEM_ERR_*` codes, the Go binding's codes and
+/// sentinels and the C++ binding's `ErrorCode` are generated from it (`tests/header.rs`).
+macro_rules! error_kinds {
+    ($($kind:ident = $code:literal, $name:literal, $go:literal, $doc:literal;)*) => {
+        /// What went wrong, as a stable category. The discriminants are the C error codes.
+        #[repr(u32)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorKind {
+            $(#[doc = $doc] $kind = $code,)*
+        }
+
+        impl ErrorKind {
+            /// Every kind, in code order.
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$kind),*];
+
+            /// A short lowercase name, stable like the code, for logs and JSON (and the
+            /// `TANDEM_ERR_` constant's suffix, upper-cased).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $name,)*
+                }
+            }
+
+            /// The kind's name in the Go binding (`Code<name>`, `Err<name>`).
+            pub fn go_name(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $go,)*
+                }
+            }
+
+            /// The kind's name in Rust and in the C++ binding's `ErrorCode`.
+            pub fn variant(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => stringify!($kind),)*
+                }
+            }
+
+            /// What the kind means, one sentence (the documentation of every binding).
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $doc.trim(),)*
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
+    NullArgument = 1, "null_argument", "NullArgument",
+        " A NULL argument where a pointer was required (C ABI only).";
+    InvalidUtf8 = 2, "invalid_utf8", "InvalidUTF8",
+        " Text that is not valid UTF-8.";
+    InvalidArgument = 3, "invalid_argument", "InvalidArgument",
+        " An argument outside its domain: a wrong size, an unknown name, a malformed label or config.";
+    NotFound = 4, "not_found", "NotFound",
+        " A file or directory that should exist does not.";
+    Io = 5, "io", "IO",
+        " Reading or writing the file system failed.";
+    RuntimeUnavailable = 6, "runtime_unavailable", "RuntimeUnavailable",
+        " The ONNX Runtime shared library could not be found or loaded.";
+    Onnx = 7, "onnx", "ONNX",
+        " ONNX Runtime failed while building or running a session.";
+    Tokenizer = 8, "tokenizer", "Tokenizer",
+        " The tokenizer could not be loaded or failed to encode.";
+    Format = 9, "format", "Format",
+        " A file with an unknown format, an unsupported version, or content that does not parse.";
+    BackboneMismatch = 10, "backbone_mismatch", "BackboneMismatch",
+        " A bundle or heads trained on a different backbone than the one given.";
+    ExecutionProviderUnavailable = 11, "execution_provider_unavailable", "ExecutionProviderUnavailable",
+        " The requested execution provider (e.g. CUDA) cannot run here; there is no silent fallback.";
+    Cancelled = 12, "cancelled", "Cancelled",
+        " The caller cancelled the operation (a progress callback returned false); nothing was changed.";
+    BufferTooSmall = 13, "buffer_too_small", "BufferTooSmall",
+        " A caller buffer is too small; the dimension getters say how big it must be.";
+    Panic = 14, "panic", "Panic",
+        " A panic was caught at the C boundary: always a bug in tandem.";
+    Internal = 15, "internal", "Internal",
+        " An internal invariant failed: always a bug in tandem.";
+    Numeric = 16, "numeric", "Numeric",
+        " A computation produced NaN or infinite values: training diverged (lower the learning rate) or its inputs were not finite.";
 }
 
 impl ErrorKind {
-    /// Every kind, in code order; used by tests and by the C ABI's code table.
-    pub const ALL: [ErrorKind; 16] = [
-        ErrorKind::NullArgument,
-        ErrorKind::InvalidUtf8,
-        ErrorKind::InvalidArgument,
-        ErrorKind::NotFound,
-        ErrorKind::Io,
-        ErrorKind::RuntimeUnavailable,
-        ErrorKind::Onnx,
-        ErrorKind::Tokenizer,
-        ErrorKind::Format,
-        ErrorKind::BackboneMismatch,
-        ErrorKind::ExecutionProviderUnavailable,
-        ErrorKind::Cancelled,
-        ErrorKind::BufferTooSmall,
-        ErrorKind::Panic,
-        ErrorKind::Internal,
-        ErrorKind::Numeric,
-    ];
-
     /// The stable numeric code of this kind.
     pub fn code(self) -> u32 {
         self as u32
@@ -73,28 +97,6 @@ impl ErrorKind {
     /// The kind for a numeric code, if the code is known.
     pub fn from_code(code: u32) -> Option<ErrorKind> {
         Self::ALL.iter().copied().find(|k| k.code() == code)
-    }
-
-    /// A short lowercase name, stable like the code, for logs and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorKind::NullArgument => "null_argument",
-            ErrorKind::InvalidUtf8 => "invalid_utf8",
-            ErrorKind::InvalidArgument => "invalid_argument",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::Io => "io",
-            ErrorKind::RuntimeUnavailable => "runtime_unavailable",
-            ErrorKind::Onnx => "onnx",
-            ErrorKind::Tokenizer => "tokenizer",
-            ErrorKind::Format => "format",
-            ErrorKind::BackboneMismatch => "backbone_mismatch",
-            ErrorKind::ExecutionProviderUnavailable => "execution_provider_unavailable",
-            ErrorKind::Cancelled => "cancelled",
-            ErrorKind::BufferTooSmall => "buffer_too_small",
-            ErrorKind::Panic => "panic",
-            ErrorKind::Internal => "internal",
-            ErrorKind::Numeric => "numeric",
-        }
     }
 }
 

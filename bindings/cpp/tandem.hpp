@@ -47,26 +47,44 @@ class Trainer;
 // Errors
 // ---------------------------------------------------------------------------------------------
 
+// BEGIN GENERATED: error codes (tests/header.rs; TANDEM_BLESS_HEADER=1 cargo test --test header)
 /// The C error codes (`TANDEM_ERR_*`) as a scoped enum; `Error::kind()` returns one.
 enum class ErrorCode : std::uint32_t {
-  NullArgument = TANDEM_ERR_NULL_ARGUMENT,    ///< A NULL (or empty-handle) argument.
-  InvalidUtf8 = TANDEM_ERR_INVALID_UTF8,      ///< Text that is not valid UTF-8.
-  InvalidArgument = TANDEM_ERR_INVALID_ARGUMENT,  ///< Bad size, name, label, spec or config.
-  NotFound = TANDEM_ERR_NOT_FOUND,            ///< A file or directory that should exist does not.
-  Io = TANDEM_ERR_IO,                         ///< Reading or writing the file system failed.
-  RuntimeUnavailable = TANDEM_ERR_RUNTIME_UNAVAILABLE,  ///< ONNX Runtime could not be loaded.
-  Onnx = TANDEM_ERR_ONNX,                     ///< ONNX Runtime failed.
-  Tokenizer = TANDEM_ERR_TOKENIZER,           ///< The tokenizer failed.
-  Format = TANDEM_ERR_FORMAT,                 ///< Unknown format, version or unparsable content.
-  BackboneMismatch = TANDEM_ERR_BACKBONE_MISMATCH,  ///< Bundle/heads from another backbone.
-  ExecutionProviderUnavailable =
-      TANDEM_ERR_EXECUTION_PROVIDER_UNAVAILABLE,  ///< The requested device cannot run here.
-  Cancelled = TANDEM_ERR_CANCELLED,           ///< The progress callback cancelled training.
-  BufferTooSmall = TANDEM_ERR_BUFFER_TOO_SMALL,  ///< A caller buffer is too small (a binding bug).
-  Panic = TANDEM_ERR_PANIC,                   ///< A panic inside tandem (a tandem bug).
-  Internal = TANDEM_ERR_INTERNAL,             ///< An internal invariant failed (a tandem bug).
-  Numeric = TANDEM_ERR_NUMERIC,               ///< NaN or infinite values (training diverged).
+  /// A NULL argument where a pointer was required (C ABI only).
+  NullArgument = TANDEM_ERR_NULL_ARGUMENT,
+  /// Text that is not valid UTF-8.
+  InvalidUtf8 = TANDEM_ERR_INVALID_UTF8,
+  /// An argument outside its domain: a wrong size, an unknown name, a malformed label or config.
+  InvalidArgument = TANDEM_ERR_INVALID_ARGUMENT,
+  /// A file or directory that should exist does not.
+  NotFound = TANDEM_ERR_NOT_FOUND,
+  /// Reading or writing the file system failed.
+  Io = TANDEM_ERR_IO,
+  /// The ONNX Runtime shared library could not be found or loaded.
+  RuntimeUnavailable = TANDEM_ERR_RUNTIME_UNAVAILABLE,
+  /// ONNX Runtime failed while building or running a session.
+  Onnx = TANDEM_ERR_ONNX,
+  /// The tokenizer could not be loaded or failed to encode.
+  Tokenizer = TANDEM_ERR_TOKENIZER,
+  /// A file with an unknown format, an unsupported version, or content that does not parse.
+  Format = TANDEM_ERR_FORMAT,
+  /// A bundle or heads trained on a different backbone than the one given.
+  BackboneMismatch = TANDEM_ERR_BACKBONE_MISMATCH,
+  /// The requested execution provider (e.g. CUDA) cannot run here; there is no silent fallback.
+  ExecutionProviderUnavailable = TANDEM_ERR_EXECUTION_PROVIDER_UNAVAILABLE,
+  /// The caller cancelled the operation (a progress callback returned false); nothing was changed.
+  Cancelled = TANDEM_ERR_CANCELLED,
+  /// A caller buffer is too small; the dimension getters say how big it must be.
+  BufferTooSmall = TANDEM_ERR_BUFFER_TOO_SMALL,
+  /// A panic was caught at the C boundary: always a bug in tandem.
+  Panic = TANDEM_ERR_PANIC,
+  /// An internal invariant failed: always a bug in tandem.
+  Internal = TANDEM_ERR_INTERNAL,
+  /// A computation produced NaN or infinite values: training diverged (lower the learning rate) or
+  /// its inputs were not finite.
+  Numeric = TANDEM_ERR_NUMERIC,
 };
+// END GENERATED: error codes
 
 /// The stable lowercase name of a code ("not_found", ...), or "unknown". Never fails.
 inline const char* error_code_name(std::uint32_t code) noexcept {

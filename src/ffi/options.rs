@@ -212,7 +212,7 @@ mod tests {
             ] {
                 assert_eq!(
                     super::super::error::tandem_error_code(e),
-                    super::super::error::TANDEM_ERR_INVALID_ARGUMENT
+                    crate::ErrorKind::InvalidArgument.code()
                 );
                 super::super::error::tandem_error_free(e);
             }
