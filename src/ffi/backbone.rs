@@ -52,10 +52,8 @@ pub unsafe extern "C" fn tandem_backbone_load(
 /// Thread safety: no other thread may use the handle during or after the call.
 #[no_mangle]
 pub unsafe extern "C" fn tandem_backbone_free(backbone: *mut tandem_backbone) {
-    if !backbone.is_null() {
-        // SAFETY: a pointer from `tandem_backbone_load`, freed once.
-        guard_or((), || drop(unsafe { Box::from_raw(backbone) }));
-    }
+    // SAFETY: a pointer from `tandem_backbone_load`, freed once.
+    unsafe { super::free_box(backbone) }
 }
 
 /// The embedding dimension (384 for all-MiniLM-L6-v2); 0 when `backbone` is NULL.

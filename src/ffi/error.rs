@@ -72,10 +72,8 @@ pub extern "C" fn tandem_error_code_name(code: u32) -> *const c_char {
 /// Thread safety: no other thread may use the handle during or after the call.
 #[no_mangle]
 pub unsafe extern "C" fn tandem_error_free(error: *mut tandem_error) {
-    if !error.is_null() {
-        // SAFETY: a pointer from `tandem_error::into_raw`, freed once.
-        guard_or((), || drop(unsafe { Box::from_raw(error) }));
-    }
+    // SAFETY: a pointer from `tandem_error::into_raw`, freed once.
+    unsafe { super::free_box(error) }
 }
 
 /// Frees a string this library returned through a `char **` out-parameter (JSON reports,

@@ -47,6 +47,17 @@ pub(crate) fn guard_or<T>(default: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(default)
 }
 
+/// The body of every `tandem_X_free`: drops the boxed handle `ptr`; NULL is a no-op.
+///
+/// # Safety
+/// `ptr` is NULL or came from `Box::into_raw` of a `T` in this library and is freed once.
+pub(crate) unsafe fn free_box<T>(ptr: *mut T) {
+    if !ptr.is_null() {
+        // SAFETY: the caller's contract.
+        guard_or((), || drop(unsafe { Box::from_raw(ptr) }));
+    }
+}
+
 fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
     let what = payload
         .downcast_ref::<&str>()

@@ -59,10 +59,8 @@ pub unsafe extern "C" fn tandem_model_load(
 /// Thread safety: no other thread may use the handle during or after the call.
 #[no_mangle]
 pub unsafe extern "C" fn tandem_model_free(model: *mut tandem_model) {
-    if !model.is_null() {
-        // SAFETY: a pointer from `tandem_model_load`, freed once.
-        guard_or((), || drop(unsafe { Box::from_raw(model) }));
-    }
+    // SAFETY: a pointer from `tandem_model_load`, freed once.
+    unsafe { super::free_box(model) }
 }
 
 /// Predicts every task for `n` texts (`texts[i]` of `lens[i]` bytes, or NUL-terminated when
@@ -135,11 +133,11 @@ pub unsafe extern "C" fn tandem_model_predict_groups(
     })
 }
 
-fn swap(m: &tandem_model, heads: Heads, out_version: *mut u64) -> crate::Result<()> {
+/// Installs `heads` and writes the new version to `out_version` when given.
+fn swap(m: &tandem_model, heads: Heads, out_version: Option<&mut u64>) -> crate::Result<()> {
     let v = m.inner.swap_heads(heads)?;
-    if !out_version.is_null() {
-        // SAFETY: non-null, caller-owned.
-        unsafe { write_out(out_version, v) };
+    if let Some(out) = out_version {
+        *out = v;
     }
     Ok(())
 }
@@ -169,7 +167,8 @@ pub unsafe extern "C" fn tandem_model_swap_heads(
                 "the trainer's backbone is not the model's: its heads would read other embeddings",
             ));
         }
-        swap(m, t.inner.heads()?, out_version)
+        // SAFETY: NULL or a caller-owned u64, as documented.
+        swap(m, t.inner.heads()?, unsafe { out_version.as_mut() })
     })
 }
 
@@ -191,7 +190,8 @@ pub unsafe extern "C" fn tandem_model_swap_bundle(
         let m = unsafe { handle(model, "model") }?;
         let dir = unsafe { path_arg(dir, len, "dir") }?;
         let heads = crate::model::load_heads(&dir, m.inner.backbone())?;
-        swap(m, heads, out_version)
+        // SAFETY: NULL or a caller-owned u64, as documented.
+        swap(m, heads, unsafe { out_version.as_mut() })
     })
 }
 

@@ -43,10 +43,8 @@ pub extern "C" fn tandem_options_new() -> *mut tandem_options {
 /// Thread safety: no other thread may use the handle during or after the call.
 #[no_mangle]
 pub unsafe extern "C" fn tandem_options_free(options: *mut tandem_options) {
-    if !options.is_null() {
-        // SAFETY: a pointer from `tandem_options_new`, freed once.
-        super::guard_or((), || drop(unsafe { Box::from_raw(options) }));
-    }
+    // SAFETY: a pointer from `tandem_options_new`, freed once.
+    unsafe { super::free_box(options) }
 }
 
 /// The body of the string-valued setters: checks the handle, reads the string, applies `set`.

@@ -42,7 +42,8 @@ pub struct tandem_predictions {
     version: u64,
     tasks: Vec<TaskInfo>,
     rows: Vec<Row>,
-    json: String,
+    /// The JSON form, made on the first `tandem_predictions_json` (serving rarely asks).
+    json: std::sync::OnceLock<String>,
 }
 
 fn kind_code(kind: TaskKind) -> u32 {
@@ -60,16 +61,6 @@ impl tandem_predictions {
         heads: &Heads,
         rows: Vec<(Option<String>, Vec<TaskPrediction>)>,
     ) -> tandem_predictions {
-        let json = rows
-            .iter()
-            .enumerate()
-            .map(|(i, (g, p))| match g {
-                Some(g) => serde_json::json!({"group": g, "predictions": p}),
-                None => serde_json::json!({"index": i, "predictions": p}),
-            })
-            .map(|v| v.to_string())
-            .collect::<Vec<_>>()
-            .join("\n");
         tandem_predictions {
             version: heads.version,
             tasks: heads
@@ -95,8 +86,39 @@ impl tandem_predictions {
                         .collect(),
                 })
                 .collect(),
-            json,
+            json: std::sync::OnceLock::new(),
         }
+    }
+
+    /// One JSON object per row, one per line, as `tandem predict` prints them: `index` (or
+    /// `group`) and per task its `labels`, `probabilities`, `task` and `value`.
+    fn to_json(&self) -> String {
+        let text = |s: &CString| s.to_string_lossy().into_owned();
+        self.rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let preds: Vec<serde_json::Value> = self
+                    .tasks
+                    .iter()
+                    .zip(&row.cells)
+                    .map(|(t, c)| {
+                        serde_json::json!({
+                            "task": text(&t.name),
+                            "labels": c.labels.iter().map(text).collect::<Vec<_>>(),
+                            "probabilities": c.probabilities,
+                            "value": c.value,
+                        })
+                    })
+                    .collect();
+                match &row.group {
+                    Some(g) => serde_json::json!({"group": text(g), "predictions": preds}),
+                    None => serde_json::json!({"index": i, "predictions": preds}),
+                }
+                .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn cell(&self, row: usize, task: usize) -> Option<&Cell> {
@@ -115,7 +137,10 @@ fn cell_arg(p: &tandem_predictions, row: usize, task: usize) -> crate::Result<&C
 }
 
 /// Reads `p`, or returns `default` when it is NULL (or on a bug).
-fn read<T: Copy>(
+///
+/// # Safety
+/// `p` is NULL or live predictions from this library.
+unsafe fn read<T: Copy>(
     p: *const tandem_predictions,
     default: T,
     f: impl FnOnce(&tandem_predictions) -> T,
@@ -134,10 +159,8 @@ fn ptr_or_null(s: Option<&CString>) -> *const c_char {
 /// Thread safety: no other thread may use the handle during or after the call.
 #[no_mangle]
 pub unsafe extern "C" fn tandem_predictions_free(predictions: *mut tandem_predictions) {
-    if !predictions.is_null() {
-        // SAFETY: a pointer from a predict call, freed once.
-        guard_or((), || drop(unsafe { Box::from_raw(predictions) }));
-    }
+    // SAFETY: a pointer from a predict call, freed once.
+    unsafe { super::free_box(predictions) }
 }
 
 /// Rows: one per input text, or one per group for grouped predictions. 0 for NULL.
@@ -146,7 +169,8 @@ pub unsafe extern "C" fn tandem_predictions_free(predictions: *mut tandem_predic
 /// Thread safety: safe from many threads at once on one predictions object.
 #[no_mangle]
 pub unsafe extern "C" fn tandem_predictions_len(predictions: *const tandem_predictions) -> usize {
-    read(predictions, 0, |p| p.rows.len())
+    // SAFETY: NULL or live predictions, as documented.
+    unsafe { read(predictions, 0, |p| p.rows.len()) }
 }
 
 /// Tasks per row, in the bundle's order. 0 for NULL.
@@ -157,7 +181,8 @@ pub unsafe extern "C" fn tandem_predictions_len(predictions: *const tandem_predi
 pub unsafe extern "C" fn tandem_predictions_task_count(
     predictions: *const tandem_predictions,
 ) -> usize {
-    read(predictions, 0, |p| p.tasks.len())
+    // SAFETY: NULL or live predictions, as documented.
+    unsafe { read(predictions, 0, |p| p.tasks.len()) }
 }
 
 /// The version of the heads that made every prediction in this object (0 for heads as loaded,
@@ -169,7 +194,8 @@ pub unsafe extern "C" fn tandem_predictions_task_count(
 pub unsafe extern "C" fn tandem_predictions_heads_version(
     predictions: *const tandem_predictions,
 ) -> u64 {
-    read(predictions, 0, |p| p.version)
+    // SAFETY: NULL or live predictions, as documented.
+    unsafe { read(predictions, 0, |p| p.version) }
 }
 
 /// Task `task`'s name, owned by `predictions`; NULL when out of range.
@@ -181,9 +207,12 @@ pub unsafe extern "C" fn tandem_predictions_task_name(
     predictions: *const tandem_predictions,
     task: usize,
 ) -> *const c_char {
-    read(predictions, std::ptr::null(), |p| {
-        ptr_or_null(p.tasks.get(task).map(|t| &t.name))
-    })
+    // SAFETY: NULL or live predictions, as documented.
+    unsafe {
+        read(predictions, std::ptr::null(), |p| {
+            ptr_or_null(p.tasks.get(task).map(|t| &t.name))
+        })
+    }
 }
 
 /// Task `task`'s kind, a `TANDEM_TASK_*` value; `UINT32_MAX` when out of range.
@@ -195,9 +224,12 @@ pub unsafe extern "C" fn tandem_predictions_task_kind(
     predictions: *const tandem_predictions,
     task: usize,
 ) -> u32 {
-    read(predictions, u32::MAX, |p| {
-        p.tasks.get(task).map_or(u32::MAX, |t| t.kind)
-    })
+    // SAFETY: NULL or live predictions, as documented.
+    unsafe {
+        read(predictions, u32::MAX, |p| {
+            p.tasks.get(task).map_or(u32::MAX, |t| t.kind)
+        })
+    }
 }
 
 /// Classes of task `task` (0 for regression): the length of its probability vectors.
@@ -209,9 +241,12 @@ pub unsafe extern "C" fn tandem_predictions_class_count(
     predictions: *const tandem_predictions,
     task: usize,
 ) -> usize {
-    read(predictions, 0, |p| {
-        p.tasks.get(task).map_or(0, |t| t.classes.len())
-    })
+    // SAFETY: NULL or live predictions, as documented.
+    unsafe {
+        read(predictions, 0, |p| {
+            p.tasks.get(task).map_or(0, |t| t.classes.len())
+        })
+    }
 }
 
 /// The name of class `class` of task `task` (the label that probability index `class` refers
@@ -225,9 +260,12 @@ pub unsafe extern "C" fn tandem_predictions_class_name(
     task: usize,
     class: usize,
 ) -> *const c_char {
-    read(predictions, std::ptr::null(), |p| {
-        ptr_or_null(p.tasks.get(task).and_then(|t| t.classes.get(class)))
-    })
+    // SAFETY: NULL or live predictions, as documented.
+    unsafe {
+        read(predictions, std::ptr::null(), |p| {
+            ptr_or_null(p.tasks.get(task).and_then(|t| t.classes.get(class)))
+        })
+    }
 }
 
 /// The group key of row `row` for grouped predictions, owned by `predictions`; NULL for
@@ -240,9 +278,12 @@ pub unsafe extern "C" fn tandem_predictions_group(
     predictions: *const tandem_predictions,
     row: usize,
 ) -> *const c_char {
-    read(predictions, std::ptr::null(), |p| {
-        ptr_or_null(p.rows.get(row).and_then(|r| r.group.as_ref()))
-    })
+    // SAFETY: NULL or live predictions, as documented.
+    unsafe {
+        read(predictions, std::ptr::null(), |p| {
+            ptr_or_null(p.rows.get(row).and_then(|r| r.group.as_ref()))
+        })
+    }
 }
 
 /// How many labels row `row` predicts for task `task`: 1 for multiclass and binary, any number
@@ -256,9 +297,12 @@ pub unsafe extern "C" fn tandem_predictions_label_count(
     row: usize,
     task: usize,
 ) -> usize {
-    read(predictions, 0, |p| {
-        p.cell(row, task).map_or(0, |c| c.labels.len())
-    })
+    // SAFETY: NULL or live predictions, as documented.
+    unsafe {
+        read(predictions, 0, |p| {
+            p.cell(row, task).map_or(0, |c| c.labels.len())
+        })
+    }
 }
 
 /// The `k`-th predicted label of row `row` for task `task`, owned by `predictions`; NULL when
@@ -274,9 +318,12 @@ pub unsafe extern "C" fn tandem_predictions_label(
     task: usize,
     k: usize,
 ) -> *const c_char {
-    read(predictions, std::ptr::null(), |p| {
-        ptr_or_null(p.cell(row, task).and_then(|c| c.labels.get(k)))
-    })
+    // SAFETY: NULL or live predictions, as documented.
+    unsafe {
+        read(predictions, std::ptr::null(), |p| {
+            ptr_or_null(p.cell(row, task).and_then(|c| c.labels.get(k)))
+        })
+    }
 }
 
 /// Copies the class probabilities of row `row` for task `task` into `out` (`cap` floats;
@@ -349,7 +396,83 @@ pub unsafe extern "C" fn tandem_predictions_json(
         // SAFETY: as documented on the function.
         let p = unsafe { handle(predictions, "predictions") }?;
         out_ptr(out, "out")?;
-        unsafe { write_out(out, into_c_string(&p.json)) };
+        let json = p.json.get_or_init(|| p.to_json());
+        unsafe { write_out(out, into_c_string(json)) };
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::TaskSpec;
+    use crate::heads::{Architecture, Mode, Network, TaskEntry};
+    use rand::SeedableRng;
+
+    #[test]
+    fn json_is_made_on_demand_and_matches_the_predictions() {
+        let arch = Architecture {
+            mode: Mode::EmbeddingOnly,
+            emb_dim: 4,
+            n_features: 0,
+            encoder: Default::default(),
+            code_dim: 0,
+            head: Default::default(),
+            outputs: vec![2, 1],
+            target_scale: vec![(0.0, 1.0); 2],
+            sequence: None,
+        };
+        let network = Network::new(arch, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let task = |name: &str, kind, labels: &[&str]| TaskEntry {
+            spec: TaskSpec {
+                name: name.into(),
+                kind,
+                labels: labels.iter().map(|l| l.to_string()).collect(),
+            },
+            thresholds: vec![],
+        };
+        let heads = Heads {
+            network,
+            normalizer: None,
+            tasks: vec![
+                task("topic", TaskKind::Multiclass, &["a \"b\"", "c"]),
+                task("score", TaskKind::Regression, &[]),
+            ],
+            version: 3,
+        };
+        let rows: Vec<(Option<String>, Vec<TaskPrediction>)> = vec![
+            (
+                None,
+                vec![
+                    TaskPrediction {
+                        task: "topic".into(),
+                        labels: vec!["a \"b\"".into()],
+                        probabilities: vec![0.75, 0.25],
+                        value: None,
+                    },
+                    TaskPrediction {
+                        task: "score".into(),
+                        labels: vec![],
+                        probabilities: vec![],
+                        value: Some(1.5),
+                    },
+                ],
+            );
+            2
+        ];
+        // What the predictions serialized to when they were made eagerly.
+        let want = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p))| serde_json::json!({"index": i, "predictions": p}).to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let p = tandem_predictions::new(&heads, rows.clone());
+        assert!(p.json.get().is_none(), "no JSON until asked");
+        assert_eq!(p.to_json(), want);
+        let grouped = vec![(Some("g1".to_string()), rows[0].1.clone())];
+        let g = tandem_predictions::new(&heads, grouped.clone());
+        let want = serde_json::json!({"group": "g1", "predictions": grouped[0].1}).to_string();
+        assert_eq!(g.to_json(), want);
+    }
 }

@@ -40,7 +40,11 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))
 }
 
-fn labels_arg(ptr: *const c_char, len: usize) -> Result<serde_json::Value> {
+/// The labels JSON argument, parsed.
+///
+/// # Safety
+/// As `str_arg`: `ptr` is NULL (with `len` 0) or points to `len` readable bytes.
+unsafe fn labels_arg(ptr: *const c_char, len: usize) -> Result<serde_json::Value> {
     // SAFETY: forwarded contract of the calling export.
     let text = unsafe { str_arg(ptr, len, "labels_json") }?;
     serde_json::from_str(text).map_err(|e| Error::invalid(format!("labels_json: {e}")))
@@ -59,7 +63,7 @@ unsafe fn add(
         // SAFETY: forwarded contract of the exports.
         let t = unsafe { handle_mut(trainer, "trainer") }?;
         let text = unsafe { str_arg(text, text_len, "text") }?;
-        let labels = labels_arg(labels_json, labels_len)?;
+        let labels = unsafe { labels_arg(labels_json, labels_len) }?;
         if validation {
             t.inner.add_validation_example(text, &labels)
         } else {
@@ -102,10 +106,8 @@ pub unsafe extern "C" fn tandem_trainer_new(
 /// Thread safety: no other thread may use the handle during or after the call.
 #[no_mangle]
 pub unsafe extern "C" fn tandem_trainer_free(trainer: *mut tandem_trainer) {
-    if !trainer.is_null() {
-        // SAFETY: a pointer from `tandem_trainer_new`, freed once.
-        guard_or((), || drop(unsafe { Box::from_raw(trainer) }));
-    }
+    // SAFETY: a pointer from `tandem_trainer_new`, freed once.
+    unsafe { super::free_box(trainer) }
 }
 
 /// Adds a training example: `text` (`text_len` bytes) and `labels_json` (`labels_len` bytes), a
