@@ -132,6 +132,16 @@ pub fn read_text(path: &Path, limit: Limit) -> Result<String> {
     Ok(text)
 }
 
+/// Hex sha256 of a file, streamed (a regular file of at most `limit.bytes`).
+pub fn sha256_file(path: &Path, limit: Limit) -> Result<String> {
+    use sha2::Digest;
+    let (f, _) = open(path, limit)?;
+    let mut f = f.take(limit.bytes);
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| Error::io(path, e))?;
+    Ok(hex::encode(h.finalize()))
+}
+
 fn too_big(path: &Path, limit: Limit) -> Error {
     Error::new(
         limit.too_big,

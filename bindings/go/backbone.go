@@ -3,18 +3,13 @@ package tandem
 // #include "shim.h"
 import "C"
 
-import (
-	"runtime"
-	"sync"
-	"sync/atomic"
-)
+import "runtime"
 
 // Backbone is a loaded sentence-embedding backbone (ONNX Runtime sessions and tokenizer).
 // It is safe for concurrent use by multiple goroutines. Trainers and models made from it keep
 // the native backbone alive, so it may be closed before them.
 type Backbone struct {
-	mu  sync.RWMutex
-	ptr *C.tandem_backbone
+	h *handle[C.tandem_backbone]
 }
 
 // LoadBackbone loads a backbone with the given options (none for the defaults). Close it when
@@ -36,46 +31,28 @@ func LoadBackbone(opts ...Option) (*Backbone, error) {
 	if err := takeError(C.tandem_backbone_load(c, &ptr)); err != nil {
 		return nil, err
 	}
-	b := &Backbone{ptr: ptr}
-	atomic.AddInt64(&liveHandles, 1)
-	runtime.SetFinalizer(b, (*Backbone).free)
-	return b, nil
+	return &Backbone{h: newHandle(ptr, freeBackbone)}, nil
 }
+
+func freeBackbone(p *C.tandem_backbone) { C.tandem_backbone_free(p) }
 
 // acquire returns the live handle with the read lock held, or an error when closed.
 func (b *Backbone) acquire() (*C.tandem_backbone, error) {
 	if b == nil {
 		return nil, closedError("Backbone (nil)")
 	}
-	b.mu.RLock()
-	if b.ptr == nil {
-		b.mu.RUnlock()
-		return nil, closedError("Backbone")
-	}
-	return b.ptr, nil
+	return b.h.acquire("Backbone")
 }
 
-func (b *Backbone) release() { b.mu.RUnlock() }
+func (b *Backbone) release() { b.h.release() }
 
 // Close frees the backbone handle, waiting for calls in flight. It is idempotent and always
 // returns nil.
 func (b *Backbone) Close() error {
-	if b == nil {
-		return nil
+	if b != nil {
+		b.h.close()
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.free()
-	runtime.SetFinalizer(b, nil)
 	return nil
-}
-
-func (b *Backbone) free() {
-	if b.ptr != nil {
-		C.tandem_backbone_free(b.ptr)
-		b.ptr = nil
-		atomic.AddInt64(&liveHandles, -1)
-	}
 }
 
 // Dim returns the embedding dimension (384 for all-MiniLM-L6-v2), or 0 once closed.

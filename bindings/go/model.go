@@ -6,16 +6,13 @@ import "C"
 import (
 	"fmt"
 	"runtime"
-	"sync"
-	"sync/atomic"
 )
 
 // Model is a trained bundle on a backbone, ready to serve. It is safe for concurrent use by
 // multiple goroutines, hot swaps included: predictions in flight finish on the heads they
 // started with. Close it when done; it keeps its backbone alive.
 type Model struct {
-	mu  sync.RWMutex
-	ptr *C.tandem_model
+	h *handle[C.tandem_model]
 }
 
 // LoadModel loads the bundle in directory dir onto backbone b.
@@ -35,45 +32,28 @@ func LoadModel(b *Backbone, dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{ptr: ptr}
-	atomic.AddInt64(&liveHandles, 1)
-	runtime.SetFinalizer(m, (*Model).free)
-	return m, nil
+	return &Model{h: newHandle(ptr, freeModel)}, nil
 }
 
+func freeModel(p *C.tandem_model) { C.tandem_model_free(p) }
+
+// acquire returns the live handle with the read lock held, or an error when closed.
 func (m *Model) acquire() (*C.tandem_model, error) {
 	if m == nil {
 		return nil, closedError("Model (nil)")
 	}
-	m.mu.RLock()
-	if m.ptr == nil {
-		m.mu.RUnlock()
-		return nil, closedError("Model")
-	}
-	return m.ptr, nil
+	return m.h.acquire("Model")
 }
 
-func (m *Model) release() { m.mu.RUnlock() }
+func (m *Model) release() { m.h.release() }
 
 // Close frees the model, waiting for calls in flight. It is idempotent and always returns
 // nil.
 func (m *Model) Close() error {
-	if m == nil {
-		return nil
+	if m != nil {
+		m.h.close()
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.free()
-	runtime.SetFinalizer(m, nil)
 	return nil
-}
-
-func (m *Model) free() {
-	if m.ptr != nil {
-		C.tandem_model_free(m.ptr)
-		m.ptr = nil
-		atomic.AddInt64(&liveHandles, -1)
-	}
 }
 
 // Predict predicts every task for each text: one Prediction per text, in order.

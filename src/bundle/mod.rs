@@ -17,7 +17,6 @@ use std::path::Path;
 pub use self::manifest::{BackboneRef, BundleManifest, FeatureSpecRef, TaskEntry, BUNDLE_FORMAT};
 pub use self::save::BUNDLE_FILES;
 pub use self::weights::{parse_weights, read_weights, write_weights, Weights};
-use crate::backbone::sha256_file;
 use crate::error::{Error, ErrorKind, Result};
 use crate::heads::{Heads, Network};
 
@@ -35,7 +34,7 @@ pub fn save(dir: &Path, manifest: &BundleManifest, weights: &Weights, f16: bool)
         let wpath = tmp.join(WEIGHTS_FILE);
         write_weights(&wpath, weights, f16)?;
         let mut m = manifest.clone();
-        m.weights_sha256 = sha256_file(&wpath)?;
+        m.weights_sha256 = crate::files::sha256_file(&wpath, crate::files::BUNDLE_WEIGHTS)?;
         m.weights_dtype = if f16 { "f16" } else { "f32" }.to_string();
         let text = serde_json::to_string_pretty(&m)
             .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
