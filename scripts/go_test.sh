@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Go binding's checks: installs Go if missing (Debian's golang-go), sets up the cache and
 # builds the release library (both no-ops when up to date), then gofmt, go vet and go test in
-# bindings/go, then builds and runs the Go example (examples/go) and checks what it prints.
+# bindings/go, then builds and runs the Go examples (examples/go, and examples/go/hello, the
+# program docs/guide.md quotes) and checks what they print.
 #
 #   scripts/go_test.sh             # GO_TEST_RACE=1 also runs the tests under the race detector
 #
@@ -63,7 +64,7 @@ say "build with -tags tandem_system (an installed library named through CGO_* fl
 say "Go example (examples/go)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-(cd examples/go && go vet . && go build -o "$tmp/tandem-go-demo" .)
+(cd examples/go && go vet ./... && go build -o "$tmp/tandem-go-demo" . && go build -o "$tmp/hello" ./hello)
 "$tmp/tandem-go-demo" -bundle "$tmp/bundle" -epochs 8 \
     "WINNER!! You have been selected to receive a £900 prize reward! Call 09061701461 to claim" \
     "Sorry, I'll call you later, I'm in a meeting" | tee "$tmp/out.txt"
@@ -72,4 +73,12 @@ grep -q '^held-out metrics (n=120): accuracy' "$tmp/out.txt"
 # The prize text is spam and the apology is not (the example must really classify).
 [ "$(grep -c '^    label = spam' "$tmp/out.txt")" = 1 ]
 [ "$(grep -c '^    label = ham' "$tmp/out.txt")" = 1 ]
+
+say "Go hello (examples/go/hello, quoted by docs/guide.md)"
+# It saves hello-bundle in its working directory and must classify both texts as the C version does.
+(cd "$tmp" && ./hello) | tee "$tmp/hello.txt"
+grep -Eq '^billing +billing=[0-9.]+ technical=[0-9.]+  you billed me two times$' "$tmp/hello.txt"
+grep -Eq "^technical +billing=[0-9.]+ technical=[0-9.]+  the app won't start$" "$tmp/hello.txt"
+[ "$(wc -l < "$tmp/hello.txt")" -eq 2 ]
+[ -f "$tmp/hello-bundle/manifest.json" ]
 say "go: all checks passed"

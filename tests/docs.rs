@@ -1,5 +1,6 @@
-//! The documentation stays in step with the code: the guide quotes the C example that `make
-//! test-c` builds, documents every CLI command, the bundle page names every manifest field, and
+//! The documentation stays in step with the code: the guide quotes the C, C++ and Go examples
+//! that `make test-c`, `bindings/cpp/run_test.sh` and `scripts/go_test.sh` build and run,
+//! documents every CLI command, the bundle page names every manifest field, and
 //! the README links the docs. (docs/config.toml and docs/features.md have their own sync tests
 //! next to the code they document.)
 
@@ -15,14 +16,29 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// Asserts that docs/guide.md quotes the file `rel` exactly, as a fenced block tagged `lang`.
+fn assert_guide_quotes(rel: &str, lang: &str) {
+    let guide = read("docs/guide.md");
+    let source = read(rel);
+    assert!(
+        guide.contains(&format!("```{lang}\n{source}```")),
+        "docs/guide.md must quote {rel} exactly in a ```{lang} block (update the guide)"
+    );
+}
+
 #[test]
 fn guide_quotes_the_c_example_verbatim() {
-    let guide = read("docs/guide.md");
-    let hello = read("examples/c/hello.c");
-    assert!(
-        guide.contains(&format!("```c\n{hello}```")),
-        "docs/guide.md must quote examples/c/hello.c exactly (update the guide)"
-    );
+    assert_guide_quotes("examples/c/hello.c", "c");
+}
+
+#[test]
+fn guide_quotes_the_cpp_example_verbatim() {
+    assert_guide_quotes("examples/cpp/hello.cpp", "cpp");
+}
+
+#[test]
+fn guide_quotes_the_go_example_verbatim() {
+    assert_guide_quotes("examples/go/hello/main.go", "go");
 }
 
 #[test]

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds the C++ binding test and the C++ example, then runs the test.
+# Builds the C++ binding test and the C++ examples, then runs the test.
 #
-#   bindings/cpp/run_test.sh                 # build libtandem (cargo), the test and the example; run the test
+#   bindings/cpp/run_test.sh                 # build libtandem (cargo), the test and the examples; run the test
 #   TANDEM_VALGRIND=1 bindings/cpp/run_test.sh   # also run the test under valgrind (if installed;
 #                                                # slow: ~10+ minutes with the real backbone)
 #   TANDEM_RUN_EXAMPLE=1 bindings/cpp/run_test.sh  # also run examples/cpp/classify on its default data
+#                                                  # and examples/cpp/hello (docs/guide.md's program),
+#                                                  # checking what hello prints
 #
 # Environment: CXX (default g++), TANDEM_SKIP_CARGO=1 (use the library already built),
 # TANDEM_CPP_BUILD (output folder, default bindings/cpp/build), TANDEM_TREC (TREC JSONL path).
@@ -25,9 +27,10 @@ flags=(-std=c++17 -Wall -Wextra -Werror -pedantic -g -O1 -pthread
 link=(-L"$libdir" -ltandem -Wl,-rpath,"$libdir")
 
 mkdir -p "$build"
-echo "building $build/test and $build/classify with $cxx"
+echo "building $build/test, $build/classify and $build/hello with $cxx"
 "$cxx" "${flags[@]}" "$here/test.cpp" -o "$build/test" "${link[@]}"
 "$cxx" "${flags[@]}" "$root/examples/cpp/classify.cpp" -o "$build/classify" "${link[@]}"
+"$cxx" "${flags[@]}" "$root/examples/cpp/hello.cpp" -o "$build/hello" "${link[@]}"
 
 echo "running $build/test"
 "$build/test"
@@ -50,4 +53,12 @@ fi
 if [[ "${TANDEM_RUN_EXAMPLE:-0}" == 1 ]]; then
   echo "running $build/classify"
   "$build/classify" --bundle "$build/classify-bundle"
+  # The guide's complete program: it saves hello-bundle in its working directory and must
+  # classify both texts as the C version does.
+  echo "running $build/hello"
+  (cd "$build" && ./hello) | tee "$build/hello.out"
+  grep -Eq '^billing +billing=[0-9.]+ technical=[0-9.]+  you billed me two times$' "$build/hello.out"
+  grep -Eq "^technical +billing=[0-9.]+ technical=[0-9.]+  the app won't start$" "$build/hello.out"
+  [ "$(wc -l < "$build/hello.out")" -eq 2 ]
+  [ -f "$build/hello-bundle/manifest.json" ]
 fi

@@ -141,6 +141,16 @@ fn sizes(v: &[usize]) -> String {
 
 fn render(r: &Value, manifest: &BundleManifest) -> String {
     let mut out = String::new();
+    render_provenance(&mut out, r, manifest);
+    render_tasks(&mut out, manifest);
+    render_architecture(&mut out, &manifest.architecture);
+    render_results(&mut out, r, manifest);
+    render_files(&mut out, r, manifest);
+    out
+}
+
+/// Where the bundle is, what wrote it, and the backbone it runs on.
+fn render_provenance(out: &mut String, r: &Value, manifest: &BundleManifest) {
     let b = &manifest.backbone;
     let _ = writeln!(out, "bundle        {}", r["path"].as_str().unwrap_or(""));
     let _ = writeln!(out, "format        {}", manifest.format);
@@ -153,6 +163,10 @@ fn render(r: &Value, manifest: &BundleManifest) -> String {
     );
     let _ = writeln!(out, "  graph sha256   {}", b.graph_sha256);
     let _ = writeln!(out, "  family sha256  {}", b.family_sha256);
+}
+
+/// Each task: kind, labels, thresholds.
+fn render_tasks(out: &mut String, manifest: &BundleManifest) {
     let _ = writeln!(out, "tasks");
     for t in &manifest.tasks {
         let mut line = format!("  {}  {}", t.spec.name, t.spec.kind.name());
@@ -186,74 +200,77 @@ fn render(r: &Value, manifest: &BundleManifest) -> String {
         }
         let _ = writeln!(out, "{line}");
     }
-    {
-        let a = &manifest.architecture;
-        {
-            let _ = writeln!(out, "architecture  mode {}", a.mode.name());
-            if a.n_features > 0 {
-                let _ = writeln!(
-                    out,
-                    "  encoder        {} features -> hidden {} -> code {} (dropout {})",
-                    a.n_features,
-                    sizes(&a.encoder.hidden),
-                    a.code_dim,
-                    a.encoder.dropout
-                );
-            }
-            if let Some(seq) = &a.sequence {
-                let mut parts = Vec::new();
-                if seq.transformer {
-                    parts.push(format!(
-                        "transformer layer ({} heads, ffn {})",
-                        seq.transformer_heads, seq.transformer_ffn
-                    ));
-                }
-                if seq.attention_queries > 0 {
-                    parts.push(format!("attention pooling x{}", seq.attention_queries));
-                }
-                if !seq.conv_kernels.is_empty() {
-                    parts.push(format!(
-                        "conv {} x {} + max pool",
-                        sizes(&seq.conv_kernels),
-                        seq.conv_channels
-                    ));
-                }
-                let _ = writeln!(
-                    out,
-                    "  sequence       tokens {} -> {} -> {} (dropout {})",
-                    a.emb_dim,
-                    parts.join(", "),
-                    a.sequence_output(),
-                    seq.dropout
-                );
-            }
-            if a.head_input() > 0 {
-                let mut input = if a.code_dim > 0 && a.emb_dim > 0 {
-                    format!("embedding {} + code {}", a.emb_dim, a.code_dim)
-                } else {
-                    format!("embedding {}", a.emb_dim)
-                };
-                if a.sequence.is_some() {
-                    input.push_str(&format!(" + sequence {}", a.sequence_output()));
-                }
-                let _ = writeln!(
-                    out,
-                    "  heads          input {} ({}) -> hidden {} -> outputs {} (dropout {})",
-                    a.head_input(),
-                    input,
-                    sizes(&a.head.hidden),
-                    sizes(&a.outputs),
-                    a.head.dropout
-                );
-            } else {
-                let _ = writeln!(
-                    out,
-                    "  heads          linear on the code -> outputs {}",
-                    sizes(&a.outputs)
-                );
-            }
-        }
+}
+
+/// The encoder, sequence encoder and heads, with their widths.
+fn render_architecture(out: &mut String, a: &tandem::heads::Architecture) {
+    let _ = writeln!(out, "architecture  mode {}", a.mode.name());
+    if a.n_features > 0 {
+        let _ = writeln!(
+            out,
+            "  encoder        {} features -> hidden {} -> code {} (dropout {})",
+            a.n_features,
+            sizes(&a.encoder.hidden),
+            a.code_dim,
+            a.encoder.dropout
+        );
     }
+    if let Some(seq) = &a.sequence {
+        let mut parts = Vec::new();
+        if seq.transformer {
+            parts.push(format!(
+                "transformer layer ({} heads, ffn {})",
+                seq.transformer_heads, seq.transformer_ffn
+            ));
+        }
+        if seq.attention_queries > 0 {
+            parts.push(format!("attention pooling x{}", seq.attention_queries));
+        }
+        if !seq.conv_kernels.is_empty() {
+            parts.push(format!(
+                "conv {} x {} + max pool",
+                sizes(&seq.conv_kernels),
+                seq.conv_channels
+            ));
+        }
+        let _ = writeln!(
+            out,
+            "  sequence       tokens {} -> {} -> {} (dropout {})",
+            a.emb_dim,
+            parts.join(", "),
+            a.sequence_output(),
+            seq.dropout
+        );
+    }
+    if a.head_input() > 0 {
+        let mut input = if a.code_dim > 0 && a.emb_dim > 0 {
+            format!("embedding {} + code {}", a.emb_dim, a.code_dim)
+        } else {
+            format!("embedding {}", a.emb_dim)
+        };
+        if a.sequence.is_some() {
+            input.push_str(&format!(" + sequence {}", a.sequence_output()));
+        }
+        let _ = writeln!(
+            out,
+            "  heads          input {} ({}) -> hidden {} -> outputs {} (dropout {})",
+            a.head_input(),
+            input,
+            sizes(&a.head.hidden),
+            sizes(&a.outputs),
+            a.head.dropout
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  heads          linear on the code -> outputs {}",
+            sizes(&a.outputs)
+        );
+    }
+}
+
+/// Features, validation metrics, and the training config.
+fn render_results(out: &mut String, r: &Value, manifest: &BundleManifest) {
     match &r["features"] {
         Value::Null => {
             let _ = writeln!(out, "features      none (embedding only)");
@@ -303,6 +320,10 @@ fn render(r: &Value, manifest: &BundleManifest) -> String {
             let _ = writeln!(out, "  {}", manifest.training);
         }
     }
+}
+
+/// The files and every tensor, with the verified weights hash.
+fn render_files(out: &mut String, r: &Value, manifest: &BundleManifest) {
     let _ = writeln!(out, "files");
     for f in r["files"].as_array().into_iter().flatten() {
         let _ = writeln!(
@@ -335,7 +356,6 @@ fn render(r: &Value, manifest: &BundleManifest) -> String {
             sizes(&shape)
         );
     }
-    out
 }
 
 pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
