@@ -45,24 +45,46 @@ pub struct DoctorReport {
 /// cache), the backbone in `dir` (every file against its manifest sha256), and that every graph
 /// variant loads and embeds on `options.device`. Never fails: problems become failed checks.
 pub fn doctor(dir: &Path, options: &BackboneOptions) -> DoctorReport {
-    let mut checks: Vec<Check> = Vec::new();
-    let mut push = |name: &str, r: std::result::Result<String, String>| {
+    let mut checks = Checks(Vec::new());
+    checks.push("tandem", Ok(crate::VERSION.to_string()));
+    checks.push("cache", Ok(crate::home::cache_dir().display().to_string()));
+    let providers = check_runtime(&mut checks, options);
+    match BackboneManifest::load(dir) {
+        Err(e) => checks.push("backbone", Err(e.message().to_string())),
+        Ok(manifest) => check_backbone(&mut checks, dir, &manifest, options),
+    }
+    let checks = checks.0;
+    DoctorReport {
+        ok: checks.iter().all(|c| c.ok),
+        checks,
+        execution_providers: providers,
+    }
+}
+
+/// The checks of a report, in order.
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn push(&mut self, name: &str, r: std::result::Result<String, String>) {
         let (ok, detail) = match r {
             Ok(d) => (true, d),
             Err(d) => (false, d),
         };
-        checks.push(Check {
+        self.0.push(Check {
             name: name.to_string(),
             ok,
             detail,
         });
-    };
-    push("tandem", Ok(crate::VERSION.to_string()));
-    push("cache", Ok(crate::home::cache_dir().display().to_string()));
+    }
+}
+
+/// The ONNX Runtime library and its execution providers (only the CPU one is required; a
+/// missing CUDA provider is listed, not a failure).
+fn check_runtime(checks: &mut Checks, options: &BackboneOptions) -> Vec<ProviderStatus> {
     let mut providers = Vec::new();
     match crate::runtime::runtime(options.ort_library.as_deref()) {
         Ok(rt) => {
-            push(
+            checks.push(
                 "onnxruntime",
                 Ok(format!(
                     "{} at {} (from {})",
@@ -76,83 +98,82 @@ pub fn doctor(dir: &Path, options: &BackboneOptions) -> DoctorReport {
                     name: ep.to_string(),
                     available,
                 });
-                // Only the CPU provider is required; a missing CUDA provider is listed under
-                // `execution_providers`, not a failure.
                 if ep == "CPUExecutionProvider" || available {
                     let r = if available {
                         Ok("available".to_string())
                     } else {
                         Err("not available in this ONNX Runtime build".to_string())
                     };
-                    push(&format!("provider {ep}"), r);
+                    checks.push(&format!("provider {ep}"), r);
                 }
             }
         }
-        Err(e) => push("onnxruntime", Err(e.message().to_string())),
+        Err(e) => checks.push("onnxruntime", Err(e.message().to_string())),
     }
-    match BackboneManifest::load(dir) {
-        Err(e) => push("backbone", Err(e.message().to_string())),
-        Ok(manifest) => {
-            push(
-                "backbone",
-                Ok(format!(
-                    "{} ({}; dim {}, {} pooling, max length {}) at {}",
-                    manifest.name,
-                    manifest.source,
-                    manifest.dim,
-                    manifest.pooling,
-                    manifest.max_length,
-                    dir.display()
-                )),
+    providers
+}
+
+/// The backbone: its manifest, every file against its sha256, and every graph variant loading
+/// and embedding on the device.
+fn check_backbone(
+    checks: &mut Checks,
+    dir: &Path,
+    manifest: &BackboneManifest,
+    options: &BackboneOptions,
+) {
+    checks.push(
+        "backbone",
+        Ok(format!(
+            "{} ({}; dim {}, {} pooling, max length {}) at {}",
+            manifest.name,
+            manifest.source,
+            manifest.dim,
+            manifest.pooling,
+            manifest.max_length,
+            dir.display()
+        )),
+    );
+    for f in verify_dir(dir, manifest) {
+        let size = f
+            .size
+            .map(|s| format!("{:.1} MB", s as f64 / 1e6))
+            .unwrap_or_else(|| "missing".into());
+        let r = if f.ok() {
+            Ok(format!("sha256 {} ({size})", f.expected))
+        } else {
+            Err(format!(
+                "sha256 mismatch or unreadable: manifest {}, file {} ({size})",
+                f.expected,
+                f.actual.as_deref().unwrap_or("-")
+            ))
+        };
+        checks.push(&format!("file {}", f.file), r);
+    }
+    for variant in Variant::ALL {
+        if !variant.runs_on(options.device) {
+            checks.push(
+                &format!("graph {variant}"),
+                Ok(format!("CPU-only graph, not run on {:?}", options.device)),
             );
-            for f in verify_dir(dir, &manifest) {
-                let size = f
-                    .size
-                    .map(|s| format!("{:.1} MB", s as f64 / 1e6))
-                    .unwrap_or_else(|| "missing".into());
-                let r = if f.ok() {
-                    Ok(format!("sha256 {} ({size})", f.expected))
-                } else {
-                    Err(format!(
-                        "sha256 mismatch or unreadable: manifest {}, file {} ({size})",
-                        f.expected,
-                        f.actual.as_deref().unwrap_or("-")
-                    ))
-                };
-                push(&format!("file {}", f.file), r);
-            }
-            for variant in Variant::ALL {
-                if !variant.runs_on(options.device) {
-                    push(
-                        &format!("graph {variant}"),
-                        Ok(format!("CPU-only graph, not run on {:?}", options.device)),
-                    );
-                    continue;
-                }
-                let opts = BackboneOptions {
-                    variant,
-                    batch_size: 8,
-                    ..options.clone()
-                };
-                let r = Backbone::load(dir, opts)
-                    .and_then(|b| b.embed(&["tandem doctor"]).map(|e| (b, e)))
-                    .map(|(b, e)| {
-                        format!(
-                            "{} loads on {:?} and embeds (norm {:.4})",
-                            b.graph_file(),
-                            options.device,
-                            e.row(0).dot(&e.row(0)).sqrt()
-                        )
-                    })
-                    .map_err(|e| e.message().to_string());
-                push(&format!("graph {variant}"), r);
-            }
+            continue;
         }
-    }
-    DoctorReport {
-        ok: checks.iter().all(|c| c.ok),
-        checks,
-        execution_providers: providers,
+        let opts = BackboneOptions {
+            variant,
+            batch_size: 8,
+            ..options.clone()
+        };
+        let r = Backbone::load(dir, opts)
+            .and_then(|b| b.embed(&["tandem doctor"]).map(|e| (b, e)))
+            .map(|(b, e)| {
+                format!(
+                    "{} loads on {:?} and embeds (norm {:.4})",
+                    b.graph_file(),
+                    options.device,
+                    e.row(0).dot(&e.row(0)).sqrt()
+                )
+            })
+            .map_err(|e| e.message().to_string());
+        checks.push(&format!("graph {variant}"), r);
     }
 }
 

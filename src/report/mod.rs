@@ -317,85 +317,12 @@ fn task_section(task: &TaskEntry, probs: &Array2<f32>, targets: &Targets) -> Res
             metrics,
             reliability,
             curve,
-        }) => {
-            s.push_str(&figure(
-                &id("confusion"),
-                &plots::confusion_heatmap(&task.spec.labels, &metrics.confusion)?,
-                "Rows: true class; columns: predicted class; shade: share of the row.",
-            ));
-            s.push_str(&figure(
-                &id("per-class"),
-                &plots::class_bars(&metrics.per_class)?,
-                "Precision, recall and F1 per class on the validation set.",
-            ));
-            let (x, y) = if task.spec.kind == TaskKind::Binary {
-                let pos = task.spec.labels.get(1).map_or("positive", String::as_str);
-                (
-                    format!("predicted probability of {pos}"),
-                    format!("fraction {pos}"),
-                )
-            } else {
-                (
-                    "confidence of the predicted class".into(),
-                    "accuracy".into(),
-                )
-            };
-            s.push_str(&figure(
-                &id("reliability"),
-                &plots::reliability_diagram(&reliability, &x, &y)?,
-                &format!(
-                    "{} confidence bins; expected calibration error {:.4}.",
-                    stats::RELIABILITY_BINS,
-                    expected_calibration_error(&reliability)
-                ),
-            ));
-            if let Some(c) = curve {
-                let caption = format!(
-                    "F1 of {} at each threshold; dashed: the tuned threshold {:.3}.",
-                    c.label, c.chosen
-                );
-                s.push_str(&figure(
-                    &id("threshold"),
-                    &plots::threshold_f1(std::slice::from_ref(&c))?,
-                    &caption,
-                ));
-            }
-        }
+        }) => class_figures(&mut s, task, &id, &metrics, &reliability, curve)?,
         Some(TaskAnalysis::Labels {
             metrics,
             reliability,
             curves,
-        }) => {
-            s.push_str(&figure(
-                &id("per-label"),
-                &plots::class_bars(&metrics.per_label)?,
-                "Precision, recall and F1 per label at the tuned thresholds.",
-            ));
-            s.push_str(&figure(
-                &id("reliability"),
-                &plots::reliability_diagram(
-                    &reliability,
-                    "predicted probability of a label",
-                    "fraction with the label",
-                )?,
-                &format!(
-                    "Every label's probability, pooled, in {} bins; expected calibration error \
-                     {:.4}.",
-                    stats::RELIABILITY_BINS,
-                    expected_calibration_error(&reliability)
-                ),
-            ));
-            s.push_str(&figure(
-                &id("threshold"),
-                &plots::threshold_f1(&curves)?,
-                &format!(
-                    "F1 per label at each threshold (the {} most frequent of {}); dashed: the \
-                     tuned thresholds.",
-                    curves.len(),
-                    metrics.per_label.len()
-                ),
-            ));
-        }
+        }) => label_figures(&mut s, &id, &metrics, &reliability, &curves)?,
         Some(TaskAnalysis::Values {
             metrics,
             truth,
@@ -414,6 +341,101 @@ fn task_section(task: &TaskEntry, probs: &Array2<f32>, targets: &Targets) -> Res
     }
     s.push_str("</div></section>\n");
     Ok(s)
+}
+
+/// A multiclass or binary task's figures: confusion, per-class bars, reliability, and the
+/// threshold curve of a binary task.
+fn class_figures(
+    s: &mut String,
+    task: &TaskEntry,
+    id: &dyn Fn(&str) -> String,
+    metrics: &crate::eval::ClassificationMetrics,
+    reliability: &[stats::ReliabilityBin],
+    curve: Option<stats::ThresholdCurve>,
+) -> Result<()> {
+    s.push_str(&figure(
+        &id("confusion"),
+        &plots::confusion_heatmap(&task.spec.labels, &metrics.confusion)?,
+        "Rows: true class; columns: predicted class; shade: share of the row.",
+    ));
+    s.push_str(&figure(
+        &id("per-class"),
+        &plots::class_bars(&metrics.per_class)?,
+        "Precision, recall and F1 per class on the validation set.",
+    ));
+    let (x, y) = if task.spec.kind == TaskKind::Binary {
+        let pos = task.spec.labels.get(1).map_or("positive", String::as_str);
+        (
+            format!("predicted probability of {pos}"),
+            format!("fraction {pos}"),
+        )
+    } else {
+        (
+            "confidence of the predicted class".into(),
+            "accuracy".into(),
+        )
+    };
+    s.push_str(&figure(
+        &id("reliability"),
+        &plots::reliability_diagram(reliability, &x, &y)?,
+        &format!(
+            "{} confidence bins; expected calibration error {:.4}.",
+            stats::RELIABILITY_BINS,
+            expected_calibration_error(reliability)
+        ),
+    ));
+    if let Some(c) = curve {
+        let caption = format!(
+            "F1 of {} at each threshold; dashed: the tuned threshold {:.3}.",
+            c.label, c.chosen
+        );
+        s.push_str(&figure(
+            &id("threshold"),
+            &plots::threshold_f1(std::slice::from_ref(&c))?,
+            &caption,
+        ));
+    }
+    Ok(())
+}
+
+/// A multi-label task's figures: per-label bars, pooled reliability, threshold curves.
+fn label_figures(
+    s: &mut String,
+    id: &dyn Fn(&str) -> String,
+    metrics: &crate::eval::MultilabelMetrics,
+    reliability: &[stats::ReliabilityBin],
+    curves: &[stats::ThresholdCurve],
+) -> Result<()> {
+    s.push_str(&figure(
+        &id("per-label"),
+        &plots::class_bars(&metrics.per_label)?,
+        "Precision, recall and F1 per label at the tuned thresholds.",
+    ));
+    s.push_str(&figure(
+        &id("reliability"),
+        &plots::reliability_diagram(
+            reliability,
+            "predicted probability of a label",
+            "fraction with the label",
+        )?,
+        &format!(
+            "Every label's probability, pooled, in {} bins; expected calibration error \
+             {:.4}.",
+            stats::RELIABILITY_BINS,
+            expected_calibration_error(reliability)
+        ),
+    ));
+    s.push_str(&figure(
+        &id("threshold"),
+        &plots::threshold_f1(curves)?,
+        &format!(
+            "F1 per label at each threshold (the {} most frequent of {}); dashed: the \
+             tuned thresholds.",
+            curves.len(),
+            metrics.per_label.len()
+        ),
+    ));
+    Ok(())
 }
 
 /// The headline metrics of each task kind, for breakdown columns.
