@@ -79,28 +79,7 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 }
 
 pub fn compare(args: CompareArgs) -> Result<ExitCode> {
-    let mut config = match &args.config {
-        Some(p) => TrainConfig::load(p)?,
-        None => TrainConfig::default(),
-    };
-    if let Some(h) = args.head {
-        config.head.kind = h;
-    }
-    let seeds: Vec<u64> = if args.seed_list.is_empty() {
-        if args.seeds == 0 {
-            return Err(Error::invalid("--seeds must be at least 1"));
-        }
-        (0..args.seeds as u64)
-            .map(|i| config.seed.wrapping_add(i))
-            .collect()
-    } else {
-        args.seed_list.clone()
-    };
-    let arms = if args.modes.is_empty() {
-        Arm::ALL.to_vec()
-    } else {
-        args.modes.clone()
-    };
+    let options = options_of(&args)?;
     let labels = LabelArgs {
         data: &args.data,
         text_field: &args.text_field,
@@ -116,10 +95,10 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     } = labels.read()?;
     let backbone = args.backbone.load(32)?;
     // One set of examples serves every arm: what any of them reads.
-    let needs = arms.iter().fold(Needs::default(), |n, arm| {
+    let needs = options.arms.iter().fold(Needs::default(), |n, arm| {
         let mode = TrainConfig {
             mode: arm.mode(),
-            ..config.clone()
+            ..options.config.clone()
         };
         n.union(Needs::of(&mode))
     });
@@ -143,13 +122,6 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let options = CompareOptions {
-        split_seed: args.split_seed.unwrap_or(config.seed),
-        config,
-        arms,
-        seeds,
-        test_fraction: args.test_fraction,
-    };
     let total = options.arms.len() * options.seeds.len();
     let mut done = 0;
     let summary = run_compare(&specs, &all, valid.as_ref(), &options, &mut |r| {
@@ -167,12 +139,52 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
             );
         }
     })?;
+    write_outputs(&args, &summary, BackboneRef::of(&backbone))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The comparison's settings from the command line: the config, the seeds and the arms.
+fn options_of(args: &CompareArgs) -> Result<CompareOptions> {
+    let mut config = match &args.config {
+        Some(p) => TrainConfig::load(p)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(h) = args.head {
+        config.head.kind = h;
+    }
+    let seeds: Vec<u64> = if args.seed_list.is_empty() {
+        if args.seeds == 0 {
+            return Err(Error::invalid("--seeds must be at least 1"));
+        }
+        (0..args.seeds as u64)
+            .map(|i| config.seed.wrapping_add(i))
+            .collect()
+    } else {
+        args.seed_list.clone()
+    };
+    let arms = if args.modes.is_empty() {
+        Arm::ALL.to_vec()
+    } else {
+        args.modes.clone()
+    };
+    Ok(CompareOptions {
+        split_seed: args.split_seed.unwrap_or(config.seed),
+        config,
+        arms,
+        seeds,
+        test_fraction: args.test_fraction,
+    })
+}
+
+/// The table on standard output, and the JSON, Markdown and HTML files asked for.
+fn write_outputs(
+    args: &CompareArgs,
+    summary: &CompareSummary,
+    backbone: BackboneRef,
+) -> Result<()> {
     print!("{}", summary.table());
     if let Some(p) = &args.json {
-        write_file(
-            p,
-            &json_report(&summary, &args, BackboneRef::of(&backbone))?,
-        )?;
+        write_file(p, &json_report(summary, args, backbone)?)?;
     }
     if let Some(p) = &args.markdown {
         write_file(p, &summary.to_markdown())?;
@@ -180,7 +192,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     if let Some(p) = &args.html {
         write_file(p, &summary.to_html())?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The summary plus where the data came from and which backbone embedded it.
