@@ -532,7 +532,6 @@ impl MultiConv {
         let g = grad_out.as_standard_layout();
         let gs = g.as_slice().expect("standard layout");
         let xs = cache.x.as_slice();
-        let ws = cache.stacked.as_slice().expect("contiguous");
         let (arg, deriv, offsets) = (&cache.arg, &cache.deriv, &cache.offsets);
         let kernels = &self.kernels;
         // Weight gradients in fixed pieces of channels (each owns its rows of the gradient),
@@ -574,6 +573,22 @@ impl MultiConv {
         if !want_input {
             return None;
         }
+        Some(self.input_grads(gs, &bases))
+    }
+
+    /// The input gradient of the last forward from the output gradient `gs` (row-major
+    /// `[b, out_dim]`), in fixed pieces of texts, each owning its texts' token rows: the same
+    /// sums in the same order on any number of threads.
+    fn input_grads(&self, gs: &[f32], bases: &[usize]) -> Array2<f32> {
+        let (d, ch, cols) = (self.in_dim, self.channels, self.out_dim());
+        let cache = self
+            .cache
+            .as_ref()
+            .expect("MultiConv::backward called before forward");
+        let b = cache.offsets.len() - 1;
+        let ws = cache.stacked.as_slice().expect("contiguous");
+        let (arg, deriv, offsets) = (&cache.arg, &cache.deriv, &cache.offsets);
+        let kernels = &self.kernels;
         let mut dx = Array2::<f32>::zeros(cache.x.view().dim());
         let dxs = dx.as_slice_mut().expect("contiguous");
         // Split the token rows at text boundaries, TEXT_PIECE texts per piece.
@@ -586,7 +601,6 @@ impl MultiConv {
             pieces.push((first, head));
             rest = tail;
         }
-        let bases = &bases;
         pieces.into_par_iter().for_each(|(first, dx)| {
             let last = (first + TEXT_PIECE).min(b);
             let row0 = offsets[first];
@@ -614,7 +628,7 @@ impl MultiConv {
                 },
             );
         });
-        Some(dx)
+        dx
     }
 
     /// The parameters: kernel 0's weight and bias, kernel 1's, …
