@@ -155,3 +155,90 @@ impl Network {
         Ok(net)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::seq::SequenceConfig;
+    use crate::nn::ActivationKind;
+    use rand::SeedableRng;
+
+    /// Architectures of every mode, with and without sequence heads, hidden layers, LayerNorm
+    /// and residual blocks.
+    fn architectures() -> Vec<Architecture> {
+        let mlp = |hidden: Vec<usize>, layer_norm, residual| MlpConfig {
+            hidden,
+            activation: ActivationKind::Gelu,
+            dropout: 0.1,
+            layer_norm,
+            residual,
+        };
+        let mut out = Vec::new();
+        for mode in [
+            Mode::TwoStage,
+            Mode::Joint,
+            Mode::EmbeddingOnly,
+            Mode::MetadataOnly,
+        ] {
+            let uses_emb = mode != Mode::MetadataOnly;
+            let uses_meta = mode != Mode::EmbeddingOnly;
+            let sequences = if uses_emb {
+                vec![
+                    None,
+                    Some(SequenceConfig {
+                        conv_channels: 5,
+                        ..Default::default()
+                    }),
+                    Some(SequenceConfig {
+                        attention_queries: 2,
+                        conv_kernels: vec![3],
+                        conv_channels: 4,
+                        transformer: true,
+                        transformer_heads: 2,
+                        transformer_ffn: 6,
+                        dropout: 0.0,
+                    }),
+                ]
+            } else {
+                vec![None]
+            };
+            for sequence in sequences {
+                for (head, encoder) in [
+                    (mlp(vec![7], true, false), mlp(vec![5, 5], false, true)),
+                    (mlp(vec![], true, false), mlp(vec![3], true, false)),
+                ] {
+                    out.push(Architecture {
+                        mode,
+                        emb_dim: if uses_emb { 8 } else { 0 },
+                        n_features: if uses_meta { 6 } else { 0 },
+                        encoder,
+                        code_dim: if uses_meta { 4 } else { 0 },
+                        head,
+                        outputs: vec![3, 1],
+                        target_scale: vec![(0.0, 1.0); 2],
+                        sequence: sequence.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn parameter_count_is_what_the_network_holds() {
+        // Loading trusts this count to refuse a manifest before building anything.
+        let archs = architectures();
+        assert_eq!(archs.len(), 20);
+        for arch in archs {
+            arch.validate().unwrap();
+            let want = arch.parameter_count().unwrap();
+            let net =
+                Network::new(arch.clone(), &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)).unwrap();
+            let have: u64 = net.params().iter().map(|p| p.len() as u64).sum();
+            assert_eq!(want, have, "{arch:?}");
+            assert!(arch.check_weights(&net.weights()).is_ok());
+            let rebuilt = Network::from_weights(arch, &net.weights()).unwrap();
+            assert_eq!(rebuilt.weights(), net.weights());
+        }
+    }
+}
