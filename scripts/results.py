@@ -259,9 +259,26 @@ def render(results, args):
     lines.append("- Single seed: differences of about a point are within seed noise for the smaller datasets "
                  "(BBC has 444 test articles; Reuters has 431 test documents and only 69 corn-labelled documents in the whole set).")
     lines += sequence_section(results)
+    tail = kept_by_hand(args.out)  # read before the file is truncated below
     with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(lines) + "\n" + tail)
     print(f"wrote {args.out}")
+
+
+# What follows this line in the results file was written by hand (other measurements, such as
+# `tandem compare` over several seeds) and survives a regeneration.
+HAND_MARKER = "<!-- Below this line: written by hand; scripts/results.py keeps it. -->"
+
+
+def kept_by_hand(path):
+    """The hand-written tail of the existing results file, marker included ("" if none)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return ""
+    at = text.find(HAND_MARKER)
+    return "" if at < 0 else "\n" + text[at:]
 
 
 def sequence_section(results):

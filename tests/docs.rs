@@ -156,3 +156,37 @@ fn bundle_doc_names_every_manifest_field() {
     }
     assert!(doc.contains(tandem::bundle::BUNDLE_FORMAT));
 }
+
+/// The guide's `tandem features` sample is real output: its rows are the first rows the command
+/// prints for that text, and the row count it states is the count printed.
+#[test]
+fn guide_features_sample_is_real_output() {
+    let guide = read("docs/guide.md");
+    let prompt = "$ tandem features \"Hello, world! How are you?\"\n";
+    let start = guide
+        .find(prompt)
+        .expect("the guide shows a features sample")
+        + prompt.len();
+    let block = &guide[start..start + guide[start..].find("```").unwrap()];
+    let (shown, rest) = block
+        .split_once("...")
+        .expect("the sample ends with `...   (N rows in all)`");
+    let total: usize = rest
+        .trim()
+        .trim_start_matches('(')
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("the sample states the row count");
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["features", "Hello, world! How are you?"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        printed.starts_with(shown),
+        "docs/guide.md's features sample differs from the output:\n{printed}"
+    );
+    assert_eq!(printed.lines().count() - 1, total, "rows after the header");
+}
