@@ -101,24 +101,14 @@ fn task_metrics(task: &TaskEntry, p: &Array2<f32>, t: &Targets) -> Value {
 mod tests {
     use super::*;
     use crate::data::TaskSpec;
-    use crate::heads::{Architecture, Mode, Network};
+    use crate::heads::{Architecture, Network};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
     #[test]
     fn evaluating_nothing_is_an_error_not_accuracy_zero() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let arch = Architecture {
-            mode: Mode::EmbeddingOnly,
-            emb_dim: 4,
-            n_features: 0,
-            encoder: Default::default(),
-            code_dim: 0,
-            head: Default::default(),
-            outputs: vec![2],
-            target_scale: vec![(0.0, 1.0)],
-            sequence: None,
-        };
+        let arch = Architecture::embedding_only(4, vec![2]);
         let heads = Heads {
             network: Network::new(arch, &mut rng).unwrap(),
             normalizer: None,

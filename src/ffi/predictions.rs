@@ -406,22 +406,12 @@ pub unsafe extern "C" fn tandem_predictions_json(
 mod tests {
     use super::*;
     use crate::data::TaskSpec;
-    use crate::heads::{Architecture, Mode, Network, TaskEntry};
+    use crate::heads::{Architecture, Network, TaskEntry};
     use rand::SeedableRng;
 
     #[test]
     fn json_is_made_on_demand_and_matches_the_predictions() {
-        let arch = Architecture {
-            mode: Mode::EmbeddingOnly,
-            emb_dim: 4,
-            n_features: 0,
-            encoder: Default::default(),
-            code_dim: 0,
-            head: Default::default(),
-            outputs: vec![2, 1],
-            target_scale: vec![(0.0, 1.0); 2],
-            sequence: None,
-        };
+        let arch = Architecture::embedding_only(4, vec![2, 1]);
         let network = Network::new(arch, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)).unwrap();
         let task = |name: &str, kind, labels: &[&str]| TaskEntry {
             spec: TaskSpec {

@@ -77,6 +77,22 @@ pub struct Architecture {
 }
 
 impl Architecture {
+    /// Heads on the embedding alone (no metadata, pooled), with the default head MLP: the
+    /// smallest complete architecture, e.g. for heads built by hand or in tests.
+    pub fn embedding_only(emb_dim: usize, outputs: Vec<usize>) -> Self {
+        Architecture {
+            mode: Mode::EmbeddingOnly,
+            emb_dim,
+            n_features: 0,
+            encoder: MlpConfig::default(),
+            code_dim: 0,
+            head: MlpConfig::default(),
+            target_scale: vec![(0.0, 1.0); outputs.len()],
+            outputs,
+            sequence: None,
+        }
+    }
+
     /// Where each block of the semantic heads' input sits.
     pub fn input_layout(&self) -> InputLayout {
         let (emb, code) = match self.mode {

@@ -35,6 +35,18 @@ pub struct TaskPrediction {
     pub value: Option<f32>,
 }
 
+impl TaskPrediction {
+    /// A prediction for `task` with nothing predicted yet.
+    fn empty(task: &str) -> Self {
+        TaskPrediction {
+            task: task.to_string(),
+            labels: vec![],
+            probabilities: vec![],
+            value: None,
+        }
+    }
+}
+
 /// One group's key and its per-task predictions.
 pub type GroupPrediction = (String, Vec<TaskPrediction>);
 
@@ -62,12 +74,7 @@ pub fn probabilities(
 /// Decodes one row of probabilities (or a value) into a [`TaskPrediction`].
 pub fn decode(task: &TaskEntry, row: &[f32]) -> TaskPrediction {
     let labels = &task.spec.labels;
-    let mut out = TaskPrediction {
-        task: task.spec.name.clone(),
-        labels: vec![],
-        probabilities: vec![],
-        value: None,
-    };
+    let mut out = TaskPrediction::empty(&task.spec.name);
     match task.spec.kind {
         TaskKind::Multiclass => {
             let best = argmax(row);
@@ -99,12 +106,7 @@ pub fn decode(task: &TaskEntry, row: &[f32]) -> TaskPrediction {
 pub fn decode_votes(task: &TaskEntry, shares: &[f32]) -> TaskPrediction {
     let majority = |s: f32| s > 0.5;
     let labels = &task.spec.labels;
-    let mut out = TaskPrediction {
-        task: task.spec.name.clone(),
-        labels: vec![],
-        probabilities: vec![],
-        value: None,
-    };
+    let mut out = TaskPrediction::empty(&task.spec.name);
     if task.spec.kind == TaskKind::Binary {
         let s = shares.first().copied().unwrap_or(0.0);
         out.labels.push(labels[usize::from(majority(s))].clone());

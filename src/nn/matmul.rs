@@ -42,13 +42,7 @@ pub fn matmul(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
 ) {
-    assert!(
-        a.ncols() == b.nrows() && dst.dim() == (a.nrows(), b.ncols()),
-        "matmul: {:?} x {:?} into {:?}",
-        a.dim(),
-        b.dim(),
-        dst.dim()
-    );
+    check_shapes(&dst, &a, &b);
     let a_own;
     let a_ref = match faer_ref(&a) {
         Some(m) => m,
@@ -128,13 +122,7 @@ fn bounded(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
 ) {
-    assert!(
-        a.ncols() == b.nrows() && dst.dim() == (a.nrows(), b.ncols()),
-        "matmul: {:?} x {:?} into {:?}",
-        a.dim(),
-        b.dim(),
-        dst.dim()
-    );
+    check_shapes(&dst, &a, &b);
     let (m, n, k) = (dst.nrows(), dst.ncols(), a.ncols());
     let long = m.max(n);
     if m * n * k < SPLIT_MIN || long < 2 * SPLIT_ALIGN {
@@ -298,4 +286,15 @@ mod tests {
         let err = (&one.0 - &want).iter().fold(0.0f32, |m, &d| m.max(d.abs()));
         assert!(err < 1e-3, "max error {err}");
     }
+}
+
+/// Panics unless `dst = a · b` is well-formed (a programming error, not bad input).
+fn check_shapes(dst: &ArrayViewMut2<'_, f32>, a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>) {
+    assert!(
+        a.ncols() == b.nrows() && dst.dim() == (a.nrows(), b.ncols()),
+        "matmul: {:?} x {:?} into {:?}",
+        a.dim(),
+        b.dim(),
+        dst.dim()
+    );
 }
