@@ -192,6 +192,17 @@ fn clear_upper_state() {
     }
 }
 
+/// Panics unless `dst = a · b` is well-formed (a programming error, not bad input).
+fn check_shapes(dst: &ArrayViewMut2<'_, f32>, a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>) {
+    assert!(
+        a.ncols() == b.nrows() && dst.dim() == (a.nrows(), b.ncols()),
+        "matmul: {:?} x {:?} into {:?}",
+        a.dim(),
+        b.dim(),
+        dst.dim()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,15 +297,4 @@ mod tests {
         let err = (&one.0 - &want).iter().fold(0.0f32, |m, &d| m.max(d.abs()));
         assert!(err < 1e-3, "max error {err}");
     }
-}
-
-/// Panics unless `dst = a · b` is well-formed (a programming error, not bad input).
-fn check_shapes(dst: &ArrayViewMut2<'_, f32>, a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>) {
-    assert!(
-        a.ncols() == b.nrows() && dst.dim() == (a.nrows(), b.ncols()),
-        "matmul: {:?} x {:?} into {:?}",
-        a.dim(),
-        b.dim(),
-        dst.dim()
-    );
 }
