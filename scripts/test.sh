@@ -2,7 +2,7 @@
 # Every test: setup (idempotent), formatting and lints, Rust unit + integration tests (parity with
 # the reference embeddings included), the dataset converters' Python tests, and the C ABI from
 # C (natively and under valgrind), C++ and Go, with the examples and an installed-prefix build,
-# a short soak (hot swaps under load, RSS over many predictions),
+# a short soak (hot swaps under load, RSS over many predictions), a smoke run of every fuzz target,
 # the `cuda` feature against ONNX Runtime's CUDA build (no GPU: CUDA must fail cleanly), and
 # `tandem train --report` pages checked in headless Chromium.
 set -euo pipefail
@@ -38,6 +38,10 @@ make --no-print-directory test-c-valgrind
 echo "== soak, CI size: 8 threads predicting through 100 hot swaps; RSS over 50,000 predictions"
 # The full runs (1,000 swaps, 1,000,000 predictions) are scripts/soak.sh; docs/reliability.md.
 make --no-print-directory soak-smoke
+echo "== fuzz smoke: every target builds, replays its seeds and regressions, and fuzzes 5 s"
+# Unoptimized and without ASan, to keep CI short; the long runs (10 million executions per
+# target, c_abi under ASan) are scripts/fuzz.sh by hand: docs/reliability.md.
+FUZZ_ASAN=0 scripts/fuzz.sh --smoke --dev
 echo "== make install + pkg-config build of the C example"
 make --no-print-directory test-install
 echo "== C++ binding (bindings/cpp)"

@@ -33,8 +33,10 @@ pub(crate) const KEY: usize = 32;
 /// The pooled cache's file name (format 2: checksummed records).
 pub const POOLED_FILE: &str = "pooled.v2";
 
-/// Files of earlier cache formats (no checksums), removed when the cache of a graph is opened.
-const LEGACY_FILES: [&str; 2] = ["pooled.f32", "tokens.f16"];
+/// Files of earlier cache formats, removed when the cache of a graph is opened: no checksums
+/// (`pooled.f32`, `tokens.f16`), or token values whose checksum did not cover their key
+/// (`tokens.v2`).
+const LEGACY_FILES: [&str; 3] = ["pooled.f32", "tokens.f16", "tokens.v2"];
 
 /// Statistics of one `embed` call through the cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

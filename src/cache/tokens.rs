@@ -1,9 +1,12 @@
 //! On-disk cache of per-token embeddings, for sequence heads.
 //!
-//! Beside a graph's pooled cache lives `tokens.v2`: an append-only file of variable-length
+//! Beside a graph's pooled cache lives `tokens.v3`: an append-only file of variable-length
 //! records `sha256(text)`, `u32` token count `n`, a CRC-32 of the key and the count, then
-//! `n * dim` little-endian f16s and a CRC-32 of them (all little-endian). No padding is stored,
-//! and f16 halves the size again (MiniLM: 768 bytes per token).
+//! `n * dim` little-endian f16s and a CRC-32 of the key, the count and the values (all
+//! little-endian). The values' CRC covers the key, so the values of another record of the same
+//! length (a block copied or written to the wrong place) fail it instead of being served as
+//! this text's. No padding is stored, and f16 halves the size again (MiniLM: 768 bytes per
+//! token).
 //!
 //! A count is never trusted: it must pass its CRC, be positive and fit in the file, or the scan
 //! stops there (what follows cannot be delimited, and the next append overwrites it). Values are
@@ -29,8 +32,9 @@ use super::{append_locked, crc, key, open_cache_file, read_at, CacheStats, Embed
 use crate::backbone::{Backbone, TokenSeqs};
 use crate::error::{Error, Result};
 
-/// The token cache's file name (format 2: checksummed headers and values).
-pub const TOKENS_FILE: &str = "tokens.v2";
+/// The token cache's file name (format 3: checksummed headers, and values checksummed with
+/// their key and count; format 2's value CRC did not cover the key).
+pub const TOKENS_FILE: &str = "tokens.v3";
 
 /// Key, count, header CRC.
 const HEADER: usize = KEY + 8;
@@ -317,7 +321,8 @@ impl TokenCache {
             let (values, stored) = bytes.split_at(bytes.len() - 4);
             let stored = u32::from_le_bytes(stored.try_into().expect("4 bytes"));
             let seq = le_to_f16(values);
-            if crc(&[values]) != stored || seq.iter().any(|v| !v.is_finite()) {
+            let count = (rec.tokens as u32).to_le_bytes();
+            if crc(&[k, &count, values]) != stored || seq.iter().any(|v| !v.is_finite()) {
                 inner.remove(k);
                 repaired += 1;
                 out.push(None);
@@ -350,7 +355,7 @@ impl TokenCache {
                 buf.extend_from_slice(&count);
                 buf.extend_from_slice(&crc(&[k, &count]).to_le_bytes());
                 buf.extend_from_slice(&values);
-                buf.extend_from_slice(&crc(&[&values]).to_le_bytes());
+                buf.extend_from_slice(&crc(&[k, &count, &values]).to_le_bytes());
                 inner.add(
                     *k,
                     Record {
@@ -408,7 +413,7 @@ mod tests {
     #[test]
     fn stores_ragged_f16_once_and_persists() {
         let dir = scratch("persist");
-        let path = dir.join("tokens.v2");
+        let path = dir.join("tokens.v3");
         let pooled = EmbeddingCache::open_file(&dir.join("pooled.v2"), 2).unwrap();
         let cache = TokenCache::open_file(&path, 2).unwrap();
         let mut calls = 0;
@@ -456,7 +461,7 @@ mod tests {
     #[test]
     fn two_handles_share_the_file_and_store_each_text_once() {
         let dir = scratch("two");
-        let path = dir.join("tokens.v2");
+        let path = dir.join("tokens.v3");
         let a = TokenCache::open_file(&path, 2).unwrap();
         let b = TokenCache::open_file(&path, 2).unwrap();
         let (first, _) = a.embed_with(&["a", "bbb"], None, fake).unwrap();
@@ -488,7 +493,7 @@ mod tests {
     #[test]
     fn damaged_values_and_untrustworthy_counts_are_misses_not_panics() {
         let dir = scratch("damaged");
-        let path = dir.join("tokens.v2");
+        let path = dir.join("tokens.v3");
         let cache = TokenCache::open_file(&path, 2).unwrap();
         cache.embed_with(&["a", "bbb", "cc"], None, fake).unwrap();
         let good = std::fs::read(&path).unwrap();
@@ -526,6 +531,34 @@ mod tests {
             let cache = TokenCache::open_file(&path, 2).unwrap();
             assert_eq!(cache.len(), 3, "count {n}: repaired");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn values_copied_from_another_record_are_a_miss_not_a_wrong_embedding() {
+        // Found by fuzzing (fuzz/regressions/token_cache): the values' CRC covered only the
+        // values, so the values of "b" copied over those of "a" (both 2 tokens) passed it and
+        // were served as "a"'s.
+        let dir = scratch("copied");
+        let path = dir.join("tokens.v3");
+        let cache = TokenCache::open_file(&path, 2).unwrap();
+        cache.embed_with(&["a", "b"], None, fake).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let body = rec(2) - HEADER;
+        let (a, b) = (HEADER, rec(2) + HEADER);
+        bytes.copy_within(b..b + body, a);
+        std::fs::write(&path, &bytes).unwrap();
+        let cache = TokenCache::open_file(&path, 2).unwrap();
+        let mut again = Vec::new();
+        let (s, st) = cache
+            .embed_with(&["a", "b"], None, |t| {
+                again.extend(t.iter().map(|t| t.to_string()));
+                fake(t)
+            })
+            .unwrap();
+        assert_eq!(again, ["a"]);
+        assert_eq!((st.hits, st.repaired), (1, 1));
+        assert_eq!(s, fake(&["a", "b"]).unwrap().1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

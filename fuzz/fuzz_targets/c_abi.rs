@@ -1,0 +1,493 @@
+//! The C ABI's string and buffer arguments, called as a C host would (through the exported
+//! `extern "C"` functions), with everything a host can get wrong short of breaking the
+//! contract: invalid UTF-8, embedded NULs, lengths shorter than the buffer, NULL pointers with
+//! any length, output buffers too small, too large or NULL, NULL handles.
+//!
+//! Each input is a sequence of calls on one options object. Every call must return, with the
+//! result the contract gives (each expected error code is computed independently here), write
+//! nothing on error, write no float past the `needed` ones, hand out only valid NUL-terminated
+//! UTF-8, and never report a panic or an internal error. Strings are heap copies of exactly
+//! their buffer (or, with `exact`, of exactly `len` bytes), so AddressSanitizer
+//! (`scripts/fuzz.sh` builds this target with `--sanitizer address`) catches any read past
+//! them. Nothing here needs a backbone: functions on handles are called with NULL handles.
+
+#![no_main]
+
+use std::ffi::{c_char, CStr};
+use std::ptr::{null, null_mut};
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use tandem::ffi::backbone::*;
+use tandem::ffi::error::*;
+use tandem::ffi::info::*;
+use tandem::ffi::metadata::*;
+use tandem::ffi::model::*;
+use tandem::ffi::options::*;
+use tandem::ffi::predictions::*;
+use tandem::ffi::trainer::*;
+use tandem::{BackboneOptions, Device, ErrorKind, Variant};
+
+// The C error codes this target expects, as the header defines them (from the one list in
+// src/error.rs).
+const TANDEM_ERR_NULL_ARGUMENT: u32 = ErrorKind::NullArgument as u32;
+const TANDEM_ERR_INVALID_UTF8: u32 = ErrorKind::InvalidUtf8 as u32;
+const TANDEM_ERR_INVALID_ARGUMENT: u32 = ErrorKind::InvalidArgument as u32;
+const TANDEM_ERR_BUFFER_TOO_SMALL: u32 = ErrorKind::BufferTooSmall as u32;
+const TANDEM_ERR_PANIC: u32 = ErrorKind::Panic as u32;
+const TANDEM_ERR_INTERNAL: u32 = ErrorKind::Internal as u32;
+
+/// A `(ptr, len)` string argument.
+#[derive(Debug, Arbitrary)]
+struct Str {
+    bytes: Vec<u8>,
+    /// `len` is `cut` modulo the buffer's length plus one (with `null`: `cut` itself).
+    cut: u16,
+    /// Pass NULL (with `len = cut`): the empty string when `cut` is 0, else NULL_ARGUMENT.
+    null: bool,
+    /// Copy exactly `len` bytes into their own allocation.
+    exact: bool,
+}
+
+/// A string argument made ready: its buffer (kept alive), pointer and length, and what the
+/// library must see (`None`: NULL with a nonzero length).
+struct Arg {
+    _buf: Box<[u8]>,
+    ptr: *const c_char,
+    len: usize,
+    seen: Option<Vec<u8>>,
+}
+
+impl Str {
+    fn arg(&self) -> Arg {
+        if self.null {
+            let len = self.cut as usize;
+            return Arg {
+                _buf: Box::new([]),
+                ptr: null(),
+                len,
+                seen: (len == 0).then(Vec::new),
+            };
+        }
+        let len = self.cut as usize % (self.bytes.len() + 1);
+        let buf: Box<[u8]> = if self.exact {
+            self.bytes[..len].into()
+        } else {
+            self.bytes.clone().into_boxed_slice()
+        };
+        Arg {
+            ptr: buf.as_ptr().cast(),
+            len,
+            seen: Some(self.bytes[..len].to_vec()),
+            _buf: buf,
+        }
+    }
+}
+
+/// The code a `(ptr, len)` string argument gets before anything else is checked: NULL_ARGUMENT
+/// for NULL with a length, INVALID_UTF8, or the string.
+fn str_code(a: &Arg) -> Result<&str, u32> {
+    match &a.seen {
+        None => Err(TANDEM_ERR_NULL_ARGUMENT),
+        Some(b) => std::str::from_utf8(b).map_err(|_| TANDEM_ERR_INVALID_UTF8),
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+enum Cap {
+    Exact,
+    Less(u8),
+    More(u8),
+    Null(u8),
+}
+
+#[derive(Debug, Arbitrary)]
+enum Batch {
+    /// `texts` and `lens` arrays.
+    Lens(Vec<Str>),
+    /// `lens` NULL: NUL-terminated strings (cut at the first NUL or `cut`), `None` is NULL.
+    Terminated(Vec<Option<(Vec<u8>, u16)>>),
+    /// `texts` NULL with `n` texts (with `huge`: `usize::MAX - n`).
+    Null(u8, bool),
+}
+
+#[derive(Debug, Arbitrary)]
+enum Call {
+    Variant(Str),
+    Device(Str),
+    OrtLibrary(Str),
+    BackboneDir(Str),
+    Threads(u32),
+    Batching(u32, u32),
+    Extract(Batch, Cap),
+    FeatureName(u16),
+    CodeName(u32),
+    /// Functions on handles, with a NULL handle and real strings: always NULL_ARGUMENT.
+    NullHandle(u8, Str, Str),
+    /// Accessors and frees with NULL, at any index.
+    NullAccessors(u16, u16, u16),
+}
+
+/// Checks an error object (NULL is success), returns its code and frees it.
+fn take(e: *mut tandem_error) -> u32 {
+    if e.is_null() {
+        return 0;
+    }
+    // SAFETY: a live error from the library, freed once below.
+    unsafe {
+        let code = tandem_error_code(e);
+        assert!((1..=16).contains(&code), "code {code}");
+        assert!(
+            code != TANDEM_ERR_PANIC && code != TANDEM_ERR_INTERNAL,
+            "{code}: {}",
+            c_str(tandem_error_message(e))
+        );
+        assert!(!c_str(tandem_error_message(e)).is_empty());
+        assert_ne!(c_str(tandem_error_code_name(code)), "unknown");
+        tandem_error_free(e);
+        code
+    }
+}
+
+/// A string the library returned: NUL-terminated UTF-8.
+unsafe fn c_str<'a>(p: *const c_char) -> &'a str {
+    assert!(!p.is_null());
+    // SAFETY: the library returns NUL-terminated strings.
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .expect("the library returned invalid UTF-8")
+}
+
+fn code_of<T>(r: Result<T, tandem::Error>) -> u32 {
+    r.map_or_else(|e| e.code(), |_| 0)
+}
+
+/// The expected code of a path setter: the string, and it must not be empty.
+fn path_code(a: &Arg) -> u32 {
+    match str_code(a) {
+        Err(c) => c,
+        Ok("") => TANDEM_ERR_INVALID_ARGUMENT,
+        Ok(_) => 0,
+    }
+}
+
+/// A batch of texts made ready: pointer and length arrays (kept alive), `n`, and the texts the
+/// library must see, or the code it must fail with.
+struct Texts {
+    _bufs: Vec<Box<[u8]>>,
+    _args: Vec<Arg>,
+    ptrs: Vec<*const c_char>,
+    lens: Option<Vec<usize>>,
+    null_texts: bool,
+    n: usize,
+    expect: Result<Vec<String>, u32>,
+}
+
+impl Texts {
+    fn new(b: &Batch) -> Texts {
+        match b {
+            Batch::Lens(strs) => {
+                let args: Vec<Arg> = strs.iter().map(Str::arg).collect();
+                let expect = args
+                    .iter()
+                    .map(|a| str_code(a).map(str::to_string))
+                    .collect();
+                Texts {
+                    ptrs: args.iter().map(|a| a.ptr).collect(),
+                    lens: Some(args.iter().map(|a| a.len).collect()),
+                    n: args.len(),
+                    _args: args,
+                    _bufs: vec![],
+                    null_texts: false,
+                    expect,
+                }
+            }
+            Batch::Terminated(items) => {
+                let mut bufs = Vec::new();
+                let mut ptrs = Vec::new();
+                let mut expect = Ok(Vec::new());
+                for item in items {
+                    let Some((bytes, cut)) = item else {
+                        ptrs.push(null());
+                        if expect.is_ok() {
+                            expect = Err(TANDEM_ERR_NULL_ARGUMENT);
+                        }
+                        continue;
+                    };
+                    let end = bytes
+                        .iter()
+                        .position(|&b| b == 0)
+                        .unwrap_or(bytes.len())
+                        .min(*cut as usize);
+                    let mut buf = bytes[..end].to_vec();
+                    buf.push(0);
+                    let buf = buf.into_boxed_slice();
+                    ptrs.push(buf.as_ptr().cast());
+                    bufs.push(buf);
+                    if let Ok(seen) = &mut expect {
+                        match std::str::from_utf8(&bytes[..end]) {
+                            Ok(s) => seen.push(s.to_string()),
+                            Err(_) => expect = Err(TANDEM_ERR_INVALID_UTF8),
+                        }
+                    }
+                }
+                Texts {
+                    n: ptrs.len(),
+                    ptrs,
+                    lens: None,
+                    _bufs: bufs,
+                    _args: vec![],
+                    null_texts: false,
+                    expect,
+                }
+            }
+            Batch::Null(n, huge) => {
+                let n = if *huge {
+                    usize::MAX - *n as usize
+                } else {
+                    *n as usize
+                };
+                Texts {
+                    _bufs: vec![],
+                    _args: vec![],
+                    ptrs: vec![],
+                    lens: None,
+                    null_texts: true,
+                    n,
+                    expect: if n == 0 {
+                        Ok(vec![])
+                    } else {
+                        Err(TANDEM_ERR_NULL_ARGUMENT)
+                    },
+                }
+            }
+        }
+    }
+
+    fn texts(&self) -> *const *const c_char {
+        if self.null_texts {
+            null()
+        } else {
+            self.ptrs.as_ptr()
+        }
+    }
+
+    fn lens(&self) -> *const usize {
+        self.lens.as_ref().map_or(null(), |l| l.as_ptr())
+    }
+}
+
+const SENTINEL: f32 = -1234.5;
+
+/// `tandem_metadata_extract` on a batch, with an output buffer of the given capacity.
+fn extract(batch: &Batch, cap: &Cap) {
+    let t = Texts::new(batch);
+    let f = tandem_metadata_feature_count();
+    let needed = t.n.saturating_mul(f);
+    let (cap, null_out) = match *cap {
+        Cap::Exact => (needed, false),
+        Cap::Less(d) => (needed.saturating_sub(d as usize + 1), false),
+        Cap::More(d) => (needed.saturating_add(d as usize), false),
+        Cap::Null(d) => (d as usize, true),
+    };
+    // What is passed is what is allocated (only a NULL `texts` can ask for more).
+    let cap = cap.min(1 << 16);
+    let mut out = vec![SENTINEL; if null_out { 0 } else { cap }].into_boxed_slice();
+    let out_ptr = if null_out {
+        null_mut()
+    } else {
+        out.as_mut_ptr()
+    };
+    let expect = match &t.expect {
+        Err(c) => Err(*c),
+        Ok(_) if needed == 0 => Ok(()),
+        Ok(_) if null_out => Err(TANDEM_ERR_NULL_ARGUMENT),
+        Ok(_) if cap < needed => Err(TANDEM_ERR_BUFFER_TOO_SMALL),
+        Ok(_) => Ok(()),
+    };
+    // SAFETY: the arrays hold `n` entries (or `texts` is NULL), every string is readable for
+    // its length (or NUL-terminated), and `out` holds `cap` floats (or is NULL).
+    let code = take(unsafe { tandem_metadata_extract(t.texts(), t.lens(), t.n, out_ptr, cap) });
+    assert_eq!(code, expect.err().unwrap_or(0), "{batch:?}");
+    let bits = |xs: &[f32]| xs.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    match (&t.expect, code) {
+        (Ok(texts), 0) => {
+            for (i, text) in texts.iter().enumerate() {
+                let row = &out[i * f..(i + 1) * f];
+                assert_eq!(bits(row), bits(&tandem::metadata::extract(text)), "row {i}");
+            }
+            assert!(out[needed.min(out.len())..]
+                .iter()
+                .all(|&x| x.to_bits() == SENTINEL.to_bits()));
+        }
+        _ => assert!(
+            out.iter().all(|&x| x.to_bits() == SENTINEL.to_bits()),
+            "written on error"
+        ),
+    }
+}
+
+/// A function on a handle, called with a NULL handle and real strings or texts.
+fn null_handle(which: u8, a: &Str, b: &Str) {
+    let (a, b) = (a.arg(), b.arg());
+    let texts = Texts::new(&Batch::Lens(vec![]));
+    let dangling = std::ptr::NonNull::dangling().as_ptr();
+    let mut out_ptr: *mut std::ffi::c_void = dangling;
+    let mut out_str: *mut c_char = dangling.cast();
+    let mut version = 77u64;
+    let mut floats = [SENTINEL; 4];
+    // SAFETY: NULL handles; strings readable for their lengths; out-pointers to live locals.
+    let code = unsafe {
+        match which % 21 {
+            0 => tandem_model_load(null(), a.ptr, a.len, (&raw mut out_ptr).cast()),
+            1 => tandem_trainer_new(null(), a.ptr, a.len, (&raw mut out_ptr).cast()),
+            2 => tandem_trainer_add_example(null_mut(), a.ptr, a.len, b.ptr, b.len),
+            3 => tandem_trainer_add_validation_example(null_mut(), a.ptr, a.len, b.ptr, b.len),
+            4 => tandem_trainer_save(null(), a.ptr, a.len),
+            5 => tandem_model_swap_bundle(null(), a.ptr, a.len, &mut version),
+            6 => tandem_model_predict(
+                null(),
+                texts.texts(),
+                texts.lens(),
+                0,
+                (&raw mut out_ptr).cast(),
+            ),
+            7 => tandem_backbone_embed(
+                null(),
+                texts.texts(),
+                texts.lens(),
+                0,
+                floats.as_mut_ptr(),
+                4,
+            ),
+            8 => tandem_model_manifest_json(null(), &mut out_str),
+            9 => tandem_trainer_report_json(null(), &mut out_str),
+            10 => tandem_model_swap_heads(null(), null(), &mut version),
+            11 => tandem_predictions_json(null(), &mut out_str),
+            12 => tandem_predictions_probabilities(null(), a.len, b.len, floats.as_mut_ptr(), 4),
+            13 => tandem_predictions_value(null(), a.len, b.len, floats.as_mut_ptr()),
+            14 => tandem_options_set_variant(null_mut(), a.ptr, a.len),
+            15 => tandem_options_set_device(null_mut(), a.ptr, a.len),
+            16 => tandem_options_set_ort_library(null_mut(), a.ptr, a.len),
+            17 => tandem_options_set_backbone_dir(null_mut(), a.ptr, a.len),
+            18 => tandem_options_set_threads(null_mut(), a.len as u32),
+            19 => tandem_options_set_batching(null_mut(), a.len, b.len),
+            // A NULL out-pointer is refused before the options are read or anything is loaded.
+            _ => tandem_backbone_load(null(), null_mut()),
+        }
+    };
+    assert_eq!(take(code), TANDEM_ERR_NULL_ARGUMENT, "call {}", which % 21);
+    assert_eq!(out_ptr, dangling);
+    assert_eq!(out_str, dangling.cast());
+    assert_eq!(version, 77);
+    assert!(floats.iter().all(|x| x.to_bits() == SENTINEL.to_bits()));
+}
+
+fn null_accessors(a: u16, b: u16, c: u16) {
+    let (a, b, c) = (a as usize, b as usize, c as usize);
+    // SAFETY: NULL handles only.
+    unsafe {
+        assert_eq!(tandem_error_code(null()), 0);
+        assert_eq!(c_str(tandem_error_message(null())), "");
+        tandem_error_free(null_mut());
+        tandem_string_free(null_mut());
+        tandem_options_free(null_mut());
+        tandem_backbone_free(null_mut());
+        tandem_model_free(null_mut());
+        tandem_trainer_free(null_mut());
+        tandem_predictions_free(null_mut());
+        assert_eq!(tandem_backbone_dim(null()), 0);
+        assert_eq!(c_str(tandem_backbone_graph_sha256(null())), "");
+        assert_eq!(tandem_model_heads_version(null()), 0);
+        assert_eq!(tandem_trainer_example_count(null()), 0);
+        assert_eq!(tandem_trainer_validation_count(null()), 0);
+        assert_eq!(tandem_predictions_len(null()), 0);
+        assert_eq!(tandem_predictions_task_count(null()), 0);
+        assert_eq!(tandem_predictions_heads_version(null()), 0);
+        assert!(tandem_predictions_task_name(null(), a).is_null());
+        assert_eq!(tandem_predictions_task_kind(null(), a), u32::MAX);
+        assert_eq!(tandem_predictions_class_count(null(), a), 0);
+        assert!(tandem_predictions_class_name(null(), a, b).is_null());
+        assert!(tandem_predictions_group(null(), a).is_null());
+        assert_eq!(tandem_predictions_label_count(null(), a, b), 0);
+        assert!(tandem_predictions_label(null(), a, b, c).is_null());
+        assert_eq!(c_str(tandem_version()), tandem::VERSION);
+        assert_eq!(tandem_abi_version(), TANDEM_ABI_VERSION);
+    }
+}
+
+fuzz_target!(|calls: Vec<Call>| {
+    let options = tandem_options_new();
+    assert!(!options.is_null());
+    for call in &calls {
+        // SAFETY: `options` is live until freed below; every string argument is readable for
+        // its length.
+        unsafe {
+            match call {
+                Call::Variant(s) => {
+                    let a = s.arg();
+                    let want = str_code(&a).map_or_else(|c| c, |s| code_of(s.parse::<Variant>()));
+                    assert_eq!(
+                        take(tandem_options_set_variant(options, a.ptr, a.len)),
+                        want
+                    );
+                }
+                Call::Device(s) => {
+                    let a = s.arg();
+                    let want = str_code(&a).map_or_else(|c| c, |s| code_of(s.parse::<Device>()));
+                    assert_eq!(take(tandem_options_set_device(options, a.ptr, a.len)), want);
+                }
+                Call::OrtLibrary(s) => {
+                    let a = s.arg();
+                    let got = take(tandem_options_set_ort_library(options, a.ptr, a.len));
+                    assert_eq!(got, path_code(&a));
+                }
+                Call::BackboneDir(s) => {
+                    let a = s.arg();
+                    let got = take(tandem_options_set_backbone_dir(options, a.ptr, a.len));
+                    assert_eq!(got, path_code(&a));
+                }
+                Call::Threads(t) => {
+                    let o = BackboneOptions {
+                        threads: (*t > 0).then_some(*t as usize),
+                        ..Default::default()
+                    };
+                    let got = take(tandem_options_set_threads(options, *t));
+                    assert_eq!(got, code_of(o.validate()));
+                }
+                Call::Batching(b, s) => {
+                    let o = BackboneOptions {
+                        batch_size: *b as usize,
+                        sessions: *s as usize,
+                        ..Default::default()
+                    };
+                    let got = take(tandem_options_set_batching(
+                        options,
+                        *b as usize,
+                        *s as usize,
+                    ));
+                    assert_eq!(got, code_of(o.validate()));
+                }
+                Call::Extract(batch, cap) => extract(batch, cap),
+                Call::FeatureName(i) => {
+                    let p = tandem_metadata_feature_name(*i as usize);
+                    match tandem::metadata::feature_names().get(*i as usize) {
+                        Some(name) => assert_eq!(c_str(p), *name),
+                        None => assert!(p.is_null()),
+                    }
+                }
+                Call::CodeName(code) => {
+                    let name = c_str(tandem_error_code_name(*code));
+                    match tandem::ErrorKind::from_code(*code) {
+                        Some(k) => assert_eq!(name, k.name()),
+                        None => assert_eq!(name, "unknown"),
+                    }
+                }
+                Call::NullHandle(which, a, b) => null_handle(*which, a, b),
+                Call::NullAccessors(a, b, c) => null_accessors(*a, *b, *c),
+            }
+        }
+    }
+    // SAFETY: created above, freed once.
+    unsafe { tandem_options_free(options) };
+});
