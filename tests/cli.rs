@@ -687,3 +687,75 @@ fn hostile_outputs_inputs_and_hosts_get_errors_not_data_loss_or_aborts() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("device"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn linear_recipe_cross_validates_on_every_example_and_serves_like_any_bundle() {
+    let dir = tmp("linear");
+    let data = slice(&dir, "trec.jsonl", 120, 37);
+    let train = |out: &Path| {
+        let mut cmd = tandem();
+        cmd.args(["train", "--label-field", "label", "--task", "multiclass"])
+            .args(["--head", "linear", "--log-format", "json", "--seed", "4"])
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(out);
+        ok(&mut cmd)
+    };
+    let model = dir.join("model");
+    let out = train(&model);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let done: Value = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "done")
+        .unwrap_or_else(|| panic!("no done event in {stderr}"));
+    // Nothing held out: every example trains, and every one is scored out-of-fold.
+    assert_eq!(done["n_train"], 120, "{done}");
+    assert_eq!(done["n_valid"], 120, "{done}");
+    assert_eq!(done["head"], "linear");
+    assert_eq!(done["mode"], "embedding_only");
+    let linear = &done["linear"][0];
+    // 5 folds, or as many as the smallest class has examples (2 in this slice).
+    let folds = linear["folds"].as_u64().unwrap();
+    assert!((2..=5).contains(&folds), "{done}");
+    assert_eq!(linear["grid"].as_array().unwrap().len(), 10);
+    assert!(linear["c"].as_f64().unwrap() > 0.0);
+    assert!(done["metrics"]["macro_f1"].as_f64().is_some(), "{done}");
+    // The same seed gives the same weights.
+    let again = dir.join("again");
+    train(&again);
+    let weights = |m: &Path| std::fs::read(m.join("weights.safetensors")).unwrap();
+    assert_eq!(weights(&model), weights(&again));
+    // Served like any bundle: eval on the training texts is near perfect for a linear model.
+    let m: Value = serde_json::from_str(&stdout(&ok(tandem()
+        .args(["eval", "--label-field", "label", "--json", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(&data))))
+    .unwrap();
+    assert!(m["accuracy"].as_f64().unwrap() > 0.7, "{m}");
+    // A mode that reads metadata, and a report without validation data, are clear errors.
+    for (extra, says) in [
+        (vec!["--mode", "joint"], "embedding_only"),
+        (vec!["--report", "r.html"], "--valid"),
+    ] {
+        let out = tandem()
+            .args(["train", "--label-field", "label", "--task", "multiclass"])
+            .args(["--head", "linear"])
+            .args(&extra)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(dir.join("bad"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{extra:?}: {err}"
+        );
+        assert!(!dir.join("bad").exists());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -128,6 +128,7 @@ fn render_case(c: &Case, mode: Mode, breakdown: Option<&Breakdown>) -> String {
         seconds_to_best: 3.0,
         n_train: 400,
         n_valid: c.targets[0].len(),
+        linear: None,
     };
     let summary = RunSummary {
         data: "data/<train>.jsonl".into(),
@@ -318,6 +319,7 @@ fn mismatched_inputs_are_errors() {
         seconds_to_best: 0.0,
         n_train: 1,
         n_valid: 10,
+        linear: None,
     };
     let summary = RunSummary::default();
     let input = ReportInput {

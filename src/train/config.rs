@@ -241,6 +241,10 @@ pub enum HeadKind {
     /// Also every token's vector, through a sequence encoder (attention pooling, multi-scale
     /// convolutions, optionally a transformer layer) whose output joins the sentence embedding.
     Sequence,
+    /// One L2-regularized linear layer per task on the sentence embedding, solved to
+    /// convergence, its regularization chosen by k-fold cross-validation on every example
+    /// (nothing held out). For small data; needs mode `embedding_only`.
+    Linear,
 }
 
 impl HeadKind {
@@ -249,6 +253,7 @@ impl HeadKind {
         match self {
             HeadKind::Pooled => "pooled",
             HeadKind::Sequence => "sequence",
+            HeadKind::Linear => "linear",
         }
     }
 }
@@ -259,8 +264,9 @@ impl std::str::FromStr for HeadKind {
         match s {
             "pooled" => Ok(HeadKind::Pooled),
             "sequence" => Ok(HeadKind::Sequence),
+            "linear" => Ok(HeadKind::Linear),
             other => Err(Error::invalid(format!(
-                "unknown head type `{other}` (expected pooled or sequence)"
+                "unknown head type `{other}` (expected pooled, sequence or linear)"
             ))),
         }
     }
@@ -270,7 +276,7 @@ impl std::str::FromStr for HeadKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeadConfig {
-    /// `pooled` or `sequence` (see [`HeadKind`]).
+    /// `pooled`, `sequence` or `linear` (see [`HeadKind`]).
     pub kind: HeadKind,
     /// The sequence encoder's architecture (used when `kind` is `sequence`).
     pub sequence: SequenceConfig,
@@ -455,6 +461,13 @@ impl TrainConfig {
                 .sequence
                 .validate()
                 .map_err(|e| Error::invalid(format!("config: head.sequence: {}", e.message())))?;
+        }
+        if self.head.kind == HeadKind::Linear && self.mode != Mode::EmbeddingOnly {
+            return bad(&format!(
+                "head.kind = \"linear\" reads the sentence embedding only: set mode = \"embedding_only\" \
+                 (not {})",
+                self.mode.name()
+            ));
         }
         Ok(())
     }

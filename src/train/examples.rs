@@ -129,7 +129,8 @@ pub fn build(
 }
 
 /// Splits `all` into train and validation with the config's fraction, stratified by the first
-/// task, seeded by the config's seed.
+/// task, seeded by the config's seed. The linear recipe holds nothing out (validation empty):
+/// it cross-validates on every example.
 pub fn split_examples(all: &Examples, config: &TrainConfig) -> Result<(Examples, Examples)> {
     let (tr, va) = split_indices(all, config)?;
     Ok((all.select(&tr), all.select(&va)))
@@ -163,6 +164,10 @@ pub fn split_indices_of(
         .first()
         .ok_or_else(|| Error::invalid("no tasks"))?
         .strata();
+    if config.head.kind == HeadKind::Linear {
+        // Nothing held out: the linear recipe validates by cross-validation on every example.
+        return Ok(((0..all.len()).collect(), Vec::new()));
+    }
     let (tr, va) = stratified_split(&strata, config.valid_fraction, config.seed);
     if tr.is_empty() || va.is_empty() {
         return Err(Error::invalid(too_few_to_hold_out(

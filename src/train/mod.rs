@@ -8,6 +8,7 @@
 pub mod config;
 mod data_parallel;
 pub mod examples;
+pub mod linear;
 pub mod manifest;
 pub mod normalize;
 pub mod objective;

@@ -37,8 +37,11 @@ pub struct TrainReport {
     pub seconds_to_best: f64,
     /// Training and validation sizes.
     pub n_train: usize,
-    /// Validation size.
+    /// Validation size (the linear recipe: every example, scored out-of-fold).
     pub n_valid: usize,
+    /// What the linear recipe's cross-validation chose, per task (None for the other recipes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linear: Option<Vec<super::linear::LinearTaskReport>>,
 }
 
 /// Trained heads plus a bundle manifest ready to save.
@@ -50,7 +53,9 @@ pub struct Trained {
 }
 
 /// Trains heads for `tasks` on `train`, early-stopping and tuning thresholds on `valid`.
-/// Deterministic for a given config (seed included) and data.
+/// Deterministic for a given config (seed included) and data. The linear recipe
+/// (`head.kind = "linear"`) cross-validates on `train` instead and only scores `valid`, which
+/// may be empty.
 pub fn train(
     tasks: &[TaskSpec],
     train: &Examples,
@@ -58,6 +63,9 @@ pub fn train(
     config: &TrainConfig,
     progress: Progress<'_>,
 ) -> Result<Trained> {
+    if config.head.kind == HeadKind::Linear {
+        return super::linear::train_linear(tasks, train, valid, config, progress);
+    }
     check_inputs(tasks, train, valid, config)?;
     let prepared = Prepared::new(tasks, train, valid, config)?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -103,6 +111,7 @@ pub fn train(
         valid_metrics,
         n_train: train.len(),
         n_valid: valid.len(),
+        linear: None,
     };
     Ok(Trained { heads, report })
 }
@@ -323,7 +332,7 @@ fn run_stages(
 
 /// Every task's decision thresholds: tuned on the validation outputs `probs` for the best F1
 /// (binary and multi-label tasks, reporting each to `progress`, which may cancel), or 0.5.
-fn set_thresholds(
+pub(super) fn set_thresholds(
     tasks: &mut [TaskEntry],
     probs: &[Array2<f32>],
     targets: &[Targets],

@@ -48,7 +48,9 @@ pub struct TrainArgs {
     #[arg(long)]
     mode: Option<Mode>,
     /// Head type (overrides the config's head.kind): `pooled` reads the sentence embedding;
-    /// `sequence` also reads every token's vector through a sequence encoder ([head.sequence]).
+    /// `sequence` also reads every token's vector through a sequence encoder ([head.sequence]);
+    /// `linear` is a regularized linear head solved to convergence, its regularization chosen
+    /// by 5-fold cross-validation on every example (for small data; implies embedding_only).
     #[arg(long)]
     head: Option<HeadKind>,
     /// Run the backbone on every text, without reading or writing the on-disk embedding caches
@@ -151,8 +153,18 @@ fn config_of(args: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(h) = args.head {
         config.head.kind = h;
+        // The linear recipe reads the embedding alone; say so only when the mode conflicts.
+        if h == HeadKind::Linear && args.mode.is_none() {
+            config.mode = Mode::EmbeddingOnly;
+        }
     }
     config.validate()?;
+    if config.head.kind == HeadKind::Linear && args.report.is_some() && args.valid.is_none() {
+        return Err(Error::invalid(
+            "--report needs --valid with the linear recipe: it holds nothing out (it \
+             cross-validates on every example), so there is no validation set to plot",
+        ));
+    }
     Ok(config)
 }
 
@@ -281,6 +293,8 @@ fn summarize(
         log.done(serde_json::json!({
             "command": "train",
             "mode": config.mode.name(),
+            "head": config.head.kind.name(),
+            "linear": trained.report.linear,
             "n_train": trained.report.n_train,
             "n_valid": trained.report.n_valid,
             "train_seconds": trained.report.train_seconds,
@@ -289,9 +303,28 @@ fn summarize(
             "report": args.report.as_ref().map(|p| p.display().to_string()),
         }));
     } else {
+        // The linear recipe says what cross-validation chose; its validation is out-of-fold
+        // unless a --valid file was given.
+        let (recipe, validation) = match &trained.report.linear {
+            Some(tasks) => {
+                let chosen: Vec<String> = tasks
+                    .iter()
+                    .map(|t| match t.c {
+                        Some(c) => format!("{} C = {c:.3}, {}-fold", t.task, t.folds),
+                        None => format!("{} C = 1 (too few examples to cross-validate)", t.task),
+                    })
+                    .collect();
+                let v = if args.valid.is_some() {
+                    "validation"
+                } else {
+                    "cross-validation (out-of-fold)"
+                };
+                (format!("a linear head ({})", chosen.join("; ")), v)
+            }
+            None => (config.mode.name().to_string(), "validation"),
+        };
         eprintln!(
-            "trained {} ({} train / {} valid) in {:.1}s; validation: {headline}; bundle: {}",
-            config.mode.name(),
+            "trained {recipe} ({} train / {} valid) in {:.1}s; {validation}: {headline}; bundle: {}",
             trained.report.n_train,
             trained.report.n_valid,
             trained.report.train_seconds,
