@@ -527,6 +527,18 @@ fn print_config_shows_the_effective_config_and_unknown_keys_are_named() {
     ])));
     assert_eq!((c.seed, c.mode), (5, tandem::train::Mode::Joint));
     assert_eq!(c.head.kind, tandem::train::config::HeadKind::Sequence);
+    // Whatever compare names its winner trains: two_stage_unfreeze is two_stage with compare's
+    // unfreezing schedule (stage-2 epoch 3 and 0.1x the head LR with the defaults).
+    let c = parse(&ok(tandem().args([
+        "train",
+        "--print-config",
+        "--mode",
+        "two_stage_unfreeze",
+    ])));
+    assert_eq!(c.mode, tandem::train::Mode::TwoStage);
+    let arm = tandem::compare::Arm::TwoStageUnfreeze.config(&TrainConfig::default(), 0);
+    assert_eq!(c.unfreeze, arm.unfreeze);
+    assert!(c.unfreeze.at_epoch.is_some());
     let e = tandem()
         .args(["train", "--print-config", "--head", "lstm"])
         .output()

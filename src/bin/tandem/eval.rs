@@ -31,7 +31,8 @@ pub struct EvalArgs {
     /// Also report metrics per value of this field (e.g. `source`).
     #[arg(long)]
     by: Option<String>,
-    /// Print JSON (always JSON today; the flag is kept for the documented contract).
+    /// Print the full metrics as JSON (per-class figures, confusion matrices, breakdowns)
+    /// instead of the readable summary.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -106,12 +107,123 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         }
         report["breakdown"] = serde_json::json!({ "by": by, "groups": breakdown });
     }
-    let _ = args.json;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report)
-            .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?
-    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report)
+                .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?
+        );
+    } else {
+        print!("{}", summary(&report));
+    }
     log.done(serde_json::json!({"command": "eval", "rows": texts.len()}));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The headline figures of a metrics object, in a fixed order, rounded for reading.
+fn headline(m: &serde_json::Value) -> String {
+    const KEYS: [&str; 12] = [
+        "accuracy",
+        "macro_f1",
+        "micro_f1",
+        "macro_precision",
+        "macro_recall",
+        "subset_accuracy",
+        "roc_auc",
+        "mae",
+        "rmse",
+        "pearson",
+        "r2",
+        "threshold",
+    ];
+    KEYS.iter()
+        .filter_map(|k| {
+            m.get(*k)
+                .and_then(|v| v.as_f64())
+                .map(|v| format!("{k} {v:.4}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The readable form of `eval`'s report: per task its headline figures and per-class (or
+/// per-label) precision, recall, F1 and support; then the breakdown groups, if any.
+fn summary(report: &serde_json::Value) -> String {
+    let mut out = String::new();
+    if let Some(tasks) = report.get("tasks").and_then(|t| t.as_object()) {
+        for (name, m) in tasks {
+            let n = m.get("n").and_then(|v| v.as_u64()).unwrap_or(0);
+            out += &format!("task {name} ({n} texts): {}\n", headline(m));
+            let classes = m.get("per_class").or_else(|| m.get("per_label"));
+            if let Some(rows) = classes.and_then(|c| c.as_array()) {
+                let width = rows
+                    .iter()
+                    .filter_map(|r| r["label"].as_str())
+                    .map(|l| l.chars().count())
+                    .max()
+                    .unwrap_or(5)
+                    .max(5);
+                out += &format!(
+                    "  {:<width$}  precision  recall      f1  support\n",
+                    "label"
+                );
+                for r in rows {
+                    out += &format!(
+                        "  {:<width$}  {:>9.3}  {:>6.3}  {:>6.3}  {:>7}\n",
+                        r["label"].as_str().unwrap_or("?"),
+                        r["precision"].as_f64().unwrap_or(f64::NAN),
+                        r["recall"].as_f64().unwrap_or(f64::NAN),
+                        r["f1"].as_f64().unwrap_or(f64::NAN),
+                        r["support"].as_u64().unwrap_or(0)
+                    );
+                }
+            }
+        }
+    }
+    if let Some(b) = report.get("breakdown") {
+        let by = b["by"].as_str().unwrap_or("?");
+        if let Some(groups) = b["groups"].as_object() {
+            out += &format!("by {by}:\n");
+            for (k, m) in groups {
+                let n = m.get("n").and_then(|v| v.as_u64()).unwrap_or(0);
+                out += &format!("  {k} ({n} texts): {}\n", headline(m));
+            }
+        }
+    }
+    out += "(--json prints every figure: per-class details, confusion matrices, all tasks)\n";
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_shows_headlines_classes_and_groups_rounded() {
+        let report = serde_json::json!({
+            "accuracy": 0.5,
+            "tasks": {"spam": {"n": 4, "accuracy": 0.123456, "macro_f1": 0.5,
+                "per_class": [{"label": "ham", "precision": 1.0, "recall": 0.5, "f1": 0.6667,
+                               "support": 2}]},
+                      "score": {"n": 4, "rmse": 1.25, "r2": -0.5}},
+            "breakdown": {"by": "source", "groups": {"web": {"n": 3, "accuracy": 0.3333333}}}
+        });
+        let text = summary(&report);
+        assert!(
+            text.contains("task spam (4 texts): accuracy 0.1235, macro_f1 0.5000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ham        1.000   0.500   0.667        2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("task score (4 texts): rmse 1.2500, r2 -0.5000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("by source:\n  web (3 texts): accuracy 0.3333"),
+            "{text}"
+        );
+    }
 }

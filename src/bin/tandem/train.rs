@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use tandem::bundle;
+use tandem::compare::Arm;
 use tandem::data::{Row, TaskKind};
 use tandem::train::config::HeadKind;
 use tandem::train::{examples, manifest_for, split_indices_of, Needs, Trained};
@@ -44,9 +45,11 @@ pub struct TrainArgs {
     /// Seed (overrides the config's).
     #[arg(long)]
     seed: Option<u64>,
-    /// Mode (overrides the config's): two_stage, joint, embedding_only, metadata_only.
+    /// Mode (overrides the config's): two_stage, joint, embedding_only, metadata_only, or
+    /// two_stage_unfreeze (two_stage with the encoder unfrozen in stage 2 on `compare`'s
+    /// schedule), so that whatever `compare` names its winner trains.
     #[arg(long)]
-    mode: Option<Mode>,
+    mode: Option<Arm>,
     /// Head type (overrides the config's head.kind): `pooled` reads the sentence embedding;
     /// `sequence` also reads every token's vector through a sequence encoder ([head.sequence]);
     /// `linear` is a regularized linear head solved to convergence, its regularization chosen
@@ -148,8 +151,11 @@ fn config_of(args: &TrainArgs) -> Result<TrainConfig> {
     if let Some(s) = args.seed {
         config.seed = s;
     }
-    if let Some(m) = args.mode {
-        config.mode = m;
+    match args.mode {
+        // Exactly the config compare trained that arm with (its unfreezing schedule too).
+        Some(Arm::TwoStageUnfreeze) => config = Arm::TwoStageUnfreeze.config(&config, config.seed),
+        Some(arm) => config.mode = arm.mode(),
+        None => {}
     }
     if let Some(h) = args.head {
         config.head.kind = h;
