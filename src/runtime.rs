@@ -96,6 +96,13 @@ impl Runtime {
     }
 }
 
+/// The version of the ONNX Runtime library at `path` from its versioned file name, following
+/// symbolic links, without loading it (None when the name carries no version).
+pub fn library_version(path: &Path) -> Option<String> {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    version_from_file_name(&real).or_else(|| version_from_file_name(path))
+}
+
 /// Parses `1.31.1` out of `libonnxruntime.so.1.31.1` (or `libonnxruntime.1.31.1.dylib`).
 fn version_from_file_name(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;

@@ -771,3 +771,40 @@ fn linear_recipe_cross_validates_on_every_example_and_serves_like_any_bundle() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn version_completions_and_man_page_come_from_the_cli_definition() {
+    let v = stdout(&ok(tandem().arg("--version")));
+    assert!(
+        v.starts_with(&format!("tandem {}\ncommit: ", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    let commit = v.lines().nth(1).unwrap().trim_start_matches("commit: ");
+    assert!(
+        commit == "unknown" || commit.chars().all(|c| c.is_ascii_hexdigit()),
+        "{v}"
+    );
+    assert!(v.contains("\nfeatures: "), "{v}");
+    assert!(v.contains("ONNX Runtime library: "), "{v}");
+    assert_eq!(
+        stdout(&ok(tandem().arg("-V"))).trim(),
+        format!("tandem {}", env!("CARGO_PKG_VERSION"))
+    );
+    for (shell, marker) in [
+        ("bash", "_tandem()"),
+        ("zsh", "#compdef tandem"),
+        ("fish", "complete -c tandem"),
+    ] {
+        let script = stdout(&ok(tandem().args(["completions", shell])));
+        assert!(script.contains(marker), "{shell}: {script}");
+        // Every command and a nested option are in it.
+        for word in ["train", "compare", "label-field"] {
+            assert!(script.contains(word), "{shell} lacks {word}");
+        }
+    }
+    let bad = tandem().args(["completions", "cmd.exe"]).output().unwrap();
+    assert!(!bad.status.success());
+    let man = stdout(&ok(tandem().arg("man")));
+    assert!(man.contains(".TH tandem 1"), "{man}");
+    assert!(man.contains("train") && man.contains("predict"), "{man}");
+}

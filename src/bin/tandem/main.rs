@@ -24,6 +24,7 @@ use tandem::{Backbone, BackboneOptions, Device, Error, Result, Variant};
 #[command(
     name = "tandem",
     version,
+    long_version = LONG_VERSION,
     about = "Embedded text classification that learns on the device"
 )]
 struct Cli {
@@ -49,7 +50,40 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Show the named metadata features of a text.
     Features(inspect::FeaturesArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `tandem man > tandem.1`.
+    Man,
 }
+
+/// Cargo features this build has, for `--version`.
+#[cfg(feature = "cuda")]
+macro_rules! features {
+    () => {
+        "cuda"
+    };
+}
+#[cfg(not(feature = "cuda"))]
+macro_rules! features {
+    () => {
+        "none (CPU only)"
+    };
+}
+
+/// `tandem --version`: the version, the commit it was built from and the enabled features. The
+/// ONNX Runtime library is found at run time (`tandem doctor` reports which one and its
+/// version); this build needs its C API 31 (`ort`'s `api-31`), so ONNX Runtime 1.31 or newer.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("TANDEM_GIT_COMMIT"),
+    "\nfeatures: ",
+    features!(),
+    "\nONNX Runtime: loaded at run time, C API 31 (1.31 or newer); `tandem doctor` shows the library",
+);
 
 /// Options shared by every command that loads a backbone.
 #[derive(Args, Clone)]
@@ -97,16 +131,43 @@ impl BackboneArgs {
     }
 }
 
+/// `tandem --version` in full: [`LONG_VERSION`], then the ONNX Runtime library this process
+/// would load and its version, found without loading it.
+fn print_version() {
+    println!("tandem {LONG_VERSION}");
+    let (path, source) = tandem::runtime::locate_library(None);
+    let version = tandem::runtime::library_version(&path);
+    match (path.exists(), version) {
+        (true, Some(v)) => println!(
+            "ONNX Runtime library: {v} at {} ({source:?})",
+            path.display()
+        ),
+        (true, None) => println!("ONNX Runtime library: {} ({source:?})", path.display()),
+        (false, _) => println!(
+            "ONNX Runtime library: not found at {} ({source:?}; run scripts/setup.sh)",
+            path.display()
+        ),
+    }
+}
+
 fn main() -> ExitCode {
+    // Only the full form: `-V` stays clap's one-line version, for scripts.
+    if std::env::args().skip(1).eq(["--version"]) {
+        print_version();
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     let json_log = match &cli.command {
         Command::Embed(a) => a.log.log_format,
         Command::Train(a) => a.log.log_format,
         Command::Eval(a) => a.log.log_format,
         Command::Predict(a) => a.log.log_format,
-        Command::Doctor(_) | Command::Compare(_) | Command::Inspect(_) | Command::Features(_) => {
-            progress::LogFormat::Text
-        }
+        Command::Doctor(_)
+        | Command::Compare(_)
+        | Command::Inspect(_)
+        | Command::Features(_)
+        | Command::Completions { .. }
+        | Command::Man => progress::LogFormat::Text,
     } == progress::LogFormat::Json;
     let result = match cli.command {
         Command::Embed(args) => embed::run(args),
@@ -117,6 +178,15 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare::compare(args),
         Command::Inspect(args) => inspect::inspect(args),
         Command::Features(args) => inspect::features(args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "tandem", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(&mut std::io::stdout())
+            .map(|_| ExitCode::SUCCESS)
+            .map_err(|e| Error::new(tandem::ErrorKind::Io, format!("writing the man page: {e}"))),
     };
     match result {
         Ok(code) => code,
