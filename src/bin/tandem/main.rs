@@ -40,7 +40,7 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Train heads on labelled JSONL/CSV and save a bundle.
     Train(train::TrainArgs),
-    /// Evaluate a bundle on labelled data; prints metrics as JSON.
+    /// Evaluate a bundle on labelled data: a readable summary, or every metric as JSON (--json).
     Eval(eval::EvalArgs),
     /// Predict with a bundle; writes JSONL.
     Predict(predict::PredictArgs),
