@@ -60,12 +60,16 @@ fn slice(dir: &Path, file: &str, n: usize, step: usize) -> PathBuf {
     path
 }
 
-/// A short training config (the CLI tests check plumbing and determinism, not accuracy).
+/// A short training config (the CLI tests check plumbing and determinism, not accuracy). It
+/// names the mode, so that `train` trains it instead of searching for a recipe (the search has
+/// its own test).
 fn quick_config(dir: &Path, epochs: usize) -> PathBuf {
     let p = dir.join("quick.toml");
     std::fs::write(
         &p,
-        format!("[metadata.stage]\nepochs = {epochs}\n\n[head.stage]\nepochs = {epochs}\n"),
+        format!(
+            "mode = \"two_stage\"\n\n[metadata.stage]\nepochs = {epochs}\n\n[head.stage]\nepochs = {epochs}\n"
+        ),
     )
     .unwrap();
     p
@@ -102,8 +106,10 @@ fn compare_runs_every_mode_and_seed_and_reruns_identically() {
         dir.join("out.md"),
         dir.join("out.html"),
     );
+    // The modes (the linear and sequence recipes have their own test: compare runs them too
+    // by default).
     let out = ok(labelled("compare", "multiclass", &data, &config)
-        .args(["--seeds", "3", "--quiet"])
+        .args(["--seeds", "3", "--quiet", "--modes", &ARMS.join(",")])
         .arg("--json")
         .arg(&json)
         .arg("--markdown")
@@ -570,6 +576,128 @@ fn print_config_shows_the_effective_config_and_unknown_keys_are_named() {
     let out = tandem().args(["train", "--out", "x"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--data"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn train_without_a_recipe_chooses_one_by_validation_and_compare_runs_every_recipe() {
+    let dir = tmp("auto");
+    // 72 examples of 6 classes: the search cross-validates (small data).
+    let data = slice(&dir, "trec.jsonl", 72, 61);
+    let config = dir.join("auto.toml");
+    std::fs::write(
+        &config,
+        "[head]\nhidden = [32]\n\n[head.sequence]\nconv_kernels = [3]\nconv_channels = 8\n\n\
+         [head.stage]\nepochs = 3\n\n[metadata.stage]\nepochs = 3\n",
+    )
+    .unwrap();
+    let run = |seed: &str, budget: &str, out: &Path| -> (Value, String) {
+        let o = ok(labelled("train", "multiclass", &data, &config)
+            .args(["--seed", seed, "--budget", budget, "--log-format", "json"])
+            .arg("--out")
+            .arg(out));
+        let err = String::from_utf8(o.stderr).unwrap();
+        let events: Vec<Value> = err
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect();
+        let done = events.last().unwrap().clone();
+        (done, err)
+    };
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let (done, log) = run("1", "600", &a);
+    assert_eq!(done["event"], "done");
+    let sel = &done["selection"];
+    assert_eq!(sel["validation"]["kind"], "cross_validation", "{sel}");
+    let cands = sel["candidates"].as_array().unwrap();
+    let names: Vec<&str> = cands.iter().map(|c| c["arm"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "linear",
+            "embedding_only",
+            "metadata_only",
+            "joint",
+            "two_stage",
+            "two_stage_unfreeze",
+            "sequence"
+        ]
+    );
+    // With a budget this large every candidate is measured, and the winner has the best score.
+    let scores: Vec<f64> = cands.iter().map(|c| c["score"].as_f64().unwrap()).collect();
+    let best = scores.iter().cloned().fold(f64::MIN, f64::max);
+    let chosen = sel["chosen"].as_str().unwrap();
+    let i = names.iter().position(|n| *n == chosen).unwrap();
+    assert_eq!(scores[i], best, "{sel}");
+    assert_eq!(done["recipe"], chosen);
+    // One recipe event per candidate, as it is decided.
+    assert_eq!(log.matches("\"event\":\"recipe\"").count(), 7, "{log}");
+    // The bundle holds the chosen recipe and serves like any other.
+    let manifest = json_file(&a.join("manifest.json"));
+    let head = manifest["training"]["head"]["kind"].as_str().unwrap();
+    match chosen {
+        "linear" | "sequence" => assert_eq!(head, chosen),
+        mode => assert_eq!(
+            manifest["training"]["mode"].as_str().unwrap(),
+            mode.trim_end_matches("_unfreeze")
+        ),
+    }
+    ok(tandem()
+        .args(["eval", "--label-field", "label", "--model"])
+        .arg(&a)
+        .arg("--data")
+        .arg(&data));
+    // Deterministic for a seed when every candidate fits the budget.
+    let (again, _) = run("1", "600", &b);
+    assert_eq!(
+        again["selection"]["candidates"].as_array().unwrap().len(),
+        7
+    );
+    for (x, y) in cands
+        .iter()
+        .zip(again["selection"]["candidates"].as_array().unwrap())
+    {
+        assert_eq!(x["score"], y["score"]);
+    }
+    assert_eq!(
+        std::fs::read(a.join("weights.safetensors")).unwrap(),
+        std::fs::read(b.join("weights.safetensors")).unwrap()
+    );
+    // A zero budget measures the first candidate only, and says what it left out.
+    let o = ok(labelled("train", "multiclass", &data, &config)
+        .args(["--seed", "1", "--budget", "0"])
+        .arg("--out")
+        .arg(dir.join("c")));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        err.contains("chose linear: best 2-fold cross-validated macro_f1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("not measured: embedding_only, metadata_only"),
+        "{err}"
+    );
+    // --mode or --head name a recipe: no search.
+    let o = ok(labelled("train", "multiclass", &data, &config)
+        .args(["--mode", "embedding_only"])
+        .arg("--out")
+        .arg(dir.join("d")));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(!err.contains("recipe 1/"), "{err}");
+    // compare runs every recipe by default, the linear and sequence ones included.
+    let json = dir.join("cmp.json");
+    ok(labelled("compare", "multiclass", &data, &config)
+        .args(["--seeds", "1", "--quiet"])
+        .arg("--json")
+        .arg(&json));
+    let arms: Vec<String> = json_file(&json)["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(arms.len(), 7);
+    assert!(arms.contains(&"linear".into()) && arms.contains(&"sequence".into()));
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -29,6 +29,7 @@
 
 mod render;
 mod run;
+pub mod select;
 mod stats;
 mod verdict;
 
@@ -42,11 +43,12 @@ pub use self::stats::{ArmSummary, Stat};
 pub use self::verdict::{headline_metrics, verdict, Verdict};
 use crate::data::TaskKind;
 use crate::error::{Error, Result};
-use crate::train::config::StageConfig;
+use crate::train::config::{HeadKind, StageConfig};
 use crate::train::{Mode, TrainConfig};
 
-/// One contender of a comparison: a training mode, and for two-stage whether the metadata
-/// encoder is unfrozen during stage 2.
+/// One contender of a comparison (and of the default recipe's selection): a training mode with
+/// the config's head type (for two-stage, with or without the encoder unfrozen during stage 2),
+/// or one of the two recipes defined by their head type, [`Arm::Linear`] and [`Arm::Sequence`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Arm {
@@ -60,11 +62,30 @@ pub enum Arm {
     TwoStage,
     /// Two-stage, with the encoder unfrozen at a stage-2 epoch ([`unfreeze_schedule`]).
     TwoStageUnfreeze,
+    /// The linear recipe: an L2-regularized linear head on the embedding, solved to
+    /// convergence, its regularization chosen by k-fold cross-validation (`head.kind =
+    /// "linear"`).
+    Linear,
+    /// A sequence head (`head.kind = "sequence"`) on the embedding alone: it reads every
+    /// token's vector.
+    Sequence,
 }
 
 impl Arm {
-    /// Every arm, in the order they run and are reported.
-    pub const ALL: [Arm; 5] = [
+    /// Every arm, in the order `compare` runs and reports them.
+    pub const ALL: [Arm; 7] = [
+        Arm::EmbeddingOnly,
+        Arm::MetadataOnly,
+        Arm::Joint,
+        Arm::TwoStage,
+        Arm::TwoStageUnfreeze,
+        Arm::Linear,
+        Arm::Sequence,
+    ];
+
+    /// The arms that are training modes, run with whatever head type the config names
+    /// (`compare --head` runs these).
+    pub const MODES: [Arm; 5] = [
         Arm::EmbeddingOnly,
         Arm::MetadataOnly,
         Arm::Joint,
@@ -80,13 +101,15 @@ impl Arm {
             Arm::Joint => "joint",
             Arm::TwoStage => "two_stage",
             Arm::TwoStageUnfreeze => "two_stage_unfreeze",
+            Arm::Linear => "linear",
+            Arm::Sequence => "sequence",
         }
     }
 
     /// The training mode the arm runs.
     pub fn mode(self) -> Mode {
         match self {
-            Arm::EmbeddingOnly => Mode::EmbeddingOnly,
+            Arm::EmbeddingOnly | Arm::Linear | Arm::Sequence => Mode::EmbeddingOnly,
             Arm::MetadataOnly => Mode::MetadataOnly,
             Arm::Joint => Mode::Joint,
             Arm::TwoStage | Arm::TwoStageUnfreeze => Mode::TwoStage,
@@ -98,12 +121,25 @@ impl Arm {
         self.mode() == Mode::TwoStage
     }
 
-    /// The config of one run of this arm: `base` with the arm's mode, `seed`, and the unfreezing
-    /// the arm calls for (none for [`Arm::TwoStage`], [`unfreeze_schedule`] for
-    /// [`Arm::TwoStageUnfreeze`]).
+    /// The head type the arm trains with a base config's `head.kind`: its own for
+    /// [`Arm::Linear`] and [`Arm::Sequence`], else the config's (pooled in place of linear,
+    /// which only the embedding-only mode can use).
+    pub fn head(self, base: HeadKind) -> HeadKind {
+        match (self, base) {
+            (Arm::Linear, _) => HeadKind::Linear,
+            (Arm::Sequence, _) => HeadKind::Sequence,
+            (_, HeadKind::Linear) => HeadKind::Pooled,
+            (_, h) => h,
+        }
+    }
+
+    /// The config of one run of this arm: `base` with the arm's mode, head type
+    /// ([`Arm::head`]), `seed`, and the unfreezing the arm calls for (none for
+    /// [`Arm::TwoStage`], [`unfreeze_schedule`] for [`Arm::TwoStageUnfreeze`]).
     pub fn config(self, base: &TrainConfig, seed: u64) -> TrainConfig {
         let mut c = base.clone();
         c.mode = self.mode();
+        c.head.kind = self.head(base.head.kind);
         c.seed = seed;
         c.unfreeze.at_epoch = match self {
             Arm::TwoStageUnfreeze => Some(unfreeze_schedule(base).0),

@@ -170,23 +170,7 @@ fn run_one(
 ) -> Result<Run> {
     let config = arm.config(&options.config, seed);
     let trained = crate::train::train(tasks, &splits.train, &splits.valid, &config, &mut |_| true)?;
-    let heads = &trained.heads;
-    let feats = match &heads.normalizer {
-        Some(n) => n.transform(splits.test.feats.view()),
-        None => Array2::zeros((splits.test.len(), 0)),
-    };
-    let emb = if heads.network.arch.emb_dim == 0 {
-        splits.test.emb.slice(s![.., ..0])
-    } else {
-        splits.test.emb.view()
-    };
-    let test_metrics = evaluate_arrays(
-        heads,
-        emb,
-        feats.view(),
-        splits.test.tokens.as_ref(),
-        &splits.test.targets,
-    )?;
+    let test_metrics = score(&trained.heads, &splits.test)?;
     let test = metrics
         .iter()
         .filter_map(|m| {
@@ -216,6 +200,20 @@ fn run_one(
         test_metrics,
         valid_metrics: report.valid_metrics.clone(),
     })
+}
+
+/// Every metric of `heads` on the labelled examples `ex`, as [`evaluate_arrays`] reports them.
+pub(super) fn score(heads: &crate::heads::Heads, ex: &Examples) -> Result<Value> {
+    let feats = match &heads.normalizer {
+        Some(n) => n.transform(ex.feats.view()),
+        None => Array2::zeros((ex.len(), 0)),
+    };
+    let emb = if heads.network.arch.emb_dim == 0 {
+        ex.emb.slice(s![.., ..0])
+    } else {
+        ex.emb.view()
+    };
+    evaluate_arrays(heads, emb, feats.view(), ex.tokens.as_ref(), &ex.targets)
 }
 
 /// Adds a note to the verdict where a two_stage_unfreeze run kept weights from before its

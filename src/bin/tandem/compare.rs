@@ -48,11 +48,12 @@ pub struct CompareArgs {
     /// Base training config (TOML); each run sets its own mode, seed and unfreezing.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Head type of every run (overrides the config's head.kind): pooled or sequence.
+    /// Head type of every mode's runs (overrides the config's head.kind): pooled or sequence.
+    /// Without it, the modes run pooled heads and the linear and sequence recipes run too.
     #[arg(long)]
     head: Option<tandem::train::config::HeadKind>,
-    /// Modes to compare, comma-separated (default all): embedding_only, metadata_only, joint,
-    /// two_stage, two_stage_unfreeze.
+    /// Recipes to compare, comma-separated (default all): embedding_only, metadata_only, joint,
+    /// two_stage, two_stage_unfreeze, linear, sequence.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     modes: Vec<Arm>,
     /// Positive label of a binary task (default: the rarer value, or 1/true).
@@ -96,11 +97,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     let backbone = args.backbone.load(32)?;
     // One set of examples serves every arm: what any of them reads.
     let needs = options.arms.iter().fold(Needs::default(), |n, arm| {
-        let mode = TrainConfig {
-            mode: arm.mode(),
-            ..options.config.clone()
-        };
-        n.union(Needs::of(&mode))
+        n.union(Needs::of(&arm.config(&options.config, 0)))
     });
     let quiet = args.quiet;
     let log = crate::progress::Log::new(&crate::progress::LogArgs {
@@ -162,10 +159,13 @@ fn options_of(args: &CompareArgs) -> Result<CompareOptions> {
     } else {
         args.seed_list.clone()
     };
-    let arms = if args.modes.is_empty() {
-        Arm::ALL.to_vec()
-    } else {
+    // Every recipe by default; with --head, the modes with that head type.
+    let arms = if !args.modes.is_empty() {
         args.modes.clone()
+    } else if args.head.is_some() {
+        Arm::MODES.to_vec()
+    } else {
+        Arm::ALL.to_vec()
     };
     Ok(CompareOptions {
         split_seed: args.split_seed.unwrap_or(config.seed),

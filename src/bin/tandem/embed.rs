@@ -45,6 +45,31 @@ pub(crate) fn embed_texts(
     log: &progress::Log,
     what: &str,
 ) -> Result<(ndarray::Array2<f32>, Option<tandem::TokenSeqs>)> {
+    embed_texts_until(
+        backbone,
+        pooled,
+        tokens,
+        texts,
+        want_tokens,
+        log,
+        what,
+        None,
+    )
+}
+
+/// [`embed_texts`], cancelled (an error of kind `Cancelled`) once `until` has passed; the chunks
+/// embedded by then stay in the caches.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn embed_texts_until(
+    backbone: &Backbone,
+    pooled: Option<&tandem::cache::EmbeddingCache>,
+    tokens: Option<&tandem::cache::TokenCache>,
+    texts: &[&str],
+    want_tokens: bool,
+    log: &progress::Log,
+    what: &str,
+    until: Option<std::time::Instant>,
+) -> Result<(ndarray::Array2<f32>, Option<tandem::TokenSeqs>)> {
     let progress = log.texts(what, texts.len());
     let (out, all_tokens, stats) = tandem::cache::embed_chunked(
         texts,
@@ -53,7 +78,7 @@ pub(crate) fn embed_texts(
         |chunk| tandem::cache::embed_for_heads(backbone, pooled, tokens, chunk, want_tokens),
         |c| {
             progress.inc(c.texts);
-            true
+            until.is_none_or(|t| std::time::Instant::now() < t)
         },
     )?;
     log.embedded(progress, texts.len(), stats);

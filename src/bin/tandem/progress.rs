@@ -210,6 +210,41 @@ impl Log {
         }
     }
 
+    /// One measured (or skipped) candidate of the default recipe's search.
+    pub fn candidate(&self, c: &tandem::compare::select::Candidate, i: usize, n: usize) {
+        if self.quiet {
+            return;
+        }
+        match self.format {
+            LogFormat::Json => event(
+                "recipe",
+                json!({
+                    "recipe": c.arm.name(),
+                    "index": i,
+                    "of": n,
+                    "metric": self.metric_name,
+                    "score": c.score,
+                    "skipped": c.skipped,
+                    "seconds": round_to(c.seconds, 2),
+                }),
+            ),
+            LogFormat::Text => match (&c.score, &c.skipped) {
+                (Some(v), _) => eprintln!(
+                    "recipe {i}/{n} {:<18} {} {v:.4}  ({:.1}s)",
+                    c.arm.name(),
+                    self.metric_name,
+                    c.seconds
+                ),
+                (None, why) => eprintln!(
+                    "recipe {i}/{n} {:<18} not measured: {}  ({:.1}s)",
+                    c.arm.name(),
+                    why.as_deref().unwrap_or("-"),
+                    c.seconds
+                ),
+            },
+        }
+    }
+
     /// Leaves the current stage's bar on screen as its summary (early stopping ends it short).
     pub fn finish_stage(&mut self) {
         if let Some((_, b)) = self.stage.take() {
@@ -228,6 +263,12 @@ impl Log {
             event("done", f);
         }
     }
+}
+
+/// `v` rounded to `digits` decimals (for rates and times people read).
+pub fn round_to(v: f64, digits: i32) -> f64 {
+    let p = 10f64.powi(digits);
+    (v * p).round() / p
 }
 
 /// Progress over texts (embedding or prediction).

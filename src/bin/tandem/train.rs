@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use tandem::bundle;
+use tandem::compare::select::{self, SelectOptions};
 use tandem::compare::Arm;
 use tandem::data::{Row, TaskKind};
 use tandem::train::config::HeadKind;
@@ -56,6 +57,11 @@ pub struct TrainArgs {
     /// by 5-fold cross-validation on every example (for small data; implies embedding_only).
     #[arg(long)]
     head: Option<HeadKind>,
+    /// Time budget of the recipe search, in seconds, when neither --mode nor --head (nor the
+    /// config's mode or head.kind) names a recipe: candidates are measured on validation data,
+    /// cheapest first, until it is spent, and the best one is trained.
+    #[arg(long, value_name = "SECONDS", default_value_t = tandem::compare::select::DEFAULT_BUDGET_SECONDS as f64)]
+    budget: f64,
     /// Run the backbone on every text, without reading or writing the on-disk embedding caches
     /// (to time training end to end, embedding included).
     #[arg(long)]
@@ -104,8 +110,17 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         positive: args.positive.as_deref(),
     };
     let labelled = labels.read()?;
+    let auto = recipe_is_open(&args)?;
+    if auto {
+        check_auto(&args, &config, labelled.texts.len())?;
+    }
     let mut log = Log::new(&args.log);
     let backbone = args.backbone.load(32)?;
+    if auto {
+        return run_auto(
+            &args, &labels, labelled, config, &backbone, &mut log, &out, &data,
+        );
+    }
     let sets = examples_of(&args, &labels, labelled, &config, &backbone, &log)?;
     log.set_metric_name(train_report::metric_name(sets.specs[0].kind));
     let mut progress = |r: &tandem::train::EpochRecord| {
@@ -138,7 +153,192 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     if let Some(path) = &args.report {
         write_report(path, &args, &data, &out, &config, &sets, &trained)?;
     }
-    summarize(&mut log, &args, &out, &config, &trained);
+    summarize(&mut log, &args, &out, &config, &trained, None);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// True when nothing names a recipe — no --mode, no --head, and no `mode` or `head.kind` in
+/// the config file — so that `train` chooses one by validation.
+fn recipe_is_open(args: &TrainArgs) -> Result<bool> {
+    if args.mode.is_some() || args.head.is_some() {
+        return Ok(false);
+    }
+    let Some(path) = &args.config else {
+        return Ok(true);
+    };
+    // Already parsed and checked by config_of; only which keys it sets matters here.
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let v: toml::Table = text
+        .parse()
+        .map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
+    let head_kind = v
+        .get("head")
+        .and_then(|h| h.as_table())
+        .is_some_and(|h| h.contains_key("kind"));
+    Ok(!v.contains_key("mode") && !head_kind)
+}
+
+/// Refuses, before any work, what the recipe search cannot do.
+fn check_auto(args: &TrainArgs, config: &TrainConfig, n: usize) -> Result<()> {
+    if !(args.budget.is_finite() && args.budget >= 0.0) {
+        return Err(Error::invalid(format!(
+            "--budget {} must be a number of seconds, 0 or more",
+            args.budget
+        )));
+    }
+    let options = select_options(args, config);
+    if args.report.is_some() && args.valid.is_none() && select::cross_validates(n, &options) {
+        return Err(Error::invalid(format!(
+            "--report needs --valid here: with fewer than {} examples the recipe is chosen by \
+             cross-validation on every example, so nothing is held out to plot (or name a \
+             recipe with --mode/--head)",
+            options.cross_validate_below
+        )));
+    }
+    Ok(())
+}
+
+fn select_options(args: &TrainArgs, config: &TrainConfig) -> SelectOptions {
+    SelectOptions {
+        config: config.clone(),
+        budget: std::time::Duration::from_secs_f64(args.budget),
+        ..SelectOptions::default()
+    }
+}
+
+/// `train` with no recipe named: the search of [`tandem::compare::select`], then the bundle.
+#[allow(clippy::too_many_arguments)]
+fn run_auto(
+    args: &TrainArgs,
+    labels: &LabelArgs<'_>,
+    labelled: Labelled,
+    base: TrainConfig,
+    backbone: &tandem::Backbone,
+    log: &mut Log,
+    out: &std::path::Path,
+    data: &std::path::Path,
+) -> Result<ExitCode> {
+    let options = select_options(args, &base);
+    // Every pooled candidate reads the embedding or the metadata features; per-token vectors
+    // are fetched only if the sequence candidate's turn comes.
+    let needs = Needs {
+        embeddings: true,
+        tokens: false,
+        features: true,
+    };
+    let (embed_secs, feature_secs) = (Cell::new(0.0), Cell::new(0.0));
+    let mk = |texts: &[String], targets, what: &str| -> Result<Examples> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let (ex, t) = examples::build(&refs, targets, needs, |refs| {
+            embed_maybe_cached(backbone, refs, false, !args.no_cache, log, what)
+        })?;
+        embed_secs.set(embed_secs.get() + t.embed_seconds);
+        feature_secs.set(feature_secs.get() + t.feature_seconds);
+        Ok(ex)
+    };
+    let Labelled {
+        rows,
+        texts,
+        specs,
+        targets,
+    } = labelled;
+    let all = mk(&texts, targets, "train")?;
+    let valid = match &args.valid {
+        Some(path) => {
+            let v = labels.read_valid(path, &specs)?;
+            Some((mk(&v.texts, v.targets, "valid")?, v.texts, v.rows))
+        }
+        None => None,
+    };
+    log.set_metric_name(train_report::metric_name(specs[0].kind));
+    let mut tokens = |which: &str, until: std::time::Instant| {
+        let texts = match (which, &valid) {
+            ("valid", Some((_, t, _))) => t,
+            _ => &texts,
+        };
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let caches = (!args.no_cache)
+            .then(|| {
+                Ok::<_, Error>((
+                    tandem::cache::EmbeddingCache::open(None, backbone)?,
+                    tandem::cache::TokenCache::open(None, backbone)?,
+                ))
+            })
+            .transpose()?;
+        let t0 = std::time::Instant::now();
+        let r = crate::embed::embed_texts_until(
+            backbone,
+            caches.as_ref().map(|c| &c.0),
+            caches.as_ref().map(|c| &c.1),
+            &refs,
+            true,
+            log,
+            &format!("{which} tokens"),
+            Some(until),
+        );
+        embed_secs.set(embed_secs.get() + t0.elapsed().as_secs_f64());
+        match r {
+            Ok((_, Some(t))) => Ok(Ok(t)),
+            Ok((_, None)) => Err(Error::new(
+                tandem::ErrorKind::Internal,
+                "the backbone returned no per-token vectors",
+            )),
+            Err(e) if e.kind() == tandem::ErrorKind::Cancelled => Ok(Err(
+                "its per-token embeddings did not finish within the budget (those done are \
+                 cached: a rerun gets further)"
+                    .to_string(),
+            )),
+            Err(e) => Err(e),
+        }
+    };
+    let (selection, trained, scored_on) = select::select(
+        &specs,
+        &all,
+        valid.as_ref().map(|v| &v.0),
+        &mut tokens,
+        &options,
+        &mut |c, i, n| log.candidate(c, i, n),
+    )?;
+    let cross_validated = matches!(
+        selection.validation,
+        select::Validation::CrossValidation { .. }
+    );
+    let config = select::candidate_config(selection.chosen, &base, cross_validated);
+    let manifest = manifest_for(
+        &trained,
+        bundle::BackboneRef::of(backbone),
+        &tandem::metadata::feature_names(),
+        &config,
+    );
+    bundle::save(
+        out,
+        &manifest,
+        &trained.heads.network.weights(),
+        config.f16_weights,
+    )?;
+    if let Some(path) = &args.report {
+        // The validation data the chosen recipe was scored on (check_auto refused the rest).
+        let vex = scored_on.ok_or_else(|| {
+            Error::invalid("--report: the recipe was cross-validated; nothing was held out")
+        })?;
+        let vrows = match valid {
+            Some((_, _, rows)) => rows,
+            None => {
+                let (_, va) = select::hold_out(&all, &base, &specs[0])?;
+                va.iter().map(|&i| rows[i].clone()).collect()
+            }
+        };
+        let sets = Sets {
+            specs: specs.clone(),
+            train: all.select(&[]),
+            valid: vex,
+            valid_rows: vrows,
+            embed_seconds: embed_secs.get(),
+            feature_seconds: feature_secs.get(),
+        };
+        write_report(path, args, data, out, &config, &sets, &trained)?;
+    }
+    summarize(log, args, out, &config, &trained, Some(&selection));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -272,16 +472,9 @@ fn write_report(
     )
 }
 
-/// The closing line (text) or event (JSON) of a training run.
-fn summarize(
-    log: &mut Log,
-    args: &TrainArgs,
-    out: &std::path::Path,
-    config: &TrainConfig,
-    trained: &Trained,
-) {
-    let m = &trained.report.valid_metrics;
-    let headline = ["macro_f1", "accuracy", "rmse", "mae"]
+/// The headline metrics of one task's metrics object, as "name value" pairs.
+fn headline_of(m: &serde_json::Value) -> String {
+    ["macro_f1", "accuracy", "rmse", "mae"]
         .iter()
         .filter_map(|k| {
             m.get(*k)
@@ -289,55 +482,128 @@ fn summarize(
                 .map(|v| format!("{k} {v:.4}"))
         })
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+/// The closing lines (text) or event (JSON) of a training run: the recipe (and, when it was
+/// chosen, why), then every task's validation metrics.
+fn summarize(
+    log: &mut Log,
+    args: &TrainArgs,
+    out: &std::path::Path,
+    config: &TrainConfig,
+    trained: &Trained,
+    selection: Option<&select::Selection>,
+) {
+    let m = &trained.report.valid_metrics;
     if log.json() {
         let mut metrics = m.clone();
         if let Some(o) = metrics.as_object_mut() {
             // Per-task details (confusion matrices, per-class lists) stay in the bundle.
             o.retain(|_, v| v.is_number());
         }
+        let tasks: serde_json::Map<String, serde_json::Value> = m
+            .get("tasks")
+            .and_then(|t| t.as_object())
+            .map(|t| {
+                t.iter()
+                    .map(|(name, v)| {
+                        let mut v = v.clone();
+                        if let Some(o) = v.as_object_mut() {
+                            o.retain(|_, x| x.is_number());
+                        }
+                        (name.clone(), v)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         log.done(serde_json::json!({
             "command": "train",
+            "recipe": selection.map_or_else(|| recipe_name(config), |s| s.chosen.name().to_string()),
             "mode": config.mode.name(),
             "head": config.head.kind.name(),
+            "selection": selection,
             "linear": trained.report.linear,
             "n_train": trained.report.n_train,
             "n_valid": trained.report.n_valid,
             "train_seconds": trained.report.train_seconds,
             "metrics": metrics,
+            "tasks": tasks,
             "bundle": out.display().to_string(),
             "report": args.report.as_ref().map(|p| p.display().to_string()),
         }));
-    } else {
-        // The linear recipe says what cross-validation chose; its validation is out-of-fold
-        // unless a --valid file was given.
-        let (recipe, validation) = match &trained.report.linear {
-            Some(tasks) => {
-                let chosen: Vec<String> = tasks
-                    .iter()
-                    .map(|t| match t.c {
-                        Some(c) => format!("{} C = {c:.3}, {}-fold", t.task, t.folds),
-                        None => format!("{} C = 1 (too few examples to cross-validate)", t.task),
-                    })
-                    .collect();
-                let v = if args.valid.is_some() {
-                    "validation"
-                } else {
-                    "cross-validation (out-of-fold)"
-                };
-                (format!("a linear head ({})", chosen.join("; ")), v)
-            }
-            None => (config.mode.name().to_string(), "validation"),
-        };
-        eprintln!(
-            "trained {recipe} ({} train / {} valid) in {:.1}s; {validation}: {headline}; bundle: {}",
-            trained.report.n_train,
-            trained.report.n_valid,
-            trained.report.train_seconds,
-            out.display()
-        );
-        if let Some(p) = &args.report {
-            eprintln!("report: {}", p.display());
+        return;
+    }
+    if let Some(s) = selection {
+        eprintln!("{}", s.reason());
+    }
+    // The linear recipe says what cross-validation chose; its validation is out-of-fold
+    // unless a --valid file was given.
+    let (recipe, validation) = match &trained.report.linear {
+        Some(tasks) => {
+            let chosen: Vec<String> = tasks
+                .iter()
+                .map(|t| match t.c {
+                    Some(c) => format!("{} C = {c:.3}, {}-fold", t.task, t.folds),
+                    None => format!("{} C = 1 (too few examples to cross-validate)", t.task),
+                })
+                .collect();
+            let v = if args.valid.is_some() {
+                "validation"
+            } else {
+                "cross-validation (out-of-fold)"
+            };
+            (format!("a linear head ({})", chosen.join("; ")), v)
+        }
+        None => (recipe_name(config), "validation"),
+    };
+    let tasks = m.get("tasks").and_then(|t| t.as_object());
+    let headline = match tasks {
+        Some(t) if t.len() > 1 => String::new(),
+        _ => format!("; {validation}: {}", headline_of(m)),
+    };
+    let kept = kept_epoch(trained);
+    eprintln!(
+        "trained {recipe} ({} train / {} valid) in {:.1}s{kept}{headline}; bundle: {}",
+        trained.report.n_train,
+        trained.report.n_valid,
+        trained.report.train_seconds,
+        out.display()
+    );
+    if let Some(t) = tasks.filter(|t| t.len() > 1) {
+        for (name, v) in t {
+            eprintln!("  {name}: {validation}: {}", headline_of(v));
         }
     }
+    if let Some(p) = &args.report {
+        eprintln!("report: {}", p.display());
+    }
+}
+
+/// The recipe's name: mode and head type.
+fn recipe_name(config: &TrainConfig) -> String {
+    match config.head.kind {
+        HeadKind::Pooled => config.mode.name().to_string(),
+        h => format!("{} with a {} head", config.mode.name(), h.name()),
+    }
+}
+
+/// Which epoch early stopping kept, when it stopped a stage short or kept an earlier epoch.
+fn kept_epoch(trained: &Trained) -> String {
+    if trained.report.linear.is_some() {
+        return String::new();
+    }
+    let Some(last) = trained.report.stages.last() else {
+        return String::new();
+    };
+    if last.best_epoch + 1 == last.epochs_run {
+        return String::new();
+    }
+    format!(
+        "; kept {} epoch {} of {} (lowest validation loss {:.4})",
+        last.stage,
+        last.best_epoch + 1,
+        last.epochs_run,
+        last.best_valid_loss
+    )
 }

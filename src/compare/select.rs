@@ -1,0 +1,818 @@
+//! The default recipe: chosen by validation data within a time budget.
+//!
+//! `tandem train` without `--mode` or `--head` does not assume a recipe; it measures. Every
+//! candidate [`Arm`] (the linear recipe, the pooled-head modes, a sequence head) is trained on the
+//! same data with the same seed and scored on data it did not train on, cheapest first, until the
+//! budget is spent; the best score wins, the cheaper candidate on a tie.
+//!
+//! How candidates are scored depends on the amount of data, because one small hold-out is a
+//! noisy judge and early stopping on a handful of examples stops at random:
+//! - **below [`SelectOptions::cross_validate_below`] examples**: stratified k-fold
+//!   cross-validation (k = 5, or fewer when the smallest class is smaller). Every candidate
+//!   trains on k−1 folds and is scored on the k-th; the neural candidates run their fixed number
+//!   of epochs with no early stopping and no threshold tuning (nothing is chosen on the scoring
+//!   fold), and the linear recipe runs its own inner cross-validation for its regularization.
+//!   The winner is then trained on every example the same way.
+//! - **from there up** (or with a validation set given): one stratified hold-out
+//!   (`valid_fraction`, the config's seed). Neural candidates train as `--mode` would train
+//!   them (early stopping and thresholds on the hold-out), and the winner's model is kept as
+//!   trained; the linear recipe trains on the rest, and if it wins it is refitted on every
+//!   example, as `--head linear` would.
+//!
+//! The budget bounds the search, not the final fit: a candidate that starts while time is left
+//! is stopped when the budget runs out and counts as not measured, and none starts after. The
+//! first candidate always finishes, so there is always a winner. Everything but which
+//! candidates fit in the budget is deterministic for a seed.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::run::score;
+use super::verdict::headline_metrics;
+use super::Arm;
+use crate::backbone::TokenSeqs;
+use crate::data::TaskSpec;
+use crate::error::{Error, ErrorKind, Result};
+use crate::train::config::HeadKind;
+use crate::train::linear::select::{fold_of, folds_for};
+use crate::train::{split_indices_of, Examples, TrainConfig, Trained};
+
+/// The candidates under cross-validation (small data), cheapest first: the linear recipe is
+/// fast there and, as measured, the one to beat.
+pub const CANDIDATES_SMALL: [Arm; 7] = [
+    Arm::Linear,
+    Arm::EmbeddingOnly,
+    Arm::MetadataOnly,
+    Arm::Joint,
+    Arm::TwoStage,
+    Arm::TwoStageUnfreeze,
+    Arm::Sequence,
+];
+
+/// The candidates on a hold-out (more data): the pooled heads first (about a second each), then
+/// the sequence head (the best on every demo dataset at full size, when its per-token vectors
+/// fit the budget), then the linear recipe, whose cross-validated solves grow with the data
+/// (tens of seconds at a few thousand examples) and which has lost to the neural heads at full
+/// size in every measurement (docs/results.md).
+pub const CANDIDATES_LARGE: [Arm; 7] = [
+    Arm::EmbeddingOnly,
+    Arm::Joint,
+    Arm::TwoStage,
+    Arm::TwoStageUnfreeze,
+    Arm::MetadataOnly,
+    Arm::Sequence,
+    Arm::Linear,
+];
+
+/// How the default recipe is chosen.
+#[derive(Debug, Clone)]
+pub struct SelectOptions {
+    /// The base training config: every candidate trains with it, its seed included
+    /// ([`Arm::config`] sets the mode and head type).
+    pub config: TrainConfig,
+    /// The candidates, in the order they are tried (the first always finishes); None:
+    /// [`CANDIDATES_SMALL`] under cross-validation, else [`CANDIDATES_LARGE`].
+    pub candidates: Option<Vec<Arm>>,
+    /// Wall-clock budget of the search.
+    pub budget: Duration,
+    /// Below this many examples candidates are cross-validated instead of scored on one
+    /// hold-out.
+    pub cross_validate_below: usize,
+}
+
+impl Default for SelectOptions {
+    fn default() -> Self {
+        SelectOptions {
+            config: TrainConfig::default(),
+            candidates: None,
+            budget: Duration::from_secs(DEFAULT_BUDGET_SECONDS),
+            cross_validate_below: CROSS_VALIDATE_BELOW,
+        }
+    }
+}
+
+/// The default budget of the search, in seconds.
+pub const DEFAULT_BUDGET_SECONDS: u64 = 60;
+
+/// The default of [`SelectOptions::cross_validate_below`]: at a few hundred examples a 20%
+/// hold-out still has tens per class, which is where scores on it stop being mostly noise.
+pub const CROSS_VALIDATE_BELOW: usize = 500;
+
+/// How candidates were scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Validation {
+    /// Stratified k-fold cross-validation on every example.
+    CrossValidation {
+        /// Number of folds.
+        folds: usize,
+    },
+    /// One hold-out.
+    HoldOut {
+        /// Examples the candidates trained on.
+        n_train: usize,
+        /// Examples they were scored on.
+        n_valid: usize,
+        /// Whether the hold-out was a validation set given by the caller.
+        given: bool,
+    },
+}
+
+/// One candidate's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The recipe.
+    pub arm: Arm,
+    /// Its validation score on the selection metric; None when it was not measured.
+    pub score: Option<f64>,
+    /// Wall time spent on it, token embedding included.
+    pub seconds: f64,
+    /// Why it was not measured (over budget, or an error it met).
+    pub skipped: Option<String>,
+}
+
+/// The outcome of the search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    /// The metric candidates were ranked by (of the first task).
+    pub metric: String,
+    /// Whether higher is better for it.
+    pub higher_is_better: bool,
+    /// How candidates were scored.
+    pub validation: Validation,
+    /// Every candidate, in the order tried.
+    pub candidates: Vec<Candidate>,
+    /// The winner.
+    pub chosen: Arm,
+    /// The budget, in seconds.
+    pub budget_seconds: f64,
+    /// Wall time of the search (the final fit excluded).
+    pub search_seconds: f64,
+}
+
+impl Selection {
+    /// One sentence saying what was chosen and why, with the runner-up.
+    pub fn reason(&self) -> String {
+        let how = match &self.validation {
+            Validation::CrossValidation { folds } => format!("{folds}-fold cross-validated"),
+            Validation::HoldOut { given: true, .. } => "validation-set".to_string(),
+            Validation::HoldOut { n_valid, .. } => format!("hold-out ({n_valid} examples)"),
+        };
+        let measured: Vec<&Candidate> = self
+            .candidates
+            .iter()
+            .filter(|c| c.score.is_some())
+            .collect();
+        let best = self
+            .candidates
+            .iter()
+            .find(|c| c.arm == self.chosen)
+            .and_then(|c| c.score);
+        let mut s = format!(
+            "chose {}: best {how} {} ({}) of {} recipe{} measured",
+            self.chosen,
+            self.metric,
+            fmt_score(best),
+            measured.len(),
+            if measured.len() == 1 { "" } else { "s" }
+        );
+        let runner_up =
+            measured
+                .iter()
+                .filter(|c| c.arm != self.chosen)
+                .fold(None::<&Candidate>, |acc, c| match acc {
+                    Some(a) if !self.better(c.score, a.score) => Some(a),
+                    _ => Some(c),
+                });
+        if let Some(r) = runner_up {
+            s.push_str(&format!("; next {} ({})", r.arm, fmt_score(r.score)));
+        }
+        let skipped: Vec<&str> = self
+            .candidates
+            .iter()
+            .filter(|c| c.score.is_none())
+            .map(|c| c.arm.name())
+            .collect();
+        if !skipped.is_empty() {
+            s.push_str(&format!("; not measured: {}", skipped.join(", ")));
+        }
+        s
+    }
+
+    fn better(&self, a: Option<f64>, b: Option<f64>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => better(a, b, self.higher_is_better),
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+}
+
+fn fmt_score(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"))
+}
+
+fn better(a: f64, b: f64, higher_is_better: bool) -> bool {
+    if higher_is_better {
+        a > b
+    } else {
+        a < b
+    }
+}
+
+/// Where per-token vectors come from when a sequence candidate needs them: called with which
+/// examples (`"train"` for `all`, `"valid"` for the validation set) and the deadline; returns
+/// the vectors, or why they could not be had in time (a skip, not an error).
+pub type TokenSource<'a> =
+    dyn FnMut(&str, Instant) -> Result<std::result::Result<TokenSeqs, String>> + 'a;
+
+/// Chooses a recipe for `tasks` by validation within the budget (see the module docs) and
+/// trains it. `all` holds every training example (pooled embeddings and metadata features; no
+/// per-token vectors needed, `tokens` supplies them on demand); `valid`, when given, is the
+/// hold-out. `on_candidate` sees each candidate as it is decided. Returns the selection, the
+/// chosen recipe's trained heads, and the hold-out it was scored on (None under
+/// cross-validation), with per-token vectors when the search fetched them.
+pub fn select(
+    tasks: &[TaskSpec],
+    all: &Examples,
+    valid: Option<&Examples>,
+    tokens: &mut TokenSource<'_>,
+    options: &SelectOptions,
+    on_candidate: &mut dyn FnMut(&Candidate, usize, usize),
+) -> Result<(Selection, Trained, Option<Examples>)> {
+    options.config.validate()?;
+    let first = tasks.first().ok_or_else(|| Error::invalid("no tasks"))?;
+    let start = Instant::now();
+    let deadline = start + options.budget;
+    let (metrics, higher_is_better) = headline_metrics(first.kind);
+    let judge = Judge {
+        tasks,
+        metric: metrics[0],
+        base: &options.config,
+    };
+    let mut data = Data::new(
+        all,
+        valid,
+        &options.config,
+        options.cross_validate_below,
+        first,
+    )?;
+    let order = match (&options.candidates, &data.plan) {
+        (Some(c), _) => c.clone(),
+        (None, Plan::Folds { .. }) => CANDIDATES_SMALL.to_vec(),
+        (None, Plan::HoldOut { .. }) => CANDIDATES_LARGE.to_vec(),
+    };
+    if order.is_empty() {
+        return Err(Error::invalid(
+            "the recipe search needs at least one candidate",
+        ));
+    }
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut kept: BTreeMap<Arm, Trained> = BTreeMap::new();
+    let mut first_error: Option<Error> = None;
+    for (i, &arm) in order.iter().enumerate() {
+        let t0 = Instant::now();
+        // The first candidate always finishes: there must be a winner.
+        let limit = (i > 0).then_some(deadline);
+        let outcome = if limit.is_some_and(|d| Instant::now() >= d) {
+            Err("the budget was spent before it started".to_string())
+        } else {
+            match data.ensure_tokens(arm, &options.config, tokens, limit.unwrap_or(far()))? {
+                Err(why) => Err(why),
+                Ok(()) => match judge.measure(arm, &data, limit) {
+                    Ok((s, trained)) => {
+                        if let Some(t) = trained {
+                            kept.insert(arm, t);
+                        }
+                        Ok(s)
+                    }
+                    Err(e) if e.kind() == ErrorKind::Cancelled => {
+                        Err("stopped when the budget ran out".to_string())
+                    }
+                    Err(e) => {
+                        let why = e.message().to_string();
+                        first_error.get_or_insert(e);
+                        Err(why)
+                    }
+                },
+            }
+        };
+        let c = Candidate {
+            arm,
+            score: outcome.as_ref().ok().copied(),
+            seconds: t0.elapsed().as_secs_f64(),
+            skipped: outcome.err(),
+        };
+        on_candidate(&c, i + 1, order.len());
+        candidates.push(c);
+    }
+    let mut chosen: Option<&Candidate> = None;
+    for c in candidates.iter().filter(|c| c.score.is_some()) {
+        if chosen.is_none_or(|b| better(c.score.unwrap(), b.score.unwrap(), higher_is_better)) {
+            chosen = Some(c);
+        }
+    }
+    let Some(chosen) = chosen.map(|c| c.arm) else {
+        return Err(first_error.unwrap_or_else(|| Error::invalid("no recipe could be measured")));
+    };
+    let search_seconds = start.elapsed().as_secs_f64();
+    let trained = match kept.remove(&chosen) {
+        Some(t) => t,
+        None => judge.final_fit(chosen, &data)?,
+    };
+    Ok((
+        Selection {
+            metric: metrics[0].to_string(),
+            higher_is_better,
+            validation: data.validation(),
+            candidates,
+            chosen,
+            budget_seconds: options.budget.as_secs_f64(),
+            search_seconds,
+        },
+        trained,
+        match data.plan {
+            Plan::HoldOut { valid, .. } => Some(valid),
+            Plan::Folds { .. } => None,
+        },
+    ))
+}
+
+/// A deadline that never comes (the first candidate's).
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+/// The examples of the search and how they are split.
+struct Data {
+    all: Examples,
+    plan: Plan,
+}
+
+// One value per search: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Plan {
+    /// Fold index of every example of `all`.
+    Folds { k: usize, fold: Vec<usize> },
+    /// Training examples and the hold-out: given, or split from `all` at these indices.
+    HoldOut {
+        train: Examples,
+        valid: Examples,
+        split: Option<(Vec<usize>, Vec<usize>)>,
+    },
+}
+
+impl Data {
+    fn new(
+        all: &Examples,
+        valid: Option<&Examples>,
+        config: &TrainConfig,
+        cross_validate_below: usize,
+        first: &TaskSpec,
+    ) -> Result<Data> {
+        let strata = class_indices(&all.targets[0].strata());
+        let plan = match valid {
+            Some(v) => Plan::HoldOut {
+                train: all.clone(),
+                valid: v.clone(),
+                split: None,
+            },
+            None => match folds_for(all.len(), Some(&strata)) {
+                Some(k) if all.len() < cross_validate_below => Plan::Folds {
+                    k,
+                    fold: fold_of(all.len(), Some(&strata), k, config.seed),
+                },
+                _ => {
+                    let (tr, va) = hold_out(all, config, first)?;
+                    Plan::HoldOut {
+                        train: all.select(&tr),
+                        valid: all.select(&va),
+                        split: Some((tr, va)),
+                    }
+                }
+            },
+        };
+        Ok(Data {
+            all: all.clone(),
+            plan,
+        })
+    }
+
+    fn validation(&self) -> Validation {
+        match &self.plan {
+            Plan::Folds { k, .. } => Validation::CrossValidation { folds: *k },
+            Plan::HoldOut {
+                train,
+                valid,
+                split,
+            } => Validation::HoldOut {
+                n_train: train.len(),
+                n_valid: valid.len(),
+                given: split.is_none(),
+            },
+        }
+    }
+
+    /// Fetches per-token vectors if `arm` needs them and they are missing.
+    fn ensure_tokens(
+        &mut self,
+        arm: Arm,
+        config: &TrainConfig,
+        source: &mut TokenSource<'_>,
+        deadline: Instant,
+    ) -> Result<std::result::Result<(), String>> {
+        if arm.config(config, config.seed).head.kind != HeadKind::Sequence
+            || self.all.tokens.is_some()
+        {
+            return Ok(Ok(()));
+        }
+        let train = match source("train", deadline)? {
+            Ok(t) => t,
+            Err(why) => return Ok(Err(why)),
+        };
+        let valid = match &self.plan {
+            Plan::HoldOut { split: None, .. } => match source("valid", deadline)? {
+                Ok(t) => Some(t),
+                Err(why) => return Ok(Err(why)),
+            },
+            _ => None,
+        };
+        self.all.tokens = Some(train);
+        if let Plan::HoldOut {
+            train: tr,
+            valid: va,
+            split,
+        } = &mut self.plan
+        {
+            match split {
+                // The same split (same indices), now with the vectors in place.
+                Some((tr_idx, va_idx)) => {
+                    *tr = self.all.select(tr_idx);
+                    *va = self.all.select(va_idx);
+                }
+                None => {
+                    tr.tokens = self.all.tokens.clone();
+                    va.tokens = valid;
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// The hold-out the search scores on when `all` has enough examples and no validation set is
+/// given: the stratified split `train` makes (`valid_fraction`, the config's seed), as indices
+/// of the training and validation examples.
+pub fn hold_out(
+    all: &Examples,
+    config: &TrainConfig,
+    first: &TaskSpec,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let mut pooled = config.clone();
+    pooled.head.kind = HeadKind::Pooled;
+    split_indices_of(all, &pooled, Some(first))
+}
+
+/// Whether the search cross-validates on `n` examples (no validation set given).
+pub fn cross_validates(n: usize, options: &SelectOptions) -> bool {
+    n < options.cross_validate_below
+}
+
+/// The config a candidate trains with on a base config: [`Arm::config`] with the base's seed;
+/// under cross-validation, neural candidates run their full epochs with no early stopping and
+/// no threshold tuning (nothing may be chosen on the scoring fold, and the final fit has no
+/// hold-out).
+pub fn candidate_config(arm: Arm, base: &TrainConfig, cross_validated: bool) -> TrainConfig {
+    let mut c = arm.config(base, base.seed);
+    if cross_validated && arm != Arm::Linear {
+        c.tune_thresholds = false;
+        c.head.stage.patience = 0;
+        c.metadata.stage.patience = 0;
+    }
+    c
+}
+
+/// Dense class indices of string strata, for the fold assignment.
+fn class_indices(strata: &[String]) -> Vec<usize> {
+    let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in strata {
+        let next = ids.len();
+        ids.entry(s.as_str()).or_insert(next);
+    }
+    strata.iter().map(|s| ids[s.as_str()]).collect()
+}
+
+/// Trains and scores candidates.
+struct Judge<'a> {
+    tasks: &'a [TaskSpec],
+    metric: &'a str,
+    base: &'a TrainConfig,
+}
+
+impl Judge<'_> {
+    fn metric_of(&self, v: &Value) -> Result<f64> {
+        v.get(self.metric).and_then(Value::as_f64).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("the evaluation has no {}", self.metric),
+            )
+        })
+    }
+
+    /// Trains `arm` on `train`; neural candidates validate on `valid` (the training data
+    /// itself under cross-validation, where nothing may be chosen on the scoring fold).
+    fn fit(
+        &self,
+        arm: Arm,
+        train: &Examples,
+        valid: &Examples,
+        cross_validated: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Trained> {
+        let config = candidate_config(arm, self.base, cross_validated);
+        let mut progress =
+            |_: &crate::train::EpochRecord| deadline.is_none_or(|d| Instant::now() < d);
+        crate::train::train(self.tasks, train, valid, &config, &mut progress)
+    }
+
+    /// The candidate's score, and its trained heads when they are the ones to keep if it wins.
+    fn measure(
+        &self,
+        arm: Arm,
+        data: &Data,
+        deadline: Option<Instant>,
+    ) -> Result<(f64, Option<Trained>)> {
+        match &data.plan {
+            Plan::Folds { k, fold } => {
+                let mut sum = 0.0;
+                for f in 0..*k {
+                    let (tr, te): (Vec<usize>, Vec<usize>) =
+                        (0..fold.len()).partition(|&i| fold[i] != f);
+                    let train = data.all.select(&tr);
+                    let test = data.all.select(&te);
+                    let valid = if arm == Arm::Linear {
+                        test.select(&[])
+                    } else {
+                        train.clone()
+                    };
+                    let trained = self.fit(arm, &train, &valid, true, deadline)?;
+                    sum += self.metric_of(&score(&trained.heads, &test)?)?;
+                }
+                Ok((sum / *k as f64, None))
+            }
+            Plan::HoldOut { train, valid, .. } => {
+                let trained = self.fit(arm, train, valid, false, deadline)?;
+                let s = self.metric_of(&score(&trained.heads, valid)?)?;
+                // The linear recipe is refitted on every example if it wins.
+                let keep = (arm != Arm::Linear).then_some(trained);
+                Ok((s, keep))
+            }
+        }
+    }
+
+    /// The winner trained on every example (cross-validation), or the linear winner refitted
+    /// on every example (hold-out split from the data).
+    fn final_fit(&self, arm: Arm, data: &Data) -> Result<Trained> {
+        match &data.plan {
+            Plan::Folds { .. } => {
+                let valid = if arm == Arm::Linear {
+                    data.all.select(&[])
+                } else {
+                    data.all.clone()
+                };
+                self.fit(arm, &data.all, &valid, true, None)
+            }
+            Plan::HoldOut {
+                train,
+                valid,
+                split: None,
+            } => self.fit(arm, train, valid, false, None),
+            Plan::HoldOut { .. } => {
+                let empty = data.all.select(&[]);
+                self.fit(arm, &data.all, &empty, false, None)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Targets, TaskKind};
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+
+    /// `per_class` examples of each of 3 classes in 8 dimensions, separable with noise.
+    fn blobs(per_class: usize, seed: u64) -> Examples {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n = per_class * 3;
+        let y: Vec<usize> = (0..n).map(|i| i % 3).collect();
+        let emb = Array2::from_shape_fn((n, 8), |(i, j)| {
+            let centre = if j % 3 == y[i] { 1.0 } else { 0.0 };
+            centre + rng.random_range(-1.0f32..1.0)
+        });
+        Examples {
+            emb,
+            feats: Array2::zeros((n, 0)),
+            targets: vec![Targets::Class(y)],
+            tokens: None,
+        }
+    }
+
+    fn task() -> Vec<TaskSpec> {
+        vec![TaskSpec {
+            name: "topic".into(),
+            kind: TaskKind::Multiclass,
+            labels: vec!["a".into(), "b".into(), "c".into()],
+        }]
+    }
+
+    fn options(candidates: &[Arm]) -> SelectOptions {
+        let mut config = TrainConfig::default();
+        config.head.stage.epochs = 5;
+        config.head.hidden = vec![16];
+        SelectOptions {
+            config,
+            candidates: Some(candidates.to_vec()),
+            budget: Duration::from_secs(600),
+            ..SelectOptions::default()
+        }
+    }
+
+    fn no_tokens() -> impl FnMut(&str, Instant) -> Result<std::result::Result<TokenSeqs, String>> {
+        |_, _| Ok(Err("no per-token vectors here".to_string()))
+    }
+
+    #[test]
+    fn small_data_is_cross_validated_and_the_best_score_wins_deterministically() {
+        let all = blobs(20, 1);
+        let opts = options(&[Arm::Linear, Arm::EmbeddingOnly]);
+        let mut seen = Vec::new();
+        let (sel, trained, held_out) = select(
+            &task(),
+            &all,
+            None,
+            &mut no_tokens(),
+            &opts,
+            &mut |c, i, n| seen.push((c.arm, i, n)),
+        )
+        .unwrap();
+        assert_eq!(seen, [(Arm::Linear, 1, 2), (Arm::EmbeddingOnly, 2, 2)]);
+        assert_eq!(sel.validation, Validation::CrossValidation { folds: 5 });
+        assert!(held_out.is_none());
+        let s: Vec<f64> = sel.candidates.iter().map(|c| c.score.unwrap()).collect();
+        let best = if s[1] > s[0] {
+            Arm::EmbeddingOnly
+        } else {
+            Arm::Linear
+        };
+        assert_eq!(sel.chosen, best);
+        // The winner was trained on every example.
+        assert_eq!(trained.report.n_train, all.len());
+        assert!(
+            sel.reason()
+                .starts_with(&format!("chose {best}: best 5-fold")),
+            "{}",
+            sel.reason()
+        );
+        let (again, trained2, _) = select(
+            &task(),
+            &all,
+            None,
+            &mut no_tokens(),
+            &opts,
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+        let s2: Vec<f64> = again.candidates.iter().map(|c| c.score.unwrap()).collect();
+        assert_eq!(s, s2);
+        assert_eq!(
+            trained.heads.network.weights(),
+            trained2.heads.network.weights()
+        );
+    }
+
+    #[test]
+    fn more_data_is_scored_on_a_hold_out_and_a_linear_winner_is_refitted_on_everything() {
+        let all = blobs(20, 2);
+        let mut opts = options(&[Arm::Linear]);
+        opts.cross_validate_below = 10;
+        let (sel, trained, held_out) = select(
+            &task(),
+            &all,
+            None,
+            &mut no_tokens(),
+            &opts,
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+        let Validation::HoldOut {
+            n_train,
+            n_valid,
+            given,
+        } = sel.validation
+        else {
+            panic!("{:?}", sel.validation)
+        };
+        assert_eq!((n_train + n_valid, given), (60, false));
+        assert_eq!(held_out.unwrap().len(), n_valid);
+        assert_eq!(trained.report.n_train, 60);
+        // A given validation set is the hold-out, and a neural winner is kept as trained.
+        let valid = blobs(5, 3);
+        let opts = options(&[Arm::EmbeddingOnly]);
+        let (sel, trained, held_out) = select(
+            &task(),
+            &all,
+            Some(&valid),
+            &mut no_tokens(),
+            &opts,
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+        assert!(matches!(
+            sel.validation,
+            Validation::HoldOut {
+                given: true,
+                n_valid: 15,
+                ..
+            }
+        ));
+        assert_eq!((trained.report.n_train, held_out.unwrap().len()), (60, 15));
+    }
+
+    #[test]
+    fn the_budget_and_missing_tokens_leave_candidates_unmeasured_with_a_reason() {
+        let all = blobs(10, 4);
+        let mut opts = options(&[Arm::Linear, Arm::EmbeddingOnly, Arm::Sequence]);
+        opts.budget = Duration::ZERO;
+        let (sel, _, _) = select(
+            &task(),
+            &all,
+            None,
+            &mut no_tokens(),
+            &opts,
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+        // The first candidate always finishes; nothing starts after the budget is spent.
+        assert_eq!(sel.chosen, Arm::Linear);
+        assert!(sel.candidates[0].score.is_some());
+        for c in &sel.candidates[1..] {
+            assert_eq!(c.score, None);
+            assert!(c.skipped.as_deref().unwrap().contains("budget"), "{c:?}");
+        }
+        assert!(
+            sel.reason()
+                .ends_with("not measured: embedding_only, sequence"),
+            "{}",
+            sel.reason()
+        );
+        // Per-token vectors that cannot be had skip the sequence candidate, not the search.
+        opts.budget = Duration::from_secs(600);
+        let (sel, _, _) = select(
+            &task(),
+            &all,
+            None,
+            &mut no_tokens(),
+            &opts,
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+        assert_eq!(
+            sel.candidates[2].skipped.as_deref(),
+            Some("no per-token vectors here")
+        );
+        assert!(sel.candidates[1].score.is_some());
+    }
+
+    #[test]
+    fn cross_validated_neural_candidates_never_stop_early_or_tune_on_the_scoring_fold() {
+        let base = TrainConfig::default();
+        let c = candidate_config(Arm::Joint, &base, true);
+        assert_eq!(
+            (
+                c.head.stage.patience,
+                c.metadata.stage.patience,
+                c.tune_thresholds
+            ),
+            (0, 0, false)
+        );
+        assert_eq!(c.mode, crate::train::Mode::Joint);
+        // On a hold-out they train exactly as --mode would.
+        let h = candidate_config(Arm::Joint, &base, false);
+        assert_eq!(h.head.stage.patience, base.head.stage.patience);
+        assert!(h.tune_thresholds);
+        // The linear recipe keeps its own rules either way.
+        assert_eq!(
+            candidate_config(Arm::Linear, &base, true).head.kind,
+            HeadKind::Linear
+        );
+        assert_eq!(
+            class_indices(&["b".into(), "a".into(), "b".into()]),
+            [0, 1, 0]
+        );
+    }
+}
