@@ -126,10 +126,11 @@ fn installed_graphs(models_dirs: &[PathBuf]) -> HashMap<String, GraphInfo> {
                 .unwrap_or_else(|| m.name.clone());
             for (variant, file) in &m.graphs {
                 if let Some(sha) = m.sha256_of(file).filter(|s| s.len() >= 16) {
-                    out.entry(sha[..16].to_string()).or_insert_with(|| GraphInfo {
-                        label: format!("{name} ({variant})"),
-                        dim: m.dim,
-                    });
+                    out.entry(sha[..16].to_string())
+                        .or_insert_with(|| GraphInfo {
+                            label: format!("{name} ({variant})"),
+                            dim: m.dim,
+                        });
                 }
             }
         }
@@ -173,16 +174,18 @@ fn records(path: &Path, kind: CacheKind, bytes: u64, dim: Option<usize>) -> Opti
 
 /// Every cache file under `root`, the least recently used first. A missing root holds nothing.
 pub fn scan(root: &Path) -> Result<Vec<CacheFile>> {
-    scan_with(root, true)
+    scan_with(root, true, true)
 }
 
-fn scan_with(root: &Path, count_records: bool) -> Result<Vec<CacheFile>> {
+/// [`scan`], finding the backbones of graphs with `labels` and counting records with
+/// `count_records`.
+fn scan_with(root: &Path, labels: bool, count_records: bool) -> Result<Vec<CacheFile>> {
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(root, e)),
     };
-    let graphs = if count_records {
+    let graphs = if labels || count_records {
         installed_graphs(&models_dirs(root))
     } else {
         HashMap::new()
@@ -259,7 +262,12 @@ pub struct Pruned {
 /// and pooled files, so other graphs' and kinds' files go first). Files that another process
 /// removed meanwhile are skipped.
 pub fn prune(root: &Path, options: &PruneOptions, last: &[&Path]) -> Result<Pruned> {
-    let mut files = scan_with(root, false)?;
+    prune_with(root, options, last, true)
+}
+
+/// [`prune`], finding the backbones of the graphs removed with `labels`.
+fn prune_with(root: &Path, options: &PruneOptions, last: &[&Path], labels: bool) -> Result<Pruned> {
+    let mut files = scan_with(root, labels, false)?;
     let rank = |f: &CacheFile| last.iter().position(|p| *p == f.path);
     // Least recently used first; the files of `last` after all others, in their order.
     files.sort_by_key(|f| (rank(f).is_some(), rank(f), f.last_used));
@@ -317,14 +325,11 @@ fn remove_cache_file(path: &Path) -> Result<bool> {
 /// recently used first, then those. Called by training after each chunk of texts embedded, so
 /// the cache never holds more than the cap and one chunk's vectors.
 pub fn keep_under(root: &Path, max_bytes: u64, in_use: &[&Path]) -> Result<Pruned> {
-    prune(
-        root,
-        &PruneOptions {
-            max_bytes: Some(max_bytes),
-            ..PruneOptions::default()
-        },
-        in_use,
-    )
+    let options = PruneOptions {
+        max_bytes: Some(max_bytes),
+        ..PruneOptions::default()
+    };
+    prune_with(root, &options, in_use, false)
 }
 
 /// [`keep_under`] for the caches a run has open (opened by their `open`, so their files are in
@@ -420,9 +425,7 @@ pub fn parse_age(text: &str) -> Result<Duration> {
         "w" => 7 * 86_400,
         _ => return Err(bad()),
     };
-    n.checked_mul(secs)
-        .map(Duration::from_secs)
-        .ok_or_else(bad)
+    n.checked_mul(secs).map(Duration::from_secs).ok_or_else(bad)
 }
 
 /// A duration as a short age: `45s`, `12m`, `3h`, `5d`.
@@ -578,7 +581,10 @@ mod tests {
             ..Default::default()
         };
         let p = prune(&root, &cap, &[]).unwrap();
-        assert_eq!(p.removed.iter().map(|f| &f.path).collect::<Vec<_>>(), [&mid]);
+        assert_eq!(
+            p.removed.iter().map(|f| &f.path).collect::<Vec<_>>(),
+            [&mid]
+        );
         assert_eq!(p.remaining, 2500);
         assert!(new.exists() && newest.exists());
         // Files named last go last, whatever their age: here the newest goes first.
