@@ -311,7 +311,11 @@ impl EmbeddingCache {
         let inner = &mut *inner;
         // Pick up what other processes appended since this handle last looked (the file may
         // even have been created since, or pruned and created anew).
-        if inner.reader.as_ref().is_some_and(|f| !still_at(f, &self.path)) {
+        if inner
+            .reader
+            .as_ref()
+            .is_some_and(|f| !still_at(f, &self.path))
+        {
             inner.reset();
         }
         if inner.reader.is_none() {

@@ -219,7 +219,11 @@ impl TokenCache {
     /// Indexes what other processes appended since this handle last looked (starting over when
     /// the file was pruned since).
     fn refresh(&self, inner: &mut Inner) -> Result<()> {
-        if inner.reader.as_ref().is_some_and(|f| !still_at(f, &self.path)) {
+        if inner
+            .reader
+            .as_ref()
+            .is_some_and(|f| !still_at(f, &self.path))
+        {
             inner.reset();
         }
         if inner.reader.is_none() {
