@@ -821,13 +821,16 @@ fn aged_file(root: &Path, graph: &str, name: &str, bytes: usize, age_s: u64) -> 
     p
 }
 
-/// Total bytes of the regular files in the graph directories of the cache at `root`.
+/// Total bytes of the regular files in the graph directories (16 hex digits) of the cache at
+/// `root`.
 fn cache_bytes(root: &Path) -> u64 {
     let Ok(dirs) = std::fs::read_dir(root) else {
         return 0;
     };
+    let graph = |n: &str| n.len() == 16 && n.bytes().all(|b| b.is_ascii_hexdigit());
     dirs.flatten()
         .filter(|d| d.file_type().unwrap().is_dir())
+        .filter(|d| graph(&d.file_name().to_string_lossy()))
         .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
         .filter(|f| f.file_type().unwrap().is_file())
         .map(|f| f.metadata().unwrap().len())
@@ -869,6 +872,8 @@ fn cache_shows_sizes_per_backbone_and_kind_and_prunes_by_age_and_size() {
     let old = aged_file(&root, "00000000deadbeef", "tokens.v3", 50_000, 40 * 86_400);
     let split = aged_file(&root, "00000000deadbeef", "split.l4", 2_000, 86_400);
     let outside = aged_file(&home, "elsewhere", "pooled.v2", 1_000_000, 90 * 86_400);
+    // Not a graph directory: not the cache's.
+    let stranger = aged_file(&root, "my-notes", "pooled.v2", 1_000, 90 * 86_400);
     std::os::unix::fs::symlink(&outside, root.join("00000000deadbeef").join("pooled.v2")).unwrap();
     let cache = |args: &[&str]| {
         let mut cmd = tandem_at_home(&home);
@@ -943,8 +948,8 @@ fn cache_shows_sizes_per_backbone_and_kind_and_prunes_by_age_and_size() {
     );
     assert!(!split.exists() && pooled.exists());
     assert_eq!(cache_bytes(&root), 10 * rec as u64);
-    // Nothing outside the cache was touched, link or not.
-    assert!(outside.exists());
+    // Nothing outside the cache was touched, link or not, nor a directory not the cache's.
+    assert!(outside.exists() && stranger.exists());
     let _ = std::fs::remove_dir_all(home);
 }
 

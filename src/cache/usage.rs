@@ -6,7 +6,8 @@
 //! embeddings, `tokens.*` per-token vectors, `split.*` hidden states at a split layer (reserved
 //! for fine-tuning of top layers); anything else is `other`. The backbone a directory belongs to
 //! is found from the manifests of the installed backbones (`<cache dir>/models/*/manifest.json`,
-//! which hold each graph file's sha256); an unknown graph is shown by its hash.
+//! which hold each graph file's sha256); an unknown graph is shown by its hash. Directories not
+//! named like a graph's (16 hex digits, or `unhashed`) are not the cache's and are left alone.
 //!
 //! Pruning removes whole files, the least recently used first. A cache file's modification time
 //! is its last use: appends change it, and opening a cache sets it. Only regular files directly
@@ -152,6 +153,13 @@ fn models_dirs(root: &Path) -> Vec<PathBuf> {
     dirs
 }
 
+/// Whether `name` is what [`graph_dir`](super::graph_dir) names a graph's directory: 16 hex
+/// digits of its sha256, or `unhashed`. Nothing else under the root is the cache's, so a
+/// root given by mistake (a home directory, say) has nothing to prune.
+fn is_graph_dir_name(name: &str) -> bool {
+    name == "unhashed" || (name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Seconds since the Unix epoch of `t` (0 before it).
 fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
@@ -197,8 +205,11 @@ fn scan_with(root: &Path, labels: bool, count_records: bool) -> Result<Vec<Cache
         if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let dir = entry.path();
         let graph = entry.file_name().to_string_lossy().into_owned();
+        if !is_graph_dir_name(&graph) {
+            continue;
+        }
+        let dir = entry.path();
         let info = graphs.get(&graph);
         let Ok(inner) = std::fs::read_dir(&dir) else {
             continue; // Removed meanwhile, or unreadable: nothing of it can be pruned either.
@@ -505,17 +516,26 @@ mod tests {
     #[test]
     fn scan_reports_files_lru_first_with_records_and_skips_links() {
         let root = scratch("scan");
-        let pooled = EmbeddingCache::open_file(&root.join("aaaa").join("pooled.v2"), 3).unwrap();
+        let pooled =
+            EmbeddingCache::open_file(&root.join("aaaaaaaaaaaaaaaa").join("pooled.v2"), 3).unwrap();
         pooled.embed_with(&["a", "bb"], fake).unwrap();
-        file(&root, "bbbb", "tokens.v3", 100, 3600);
-        file(&root, "bbbb", "split.l4", 10, 7200);
-        file(&root, "bbbb", "junk", 1, 60);
+        file(&root, "bbbbbbbbbbbbbbbb", "tokens.v3", 100, 3600);
+        file(&root, "bbbbbbbbbbbbbbbb", "split.l4", 10, 7200);
+        file(&root, "bbbbbbbbbbbbbbbb", "junk", 1, 60);
+        // A directory not named like a graph (16 hex digits) is not the cache's: never counted
+        // or removed (a wrong --dir holds no graph directories).
+        let stranger = file(&root, "notes", "pooled.v2", 5, 9_999_999);
         let outside = scratch("scan-outside");
-        let target = file(&outside, "g", "pooled.v2", 50, 0);
+        let target = file(&outside, "0123456789abcdef", "pooled.v2", 50, 0);
         #[cfg(unix)]
         {
-            std::os::unix::fs::symlink(&target, root.join("bbbb").join("pooled.v2")).unwrap();
-            std::os::unix::fs::symlink(outside.join("g"), root.join("cccc")).unwrap();
+            std::os::unix::fs::symlink(&target, root.join("bbbbbbbbbbbbbbbb").join("pooled.v2"))
+                .unwrap();
+            std::os::unix::fs::symlink(
+                outside.join("0123456789abcdef"),
+                root.join("cccccccccccccccc"),
+            )
+            .unwrap();
         }
         let files = scan(&root).unwrap();
         let seen: Vec<(&str, CacheKind, u64)> = files
@@ -525,10 +545,14 @@ mod tests {
         assert_eq!(
             seen,
             [
-                ("bbbb", CacheKind::SplitLayer, 10),
-                ("bbbb", CacheKind::PerToken, 100),
-                ("bbbb", CacheKind::Other, 1),
-                ("aaaa", CacheKind::Pooled, 2 * (KEY as u64 + 4 + 12)),
+                ("bbbbbbbbbbbbbbbb", CacheKind::SplitLayer, 10),
+                ("bbbbbbbbbbbbbbbb", CacheKind::PerToken, 100),
+                ("bbbbbbbbbbbbbbbb", CacheKind::Other, 1),
+                (
+                    "aaaaaaaaaaaaaaaa",
+                    CacheKind::Pooled,
+                    2 * (KEY as u64 + 4 + 12)
+                ),
             ]
         );
         assert!(files.iter().all(|f| f.backbone.is_none()));
@@ -540,7 +564,7 @@ mod tests {
         let p = prune(&root, &all, &[]).unwrap();
         assert_eq!(p.removed.len(), 4);
         assert_eq!(p.remaining, 0);
-        assert!(target.is_file());
+        assert!(target.is_file() && stranger.is_file());
         assert!(scan(&outside).unwrap().len() == 1);
         assert!(scan(&root.join("missing")).unwrap().is_empty());
         let _ = std::fs::remove_dir_all(&root);
@@ -550,10 +574,10 @@ mod tests {
     #[test]
     fn prune_by_age_then_to_a_cap_least_recently_used_first() {
         let root = scratch("lru");
-        let old = file(&root, "g1", "pooled.v2", 1000, 40 * 86_400);
-        let mid = file(&root, "g1", "tokens.v3", 3000, 5 * 86_400);
-        let new = file(&root, "g2", "tokens.v3", 2000, 3600);
-        let newest = file(&root, "g2", "pooled.v2", 500, 10);
+        let old = file(&root, "1111111111111111", "pooled.v2", 1000, 40 * 86_400);
+        let mid = file(&root, "1111111111111111", "tokens.v3", 3000, 5 * 86_400);
+        let new = file(&root, "2222222222222222", "tokens.v3", 2000, 3600);
+        let newest = file(&root, "2222222222222222", "pooled.v2", 500, 10);
         // Dry: nothing goes.
         let dry = PruneOptions {
             older_than: Some(Duration::from_secs(30 * 86_400)),
@@ -603,7 +627,7 @@ mod tests {
     #[test]
     fn opening_a_cache_marks_it_used() {
         let root = scratch("touch");
-        let p = root.join("g").join("pooled.v2");
+        let p = root.join("0123456789abcdef").join("pooled.v2");
         EmbeddingCache::open_file(&p, 3)
             .unwrap()
             .embed_with(&["a"], fake)
@@ -620,7 +644,7 @@ mod tests {
     #[test]
     fn a_handle_whose_file_is_pruned_misses_and_stores_anew() {
         let root = scratch("pruned");
-        let path = root.join("g").join("pooled.v2");
+        let path = root.join("0123456789abcdef").join("pooled.v2");
         let a = EmbeddingCache::open_file(&path, 3).unwrap();
         let texts: Vec<String> = (0..50).map(|i| format!("text number {i}")).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -653,7 +677,7 @@ mod tests {
         assert_eq!(s.hits, 50);
         assert_eq!(EmbeddingCache::open_file(&path, 3).unwrap().len(), 51);
         // The same for the token cache, pruned between two appends of one handle.
-        let tpath = root.join("g").join("tokens.v3");
+        let tpath = root.join("0123456789abcdef").join("tokens.v3");
         let t = TokenCache::open_file(&tpath, 3).unwrap();
         let tok = |texts: &[&str]| {
             let mut seqs = crate::TokenSeqs::new(3);
@@ -682,7 +706,7 @@ mod tests {
     #[test]
     fn pruning_while_other_threads_append_and_read_never_gives_a_wrong_embedding() {
         let root = scratch("concurrent");
-        let path = root.join("g").join("pooled.v2");
+        let path = root.join("0123456789abcdef").join("pooled.v2");
         let texts: Vec<String> = (0..400).map(|i| format!("concurrent text {i}")).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let want = fake(&refs).unwrap();
