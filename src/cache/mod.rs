@@ -202,9 +202,13 @@ pub(crate) fn still_at(f: &File, path: &Path) -> bool {
 }
 
 /// Marks the cache file at `path` used now (its modification time), so that pruning, which
-/// evicts the least recently used files first, sees reads as well as appends. Best effort: a
-/// read-only cache is still read.
+/// evicts the least recently used files first, sees reads as well as appends. Only a regular
+/// file (opening a FIFO to write would block; a device is not the cache's to touch). Best
+/// effort: a read-only cache is still read.
 pub(crate) fn touch(path: &Path) {
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return;
+    }
     if let Ok(f) = OpenOptions::new().write(true).open(path) {
         let _ = f.set_modified(std::time::SystemTime::now());
     }

@@ -641,6 +641,31 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn marking_a_cache_used_never_opens_a_fifo_or_a_device_to_write() {
+        // Opening a FIFO to write blocks until a reader comes: the cache must refuse it instead.
+        let root = scratch("fifo");
+        let p = root.join("pooled.v2");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&p)
+            .status()
+            .is_ok_and(|s| s.success());
+        if made {
+            assert!(EmbeddingCache::open_file(&p, 3).is_err());
+            assert!(TokenCache::open_file(&p, 3).is_err());
+        }
+        let before = std::fs::metadata("/dev/null")
+            .and_then(|m| m.modified())
+            .ok();
+        assert!(EmbeddingCache::open_file(Path::new("/dev/null"), 3).is_err());
+        let after = std::fs::metadata("/dev/null")
+            .and_then(|m| m.modified())
+            .ok();
+        assert_eq!(before, after);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
     #[test]
     fn a_handle_whose_file_is_pruned_misses_and_stores_anew() {
         let root = scratch("pruned");
