@@ -263,7 +263,7 @@ pub struct Pruned {
     pub removed: Vec<CacheFile>,
     /// Their bytes.
     pub freed: u64,
-    /// Bytes the cache holds afterwards.
+    /// Bytes the cache holds afterwards (as scanned: appends since are not counted).
     pub remaining: u64,
 }
 
@@ -293,8 +293,10 @@ fn prune_with(root: &Path, options: &PruneOptions, last: &[&Path], labels: bool)
         if !(old || over) {
             continue;
         }
-        if options.dry_run || remove_cache_file(&f.path)? {
-            total -= f.bytes;
+        let removed = options.dry_run || remove_cache_file(&f.path)?;
+        // Gone either way: removed here, or by another process since the scan.
+        total -= f.bytes;
+        if removed {
             out.freed += f.bytes;
             out.removed.push(f);
         }
