@@ -270,6 +270,29 @@ tandem_error *tandem_backbone_embed(const tandem_backbone *backbone,
                                     size_t cap);
 
 /**
+ * Prunes the on-disk embedding caches under `root` (`root_len` bytes of UTF-8; NULL or empty:
+ * the default, `<cache dir>/embcache`): first every cache file not used for `older_than_s`
+ * seconds (0: no age limit), then the least recently used files until the caches hold at most
+ * `max_bytes` bytes (`UINT64_MAX`: no cap). Whole files are removed (pooled embeddings,
+ * per-token vectors, ... of one backbone graph each); symbolic links are never followed, so
+ * nothing outside `root` is removed. Processes that have a removed file open are safe: their
+ * lookups of it become misses and the texts are embedded again. Writes the bytes freed to
+ * `*freed_out` when it is not NULL. A missing `root` holds nothing: 0 bytes freed. To keep a cap
+ * while training, set `"config": {"cache": {"max_size": ...}}` in the trainer spec instead.
+ * Errors: INVALID_UTF8, NULL_ARGUMENT (`root` NULL with a nonzero length), IO (a file could not
+ * be removed).
+ *
+ * Ownership: `root` is borrowed for the call; nothing is allocated.
+ * Thread safety: safe to call from any thread, and while other threads and processes use the
+ * caches.
+ */
+tandem_error *tandem_cache_prune(const char *root,
+                                 size_t root_len,
+                                 uint64_t max_bytes,
+                                 uint64_t older_than_s,
+                                 uint64_t *freed_out);
+
+/**
  * The error's stable code, one of `TANDEM_ERR_*`; 0 when `error` is NULL.
  *
  * Ownership: borrows `error`.
@@ -705,8 +728,12 @@ tandem_error *tandem_predictions_json(const tandem_predictions *predictions, cha
  * `{"tasks": [{"name": "topic", "kind": "multiclass"}, {"name": "spam", "kind": "binary",
  * "positive": "spam"}], "config": {...}, "embedding_cache": true}`. Kinds: multiclass, binary,
  * multilabel, regression. `config` takes the keys of the TOML training config (mode, seed,
- * stages, losses...; unknown keys are errors naming the key). Writes the trainer to `*out`,
- * to free with `tandem_trainer_free`; it keeps the backbone alive.
+ * stages, losses...; unknown keys are errors naming the key). `embedding_cache` (default true)
+ * keeps embeddings in the on-disk cache; `"config": {"cache": {"max_size": "500MB"}}` (bytes or
+ * a string with a unit; 0, the default, for none) caps that cache: while embedding, training
+ * removes the least recently used cache files until the caches fit (`tandem_cache_prune` prunes
+ * at any other time). Writes the trainer to `*out`, to free with `tandem_trainer_free`; it keeps
+ * the backbone alive.
  * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (bad spec), IO (embedding cache).
  *
  * Ownership: `backbone` is shared (the trainer keeps it alive); the spec is copied; the caller owns `*out`.

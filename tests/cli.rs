@@ -936,3 +936,211 @@ fn version_completions_and_man_page_come_from_the_cli_definition() {
     assert!(man.contains(".TH tandem 1"), "{man}");
     assert!(man.contains("train") && man.contains("predict"), "{man}");
 }
+
+/// `bytes` bytes at `root/graph/name`, last modified `age_s` seconds ago.
+fn aged_file(root: &Path, graph: &str, name: &str, bytes: usize, age_s: u64) -> PathBuf {
+    let dir = root.join(graph);
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, vec![7u8; bytes]).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(age_s))
+        .unwrap();
+    p
+}
+
+/// Total bytes of the regular files in the graph directories (16 hex digits) of the cache at
+/// `root`.
+fn cache_bytes(root: &Path) -> u64 {
+    let Ok(dirs) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    let graph = |n: &str| n.len() == 16 && n.bytes().all(|b| b.is_ascii_hexdigit());
+    dirs.flatten()
+        .filter(|d| d.file_type().unwrap().is_dir())
+        .filter(|d| graph(&d.file_name().to_string_lossy()))
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .filter(|f| f.file_type().unwrap().is_file())
+        .map(|f| f.metadata().unwrap().len())
+        .sum()
+}
+
+/// The tiny test backbone (a sequence-head run in seconds).
+fn tiny_backbone() -> PathBuf {
+    std::env::var_os("TANDEM_TEST_BACKBONE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::backbone_dir("tiny-random-bert"))
+}
+
+/// `tandem` with its cache directory at `home` (the ONNX Runtime library still the setup's).
+fn tandem_at_home(home: &Path) -> Command {
+    let mut cmd = tandem();
+    cmd.env("TANDEM_HOME", home);
+    if std::env::var_os("TANDEM_ORT_LIB").is_none() {
+        cmd.env("TANDEM_ORT_LIB", tandem::home::ort_library());
+    }
+    cmd
+}
+
+#[test]
+fn cache_shows_sizes_per_backbone_and_kind_and_prunes_by_age_and_size() {
+    let home = tmp("cache-show");
+    let root = home.join("embcache");
+    // A graph of an installed backbone (named from its manifest, records counted), an unknown
+    // one (shown by its hash), and a link that is neither counted nor followed.
+    let tiny = tiny_backbone();
+    let models = home.join("models").join("tiny-random-bert");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::copy(tiny.join("manifest.json"), models.join("manifest.json")).unwrap();
+    let m: Value = json_file(&models.join("manifest.json"));
+    let sha = m["files"]["model.onnx"].as_str().unwrap();
+    let dim = m["dim"].as_u64().unwrap() as usize;
+    let rec = 32 + 4 + 4 * dim;
+    let pooled = aged_file(&root, &sha[..16], "pooled.v2", 10 * rec, 3600);
+    let old = aged_file(&root, "00000000deadbeef", "tokens.v3", 50_000, 40 * 86_400);
+    let split = aged_file(&root, "00000000deadbeef", "split.l4", 2_000, 86_400);
+    let outside = aged_file(&home, "elsewhere", "pooled.v2", 1_000_000, 90 * 86_400);
+    // Not a graph directory: not the cache's.
+    let stranger = aged_file(&root, "my-notes", "pooled.v2", 1_000, 90 * 86_400);
+    std::os::unix::fs::symlink(&outside, root.join("00000000deadbeef").join("pooled.v2")).unwrap();
+    let cache = |args: &[&str]| {
+        let mut cmd = tandem_at_home(&home);
+        cmd.arg("cache").args(args);
+        cmd
+    };
+    let shown: Value = serde_json::from_str(&stdout(&ok(&mut cache(&["--json"])))).unwrap();
+    assert_eq!(shown["total_bytes"], 10 * rec as u64 + 52_000, "{shown}");
+    let entries = shown["entries"].as_array().unwrap();
+    let row = |kind: &str| {
+        entries
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {shown}"))
+    };
+    assert_eq!(row("pooled")["backbone"], "tiny-random-bert (fp32)");
+    assert_eq!(row("pooled")["records"], 10);
+    assert_eq!(row("per-token")["graph"], "00000000deadbeef");
+    assert_eq!(row("per-token")["bytes"], 50_000);
+    assert_eq!(row("split-layer")["bytes"], 2_000);
+    assert_eq!(entries.len(), 3);
+    let table = stdout(&ok(&mut cache(&[])));
+    for word in [
+        "tiny-random-bert (fp32)",
+        "00000000deadbeef",
+        "per-token",
+        "50.0 kB",
+        "total",
+    ] {
+        assert!(table.contains(word), "{word}: {table}");
+    }
+    // Prune: an age or a size is required; bad ones are named.
+    for (args, says) in [
+        (&["prune"][..], "--max-size"),
+        (&["prune", "--max-size", "lots"][..], "lots"),
+        (
+            &["prune", "--older-than", "3 fortnights"][..],
+            "3 fortnights",
+        ),
+    ] {
+        let out = cache(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // A dry run removes nothing; by age, the 40-day-old file goes.
+    let dry = stdout(&ok(&mut cache(&[
+        "prune",
+        "--older-than",
+        "30d",
+        "--dry-run",
+    ])));
+    assert!(dry.contains("would remove") && old.exists(), "{dry}");
+    let out: Value = serde_json::from_str(&stdout(&ok(&mut cache(&[
+        "prune",
+        "--older-than",
+        "30d",
+        "--json",
+    ]))))
+    .unwrap();
+    assert_eq!(out["freed_bytes"], 50_000, "{out}");
+    assert!(!old.exists() && split.exists() && pooled.exists());
+    // To a size: least recently used first (the split-layer file, a day old).
+    let text = stdout(&ok(&mut cache(&[
+        "prune",
+        "--max-size",
+        &format!("{}B", 10 * rec),
+    ])));
+    assert!(
+        text.contains("removed 00000000deadbeef split-layer"),
+        "{text}"
+    );
+    assert!(!split.exists() && pooled.exists());
+    assert_eq!(cache_bytes(&root), 10 * rec as u64);
+    // Nothing outside the cache was touched, link or not, nor a directory not the cache's.
+    assert!(outside.exists() && stranger.exists());
+    let _ = std::fs::remove_dir_all(home);
+}
+
+#[test]
+fn a_cache_cap_in_the_config_holds_after_a_sequence_head_training_run() {
+    let home = tmp("cache-cap");
+    let root = home.join("embcache");
+    let data = slice(&home, "trec.jsonl", 150, 31);
+    let other = aged_file(&root, "00000000deadbeef", "pooled.v2", 100_000, 10 * 86_400);
+    let train = |cap: &str, out: &str| {
+        let config = home.join(format!("{out}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[head]\nhidden = [16]\n\n[head.sequence]\nconv_kernels = [3]\nconv_channels = 4\n\n\
+                 [head.stage]\nepochs = 2\n\n[metadata.stage]\nepochs = 2\n\n[cache]\nmax_size = {cap}\n"
+            ),
+        )
+        .unwrap();
+        let mut cmd = tandem_at_home(&home);
+        cmd.args(["train", "--label-field", "label", "--task", "multiclass"])
+            .args(["--head", "sequence", "--quiet", "--backbone"])
+            .arg(tiny_backbone())
+            .arg("--data")
+            .arg(&data)
+            .arg("--config")
+            .arg(&config)
+            .arg("--out")
+            .arg(home.join(out));
+        ok(&mut cmd);
+        assert!(home.join(out).join("manifest.json").is_file(), "{out}");
+    };
+    let files = || -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+            .map(|f| {
+                (
+                    f.file_name().to_string_lossy().into_owned(),
+                    f.metadata().unwrap().len(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // A roomy cap: everything stays.
+    train("\"10MB\"", "roomy");
+    let all = files();
+    let size = |name: &str| all.iter().filter(|f| f.0 == name).map(|f| f.1).sum::<u64>();
+    let (pooled, tokens) = (size("pooled.v2") - 100_000, size("tokens.v3"));
+    assert!(pooled > 0 && tokens > pooled, "{all:?}");
+    assert!(other.exists());
+    // A cap the run's pooled vectors fit in with a little room: the other graph's file goes
+    // first, then this run's per-token file; the pooled file stays.
+    let cap = pooled + 1000;
+    train(&cap.to_string(), "tight");
+    assert!(cache_bytes(&root) <= cap, "{:?} over {cap}", files());
+    assert!(!other.exists());
+    assert_eq!(files(), [("pooled.v2".to_string(), pooled)]);
+    // A cap below even that: the run trains, and leaves the cache under the cap.
+    train("\"1kB\"", "tiny");
+    assert!(cache_bytes(&root) <= 1000, "{:?}", files());
+    let _ = std::fs::remove_dir_all(home);
+}

@@ -397,6 +397,17 @@ inline std::string doctor_json(const Options& options) {
   return detail::take_string(out);
 }
 
+/// Prunes the on-disk embedding caches under `root` (empty: the default, `<cache dir>/embcache`):
+/// whole files not used for `older_than_s` seconds (0: no age limit), then the least recently
+/// used until the caches hold at most `max_bytes` (UINT64_MAX: no cap). Safe while other
+/// processes use the caches. Returns the bytes freed.
+inline std::uint64_t cache_prune(const std::string& root, std::uint64_t max_bytes,
+                                 std::uint64_t older_than_s = 0) {
+  std::uint64_t freed = 0;
+  detail::check(tandem_cache_prune(root.data(), root.size(), max_bytes, older_than_s, &freed));
+  return freed;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Metadata features
 // ---------------------------------------------------------------------------------------------

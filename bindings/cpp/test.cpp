@@ -270,6 +270,9 @@ static void test_info() {
   tandem::Options opts;
   opts.threads(1);
   CHECK(minijson::parse(tandem::doctor_json(opts))["ok"].boolean());
+  // A cache directory that does not exist holds nothing to prune.
+  CHECK(tandem::cache_prune("/nonexistent/tandem-embcache", 0) == 0);
+  CHECK_THROWS_CODE(tandem::cache_prune(std::string("\xff", 1), 0), tandem::ErrorCode::InvalidUtf8);
 }
 
 static void test_options() {

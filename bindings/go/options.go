@@ -6,6 +6,7 @@ import "C"
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // HeaderABIVersion is the C ABI version of the header this package was compiled against.
@@ -177,4 +178,21 @@ func Doctor(opts ...Option) (*DoctorReport, error) {
 		return nil, &Error{Code: CodeFormat, Message: "doctor report: " + err.Error()}
 	}
 	return r, nil
+}
+
+// NoCacheCap as PruneCache's maxBytes prunes by age alone.
+const NoCacheCap = ^uint64(0)
+
+// PruneCache prunes the on-disk embedding caches under root ("" for the default,
+// <cache dir>/embcache): whole files not used for olderThan (0: no age limit), then the least
+// recently used until the caches hold at most maxBytes (NoCacheCap: no cap). It is safe while
+// other processes use the caches. It returns the bytes freed. To keep a cap while training, set
+// "cache": {"max_size": ...} in the trainer's config instead.
+func PruneCache(root string, maxBytes uint64, olderThan time.Duration) (uint64, error) {
+	var freed C.uint64_t
+	secs := uint64(olderThan / time.Second)
+	if err := takeError(C.tg_cache_prune(root, C.uint64_t(maxBytes), C.uint64_t(secs), &freed)); err != nil {
+		return 0, err
+	}
+	return uint64(freed), nil
 }

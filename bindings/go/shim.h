@@ -10,6 +10,12 @@
 #include <stdlib.h>
 #include "tandem.h"
 
+static inline tandem_error *tg_cache_prune(_GoString_ root, uint64_t max_bytes,
+                                           uint64_t older_than_s, uint64_t *freed) {
+	return tandem_cache_prune(_GoStringPtr(root), _GoStringLen(root), max_bytes, older_than_s,
+	                          freed);
+}
+
 static inline tandem_error *tg_options_set_variant(tandem_options *o, _GoString_ s) {
 	return tandem_options_set_variant(o, _GoStringPtr(s), _GoStringLen(s));
 }

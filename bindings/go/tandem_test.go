@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestVersions(t *testing.T) {
@@ -23,6 +25,28 @@ func TestVersions(t *testing.T) {
 	}
 	if got := ErrorCode(999).String(); got != "unknown" {
 		t.Errorf("ErrorCode(999).String() = %q", got)
+	}
+}
+
+func TestPruneCache(t *testing.T) {
+	root := t.TempDir()
+	graph := filepath.Join(root, "0123456789abcdef")
+	if err := os.MkdirAll(graph, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, size := range map[string]int{"pooled.v2": 1000, "tokens.v3": 3000} {
+		if err := os.WriteFile(filepath.Join(graph, name), make([]byte, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if freed, err := PruneCache(root, NoCacheCap, time.Hour); err != nil || freed != 0 {
+		t.Fatalf("nothing is an hour old: freed %d, %v", freed, err)
+	}
+	if freed, err := PruneCache(root, 0, 0); err != nil || freed != 4000 {
+		t.Fatalf("a cap of 0 frees everything: freed %d, %v", freed, err)
+	}
+	if _, err := PruneCache("\xff", 0, 0); !errors.Is(err, ErrInvalidUTF8) {
+		t.Fatalf("invalid UTF-8: %v", err)
 	}
 }
 

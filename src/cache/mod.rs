@@ -11,8 +11,16 @@
 //!
 //! Sequence heads also need every token's vector: [`TokenCache`] keeps those, ragged and f16,
 //! beside the pooled file of the same graph.
+//!
+//! Nothing is removed by these caches themselves: [`usage`] reports what the cache directory
+//! holds and prunes it by age or to a size cap, whole files, least recently used first (opening
+//! a cache marks its file used). A file may be pruned while another process has it open: an
+//! append locks the file and checks that its path still names it, and a lookup checks the same,
+//! so a handle whose file is gone drops its index and treats every text as a miss (embedded and
+//! stored again in a new file), never reading one file's records at another file's offsets.
 
 mod tokens;
+pub mod usage;
 
 pub use tokens::TokenCache;
 
@@ -66,6 +74,15 @@ struct Inner {
     indexed_to: u64,
     /// A read handle on the file, once it exists.
     reader: Option<File>,
+}
+
+impl Inner {
+    /// Forgets the file: its index and read handle (it was removed, e.g. by pruning).
+    fn reset(&mut self) {
+        self.index.clear();
+        self.indexed_to = 0;
+        self.reader = None;
+    }
 }
 
 /// A persistent cache of pooled embeddings for one backbone graph. Thread-safe.
@@ -152,6 +169,51 @@ fn index_records(
     Ok(end)
 }
 
+/// The identity of a file (device and inode on Unix): equal for two handles on the same file,
+/// different once a path names a new file. `None` where the platform does not say.
+fn file_id(m: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        None
+    }
+}
+
+/// Whether the open handles `a` and `b` are on the same file (true when it cannot be told).
+pub(crate) fn same_handle(a: &File, b: &File) -> bool {
+    match (a.metadata(), b.metadata()) {
+        (Ok(a), Ok(b)) => file_id(&a) == file_id(&b),
+        _ => false,
+    }
+}
+
+/// Whether `path` still names the file `f` has open: false once it was removed (pruned) or
+/// replaced, true when it cannot be told.
+pub(crate) fn still_at(f: &File, path: &Path) -> bool {
+    match (f.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => file_id(&a) == file_id(&b),
+        _ => false,
+    }
+}
+
+/// Marks the cache file at `path` used now (its modification time), so that pruning, which
+/// evicts the least recently used files first, sees reads as well as appends. Only a regular
+/// file (opening a FIFO to write would block; a device is not the cache's to touch). Best
+/// effort: a read-only cache is still read.
+pub(crate) fn touch(path: &Path) {
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return;
+    }
+    if let Ok(f) = OpenOptions::new().write(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
 /// Reads exactly `buf.len()` bytes of `f` at `offset`.
 pub(crate) fn read_at(f: &mut File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     f.seek(SeekFrom::Start(offset))?;
@@ -183,6 +245,7 @@ impl EmbeddingCache {
             return Err(Error::invalid("embedding cache dimension must be positive"));
         }
         let rec = (KEY + 4 + 4 * dim) as u64;
+        touch(path);
         let mut inner = Inner {
             index: HashMap::new(),
             indexed_to: 0,
@@ -251,7 +314,14 @@ impl EmbeddingCache {
         let mut inner = self.lock();
         let inner = &mut *inner;
         // Pick up what other processes appended since this handle last looked (the file may
-        // even have been created since).
+        // even have been created since, or pruned and created anew).
+        if inner
+            .reader
+            .as_ref()
+            .is_some_and(|f| !still_at(f, &self.path))
+        {
+            inner.reset();
+        }
         if inner.reader.is_none() {
             inner.reader = open_cache_file(&self.path)?;
         }
@@ -355,7 +425,11 @@ impl EmbeddingCache {
         let rec = self.record_len();
         let mut inner = self.lock();
         let inner = &mut *inner;
-        let written = append_locked(&self.path, |f| {
+        let (written, file) = append_locked(&self.path, |f| {
+            // The file was pruned since this handle indexed it: index the one at the path now.
+            if inner.reader.as_ref().is_some_and(|r| !same_handle(r, f)) {
+                inner.reset();
+            }
             let end = index_records(f, inner.indexed_to, rec, &mut inner.index)?;
             let mut buf = Vec::new();
             let mut at = end;
@@ -374,7 +448,8 @@ impl EmbeddingCache {
         })?;
         inner.indexed_to = written;
         if inner.reader.is_none() {
-            inner.reader = open_cache_file(&self.path)?;
+            // This file, not whatever the path names by now: the index is of this one.
+            inner.reader = Some(file);
         }
         Ok(())
     }
@@ -383,26 +458,42 @@ impl EmbeddingCache {
 /// Appends to the cache file at `path` under an exclusive lock. `prepare` gets the locked file
 /// and returns where the last whole record ends (a torn tail from an interrupted write is cut
 /// there and overwritten) and the bytes to write there. Shared by the pooled and the token
-/// cache, which differ only in how records are delimited. Returns the new end of the file.
+/// cache, which differ only in how records are delimited. Returns the new end of the file and
+/// the file, unlocked (the handle to read it with when the caller has none on this file).
+///
+/// Pruning removes a file under the same lock: when the path no longer names the file locked
+/// (it was removed while this waited), the new file at the path is opened and locked instead,
+/// so nothing is written to a removed file.
 pub(crate) fn append_locked(
     path: &Path,
     prepare: impl FnOnce(&mut File) -> std::io::Result<(u64, Vec<u8>)>,
-) -> Result<u64> {
+) -> Result<(u64, File)> {
     let io = |e| Error::io(path, e);
-    let mut f = OpenOptions::new()
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(false)
-        .open(path)
-        .map_err(io)?;
-    f.lock().map_err(io)?;
+    let mut tries = 0;
+    let mut f = loop {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        f.lock().map_err(io)?;
+        tries += 1;
+        if still_at(&f, path) || tries == 16 {
+            break f;
+        }
+    };
     let (whole, buf) = prepare(&mut f).map_err(io)?;
     f.set_len(whole).map_err(io)?;
     f.seek(SeekFrom::Start(whole)).map_err(io)?;
     f.write_all(&buf).map_err(io)?;
     f.flush().map_err(io)?;
-    Ok(whole + buf.len() as u64)
+    f.unlock().map_err(io)?;
+    Ok((whole + buf.len() as u64, f))
 }
 
 /// Texts per embedding call of a chunked pass ([`embed_chunked`]): small enough that progress

@@ -28,7 +28,10 @@ use std::sync::Mutex;
 use half::f16;
 use ndarray::Array2;
 
-use super::{append_locked, crc, key, open_cache_file, read_at, CacheStats, EmbeddingCache, KEY};
+use super::{
+    append_locked, crc, key, open_cache_file, read_at, same_handle, still_at, touch, CacheStats,
+    EmbeddingCache, KEY,
+};
 use crate::backbone::{Backbone, TokenSeqs};
 use crate::error::{Error, Result};
 
@@ -75,6 +78,14 @@ impl Inner {
         if let Some(old) = self.index.remove(k) {
             self.total_tokens -= old.tokens;
         }
+    }
+
+    /// Forgets the file: its index and read handle (it was removed, e.g. by pruning).
+    fn reset(&mut self) {
+        self.index.clear();
+        self.total_tokens = 0;
+        self.indexed_to = 0;
+        self.reader = None;
     }
 }
 
@@ -157,6 +168,7 @@ impl TokenCache {
         if dim == 0 {
             return Err(Error::invalid("token cache dimension must be positive"));
         }
+        touch(path);
         let mut inner = Inner {
             index: HashMap::new(),
             total_tokens: 0,
@@ -204,8 +216,16 @@ impl TokenCache {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Indexes what other processes appended since this handle last looked.
+    /// Indexes what other processes appended since this handle last looked (starting over when
+    /// the file was pruned since).
     fn refresh(&self, inner: &mut Inner) -> Result<()> {
+        if inner
+            .reader
+            .as_ref()
+            .is_some_and(|f| !still_at(f, &self.path))
+        {
+            inner.reset();
+        }
         if inner.reader.is_none() {
             inner.reader = open_cache_file(&self.path)?;
         }
@@ -339,7 +359,11 @@ impl TokenCache {
         let dim = self.dim;
         let mut inner = self.lock();
         let inner = &mut *inner;
-        let written = append_locked(&self.path, |f| {
+        let (written, file) = append_locked(&self.path, |f| {
+            // The file was pruned since this handle indexed it: index the one at the path now.
+            if inner.reader.as_ref().is_some_and(|r| !same_handle(r, f)) {
+                inner.reset();
+            }
             let end = scan(f, inner.indexed_to, dim, |k, rec| inner.add(k, rec))?;
             let mut buf = Vec::new();
             let mut at = end;
@@ -369,10 +393,37 @@ impl TokenCache {
         })?;
         inner.indexed_to = written;
         if inner.reader.is_none() {
-            inner.reader = open_cache_file(&self.path)?;
+            // This file, not whatever the path names by now: the index is of this one.
+            inner.reader = Some(file);
         }
         Ok(())
     }
+}
+
+/// Records (texts) in the token cache file `file` of width `dim`, counted from their headers
+/// alone with one small read per record (cheap even for a file of gigabytes), stopping where
+/// [`scan`] would.
+pub(crate) fn count_records(file: &mut File, dim: usize) -> std::io::Result<u64> {
+    let len = file.metadata()?.len();
+    let (mut at, mut n) = (0u64, 0u64);
+    let mut header = [0u8; HEADER];
+    while len.saturating_sub(at) >= HEADER as u64 {
+        read_at(file, &mut header, at)?;
+        let (k, rest) = header.split_at(KEY);
+        let count = &rest[..4];
+        let stored = u32::from_le_bytes(rest[4..].try_into().expect("4 bytes"));
+        let tokens = u32::from_le_bytes(count.try_into().expect("4 bytes")) as usize;
+        if crc(&[k, count]) != stored || tokens == 0 || tokens > MAX_TOKENS {
+            break;
+        }
+        let end = at + HEADER as u64 + body_len(tokens, dim);
+        if end > len {
+            break;
+        }
+        n += 1;
+        at = end;
+    }
+    Ok(n)
 }
 
 fn le_to_f16(bytes: &[u8]) -> Vec<f16> {

@@ -18,6 +18,7 @@
 #![allow(clippy::missing_safety_doc)] // The safety contract of each export is in its doc comment.
 
 pub mod backbone;
+pub mod cache;
 pub mod error;
 pub mod info;
 pub mod metadata;

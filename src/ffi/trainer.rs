@@ -76,8 +76,12 @@ unsafe fn add(
 /// `{"tasks": [{"name": "topic", "kind": "multiclass"}, {"name": "spam", "kind": "binary",
 /// "positive": "spam"}], "config": {...}, "embedding_cache": true}`. Kinds: multiclass, binary,
 /// multilabel, regression. `config` takes the keys of the TOML training config (mode, seed,
-/// stages, losses...; unknown keys are errors naming the key). Writes the trainer to `*out`,
-/// to free with `tandem_trainer_free`; it keeps the backbone alive.
+/// stages, losses...; unknown keys are errors naming the key). `embedding_cache` (default true)
+/// keeps embeddings in the on-disk cache; `"config": {"cache": {"max_size": "500MB"}}` (bytes or
+/// a string with a unit; 0, the default, for none) caps that cache: while embedding, training
+/// removes the least recently used cache files until the caches fit (`tandem_cache_prune` prunes
+/// at any other time). Writes the trainer to `*out`, to free with `tandem_trainer_free`; it keeps
+/// the backbone alive.
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (bad spec), IO (embedding cache).
 ///
 /// Ownership: `backbone` is shared (the trainer keeps it alive); the spec is copied; the caller owns `*out`.

@@ -353,6 +353,35 @@ impl Default for LossConfig {
     }
 }
 
+/// The on-disk embedding caches while training.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Cap on the bytes of all embedding caches (`<cache dir>/embcache`), 0 for none. Written as
+    /// bytes or as a string with a unit (`"500MB"`, `"2GiB"`; see
+    /// [`parse_size`](crate::cache::usage::parse_size)). Training keeps to it: after each chunk
+    /// of texts embedded, whole cache files are removed, the least recently used first and the
+    /// run's own per-token then pooled file last, until the caches fit.
+    #[serde(deserialize_with = "size")]
+    pub max_size: u64,
+}
+
+/// A size as bytes, or a string with a unit.
+fn size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(b) => Ok(b),
+        Size::Text(t) => {
+            crate::cache::usage::parse_size(&t).map_err(|e| serde::de::Error::custom(e.message()))
+        }
+    }
+}
+
 /// Everything `tandem train` can be told. Every field has a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -375,6 +404,8 @@ pub struct TrainConfig {
     pub unfreeze: UnfreezeConfig,
     /// Losses.
     pub loss: LossConfig,
+    /// The embedding caches.
+    pub cache: CacheConfig,
 }
 
 impl Default for TrainConfig {
@@ -389,6 +420,7 @@ impl Default for TrainConfig {
             head: HeadConfig::default(),
             unfreeze: UnfreezeConfig::default(),
             loss: LossConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -633,5 +665,21 @@ mod tests {
         assert!(TrainConfig::parse("{\"mode\": \"embedding_only\"}").is_ok());
         assert_eq!("joint".parse::<Mode>().unwrap(), Mode::Joint);
         assert!("nope".parse::<Mode>().is_err());
+    }
+
+    #[test]
+    fn the_cache_cap_is_bytes_or_a_size_with_a_unit() {
+        assert_eq!(TrainConfig::default().cache.max_size, 0);
+        let c = TrainConfig::parse("[cache]\nmax_size = 1500\n").unwrap();
+        assert_eq!(c.cache.max_size, 1500);
+        let c = TrainConfig::parse("[cache]\nmax_size = \"500MB\"\n").unwrap();
+        assert_eq!(c.cache.max_size, 500_000_000);
+        let c = TrainConfig::parse("{\"cache\": {\"max_size\": \"2GiB\"}}").unwrap();
+        assert_eq!(c.cache.max_size, 2 << 30);
+        assert_eq!(TrainConfig::parse(&c.to_toml()).unwrap(), c);
+        for bad in ["max_size = \"5 parsecs\"", "max_size = -1", "max_bytes = 3"] {
+            let e = TrainConfig::parse(&format!("[cache]\n{bad}\n")).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{bad}");
+        }
     }
 }

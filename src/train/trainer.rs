@@ -22,6 +22,7 @@ use super::stage::{EpochRecord, Progress};
 use crate::backbone::Backbone;
 use crate::backbone::TokenSeqs;
 use crate::bundle::{self, BackboneRef};
+use crate::cache::usage::keep_caches_under;
 use crate::cache::{embed_chunked, embed_for_heads, EmbeddingCache, TokenCache};
 use crate::data::{Row, Targets, TaskKind, TaskSpec};
 use crate::error::{Error, Result};
@@ -47,7 +48,8 @@ pub struct TaskDecl {
 ///
 /// `config` is a [`TrainConfig`] (every key optional, unknown keys are errors);
 /// `embedding_cache` (default true) keeps embeddings in the on-disk cache so retraining on the
-/// same texts, even in another process, never runs the backbone twice.
+/// same texts, even in another process, never runs the backbone twice; the config's
+/// `cache.max_size` caps that cache (see [`CacheConfig`](super::config::CacheConfig)).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainerSpec {
@@ -330,6 +332,7 @@ impl Trainer {
             }
         }
         let dim = self.backbone.dim();
+        let cap = self.spec.config.cache.max_size;
         let (backbone, pooled, tokens, memo) = (
             &self.backbone,
             self.disk_cache.as_ref(),
@@ -337,8 +340,11 @@ impl Trainer {
             &mut self.memo,
         );
         // Each chunk goes into the memo as soon as it is embedded: a cancelled run keeps it.
+        // The cache cap is kept after every chunk, so the caches never hold more than the cap
+        // and one chunk's vectors.
         let embed = |chunk: &[&str]| {
             let (emb, seqs, stats) = embed_for_heads(backbone, pooled, tokens, chunk, want_tokens)?;
+            keep_caches_under(cap, pooled, tokens)?;
             for (k, (t, row)) in chunk.iter().zip(emb.rows()).enumerate() {
                 let tokens = seqs.as_ref().map(|s| s.text(k).to_vec().into_boxed_slice());
                 memo.insert(
@@ -364,6 +370,8 @@ impl Trainer {
             })
         };
         embed_chunked(&missing, dim, want_tokens, embed, report)?;
+        // Also when every text was in memory: the cap holds after the pass.
+        keep_caches_under(cap, self.disk_cache.as_ref(), self.token_cache.as_ref())?;
         let mut out = Array2::zeros((texts.len(), dim));
         let mut tokens = want_tokens.then(|| TokenSeqs::new(dim));
         for (mut row, t) in out.rows_mut().into_iter().zip(texts) {

@@ -9,6 +9,7 @@
  * skipped: the native run on the real backbone makes those. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -703,6 +704,46 @@ static void test_sequence_head(const tandem_backbone *b) {
   tandem_trainer_free(t);
 }
 
+/* Writes `size` bytes to `path`, last modified `age` seconds ago. */
+static int write_aged(const char *path, size_t size, time_t age) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return 0;
+  for (size_t i = 0; i < size; i++) fputc('x', f);
+  if (fclose(f) != 0) return 0;
+  struct timespec times[2];
+  clock_gettime(CLOCK_REALTIME, &times[0]);
+  times[0].tv_sec -= age;
+  times[1] = times[0];
+  return utimensat(AT_FDCWD, path, times, 0) == 0;
+}
+
+static void test_cache_prune(void) {
+  char root[512], graph[600], pooled[700], tokens[700], missing[600];
+  path_in_tmp(root, sizeof root, "embcache");
+  snprintf(graph, sizeof graph, "%s/0123456789abcdef", root);
+  snprintf(pooled, sizeof pooled, "%s/pooled.v2", graph);
+  snprintf(tokens, sizeof tokens, "%s/tokens.v3", graph);
+  snprintf(missing, sizeof missing, "%s/none", root);
+  EXPECT(mkdir(root, 0700) == 0 && mkdir(graph, 0700) == 0);
+  EXPECT(write_aged(tokens, 3000, 3 * 86400));
+  EXPECT(write_aged(pooled, 1000, 3600));
+  uint64_t freed = 7;
+  /* No cap, no age limit: nothing goes. A missing root holds nothing. */
+  OK(tandem_cache_prune(root, strlen(root), UINT64_MAX, 0, &freed));
+  EXPECT(freed == 0);
+  OK(tandem_cache_prune(missing, strlen(missing), 0, 0, &freed));
+  EXPECT(freed == 0);
+  /* Older than 2 days: the token file. */
+  OK(tandem_cache_prune(root, strlen(root), UINT64_MAX, 2 * 86400, &freed));
+  EXPECT(freed == 3000);
+  EXPECT(access(tokens, F_OK) != 0 && access(pooled, F_OK) == 0);
+  /* A cap of 500 bytes: the pooled file too (NULL freed_out is allowed). */
+  OK(tandem_cache_prune(root, strlen(root), 500, 0, NULL));
+  EXPECT(access(pooled, F_OK) != 0);
+  ERR(tandem_cache_prune(NULL, 3, 0, 0, &freed), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_cache_prune("\xff", 1, 0, 0, &freed), TANDEM_ERR_INVALID_UTF8);
+}
+
 int main(void) {
   const char *base = getenv("TMPDIR");
   snprintf(tmp_root, sizeof tmp_root, "%s/tandem-c-XXXXXX", base && *base ? base : "/tmp");
@@ -718,6 +759,8 @@ int main(void) {
   section("missing runtime and model");
   test_metadata();
   section("metadata");
+  test_cache_prune();
+  section("cache prune");
   tandem_backbone *b = load_backbone();
   section("backbone load");
   if (b) {

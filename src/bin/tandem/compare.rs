@@ -107,7 +107,8 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     let mk = |texts: &[String], targets| -> Result<Examples> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let (ex, _) = examples::build(&refs, targets, needs, |refs| {
-            embed(&backbone, refs, needs.tokens, &log, "data")
+            let cap = options.config.cache.max_size;
+            embed(&backbone, refs, needs.tokens, cap, &log, "data")
         })?;
         Ok(ex)
     };

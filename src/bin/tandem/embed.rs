@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use ndarray::Array2;
+use tandem::cache::usage::keep_caches_under;
 use tandem::cache::{EmbeddingCache, TokenCache};
 use tandem::{Backbone, Error, ErrorKind, Result, TokenSeqs};
 
@@ -35,13 +36,17 @@ pub struct EmbedArgs {
 
 /// Embeddings of `texts` in chunks, through the on-disk caches given (cached texts cost a
 /// lookup), with progress and a log line or event labelled `what`. With `want_tokens`, also
-/// every text's per-token vectors (for sequence heads; cached with `tokens`).
+/// every text's per-token vectors (for sequence heads; cached with `tokens`). A `cap` other
+/// than 0 is kept after every chunk (`[cache] max_size`: the least recently used cache files
+/// are removed until the caches fit).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn embed_texts(
     backbone: &Backbone,
     pooled: Option<&tandem::cache::EmbeddingCache>,
     tokens: Option<&tandem::cache::TokenCache>,
     texts: &[&str],
     want_tokens: bool,
+    cap: u64,
     log: &progress::Log,
     what: &str,
 ) -> Result<(ndarray::Array2<f32>, Option<tandem::TokenSeqs>)> {
@@ -75,26 +80,34 @@ pub(crate) fn embed_texts_until(
         texts,
         backbone.dim(),
         want_tokens,
-        |chunk| tandem::cache::embed_for_heads(backbone, pooled, tokens, chunk, want_tokens),
+        |chunk| {
+            let out = tandem::cache::embed_for_heads(backbone, pooled, tokens, chunk, want_tokens)?;
+            keep_caches_under(cap, pooled, tokens)?;
+            Ok(out)
+        },
         |c| {
             progress.inc(c.texts);
             until.is_none_or(|t| std::time::Instant::now() < t)
         },
     )?;
+    // Also when every text was cached: the cap holds after the pass whatever came before.
+    keep_caches_under(cap, pooled, tokens)?;
     log.embedded(progress, texts.len(), stats);
     Ok((out, all_tokens))
 }
 
 /// Embeddings (and, with `want_tokens`, per-token vectors) through the on-disk caches: the
-/// backbone runs once per distinct text, ever.
+/// backbone runs once per distinct text, ever (while the caches keep it). `cap` as for
+/// [`embed_texts`].
 pub(crate) fn embed(
     backbone: &Backbone,
     texts: &[&str],
     want_tokens: bool,
+    cap: u64,
     log: &Log,
     what: &str,
 ) -> Result<(Array2<f32>, Option<TokenSeqs>)> {
-    embed_maybe_cached(backbone, texts, want_tokens, true, log, what)
+    embed_maybe_cached(backbone, texts, want_tokens, true, cap, log, what)
 }
 
 /// [`embed`], or with `cached` false the backbone on every text and no cache touched.
@@ -103,6 +116,7 @@ pub(crate) fn embed_maybe_cached(
     texts: &[&str],
     want_tokens: bool,
     cached: bool,
+    cap: u64,
     log: &Log,
     what: &str,
 ) -> Result<(Array2<f32>, Option<TokenSeqs>)> {
@@ -118,6 +132,7 @@ pub(crate) fn embed_maybe_cached(
         tokens.as_ref(),
         texts,
         want_tokens,
+        cap,
         log,
         what,
     )
@@ -145,6 +160,7 @@ pub fn run(args: EmbedArgs) -> Result<ExitCode> {
         None,
         &texts,
         false,
+        0,
         &log,
         "input",
     )?;

@@ -74,7 +74,14 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let arch = &heads.network.arch;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let (emb, tokens) = if arch.emb_dim > 0 {
-        embed(model.backbone(), &refs, arch.needs_tokens(), &log, "eval")?
+        embed(
+            model.backbone(),
+            &refs,
+            arch.needs_tokens(),
+            0,
+            &log,
+            "eval",
+        )?
     } else {
         (Array2::zeros((texts.len(), 0)), None)
     };

@@ -1,5 +1,6 @@
 //! The `tandem` command-line tool.
 
+mod cache;
 mod compare;
 mod doctor;
 mod embed;
@@ -50,6 +51,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Show the named metadata features of a text.
     Features(inspect::FeaturesArgs),
+    /// Show the embedding caches (size per backbone and kind) or prune them by age or to a cap.
+    Cache(cache::CacheArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
         | Command::Compare(_)
         | Command::Inspect(_)
         | Command::Features(_)
+        | Command::Cache(_)
         | Command::Completions { .. }
         | Command::Man => progress::LogFormat::Text,
     } == progress::LogFormat::Json;
@@ -178,6 +182,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare::compare(args),
         Command::Inspect(args) => inspect::inspect(args),
         Command::Features(args) => inspect::features(args),
+        Command::Cache(args) => cache::run(args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "tandem", &mut std::io::stdout());

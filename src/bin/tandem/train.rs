@@ -400,7 +400,8 @@ fn examples_of(
     let mk = |texts: &[String], targets, what: &str| -> Result<Examples> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let (ex, t) = examples::build(&refs, targets, needs, |refs| {
-            embed_maybe_cached(backbone, refs, needs.tokens, !args.no_cache, log, what)
+            let cap = config.cache.max_size;
+            embed_maybe_cached(backbone, refs, needs.tokens, !args.no_cache, cap, log, what)
         })?;
         embed_secs.set(embed_secs.get() + t.embed_seconds);
         feature_secs.set(feature_secs.get() + t.feature_seconds);
