@@ -219,6 +219,7 @@ fn run_auto(
     data: &std::path::Path,
 ) -> Result<ExitCode> {
     let options = select_options(args, &base);
+    let cap = base.cache.max_size;
     // Every pooled candidate reads the embedding or the metadata features; per-token vectors
     // are fetched only if the sequence candidate's turn comes.
     let needs = Needs {
@@ -230,7 +231,7 @@ fn run_auto(
     let mk = |texts: &[String], targets, what: &str| -> Result<Examples> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let (ex, t) = examples::build(&refs, targets, needs, |refs| {
-            embed_maybe_cached(backbone, refs, false, !args.no_cache, log, what)
+            embed_maybe_cached(backbone, refs, false, !args.no_cache, cap, log, what)
         })?;
         embed_secs.set(embed_secs.get() + t.embed_seconds);
         feature_secs.set(feature_secs.get() + t.feature_seconds);
@@ -272,6 +273,7 @@ fn run_auto(
             caches.as_ref().map(|c| &c.1),
             &refs,
             true,
+            cap,
             log,
             &format!("{which} tokens"),
             Some(until),
