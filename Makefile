@@ -1,6 +1,8 @@
 # Build, test and install the C library. The Rust side builds with cargo; this file is for C
-# hosts: `make install PREFIX=/opt/tandem`, then `cc app.c $(pkg-config --cflags --libs tandem)`
-# with PKG_CONFIG_PATH=/opt/tandem/lib/pkgconfig.
+# hosts: `make install PREFIX=/opt/tandem` (DESTDIR for staging), then
+# `cc app.c $(pkg-config --cflags --libs tandem)` with PKG_CONFIG_PATH=/opt/tandem/lib/pkgconfig,
+# or find_package(tandem) and tandem::tandem in CMake with CMAKE_PREFIX_PATH=/opt/tandem.
+# `make uninstall PREFIX=/opt/tandem` removes what install put there.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -11,20 +13,40 @@ VALGRIND ?= valgrind
 BUILD := target/release
 OUT := target/c
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+VERSION_MAJOR := $(word 1,$(subst ., ,$(VERSION)))
+VERSION_MINOR := $(word 2,$(subst ., ,$(VERSION)))
+# The shared library's SONAME (set by build.rs) and the installed chain:
+# libtandem.so -> libtandem.so.MAJOR -> libtandem.so.VERSION.
+SONAME := libtandem.so.$(VERSION_MAJOR)
+REALNAME := libtandem.so.$(VERSION)
+POINTER_BITS := $(shell getconf LONG_BIT)
+bindir = $(PREFIX)/bin
+includedir = $(PREFIX)/include
+libdir = $(PREFIX)/lib
+cmakedir = $(libdir)/cmake/tandem
 # What a static link of libtandem.a needs (from `rustc --print native-static-libs`).
 NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+# The same as a CMake list, for tandem::tandem_static.
+NATIVE_LIBS_CMAKE := $(subst $() ,;,$(patsubst -l%,%,$(NATIVE_LIBS)))
 CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1 -Iinclude
 LINK_TEST := -L$(BUILD) -ltandem -Wl,-rpath,$(CURDIR)/$(BUILD) -lm
 VALGRIND_FLAGS := --leak-check=full --errors-for-leak-kinds=definite,possible \
 	--error-exitcode=1 --suppressions=tests/c/valgrind.supp --quiet
 
-.PHONY: all lib install uninstall test-c test-c-valgrind test-install examples clean-c \
+.PHONY: all lib bin install uninstall test-c test-c-valgrind test-install examples clean-c \
 	soak soak-smoke soak-valgrind
 
 all: lib
 
+# build.rs also links libtandem.so.MAJOR to libtandem.so in target/release: programs linked
+# there look for the SONAME at run time. Made here too, so that `make` never depends on it.
 lib:
 	$(CARGO) build --release --lib
+	ln -sf libtandem.so $(BUILD)/$(SONAME)
+
+# The CLI, installed as bin/tandem.
+bin:
+	$(CARGO) build --release --bin tandem
 
 $(OUT):
 	mkdir -p $(OUT)
@@ -89,30 +111,43 @@ soak-valgrind: $(OUT)/soak
 	$(VALGRIND) $(VALGRIND_FLAGS) $(OUT)/soak rss --backbone "$(TINY_BACKBONE)" \
 		--predictions 5000 --sample-every 1000 --warmup 1000 --train 120 --no-rss-bound
 
-install: lib
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 include/tandem.h $(DESTDIR)$(PREFIX)/include/tandem.h
-	install -m 755 $(BUILD)/libtandem.so $(DESTDIR)$(PREFIX)/lib/libtandem.so
-	install -m 644 $(BUILD)/libtandem.a $(DESTDIR)$(PREFIX)/lib/libtandem.a
+# Installs the CLI, the headers (tandem.h and the C++ binding tandem.hpp), the shared library as
+# a versioned chain, the static library, tandem.pc and the CMake package (tandem::tandem,
+# tandem::tandem_static). tandem.pc names no rpath: a program linked against a prefix outside
+# the loader's path runs with LD_LIBRARY_PATH=PREFIX/lib or its own -Wl,-rpath.
+install: lib bin
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(includedir) $(DESTDIR)$(libdir)/pkgconfig \
+		$(DESTDIR)$(cmakedir)
+	install -m 755 $(BUILD)/tandem $(DESTDIR)$(bindir)/tandem
+	install -m 644 include/tandem.h bindings/cpp/tandem.hpp $(DESTDIR)$(includedir)/
+	install -m 755 $(BUILD)/libtandem.so $(DESTDIR)$(libdir)/$(REALNAME)
+	ln -sf $(REALNAME) $(DESTDIR)$(libdir)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(libdir)/libtandem.so
+	install -m 644 $(BUILD)/libtandem.a $(DESTDIR)$(libdir)/libtandem.a
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|' \
-		tandem.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tandem.pc
+		tandem.pc.in > $(DESTDIR)$(libdir)/pkgconfig/tandem.pc
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@SONAME@|$(SONAME)|' \
+		-e 's|@NATIVE_LIBS_CMAKE@|$(NATIVE_LIBS_CMAKE)|' \
+		cmake/tandemConfig.cmake.in > $(DESTDIR)$(cmakedir)/tandemConfig.cmake
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|' \
+		-e 's|@VERSION_MINOR@|$(VERSION_MINOR)|' -e 's|@POINTER_BITS@|$(POINTER_BITS)|' \
+		-e 's|@POINTER_BYTES@|$(shell expr $(POINTER_BITS) / 8)|' \
+		cmake/tandemConfigVersion.cmake.in > $(DESTDIR)$(cmakedir)/tandemConfigVersion.cmake
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/include/tandem.h $(DESTDIR)$(PREFIX)/lib/libtandem.so \
-		$(DESTDIR)$(PREFIX)/lib/libtandem.a $(DESTDIR)$(PREFIX)/lib/pkgconfig/tandem.pc
+	rm -f $(DESTDIR)$(bindir)/tandem $(DESTDIR)$(includedir)/tandem.h \
+		$(DESTDIR)$(includedir)/tandem.hpp $(DESTDIR)$(libdir)/libtandem.so \
+		$(DESTDIR)$(libdir)/$(SONAME) $(DESTDIR)$(libdir)/$(REALNAME) \
+		$(DESTDIR)$(libdir)/libtandem.a $(DESTDIR)$(libdir)/pkgconfig/tandem.pc \
+		$(DESTDIR)$(cmakedir)/tandemConfig.cmake $(DESTDIR)$(cmakedir)/tandemConfigVersion.cmake
+	rmdir $(DESTDIR)$(cmakedir) 2>/dev/null || true
 
-# Installs into a scratch prefix and builds the C example exactly as a host app would: with
-# pkg-config, shared and static, then runs both.
-test-install: lib
-	rm -rf $(OUT)/prefix && mkdir -p $(OUT)
-	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(OUT)/prefix
-	PKG_CONFIG_PATH=$(CURDIR)/$(OUT)/prefix/lib/pkgconfig sh -c \
-		'$(CC) examples/c/classify.c $$(pkg-config --cflags --libs tandem) -o $(OUT)/classify-installed && \
-		 $(CC) examples/c/classify.c $$(pkg-config --cflags tandem) $(CURDIR)/$(OUT)/prefix/lib/libtandem.a \
-		   $$(pkg-config --static --libs-only-other --libs-only-l tandem | sed "s/-ltandem//") -o $(OUT)/classify-static'
-	test "$$(PKG_CONFIG_PATH=$(CURDIR)/$(OUT)/prefix/lib/pkgconfig pkg-config --modversion tandem)" = "$(VERSION)"
-	$(OUT)/classify-installed -- "Free entry! Text WIN to 80086 to claim your prize" "see you at lunch"
-	$(OUT)/classify-static -- "Free entry! Text WIN to 80086 to claim your prize" "see you at lunch"
+# scripts/install_test.sh: installs into a scratch prefix outside the checkout and builds the C
+# example with pkg-config (shared and static), the C++ examples with CMake's
+# find_package(tandem) and the Go example with -tags tandem_system, from copies outside the
+# checkout, and runs them; also checks the SONAME chain, DESTDIR staging and uninstall.
+test-install:
+	scripts/install_test.sh
 
 clean-c:
 	rm -rf $(OUT)

@@ -1,5 +1,7 @@
 //! Records the git commit tandem is built from, for `tandem --version` (`unknown` outside a
-//! git checkout, e.g. from a source tarball).
+//! git checkout, e.g. from a source tarball), and on Linux gives the shared library its SONAME,
+//! `libtandem.so.MAJOR` (the Makefile installs it as a versioned chain:
+//! libtandem.so -> libtandem.so.0 -> libtandem.so.0.1.0).
 
 use std::process::Command;
 
@@ -8,6 +10,40 @@ fn git(args: &[&str]) -> Option<String> {
     let out = Command::new("git").args(args).output().ok()?;
     let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
     (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+/// Puts `libtandem.so.MAJOR -> libtandem.so` beside the library cargo writes (the profile
+/// directory, e.g. target/release). A program linked against cargo's libtandem.so records the
+/// SONAME and looks for that name at run time, so every in-tree link (`-Ltarget/release
+/// -ltandem` with an rpath: the C and C++ tests, the Go binding's default build) needs it; cargo
+/// itself writes only libtandem.so. Best effort: a failure only costs those in-tree links.
+fn soname_link(soname: &str) {
+    #[cfg(unix)]
+    {
+        use std::path::Path;
+        let Some(out) = std::env::var_os("OUT_DIR") else {
+            return;
+        };
+        // OUT_DIR is <profile dir>/build/tandem-<hash>/out.
+        let Some(profile) = Path::new(&out).ancestors().nth(3) else {
+            return;
+        };
+        let link = profile.join(soname);
+        if std::fs::read_link(&link).is_ok_and(|t| t == Path::new("libtandem.so")) {
+            return;
+        }
+        if link
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            let _ = std::fs::remove_file(&link);
+        }
+        if let Err(e) = std::os::unix::fs::symlink("libtandem.so", &link) {
+            println!("cargo:warning=could not create {}: {e}", link.display());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = soname;
 }
 
 fn main() {
@@ -25,6 +61,13 @@ fn main() {
                 println!("cargo:rerun-if-changed={path}");
             }
         }
+    }
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
+        let soname = format!("libtandem.so.{major}");
+        // cdylib-link-arg reaches only the cdylib, not the CLI, the tests or the staticlib.
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+        soname_link(&soname);
     }
     println!("cargo:rerun-if-changed=build.rs");
 }

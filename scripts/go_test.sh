@@ -56,14 +56,18 @@ if [ "${GO_TEST_RACE:-0}" = 1 ]; then
     (cd bindings/go && go test -count=1 -race ./...)
 fi
 
-say "build with -tags tandem_system (an installed library named through CGO_* flags)"
-(cd bindings/go && CGO_CFLAGS="-I$ROOT/include" \
-    CGO_LDFLAGS="-L$ROOT/target/release -Wl,-rpath,$ROOT/target/release" \
-    go build -tags tandem_system ./...)
-
-say "Go example (examples/go)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+# scripts/install_test.sh (make test-install) builds against a real install outside the
+# checkout; here a tandem.pc naming this checkout's build checks that the tag compiles.
+say "build with -tags tandem_system (flags from pkg-config)"
+mkdir -p "$tmp/pkgconfig"
+printf '%s\n' "Name: tandem" "Description: this checkout's build" "Version: 0" \
+    "Cflags: -I$ROOT/include" "Libs: -L$ROOT/target/release -ltandem" > "$tmp/pkgconfig/tandem.pc"
+(cd bindings/go && PKG_CONFIG_PATH="$tmp/pkgconfig" go build -tags tandem_system ./...)
+
+say "Go example (examples/go)"
 (cd examples/go && go vet ./... && go build -o "$tmp/tandem-go-demo" . && go build -o "$tmp/hello" ./hello)
 "$tmp/tandem-go-demo" -bundle "$tmp/bundle" -epochs 8 \
     "WINNER!! You have been selected to receive a £900 prize reward! Call 09061701461 to claim" \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests need beyond Rust and Python: a C/C++ toolchain, make, pkg-config,
-# valgrind (C tests), and Go (the Go binding). Installs only what is missing; a no-op otherwise.
+# valgrind (C tests), Go (the Go binding) and CMake (the install test builds the C++ example with
+# find_package(tandem)). Installs only what is missing; a no-op otherwise.
 set -euo pipefail
 need=()
 command -v cc >/dev/null || need+=(gcc)
@@ -9,6 +10,7 @@ command -v make >/dev/null || need+=(make)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v go >/dev/null || need+=(golang-go)
+command -v cmake >/dev/null || need+=(cmake)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing Debian packages: ${need[*]}"
     sudo=""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: setup (idempotent), formatting and lints, Rust unit + integration tests (parity with
 # the reference embeddings included), the dataset converters' Python tests, and the C ABI from
-# C (natively and under valgrind), C++ and Go, with the examples and an installed-prefix build,
+# C (natively and under valgrind), C++ and Go, with the examples and installed-prefix builds,
 # a short soak (hot swaps under load, RSS over many predictions), a smoke run of every fuzz target,
 # the `cuda` feature against ONNX Runtime's CUDA build (no GPU: CUDA must fail cleanly), and
 # `tandem train --report` pages checked in headless Chromium.
@@ -42,7 +42,7 @@ echo "== fuzz smoke: every target builds, replays its seeds and regressions, and
 # Unoptimized and without ASan, to keep CI short; the long runs (10 million executions per
 # target, c_abi under ASan) are scripts/fuzz.sh by hand: docs/reliability.md.
 FUZZ_ASAN=0 scripts/fuzz.sh --smoke --dev
-echo "== make install + pkg-config build of the C example"
+echo "== make install: the C (pkg-config), C++ (CMake find_package) and Go (pkg-config) examples against an installed prefix"
 make --no-print-directory test-install
 echo "== C++ binding (bindings/cpp)"
 TANDEM_RUN_EXAMPLE=1 bindings/cpp/run_test.sh

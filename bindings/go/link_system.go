@@ -2,14 +2,15 @@
 
 package tandem
 
-// Linking an installed libtandem (build tag tandem_system): only -ltandem is named here, so
-// point the toolchain at the install prefix through the environment, e.g.
+// Linking an installed libtandem (build tag tandem_system): the compiler and linker flags come
+// from pkg-config's tandem.pc, which `make install` writes, so the package builds anywhere,
+// outside a tandem checkout too:
 //
-//	CGO_CFLAGS="-I/opt/tandem/include" \
-//	CGO_LDFLAGS="-L/opt/tandem/lib -Wl,-rpath,/opt/tandem/lib" \
-//	go build -tags tandem_system ./...
+//	PKG_CONFIG_PATH=/opt/tandem/lib/pkgconfig go build -tags tandem_system ./...
 //
-// or install tandem.h and libtandem.so where the C compiler and linker look by default.
+// tandem.pc names no rpath: run the program with LD_LIBRARY_PATH=/opt/tandem/lib, install into
+// a prefix the loader searches (e.g. /usr/local, then ldconfig), or add your own with
+// CGO_LDFLAGS="-Wl,-rpath,/opt/tandem/lib".
 
-// #cgo LDFLAGS: -ltandem
+// #cgo pkg-config: tandem
 import "C"

@@ -2,7 +2,7 @@
 // intent classifier from a few examples held in memory, save it as a bundle, load it back and
 // classify new text.
 //
-//   c++ -std=c++17 hello.cpp -I<repo>/bindings/cpp $(pkg-config --cflags --libs tandem) -o hello
+//   c++ -std=c++17 hello.cpp $(pkg-config --cflags --libs tandem) -o hello
 //
 // Needs the backbone and ONNX Runtime that scripts/setup.sh installs (or TANDEM_HOME).
 #include <cstdio>
