@@ -623,12 +623,26 @@ fn train_without_a_recipe_chooses_one_by_validation_and_compare_runs_every_recip
             "sequence"
         ]
     );
-    // With a budget this large every candidate is measured, and the winner has the best score.
+    // With a budget this large every candidate is measured (on every fold), and the winner has
+    // the best score, or a cheaper recipe stayed because the best one won within the noise.
     let scores: Vec<f64> = cands.iter().map(|c| c["score"].as_f64().unwrap()).collect();
+    assert!(cands
+        .iter()
+        .all(|c| c["fold_scores"].as_array().unwrap().len() == 2));
     let best = scores.iter().cloned().fold(f64::MIN, f64::max);
     let chosen = sel["chosen"].as_str().unwrap();
     let i = names.iter().position(|n| *n == chosen).unwrap();
-    assert_eq!(scores[i], best, "{sel}");
+    let (text, _) = {
+        let o = ok(labelled("train", "multiclass", &data, &config)
+            .args(["--seed", "1", "--budget", "600"])
+            .arg("--out")
+            .arg(dir.join("text")));
+        (String::from_utf8(o.stderr).unwrap(), ())
+    };
+    assert!(
+        scores[i] == best || text.contains("by less than the fold-to-fold noise"),
+        "{sel}\n{text}"
+    );
     assert_eq!(done["recipe"], chosen);
     // One recipe event per candidate, as it is decided.
     assert_eq!(log.matches("\"event\":\"recipe\"").count(), 7, "{log}");

@@ -3,7 +3,9 @@
 //! `tandem train` without `--mode` or `--head` does not assume a recipe; it measures. Every
 //! candidate [`Arm`] (the linear recipe, the pooled-head modes, a sequence head) is trained on the
 //! same data with the same seed and scored on data it did not train on, cheapest first, until the
-//! budget is spent; the best score wins, the cheaper candidate on a tie.
+//! budget is spent; the best score wins, the cheaper candidate on a tie (and, under
+//! cross-validation, unless a costlier one wins by more than the standard error of the per-fold
+//! differences: [`beats`]).
 //!
 //! How candidates are scored depends on the amount of data, because one small hold-out is a
 //! noisy judge and early stopping on a handful of examples stops at random:
@@ -128,6 +130,9 @@ pub struct Candidate {
     pub arm: Arm,
     /// Its validation score on the selection metric; None when it was not measured.
     pub score: Option<f64>,
+    /// Its score on each fold under cross-validation (empty on a hold-out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fold_scores: Vec<f64>,
     /// Wall time spent on it, token embedding included.
     pub seconds: f64,
     /// Why it was not measured (over budget, or an error it met).
@@ -188,7 +193,17 @@ impl Selection {
                     _ => Some(c),
                 });
         if let Some(r) = runner_up {
-            s.push_str(&format!("; next {} ({})", r.arm, fmt_score(r.score)));
+            let within = self.better(r.score, best);
+            s.push_str(&format!(
+                "; next {} ({}{})",
+                r.arm,
+                fmt_score(r.score),
+                if within {
+                    ", higher but by less than the fold-to-fold noise: the cheaper recipe stays"
+                } else {
+                    ""
+                }
+            ));
         }
         let skipped: Vec<&str> = self
             .candidates
@@ -213,6 +228,33 @@ impl Selection {
 
 fn fmt_score(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"))
+}
+
+/// Whether candidate `c`, tried after `best`, takes its place. On a hold-out: a better score.
+/// Under cross-validation: a better mean by more than the standard error of the per-fold
+/// differences (the one-standard-error rule). The best of several noisy scores flatters the
+/// luckiest candidate; on small data a later, costlier recipe has to win clearly.
+pub fn beats(c: &Candidate, best: &Candidate, higher_is_better: bool) -> bool {
+    let (Some(a), Some(b)) = (c.score, best.score) else {
+        return c.score.is_some();
+    };
+    if !better(a, b, higher_is_better) {
+        return false;
+    }
+    let k = c.fold_scores.len();
+    if k < 2 || best.fold_scores.len() != k {
+        return true;
+    }
+    let sign = if higher_is_better { 1.0 } else { -1.0 };
+    let d: Vec<f64> = c
+        .fold_scores
+        .iter()
+        .zip(&best.fold_scores)
+        .map(|(x, y)| sign * (x - y))
+        .collect();
+    let mean = d.iter().sum::<f64>() / k as f64;
+    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k - 1) as f64;
+    mean > (var / k as f64).sqrt()
 }
 
 fn better(a: f64, b: f64, higher_is_better: bool) -> bool {
@@ -283,11 +325,11 @@ pub fn select(
             match data.ensure_tokens(arm, &options.config, tokens, limit.unwrap_or(far()))? {
                 Err(why) => Err(why),
                 Ok(()) => match judge.measure(arm, &data, limit) {
-                    Ok((s, trained)) => {
-                        if let Some(t) = trained {
+                    Ok(m) => {
+                        if let Some(t) = m.trained {
                             kept.insert(arm, t);
                         }
-                        Ok(s)
+                        Ok((m.score, m.folds))
                     }
                     Err(e) if e.kind() == ErrorKind::Cancelled => {
                         Err("stopped when the budget ran out".to_string())
@@ -300,9 +342,14 @@ pub fn select(
                 },
             }
         };
+        let (score, fold_scores) = match &outcome {
+            Ok((s, f)) => (Some(*s), f.clone()),
+            Err(_) => (None, Vec::new()),
+        };
         let c = Candidate {
             arm,
-            score: outcome.as_ref().ok().copied(),
+            score,
+            fold_scores,
             seconds: t0.elapsed().as_secs_f64(),
             skipped: outcome.err(),
         };
@@ -311,7 +358,7 @@ pub fn select(
     }
     let mut chosen: Option<&Candidate> = None;
     for c in candidates.iter().filter(|c| c.score.is_some()) {
-        if chosen.is_none_or(|b| better(c.score.unwrap(), b.score.unwrap(), higher_is_better)) {
+        if chosen.is_none_or(|b| beats(c, b, higher_is_better)) {
             chosen = Some(c);
         }
     }
@@ -505,6 +552,14 @@ fn class_indices(strata: &[String]) -> Vec<usize> {
     strata.iter().map(|s| ids[s.as_str()]).collect()
 }
 
+/// A candidate's score (the mean over folds under cross-validation), the per-fold scores, and
+/// its trained heads when they are the ones to keep if it wins.
+struct Measured {
+    score: f64,
+    folds: Vec<f64>,
+    trained: Option<Trained>,
+}
+
 /// Trains and scores candidates.
 struct Judge<'a> {
     tasks: &'a [TaskSpec],
@@ -538,16 +593,11 @@ impl Judge<'_> {
         crate::train::train(self.tasks, train, valid, &config, &mut progress)
     }
 
-    /// The candidate's score, and its trained heads when they are the ones to keep if it wins.
-    fn measure(
-        &self,
-        arm: Arm,
-        data: &Data,
-        deadline: Option<Instant>,
-    ) -> Result<(f64, Option<Trained>)> {
+    /// Trains and scores one candidate.
+    fn measure(&self, arm: Arm, data: &Data, deadline: Option<Instant>) -> Result<Measured> {
         match &data.plan {
             Plan::Folds { k, fold } => {
-                let mut sum = 0.0;
+                let mut folds = Vec::with_capacity(*k);
                 for f in 0..*k {
                     let (tr, te): (Vec<usize>, Vec<usize>) =
                         (0..fold.len()).partition(|&i| fold[i] != f);
@@ -559,16 +609,23 @@ impl Judge<'_> {
                         train.clone()
                     };
                     let trained = self.fit(arm, &train, &valid, true, deadline)?;
-                    sum += self.metric_of(&score(&trained.heads, &test)?)?;
+                    folds.push(self.metric_of(&score(&trained.heads, &test)?)?);
                 }
-                Ok((sum / *k as f64, None))
+                Ok(Measured {
+                    score: folds.iter().sum::<f64>() / *k as f64,
+                    folds,
+                    trained: None,
+                })
             }
             Plan::HoldOut { train, valid, .. } => {
                 let trained = self.fit(arm, train, valid, false, deadline)?;
                 let s = self.metric_of(&score(&trained.heads, valid)?)?;
                 // The linear recipe is refitted on every example if it wins.
-                let keep = (arm != Arm::Linear).then_some(trained);
-                Ok((s, keep))
+                Ok(Measured {
+                    score: s,
+                    folds: Vec::new(),
+                    trained: (arm != Arm::Linear).then_some(trained),
+                })
             }
         }
     }
@@ -786,6 +843,34 @@ mod tests {
             Some("no per-token vectors here")
         );
         assert!(sel.candidates[1].score.is_some());
+    }
+
+    #[test]
+    fn a_costlier_candidate_must_win_by_more_than_the_fold_noise() {
+        let cand = |arm, folds: &[f64]| Candidate {
+            arm,
+            score: Some(folds.iter().sum::<f64>() / folds.len() as f64),
+            fold_scores: folds.to_vec(),
+            seconds: 0.0,
+            skipped: None,
+        };
+        let linear = cand(Arm::Linear, &[0.50, 0.60, 0.55, 0.52, 0.58]);
+        // Better on average, but only through one lucky fold: differences 0.2, -0.05, 0, ...
+        let lucky = cand(Arm::Joint, &[0.70, 0.55, 0.55, 0.52, 0.58]);
+        assert!(!beats(&lucky, &linear, true));
+        // Better on every fold: a clear win.
+        let clear = cand(Arm::Sequence, &[0.55, 0.64, 0.60, 0.56, 0.63]);
+        assert!(beats(&clear, &linear, true));
+        assert!(!beats(&linear, &clear, true));
+        // Lower is better (RMSE): the same rule, mirrored.
+        let a = cand(Arm::Linear, &[1.0, 1.1, 1.2]);
+        let b = cand(Arm::Joint, &[0.9, 1.0, 1.1]);
+        assert!(beats(&b, &a, false) && !beats(&a, &b, false));
+        // Without folds (a hold-out): any better score.
+        let (mut h1, mut h2) = (cand(Arm::Linear, &[0.5]), cand(Arm::Joint, &[0.51]));
+        h1.fold_scores.clear();
+        h2.fold_scores.clear();
+        assert!(beats(&h2, &h1, true));
     }
 
     #[test]
