@@ -640,7 +640,7 @@ fn train_without_a_recipe_chooses_one_by_validation_and_compare_runs_every_recip
         (String::from_utf8(o.stderr).unwrap(), ())
     };
     assert!(
-        scores[i] == best || text.contains("by less than the fold-to-fold noise"),
+        scores[i] == best || text.contains("higher but not clearly"),
         "{sel}\n{text}"
     );
     assert_eq!(done["recipe"], chosen);

@@ -4,8 +4,8 @@
 //! candidate [`Arm`] (the linear recipe, the pooled-head modes, a sequence head) is trained on the
 //! same data with the same seed and scored on data it did not train on, cheapest first, until the
 //! budget is spent; the best score wins, the cheaper candidate on a tie (and, under
-//! cross-validation, unless a costlier one wins by more than the standard error of the per-fold
-//! differences: [`beats`]).
+//! cross-validation, unless a costlier one wins by more than twice the standard error of the
+//! per-fold differences: [`beats`]).
 //!
 //! How candidates are scored depends on the amount of data, because one small hold-out is a
 //! noisy judge and early stopping on a handful of examples stops at random:
@@ -199,7 +199,7 @@ impl Selection {
                 r.arm,
                 fmt_score(r.score),
                 if within {
-                    ", higher but by less than the fold-to-fold noise: the cheaper recipe stays"
+                    ", higher but not clearly (by less than twice the standard error over folds): the cheaper recipe stays"
                 } else {
                     ""
                 }
@@ -231,9 +231,12 @@ fn fmt_score(v: Option<f64>) -> String {
 }
 
 /// Whether candidate `c`, tried after `best`, takes its place. On a hold-out: a better score.
-/// Under cross-validation: a better mean by more than the standard error of the per-fold
-/// differences (the one-standard-error rule). The best of several noisy scores flatters the
-/// luckiest candidate; on small data a later, costlier recipe has to win clearly.
+/// Under cross-validation: a better mean by more than twice the standard error of the per-fold
+/// differences — a clear win, as `compare` defines one. The best of several noisy scores
+/// flatters the luckiest candidate: on 48 held-out snippets (16 per class, folds of ten) a
+/// one-standard-error margin still let metadata_only and two_stage_unfreeze replace the linear
+/// recipe at 1.2–1.3 standard errors, and both then lost to it on the test set by 0.1–0.15
+/// macro-F1. On small data a later, costlier recipe has to win clearly.
 pub fn beats(c: &Candidate, best: &Candidate, higher_is_better: bool) -> bool {
     let (Some(a), Some(b)) = (c.score, best.score) else {
         return c.score.is_some();
@@ -254,7 +257,7 @@ pub fn beats(c: &Candidate, best: &Candidate, higher_is_better: bool) -> bool {
         .collect();
     let mean = d.iter().sum::<f64>() / k as f64;
     let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k - 1) as f64;
-    mean > (var / k as f64).sqrt()
+    mean > 2.0 * (var / k as f64).sqrt()
 }
 
 fn better(a: f64, b: f64, higher_is_better: bool) -> bool {
@@ -858,6 +861,10 @@ mod tests {
         // Better on average, but only through one lucky fold: differences 0.2, -0.05, 0, ...
         let lucky = cand(Arm::Joint, &[0.70, 0.55, 0.55, 0.52, 0.58]);
         assert!(!beats(&lucky, &linear, true));
+        // Measured on held-out snippets: +0.115 mean at 1.2 standard errors is not clear.
+        let linear2 = cand(Arm::Linear, &[0.302, 0.583, 0.133, 0.444, 0.389]);
+        let meta = cand(Arm::MetadataOnly, &[0.417, 0.407, 0.492, 0.433, 0.679]);
+        assert!(!beats(&meta, &linear2, true));
         // Better on every fold: a clear win.
         let clear = cand(Arm::Sequence, &[0.55, 0.64, 0.60, 0.56, 0.63]);
         assert!(beats(&clear, &linear, true));
