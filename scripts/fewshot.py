@@ -2,15 +2,17 @@
 """Few-shot curves on the demo datasets -> the few-shot section of docs/results.md (rerunnable by
 anyone after scripts/setup.sh and `cargo build --release`).
 
-    python3 scripts/fewshot.py [--datasets sms,trec,...] [--sizes 8,16,32,64] [--draws 5]
-                               [--recipes default,linear] [--seed 0] [--tandem target/release/tandem]
+    python3 scripts/fewshot.py [--datasets sms,trec,...] [--sizes 8,16,32,64,all] [--draws 5]
+                               [--recipes default,linear,two_stage] [--seed 0] [--tandem target/release/tandem]
 
 For each dataset: the seeded stratified 80/20 split of scripts/results.py (same seed, same
 split). From the 80%, `size` examples per class (regression: per quintile of the target;
-multi-label: per label set) are drawn, `--draws` times per size with different seeds. Each draw
-trains
-  - tandem with no mode or head flags (`default`), and with `--head linear` (`linear`), then
-    `tandem eval` on the 20% test set, which no run ever sees;
+multi-label: per label set) are drawn, `--draws` times per size with different seeds; size `all`
+is the whole 80%, once (seed 0). Each draw trains
+  - tandem with no mode or head flags (`default`: the recipe chosen by validation within the
+    default budget), with `--head linear` (`linear`) and with `--mode two_stage` (`two_stage`,
+    the default before the recipe search), then `tandem eval` on the 20% test set, which no
+    run ever sees;
   - scikit-learn on the same backbone embeddings (`tandem embed`, the same graph through the
     same cache): LogisticRegressionCV (Cs=10, stratified k-fold with k = min(5, the smallest
     class)), one per label for multi-label, RidgeCV (10 alphas) for regression.
@@ -33,7 +35,7 @@ from results import CACHE, DATASETS, ROOT, run, split, strata, write_jsonl  # no
 
 BEGIN = "<!-- fewshot:begin (scripts/fewshot.py writes this block) -->"
 END = "<!-- fewshot:end -->"
-RECIPES = {"default": [], "linear": ["--head", "linear"]}
+RECIPES = {"default": [], "linear": ["--head", "linear"], "two_stage": ["--mode", "two_stage"]}
 
 
 def stratum_keys(rows, field, task):
@@ -101,7 +103,7 @@ def sklearn_score(x_train, y_rows, x_test, test_rows, field, task, seed):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default=",".join(DATASETS))
-    ap.add_argument("--sizes", default="8,16,32,64")
+    ap.add_argument("--sizes", default="8,16,32,64,all")
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--recipes", default=",".join(RECIPES))
     ap.add_argument("--seed", type=int, default=0)
@@ -121,7 +123,7 @@ def main():
         sys.exit(f"{args.tandem} not found: cargo build --release first")
     import numpy as np
 
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [s if s == "all" else int(s) for s in args.sizes.split(",")]
     recipes = args.recipes.split(",")
     results = []
     for name in args.datasets.split(","):
@@ -147,8 +149,12 @@ def main():
         for size in sizes:
             scores = {r: [] for r in recipes + ["sklearn"]}
             seconds = {r: [] for r in recipes}
-            for d in range(args.draws):
-                idx = draw(train_rows, keys, size, args.seed * 1000 + size * 10 + d)
+            chosen = []
+            for d in range(1 if size == "all" else args.draws):
+                if size == "all":
+                    idx = list(range(len(train_rows)))
+                else:
+                    idx = draw(train_rows, keys, size, args.seed * 1000 + size * 10 + d)
                 picked = [train_rows[i] for i in idx]
                 data = os.path.join(work, f"train-{size}-{d}.jsonl")
                 write_jsonl(data, picked)
@@ -161,9 +167,11 @@ def main():
                                      "--label-field", field, "--json"])
                     scores[r].append(json.loads(stdout)[metric])
                     seconds[r].append(t)
-            row = {"n_train": len(idx), "scores": scores, "train_seconds": seconds}
+                    if r == "default":
+                        chosen.append(recipe_of(out))
+            row = {"n_train": len(idx), "scores": scores, "train_seconds": seconds, "chosen": chosen}
             entry["sizes"][str(size)] = row
-            print(f"  {size:3d}/class ({len(idx)} examples): " + ", ".join(
+            print(f"  {size}/class ({len(idx)} examples): " + ", ".join(
                 f"{r} {statistics.mean(v):.3f} ± {statistics.stdev(v) if len(v) > 1 else 0:.3f}"
                 for r, v in scores.items()), flush=True)
         results.append(entry)
@@ -172,26 +180,42 @@ def main():
     write_section(args.out, render(results, recipes, args))
 
 
+def recipe_of(bundle):
+    """The recipe a bundle was trained with, from its manifest."""
+    with open(os.path.join(bundle, "manifest.json"), encoding="utf-8") as f:
+        cfg = json.load(f)["training"]
+    head = cfg["head"]["kind"]
+    recipe = head if head in ("linear", "sequence") else cfg["mode"]
+    if recipe == "two_stage" and cfg["unfreeze"]["at_epoch"] is not None:
+        recipe = "two_stage_unfreeze"
+    return recipe
+
+
 def render(results, recipes, args):
     def cell(v):
-        sd = statistics.stdev(v) if len(v) > 1 else 0.0
-        return f"{statistics.mean(v):.3f} ± {sd:.3f}"
+        if len(v) == 1:
+            return f"{v[0]:.3f}"
+        return f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}"
 
     lines = [BEGIN, "", "## Few examples per class", "",
              f"`python3 scripts/fewshot.py` (seed {args.seed}, {args.draws} draws per size). From the seeded 80% "
              "training split of each dataset, n examples per class are drawn (regression: per quintile of "
              "the target; multi-label: per label set); each draw trains tandem and scikit-learn on the same "
              "backbone embeddings, and everything is scored on the 20% test split, which no run sees. "
-             "Mean ± sd over the draws. `default` is `tandem train` with no mode or head flags; `linear` is "
-             "`--head linear`; scikit-learn is `LogisticRegressionCV` (Cs=10, k-fold), one per label for "
+             "Mean ± sd over the draws; `all` is the whole 80% (one run). `default` is `tandem train` with no "
+             "mode or head flags (the recipe chosen by validation within the default 60 s budget; `chose` counts "
+             "what it chose); `linear` is `--head linear`; `two_stage` is `--mode two_stage`, the default before "
+             "the recipe search; scikit-learn is `LogisticRegressionCV` (Cs=10, k-fold), one per label for "
              "multi-label, `RidgeCV` for regression. Higher is better except RMSE.", ""]
     for e in results:
         lines += [f"### {e['desc']} ({e['metric']}, {e['n_test']} test texts)", "",
-                  "| per class | examples | " + " | ".join(recipes) + " | scikit-learn |",
-                  "|---:|---:|" + "---:|" * (len(recipes) + 1)]
+                  "| per class | examples | " + " | ".join(recipes) + " | scikit-learn | chose |",
+                  "|---:|---:|" + "---:|" * (len(recipes) + 1) + "---|"]
         for size, row in e["sizes"].items():
             cells = [cell(row["scores"][r]) for r in recipes] + [cell(row["scores"]["sklearn"])]
-            lines.append(f"| {size} | {row['n_train']} | " + " | ".join(cells) + " |")
+            ch = row.get("chosen", [])
+            chose = ", ".join(f"{r} ×{ch.count(r)}" for r in sorted(set(ch))) or "-"
+            lines.append(f"| {size} | {row['n_train']} | " + " | ".join(cells) + f" | {chose} |")
         lines.append("")
     lines += summary(results, recipes)
     lines.append(END)

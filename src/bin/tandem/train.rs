@@ -586,6 +586,12 @@ fn summarize(
 /// The recipe's name: mode and head type.
 fn recipe_name(config: &TrainConfig) -> String {
     match config.head.kind {
+        HeadKind::Pooled if config.mode == Mode::TwoStage && config.unfreeze.at_epoch.is_some() => {
+            format!(
+                "two_stage (encoder unfrozen at stage-2 epoch {})",
+                config.unfreeze.at_epoch.unwrap_or(0) + 1
+            )
+        }
         HeadKind::Pooled => config.mode.name().to_string(),
         h => format!("{} with a {} head", config.mode.name(), h.name()),
     }
