@@ -363,7 +363,7 @@ fn axis_ranges_hold_every_point_outliers_included() {
     ];
     let ((x0, x1), (y0, y1)) = plots::epoch_ranges(&series, &s);
     assert!(x0 <= 1.0 && x1 >= 10.0, "{x0}..{x1}");
-    assert!(y0 <= 0.3 && y0 >= 0.0 && y1 > 40.0, "{y0}..{y1}");
+    assert!((0.0..=0.3).contains(&y0) && y1 > 40.0, "{y0}..{y1}");
     assert!(y1.is_finite());
     // Negative values (a metric could be) are not cut at 0.
     let neg = [("r", ink, vec![(1.0, -2.0), (2.0, 1.0)])];
