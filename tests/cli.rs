@@ -266,7 +266,7 @@ fn compare_runs_every_mode_and_seed_and_reruns_identically() {
     // Determinism: seed 1 alone, rerun in a new process, gives exactly seed 1's numbers.
     let json2 = dir.join("again.json");
     ok(labelled("compare", "multiclass", &data, &config)
-        .args(["--seed-list", "1", "--quiet"])
+        .args(["--seed-list", "1", "--quiet", "--modes", &ARMS.join(",")])
         .arg("--json")
         .arg(&json2));
     let again = json_file(&json2);
