@@ -266,7 +266,7 @@ fn compare_runs_every_mode_and_seed_and_reruns_identically() {
     // Determinism: seed 1 alone, rerun in a new process, gives exactly seed 1's numbers.
     let json2 = dir.join("again.json");
     ok(labelled("compare", "multiclass", &data, &config)
-        .args(["--seed-list", "1", "--quiet"])
+        .args(["--seed-list", "1", "--quiet", "--modes", &ARMS.join(",")])
         .arg("--json")
         .arg(&json2));
     let again = json_file(&json2);
@@ -1156,5 +1156,277 @@ fn a_cache_cap_in_the_config_holds_after_a_sequence_head_training_run() {
     // A cap below even that: the run trains, and leaves the cache under the cap.
     train("\"1kB\"", "tiny");
     assert!(cache_bytes(&root) <= 1000, "{:?}", files());
+    let _ = std::fs::remove_dir_all(home);
+}
+
+/// Every line of `stderr` that parses as a JSON event named `name`.
+fn events(stderr: &str, name: &str) -> Vec<Value> {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == name)
+        .collect()
+}
+
+#[test]
+fn progress_comes_every_interval_when_stderr_is_not_a_terminal() {
+    let home = tmp("progress");
+    // Three chunks of texts: a progress report after each once the interval has passed.
+    let data = slice(&home, "trec.jsonl", 600, 7);
+    let embed = |interval: &str, extra: &[&str]| -> String {
+        let mut cmd = tandem_at_home(&home);
+        cmd.args(["embed", "--no-cache", "--backbone"])
+            .arg(tiny_backbone())
+            .arg(&data)
+            .arg("-o")
+            .arg(home.join("e.npy"))
+            .args(extra)
+            .env("TANDEM_PROGRESS_INTERVAL_MS", interval);
+        String::from_utf8(ok(&mut cmd).stderr).unwrap()
+    };
+    // Text: `progress (set): done/total texts, R texts/s, ETA Es`, rates rounded.
+    let err = embed("0", &[]);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("progress (input): "))
+        .collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    let mut last = 0;
+    for l in &lines {
+        let rest = l.strip_prefix("progress (input): ").unwrap();
+        let (counts, rest) = rest.split_once(" texts, ").unwrap();
+        let (done, total) = counts.split_once('/').unwrap();
+        let done: usize = done.parse().unwrap();
+        assert!(done > last && total == "600", "{l}");
+        last = done;
+        let (rate, eta) = rest.split_once(" texts/s, ETA ").unwrap();
+        let r: f64 = rate.parse().unwrap();
+        assert!(r > 0.0 && (r < 10.0 || !rate.contains('.')), "{l}");
+        assert!(eta.strip_suffix('s').unwrap().parse::<u64>().is_ok(), "{l}");
+    }
+    assert_eq!(last, 600);
+    // JSON: progress events, and the embed event's figures rounded.
+    let err = embed("1", &["--log-format", "json"]);
+    let progress = events(&err, "progress");
+    assert!(!progress.is_empty(), "{err}");
+    for p in &progress {
+        assert_eq!(p["set"], "input");
+        assert_eq!(p["total"], 600);
+        assert!(p["done"].as_u64().unwrap() <= 600);
+        assert!(p["texts_per_second"].as_f64().unwrap() > 0.0, "{p}");
+        assert!(p["eta_seconds"].as_u64().is_some(), "{p}");
+    }
+    let e = &events(&err, "embed")[0];
+    let secs = e["seconds"].as_f64().unwrap();
+    assert!(((secs * 100.0).round() - secs * 100.0).abs() < 1e-6, "{e}");
+    let rate = e["texts_per_second"].as_f64().unwrap();
+    assert!(((rate * 10.0).round() - rate * 10.0).abs() < 1e-6, "{e}");
+    // Nothing before the first interval has passed, and nothing when quiet.
+    let err = embed("600000", &[]);
+    assert!(!err.contains("progress ("), "{err}");
+    let err = embed("0", &["--quiet"]);
+    assert!(!err.contains("progress ("), "{err}");
+    let _ = std::fs::remove_dir_all(home);
+}
+
+#[test]
+fn predict_reads_a_text_field_writes_tsv_top_k_and_natural_sized_groups_and_inspect_shows_every_task(
+) {
+    let home = tmp("predict");
+    // A two-task bundle: the source of a text (multiclass) and its rating (regression).
+    let data = slice(&home, "vader.jsonl", 200, 40);
+    let config = home.join("q.toml");
+    std::fs::write(
+        &config,
+        "[head]\nhidden = [16]\n\n[metadata.stage]\nepochs = 2\n\n[head.stage]\nepochs = 2\n",
+    )
+    .unwrap();
+    let bundle = home.join("bundle");
+    ok(tandem_at_home(&home)
+        .args(["train", "--label-field", "source", "--task", "multiclass"])
+        .args(["--label-field", "rating", "--task", "regression"])
+        .args(["--mode", "two_stage", "--quiet", "--backbone"])
+        .arg(tiny_backbone())
+        .arg("--data")
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&bundle));
+
+    // inspect summarizes both tasks' validation metrics.
+    let text = stdout(&ok(tandem().arg("inspect").arg(&bundle)));
+    assert!(text.contains("\n  source: macro_f1 "), "{text}");
+    assert!(text.contains("\n  rating: rmse "), "{text}");
+    let j: Value =
+        serde_json::from_slice(&ok(tandem().arg("inspect").arg(&bundle).arg("--json")).stdout)
+            .unwrap();
+    assert!(
+        j["tasks"][0]["metrics"]["macro_f1"].as_f64().is_some(),
+        "{j}"
+    );
+    assert!(j["tasks"][1]["metrics"]["rmse"].as_f64().is_some(), "{j}");
+    let labels: Vec<String> = j["tasks"][0]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+
+    // Input with the text in `body`, ids on some records (one null), a user per record.
+    let input = home.join("in.jsonl");
+    let rows = [
+        (r#""id":"a","#, "user10", "Great movie, loved it"),
+        ("", "user2", "so\tbored today"),
+        (r#""id":null,"#, "user1", "What a film"),
+        (r#""id":7,"#, "user2", "lol"),
+        ("", "user10", "terrible acting"),
+        ("", "user10", "ok"),
+    ];
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|(id, user, text)| {
+            format!(
+                "{{{id}\"user\":\"{user}\",\"body\":{}}}",
+                serde_json::to_string(text).unwrap()
+            )
+        })
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let predict = |args: &[&str]| -> Output {
+        let mut cmd = tandem_at_home(&home);
+        cmd.args(["predict", "--quiet", "--backbone"])
+            .arg(tiny_backbone())
+            .arg("--model")
+            .arg(&bundle)
+            .arg(&input)
+            .args(args);
+        cmd.output().unwrap()
+    };
+    let jsonl = |o: &Output| -> Vec<Value> {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        stdout(o)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+
+    // Without --text-field the records have no `text`: an error naming the field.
+    let o = predict(&[]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`text`"));
+
+    // JSONL: exact probabilities; no null id, no empty labels or probabilities, no null value.
+    let out = jsonl(&predict(&["--text-field", "body"]));
+    assert_eq!(out.len(), 6);
+    assert_eq!(out[0]["id"], "a");
+    assert_eq!(out[3]["id"], 7);
+    for (i, r) in out.iter().enumerate() {
+        assert_eq!(r["index"], i);
+        if i != 0 && i != 3 {
+            assert!(r.get("id").is_none(), "{r}");
+        }
+        let (c, v) = (&r["predictions"][0], &r["predictions"][1]);
+        assert_eq!(c["task"], "source");
+        assert_eq!(c["labels"].as_array().unwrap().len(), 1, "{c}");
+        assert_eq!(c["probabilities"].as_array().unwrap().len(), labels.len());
+        assert!(c.get("value").is_none() && c.get("top").is_none(), "{c}");
+        assert_eq!(v["task"], "rating");
+        assert!(v["value"].as_f64().is_some(), "{v}");
+        assert!(
+            v.get("labels").is_none() && v.get("probabilities").is_none(),
+            "{v}"
+        );
+    }
+
+    // --top-k 1: the most probable label and its probability, for the multiclass task only.
+    let top = jsonl(&predict(&["--text-field", "body", "--top-k", "1"]));
+    for (r, full) in top.iter().zip(&out) {
+        let c = &r["predictions"][0];
+        assert!(c.get("probabilities").is_none(), "{c}");
+        let t = c["top"].as_array().unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0]["label"], c["labels"][0]);
+        let p = t[0]["probability"].as_f64().unwrap();
+        let best = full["predictions"][0]["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .fold(f64::MIN, f64::max);
+        assert_eq!(p, best);
+        assert_eq!(r["predictions"][1], full["predictions"][1]);
+    }
+    assert!(!predict(&["--text-field", "body", "--top-k", "0"])
+        .status
+        .success());
+
+    // TSV: a header, a row per text, probabilities rounded to 4 decimals, text escaped.
+    let o = predict(&["--text-field", "body", "--format", "tsv"]);
+    assert!(o.status.success());
+    let tsv = stdout(&o);
+    let rows: Vec<Vec<&str>> = tsv.lines().map(|l| l.split('\t').collect()).collect();
+    let mut header = vec!["index".to_string(), "id".into(), "source".into()];
+    header.extend(labels.iter().map(|l| format!("source:{l}")));
+    header.extend(["rating".into(), "text".into()]);
+    assert_eq!(rows[0], header, "{tsv}");
+    assert_eq!(rows.len(), 7);
+    for (row, full) in rows[1..].iter().zip(&out) {
+        assert_eq!(row.len(), header.len(), "{row:?}");
+        assert_eq!(row[2], full["predictions"][0]["labels"][0]);
+        for (cell, p) in row[3..3 + labels.len()]
+            .iter()
+            .zip(full["predictions"][0]["probabilities"].as_array().unwrap())
+        {
+            let x: f64 = cell.parse().unwrap();
+            assert!((x - p.as_f64().unwrap()).abs() <= 5e-5 + 1e-9, "{cell} {p}");
+            assert!(
+                cell.split('.').nth(1).is_none_or(|d| d.len() <= 4),
+                "{cell}"
+            );
+        }
+    }
+    assert_eq!(rows[1][1], "a");
+    assert_eq!(rows[3][1], "");
+    assert_eq!(rows[2].last().unwrap(), &"so\\tbored today");
+    let o = predict(&["--text-field", "body", "--format", "tsv", "--top-k", "1"]);
+    let header = stdout(&o).lines().next().unwrap().to_string();
+    assert_eq!(
+        header,
+        "index\tid\tsource\tsource:top1\tsource:p1\trating\ttext"
+    );
+
+    // Groups sort naturally and say their sizes, in JSONL and TSV.
+    let groups = jsonl(&predict(&[
+        "--text-field",
+        "body",
+        "--group-field",
+        "user",
+        "--aggregate",
+        "majority",
+    ]));
+    let keys: Vec<(&str, u64)> = groups
+        .iter()
+        .map(|g| (g["group"].as_str().unwrap(), g["size"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(keys, [("user1", 1), ("user2", 2), ("user10", 3)]);
+    let o = predict(&[
+        "--text-field",
+        "body",
+        "--group-field",
+        "user",
+        "--format",
+        "tsv",
+    ]);
+    let tsv = stdout(&o);
+    let firsts: Vec<String> = tsv
+        .lines()
+        .map(|l| l.split('\t').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        firsts,
+        ["group size", "user1 1", "user2 2", "user10 3"],
+        "{tsv}"
+    );
     let _ = std::fs::remove_dir_all(home);
 }

@@ -76,6 +76,52 @@ fn span(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// A range that holds `base` and every finite value, padded by 5% of the values' spread on a
+/// side where a value lies outside `base` (fixed axes such as [0, 1] grow to show an outlier).
+pub(crate) fn cover(base: (f64, f64), values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if !lo.is_finite() {
+        return base;
+    }
+    let pad = (hi.max(base.1) - lo.min(base.0)) * 0.05;
+    (
+        if lo < base.0 { lo - pad } else { base.0 },
+        if hi > base.1 { hi + pad } else { base.1 },
+    )
+}
+
+/// The x (epoch) and y ranges of an epoch chart: every point of every series and the best
+/// epoch's marker, the y range padded (and not below 0 when no value is).
+pub(crate) fn epoch_ranges(series: &[Series<'_>], stage: &StageReport) -> ((f64, f64), (f64, f64)) {
+    let xs = series.iter().flat_map(|s| s.2.iter().map(|p| p.0));
+    let (x0, x1) = xs
+        .chain([
+            1.0,
+            stage.history.len() as f64,
+            (stage.best_epoch + 1) as f64,
+        ])
+        .filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(x), b.max(x))
+        });
+    // At least one epoch wide, so that a single point still has an axis.
+    let x1 = x1.max(x0 + 1.0);
+    let (y0, y1) = span(series.iter().flat_map(|s| s.2.iter().map(|p| p.1)));
+    // Losses, F1 and RMSE are never negative: padding should not invent negative ticks.
+    let nonnegative = series
+        .iter()
+        .flat_map(|s| s.2.iter())
+        .filter(|p| p.1.is_finite())
+        .all(|p| p.1 >= 0.0);
+    let y0 = if nonnegative { y0.max(0.0) } else { y0 };
+    ((x0, x1), (y0, y1))
+}
+
 /// At most `max` characters of `s`, with an ellipsis when cut.
 fn short(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -96,7 +142,7 @@ fn epoch_points(history: &[EpochRecord], f: impl Fn(&EpochRecord) -> f32) -> Vec
 }
 
 /// A named, coloured line of (x, y) points.
-type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+pub(crate) type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
 /// A named, coloured bar value of a class.
 type BarPart = (&'static str, RGBColor, fn(&ClassMetrics) -> f64);
@@ -109,22 +155,15 @@ fn epoch_chart(
     series: &[Series<'_>],
     stage: &StageReport,
 ) -> Result<Chart> {
-    let epochs = stage.history.len().max(2) as f64;
     let marks = series.iter().map(|s| s.2.len()).sum();
-    let (y0, y1) = span(series.iter().flat_map(|s| s.2.iter().map(|p| p.1)));
-    // Losses, F1 and RMSE are never negative: padding should not invent negative ticks.
-    let y0 = if series.iter().all(|s| s.2.iter().all(|p| p.1 >= 0.0)) {
-        y0.max(0.0)
-    } else {
-        y0
-    };
+    let ((x0, x1), (y0, y1)) = epoch_ranges(series, stage);
     svg(WIDTH, HEIGHT, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(1.0..epochs, y0..y1)
+            .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(draw_err)?;
         chart
             .configure_mesh()
@@ -410,13 +449,14 @@ pub fn class_bars(per_class: &[ClassMetrics]) -> Result<Chart> {
 /// Reliability diagram: each bin's observed rate as a bar over its confidence range, the bins'
 /// (mean confidence, rate) points, and the diagonal of perfect calibration.
 pub fn reliability_diagram(bins: &[ReliabilityBin], x_desc: &str, y_desc: &str) -> Result<Chart> {
+    let ((x0, x1), (y0, y1)) = reliability_ranges(bins);
     let svg = svg(WIDTH, HEIGHT + 40, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption("reliability (validation)", (FONT, 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+            .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(draw_err)?;
         chart
             .configure_mesh()
@@ -490,16 +530,52 @@ pub fn reliability_diagram(bins: &[ReliabilityBin], x_desc: &str, y_desc: &str) 
     })
 }
 
+/// The ranges of a reliability diagram: [0, 1] on both axes, grown to hold every bin edge,
+/// mean confidence and observed rate.
+pub(crate) fn reliability_ranges(bins: &[ReliabilityBin]) -> ((f64, f64), (f64, f64)) {
+    (
+        cover(
+            (0.0, 1.0),
+            bins.iter().flat_map(|b| [b.lo, b.hi, b.mean_confidence]),
+        ),
+        cover((0.0, 1.0), bins.iter().map(|b| b.accuracy)),
+    )
+}
+
+/// The ranges of the threshold chart: thresholds over [0, 1] and F1 over [0, 1.05], grown to
+/// hold every sweep point and chosen threshold.
+pub(crate) fn threshold_ranges(curves: &[ThresholdCurve]) -> ((f64, f64), (f64, f64)) {
+    (
+        cover(
+            (0.0, 1.0),
+            curves
+                .iter()
+                .flat_map(|c| c.points.iter().map(|p| p.0).chain([c.chosen])),
+        ),
+        cover(
+            (0.0, 1.05),
+            curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)),
+        ),
+    )
+}
+
+/// The (shared) range of both axes of the predicted-vs-true scatter: every true and predicted
+/// value, padded.
+pub(crate) fn scatter_range(truth: &[f32], pred: &[f32]) -> (f64, f64) {
+    span(truth.iter().chain(pred).map(|&v| v as f64))
+}
+
 /// F1 against the decision threshold, one line per label, each with its chosen threshold dashed
 /// and its operating point (the F1 there) marked.
 pub fn threshold_f1(curves: &[ThresholdCurve]) -> Result<Chart> {
+    let ((x0, x1), (y0, y1)) = threshold_ranges(curves);
     let svg = svg(WIDTH, HEIGHT, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption("F1 vs decision threshold (validation)", (FONT, 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.05)
+            .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(draw_err)?;
         chart
             .configure_mesh()
@@ -524,7 +600,7 @@ pub fn threshold_f1(curves: &[ThresholdCurve]) -> Result<Chart> {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
             chart
                 .draw_series(DashedLineSeries::new(
-                    vec![(c.chosen, 0.0), (c.chosen, 1.05)],
+                    vec![(c.chosen, y0.max(0.0)), (c.chosen, y1)],
                     5,
                     4,
                     color.mix(0.8).stroke_width(1),
@@ -567,7 +643,7 @@ fn f1_at(points: &[(f64, f64)], t: f64) -> f64 {
 pub fn scatter(truth: &[f32], pred: &[f32]) -> Result<Chart> {
     let n = truth.len().min(pred.len());
     let stride = n.div_ceil(MAX_SCATTER_POINTS).max(1);
-    let (lo, hi) = span(truth.iter().chain(pred).map(|&v| v as f64));
+    let (lo, hi) = scatter_range(&truth[..n], &pred[..n]);
     let svg = svg(WIDTH, WIDTH, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption("predicted vs true (validation)", (FONT, 18))

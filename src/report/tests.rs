@@ -348,3 +348,48 @@ fn mismatched_inputs_are_errors() {
     };
     assert_eq!(figures(&render(&input).unwrap()).len(), 5);
 }
+
+#[test]
+fn axis_ranges_hold_every_point_outliers_included() {
+    use plotters::style::RGBColor;
+    // Epoch charts: a valid-loss outlier, an epoch past the history's length and a NaN (left
+    // out) all stay on the chart; the best epoch's marker too.
+    let mut s = stage("stage2", 4, true);
+    s.best_epoch = 9;
+    let ink = RGBColor(0, 0, 0);
+    let series = [
+        ("train", ink, vec![(1.0, 0.5), (2.0, 0.4), (7.0, 0.3)]),
+        ("valid", ink, vec![(1.0, 0.6), (2.0, 40.0), (3.0, f64::NAN)]),
+    ];
+    let ((x0, x1), (y0, y1)) = plots::epoch_ranges(&series, &s);
+    assert!(x0 <= 1.0 && x1 >= 10.0, "{x0}..{x1}");
+    assert!((0.0..=0.3).contains(&y0) && y1 > 40.0, "{y0}..{y1}");
+    assert!(y1.is_finite());
+    // Negative values (a metric could be) are not cut at 0.
+    let neg = [("r", ink, vec![(1.0, -2.0), (2.0, 1.0)])];
+    assert!(plots::epoch_ranges(&neg, &s).1 .0 < -2.0);
+
+    // Fixed [0, 1] axes grow to an outlier, and keep their extent otherwise.
+    assert_eq!(plots::cover((0.0, 1.0), [0.2, 0.9, f64::NAN]), (0.0, 1.0));
+    let (lo, hi) = plots::cover((0.0, 1.0), [-0.5, 1.5]);
+    assert!(lo < -0.5 && hi > 1.5, "{lo}..{hi}");
+    let curve = stats::ThresholdCurve {
+        label: "x".into(),
+        points: vec![(0.0, 0.5), (1.2, 1.3)],
+        chosen: -0.1,
+    };
+    let ((tx0, tx1), (_, ty1)) = plots::threshold_ranges(std::slice::from_ref(&curve));
+    assert!(tx0 < -0.1 && tx1 > 1.2 && ty1 > 1.3);
+    let bins = stats::reliability(&[0.1, 0.5, 0.99], &[false, true, true], 10);
+    let ((rx0, rx1), (ry0, ry1)) = plots::reliability_ranges(&bins);
+    assert!(rx0 <= 0.0 && rx1 >= 1.0 && ry0 <= 0.0 && ry1 >= 1.0);
+
+    // The scatter's shared axis holds the largest true and predicted values alike.
+    let truth = [0.0, 1.0, 2.0];
+    let pred = [0.5, 1.0, 100.0];
+    let (lo, hi) = plots::scatter_range(&truth, &pred);
+    assert!(lo < 0.0 && hi > 100.0);
+    // And every chart still draws with its outlier.
+    assert!(plots::scatter(&truth, &pred).is_ok());
+    assert!(plots::threshold_f1(&[curve]).is_ok());
+}

@@ -148,7 +148,7 @@ pub(crate) fn features(texts: &[String]) -> Array2<f32> {
 /// `tandem embed`.
 pub fn run(args: EmbedArgs) -> Result<ExitCode> {
     let mut log = progress::Log::new(&args.log);
-    let records = read_input(args.input.as_deref())?;
+    let records = read_input(args.input.as_deref(), "text")?;
     let backbone = args.backbone.load(args.batch_size)?;
     let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
     let cache = if args.no_cache {

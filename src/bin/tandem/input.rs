@@ -17,23 +17,35 @@ pub(crate) struct Record {
     pub fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// Records from a file, or from standard input for `None` or `-`.
-pub(crate) fn read_input(input: Option<&Path>) -> Result<Vec<Record>> {
+/// Records from a file, or from standard input for `None` or `-`; JSONL texts are in the
+/// `text_field` field.
+pub(crate) fn read_input(input: Option<&Path>, text_field: &str) -> Result<Vec<Record>> {
     match input {
-        None => read_records(std::io::stdin().lock(), "<stdin>"),
-        Some(p) if p == Path::new("-") => read_records(std::io::stdin().lock(), "<stdin>"),
+        None => read_records(std::io::stdin().lock(), "<stdin>", text_field),
+        Some(p) if p == Path::new("-") => {
+            read_records(std::io::stdin().lock(), "<stdin>", text_field)
+        }
         Some(p) => {
             // The data file cap and type check (a device or a directory is refused).
             let (f, _) = tandem::files::open(p, tandem::files::DATA)?;
             let capped = std::io::Read::take(f, tandem::files::DATA.bytes);
-            read_records(std::io::BufReader::new(capped), &p.display().to_string())
+            read_records(
+                std::io::BufReader::new(capped),
+                &p.display().to_string(),
+                text_field,
+            )
         }
     }
 }
 
-/// Reads text lines, or JSONL objects with a `text` field when the first non-blank line is a
-/// JSON object. A later line that is not valid JSONL is an error naming its line number.
-pub(crate) fn read_records(reader: impl BufRead, source: &str) -> Result<Vec<Record>> {
+/// Reads text lines, or JSONL objects with a string `text_field` field when the first non-blank
+/// line is a JSON object. A later line that is not valid JSONL is an error naming its line
+/// number.
+pub(crate) fn read_records(
+    reader: impl BufRead,
+    source: &str,
+    text_field: &str,
+) -> Result<Vec<Record>> {
     let mut lines = Vec::new();
     for (n, line) in reader.lines().enumerate() {
         let line = line.map_err(|e| {
@@ -69,9 +81,9 @@ pub(crate) fn read_records(reader: impl BufRead, source: &str) -> Result<Vec<Rec
         let v: serde_json::Value =
             serde_json::from_str(line).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
         let text = v
-            .get("text")
+            .get(text_field)
             .and_then(|t| t.as_str())
-            .ok_or_else(|| bad("object has no string `text` field"))?;
+            .ok_or_else(|| bad(&format!("object has no string `{text_field}` field")))?;
         out.push(Record {
             text: text.to_string(),
             id: v.get("id").cloned(),
@@ -174,7 +186,7 @@ mod tests {
 
     #[test]
     fn reads_plain_lines_including_empty_ones() {
-        let r = read_records("a\n\nb c\n".as_bytes(), "t").unwrap();
+        let r = read_records("a\n\nb c\n".as_bytes(), "t", "text").unwrap();
         let texts: Vec<_> = r.iter().map(|r| r.text.as_str()).collect();
         assert_eq!(texts, vec!["a", "", "b c"]);
     }
@@ -184,21 +196,38 @@ mod tests {
         let r = read_records(
             "{\"text\":\"x\",\"id\":7}\n\n{\"text\":\"y\"}\n".as_bytes(),
             "t",
+            "text",
         )
         .unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].id, Some(serde_json::json!(7)));
         assert_eq!(r[1].text, "y");
-        let e = read_records("{\"text\":\"x\"}\n{\"nope\":1}\n".as_bytes(), "f.jsonl")
-            .err()
-            .unwrap();
+        let e = read_records(
+            "{\"text\":\"x\"}\n{\"nope\":1}\n".as_bytes(),
+            "f.jsonl",
+            "text",
+        )
+        .err()
+        .unwrap();
         assert_eq!(e.kind(), ErrorKind::Format);
         assert!(e.message().contains("f.jsonl:2"), "{}", e.message());
     }
 
     #[test]
+    fn reads_texts_from_another_field() {
+        let r = read_records("{\"body\":\"x\",\"id\":1}\n".as_bytes(), "t", "body").unwrap();
+        assert_eq!(r[0].text, "x");
+        let e = read_records("{\"text\":\"x\"}\n".as_bytes(), "t", "body")
+            .err()
+            .unwrap();
+        assert!(e.message().contains("`body`"), "{}", e.message());
+    }
+
+    #[test]
     fn invalid_utf8_is_reported_not_panicked() {
-        let e = read_records(&b"ok\n\xff\xfe\n"[..], "bin").err().unwrap();
+        let e = read_records(&b"ok\n\xff\xfe\n"[..], "bin", "text")
+            .err()
+            .unwrap();
         assert_eq!(e.kind(), ErrorKind::InvalidUtf8);
     }
 }

@@ -69,6 +69,9 @@ fn report(dir: &std::path::Path, manifest: &BundleManifest, weights: &Weights) -
             if t.spec.kind == TaskKind::Binary {
                 v["positive"] = json!(t.spec.labels.get(1));
             }
+            if let Some(m) = task_metrics(manifest, &t.spec.name) {
+                v["metrics"] = m;
+            }
             v
         })
         .collect();
@@ -109,6 +112,29 @@ fn report(dir: &std::path::Path, manifest: &BundleManifest, weights: &Weights) -
             "parameters": parameters,
         },
     }))
+}
+
+/// The numeric validation metrics of task `name` (its headline figures; per-class details stay
+/// under `metrics.tasks`), when the bundle recorded them.
+fn task_metrics(manifest: &BundleManifest, name: &str) -> Option<Value> {
+    let m = manifest.metrics.get("tasks")?.get(name)?.as_object()?;
+    let numbers: serde_json::Map<String, Value> = m
+        .iter()
+        .filter(|(_, v)| v.is_number())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Some(Value::Object(numbers))
+}
+
+/// The headline figures of a metrics object, as "name value" pairs.
+fn headline(m: &Value) -> String {
+    [
+        "macro_f1", "micro_f1", "accuracy", "roc_auc", "rmse", "mae", "pearson",
+    ]
+    .iter()
+    .filter_map(|k| m[*k].as_f64().map(|v| format!("{k} {v:.4}")))
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 fn human_bytes(n: u64) -> String {
@@ -284,23 +310,34 @@ fn render_results(out: &mut String, r: &Value, manifest: &BundleManifest) {
         }
     }
     let m = &r["metrics"];
-    let headline: Vec<String> = [
-        "macro_f1", "micro_f1", "accuracy", "roc_auc", "rmse", "mae", "pearson",
-    ]
-    .iter()
-    .filter_map(|k| m[*k].as_f64().map(|v| format!("{k} {v:.4}")))
-    .collect();
+    // One task: its figures on the line; several: a line per task (the top level holds only
+    // the first task's).
+    let tasks: Vec<(&str, &Value)> = r["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some((t["name"].as_str()?, t.get("metrics")?)))
+        .collect();
     let _ = writeln!(
         out,
-        "metrics       {} ({}): {}",
+        "metrics       {} ({}){}",
         m["split"].as_str().unwrap_or("?"),
         format_args!(
             "{} train / {} valid",
             m["n_train"].as_u64().unwrap_or(0),
             m["n_valid"].as_u64().unwrap_or(0)
         ),
-        headline.join(", ")
+        if tasks.len() > 1 {
+            String::new()
+        } else {
+            format!(": {}", headline(m))
+        }
     );
+    if tasks.len() > 1 {
+        for (name, tm) in tasks {
+            let _ = writeln!(out, "  {name}: {}", headline(tm));
+        }
+    }
     if let Some(t) = m["train_seconds"].as_f64() {
         let _ = writeln!(
             out,

@@ -43,7 +43,7 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a bundle on labelled data: a readable summary, or every metric as JSON (--json).
     Eval(eval::EvalArgs),
-    /// Predict with a bundle; writes JSONL.
+    /// Predict with a bundle; writes JSONL, or a TSV table with `--format tsv`.
     Predict(predict::PredictArgs),
     /// Train every mode on the same splits over several seeds; table of mean ± sd and a verdict.
     Compare(compare::CompareArgs),

@@ -1,45 +1,325 @@
-//! `tandem predict`: labels, probabilities and values per text, or per group of texts.
+//! `tandem predict`: labels, probabilities and values per text, or per group of texts, as JSONL
+//! (exact) or a TSV table (rounded).
 
+use std::cmp::Ordering;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use serde_json::{json, Map, Value};
+use tandem::data::TaskKind;
 use tandem::eval::Aggregation;
+use tandem::heads::{TaskEntry, TaskPrediction};
 use tandem::{Error, ErrorKind, Result};
 
 use crate::input::read_input;
 use crate::progress::{Log, LogArgs};
 use crate::{load_model, BackboneArgs};
 
+/// How predictions are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON object per text (or group), probabilities exact.
+    #[default]
+    Jsonl,
+    /// A header row, then one tab-separated row per text (or group), probabilities rounded to
+    /// 4 decimals.
+    Tsv,
+}
+
 #[derive(Args)]
 pub struct PredictArgs {
     /// Bundle directory.
     #[arg(long)]
     model: PathBuf,
-    /// Input: text lines or JSONL with a `text` field; `-` or nothing reads standard input.
+    /// Input: text lines or JSONL with a text field; `-` or nothing reads standard input.
     input: Option<PathBuf>,
+    /// JSONL field holding the text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
     /// JSONL field whose value groups texts (e.g. an author id): one prediction per group.
     #[arg(long)]
     group_field: Option<String>,
     /// How group members combine: mean, median or majority.
     #[arg(long, default_value = "mean")]
     aggregate: Aggregation,
+    /// Output format: jsonl (exact) or tsv (a header row, probabilities rounded to 4 decimals).
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    format: Format,
+    /// For multiclass tasks, only the K most probable labels with their probabilities.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    top_k: Option<u64>,
     #[command(flatten)]
     pub(crate) log: LogArgs,
     #[command(flatten)]
     backbone: BackboneArgs,
 }
 
+/// What each output row starts with: a text's index and id, or a group's key and size.
+enum RowKey<'a> {
+    Text {
+        index: usize,
+        id: Option<&'a Value>,
+        text: &'a str,
+    },
+    Group {
+        key: &'a str,
+        size: usize,
+    },
+}
+
+/// Writes rows in the chosen format (the TSV header first).
+struct Writer<'a, W: Write> {
+    w: W,
+    format: Format,
+    tasks: &'a [TaskEntry],
+    top_k: Option<usize>,
+    /// TSV: whether the rows have an `id` column.
+    ids: bool,
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::new(ErrorKind::Io, e.to_string())
+}
+
+/// The `k` most probable labels of a multiclass prediction, most probable first (ties in label
+/// order).
+fn top(task: &TaskEntry, p: &TaskPrediction, k: usize) -> Vec<(String, f32)> {
+    let mut v: Vec<(String, f32)> = task
+        .spec
+        .labels
+        .iter()
+        .cloned()
+        .zip(p.probabilities.iter().copied())
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v.truncate(k);
+    v
+}
+
+/// A text for a TSV cell: backslash, tab, newline and carriage return escaped.
+fn tsv_cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A probability or value rounded to 4 decimals, trailing zeros dropped.
+fn rounded(v: f32) -> String {
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
+    }
+}
+
+impl<W: Write> Writer<'_, W> {
+    /// Whether task `t` is written as its top K labels.
+    fn top_k(&self, t: &TaskEntry) -> Option<usize> {
+        self.top_k
+            .filter(|_| t.spec.kind == TaskKind::Multiclass)
+            .map(|k| k.min(t.spec.labels.len()))
+    }
+
+    /// The TSV header row (nothing for JSONL).
+    fn header(&mut self, groups: bool) -> Result<()> {
+        if self.format != Format::Tsv {
+            return Ok(());
+        }
+        let mut cols: Vec<String> = if groups {
+            vec!["group".into(), "size".into()]
+        } else if self.ids {
+            vec!["index".into(), "id".into()]
+        } else {
+            vec!["index".into()]
+        };
+        for t in self.tasks {
+            let name = tsv_cell(&t.spec.name);
+            cols.push(name.clone());
+            if let Some(k) = self.top_k(t) {
+                for i in 1..=k {
+                    cols.push(format!("{name}:top{i}"));
+                    cols.push(format!("{name}:p{i}"));
+                }
+            } else if t.spec.kind != TaskKind::Regression {
+                for l in &t.spec.labels {
+                    cols.push(format!("{name}:{}", tsv_cell(l)));
+                }
+            }
+        }
+        if !groups {
+            cols.push("text".into());
+        }
+        writeln!(self.w, "{}", cols.join("\t")).map_err(io)
+    }
+
+    /// One task's prediction as JSON: no null value, no empty probabilities, and no labels for
+    /// regression; with top K, `top` instead of `probabilities`.
+    fn task_json(&self, t: &TaskEntry, p: &TaskPrediction) -> Value {
+        let mut m = Map::new();
+        m.insert("task".into(), json!(p.task));
+        if t.spec.kind != TaskKind::Regression {
+            m.insert("labels".into(), json!(p.labels));
+        }
+        if let Some(k) = self.top_k(t) {
+            let top: Vec<Value> = top(t, p, k)
+                .into_iter()
+                .map(|(label, prob)| json!({ "label": label, "probability": prob }))
+                .collect();
+            m.insert("top".into(), Value::Array(top));
+        } else if !p.probabilities.is_empty() {
+            m.insert("probabilities".into(), json!(p.probabilities));
+        }
+        if let Some(v) = p.value {
+            m.insert("value".into(), json!(v));
+        }
+        Value::Object(m)
+    }
+
+    /// One task's TSV cells, in the header's order.
+    fn task_cells(&self, t: &TaskEntry, p: &TaskPrediction, cells: &mut Vec<String>) {
+        match t.spec.kind {
+            TaskKind::Regression => {
+                cells.push(p.value.map(rounded).unwrap_or_default());
+                return;
+            }
+            _ => cells.push(
+                p.labels
+                    .iter()
+                    .map(|l| tsv_cell(l))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        }
+        if let Some(k) = self.top_k(t) {
+            for (label, prob) in top(t, p, k) {
+                cells.push(tsv_cell(&label));
+                cells.push(rounded(prob));
+            }
+        } else {
+            cells.extend(p.probabilities.iter().map(|&v| rounded(v)));
+        }
+    }
+
+    /// One row: a text's or a group's predictions.
+    fn row(&mut self, key: RowKey<'_>, preds: &[TaskPrediction]) -> Result<()> {
+        match self.format {
+            Format::Jsonl => {
+                let mut m = Map::new();
+                match key {
+                    RowKey::Text { index, id, .. } => {
+                        m.insert("index".into(), json!(index));
+                        if let Some(id) = id.filter(|v| !v.is_null()) {
+                            m.insert("id".into(), id.clone());
+                        }
+                    }
+                    RowKey::Group { key, size } => {
+                        m.insert("group".into(), json!(key));
+                        m.insert("size".into(), json!(size));
+                    }
+                }
+                let preds: Vec<Value> = self
+                    .tasks
+                    .iter()
+                    .zip(preds)
+                    .map(|(t, p)| self.task_json(t, p))
+                    .collect();
+                m.insert("predictions".into(), Value::Array(preds));
+                writeln!(self.w, "{}", Value::Object(m)).map_err(io)
+            }
+            Format::Tsv => {
+                let mut cells = Vec::new();
+                let text = match key {
+                    RowKey::Text { index, id, text } => {
+                        cells.push(index.to_string());
+                        if self.ids {
+                            cells.push(match id {
+                                None | Some(Value::Null) => String::new(),
+                                Some(Value::String(s)) => tsv_cell(s),
+                                Some(v) => tsv_cell(&v.to_string()),
+                            });
+                        }
+                        Some(text)
+                    }
+                    RowKey::Group { key, size } => {
+                        cells.push(tsv_cell(key));
+                        cells.push(size.to_string());
+                        None
+                    }
+                };
+                for (t, p) in self.tasks.iter().zip(preds) {
+                    self.task_cells(t, p, &mut cells);
+                }
+                if let Some(text) = text {
+                    cells.push(tsv_cell(text));
+                }
+                writeln!(self.w, "{}", cells.join("\t")).map_err(io)
+            }
+        }
+    }
+}
+
+/// Natural order: runs of ASCII digits compare as numbers ("user2" < "user10", "a02" after
+/// "a2" only as a tie-break), everything else character by character; equal strings only
+/// compare equal.
+pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut x, mut y) = (a, b);
+    loop {
+        match (x.chars().next(), y.chars().next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(c), Some(d)) if c.is_ascii_digit() && d.is_ascii_digit() => {
+                let run = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+                let (i, j) = (run(x), run(y));
+                let (m, n) = (
+                    x[..i].trim_start_matches('0'),
+                    y[..j].trim_start_matches('0'),
+                );
+                let ord = m.len().cmp(&n.len()).then_with(|| m.cmp(n));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                (x, y) = (&x[i..], &y[j..]);
+            }
+            (Some(c), Some(d)) => {
+                if c != d {
+                    return c.cmp(&d);
+                }
+                (x, y) = (&x[c.len_utf8()..], &y[d.len_utf8()..]);
+            }
+        }
+    }
+}
+
 /// `tandem predict`.
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let mut log = Log::new(&args.log);
     let model = load_model(&args.model, &args.backbone)?;
-    let records = read_input(args.input.as_deref())?;
+    let heads = model.heads();
+    let records = read_input(args.input.as_deref(), &args.text_field)?;
     let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
     let stdout = std::io::stdout();
-    let mut w = BufWriter::new(stdout.lock());
-    let io = |e: std::io::Error| Error::new(ErrorKind::Io, e.to_string());
+    let mut w = Writer {
+        w: BufWriter::new(stdout.lock()),
+        format: args.format,
+        tasks: &heads.tasks,
+        top_k: args.top_k.map(|k| usize::try_from(k).unwrap_or(usize::MAX)),
+        ids: records
+            .iter()
+            .any(|r| r.id.as_ref().is_some_and(|v| !v.is_null())),
+    };
     if let Some(field) = &args.group_field {
         let groups: Vec<String> = records
             .iter()
@@ -55,30 +335,72 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
                     .ok_or_else(|| Error::invalid(format!("a record has no `{field}` field")))
             })
             .collect::<Result<_>>()?;
+        let mut sizes = std::collections::HashMap::<&str, usize>::new();
+        for g in &groups {
+            *sizes.entry(g.as_str()).or_default() += 1;
+        }
         // Groups need every member at once: one call, no progress to show.
-        for (key, preds) in model.predict_groups(&texts, &groups, args.aggregate)? {
-            let line = serde_json::json!({ "group": key, "predictions": preds });
-            writeln!(w, "{line}").map_err(io)?;
+        let mut out = model.predict_groups(&texts, &groups, args.aggregate)?;
+        out.sort_by(|a, b| natural_cmp(&a.0, &b.0));
+        w.header(true)?;
+        for (key, preds) in &out {
+            let size = sizes.get(key.as_str()).copied().unwrap_or(0);
+            w.row(RowKey::Group { key, size }, preds)?;
         }
     } else {
-        // In chunks, so that the bar advances and output streams.
+        w.header(false)?;
+        // In chunks, so that progress advances and output streams.
         let progress = log.texts("predict", texts.len());
         let chunk_size = tandem::cache::EMBED_CHUNK;
         for (c, chunk) in texts.chunks(chunk_size).enumerate() {
             let base = c * chunk_size;
             for (j, preds) in model.predict(chunk)?.into_iter().enumerate() {
                 let i = base + j;
-                let mut obj = serde_json::json!({ "index": i, "predictions": preds });
-                if let Some(id) = &records[i].id {
-                    obj["id"] = id.clone();
-                }
-                writeln!(w, "{obj}").map_err(io)?;
+                let key = RowKey::Text {
+                    index: i,
+                    id: records[i].id.as_ref(),
+                    text: texts[i],
+                };
+                w.row(key, &preds)?;
             }
             progress.inc(chunk.len());
         }
         progress.close();
     }
-    w.flush().map_err(io)?;
-    log.done(serde_json::json!({"command": "predict", "texts": texts.len()}));
+    w.w.flush().map_err(io)?;
+    log.done(json!({"command": "predict", "texts": texts.len()}));
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order_compares_numbers_as_numbers() {
+        let mut v = vec![
+            "user10", "user2", "user1", "b", "a10b", "a2b", "user02", "", "10", "9", "a",
+        ];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            ["", "9", "10", "a", "a2b", "a10b", "b", "user1", "user02", "user2", "user10"]
+        );
+        assert_eq!(natural_cmp("x", "x"), Ordering::Equal);
+        assert_eq!(natural_cmp("é2", "é10"), Ordering::Less);
+        // Very long digit runs do not overflow.
+        assert_eq!(
+            natural_cmp("n99999999999999999999999", "n100000000000000000000000"),
+            Ordering::Less
+        );
+    }
+
+    #[test]
+    fn tsv_cells_escape_and_round() {
+        assert_eq!(tsv_cell("a\tb\nc\\d"), "a\\tb\\nc\\\\d");
+        assert_eq!(rounded(0.123_456), "0.1235");
+        assert_eq!(rounded(1.0), "1");
+        assert_eq!(rounded(-0.000_01), "0");
+        assert_eq!(rounded(2.5), "2.5");
+    }
 }

@@ -1,6 +1,9 @@
 //! Progress and logs on standard error: indicatif bars when stderr is a terminal, the plain
 //! text lines otherwise, or one JSON object per line with `--log-format json` (never bars).
+//! Without bars, progress over texts comes as a line or event every few seconds
+//! ([`PROGRESS_INTERVAL`], or `TANDEM_PROGRESS_INTERVAL_MS`).
 
+use std::cell::Cell;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -18,6 +21,19 @@ pub enum LogFormat {
     Text,
     /// One JSON object per event on stderr, no bars.
     Json,
+}
+
+/// How often progress over texts is logged when there is no bar (the first line comes after
+/// one interval, so short runs print none).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// [`PROGRESS_INTERVAL`], or `TANDEM_PROGRESS_INTERVAL_MS` milliseconds when that is set to a
+/// number.
+fn progress_interval() -> Duration {
+    std::env::var("TANDEM_PROGRESS_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(PROGRESS_INTERVAL, Duration::from_millis)
 }
 
 /// Logging options shared by train, eval, predict and embed.
@@ -58,6 +74,7 @@ pub struct Log {
     started: Instant,
     stage: Option<(String, ProgressBar)>,
     metric_name: &'static str,
+    interval: Duration,
 }
 
 impl Log {
@@ -72,6 +89,7 @@ impl Log {
             started: Instant::now(),
             stage: None,
             metric_name: "metric",
+            interval: progress_interval(),
         }
     }
 
@@ -85,7 +103,8 @@ impl Log {
         self.started.elapsed().as_secs_f64()
     }
 
-    /// A bar (or nothing) over `total` texts, labelled `what`.
+    /// Progress over `total` texts, labelled `what`: a bar on a terminal, else (unless quiet) a
+    /// line or JSON event every [`PROGRESS_INTERVAL`].
     pub fn texts(&self, what: &str, total: usize) -> Texts {
         let bar = self.bars.then(|| {
             let b = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
@@ -100,10 +119,15 @@ impl Log {
             b.enable_steady_tick(Duration::from_millis(200));
             b
         });
+        let now = Instant::now();
         Texts {
+            lines: (bar.is_none() && !self.quiet).then_some((self.format, self.interval)),
             bar,
             what: what.to_string(),
-            started: Instant::now(),
+            started: now,
+            total,
+            done: Cell::new(0),
+            last: Cell::new(now),
         }
     }
 
@@ -122,8 +146,8 @@ impl Log {
                     "cached": stats.hits,
                     "computed": stats.misses,
                     "repaired": stats.repaired,
-                    "seconds": secs,
-                    "texts_per_second": if secs > 0.0 { n as f64 / secs } else { 0.0 },
+                    "seconds": round_to(secs, 2),
+                    "texts_per_second": round_to(if secs > 0.0 { n as f64 / secs } else { 0.0 }, 1),
                 }),
             ),
             LogFormat::Text => {
@@ -258,7 +282,7 @@ impl Log {
         if self.json() {
             let mut f = fields;
             if let Value::Object(m) = &mut f {
-                m.insert("seconds".into(), json!(self.elapsed()));
+                m.insert("seconds".into(), json!(round_to(self.elapsed(), 2)));
             }
             event("done", f);
         }
@@ -271,18 +295,70 @@ pub fn round_to(v: f64, digits: i32) -> f64 {
     (v * p).round() / p
 }
 
+/// A rate people read: whole texts per second, one decimal below 10.
+fn rate_text(r: f64) -> String {
+    if r >= 10.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}")
+    }
+}
+
 /// Progress over texts (embedding or prediction).
 pub struct Texts {
     bar: Option<ProgressBar>,
     what: String,
     started: Instant,
+    /// Without a bar: the format and interval of the periodic progress lines.
+    lines: Option<(LogFormat, Duration)>,
+    total: usize,
+    done: Cell<usize>,
+    /// When the last progress line was written (or progress started).
+    last: Cell<Instant>,
 }
 
 impl Texts {
-    /// `n` more texts done.
+    /// `n` more texts done: the bar advances, or a progress line is written when the interval
+    /// has passed since the last one.
     pub fn inc(&self, n: usize) {
+        let done = self.done.get() + n;
+        self.done.set(done);
         if let Some(b) = &self.bar {
             b.inc(n as u64);
+        }
+        let Some((format, every)) = self.lines else {
+            return;
+        };
+        let now = Instant::now();
+        if now.duration_since(self.last.get()) < every {
+            return;
+        }
+        self.last.set(now);
+        let secs = now.duration_since(self.started).as_secs_f64();
+        let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+        let left = self.total.saturating_sub(done) as f64;
+        let eta = if rate > 0.0 {
+            (left / rate).round()
+        } else {
+            0.0
+        };
+        match format {
+            LogFormat::Json => event(
+                "progress",
+                json!({
+                    "set": self.what,
+                    "done": done,
+                    "total": self.total,
+                    "texts_per_second": round_to(rate, 1),
+                    "eta_seconds": eta as u64,
+                }),
+            ),
+            LogFormat::Text => eprintln!(
+                "progress ({}): {done}/{} texts, {} texts/s, ETA {eta:.0}s",
+                self.what,
+                self.total,
+                rate_text(rate)
+            ),
         }
     }
 
@@ -319,5 +395,12 @@ mod tests {
         let v: Value =
             serde_json::from_str(&event_line("epoch", &json!({"loss": f32::NAN}))).unwrap();
         assert!(v["loss"].is_null());
+    }
+
+    #[test]
+    fn rates_are_rounded_for_reading() {
+        assert_eq!(rate_text(310.4), "310");
+        assert_eq!(rate_text(3.04), "3.0");
+        assert_eq!(round_to(2.34567, 2), 2.35);
     }
 }
