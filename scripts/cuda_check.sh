@@ -83,7 +83,7 @@ if [[ " $STEPS " == *" 3 "* ]]; then
     train() {
         local t0=$SECONDS
         "$BIN/tandem" train --device cuda --no-cache --data "$data/trec.jsonl" --text-field text \
-            --label-field label --task multiclass --out "$model" --seed 0 --quiet &&
+            --label-field label --task multiclass --mode two_stage --out "$model" --seed 0 --quiet &&
             "$BIN/tandem" eval --device cuda --model "$model" --data "$data/trec.jsonl" \
                 --text-field text --label-field label --json > "$OUT/train-eval.json" &&
             echo "train + eval on CUDA: $((SECONDS - t0)) s wall" &&

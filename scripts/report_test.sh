@@ -51,11 +51,12 @@ train() {
 
 echo "== training four small models with --report"
 train trec "loss-stage1 metric-stage1 loss-stage2 metric-stage2 confusion-label per-class-label reliability-label" \
-    --data "$OUT/trec.jsonl" --label-field label --task multiclass --report-by fine --log-format json
+    --data "$OUT/trec.jsonl" --label-field label --task multiclass --mode two_stage --report-by fine \
+    --log-format json
 train sms "loss-heads metric-heads confusion-label per-class-label reliability-label threshold-label" \
     --data "$OUT/sms_spam.jsonl" --label-field label --task binary --mode embedding_only
 train reuters "loss-stage1 metric-stage1 loss-stage2 metric-stage2 per-label-labels reliability-labels threshold-labels" \
-    --data "$OUT/reuters.jsonl" --label-field labels --task multilabel
+    --data "$OUT/reuters.jsonl" --label-field labels --task multilabel --mode two_stage
 train vader "loss-joint metric-joint scatter-rating" \
     --data "$OUT/vader.jsonl" --label-field rating --task regression --mode joint --report-by source
 
