@@ -152,7 +152,10 @@ def main():
             chosen = []
             for d in range(1 if size == "all" else args.draws):
                 if size == "all":
+                    # Shuffled: the files are grouped (by class or source), and scikit-learn's
+                    # k-fold splits in file order, so unshuffled folds would be domain shifts.
                     idx = list(range(len(train_rows)))
+                    random.Random(args.seed).shuffle(idx)
                 else:
                     idx = draw(train_rows, keys, size, args.seed * 1000 + size * 10 + d)
                 picked = [train_rows[i] for i in idx]
@@ -243,17 +246,18 @@ def summary(results, recipes):
     return out + [""]
 
 
-def write_section(path, block):
+def write_section(path, block, begin=BEGIN, end=END, what="few-shot"):
+    """Replaces the block between the `begin` and `end` markers of `path` (or appends it)."""
     text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
         text = head + block + ("\n" + tail if tail else "")
     else:
         text = text.rstrip("\n") + "\n\n" + block
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
-    print(f"wrote the few-shot section of {path}")
+    print(f"wrote the {what} section of {path}")
 
 
 if __name__ == "__main__":

@@ -21,11 +21,12 @@ run chose is recorded.
 import argparse
 import json
 import os
+import random
 import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fewshot import draw, sklearn_score, stratum_keys  # noqa: E402
+from fewshot import draw, sklearn_score, stratum_keys, write_section  # noqa: E402
 from results import CACHE, ROOT, run, split, write_jsonl  # noqa: E402
 
 BEGIN = "<!-- heldout:begin (scripts/heldout.py writes this block) -->"
@@ -94,7 +95,10 @@ def main():
         plan = [("16", d) for d in range(args.draws)] + [("all", 0)]
         for size, d in plan:
             if size == "all":
+                # Shuffled: the files are grouped (by class or source), and scikit-learn's
+                # k-fold splits in file order, so unshuffled folds would be domain shifts.
                 idx = list(range(len(train_rows)))
+                random.Random(args.seed).shuffle(idx)
             else:
                 idx = draw(train_rows, keys, int(size), args.seed * 1000 + int(size) * 10 + d)
             picked = [train_rows[i] for i in idx]
@@ -112,7 +116,7 @@ def main():
         results.append(entry)
     with open(os.path.join(ROOT, "docs", "heldout.json"), "w") as f:
         json.dump({"seed": args.seed, "draws": args.draws, "results": results}, f, indent=1)
-    write_section(args.out, render(results, args))
+    write_section(args.out, render(results, args), BEGIN, END, "held-out")
 
 
 def render(results, args):
@@ -138,19 +142,6 @@ def render(results, args):
                          f"{statistics.mean(row['train_seconds']):.1f} |")
     lines += ["", END]
     return "\n".join(lines) + "\n"
-
-
-def write_section(path, block):
-    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        text = head + block + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    print(f"wrote the held-out section of {path}")
 
 
 if __name__ == "__main__":
