@@ -28,6 +28,7 @@ const HEADER: &str = include_str!("../../../include/tandem.h");
 /// The library's SONAME (build.rs): what programs linked with `-ltandem` load at run time.
 const SONAME: &str = concat!("libtandem.so.", env!("CARGO_PKG_VERSION_MAJOR"));
 
+/// `tandem pack`'s arguments.
 #[derive(Args)]
 pub struct PackArgs {
     /// The bundle to pack (a directory written by `tandem train`).
@@ -58,6 +59,7 @@ struct Packed {
     note: String,
 }
 
+/// Packs `args.model` into `args.out` and prints what it holds.
 pub fn run(args: PackArgs) -> Result<ExitCode> {
     // Everything is checked before anything is written.
     let (manifest, _) = bundle::load(&args.model)?;
@@ -371,12 +373,7 @@ fn readme(variant: Variant, trained: Variant, ort_name: &str, backbone: &str) ->
         "A tandem pack: everything a device needs to run one trained model from C, with no
 tandem cache directory (written by `tandem pack`, tandem {version}).
 
-  include/tandem.h     the C header
-  lib/{SONAME}      the tandem library (lib/libtandem.so links to it, to build against)
-  lib/{ort_name:<17}ONNX Runtime, loaded by tandem at run time
-  backbone/            the {backbone} backbone: manifest.json, its {variant} graph, tokenizer.json
-  model/               the bundle (model/README.md is its model card)
-
+{files}
 Build:
   cc app.c -IPACK/include -LPACK/lib -ltandem -Wl,-rpath,'$ORIGIN/lib' -o app
   (or set LD_LIBRARY_PATH=PACK/lib at run time instead of the rpath)
@@ -398,6 +395,25 @@ not packed, because the fp32 graph's hash is the backbone's identity, which the 
 Copy the pack with its links (cp -a, tar).
 ",
         version = env!("CARGO_PKG_VERSION"),
+        files = [
+            ("include/tandem.h", "the C header".to_string()),
+            (
+                &format!("lib/{SONAME}"),
+                "the tandem library (lib/libtandem.so links to it, to build against)".into(),
+            ),
+            (
+                &format!("lib/{ort_name}"),
+                "ONNX Runtime, loaded by tandem at run time".into(),
+            ),
+            (
+                "backbone/",
+                format!("{backbone}: manifest.json, its {variant} graph, tokenizer.json"),
+            ),
+            ("model/", "the bundle (model/README.md is its model card)".into()),
+        ]
+        .iter()
+        .map(|(f, what)| format!("  {f:<30} {what}\n"))
+        .collect::<String>(),
         vlen = variant.name().len(),
     );
     if variant != trained {
