@@ -71,19 +71,25 @@ $(OUT)/classify: examples/c/classify.c include/tandem.h lib | $(OUT)
 $(OUT)/hello: examples/c/hello.c include/tandem.h lib | $(OUT)
 	$(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude $< $(LINK_TEST) -o $@
 
+# Loads a bundle and classifies (from the cache, or from a `tandem pack` directory: tests/pack.rs).
+$(OUT)/predict: examples/c/predict.c include/tandem.h lib | $(OUT)
+	$(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude $< $(LINK_TEST) -o $@
+
 # C tests: the API test natively and under valgrind, the concurrency test natively (valgrind
-# serializes threads, which would defeat it), the header as C++, and the C examples.
-test-c: $(OUT)/test_api $(OUT)/test_concurrency $(OUT)/header_cpp.o $(OUT)/classify $(OUT)/hello
+# serializes threads, which would defeat it), the header as C++, and the C examples (predict on
+# the bundle hello saved).
+test-c: $(OUT)/test_api $(OUT)/test_concurrency $(OUT)/header_cpp.o $(OUT)/classify $(OUT)/hello \
+		$(OUT)/predict
 	$(OUT)/test_api
 	$(OUT)/test_concurrency
 	$(OUT)/classify
-	cd $(OUT) && ./hello
+	cd $(OUT) && ./hello && ./predict hello-bundle "you billed me two times"
 
 test-c-valgrind: $(OUT)/test_api
 	TANDEM_TEST_BACKBONE=$${TANDEM_TEST_BACKBONE:-$${TANDEM_HOME:-$${XDG_CACHE_HOME:-$$HOME/.cache}/tandem}/models/tiny-random-bert} \
 		$(VALGRIND) $(VALGRIND_FLAGS) $(OUT)/test_api
 
-examples: $(OUT)/classify $(OUT)/hello
+examples: $(OUT)/classify $(OUT)/hello $(OUT)/predict
 
 # Soak runs (tests/c/soak.c; scripts/soak.sh runs `soak` and summarizes it): 8 threads predict
 # while the main thread hot-swaps two bundles SOAK_SWAPS times on the default backbone (graph

@@ -363,6 +363,8 @@ fn inspect_shows_tasks_metrics_provenance_architecture_files_and_weights() {
         "mode = \"metadata_only\"",
         "manifest.json",
         "weights.safetensors",
+        "README.md",
+        "(the model card: for people, not read)",
         "weights       f32, ",
         "(verified)",
     ] {

@@ -274,3 +274,38 @@ fn non_finite_weights_are_refused_even_with_a_matching_hash() {
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(src);
 }
+
+#[test]
+fn the_model_card_is_saved_with_real_numbers_and_never_read() {
+    let b = Arc::new(common::load(Variant::Int8));
+    let dir = tmp("card");
+    trained_bundle(&b, "trec.jsonl", "label", TaskKind::Multiclass, &dir);
+    let card = std::fs::read_to_string(dir.join(bundle::CARD_FILE)).unwrap();
+    let (m, _) = bundle::load(&dir).unwrap();
+    let n_train = m.metrics["n_train"].as_u64().unwrap();
+    let accuracy = m.metrics["tasks"]["label"]["accuracy"].as_f64().unwrap();
+    for fact in [
+        format!("Trained on {n_train} labelled examples"),
+        format!("| accuracy | {accuracy:.4} |"),
+        format!("graph sha256 `{}`", m.backbone.graph_sha256),
+        "mode: `two_stage`".to_string(),
+        "## Intended use".to_string(),
+        "## Limits".to_string(),
+    ] {
+        assert!(card.contains(&fact), "{fact}:\n{card}");
+    }
+    let before = Model::load(&dir, Arc::clone(&b))
+        .unwrap()
+        .predict(&["Who wrote Hamlet?"])
+        .unwrap();
+    // A card is documentation: one that would hang or exhaust memory if it were read (an
+    // endless device) changes nothing about loading or predictions.
+    std::fs::remove_file(dir.join(bundle::CARD_FILE)).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join(bundle::CARD_FILE)).unwrap();
+    let after = Model::load(&dir, Arc::clone(&b))
+        .unwrap()
+        .predict(&["Who wrote Hamlet?"])
+        .unwrap();
+    assert_eq!(format!("{before:?}"), format!("{after:?}"));
+    let _ = std::fs::remove_dir_all(dir);
+}

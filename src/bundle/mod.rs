@@ -1,6 +1,9 @@
 //! Bundles: a trained model on disk. A directory with `manifest.json` (what the model is, what
 //! it was trained on and how well it did) and `weights.safetensors` (its tensors by name).
 //!
+//! Every save also writes a model card, `README.md` ([`card`]): documentation for people,
+//! never read back.
+//!
 //! Saving is atomic: the bundle is written to a temporary sibling directory and swapped into
 //! place (`renameat2(RENAME_EXCHANGE)` on Linux), so readers see the old bundle or the new one,
 //! never a mix and never none; saves to one path are serialized by a lock file, and stale
@@ -8,12 +11,14 @@
 //! format version, the weights' sha256 and, against a backbone, the backbone identity. Every
 //! file is untrusted input read with a size cap.
 
+pub mod card;
 mod manifest;
 mod save;
 mod weights;
 
 use std::path::Path;
 
+pub use self::card::CARD_FILE;
 pub use self::manifest::{BackboneRef, BundleManifest, FeatureSpecRef, TaskEntry, BUNDLE_FORMAT};
 pub use self::save::BUNDLE_FILES;
 pub use self::weights::{parse_weights, read_weights, write_weights, Weights};
@@ -28,7 +33,8 @@ pub const WEIGHTS_FILE: &str = "weights.safetensors";
 /// Writes `manifest` and `weights` to `dir` atomically, replacing a bundle there (see
 /// [`save`](self) for the guarantees: the old or the new bundle at every instant, saves to one
 /// path serialized, anything that is not a bundle refused and left untouched).
-/// `manifest.weights_sha256` and `weights_dtype` are filled in here.
+/// `manifest.weights_sha256` and `weights_dtype` are filled in here, and the model card
+/// (`README.md`, [`card::render`]) is written from the finished manifest, in the same swap.
 pub fn save(dir: &Path, manifest: &BundleManifest, weights: &Weights, f16: bool) -> Result<()> {
     save::replace(dir, |tmp| {
         let wpath = tmp.join(WEIGHTS_FILE);
@@ -40,7 +46,9 @@ pub fn save(dir: &Path, manifest: &BundleManifest, weights: &Weights, f16: bool)
             .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
         let mpath = tmp.join(MANIFEST_FILE);
         std::fs::write(&mpath, text).map_err(|e| Error::io(&mpath, e))?;
-        for f in [&wpath, &mpath] {
+        let cpath = tmp.join(CARD_FILE);
+        std::fs::write(&cpath, card::render(&m)).map_err(|e| Error::io(&cpath, e))?;
+        for f in [&wpath, &mpath, &cpath] {
             std::fs::File::open(f)
                 .and_then(|f| f.sync_all())
                 .map_err(|e| Error::io(f, e))?;

@@ -14,12 +14,13 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use super::{MANIFEST_FILE, WEIGHTS_FILE};
+use super::{CARD_FILE, MANIFEST_FILE, WEIGHTS_FILE};
 use crate::error::{Error, Result};
 
-/// Files a bundle directory may hold; a save replaces a directory only if it holds nothing
-/// else, so no file of the user's is ever deleted with it.
-pub const BUNDLE_FILES: [&str; 2] = [MANIFEST_FILE, WEIGHTS_FILE];
+/// Files a bundle directory may hold: the two that loading reads and the model card a save
+/// writes. A save replaces a directory only if it holds nothing else, so no file of the user's
+/// is ever deleted with it (the card is tandem's: an edited card is replaced by the next save).
+pub const BUNDLE_FILES: [&str; 3] = [MANIFEST_FILE, WEIGHTS_FILE, CARD_FILE];
 
 /// Where a save of `dir` puts its lock, temporary copies and the aside copy of the old bundle.
 pub(crate) struct Siblings {
@@ -346,6 +347,31 @@ mod tests {
 
     fn temporaries(dir: &Path) -> Vec<PathBuf> {
         Siblings::of(dir).unwrap().temporaries()
+    }
+
+    #[test]
+    fn the_model_card_is_written_and_swapped_with_the_bundle() {
+        let root = tmp("card");
+        let b = root.join("m");
+        let card = || std::fs::read_to_string(b.join(CARD_FILE)).unwrap();
+        save_seed(&b, 1).unwrap();
+        assert!(card().contains("seed 1"), "{}", card());
+        // The card is the bundle's own: an edited one does not block the next save, which
+        // replaces it with the new bundle's card in the same swap.
+        std::fs::write(b.join(CARD_FILE), "my notes").unwrap();
+        save_seed(&b, 2).unwrap();
+        assert!(card().contains("seed 2"), "{}", card());
+        assert_eq!(loaded_seed(&b), 2);
+        // Loading never reads it: a card that is not even a file leaves loading alone.
+        std::fs::remove_file(b.join(CARD_FILE)).unwrap();
+        std::fs::create_dir(b.join(CARD_FILE)).unwrap();
+        assert_eq!(loaded_seed(&b), 2);
+        let mut names: Vec<String> = std::fs::read_dir(&b)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["README.md", "manifest.json", "weights.safetensors"]);
     }
 
     #[test]

@@ -363,10 +363,16 @@ fn render_results(out: &mut String, r: &Value, manifest: &BundleManifest) {
 fn render_files(out: &mut String, r: &Value, manifest: &BundleManifest) {
     let _ = writeln!(out, "files");
     for f in r["files"].as_array().into_iter().flatten() {
+        let name = f["name"].as_str().unwrap_or("");
+        let note = if name == bundle::CARD_FILE {
+            "  (the model card: for people, not read)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "  {:<22} {}",
-            f["name"].as_str().unwrap_or(""),
+            "  {:<22} {}{note}",
+            name,
             human_bytes(f["bytes"].as_u64().unwrap_or(0))
         );
     }

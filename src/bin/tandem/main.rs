@@ -7,6 +7,7 @@ mod embed;
 mod eval;
 mod input;
 mod inspect;
+mod pack;
 mod predict;
 mod progress;
 mod train;
@@ -49,6 +50,9 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Show what a bundle holds: tasks, metrics, provenance, architecture, files, weights.
     Inspect(inspect::InspectArgs),
+    /// Gather what a device needs to run a bundle from C (library, header, ONNX Runtime, the
+    /// bundle's graph, tokenizer, bundle) into one directory, and print its size.
+    Pack(pack::PackArgs),
     /// Show the named metadata features of a text.
     Features(inspect::FeaturesArgs),
     /// Show the embedding caches (size per backbone and kind) or prune them by age or to a cap.
@@ -168,6 +172,7 @@ fn main() -> ExitCode {
         Command::Doctor(_)
         | Command::Compare(_)
         | Command::Inspect(_)
+        | Command::Pack(_)
         | Command::Features(_)
         | Command::Cache(_)
         | Command::Completions { .. }
@@ -181,6 +186,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run(args),
         Command::Compare(args) => compare::compare(args),
         Command::Inspect(args) => inspect::inspect(args),
+        Command::Pack(args) => pack::run(args),
         Command::Features(args) => inspect::features(args),
         Command::Cache(args) => cache::run(args),
         Command::Completions { shell } => {
