@@ -16,6 +16,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
+# The shared library too (cargo test builds only the rlib): tests/pack.rs packs it.
+cargo build --lib --quiet
 cargo test --all-targets
 cargo test --doc
 echo "== dataset converter tests"

@@ -102,7 +102,16 @@ fn a_pack_runs_the_c_example_from_a_copy_with_no_cache_directory() {
         .map(|l| l.as_str().unwrap().to_string())
         .collect();
 
-    // Pack it: libtandem.so is found beside the tandem executable, as cargo builds both.
+    // Pack it: libtandem.so is found beside the tandem executable, where `cargo build --lib`
+    // puts it (`cargo test` alone builds only the rlib; scripts/test.sh builds the library
+    // first).
+    let exe_dir = Path::new(env!("CARGO_BIN_EXE_tandem")).parent().unwrap();
+    assert!(
+        exe_dir.join("libtandem.so").is_file(),
+        "{}/libtandem.so is missing: build the shared library first (cargo build --lib; \
+         scripts/test.sh does)",
+        exe_dir.display()
+    );
     let pack = dir.join("pack");
     let pack_cmd = || {
         let mut c = tandem();
