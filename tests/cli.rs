@@ -693,6 +693,17 @@ fn train_without_a_recipe_chooses_one_by_validation_and_compare_runs_every_recip
         err.contains("not measured: embedding_only, metadata_only"),
         "{err}"
     );
+    // compare's recipe names train as compare trained them.
+    for (name, kind) in [("linear", "linear"), ("sequence", "sequence")] {
+        let out = dir.join(format!("named-{name}"));
+        ok(labelled("train", "multiclass", &data, &config)
+            .args(["--mode", name, "--quiet"])
+            .arg("--out")
+            .arg(&out));
+        let m = json_file(&out.join("manifest.json"));
+        assert_eq!(m["training"]["head"]["kind"], kind);
+        assert_eq!(m["training"]["mode"], "embedding_only");
+    }
     // --mode or --head name a recipe: no search.
     let o = ok(labelled("train", "multiclass", &data, &config)
         .args(["--mode", "embedding_only"])

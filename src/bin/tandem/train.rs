@@ -46,9 +46,10 @@ pub struct TrainArgs {
     /// Seed (overrides the config's).
     #[arg(long)]
     seed: Option<u64>,
-    /// Mode (overrides the config's): two_stage, joint, embedding_only, metadata_only, or
-    /// two_stage_unfreeze (two_stage with the encoder unfrozen in stage 2 on `compare`'s
-    /// schedule), so that whatever `compare` names its winner trains.
+    /// Recipe, instead of choosing one by validation (--budget): two_stage, joint,
+    /// embedding_only, metadata_only, two_stage_unfreeze (two_stage with the encoder unfrozen in
+    /// stage 2 on `compare`'s schedule), linear or sequence, so that whatever `compare` names
+    /// its winner trains.
     #[arg(long)]
     mode: Option<Arm>,
     /// Head type (overrides the config's head.kind): `pooled` reads the sentence embedding;
@@ -356,6 +357,11 @@ fn config_of(args: &TrainArgs) -> Result<TrainConfig> {
     match args.mode {
         // Exactly the config compare trained that arm with (its unfreezing schedule too).
         Some(Arm::TwoStageUnfreeze) => config = Arm::TwoStageUnfreeze.config(&config, config.seed),
+        // The recipes named by their head type set it too.
+        Some(arm @ (Arm::Linear | Arm::Sequence)) => {
+            config.mode = arm.mode();
+            config.head.kind = arm.head(config.head.kind);
+        }
         Some(arm) => config.mode = arm.mode(),
         None => {}
     }
