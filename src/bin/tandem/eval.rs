@@ -143,7 +143,13 @@ fn headline(m: &serde_json::Value) -> String {
         "r2",
         "threshold",
     ];
-    KEYS.iter()
+    figures(m, &KEYS)
+}
+
+/// The numeric figures of `m` named by `keys` that it has, in that order, as "name value"
+/// pairs rounded to 4 decimals.
+pub(crate) fn figures(m: &serde_json::Value, keys: &[&str]) -> String {
+    keys.iter()
         .filter_map(|k| {
             m.get(*k)
                 .and_then(|v| v.as_f64())

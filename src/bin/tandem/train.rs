@@ -229,15 +229,15 @@ fn run_auto(
         features: true,
     };
     let (embed_secs, feature_secs) = (Cell::new(0.0), Cell::new(0.0));
-    let mk = |texts: &[String], targets, what: &str| -> Result<Examples> {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let (ex, t) = examples::build(&refs, targets, needs, |refs| {
-            embed_maybe_cached(backbone, refs, false, !args.no_cache, cap, log, what)
-        })?;
-        embed_secs.set(embed_secs.get() + t.embed_seconds);
-        feature_secs.set(feature_secs.get() + t.feature_seconds);
-        Ok(ex)
+    let build = Builder {
+        args,
+        backbone,
+        log,
+        needs,
+        cap,
+        times: (&embed_secs, &feature_secs),
     };
+    let mk = |texts: &[String], targets, what: &str| build.examples(texts, targets, what);
     let Labelled {
         rows,
         texts,
@@ -405,16 +405,15 @@ fn examples_of(
 ) -> Result<Sets> {
     let needs = Needs::of(config);
     let (embed_secs, feature_secs) = (Cell::new(0.0), Cell::new(0.0));
-    let mk = |texts: &[String], targets, what: &str| -> Result<Examples> {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let (ex, t) = examples::build(&refs, targets, needs, |refs| {
-            let cap = config.cache.max_size;
-            embed_maybe_cached(backbone, refs, needs.tokens, !args.no_cache, cap, log, what)
-        })?;
-        embed_secs.set(embed_secs.get() + t.embed_seconds);
-        feature_secs.set(feature_secs.get() + t.feature_seconds);
-        Ok(ex)
+    let build = Builder {
+        args,
+        backbone,
+        log,
+        needs,
+        cap: config.cache.max_size,
+        times: (&embed_secs, &feature_secs),
     };
+    let mk = |texts: &[String], targets, what: &str| build.examples(texts, targets, what);
     let Labelled {
         rows,
         texts,
@@ -483,15 +482,43 @@ fn write_report(
 
 /// The headline metrics of one task's metrics object, as "name value" pairs.
 fn headline_of(m: &serde_json::Value) -> String {
-    ["macro_f1", "accuracy", "rmse", "mae"]
-        .iter()
-        .filter_map(|k| {
-            m.get(*k)
-                .and_then(|v| v.as_f64())
-                .map(|v| format!("{k} {v:.4}"))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::eval::figures(m, &["macro_f1", "accuracy", "rmse", "mae"])
+}
+
+/// Builds examples (embeddings through the caches, metadata features) and adds up the time
+/// spent embedding and extracting features.
+struct Builder<'a> {
+    args: &'a TrainArgs,
+    backbone: &'a tandem::Backbone,
+    log: &'a Log,
+    needs: Needs,
+    cap: u64,
+    times: (&'a Cell<f64>, &'a Cell<f64>),
+}
+
+impl Builder<'_> {
+    fn examples(
+        &self,
+        texts: &[String],
+        targets: Vec<tandem::data::Targets>,
+        what: &str,
+    ) -> Result<Examples> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let (ex, t) = examples::build(&refs, targets, self.needs, |refs| {
+            embed_maybe_cached(
+                self.backbone,
+                refs,
+                self.needs.tokens,
+                !self.args.no_cache,
+                self.cap,
+                self.log,
+                what,
+            )
+        })?;
+        self.times.0.set(self.times.0.get() + t.embed_seconds);
+        self.times.1.set(self.times.1.get() + t.feature_seconds);
+        Ok(ex)
+    }
 }
 
 /// The closing lines (text) or event (JSON) of a training run: the recipe (and, when it was
