@@ -584,7 +584,9 @@ fn summarize(
                     None => format!("{} C = 1 (too few examples to cross-validate)", t.task),
                 })
                 .collect();
-            let v = if args.valid.is_some() {
+            // Out-of-fold scores every example; a hold-out (a --valid file, or the search's
+            // split before the refit on everything) fewer.
+            let v = if args.valid.is_some() || trained.report.n_valid != trained.report.n_train {
                 "validation"
             } else {
                 "cross-validation (out-of-fold)"

@@ -8,6 +8,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::solve::{solve, LinearLoss, LinearSolution, Problem, SolveOptions};
 use crate::error::Result;
@@ -20,6 +21,11 @@ pub fn default_grid() -> Vec<f64> {
         .map(|i| 10f64.powf(-4.0 + 8.0 * i as f64 / 9.0))
         .collect()
 }
+
+/// How many grid points in a row may score below the best before the search along the grid
+/// stops: the out-of-fold score of a regularization path rises to one peak and falls, and two
+/// points past it are past it.
+pub const GRID_PATIENCE: usize = 2;
 
 /// Fold index of each row: classes dealt round-robin over `k` folds after a seeded shuffle
 /// (stratified), or all rows dealt so when `strata` is None.
@@ -175,8 +181,9 @@ pub struct Selection {
 
 /// Cross-validates `grid` (ascending) on the rows of `x` with folds `fold` (`k` of them):
 /// for each `C`, every fold's model is solved on the other folds (warm-started from that fold's
-/// previous solution) and scores its own rows. `each` is called after every `C` with its index
-/// and score, and may stop the search by returning false (then `Ok(None)`).
+/// previous solution) and scores its own rows; the search stops [`GRID_PATIENCE`] points past
+/// the best. `each` is called after every `C` with its index and score, and may stop the
+/// search by returning false (then `Ok(None)`).
 #[allow(clippy::too_many_arguments)]
 pub fn cross_validate(
     x: ArrayView2<'_, f64>,
@@ -205,26 +212,37 @@ pub fn cross_validate(
         (0..k).map(|_| LinearSolution::zeros(outputs, d)).collect();
     let mut best: Option<(Selection, Score)> = None;
     let mut scores = Vec::with_capacity(grid.len());
+    let mut since_best = 0;
     for (g, &c) in grid.iter().enumerate() {
         let mut oof = Array2::zeros((n, outputs));
-        for (f, (_, test, xt, yt, wt)) in parts.iter().enumerate() {
-            let problem = Problem {
-                x: xt.view(),
-                y: yt.view(),
-                weights: wt.as_ref().map(|w| w.view()),
-                loss,
-                c,
-            };
-            let s = solve(problem, &starts[f], SolveOptions::default())?;
+        // The folds' solves are independent: one per thread. Each is deterministic, so the
+        // result does not depend on the thread count.
+        let solved: Vec<LinearSolution> = parts
+            .par_iter()
+            .zip(starts.par_iter())
+            .map(|((_, _, xt, yt, wt), start)| {
+                let problem = Problem {
+                    x: xt.view(),
+                    y: yt.view(),
+                    weights: wt.as_ref().map(|w| w.view()),
+                    loss,
+                    c,
+                };
+                solve(problem, start, SolveOptions::default())
+            })
+            .collect::<Result<_>>()?;
+        for ((_, test, _, _, _), s) in parts.iter().zip(&solved) {
             let z = s.outputs(x.select(Axis(0), test).view());
             for (r, &i) in test.iter().enumerate() {
                 oof.row_mut(i).assign(&z.row(r));
             }
-            starts[f] = s;
         }
+        starts = solved;
         let sc = score(loss, oof.view(), y);
         scores.push((c, sc));
-        if best.as_ref().is_none_or(|(_, b)| sc.beats(b)) {
+        let improved = best.as_ref().is_none_or(|(_, b)| sc.beats(b));
+        since_best = if improved { 0 } else { since_best + 1 };
+        if improved {
             let selection = Selection {
                 c,
                 scores: Vec::new(),
@@ -235,6 +253,11 @@ pub fn cross_validate(
         }
         if !each(g, c, &sc) {
             return Ok(None);
+        }
+        // Past the best `C` the out-of-fold score falls as the fits approach the unregularized
+        // one, and those are the slowest solves (most of the time at ten thousand examples).
+        if since_best >= GRID_PATIENCE {
+            break;
         }
     }
     Ok(best.map(|(mut b, _)| {
@@ -321,5 +344,44 @@ mod tests {
             primary: 0.5,
             loss: 1.0
         }));
+    }
+
+    #[test]
+    fn the_grid_search_stops_two_points_past_the_best() {
+        use rand::Rng;
+        // Labels independent of the inputs: past small C the fits only overfit, and the
+        // out-of-fold score falls.
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (n, d) = (60, 20);
+        let x = Array2::from_shape_fn((n, d), |_| rng.random_range(-1.0..1.0));
+        let y = Array2::from_shape_fn((n, 1), |(i, _)| f64::from(i % 2 == 0));
+        let strata: Vec<usize> = (0..n).map(|i| i % 2).collect();
+        let fold = fold_of(n, Some(&strata), 5, 0);
+        let grid = default_grid();
+        let mut seen = Vec::new();
+        let sel = cross_validate(
+            x.view(),
+            y.view(),
+            None,
+            LinearLoss::Sigmoid,
+            &grid,
+            &fold,
+            5,
+            &mut |g, _, s| {
+                seen.push((g, *s));
+                true
+            },
+        )
+        .unwrap()
+        .unwrap();
+        let best = grid.iter().position(|&c| c == sel.c).unwrap();
+        assert!(seen.len() < grid.len(), "{seen:?}");
+        assert_eq!(seen.len(), best + 1 + GRID_PATIENCE, "{seen:?}");
+        // Every point after the best is worse than it; the best beats every point before.
+        for (g, s) in &seen {
+            if *g != best {
+                assert!(seen[best].1.beats(s), "{g}: {s:?}");
+            }
+        }
     }
 }
