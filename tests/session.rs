@@ -90,3 +90,87 @@ fn trainer_is_deterministic_cancellable_and_serves_a_live_model() {
     assert_ne!(before, after);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn trainer_can_choose_its_recipe_by_validation_and_the_host_can_cancel_the_search() {
+    let backbone = Arc::new(common::load(Variant::Fp32));
+    let data = trec(80);
+    let auto = |seed: u64, budget: f64| {
+        let spec = json!({
+            "tasks": [{"name": "label", "kind": "multiclass"}],
+            // Small heads and few epochs: a debug build trains every candidate in seconds.
+            "config": {"seed": seed,
+                       "head": {"stage": {"epochs": 3}, "hidden": [32],
+                                "sequence": {"conv_channels": 16}},
+                       "metadata": {"stage": {"epochs": 3}}},
+            "recipe": "auto",
+            "budget_seconds": budget,
+        });
+        let mut t = Trainer::from_json(Arc::clone(&backbone), &spec.to_string()).unwrap();
+        for (text, label) in &data {
+            t.add_example(text, &json!({ "label": label })).unwrap();
+        }
+        t
+    };
+    // A zero budget measures the first candidate (the linear recipe) and says what it left out.
+    let mut a = auto(5, 0.0);
+    a.train(&mut |_| true).unwrap();
+    let r = a.report_json().unwrap();
+    assert_eq!(r["recipe"], "linear", "{r}");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.starts_with("chose linear: best "), "{reason}");
+    assert!(reason.contains("not measured: embedding_only"), "{reason}");
+    let candidates = r["selection"]["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 7, "{r}");
+    assert!(candidates[1..].iter().all(|c| c["score"].is_null()));
+    assert_eq!(r["selection"]["validation"]["kind"], "cross_validation");
+    // (The search is seeded and deterministic for the candidates measured: compare::select's
+    // tests.)
+    let wa = a.heads().unwrap().network.weights();
+    // With time, every candidate is measured and the best clear winner is kept; the bundle
+    // records the chosen recipe's config, and evaluation reads what that recipe reads.
+    let mut c = auto(5, 600.0);
+    c.train(&mut |_| true).unwrap();
+    let r = c.report_json().unwrap();
+    let sel = c.selection().unwrap().clone();
+    assert!(
+        sel.candidates.iter().all(|c| c.score.is_some()),
+        "{}",
+        sel.reason()
+    );
+    assert_eq!(r["recipe"], sel.chosen.name());
+    let held: Vec<(String, String)> = trec(180).split_off(80);
+    let texts: Vec<&str> = held.iter().map(|(t, _)| t.as_str()).collect();
+    let labels: Vec<_> = held.iter().map(|(_, l)| json!({ "label": l })).collect();
+    let m = c.evaluate(&texts, &labels).unwrap();
+    assert!(m["macro_f1"].as_f64().unwrap() > 0.4, "{m}");
+    let dir = common::tmp("session", "auto");
+    c.save(&dir).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let head = &manifest["training"]["head"]["kind"];
+    let mode = &manifest["training"]["mode"];
+    let expected = sel.chosen.config(&c.spec().config, 5);
+    assert_eq!(head.as_str(), Some(expected.head.kind.name()), "{manifest}");
+    assert_eq!(mode.as_str(), Some(expected.mode.name()), "{manifest}");
+    let model = Model::load(&dir, Arc::clone(&backbone)).unwrap();
+    assert_eq!(model.predict(&texts[..3]).unwrap().len(), 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // The host's cancel stops the search (not only the candidate), and the last heads and
+    // choice stay.
+    a.add_example("Who wrote Hamlet ?", &json!({"label": "HUM"}))
+        .unwrap();
+    let mut seen = 0;
+    let err = a
+        .train(&mut |r| {
+            if r.stage != "embed" {
+                seen += 1;
+            }
+            seen < 4
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    assert_eq!(a.heads().unwrap().network.weights(), wa);
+    assert_eq!(a.selection().unwrap().chosen.name(), "linear");
+}

@@ -661,8 +661,9 @@ class Trainer {
     detail::check(err.release());
   }
 
-  /// The last successful training run's report as JSON (`mode`, `stages` with per-epoch
-  /// history, `valid_metrics`, timings, sizes). Errors: InvalidArgument (not trained yet).
+  /// The last successful training run's report as JSON (`recipe`, `mode`, `stages` with
+  /// per-epoch history, `valid_metrics`, timings, sizes; after a `"recipe": "auto"` search also
+  /// `selection` and `reason`). Errors: InvalidArgument (not trained yet).
   std::string report_json() const {
     char* out = nullptr;
     detail::check(tandem_trainer_report_json(h_.get(), &out));

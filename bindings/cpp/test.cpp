@@ -999,6 +999,25 @@ static void test_sequence_head(Fixture& fx) {
       tandem::ErrorCode::InvalidArgument);
 }
 
+// "recipe": "auto" with a zero budget: the linear recipe (the first candidate) is chosen, and
+// the report says so and why.
+static void test_auto_recipe(Fixture& fx) {
+  tandem::Trainer t(fx.backbone,
+                    R"({"tasks":[{"name":"label","kind":"multiclass"}],"recipe":"auto",)"
+                    R"("budget_seconds":0,"config":{"seed":1}})");
+  for (std::size_t i = 0; i < 120; i++)
+    t.add_example(fx.train[i].text, tandem::Labels{{"label", fx.train[i].label}});
+  t.train();
+  const std::string report = t.report_json();
+  CHECK_MSG(report.find("\"recipe\":\"linear\"") != std::string::npos, "%s", report.c_str());
+  CHECK(report.find("\"selection\"") != std::string::npos);
+  CHECK(report.find("chose linear") != std::string::npos);
+  CHECK_THROWS_CODE(
+      tandem::Trainer(fx.backbone,
+                      R"({"tasks":[{"name":"y","kind":"binary"}],"budget_seconds":1})"),
+      tandem::ErrorCode::InvalidArgument);
+}
+
 int main() {
   const char* trec_env = std::getenv("TANDEM_TREC");
   const std::string trec = trec_env ? trec_env : tandem_home() + "/data/trec.jsonl";
@@ -1043,6 +1062,7 @@ int main() {
     section("exception in the progress callback", [&] { test_callback_exception(fx); });
     section("task kinds and label escaping", [&] { test_task_kinds(fx); });
     section("sequence head", [&] { test_sequence_head(fx); });
+    section("recipe chosen by validation", [&] { test_auto_recipe(fx); });
   }
 
   std::error_code ec;

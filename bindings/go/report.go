@@ -22,8 +22,44 @@ type Report struct {
 	NTrain int `json:"n_train"`
 	// NValid is the number of validation examples.
 	NValid int `json:"n_valid"`
+	// Recipe names the recipe trained ("linear", "two_stage", "sequence", ...).
+	Recipe string `json:"recipe"`
+	// Reason says in one sentence why a RecipeAuto search chose it ("" otherwise).
+	Reason string `json:"reason,omitempty"`
+	// Selection is the RecipeAuto search's outcome (nil otherwise).
+	Selection *Selection `json:"selection,omitempty"`
 	// Raw is the report's JSON as the library wrote it.
 	Raw json.RawMessage `json:"-"`
+}
+
+// Selection is the outcome of a recipe search.
+type Selection struct {
+	// Metric is the metric candidates were ranked by (of the first task).
+	Metric string `json:"metric"`
+	// HigherIsBetter tells the metric's direction.
+	HigherIsBetter bool `json:"higher_is_better"`
+	// Candidates are every recipe tried, in order.
+	Candidates []Candidate `json:"candidates"`
+	// Chosen is the winner's name.
+	Chosen string `json:"chosen"`
+	// BudgetSeconds is the search's budget.
+	BudgetSeconds float64 `json:"budget_seconds"`
+	// SearchSeconds is the search's wall time (the final fit excluded).
+	SearchSeconds float64 `json:"search_seconds"`
+}
+
+// Candidate is one recipe of a search.
+type Candidate struct {
+	// Arm is the recipe's name.
+	Arm string `json:"arm"`
+	// Score is its validation score (nil when it was not measured).
+	Score *float64 `json:"score"`
+	// FoldScores are its scores per fold, or per part of the hold-out.
+	FoldScores []float64 `json:"fold_scores,omitempty"`
+	// Seconds is the wall time spent on it.
+	Seconds float64 `json:"seconds"`
+	// Skipped says why it was not measured (nil when it was).
+	Skipped *string `json:"skipped"`
 }
 
 // StageReport reports one finished training stage.

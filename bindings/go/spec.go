@@ -103,7 +103,25 @@ type TrainerSpec struct {
 	// EmbeddingCache keeps embeddings in the on-disk cache, so retraining on the same texts
 	// never runs the backbone twice. nil means the default, true.
 	EmbeddingCache *bool `json:"embedding_cache,omitempty"`
+	// Recipe says how the recipe (mode and head type) is chosen: "" or RecipeConfig trains
+	// the config's; RecipeAuto chooses one by validation data at each Train, as `tandem
+	// train` without flags does, and Report says which and why.
+	Recipe Recipe `json:"recipe,omitempty"`
+	// BudgetSeconds is the wall-clock budget of a RecipeAuto search (nil: 60 s; the final
+	// fit is not counted). Only with RecipeAuto.
+	BudgetSeconds *float64 `json:"budget_seconds,omitempty"`
 }
+
+// Recipe says how a trainer chooses its recipe.
+type Recipe string
+
+// Recipes.
+const (
+	// RecipeConfig trains the config's mode and head type. The default.
+	RecipeConfig Recipe = "config"
+	// RecipeAuto chooses the recipe by validation data within BudgetSeconds.
+	RecipeAuto Recipe = "auto"
+)
 
 // TaskSpec declares one task.
 type TaskSpec struct {

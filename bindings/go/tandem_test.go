@@ -697,3 +697,42 @@ func TestSequenceHead(t *testing.T) {
 		t.Errorf("even conv kernel: %v, want ErrInvalidArgument", err)
 	}
 }
+
+func TestAutoRecipe(t *testing.T) {
+	// A zero budget measures the first candidate only: the linear recipe.
+	spec := labelSpec(3, 4)
+	spec.Recipe = RecipeAuto
+	spec.BudgetSeconds = Ptr(0.0)
+	tr := newTrainer(t, spec)
+	if err := tr.Train(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := tr.Report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := rep.Selection
+	if rep.Recipe != "linear" || sel == nil || sel.Chosen != "linear" || len(sel.Candidates) != 7 {
+		t.Fatalf("report of an auto recipe: %s", rep.Raw)
+	}
+	if sel.Candidates[0].Score == nil || sel.Candidates[1].Score != nil || sel.Candidates[1].Skipped == nil {
+		t.Errorf("candidates: %s", rep.Raw)
+	}
+	if !strings.HasPrefix(rep.Reason, "chose linear") {
+		t.Errorf("reason %q", rep.Reason)
+	}
+	// A budget without the auto recipe is refused.
+	bad := labelSpec(3, 4)
+	bad.BudgetSeconds = Ptr(5.0)
+	if _, err := NewTrainer(backbone, bad); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("budget without auto: %v, want ErrInvalidArgument", err)
+	}
+	// Without a search the report still names the recipe, and has no selection.
+	plain := newTrainer(t, labelSpec(3, 4))
+	if err := plain.Train(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := plain.Report(); err != nil || rep.Recipe == "" || rep.Selection != nil {
+		t.Errorf("plain report: %v %+v", err, rep)
+	}
+}

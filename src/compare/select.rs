@@ -28,6 +28,7 @@
 //! first candidate always finishes, so there is always a winner. Everything but which
 //! candidates fit in the budget is deterministic for a seed.
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,7 @@ use crate::data::TaskSpec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::train::config::HeadKind;
 use crate::train::linear::select::{fold_of, folds_for};
+use crate::train::stage::Progress;
 use crate::train::{split_indices_of, Examples, TrainConfig, Trained};
 
 /// The candidates under cross-validation (small data), cheapest first: the linear recipe is
@@ -302,6 +304,29 @@ pub fn select(
     options: &SelectOptions,
     on_candidate: &mut dyn FnMut(&Candidate, usize, usize),
 ) -> Result<(Selection, Trained, Option<Examples>)> {
+    select_with(
+        tasks,
+        all,
+        valid,
+        tokens,
+        options,
+        on_candidate,
+        &mut |_| true,
+    )
+}
+
+/// [`select`], with `progress` seeing every epoch of every candidate and of the final fit:
+/// returning false cancels the whole search with [`ErrorKind::Cancelled`] (a host's cancel,
+/// unlike the budget, which only ends the search).
+pub fn select_with(
+    tasks: &[TaskSpec],
+    all: &Examples,
+    valid: Option<&Examples>,
+    tokens: &mut TokenSource<'_>,
+    options: &SelectOptions,
+    on_candidate: &mut dyn FnMut(&Candidate, usize, usize),
+    progress: Progress<'_>,
+) -> Result<(Selection, Trained, Option<Examples>)> {
     options.config.validate()?;
     let first = tasks.first().ok_or_else(|| Error::invalid("no tasks"))?;
     let start = Instant::now();
@@ -311,6 +336,8 @@ pub fn select(
         tasks,
         metric: metrics[0],
         base: &options.config,
+        host: RefCell::new(progress),
+        cancelled: Cell::new(false),
     };
     let mut data = Data::new(
         all,
@@ -348,9 +375,10 @@ pub fn select(
                         }
                         Ok((m.score, m.folds))
                     }
-                    Err(e) if e.kind() == ErrorKind::Cancelled => {
+                    Err(e) if e.kind() == ErrorKind::Cancelled && !judge.cancelled.get() => {
                         Err("stopped when the budget ran out".to_string())
                     }
+                    Err(e) if e.kind() == ErrorKind::Cancelled => return Err(e),
                     Err(e) => {
                         let why = e.message().to_string();
                         first_error.get_or_insert(e);
@@ -388,7 +416,8 @@ pub fn select(
         // at the C its cross-validation chose on the training part.
         (Some(t), Plan::HoldOut { split: Some(_), .. }) if chosen == Arm::Linear => {
             let config = candidate_config(chosen, &options.config, false);
-            crate::train::linear::refit_linear(tasks, &data.all, &config, &t, &mut |_| true)?
+            let mut host = judge.host.borrow_mut();
+            crate::train::linear::refit_linear(tasks, &data.all, &config, &t, &mut **host)?
         }
         (Some(t), _) => t,
         (None, _) => judge.final_fit(chosen, &data)?,
@@ -621,13 +650,17 @@ struct Measured {
 }
 
 /// Trains and scores candidates.
-struct Judge<'a> {
+struct Judge<'a, 'p> {
     tasks: &'a [TaskSpec],
     metric: &'a str,
     base: &'a TrainConfig,
+    /// The caller's progress callback (one training runs at a time).
+    host: RefCell<Progress<'p>>,
+    /// Whether the caller cancelled (not the budget).
+    cancelled: Cell<bool>,
 }
 
-impl Judge<'_> {
+impl Judge<'_, '_> {
     fn metric_of(&self, v: &Value) -> Result<f64> {
         v.get(self.metric).and_then(Value::as_f64).ok_or_else(|| {
             Error::new(
@@ -648,8 +681,14 @@ impl Judge<'_> {
         deadline: Option<Instant>,
     ) -> Result<Trained> {
         let config = candidate_config(arm, self.base, cross_validated);
-        let mut progress =
-            |_: &crate::train::EpochRecord| deadline.is_none_or(|d| Instant::now() < d);
+        let mut host = self.host.borrow_mut();
+        let mut progress = |r: &crate::train::EpochRecord| {
+            if !host(r) {
+                self.cancelled.set(true);
+                return false;
+            }
+            deadline.is_none_or(|d| Instant::now() < d)
+        };
         crate::train::train(self.tasks, train, valid, &config, &mut progress)
     }
 

@@ -80,8 +80,11 @@ unsafe fn add(
 /// keeps embeddings in the on-disk cache; `"config": {"cache": {"max_size": "500MB"}}` (bytes or
 /// a string with a unit; 0, the default, for none) caps that cache: while embedding, training
 /// removes the least recently used cache files until the caches fit (`tandem_cache_prune` prunes
-/// at any other time). Writes the trainer to `*out`, to free with `tandem_trainer_free`; it keeps
-/// the backbone alive.
+/// at any other time). `"recipe": "auto"` chooses the recipe (mode and head type) by validation
+/// data at each `tandem_trainer_train`, as `tandem train` without flags does, within
+/// `"budget_seconds"` (default 60; the final fit is not counted); the default, `"config"`,
+/// trains the config's mode and head. Writes the trainer to `*out`, to free with
+/// `tandem_trainer_free`; it keeps the backbone alive.
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (bad spec), IO (embedding cache).
 ///
 /// Ownership: `backbone` is shared (the trainer keeps it alive); the spec is copied; the caller owns `*out`.
@@ -213,9 +216,10 @@ pub unsafe extern "C" fn tandem_trainer_train(
     })
 }
 
-/// The last training run's report as JSON (`mode`, `stages` with per-epoch history,
-/// `valid_metrics` with the metrics `tandem eval` prints, timings, sizes), written to `*out`
-/// and freed with `tandem_string_free`.
+/// The last training run's report as JSON (`recipe`, `mode`, `stages` with per-epoch history,
+/// `valid_metrics` with the metrics `tandem eval` prints, timings, sizes; after a recipe search
+/// also `selection`, every candidate's validation score, and `reason`, one sentence on the
+/// choice), written to `*out` and freed with `tandem_string_free`.
 /// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (not trained yet).
 ///
 /// Ownership: the caller owns `*out`.
@@ -229,7 +233,7 @@ pub unsafe extern "C" fn tandem_trainer_report_json(
         // SAFETY: as documented on the function.
         let t = unsafe { handle(trainer, "trainer") }?;
         out_ptr(out, "out")?;
-        let json = to_json(t.inner.report()?)?;
+        let json = to_json(&t.inner.report_json()?)?;
         unsafe { write_out(out, into_c_string(&json)) };
         Ok(())
     })

@@ -6,9 +6,11 @@
 //! live [`Model`](crate::model::Model). A failed or cancelled run leaves the examples and the
 //! previously trained heads untouched, so nothing is lost.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use ndarray::Array2;
 use serde::Deserialize;
@@ -24,8 +26,11 @@ use crate::backbone::TokenSeqs;
 use crate::bundle::{self, BackboneRef};
 use crate::cache::usage::keep_caches_under;
 use crate::cache::{embed_chunked, embed_for_heads, EmbeddingCache, TokenCache};
+use crate::compare::select::{
+    candidate_config, select_with, SelectOptions, Selection, Validation, DEFAULT_BUDGET_SECONDS,
+};
 use crate::data::{Row, Targets, TaskKind, TaskSpec};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::eval::evaluate_arrays;
 use crate::heads::Heads;
 
@@ -43,8 +48,23 @@ pub struct TaskDecl {
     pub positive: Option<String>,
 }
 
+/// How a [`Trainer`] chooses its recipe (mode and head type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipe {
+    /// The config's `mode` and `head.kind`, as given: a host that set them gets them, and
+    /// training takes no longer than that recipe does.
+    #[default]
+    Config,
+    /// Chosen by validation within `budget_seconds`, as `tandem train` does without `--mode`
+    /// or `--head` ([`select`](crate::compare::select)): every candidate trains with the
+    /// config's other settings.
+    Auto,
+}
+
 /// What a [`Trainer`] is created from, as JSON:
-/// `{"tasks": [{"name": "intent", "kind": "multiclass"}], "config": {...}, "embedding_cache": true}`.
+/// `{"tasks": [{"name": "intent", "kind": "multiclass"}], "config": {...}, "embedding_cache": true}`,
+/// optionally with `"recipe": "auto"` and `"budget_seconds": 60`.
 ///
 /// `config` is a [`TrainConfig`] (every key optional, unknown keys are errors);
 /// `embedding_cache` (default true) keeps embeddings in the on-disk cache so retraining on the
@@ -61,6 +81,14 @@ pub struct TrainerSpec {
     /// Use the on-disk embedding cache.
     #[serde(default = "default_true")]
     pub embedding_cache: bool,
+    /// How the recipe is chosen (default: the config's).
+    #[serde(default)]
+    pub recipe: Recipe,
+    /// Wall-clock budget of an `auto` recipe search in seconds (default
+    /// [`DEFAULT_BUDGET_SECONDS`](crate::compare::select::DEFAULT_BUDGET_SECONDS)); the
+    /// final fit is not counted.
+    #[serde(default)]
+    pub budget_seconds: Option<f64>,
 }
 
 fn default_true() -> bool {
@@ -93,10 +121,32 @@ impl TrainerSpec {
                 )));
             }
         }
+        if let Some(b) = spec.budget_seconds {
+            if spec.recipe != Recipe::Auto {
+                return Err(Error::invalid(
+                    "trainer spec: `budget_seconds` needs \"recipe\": \"auto\"",
+                ));
+            }
+            if !(b.is_finite() && (0.0..=MAX_BUDGET_SECONDS).contains(&b)) {
+                return Err(Error::invalid(format!(
+                    "trainer spec: `budget_seconds` must be between 0 and {MAX_BUDGET_SECONDS}, got {b}"
+                )));
+            }
+        }
         spec.config.validate()?;
         Ok(spec)
     }
+
+    /// The recipe search's budget.
+    fn budget(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(
+            self.budget_seconds.unwrap_or(DEFAULT_BUDGET_SECONDS as f64),
+        )
+    }
 }
+
+/// The largest `budget_seconds` accepted: a day (a larger one is a unit mistake).
+pub const MAX_BUDGET_SECONDS: f64 = 86_400.0;
 
 /// Labelled examples: texts and one labels row each.
 #[derive(Debug, Default, Clone)]
@@ -132,6 +182,10 @@ pub struct Trainer {
     train_set: ExampleSet,
     valid_set: ExampleSet,
     trained: Option<Trained>,
+    /// The config the trained heads were trained with (the chosen recipe's, after a search).
+    trained_config: Option<TrainConfig>,
+    /// The last search's outcome (`recipe: auto`).
+    selection: Option<Selection>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -149,14 +203,16 @@ impl Trainer {
     /// A trainer for `spec` on `backbone`.
     pub fn new(backbone: Arc<Backbone>, spec: TrainerSpec) -> Result<Trainer> {
         spec.config.validate()?;
-        let uses_emb = spec.config.mode != Mode::MetadataOnly;
+        let auto = spec.recipe == Recipe::Auto;
+        let uses_emb = auto || spec.config.mode != Mode::MetadataOnly;
         let disk_cache = if spec.embedding_cache && uses_emb {
             Some(EmbeddingCache::open(None, &backbone)?)
         } else {
             None
         };
-        let wants_tokens = uses_emb && spec.config.head.kind == HeadKind::Sequence;
-        if wants_tokens && !backbone.has_token_output() {
+        let wants_tokens = (uses_emb && spec.config.head.kind == HeadKind::Sequence)
+            || (auto && backbone.has_token_output());
+        if wants_tokens && !auto && !backbone.has_token_output() {
             return Err(Error::invalid(
                 "sequence heads need per-token vectors, and this backbone's graph has no \
                  token_embeddings or last_hidden_state output",
@@ -176,6 +232,8 @@ impl Trainer {
             train_set: ExampleSet::default(),
             valid_set: ExampleSet::default(),
             trained: None,
+            trained_config: None,
+            selection: None,
         })
     }
 
@@ -279,6 +337,9 @@ impl Trainer {
             specs.push(s);
             targets.push(y);
         }
+        if self.spec.recipe == Recipe::Auto {
+            return self.train_auto(&specs, targets, progress);
+        }
         let all = self.examples(&self.train_set.clone(), targets, progress)?;
         let (train, valid) = if self.valid_set.rows.is_empty() {
             split_examples_of(&all, &config, &specs[0])?
@@ -290,6 +351,98 @@ impl Trainer {
             (all, self.examples(&self.valid_set.clone(), vt, progress)?)
         };
         let trained = super::train(&specs, &train, &valid, &config, progress)?;
+        self.trained_config = Some(config);
+        self.selection = None;
+        Ok(&self.trained.insert(trained).report)
+    }
+
+    /// Chooses the recipe by validation within the budget and trains it (see [`Recipe::Auto`]).
+    /// Per-token vectors are embedded only when the sequence candidate's turn comes, and a
+    /// deadline reached while embedding them skips that candidate (the vectors done are kept
+    /// in memory and in the cache).
+    fn train_auto(
+        &mut self,
+        specs: &[TaskSpec],
+        targets: Vec<Targets>,
+        progress: Progress<'_>,
+    ) -> Result<&TrainReport> {
+        let pooled = Needs {
+            embeddings: true,
+            tokens: false,
+            features: true,
+        };
+        let (train_set, valid_set) = (self.train_set.clone(), self.valid_set.clone());
+        let all = self.examples_for(&train_set, targets, pooled, progress)?;
+        let valid = if valid_set.rows.is_empty() {
+            None
+        } else {
+            let vt = specs
+                .iter()
+                .map(|s| s.parse(&s.name, &valid_set.rows))
+                .collect::<Result<Vec<_>>>()?;
+            Some(self.examples_for(&valid_set, vt, pooled, progress)?)
+        };
+        let options = SelectOptions {
+            config: self.spec.config.clone(),
+            budget: self.spec.budget(),
+            ..SelectOptions::default()
+        };
+        let has_tokens = self.backbone.has_token_output();
+        // The host's callback serves both the token embedding and the candidates' epochs,
+        // which never run at once.
+        let host = RefCell::new(progress);
+        let outcome = {
+            let mut tokens = |which: &str, until: Instant| {
+                if !has_tokens {
+                    return Ok(Err(
+                        "this backbone's graph has no per-token output".to_string()
+                    ));
+                }
+                let set = if which == "valid" {
+                    &valid_set
+                } else {
+                    &train_set
+                };
+                let texts: Vec<&str> = set.texts.iter().map(String::as_str).collect();
+                let mut late = false;
+                let mut h = host.borrow_mut();
+                let mut until_deadline = |r: &EpochRecord| {
+                    if Instant::now() >= until {
+                        late = true;
+                        return false;
+                    }
+                    h(r)
+                };
+                match self.embed(&texts, true, &mut until_deadline) {
+                    Ok((_, Some(t))) => Ok(Ok(t)),
+                    Ok((_, None)) => Ok(Err("no per-token vectors came back".to_string())),
+                    Err(e) if e.kind() == ErrorKind::Cancelled && late => Ok(Err(
+                        "its per-token embeddings did not finish within the budget (those done \
+                         are kept: a rerun gets further)"
+                            .to_string(),
+                    )),
+                    Err(e) => Err(e),
+                }
+            };
+            let mut h = |r: &EpochRecord| (host.borrow_mut())(r);
+            select_with(
+                specs,
+                &all,
+                valid.as_ref(),
+                &mut tokens,
+                &options,
+                &mut |_, _, _| {},
+                &mut h,
+            )
+        };
+        let (selection, trained, _) = outcome?;
+        let cross_validated = matches!(selection.validation, Validation::CrossValidation { .. });
+        self.trained_config = Some(candidate_config(
+            selection.chosen,
+            &self.spec.config,
+            cross_validated,
+        ));
+        self.selection = Some(selection);
         Ok(&self.trained.insert(trained).report)
     }
 
@@ -300,15 +453,29 @@ impl Trainer {
         targets: Vec<Targets>,
         progress: Progress<'_>,
     ) -> Result<Examples> {
+        let needs = Needs::of(self.config());
+        self.examples_for(set, targets, needs, progress)
+    }
+
+    /// Embeddings and raw features for a set, as `needs` says.
+    fn examples_for(
+        &mut self,
+        set: &ExampleSet,
+        targets: Vec<Targets>,
+        needs: Needs,
+        progress: Progress<'_>,
+    ) -> Result<Examples> {
         let refs: Vec<&str> = set.texts.iter().map(String::as_str).collect();
-        let needs = Needs::of(&self.spec.config);
-        let (ex, _) = examples::build(&refs, targets, needs, |texts| self.embed(texts, progress))?;
+        let (ex, _) = examples::build(&refs, targets, needs, |texts| {
+            self.embed(texts, needs.tokens, progress)
+        })?;
         Ok(ex)
     }
 
-    /// Whether the heads being trained read per-token vectors.
-    fn wants_tokens(&self) -> bool {
-        Needs::of(&self.spec.config).tokens
+    /// The config the heads were (or will be) trained with: the chosen recipe's after a
+    /// search, else the spec's.
+    fn config(&self) -> &TrainConfig {
+        self.trained_config.as_ref().unwrap_or(&self.spec.config)
     }
 
     /// Embeds each distinct text once per trainer (and once ever with the disk cache), in
@@ -317,9 +484,9 @@ impl Trainer {
     fn embed(
         &mut self,
         texts: &[&str],
+        want_tokens: bool,
         progress: Progress<'_>,
     ) -> Result<(Array2<f32>, Option<TokenSeqs>)> {
-        let want_tokens = self.wants_tokens();
         let mut missing: Vec<&str> = Vec::new();
         let mut seen = HashSet::new();
         for &t in texts {
@@ -395,6 +562,39 @@ impl Trainer {
         Ok(&self.trained()?.report)
     }
 
+    /// The last recipe search's outcome: every candidate's score and the one chosen (None
+    /// unless the last successful run had `"recipe": "auto"`).
+    pub fn selection(&self) -> Option<&Selection> {
+        self.selection.as_ref()
+    }
+
+    /// The report as JSON, with the recipe trained (`recipe`: its name) and, after a search,
+    /// `selection` (the candidates, their scores, the choice) and `reason` (one sentence).
+    pub fn report_json(&self) -> Result<Value> {
+        let trained = self.trained()?;
+        let mut v = serde_json::to_value(&trained.report)
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("report: {e}")))?;
+        let config = self.config();
+        let recipe = match (&self.selection, config.head.kind) {
+            (Some(s), _) => s.chosen.name().to_string(),
+            (None, HeadKind::Linear) => "linear".to_string(),
+            (None, HeadKind::Sequence) => format!("{} with a sequence head", config.mode.name()),
+            (None, HeadKind::Pooled)
+                if config.mode == Mode::TwoStage && config.unfreeze.at_epoch.is_some() =>
+            {
+                "two_stage_unfreeze".to_string()
+            }
+            (None, HeadKind::Pooled) => config.mode.name().to_string(),
+        };
+        v["recipe"] = Value::String(recipe);
+        if let Some(s) = &self.selection {
+            v["reason"] = Value::String(s.reason());
+            v["selection"] = serde_json::to_value(s)
+                .map_err(|e| Error::new(ErrorKind::Internal, format!("selection: {e}")))?;
+        }
+        Ok(v)
+    }
+
     /// Metrics of the trained heads on labelled `texts` (labels as for
     /// [`add_example`](Self::add_example)), as the JSON `tandem eval` prints.
     pub fn evaluate(&mut self, texts: &[&str], labels: &[Value]) -> Result<Value> {
@@ -440,7 +640,7 @@ impl Trainer {
     /// bundle).
     pub fn save(&self, dir: &Path) -> Result<()> {
         let trained = self.trained()?;
-        let config = &self.spec.config;
+        let config = self.config();
         let manifest = manifest_for(
             trained,
             BackboneRef::of(&self.backbone),
@@ -470,6 +670,13 @@ mod tests {
         .unwrap();
         assert_eq!(ok.config.seed, 3);
         assert!(ok.embedding_cache);
+        assert_eq!(ok.recipe, Recipe::Config);
+        let auto = TrainerSpec::parse_json(
+            r#"{"tasks":[{"name":"y","kind":"binary"}],"recipe":"auto","budget_seconds":2.5}"#,
+        )
+        .unwrap();
+        assert_eq!(auto.recipe, Recipe::Auto);
+        assert_eq!(auto.budget(), std::time::Duration::from_millis(2500));
         for bad in [
             r#"{"tasks":[]}"#,
             r#"{"tasks":[{"name":"y","kind":"binary"}],"bogus":1}"#,
@@ -478,6 +685,10 @@ mod tests {
             r#"{"tasks":[{"name":"y","kind":"regression","positive":"a"}]}"#,
             r#"{"tasks":[{"name":"y","kind":"binary"}],"config":{"unknown_key":1}}"#,
             r#"{"tasks":[{"name":"y","kind":"binary"}],"config":{"seed":"x"}}"#,
+            r#"{"tasks":[{"name":"y","kind":"binary"}],"recipe":"best"}"#,
+            r#"{"tasks":[{"name":"y","kind":"binary"}],"budget_seconds":5}"#,
+            r#"{"tasks":[{"name":"y","kind":"binary"}],"recipe":"auto","budget_seconds":-1}"#,
+            r#"{"tasks":[{"name":"y","kind":"binary"}],"recipe":"auto","budget_seconds":1e9}"#,
             "not json",
         ] {
             let e = TrainerSpec::parse_json(bad).unwrap_err();

@@ -647,6 +647,38 @@ static void test_task_kinds(const tandem_backbone *b) {
   tandem_trainer_free(t);
 }
 
+/* The recipe chosen by validation: "recipe": "auto" with a zero budget measures the first
+ * candidate (the linear recipe) only, and the report says what it chose and why. */
+static void test_auto_recipe(const tandem_backbone *b) {
+  const char *spec =
+      "{\"tasks\": [{\"name\": \"label\", \"kind\": \"multiclass\"}],"
+      " \"embedding_cache\": false, \"recipe\": \"auto\", \"budget_seconds\": 0,"
+      " \"config\": {\"seed\": 4}}";
+  const char *bad = "{\"tasks\": [{\"name\": \"y\", \"kind\": \"binary\"}],"
+                    " \"budget_seconds\": 5}";
+  tandem_trainer *t = NULL;
+  ERR(tandem_trainer_new(b, bad, strlen(bad), &t), TANDEM_ERR_INVALID_ARGUMENT);
+  EXPECT(t == NULL);
+  if (!OK(tandem_trainer_new(b, spec, strlen(spec), &t))) return;
+  for (size_t i = 0; i < N_QUESTIONS; i++) {
+    char labels[64];
+    label_json(labels, sizeof labels, QUESTIONS[i].label);
+    OK(tandem_trainer_add_example(t, QUESTIONS[i].text, strlen(QUESTIONS[i].text), labels,
+                                  strlen(labels)));
+  }
+  if (OK(tandem_trainer_train(t, NULL, NULL))) {
+    char *json = NULL;
+    if (OK(tandem_trainer_report_json(t, &json))) {
+      EXPECT(strstr(json, "\"recipe\":\"linear\"") != NULL);
+      EXPECT(strstr(json, "\"selection\"") != NULL);
+      EXPECT(strstr(json, "chose linear") != NULL);
+      EXPECT(strstr(json, "not measured") != NULL);
+      tandem_string_free(json);
+    }
+  }
+  tandem_trainer_free(t);
+}
+
 /* Sequence heads: chosen in the spec, trained on the backbone's per-token vectors, stored with
  * their architecture, and served by a loaded model that embeds tokens itself. */
 static void test_sequence_head(const tandem_backbone *b) {
@@ -776,6 +808,8 @@ int main(void) {
     section("task kinds");
     test_sequence_head(b);
     section("sequence head");
+    test_auto_recipe(b);
+    section("recipe chosen by validation");
     tandem_trainer_free(t);
     tandem_backbone_free(b);
   }
