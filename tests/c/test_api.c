@@ -647,6 +647,16 @@ static void test_task_kinds(const tandem_backbone *b) {
   tandem_trainer_free(t);
 }
 
+/* Adds every question as a training example labelled with its type. */
+static void add_questions(tandem_trainer *t) {
+  for (size_t i = 0; i < N_QUESTIONS; i++) {
+    char labels[64];
+    label_json(labels, sizeof labels, QUESTIONS[i].label);
+    OK(tandem_trainer_add_example(t, QUESTIONS[i].text, strlen(QUESTIONS[i].text), labels,
+                                  strlen(labels)));
+  }
+}
+
 /* The recipe chosen by validation: "recipe": "auto" with a zero budget measures the first
  * candidate (the linear recipe) only, and the report says what it chose and why. */
 static void test_auto_recipe(const tandem_backbone *b) {
@@ -660,12 +670,7 @@ static void test_auto_recipe(const tandem_backbone *b) {
   ERR(tandem_trainer_new(b, bad, strlen(bad), &t), TANDEM_ERR_INVALID_ARGUMENT);
   EXPECT(t == NULL);
   if (!OK(tandem_trainer_new(b, spec, strlen(spec), &t))) return;
-  for (size_t i = 0; i < N_QUESTIONS; i++) {
-    char labels[64];
-    label_json(labels, sizeof labels, QUESTIONS[i].label);
-    OK(tandem_trainer_add_example(t, QUESTIONS[i].text, strlen(QUESTIONS[i].text), labels,
-                                  strlen(labels)));
-  }
+  add_questions(t);
   if (OK(tandem_trainer_train(t, NULL, NULL))) {
     char *json = NULL;
     if (OK(tandem_trainer_report_json(t, &json))) {
@@ -691,12 +696,7 @@ static void test_sequence_head(const tandem_backbone *b) {
       " \"conv_channels\": 8}, \"stage\": {\"epochs\": 4}}}}";
   tandem_trainer *t = NULL;
   if (!OK(tandem_trainer_new(b, spec, strlen(spec), &t))) return;
-  for (size_t i = 0; i < N_QUESTIONS; i++) {
-    char labels[64];
-    label_json(labels, sizeof labels, QUESTIONS[i].label);
-    OK(tandem_trainer_add_example(t, QUESTIONS[i].text, strlen(QUESTIONS[i].text), labels,
-                                  strlen(labels)));
-  }
+  add_questions(t);
   const char *bad = "{\"tasks\": [{\"name\": \"y\", \"kind\": \"binary\"}],"
                     " \"config\": {\"head\": {\"kind\": \"sequence\","
                     " \"sequence\": {\"conv_kernels\": [2]}}}}";
