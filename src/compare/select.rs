@@ -475,12 +475,17 @@ impl Data {
         first: &TaskSpec,
     ) -> Result<Data> {
         let strata = class_indices(&all.targets[0].strata());
+        // The hold-out's parts, stratified as the folds are.
+        let parts_of = |valid: &Examples| {
+            let strata = class_indices(&valid.targets[0].strata());
+            fold_of(valid.len(), Some(&strata), HOLD_OUT_PARTS, config.seed)
+        };
         let plan = match valid {
             Some(v) => Plan::HoldOut {
                 train: all.clone(),
                 valid: v.clone(),
                 split: None,
-                parts: Vec::new(),
+                parts: parts_of(v),
             },
             None => match search_folds(all.len(), &strata) {
                 Some(k) if all.len() < cross_validate_below => Plan::Folds {
@@ -489,32 +494,15 @@ impl Data {
                 },
                 _ => {
                     let (tr, va) = hold_out(all, config, first)?;
+                    let valid = all.select(&va);
                     Plan::HoldOut {
                         train: all.select(&tr),
-                        valid: all.select(&va),
+                        parts: parts_of(&valid),
+                        valid,
                         split: Some((tr, va)),
-                        parts: Vec::new(),
                     }
                 }
             },
-        };
-        let plan = match plan {
-            Plan::HoldOut {
-                train,
-                valid,
-                split,
-                ..
-            } => {
-                let strata = class_indices(&valid.targets[0].strata());
-                let parts = fold_of(valid.len(), Some(&strata), HOLD_OUT_PARTS, config.seed);
-                Plan::HoldOut {
-                    train,
-                    valid,
-                    split,
-                    parts,
-                }
-            }
-            folds => folds,
         };
         Ok(Data {
             all: all.clone(),
@@ -999,20 +987,20 @@ mod tests {
         assert!(beats(&h2, &h1, true));
         // A part where the metric is undefined is left out of the difference; with no two
         // defined parts left, nothing is clear.
+        // (`score` is the whole hold-out's, given here; `cand` would average in the NaN.)
         let nan = f64::NAN;
+        let scored = |arm, parts: &[f64], score| Candidate {
+            score: Some(score),
+            ..cand(arm, parts)
+        };
         let p1 = cand(Arm::Linear, &[0.50, 0.60, nan, 0.52, 0.58]);
         let p2 = cand(Arm::Joint, &[0.55, 0.64, nan, 0.56, 0.63]);
         assert!(!beats(&p2, &p1, true), "the mean over parts is NaN");
-        let mut p2 = p2;
-        p2.score = Some(0.6);
-        let mut p1 = p1;
-        p1.score = Some(0.55);
+        let p1 = scored(Arm::Linear, &[0.50, 0.60, nan, 0.52, 0.58], 0.55);
+        let p2 = scored(Arm::Joint, &[0.55, 0.64, nan, 0.56, 0.63], 0.6);
         assert!(beats(&p2, &p1, true));
-        let q1 = cand(Arm::Linear, &[nan, 0.5]);
-        let mut q2 = cand(Arm::Joint, &[nan, 0.9]);
-        q2.score = Some(0.9);
-        let mut q1 = q1;
-        q1.score = Some(0.5);
+        let q1 = scored(Arm::Linear, &[nan, 0.5], 0.5);
+        let q2 = scored(Arm::Joint, &[nan, 0.9], 0.9);
         assert!(!beats(&q2, &q1, true));
     }
 
