@@ -66,6 +66,11 @@ fn bundle_arch_inputs() {
 }
 
 #[test]
+fn trainer_spec_inputs() {
+    replay("trainer_spec", true, checks::trainer_spec);
+}
+
+#[test]
 fn backbone_manifest_inputs() {
     replay("backbone_manifest", true, checks::backbone_manifest);
 }

@@ -13,6 +13,7 @@ use tandem::backbone::{BackboneManifest, BACKBONE_FORMAT};
 use tandem::bundle::{build_heads, parse_manifest, parse_weights};
 use tandem::cache::{EmbeddingCache, TokenCache};
 use tandem::heads::{decode, predict_arrays, Architecture, Network};
+use tandem::train::trainer::{Recipe, TrainerSpec, MAX_BUDGET_SECONDS};
 use tandem::{metadata, ErrorKind, TokenSeqs};
 
 /// Texts a loaded bundle predicts on.
@@ -277,6 +278,37 @@ pub fn backbone_manifest(data: &[u8]) -> bool {
         }
         Err(e) => {
             assert_eq!(e.kind(), ErrorKind::Format, "{e}");
+            false
+        }
+    }
+}
+
+/// The trainer spec (`TrainerSpec::parse_json`, behind `tandem_trainer_new`): a spec that
+/// parses names at least one task, each once, and has a budget only with the auto recipe,
+/// within range; anything else is an `InvalidArgument` error.
+pub fn trainer_spec(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    match TrainerSpec::parse_json(text) {
+        Ok(spec) => {
+            assert!(!spec.tasks.is_empty());
+            let mut names: Vec<&str> = spec.tasks.iter().map(|t| t.name.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), spec.tasks.len());
+            assert!(names.iter().all(|n| !n.is_empty()));
+            if let Some(b) = spec.budget_seconds {
+                assert_eq!(spec.recipe, Recipe::Auto);
+                assert!(
+                    b.is_finite() && (0.0..=MAX_BUDGET_SECONDS).contains(&b),
+                    "{b}"
+                );
+            }
+            true
+        }
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
             false
         }
     }
