@@ -1,7 +1,8 @@
 //! Records the git commit tandem is built from, for `tandem --version` (`unknown` outside a
 //! git checkout, e.g. from a source tarball), and on Linux gives the shared library its SONAME,
 //! `libtandem.so.MAJOR` (the Makefile installs it as a versioned chain:
-//! libtandem.so -> libtandem.so.0 -> libtandem.so.0.1.0).
+//! libtandem.so -> libtandem.so.0 -> libtandem.so.0.1.0); and generates the ONNX protobuf
+//! messages from the vendored onnx/proto/onnx.proto3.
 
 use std::process::Command;
 
@@ -46,7 +47,20 @@ fn soname_link(soname: &str) {
     let _ = soname;
 }
 
+/// Generates the ONNX protobuf messages (`onnx.rs` in OUT_DIR) from the vendored
+/// `onnx/proto/onnx.proto3`, parsed by protox (pure Rust, so no `protoc` binary is needed).
+fn onnx_messages() {
+    let proto = "onnx/proto/onnx.proto3";
+    println!("cargo:rerun-if-changed={proto}");
+    let fds =
+        protox::compile([proto], ["onnx/proto"]).unwrap_or_else(|e| panic!("parsing {proto}: {e}"));
+    prost_build::Config::new()
+        .compile_fds(fds)
+        .unwrap_or_else(|e| panic!("generating Rust from {proto}: {e}"));
+}
+
 fn main() {
+    onnx_messages();
     let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=TANDEM_GIT_COMMIT={commit}");
     // Rerun when HEAD moves: HEAD itself (a checkout), the branch it points to (a commit), and

@@ -57,6 +57,15 @@ pub const BACKBONE_FILE: Limit = Limit {
     too_big: ErrorKind::Format,
 };
 
+/// An ONNX graph read by tandem's own reader (imported heads, a backbone merged into an
+/// export): 2 GiB, protobuf's own ceiling for one message.
+pub const ONNX_GRAPH: Limit = Limit {
+    what: "ONNX graph",
+    bytes: 2048 * MIB,
+    streams: false,
+    too_big: ErrorKind::Format,
+};
+
 /// A training config (TOML or JSON): 1 MiB.
 pub const CONFIG: Limit = Limit {
     what: "config file",

@@ -32,11 +32,14 @@ pub mod home;
 pub mod metadata;
 pub mod model;
 pub mod nn;
+pub mod onnx;
 pub mod report;
 pub mod runtime;
 pub mod train;
 
-pub use backbone::{Backbone, BackboneOptions, Device, PackedBatch, TokenSeqs, Variant};
+pub use backbone::{
+    Backbone, BackboneOptions, Device, HeadsEngine, PackedBatch, TokenSeqs, Variant,
+};
 pub use error::{Error, ErrorKind, Result};
 
 /// tandem's version, from Cargo.toml.

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use ndarray::Array2;
 
-use crate::backbone::Backbone;
+use crate::backbone::{Backbone, HeadsEngine};
 use crate::bundle::{self, BundleManifest};
 use crate::data::TaskKind;
 use crate::error::{Error, Result};
@@ -29,8 +29,24 @@ fn load_checked(dir: &Path, backbone: &Backbone) -> Result<(BundleManifest, Head
     let (manifest, weights) = bundle::load(dir)?;
     manifest.check_backbone(backbone)?;
     let heads = bundle::build_heads(&manifest, &weights)
+        .and_then(|h| engine(h, backbone))
         .map_err(|e| Error::new(e.kind(), format!("{}: {}", dir.display(), e.message())))?;
     Ok((manifest, heads))
+}
+
+/// `heads` ready for the engine the backbone's options ask for: under
+/// [`HeadsEngine::Onnx`], written as an ONNX graph and opened in ONNX Runtime on the backbone's
+/// device (a graph the runtime refuses fails here, not at the first prediction).
+pub fn engine(mut heads: Heads, backbone: &Backbone) -> Result<Heads> {
+    heads.onnx = match backbone.options().heads {
+        HeadsEngine::Native => None,
+        HeadsEngine::Onnx => Some(Arc::new(crate::onnx::OnnxHeads::from_heads(
+            &heads,
+            backbone.runtime_shared(),
+            backbone.options().device,
+        )?)),
+    };
+    Ok(heads)
 }
 
 /// A loaded bundle on a backbone.
@@ -86,7 +102,13 @@ impl Model {
 
     /// Atomically replaces the heads with `new` (which must have the same tasks); returns the
     /// new version number. Predictions in flight finish on the heads they started with.
-    pub fn swap_heads(&self, mut new: Heads) -> Result<u64> {
+    pub fn swap_heads(&self, new: Heads) -> Result<u64> {
+        // Built before taking the lock: opening an ONNX session takes milliseconds.
+        let mut new = if new.onnx.is_none() {
+            engine(new, &self.backbone)?
+        } else {
+            new
+        };
         let mut slot = self.heads.write().unwrap_or_else(|p| p.into_inner());
         if new.network.arch.emb_dim != 0 && new.network.arch.emb_dim != self.backbone.dim() {
             return Err(Error::invalid(
@@ -118,6 +140,15 @@ impl Model {
         } else {
             (Array2::zeros((texts.len(), 0)), None)
         };
+        if let Some(onnx) = &heads.onnx {
+            // The graph selects and z-scores the raw features itself.
+            let raw = if onnx.reads_metadata() {
+                crate::metadata::extract_batch(texts)
+            } else {
+                Array2::zeros((texts.len(), 0))
+            };
+            return onnx.run(emb.view(), raw.view());
+        }
         let feats = match &heads.normalizer {
             Some(n) => n.transform(crate::metadata::extract_batch(texts).view()),
             None => Array2::zeros((texts.len(), 0)),

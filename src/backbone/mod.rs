@@ -29,11 +29,12 @@ use ndarray::Array2;
 use ort::session::{OutputSelector, RunOptions, Session};
 
 pub use self::manifest::{BackboneManifest, BACKBONE_FORMAT};
-pub use self::options::{BackboneOptions, Device, Variant};
+pub use self::options::{BackboneOptions, Device, HeadsEngine, Variant};
 use self::pool::{SessionPool, Worker};
 pub use self::pooling::{l2_normalize, mean_pool};
 pub use self::session::CPU_DISABLED_OPTIMIZERS;
-use self::session::{build_session, detect_io, GraphIo};
+pub(crate) use self::session::{build_session, GraphSource};
+use self::session::{detect_io, GraphIo};
 pub use self::tokenize::{EncodedBatch, TextTokenizer};
 pub use self::tokens::{PackedBatch, TokenSeqs};
 pub use self::verify::{verify_dir, FileCheck};
@@ -176,6 +177,11 @@ impl Backbone {
         &self.runtime
     }
 
+    /// The ONNX Runtime, shared (for other sessions on the same runtime: ONNX heads).
+    pub fn runtime_shared(&self) -> Arc<Runtime> {
+        Arc::clone(&self.runtime)
+    }
+
     /// The tokenizer, configured with dynamic padding and truncation at the max length.
     pub fn tokenizer(&self) -> &TextTokenizer {
         &self.tokenizer
@@ -281,7 +287,7 @@ fn sessions(
     threads: usize,
     options: &BackboneOptions,
 ) -> Result<(SessionPool, GraphIo)> {
-    let first = build_session(runtime, graph, threads, options.device)?;
+    let first = build_session(runtime, GraphSource::File(graph), threads, options.device)?;
     let io = detect_io(&first, graph)?;
     let output = io.output.name().to_string();
     let token_output = io.tokens.clone();
@@ -310,7 +316,14 @@ fn sessions(
         let runtime = Arc::clone(runtime);
         let graph = graph.to_path_buf();
         let device = options.device;
-        move || worker(build_session(&runtime, &graph, threads, device)?)
+        move || {
+            worker(build_session(
+                &runtime,
+                GraphSource::File(&graph),
+                threads,
+                device,
+            )?)
+        }
     };
     Ok((
         SessionPool::new(first, options.sessions, Box::new(make)),

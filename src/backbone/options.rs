@@ -89,6 +89,39 @@ impl std::str::FromStr for Device {
     }
 }
 
+/// What runs a model's heads (everything after the backbone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeadsEngine {
+    /// tandem's native code.
+    #[default]
+    Native,
+    /// ONNX Runtime, on the backbone's device, from the heads written as an ONNX graph.
+    Onnx,
+}
+
+impl HeadsEngine {
+    /// `native` or `onnx`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeadsEngine::Native => "native",
+            HeadsEngine::Onnx => "onnx",
+        }
+    }
+}
+
+impl std::str::FromStr for HeadsEngine {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "native" => Ok(HeadsEngine::Native),
+            "onnx" => Ok(HeadsEngine::Onnx),
+            other => Err(Error::invalid(format!(
+                "unknown heads engine `{other}` (expected native or onnx)"
+            ))),
+        }
+    }
+}
+
 /// How to load and run a backbone.
 #[derive(Debug, Clone)]
 pub struct BackboneOptions {
@@ -113,6 +146,8 @@ pub struct BackboneOptions {
     pub sessions: usize,
     /// Check the sha256 of the graph and tokenizer against the manifest while loading.
     pub verify: bool,
+    /// What runs the heads of models loaded on this backbone.
+    pub heads: HeadsEngine,
 }
 
 impl Default for BackboneOptions {
@@ -126,6 +161,7 @@ impl Default for BackboneOptions {
             max_batch_tokens: 2048,
             sessions: 1,
             verify: false,
+            heads: HeadsEngine::Native,
         }
     }
 }

@@ -43,9 +43,19 @@ impl Output {
 /// benchmark's onnxruntime-python baseline uses the same list.
 pub const CPU_DISABLED_OPTIMIZERS: &str = "SkipLayerNormFusion";
 
-pub(super) fn build_session(
+/// Where a session's graph comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum GraphSource<'a> {
+    /// A graph file.
+    File(&'a Path),
+    /// A graph's bytes (heads graphs made in memory).
+    Memory(&'a [u8]),
+}
+
+/// A session for `graph` on `device` with `threads` intra-op threads.
+pub(crate) fn build_session(
     runtime: &Runtime,
-    graph: &Path,
+    graph: GraphSource<'_>,
     threads: usize,
     device: Device,
 ) -> Result<Session> {
@@ -103,9 +113,14 @@ pub(super) fn build_session(
             ));
         }
     }
-    builder
-        .commit_from_file(graph)
-        .map_err(|e| Error::onnx(&format!("loading {}", graph.display()), e))
+    match graph {
+        GraphSource::File(path) => builder
+            .commit_from_file(path)
+            .map_err(|e| Error::onnx(&format!("loading {}", path.display()), e)),
+        GraphSource::Memory(bytes) => builder
+            .commit_from_memory(bytes)
+            .map_err(|e| Error::onnx("loading an in-memory graph", e)),
+    }
 }
 
 pub(super) fn detect_io(session: &Session, graph: &Path) -> Result<GraphIo> {

@@ -123,6 +123,7 @@ pub fn build_heads(manifest: &BundleManifest, weights: &Weights) -> Result<Heads
         normalizer,
         tasks: manifest.tasks.clone(),
         version: 0,
+        onnx: None,
     })
 }
 

@@ -121,6 +121,7 @@ mod tests {
                 thresholds: vec![],
             }],
             version: 0,
+            onnx: None,
         };
         let e = evaluate_arrays(
             &heads,

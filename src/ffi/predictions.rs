@@ -429,6 +429,7 @@ mod tests {
                 task("score", TaskKind::Regression, &[]),
             ],
             version: 3,
+            onnx: None,
         };
         let rows: Vec<(Option<String>, Vec<TaskPrediction>)> = vec![
             (

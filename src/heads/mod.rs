@@ -33,6 +33,9 @@ pub struct Heads {
     pub tasks: Vec<TaskEntry>,
     /// A version number, increased on every swap (0 for the loaded one).
     pub version: u64,
+    /// The same heads as an ONNX graph in ONNX Runtime, when they are served that way
+    /// ([`crate::HeadsEngine::Onnx`]); `None` serves them natively.
+    pub onnx: Option<std::sync::Arc<crate::onnx::OnnxHeads>>,
 }
 
 /// Probabilities (or values) per task from embeddings, normalized features and, for sequence

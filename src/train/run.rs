@@ -87,6 +87,7 @@ pub fn train(
             })
             .collect(),
         version: 0,
+        onnx: None,
     };
     let probs = predict_arrays(
         &heads,

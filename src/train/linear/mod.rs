@@ -314,6 +314,7 @@ fn fit_linear(
             })
             .collect(),
         version: 0,
+        onnx: None,
     };
     let mut valid_metrics = validate(&mut heads, &out_of_fold, &all.targets, config, progress)?;
     if let Some(like) = like {
