@@ -2,6 +2,7 @@
 //! checked reader for graphs tandem did not write, a graph builder, the heads written as ONNX
 //! nodes, and serving those heads through ONNX Runtime.
 
+pub mod export;
 pub mod heads;
 pub mod proto;
 pub mod read;

@@ -108,6 +108,16 @@ pub fn attr_float(name: &str, v: f32) -> AttributeProto {
     }
 }
 
+/// A tensor attribute (e.g. `ConstantOfShape`'s `value`).
+pub fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
+    AttributeProto {
+        name: name.to_string(),
+        r#type: AttributeType::Tensor as i32,
+        t: Some(t),
+        ..Default::default()
+    }
+}
+
 /// A list-of-integers attribute.
 pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {
@@ -138,6 +148,28 @@ impl GraphBuilder {
             },
             ..Default::default()
         }
+    }
+
+    /// A builder that extends `graph`: its nodes, initializers, inputs and outputs are kept,
+    /// and every name it uses is reserved.
+    pub fn extend(graph: GraphProto) -> Self {
+        let mut names = HashSet::new();
+        names.extend(graph.input.iter().map(|v| v.name.clone()));
+        names.extend(graph.initializer.iter().map(|t| t.name.clone()));
+        for n in &graph.node {
+            names.extend(n.output.iter().cloned());
+            names.insert(n.name.clone());
+        }
+        GraphBuilder {
+            graph,
+            names,
+            counter: 0,
+        }
+    }
+
+    /// The graph, mutably (to rewire what [`GraphBuilder::extend`] kept).
+    pub fn graph_mut(&mut self) -> &mut GraphProto {
+        &mut self.graph
     }
 
     /// Marks names as taken (those of a graph this one extends).

@@ -5,6 +5,7 @@ mod compare;
 mod doctor;
 mod embed;
 mod eval;
+mod export;
 mod input;
 mod inspect;
 mod pack;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use tandem::bundle;
 use tandem::model::Model;
-use tandem::{Backbone, BackboneOptions, Device, Error, Result, Variant};
+use tandem::{Backbone, BackboneOptions, Device, Error, HeadsEngine, Result, Variant};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +54,8 @@ enum Command {
     /// Gather what a device needs to run a bundle from C (library, header, ONNX Runtime, the
     /// bundle's graph, tokenizer, bundle) into one directory, and print its size.
     Pack(pack::PackArgs),
+    /// Write a trained model as one ONNX graph (backbone and heads) for stock ONNX Runtime.
+    Export(export::ExportArgs),
     /// Show the named metadata features of a text.
     Features(inspect::FeaturesArgs),
     /// Show the embedding caches (size per backbone and kind) or prune them by age or to a cap.
@@ -110,6 +113,10 @@ pub(crate) struct BackboneArgs {
     /// ONNX Runtime library (default: $TANDEM_ORT_LIB, then the cache).
     #[arg(long, value_name = "PATH")]
     ort_lib: Option<PathBuf>,
+    /// What runs a model's heads: native code, or ONNX Runtime on the heads written as an ONNX
+    /// graph (the same results to 1e-5).
+    #[arg(long, default_value = "native", value_name = "native|onnx")]
+    heads: HeadsEngine,
 }
 
 impl BackboneArgs {
@@ -132,6 +139,7 @@ impl BackboneArgs {
                 threads: self.threads,
                 ort_library: self.ort_lib.clone(),
                 batch_size,
+                heads: self.heads,
                 ..Default::default()
             },
         )
@@ -173,6 +181,7 @@ fn main() -> ExitCode {
         | Command::Compare(_)
         | Command::Inspect(_)
         | Command::Pack(_)
+        | Command::Export(_)
         | Command::Features(_)
         | Command::Cache(_)
         | Command::Completions { .. }
@@ -187,6 +196,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare::compare(args),
         Command::Inspect(args) => inspect::inspect(args),
         Command::Pack(args) => pack::run(args),
+        Command::Export(args) => export::run(args),
         Command::Features(args) => inspect::features(args),
         Command::Cache(args) => cache::run(args),
         Command::Completions { shell } => {

@@ -1,0 +1,148 @@
+//! `tandem export` end to end: a trained model written as one ONNX graph, run by stock ONNX
+//! Runtime in Python (scripts/check_export.py: the `tokenizers` package on the tokenizer file
+//! beside the graph, onnx.checker with full checks, onnxruntime), reproduces what tandem
+//! predicts to 1e-4, from the fp32 graph and from the int8 one. Needs `scripts/setup.sh` (the
+//! backbone, ONNX Runtime and the Python tooling venv).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tandem::model::Model;
+use tandem::train::Trainer;
+use tandem::{Backbone, ErrorKind, Variant};
+
+fn rows(file: &str, n: usize) -> Vec<(String, String)> {
+    let rows = tandem::data::read_rows(&tandem::home::data_dir().join(file))
+        .expect("run scripts/setup.sh");
+    rows.iter()
+        .take(n)
+        .map(|r| (r.text("text").unwrap(), r.text("label").unwrap()))
+        .collect()
+}
+
+fn python() -> PathBuf {
+    tandem::home::cache_dir().join("venv/bin/python3")
+}
+
+/// Trains and saves a bundle; returns its directory.
+fn train(backbone: &Arc<Backbone>, data: &[(String, String)], kind: &str, mode: &str, dir: &Path) {
+    let spec = json!({
+        "tasks": [{"name": "label", "kind": kind}],
+        "config": {"mode": mode, "seed": 2,
+                   "metadata": {"stage": {"epochs": 2}}, "head": {"stage": {"epochs": 3}}},
+    });
+    let mut t = Trainer::from_json(Arc::clone(backbone), &spec.to_string()).unwrap();
+    for (text, label) in data {
+        t.add_example(text, &json!({ "label": label })).unwrap();
+    }
+    t.train(&mut |_| true).unwrap();
+    t.save(dir).unwrap();
+}
+
+/// Exports `model` on `variant`, writes what tandem predicts for `texts` (and their raw
+/// features), and runs the Python check; returns its report.
+fn check(
+    model: &Model,
+    variant: Variant,
+    texts: &[&str],
+    dir: &Path,
+    tol: f64,
+    min_agree: f64,
+) -> Value {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = dir.join(format!("model-{variant}.onnx"));
+    let done = tandem::onnx::export::export(model, variant, &out).unwrap();
+    assert_eq!(done.inputs[..2], ["input_ids", "attention_mask"]);
+    let preds = model.predict(texts).unwrap();
+    let heads = model.heads();
+    let mut expected = serde_json::Map::new();
+    for (k, task) in heads.tasks.iter().enumerate() {
+        let name = tandem::onnx::heads::output_name(&task.spec.name, task.spec.kind);
+        let rows: Vec<Vec<f32>> = preds
+            .iter()
+            .map(|p| match p[k].value {
+                Some(v) => vec![v],
+                None => p[k].probabilities.clone(),
+            })
+            .collect();
+        expected.insert(name, json!(rows));
+    }
+    let features = tandem::metadata::extract_batch(texts);
+    let metadata: Vec<Vec<f32>> = features.rows().into_iter().map(|r| r.to_vec()).collect();
+    let cases = dir.join(format!("cases-{variant}.json"));
+    std::fs::write(
+        &cases,
+        json!({"texts": texts, "metadata": metadata, "expected": expected}).to_string(),
+    )
+    .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_export.py");
+    let res = Command::new(python())
+        .arg(script)
+        .arg(&out)
+        .arg(&cases)
+        .args(["--tol", &tol.to_string()])
+        .args(["--min-agree", &min_agree.to_string()])
+        .output()
+        .expect("the Python tooling venv (scripts/setup.sh)");
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert!(
+        res.status.success(),
+        "{variant}: {stdout}\n{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+#[test]
+fn exported_graphs_reproduce_tandem_predict_in_stock_onnx_runtime() {
+    let root = std::env::temp_dir().join(format!("tandem-export-{}", std::process::id()));
+    let data = rows("trec.jsonl", 600);
+    let held: Vec<&str> = data[400..].iter().map(|(t, _)| t.as_str()).collect();
+
+    // Joint heads that read metadata, on the fp32 backbone: the fp32 export to 1e-4.
+    let fp32 = Arc::new(common::load(Variant::Fp32));
+    train(
+        &fp32,
+        &data[..400],
+        "multiclass",
+        "joint",
+        &root.join("trec"),
+    );
+    let model = Model::load(&root.join("trec"), Arc::clone(&fp32)).unwrap();
+    let r = check(&model, Variant::Fp32, &held, &root.join("fp32"), 1e-4, 1.0);
+    assert_eq!(r["outputs"]["label.probabilities"]["argmax_agreement"], 1.0);
+
+    // A binary task (reported as [1 - p, p]) on the int8 backbone: the int8 export runs the
+    // same quantized graph, but dynamic quantization scales each run's activations by the
+    // whole batch (padding included), and tandem batches texts by length while a host batches
+    // them as they come, so the probabilities differ by up to ~1e-2 and the bar is the labels.
+    let sms = rows("sms_spam.jsonl", 500);
+    let int8 = Arc::new(common::load(Variant::Int8));
+    train(&int8, &sms[..300], "binary", "two_stage", &root.join("sms"));
+    let model = Model::load(&root.join("sms"), Arc::clone(&int8)).unwrap();
+    let texts: Vec<&str> = sms[300..].iter().map(|(t, _)| t.as_str()).collect();
+    let r = check(
+        &model,
+        Variant::Int8,
+        &texts,
+        &root.join("int8"),
+        0.1,
+        0.995,
+    );
+    assert!(
+        r["outputs"]["label.probabilities"]["argmax_agreement"]
+            .as_f64()
+            .unwrap()
+            >= 0.995
+    );
+
+    // An output directory that does not exist is a clear error, and nothing is written.
+    let err = tandem::onnx::export::export(&model, Variant::Opt, Path::new("/nonexistent/x.onnx"))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
