@@ -502,6 +502,26 @@ tandem_error *tandem_model_manifest_json(const tandem_model *model,
                                          char **out);
 
 /**
+ * Writes the model (its backbone's `variant` graph, `"fp32"`, `"opt"` or `"int8"`, followed by
+ * the heads it serves now) as one ONNX graph to the file `path` (`path_len` bytes of UTF-8),
+ * with `tokenizer.json` and `<stem>.tandem.json` (labels, thresholds, metadata feature names)
+ * beside it; the same as `tandem export`. Inputs `input_ids`, `attention_mask` (int64) and,
+ * when the heads read metadata, `metadata`; one output per task. Files are replaced
+ * atomically; a different `tokenizer.json` already beside the path is refused.
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (unknown variant, heads that cannot be
+ * written as ONNX, another tokenizer in the way), NOT_FOUND (no such directory, or no such
+ * graph in the backbone), FORMAT (a backbone graph that cannot be extended), IO.
+ *
+ * Ownership: `path` and `variant` are borrowed for the call.
+ * Thread safety: safe from many threads at once on one model (it reads a snapshot of the heads).
+ */
+tandem_error *tandem_model_export_onnx(const tandem_model *model,
+                                       const char *path,
+                                       size_t path_len,
+                                       const char *variant,
+                                       size_t variant_len);
+
+/**
  * New options with the defaults: the default backbone in the cache, the fp32 graph, all cores,
  * CPU, the ONNX Runtime library from `TANDEM_ORT_LIB` or the cache. Never NULL. Free with
  * `tandem_options_free`. An options object is used by one thread at a time; loading copies it,
@@ -548,6 +568,19 @@ tandem_error *tandem_options_set_variant(tandem_options *options, const char *na
  * Thread safety: use one options object from one thread at a time.
  */
 tandem_error *tandem_options_set_device(tandem_options *options, const char *name, size_t len);
+
+/**
+ * Sets what runs the heads of models loaded on backbones made with these options: `"native"`
+ * (tandem's own code, the default) or `"onnx"` (the heads written as an ONNX graph and run by
+ * ONNX Runtime on the backbone's device; the same results to 1e-5). With `"onnx"`,
+ * `tandem_model_load` and the hot swaps fail with ONNX or INVALID_ARGUMENT if the heads cannot
+ * be written or run as a graph.
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (unknown name; options unchanged).
+ *
+ * Ownership: `name` is borrowed for the call.
+ * Thread safety: use one options object from one thread at a time.
+ */
+tandem_error *tandem_options_set_heads(tandem_options *options, const char *name, size_t len);
 
 /**
  * Sets the ONNX Runtime shared library to load (else `TANDEM_ORT_LIB`, else the cache). The

@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 CARGO_FUZZ_VERSION=0.13.2
-TARGETS=(bundle bundle_arch backbone_manifest trainer_spec pooled_cache token_cache jsonl csv metadata c_abi)
+TARGETS=(bundle bundle_arch backbone_manifest trainer_spec onnx_graph pooled_cache token_cache jsonl csv metadata c_abi)
 
 seconds=""
 runs=""

@@ -140,6 +140,41 @@ fn exported_graphs_reproduce_tandem_predict_in_stock_onnx_runtime() {
             >= 0.995
     );
 
+    // A backbone graph with only a per-token output and a `token_type_ids` input (the tiny test
+    // BERT): the export mean-pools and normalizes in the graph and feeds token types itself.
+    let tiny = Arc::new(
+        Backbone::load(
+            common::backbone_dir("tiny-random-bert"),
+            tandem::BackboneOptions {
+                threads: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    train(
+        &tiny,
+        &data[..200],
+        "multiclass",
+        "embedding_only",
+        &root.join("tiny"),
+    );
+    let model = Model::load(&root.join("tiny"), Arc::clone(&tiny)).unwrap();
+    let r = check(
+        &model,
+        Variant::Fp32,
+        &held,
+        &root.join("tiny-fp32"),
+        1e-4,
+        1.0,
+    );
+    assert!(
+        r["outputs"]["label.probabilities"]["max_abs_diff"]
+            .as_f64()
+            .unwrap()
+            <= 1e-4
+    );
+
     // An output directory that does not exist is a clear error, and nothing is written.
     let err = tandem::onnx::export::export(&model, Variant::Opt, Path::new("/nonexistent/x.onnx"))
         .unwrap_err();

@@ -71,6 +71,11 @@ fn trainer_spec_inputs() {
 }
 
 #[test]
+fn onnx_graph_inputs() {
+    replay("onnx_graph", true, checks::onnx_graph);
+}
+
+#[test]
 fn backbone_manifest_inputs() {
     replay("backbone_manifest", true, checks::backbone_manifest);
 }

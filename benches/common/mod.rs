@@ -17,6 +17,8 @@ pub fn start(name: &str) -> bool {
 
 /// Runs a PyTorch comparison script from `benches/` with the tooling venv's Python and `args`,
 /// and returns the JSON it prints.
+// Each bench compiles this module on its own, and not every bench has a PyTorch side.
+#[allow(dead_code)]
 pub fn run_torch(script: &str, args: &[&str]) -> serde_json::Value {
     let py = tandem::home::cache_dir().join("venv/bin/python");
     let res = std::process::Command::new(&py)

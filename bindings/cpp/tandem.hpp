@@ -351,6 +351,13 @@ class Options {
     detail::check(tandem_options_set_device(h_.get(), name.data(), name.size()));
     return *this;
   }
+  /// What runs the heads of models loaded on the backbone: "native" (the default) or "onnx"
+  /// (the heads written as an ONNX graph and run by ONNX Runtime; the same results to 1e-5).
+  /// Errors: InvalidArgument (unknown name).
+  Options& heads(std::string_view name) {
+    detail::check(tandem_options_set_heads(h_.get(), name.data(), name.size()));
+    return *this;
+  }
   /// The ONNX Runtime shared library to load (the first backbone load in a process decides).
   Options& ort_library(std::string_view path) {
     detail::check(tandem_options_set_ort_library(h_.get(), path.data(), path.size()));
@@ -993,6 +1000,14 @@ class Model {
     char* out = nullptr;
     detail::check(tandem_model_manifest_json(h_.get(), &out));
     return detail::take_string(out);
+  }
+
+  /// Writes the model (the backbone's `variant` graph, "fp32", "opt" or "int8", then the heads
+  /// it serves now) as one ONNX graph to `path`, with tokenizer.json and <stem>.tandem.json
+  /// beside it: what `tandem export` writes, for stock ONNX Runtime.
+  void export_onnx(std::string_view path, std::string_view variant = "fp32") const {
+    detail::check(tandem_model_export_onnx(h_.get(), path.data(), path.size(), variant.data(),
+                                           variant.size()));
   }
 
   /// False for an empty (default-constructed or moved-from) handle.

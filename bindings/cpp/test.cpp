@@ -648,6 +648,26 @@ static void add_examples(tandem::Trainer& t, const std::vector<Example>& data, s
   }
 }
 
+// The saved bundle served through ONNX Runtime gives the native heads' probabilities, and the
+// model exports as one ONNX graph.
+static void test_onnx(Fixture& fx) {
+  tandem::Options o;
+  o.threads(1);
+  CHECK_THROWS_CODE(o.heads("tflite"), tandem::ErrorCode::InvalidArgument);
+  o.heads("onnx");
+  tandem::Backbone b = tandem::Backbone::load(o);
+  tandem::Model m = tandem::Model::load(b, fx.bundle.string());
+  const auto p = m.predict({fx.test_texts[0]});
+  CHECK(close(p.probabilities(0, 0), fx.p0_row0, 1e-5f));
+  const fs::path out = fx.tmp / "export" / "model.onnx";
+  fs::create_directories(out.parent_path());
+  CHECK_THROWS_CODE(fx.model.export_onnx(out.string(), "fp64"), tandem::ErrorCode::InvalidArgument);
+  fx.model.export_onnx(out.string());
+  CHECK(fs::file_size(out) > 1000000);
+  CHECK(fs::exists(out.parent_path() / "tokenizer.json"));
+  CHECK(fs::exists(out.parent_path() / "model.tandem.json"));
+}
+
 static void test_swap(Fixture& fx) {
   tandem::Model& m = fx.model;
   const std::uint64_t v0 = m.heads_version();
@@ -1055,6 +1075,7 @@ int main() {
     section("train, evaluate, save, load, predict", [&] { test_train_save_load_predict(fx); });
     if (fx.model) {
       section("predict_groups", [&] { test_predict_groups(fx); });
+      section("ONNX heads and export", [&] { test_onnx(fx); });
       section("hot swap", [&] { test_swap(fx); });
       section("move semantics", [&] { test_move_semantics(fx); });
     }

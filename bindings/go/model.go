@@ -176,6 +176,21 @@ func (m *Model) SwapBundle(dir string) (uint64, error) {
 	return uint64(v), nil
 }
 
+// ExportONNX writes the model (its backbone's variant graph, "fp32", "opt" or "int8", followed
+// by the heads it serves now) as one ONNX graph to path, with tokenizer.json and
+// <stem>.tandem.json (labels, thresholds, metadata feature names) beside it: what
+// `tandem export` writes, for stock ONNX Runtime.
+func (m *Model) ExportONNX(path, variant string) error {
+	ptr, err := m.acquire()
+	if err != nil {
+		return err
+	}
+	defer m.release()
+	err = takeError(C.tg_model_export_onnx(ptr, path, variant))
+	runtime.KeepAlive(m)
+	return err
+}
+
 // HeadsVersion returns the version of the heads now serving: 0 as loaded, +1 per swap (0 once
 // closed).
 func (m *Model) HeadsVersion() uint64 {

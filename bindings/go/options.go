@@ -39,6 +39,7 @@ type options struct {
 	threads     *uint32
 	variant     *string
 	device      *string
+	heads       *string
 	ortLibrary  *string
 	backboneDir *string
 	batchSize   int
@@ -55,6 +56,11 @@ func WithVariant(name string) Option { return func(o *options) { o.variant = &na
 // WithDevice selects the execution provider: "cpu", "cuda" or "cuda:N". If it cannot run,
 // loading fails with ErrExecutionProviderUnavailable rather than falling back to the CPU.
 func WithDevice(name string) Option { return func(o *options) { o.device = &name } }
+
+// WithHeads selects what runs the heads of models loaded on the backbone: "native" (the
+// default) or "onnx" (the heads written as an ONNX graph and run by ONNX Runtime on the
+// backbone's device; the same results to 1e-5).
+func WithHeads(name string) Option { return func(o *options) { o.heads = &name } }
 
 // WithORTLibrary names the ONNX Runtime shared library to load (else TANDEM_ORT_LIB, else the
 // cache). The library is loaded once per process: the first backbone load decides.
@@ -94,6 +100,11 @@ func newCOptions(opts []Option) (*C.tandem_options, error) {
 		}
 		if o.device != nil {
 			if err := takeError(C.tg_options_set_device(c, *o.device)); err != nil {
+				return err
+			}
+		}
+		if o.heads != nil {
+			if err := takeError(C.tg_options_set_heads(c, *o.heads)); err != nil {
 				return err
 			}
 		}

@@ -24,6 +24,16 @@ static inline tandem_error *tg_options_set_device(tandem_options *o, _GoString_ 
 	return tandem_options_set_device(o, _GoStringPtr(s), _GoStringLen(s));
 }
 
+static inline tandem_error *tg_options_set_heads(tandem_options *o, _GoString_ s) {
+	return tandem_options_set_heads(o, _GoStringPtr(s), _GoStringLen(s));
+}
+
+static inline tandem_error *tg_model_export_onnx(const tandem_model *m, _GoString_ path,
+                                                 _GoString_ variant) {
+	return tandem_model_export_onnx(m, _GoStringPtr(path), _GoStringLen(path),
+	                                _GoStringPtr(variant), _GoStringLen(variant));
+}
+
 static inline tandem_error *tg_options_set_ort_library(tandem_options *o, _GoString_ s) {
 	return tandem_options_set_ort_library(o, _GoStringPtr(s), _GoStringLen(s));
 }

@@ -644,6 +644,53 @@ func TestHotSwap(t *testing.T) {
 	}
 }
 
+// TestONNX serves a saved bundle through ONNX Runtime (the same probabilities as the native
+// heads) and exports the model as one ONNX graph.
+func TestONNX(t *testing.T) {
+	_, dir := trainedFixture(t)
+	native := loadModel(t, dir)
+	if _, err := LoadBackbone(WithThreads(1), WithHeads("tflite")); err == nil {
+		t.Fatal("an unknown heads engine was accepted")
+	} else {
+		wantCode(t, err, CodeInvalidArgument)
+	}
+	ob, err := LoadBackbone(WithThreads(1), WithHeads("onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	om, err := LoadModel(ob, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer om.Close()
+	probe := []string{"Who wrote Hamlet ?", "How far is the moon ?"}
+	a, err := native.Predict(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := om.Predict(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range probe {
+		if d := maxDiff(probsOf(a[i]), probsOf(b[i])); d > 1e-5 {
+			t.Errorf("text %d: ONNX heads differ from native by %v", i, d)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "model.onnx")
+	wantCode(t, native.ExportONNX(out, "fp64"), CodeInvalidArgument)
+	if err := native.ExportONNX(out, "fp32"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{out, filepath.Join(filepath.Dir(out), "tokenizer.json"),
+		filepath.Join(filepath.Dir(out), "model.tandem.json")} {
+		if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
 // TestSequenceHead trains a sequence head (per-token vectors through attention pooling and
 // convolutions), saves it, and serves it from a loaded model; a bad sequence config is refused.
 func TestSequenceHead(t *testing.T) {

@@ -884,3 +884,47 @@ impl TokenCacheCheck {
         assert!(cache.total_tokens() >= tokens);
     }
 }
+
+/// The ONNX reader (`onnx::read::parse`, behind `onnx::read::read` for imported heads and for
+/// the backbone graph an export extends). Input: the bytes of an ONNX model file. Any bytes are
+/// accepted or refused with a `Format` error (never a panic, abort or huge allocation). An
+/// accepted graph lists its inputs, outputs, nodes and initializers; every node reads only
+/// values defined before it; and every initializer's data reads back (as f32 or i64 where its
+/// type is one of those) with as many values as its shape has, or is refused with an error.
+pub fn onnx_graph(data: &[u8]) -> bool {
+    use tandem::onnx::read::{parse, summarize, tensor_to_f32, tensor_to_i64};
+    let model = match parse(data) {
+        Ok(m) => m,
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::Format, "{e}");
+            return false;
+        }
+    };
+    let g = model.graph.as_ref().expect("parse checks the graph");
+    let s = summarize(g);
+    assert_eq!(s.nodes.len(), g.node.len());
+    assert_eq!(s.initializers.len(), g.initializer.len());
+    let mut defined: std::collections::HashSet<&str> =
+        g.initializer.iter().map(|t| t.name.as_str()).collect();
+    defined.extend(g.input.iter().map(|v| v.name.as_str()));
+    for n in &g.node {
+        assert!(n
+            .input
+            .iter()
+            .all(|x| x.is_empty() || defined.contains(x.as_str())));
+        defined.extend(n.output.iter().map(String::as_str));
+    }
+    for t in &g.initializer {
+        let want: u64 = t.dims.iter().map(|&d| d as u64).product();
+        // No model directory: external data must be refused, never read.
+        match tensor_to_f32(t, None) {
+            Ok(a) => assert_eq!(a.len() as u64, want),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Format, "{e}"),
+        }
+        match tensor_to_i64(t, None) {
+            Ok(a) => assert_eq!(a.len() as u64, want),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Format, "{e}"),
+        }
+    }
+    true
+}

@@ -230,3 +230,34 @@ pub unsafe extern "C" fn tandem_model_manifest_json(
         Ok(())
     })
 }
+
+/// Writes the model (its backbone's `variant` graph, `"fp32"`, `"opt"` or `"int8"`, followed by
+/// the heads it serves now) as one ONNX graph to the file `path` (`path_len` bytes of UTF-8),
+/// with `tokenizer.json` and `<stem>.tandem.json` (labels, thresholds, metadata feature names)
+/// beside it; the same as `tandem export`. Inputs `input_ids`, `attention_mask` (int64) and,
+/// when the heads read metadata, `metadata`; one output per task. Files are replaced
+/// atomically; a different `tokenizer.json` already beside the path is refused.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (unknown variant, heads that cannot be
+/// written as ONNX, another tokenizer in the way), NOT_FOUND (no such directory, or no such
+/// graph in the backbone), FORMAT (a backbone graph that cannot be extended), IO.
+///
+/// Ownership: `path` and `variant` are borrowed for the call.
+/// Thread safety: safe from many threads at once on one model (it reads a snapshot of the heads).
+#[no_mangle]
+pub unsafe extern "C" fn tandem_model_export_onnx(
+    model: *const tandem_model,
+    path: *const c_char,
+    path_len: usize,
+    variant: *const c_char,
+    variant_len: usize,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let m = unsafe { handle(model, "model") }?;
+        let path = unsafe { path_arg(path, path_len, "path") }?;
+        let variant: crate::Variant =
+            unsafe { super::str_arg(variant, variant_len, "variant") }?.parse()?;
+        crate::onnx::export::export(&m.inner, variant, &path)?;
+        Ok(())
+    })
+}

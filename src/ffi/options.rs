@@ -125,6 +125,30 @@ pub unsafe extern "C" fn tandem_options_set_device(
     }
 }
 
+/// Sets what runs the heads of models loaded on backbones made with these options: `"native"`
+/// (tandem's own code, the default) or `"onnx"` (the heads written as an ONNX graph and run by
+/// ONNX Runtime on the backbone's device; the same results to 1e-5). With `"onnx"`,
+/// `tandem_model_load` and the hot swaps fail with ONNX or INVALID_ARGUMENT if the heads cannot
+/// be written or run as a graph.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (unknown name; options unchanged).
+///
+/// Ownership: `name` is borrowed for the call.
+/// Thread safety: use one options object from one thread at a time.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_options_set_heads(
+    options: *mut tandem_options,
+    name: *const c_char,
+    len: usize,
+) -> *mut tandem_error {
+    // SAFETY: forwarded contract of this function.
+    unsafe {
+        set_str(options, name, len, "name", |o, s| {
+            o.backbone.heads = s.parse()?;
+            Ok(())
+        })
+    }
+}
+
 /// Sets the ONNX Runtime shared library to load (else `TANDEM_ORT_LIB`, else the cache). The
 /// library is loaded once per process: the first backbone load decides.
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty path).

@@ -80,6 +80,7 @@ fn input_type(g: &GraphProto, name: &str) -> Option<i32> {
 /// the backbone reads int32), and feeds `token_type_ids`, if the backbone reads it, with zeros
 /// of the ids' shape (as tandem does).
 fn normalize_inputs(b: &mut GraphBuilder) -> Result<()> {
+    let before = b.graph().node.len();
     let batch_seq = [Dim::named("batch"), Dim::named("seq")];
     for name in ["input_ids", "attention_mask"] {
         let t = input_type(b.graph(), name)
@@ -121,8 +122,11 @@ fn normalize_inputs(b: &mut GraphBuilder) -> Result<()> {
             ..Default::default()
         });
     }
-    // Inputs a caller feeds, in the documented order.
+    // The new nodes feed the backbone's: they go first, so the graph stays in order.
     let g = b.graph_mut();
+    let added = g.node.len() - before;
+    g.node.rotate_right(added);
+    // Inputs a caller feeds, in the documented order.
     g.input.sort_by_key(|v| match v.name.as_str() {
         "input_ids" => 0,
         "attention_mask" => 1,

@@ -749,6 +749,57 @@ static int write_aged(const char *path, size_t size, time_t age) {
   return utimensat(AT_FDCWD, path, times, 0) == 0;
 }
 
+/* The heads served through ONNX Runtime agree with the native heads, and the model exports as
+ * one ONNX graph (with the tokenizer and labels beside it). */
+static void test_onnx(const char *bundle_dir) {
+  tandem_options *o = tandem_options_new();
+  OK(tandem_options_set_threads(o, 2));
+  ERR(tandem_options_set_heads(o, "tflite", 6), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_options_set_heads(NULL, "onnx", 4), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_options_set_heads(o, NULL, 4), TANDEM_ERR_NULL_ARGUMENT);
+  const char *dir = getenv("TANDEM_TEST_BACKBONE");
+  if (dir && *dir) OK(tandem_options_set_backbone_dir(o, dir, strlen(dir)));
+  tandem_backbone *native_bb = NULL, *onnx_bb = NULL;
+  OK(tandem_backbone_load(o, &native_bb));
+  OK(tandem_options_set_heads(o, "onnx", 4));
+  OK(tandem_backbone_load(o, &onnx_bb));
+  tandem_options_free(o);
+  tandem_model *native = NULL, *onnx = NULL;
+  if (native_bb && onnx_bb && OK(tandem_model_load(native_bb, bundle_dir, strlen(bundle_dir), &native)) &&
+      OK(tandem_model_load(onnx_bb, bundle_dir, strlen(bundle_dir), &onnx))) {
+    const char *texts[] = {"Who wrote Romeo and Juliet ?", "How many days are in a leap year ?",
+                           "Where is the Eiffel Tower ?"};
+    tandem_predictions *a = NULL, *b = NULL;
+    if (OK(tandem_model_predict(native, texts, NULL, 3, &a)) &&
+        OK(tandem_model_predict(onnx, texts, NULL, 3, &b))) {
+      for (size_t i = 0; i < 3; i++) {
+        float pa[3] = {0}, pb[3] = {0};
+        OK(tandem_predictions_probabilities(a, i, 0, pa, 3));
+        OK(tandem_predictions_probabilities(b, i, 0, pb, 3));
+        for (size_t k = 0; k < 3; k++) EXPECT(fabs(pa[k] - pb[k]) <= 1e-5);
+      }
+    }
+    tandem_predictions_free(a);
+    tandem_predictions_free(b);
+
+    char out[512], labels[512], missing[512];
+    path_in_tmp(out, sizeof out, "export.onnx");
+    path_in_tmp(labels, sizeof labels, "export.tandem.json");
+    path_in_tmp(missing, sizeof missing, "no-such-dir/export.onnx");
+    ERR(tandem_model_export_onnx(NULL, out, strlen(out), "fp32", 4), TANDEM_ERR_NULL_ARGUMENT);
+    ERR(tandem_model_export_onnx(native, out, strlen(out), "fp64", 4), TANDEM_ERR_INVALID_ARGUMENT);
+    ERR(tandem_model_export_onnx(native, missing, strlen(missing), "fp32", 4), TANDEM_ERR_NOT_FOUND);
+    OK(tandem_model_export_onnx(native, out, strlen(out), "fp32", 4));
+    struct stat st;
+    EXPECT(stat(out, &st) == 0 && st.st_size > 1000);
+    EXPECT(stat(labels, &st) == 0 && st.st_size > 10);
+  }
+  tandem_model_free(native);
+  tandem_model_free(onnx);
+  tandem_backbone_free(native_bb);
+  tandem_backbone_free(onnx_bb);
+}
+
 static void test_cache_prune(void) {
   char root[512], graph[600], pooled[700], tokens[700], missing[600];
   path_in_tmp(root, sizeof root, "embcache");
@@ -804,6 +855,8 @@ int main(void) {
     section("trainer");
     test_model(b, t, bundle_dir);
     section("model");
+    test_onnx(bundle_dir);
+    section("ONNX heads and export");
     test_task_kinds(b);
     section("task kinds");
     test_sequence_head(b);
