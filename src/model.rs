@@ -147,7 +147,7 @@ impl Model {
             } else {
                 Array2::zeros((texts.len(), 0))
             };
-            return onnx.run(emb.view(), raw.view());
+            return onnx.run(emb.view(), raw.view(), tokens.as_ref());
         }
         let feats = match &heads.normalizer {
             Some(n) => n.transform(crate::metadata::extract_batch(texts).view()),

@@ -1,17 +1,19 @@
 //! A bundle's serving path after the backbone, written as ONNX nodes: feature selection and
-//! z-scoring, the metadata encoder, the task heads and their output functions (softmax,
+//! z-scoring, the metadata encoder, the sequence encoder of sequence heads (see
+//! [`super::sequence`]), the task heads and their output functions (softmax,
 //! sigmoid, de-standardization). The same nodes serve as a standalone heads graph (run by
 //! ONNX Runtime instead of native code) and as the tail of a whole-model export.
 
 use std::f32::consts::FRAC_1_SQRT_2;
 
 use super::proto::{tensor_proto::DataType, ModelProto};
+use super::sequence;
 use super::write::{self, attr_float, attr_int, Dim, GraphBuilder};
 use crate::data::TaskKind;
 use crate::error::{Error, Result};
 use crate::heads::{Heads, Mode};
 use crate::nn::container::{Module, Sequential};
-use crate::nn::{Layer, Mlp};
+use crate::nn::{Layer, LayerNorm, Linear, Mlp};
 
 /// Input name of the pooled embedding `[batch, dim]` in a standalone heads graph.
 pub const EMBEDDING_INPUT: &str = "embedding";
@@ -20,6 +22,14 @@ pub const EMBEDDING_INPUT: &str = "embedding";
 /// them (the graph selects and z-scores them itself).
 pub const METADATA_INPUT: &str = "metadata";
 
+/// Input name of the texts' per-token vectors `[batch, seq, dim]` (float32, right-padded) in
+/// a standalone heads graph of sequence heads.
+pub const TOKENS_INPUT: &str = "tokens";
+
+/// Input name of the mask of [`TOKENS_INPUT`] `[batch, seq]` (int64, 1 for a real token, 0
+/// for padding; real tokens first).
+pub const TOKEN_MASK_INPUT: &str = "token_mask";
+
 /// The value names the heads read inside a graph.
 #[derive(Debug, Clone, Default)]
 pub struct HeadsInputs {
@@ -27,6 +37,9 @@ pub struct HeadsInputs {
     pub embedding: Option<String>,
     /// The raw metadata features `[batch, n]` (needed when the model reads metadata).
     pub metadata: Option<String>,
+    /// The padded per-token vectors `[batch, seq, dim]` and their int64 mask `[batch, seq]`
+    /// (needed by sequence heads).
+    pub tokens: Option<(String, String)>,
 }
 
 /// How each task's output is shaped.
@@ -72,6 +85,11 @@ pub fn reads_embedding(heads: &Heads) -> bool {
     heads.network.arch.mode != Mode::MetadataOnly
 }
 
+/// Whether the heads read per-token vectors (sequence heads).
+pub fn reads_tokens(heads: &Heads) -> bool {
+    heads.network.arch.needs_tokens()
+}
+
 /// Appends the heads' nodes to `b`, reading `inputs`; returns each task's output.
 pub fn append(
     b: &mut GraphBuilder,
@@ -81,11 +99,6 @@ pub fn append(
 ) -> Result<Vec<TaskOutput>> {
     let net = &heads.network;
     let arch = &net.arch;
-    if arch.sequence.is_some() {
-        return Err(Error::invalid(
-            "sequence heads cannot be written as ONNX yet (pooled heads can)",
-        ));
-    }
     let code = if reads_metadata(heads) {
         let raw = inputs
             .metadata
@@ -129,14 +142,28 @@ pub fn append(
             .embedding
             .as_deref()
             .ok_or_else(|| Error::invalid("these heads read the pooled embedding"))?;
-        let input = match (&code, arch.mode) {
-            (Some(c), Mode::TwoStage | Mode::Joint) => b.node(
-                "Concat",
-                &[emb, c],
-                vec![attr_int("axis", 1)],
-                "heads.input",
-            ),
-            _ => emb.to_string(),
+        // [embedding ; code ; sequence], as the native input layout.
+        let mut blocks = vec![emb.to_string()];
+        if let (Some(c), Mode::TwoStage | Mode::Joint) = (&code, arch.mode) {
+            blocks.push(c.clone());
+        }
+        if arch.needs_tokens() {
+            let enc = net
+                .sequence
+                .as_ref()
+                .ok_or_else(|| Error::format("sequence heads without a sequence encoder"))?;
+            let (tokens, mask) = inputs
+                .tokens
+                .as_ref()
+                .ok_or_else(|| Error::invalid("these heads read per-token vectors"))?;
+            blocks.push(sequence::append_sequence(b, enc, tokens, mask)?);
+        }
+        let input = match blocks.len() {
+            1 => blocks.remove(0),
+            _ => {
+                let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
+                b.node("Concat", &refs, vec![attr_int("axis", 1)], "heads.input")
+            }
         };
         net.heads
             .iter()
@@ -192,7 +219,8 @@ pub fn append(
 }
 
 /// A standalone heads graph: inputs [`EMBEDDING_INPUT`] and/or [`METADATA_INPUT`] (of
-/// `n_metadata` raw features), one output per task. `binary` shapes binary tasks' outputs.
+/// `n_metadata` raw features), plus [`TOKENS_INPUT`] and [`TOKEN_MASK_INPUT`] for sequence
+/// heads; one output per task. `binary` shapes binary tasks' outputs.
 pub fn heads_model(
     heads: &Heads,
     n_metadata: usize,
@@ -216,6 +244,16 @@ pub fn heads_model(
             DataType::Float,
             &[batch.clone(), Dim::Fixed(n_metadata as i64)],
         ));
+    }
+    if reads_tokens(heads) {
+        let (d, seq) = (heads.network.arch.emb_dim as i64, Dim::named("seq"));
+        let tokens = b.input(
+            TOKENS_INPUT,
+            DataType::Float,
+            &[batch.clone(), seq.clone(), Dim::Fixed(d)],
+        );
+        let mask = b.input(TOKEN_MASK_INPUT, DataType::Int64, &[batch.clone(), seq]);
+        inputs.tokens = Some((tokens, mask));
     }
     let outs = append(&mut b, heads, &inputs, binary)?;
     for o in &outs {
@@ -249,30 +287,8 @@ fn scope(name: &str) -> &str {
 
 fn module(b: &mut GraphBuilder, m: &Module, x: &str) -> Result<String> {
     Ok(match m {
-        Module::Linear(l) => {
-            let w = l.weight();
-            let hint = scope(&w.name).to_string();
-            let wn = b.weight(&w.name, w.value.view());
-            match l.bias() {
-                Some(bias) => {
-                    let bn = b.weight(&bias.name, bias.value.view());
-                    b.node("Gemm", &[x, &wn, &bn], vec![attr_int("transB", 1)], &hint)
-                }
-                None => b.node("Gemm", &[x, &wn], vec![attr_int("transB", 1)], &hint),
-            }
-        }
-        Module::LayerNorm(n) => {
-            let p = n.params();
-            let hint = scope(&p[0].name).to_string();
-            let g = b.weight(&p[0].name, p[0].value.view());
-            let beta = b.weight(&p[1].name, p[1].value.view());
-            b.node(
-                "LayerNormalization",
-                &[x, &g, &beta],
-                vec![attr_int("axis", -1), attr_float("epsilon", n.eps())],
-                &hint,
-            )
-        }
+        Module::Linear(l) => linear(b, l, x),
+        Module::LayerNorm(n) => layer_norm(b, n, x),
         Module::Relu(r) => b.node("Relu", &[x], vec![], r.name()),
         Module::Gelu(g) => gelu(b, x, g.name()),
         Module::Dropout(_) => x.to_string(),
@@ -282,6 +298,52 @@ fn module(b: &mut GraphBuilder, m: &Module, x: &str) -> Result<String> {
         }
         Module::Sequential(s) => sequential(b, s, x)?,
     })
+}
+
+/// Appends a Linear layer `x·Wᵀ + b` over the matrix `x` `[n, in]` (one Gemm); returns its
+/// output.
+pub fn linear(b: &mut GraphBuilder, l: &Linear, x: &str) -> String {
+    let w = l.weight();
+    let hint = scope(&w.name).to_string();
+    let wn = b.weight(&w.name, w.value.view());
+    match l.bias() {
+        Some(bias) => {
+            let bn = b.weight(&bias.name, bias.value.view());
+            b.node("Gemm", &[x, &wn, &bn], vec![attr_int("transB", 1)], &hint)
+        }
+        None => b.node("Gemm", &[x, &wn], vec![attr_int("transB", 1)], &hint),
+    }
+}
+
+/// Appends a Linear layer over the last axis of `x` of any rank ≥ 2 (a MatMul against the
+/// stored transpose, which broadcasts over the leading axes as Gemm cannot, then the bias);
+/// returns its output.
+pub fn linear_last_axis(b: &mut GraphBuilder, l: &Linear, x: &str) -> String {
+    let w = l.weight();
+    let hint = scope(&w.name).to_string();
+    let wt = b.weight(&format!("{}.t", w.name), w.value2().t().into_dyn());
+    let y = b.node("MatMul", &[x, &wt], vec![], &hint);
+    match l.bias() {
+        Some(bias) => {
+            let bn = b.weight(&bias.name, bias.value.view());
+            b.node("Add", &[&y, &bn], vec![], &hint)
+        }
+        None => y,
+    }
+}
+
+/// Appends a LayerNorm over the last axis of `x`; returns its output.
+pub fn layer_norm(b: &mut GraphBuilder, n: &LayerNorm, x: &str) -> String {
+    let p = n.params();
+    let hint = scope(&p[0].name).to_string();
+    let g = b.weight(&p[0].name, p[0].value.view());
+    let beta = b.weight(&p[1].name, p[1].value.view());
+    b.node(
+        "LayerNormalization",
+        &[x, &g, &beta],
+        vec![attr_int("axis", -1), attr_float("epsilon", n.eps())],
+        &hint,
+    )
 }
 
 /// The exact GELU, x·½(1 + erf(x/√2)), from opset-13 operators (the `Gelu` operator needs

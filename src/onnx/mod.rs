@@ -1,11 +1,12 @@
 //! ONNX in and out: the protobuf messages (generated from the vendored `onnx.proto3`), a
-//! checked reader for graphs tandem did not write, a graph builder, the heads written as ONNX
-//! nodes, and serving those heads through ONNX Runtime.
+//! checked reader for graphs tandem did not write, a graph builder, the heads (pooled and
+//! sequence) written as ONNX nodes, and serving those heads through ONNX Runtime.
 
 pub mod export;
 pub mod heads;
 pub mod proto;
 pub mod read;
+pub mod sequence;
 pub mod serve;
 pub mod write;
 

@@ -1,17 +1,22 @@
 //! Serving heads through ONNX Runtime instead of native code: the heads graph of
-//! [`super::heads`] in a small pool of sessions (a session runs one call at a time, so
-//! concurrent predictions each borrow their own).
+//! [`super::heads`] (sequence heads read their texts' tokens padded into a rectangle) in a
+//! small pool of sessions (a session runs one call at a time, so concurrent predictions each
+//! borrow their own).
 
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use ndarray::{Array2, ArrayView2};
+use half::slice::HalfFloatSliceExt;
+use ndarray::{s, Array2, Array3, ArrayView2, Axis};
 use ort::session::Session;
 use ort::value::Tensor;
 
-use super::heads::{self, BinaryOutput, EMBEDDING_INPUT, METADATA_INPUT};
-use crate::backbone::{build_session, Device, GraphSource};
+use super::heads::{
+    self, BinaryOutput, EMBEDDING_INPUT, METADATA_INPUT, TOKENS_INPUT, TOKEN_MASK_INPUT,
+};
+use crate::backbone::{build_session, Device, GraphSource, TokenSeqs};
 use crate::error::{Error, ErrorKind, Result};
-use crate::heads::Heads;
+use crate::heads::{Heads, SEQUENCE_CHUNK};
 use crate::runtime::Runtime;
 
 /// A heads graph ready to run: its bytes, what it reads, and idle sessions.
@@ -22,6 +27,8 @@ pub struct OnnxHeads {
     idle: Mutex<Vec<Session>>,
     embedding: bool,
     metadata: bool,
+    /// The token width, for sequence heads.
+    tokens: Option<usize>,
     outputs: Vec<(String, usize)>,
 }
 
@@ -62,6 +69,7 @@ impl OnnxHeads {
             idle: Mutex::new(Vec::new()),
             embedding: heads::reads_embedding(heads),
             metadata: heads::reads_metadata(heads),
+            tokens: heads::reads_tokens(heads).then_some(heads.network.arch.emb_dim),
             outputs,
         };
         // Open one session now, so a graph ONNX Runtime refuses fails the load, not a predict.
@@ -93,18 +101,33 @@ impl OnnxHeads {
         )
     }
 
-    /// Every task's probabilities (or values) for `emb` [n, dim] and the raw metadata
-    /// features `metadata` [n, features] (either may be empty when the heads do not read it).
+    /// Whether the graph reads the texts' per-token vectors (sequence heads).
+    pub fn reads_tokens(&self) -> bool {
+        self.tokens.is_some()
+    }
+
+    /// Every task's probabilities (or values) for `emb` [n, dim], the raw metadata features
+    /// `metadata` [n, features] (either may be empty when the heads do not read it) and, for
+    /// sequence heads, the same texts' per-token vectors `tokens` (ignored otherwise). Sequence
+    /// heads run in chunks of [`SEQUENCE_CHUNK`] texts, each padded to its longest text, so the
+    /// padded f32 copy stays small.
     pub fn run(
         &self,
         emb: ArrayView2<'_, f32>,
         metadata: ArrayView2<'_, f32>,
+        tokens: Option<&TokenSeqs>,
     ) -> Result<Vec<Array2<f32>>> {
         let n = if self.embedding {
             emb.nrows()
         } else {
             metadata.nrows()
         };
+        if self.metadata && metadata.nrows() != n {
+            return Err(Error::invalid(format!(
+                "{} metadata rows for {n} texts",
+                metadata.nrows()
+            )));
+        }
         if n == 0 {
             return Ok(self
                 .outputs
@@ -112,6 +135,62 @@ impl OnnxHeads {
                 .map(|(_, w)| Array2::zeros((0, *w)))
                 .collect());
         }
+        let Some(dim) = self.tokens else {
+            return self.run_rows(emb, metadata, None);
+        };
+        let t = tokens
+            .ok_or_else(|| Error::invalid("sequence heads need the texts' per-token vectors"))?;
+        if t.len() != n {
+            return Err(Error::invalid(format!(
+                "{} token sequences for {n} texts",
+                t.len()
+            )));
+        }
+        if t.dim() != dim {
+            return Err(Error::invalid(format!(
+                "token vectors of width {}, the heads read {dim}",
+                t.dim()
+            )));
+        }
+        if let Some(i) = (0..n).find(|&i| t.length(i) == 0) {
+            return Err(Error::invalid(format!("text {i} has no token vectors")));
+        }
+        let mut parts: Vec<Vec<Array2<f32>>> = Vec::new();
+        for start in (0..n).step_by(SEQUENCE_CHUNK) {
+            let rows = start..(start + SEQUENCE_CHUNK).min(n);
+            let e = if self.embedding {
+                emb.slice(s![rows.clone(), ..])
+            } else {
+                emb
+            };
+            let m = if self.metadata {
+                metadata.slice(s![rows.clone(), ..])
+            } else {
+                metadata
+            };
+            parts.push(self.run_rows(e, m, Some(pad(t, rows)))?);
+        }
+        Ok((0..self.outputs.len())
+            .map(|k| {
+                let views: Vec<_> = parts.iter().map(|p| p[k].view()).collect();
+                ndarray::concatenate(Axis(0), &views).expect("same widths")
+            })
+            .collect())
+    }
+
+    /// One run of the graph on `emb`'s (or `metadata`'s) rows and, for sequence heads, their
+    /// padded tokens and mask.
+    fn run_rows(
+        &self,
+        emb: ArrayView2<'_, f32>,
+        metadata: ArrayView2<'_, f32>,
+        tokens: Option<(Array3<f32>, Array2<i64>)>,
+    ) -> Result<Vec<Array2<f32>>> {
+        let n = if self.embedding {
+            emb.nrows()
+        } else {
+            metadata.nrows()
+        };
         let tensor = |a: ArrayView2<'_, f32>| -> Result<Tensor<f32>> {
             Tensor::from_array(a.as_standard_layout().into_owned())
                 .map_err(|e| Error::onnx("building a heads input", e))
@@ -121,13 +200,15 @@ impl OnnxHeads {
             inputs.push((EMBEDDING_INPUT.into(), tensor(emb)?.into()));
         }
         if self.metadata {
-            if metadata.nrows() != n {
-                return Err(Error::invalid(format!(
-                    "{} metadata rows for {n} texts",
-                    metadata.nrows()
-                )));
-            }
             inputs.push((METADATA_INPUT.into(), tensor(metadata)?.into()));
+        }
+        if let Some((tokens, mask)) = tokens {
+            let tokens = Tensor::from_array(tokens)
+                .map_err(|e| Error::onnx("building the tokens input", e))?;
+            let mask = Tensor::from_array(mask)
+                .map_err(|e| Error::onnx("building the token mask input", e))?;
+            inputs.push((TOKENS_INPUT.into(), tokens.into()));
+            inputs.push((TOKEN_MASK_INPUT.into(), mask.into()));
         }
         let popped = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut session = match popped {
@@ -163,4 +244,21 @@ impl OnnxHeads {
             .push(session);
         result
     }
+}
+
+/// The tokens of `t`'s texts `rows` as `[rows, longest, dim]` f32, right-padded with zeros, and
+/// the mask `[rows, longest]` (1 where a token is real).
+fn pad(t: &TokenSeqs, rows: Range<usize>) -> (Array3<f32>, Array2<i64>) {
+    let (dim, b) = (t.dim(), rows.len());
+    let longest = rows.clone().map(|i| t.length(i)).max().unwrap_or(0);
+    let mut tokens = Array3::<f32>::zeros((b, longest, dim));
+    let mut mask = Array2::<i64>::zeros((b, longest));
+    for (r, i) in rows.enumerate() {
+        let len = t.length(i);
+        let dst = tokens.as_slice_mut().expect("contiguous");
+        let dst = &mut dst[r * longest * dim..][..len * dim];
+        HalfFloatSliceExt::convert_to_f32_slice(t.text(i), dst);
+        mask.row_mut(r).slice_mut(s![..len]).fill(1);
+    }
+    (tokens, mask)
 }

@@ -77,6 +77,17 @@ pub fn tensor_f32(
     }
 }
 
+/// An f64 tensor with raw little-endian bytes.
+pub fn tensor_f64(name: &str, dims: &[usize], values: &[f64]) -> TensorProto {
+    TensorProto {
+        name: name.to_string(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: DataType::Double as i32,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
 /// An int64 tensor with raw little-endian bytes.
 pub fn tensor_i64(name: &str, dims: &[usize], values: &[i64]) -> TensorProto {
     TensorProto {
@@ -241,6 +252,22 @@ impl GraphBuilder {
         self.graph
             .initializer
             .push(tensor_i64(&name, &[v.len()], v));
+        name
+    }
+
+    /// Adds an int64 scalar initializer (rank 0: what Range and Gather-to-scalar need).
+    pub fn scalar_i64(&mut self, hint: &str, v: i64) -> String {
+        let name = self.fresh(hint);
+        self.graph.initializer.push(tensor_i64(&name, &[], &[v]));
+        name
+    }
+
+    /// Adds a 1-D f64 initializer (for values that must be computed in double precision).
+    pub fn doubles(&mut self, hint: &str, v: &[f64]) -> String {
+        let name = self.fresh(hint);
+        self.graph
+            .initializer
+            .push(tensor_f64(&name, &[v.len()], v));
         name
     }
 

@@ -93,6 +93,16 @@ impl AttentionPool {
         self.queries() * self.in_dim()
     }
 
+    /// The scorer's weight `[h, d]` (read-only: for writing the layer in other formats).
+    pub fn score_weight(&self) -> &Param {
+        &self.weight
+    }
+
+    /// The scorer's bias `[h]`.
+    pub fn score_bias(&self) -> &Param {
+        &self.bias
+    }
+
     /// Training forward: pools each text and caches what [`AttentionPool::backward`] needs.
     /// `train` is accepted for a uniform API; the layer has no dropout.
     ///

@@ -245,6 +245,17 @@ impl MultiConv {
         self.channels * self.kernels.len()
     }
 
+    /// The weight of each kernel, `[C, d, k]` (read-only: for writing the layer in other
+    /// formats).
+    pub fn kernel_weights(&self) -> &[Param] {
+        &self.weights
+    }
+
+    /// The bias of each kernel, `[C]`.
+    pub fn kernel_biases(&self) -> &[Param] {
+        &self.biases
+    }
+
     /// Rows of the stacked weight matrix, C·Σk.
     fn stacked_rows(&self) -> usize {
         self.channels * self.kernels.iter().sum::<usize>()

@@ -20,12 +20,18 @@ use crate::nn::special::exp_f32;
 /// on the fly with the same function, so results do not depend on the table size).
 const PE_TABLE_ROWS: usize = 256;
 
+/// The divisor of feature `j` of `d` in [`positional`]'s angle, 10000^(2i/d) with 2i = j
+/// rounded down to even, in f64 (shared with the ONNX writer, so both compute the same angle).
+pub(crate) fn position_divisor(j: usize, d: usize) -> f64 {
+    let i2 = (j / 2 * 2) as f64;
+    10000f64.powf(i2 / d as f64)
+}
+
 /// The sinusoidal encoding of position `pos`, feature `j` of `d` (Vaswani et al. 2017):
 /// sin(pos/10000^(2i/d)) for j = 2i, cos(pos/10000^(2i/d)) for j = 2i + 1. Computed in f64 so
 /// that the table and the on-the-fly values are the same correctly rounded f32.
 fn positional(pos: usize, j: usize, d: usize) -> f32 {
-    let i2 = (j / 2 * 2) as f64;
-    let angle = pos as f64 / 10000f64.powf(i2 / d as f64);
+    let angle = pos as f64 / position_divisor(j, d);
     (if j.is_multiple_of(2) {
         angle.sin()
     } else {
@@ -185,6 +191,22 @@ impl EncoderLayer {
     /// Dropout probability of the residual branches.
     pub fn dropout(&self) -> f32 {
         self.drop1.p()
+    }
+
+    /// The attention's query, key, value and output projections, in that order (read-only:
+    /// for writing the layer in other formats).
+    pub fn projections(&self) -> [&Linear; 4] {
+        [&self.q, &self.k, &self.v, &self.o]
+    }
+
+    /// The FFN's two layers (`d → ffn`, then `ffn → d`).
+    pub fn ffn_layers(&self) -> [&Linear; 2] {
+        [&self.ffn1, &self.ffn2]
+    }
+
+    /// The LayerNorms after the attention and after the FFN.
+    pub fn norms(&self) -> [&LayerNorm; 2] {
+        [&self.norm1, &self.norm2]
     }
 
     /// tokens + positional encodings, positions restarting in every text.
