@@ -104,7 +104,7 @@ fn main() {
             let feats = h.normalizer.as_ref().unwrap().transform(raw.view());
             predict_arrays(&h, emb.view(), feats.view(), None).unwrap()
         };
-        let via_onnx = || onnx.run(emb.view(), raw.view()).unwrap();
+        let via_onnx = || onnx.run(emb.view(), raw.view(), None).unwrap();
         let (a, b) = (native(), via_onnx());
         let diff = a
             .iter()

@@ -30,10 +30,29 @@ fn python() -> PathBuf {
 
 /// Trains and saves a bundle; returns its directory.
 fn train(backbone: &Arc<Backbone>, data: &[(String, String)], kind: &str, mode: &str, dir: &Path) {
+    train_with(
+        backbone,
+        data,
+        kind,
+        mode,
+        json!({"stage": {"epochs": 3}}),
+        dir,
+    );
+}
+
+/// [`train`] with the given head configuration.
+fn train_with(
+    backbone: &Arc<Backbone>,
+    data: &[(String, String)],
+    kind: &str,
+    mode: &str,
+    head: Value,
+    dir: &Path,
+) {
     let spec = json!({
         "tasks": [{"name": "label", "kind": kind}],
         "config": {"mode": mode, "seed": 2,
-                   "metadata": {"stage": {"epochs": 2}}, "head": {"stage": {"epochs": 3}}},
+                   "metadata": {"stage": {"epochs": 2}}, "head": head},
     });
     let mut t = Trainer::from_json(Arc::clone(backbone), &spec.to_string()).unwrap();
     for (text, label) in data {
@@ -114,6 +133,32 @@ fn exported_graphs_reproduce_tandem_predict_in_stock_onnx_runtime() {
     );
     let model = Model::load(&root.join("trec"), Arc::clone(&fp32)).unwrap();
     let r = check(&model, Variant::Fp32, &held, &root.join("fp32"), 1e-4, 1.0);
+    assert_eq!(r["outputs"]["label.probabilities"]["argmax_agreement"], 1.0);
+
+    // A sequence head (attention pooling, convolutions and a transformer layer over the
+    // per-token vectors) next to metadata: the export rounds the tokens through f16 as tandem
+    // stores them, and matches to 1e-4 too.
+    let head = json!({"kind": "sequence", "hidden": [32], "stage": {"epochs": 2},
+                      "sequence": {"attention_queries": 1, "conv_kernels": [1, 3],
+                                   "conv_channels": 16, "transformer": true, "dropout": 0.1}});
+    train_with(
+        &fp32,
+        &data[..300],
+        "multiclass",
+        "joint",
+        head,
+        &root.join("seq"),
+    );
+    let model = Model::load(&root.join("seq"), Arc::clone(&fp32)).unwrap();
+    assert!(model.heads().network.arch.needs_tokens());
+    let r = check(
+        &model,
+        Variant::Fp32,
+        &held,
+        &root.join("seq-fp32"),
+        1e-4,
+        1.0,
+    );
     assert_eq!(r["outputs"]["label.probabilities"]["argmax_agreement"], 1.0);
 
     // A binary task (reported as [1 - p, p]) on the int8 backbone: the int8 export runs the

@@ -271,6 +271,24 @@ pub fn build(model: &Model, variant: Variant) -> Result<ModelProto> {
     if heads::reads_embedding(&heads) {
         inputs.embedding = Some(embedding(&mut b, &outputs, manifest.normalize)?);
     }
+    if heads.network.arch.needs_tokens() {
+        // tandem stores per-token vectors as f16 before sequence heads read them: the round
+        // trip through f16 here makes the graph see exactly the values tandem's heads see.
+        let tokens = token_output(&outputs)?;
+        let half = b.node(
+            "Cast",
+            &[&tokens],
+            vec![attr_int("to", DataType::Float16 as i64)],
+            "tokens",
+        );
+        let tokens = b.node(
+            "Cast",
+            &[&half],
+            vec![attr_int("to", DataType::Float as i64)],
+            "tokens",
+        );
+        inputs.tokens = Some((tokens, "attention_mask".to_string()));
+    }
     let reads_metadata = heads::reads_metadata(&heads);
     if reads_metadata {
         inputs.metadata = Some(b.input(
