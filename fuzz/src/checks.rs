@@ -926,5 +926,31 @@ pub fn onnx_graph(data: &[u8]) -> bool {
             Err(e) => assert_eq!(e.kind(), ErrorKind::Format, "{e}"),
         }
     }
+    // The head importer on the same graph: an MLP it accepts has parameters of the widths it
+    // claims (they load into tandem's MLP of that shape); anything else is a clear error.
+    let onnx_model = tandem::onnx::OnnxModel {
+        proto: model.clone(),
+        dir: None,
+    };
+    match tandem::onnx::import::parse_head(&onnx_model) {
+        Ok(head) => {
+            let arch_ok = head.input_dim > 0 && head.output_dim > 0;
+            assert!(arch_ok);
+            let mut rng =
+                <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(0);
+            let mut mlp = tandem::nn::Mlp::new(
+                head.input_dim,
+                Some(head.output_dim),
+                &head.config,
+                &mut rng,
+            )
+            .expect("an accepted head has a valid shape");
+            head.load_into(&mut mlp).expect("an accepted head loads");
+        }
+        Err(e) => assert!(
+            matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::Format),
+            "{e}"
+        ),
+    }
     true
 }

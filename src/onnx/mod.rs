@@ -4,6 +4,7 @@
 
 pub mod export;
 pub mod heads;
+pub mod import;
 pub mod proto;
 pub mod read;
 pub mod sequence;

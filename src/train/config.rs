@@ -282,8 +282,17 @@ pub struct HeadConfig {
     pub sequence: SequenceConfig,
     /// Hidden layer sizes of each head MLP (empty = a linear head).
     pub hidden: Vec<usize>,
+    /// The hidden layers' activation: `gelu` (exact) or `relu`.
+    pub activation: ActivationKind,
+    /// Whether each hidden layer is followed by LayerNorm (before the activation).
+    pub layer_norm: bool,
     /// Dropout in the heads.
     pub dropout: f32,
+    /// An ONNX head graph to start training from instead of random weights (`train
+    /// --init-head`): its shape must be this head's (one task, embedding-only; see
+    /// `onnx::import`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<std::path::PathBuf>,
     /// Stage 2 (or joint) optimisation.
     pub stage: StageConfig,
 }
@@ -294,7 +303,10 @@ impl Default for HeadConfig {
             kind: HeadKind::Pooled,
             sequence: SequenceConfig::default(),
             hidden: vec![256],
+            activation: ActivationKind::Gelu,
+            layer_norm: true,
             dropout: 0.2,
+            init: None,
             stage: StageConfig::default(),
         }
     }
@@ -452,6 +464,11 @@ impl TrainConfig {
     /// Checks value ranges.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::invalid(format!("config: {m}")));
+        if self.head.init.is_some()
+            && (self.head.kind != HeadKind::Pooled || self.mode != Mode::EmbeddingOnly)
+        {
+            return bad("head.init (an imported head) needs kind = \"pooled\" and mode = \"embedding_only\"");
+        }
         for (name, s) in [
             ("metadata.stage", &self.metadata.stage),
             ("head.stage", &self.head.stage),
@@ -521,6 +538,11 @@ impl Architecture {
             layer_norm: true,
             residual: false,
         };
+        let head = MlpConfig {
+            activation: config.head.activation,
+            layer_norm: config.head.layer_norm,
+            ..mlp(&config.head.hidden, config.head.dropout)
+        };
         let uses_meta = config.mode != Mode::EmbeddingOnly;
         let uses_emb = config.mode != Mode::MetadataOnly;
         Architecture {
@@ -533,7 +555,7 @@ impl Architecture {
             } else {
                 0
             },
-            head: mlp(&config.head.hidden, config.head.dropout),
+            head,
             outputs,
             target_scale,
             sequence: (uses_emb && config.head.kind == HeadKind::Sequence)

@@ -52,6 +52,43 @@ pub struct Trained {
     pub report: TrainReport,
 }
 
+/// Starts the (single) task head from the ONNX head at `path` instead of its random weights.
+fn init_head(net: &mut Network, path: &std::path::Path, config: &TrainConfig) -> Result<()> {
+    let imported = crate::onnx::import::read_head(path)?;
+    let arch = &net.arch;
+    if config.mode != Mode::EmbeddingOnly || arch.sequence.is_some() || net.heads.len() != 1 {
+        return Err(Error::invalid(format!(
+            "{}: an imported head reads the pooled embedding alone, so training from it needs \
+             one task, mode = \"embedding_only\" and a pooled head",
+            path.display()
+        )));
+    }
+    let want = (arch.head_input(), arch.outputs[0]);
+    if (imported.input_dim, imported.output_dim) != want
+        || imported.config.hidden != arch.head.hidden
+        || imported.config.activation != arch.head.activation
+        || imported.config.layer_norm != arch.head.layer_norm
+    {
+        return Err(Error::invalid(format!(
+            "{}: the head maps {} inputs to {} through hidden layers {:?} ({:?}, LayerNorm {}), \
+             but this training builds {} -> {} through {:?} ({:?}, LayerNorm {}): set [head] \
+             hidden, activation and layer_norm to the imported head's",
+            path.display(),
+            imported.input_dim,
+            imported.output_dim,
+            imported.config.hidden,
+            imported.config.activation,
+            imported.config.layer_norm,
+            want.0,
+            want.1,
+            arch.head.hidden,
+            arch.head.activation,
+            arch.head.layer_norm
+        )));
+    }
+    imported.load_into(&mut net.heads[0])
+}
+
 /// Trains heads for `tasks` on `train`, early-stopping and tuning thresholds on `valid`.
 /// Deterministic for a given config (seed included) and data. The linear recipe
 /// (`head.kind = "linear"`) cross-validates on `train` instead and only scores `valid`, which
@@ -70,6 +107,9 @@ pub fn train(
     let prepared = Prepared::new(tasks, train, valid, config)?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut net = Network::new(prepared.arch.clone(), &mut rng)?;
+    if let Some(path) = &config.head.init {
+        init_head(&mut net, path, config)?;
+    }
     let data = prepared.stage_data(&net);
     let (stages, before_last) = run_stages(&mut net, &data, config, progress)?;
     // Everything trainable again: a saved model carries no freezing state.

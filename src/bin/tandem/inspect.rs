@@ -103,6 +103,13 @@ fn report(dir: &std::path::Path, manifest: &BundleManifest, weights: &Weights) -
         "architecture": manifest.architecture,
         "metrics": metrics,
         "training": manifest.training,
+        // What can run the heads: every bundle's heads are native weights, which ONNX Runtime
+        // also runs once written as a graph (`--heads onnx`, `tandem export`).
+        "serving": {
+            "default": "native",
+            "engines": ["native", "onnx"],
+            "imported_from": manifest.training.get("imported"),
+        },
         "files": files,
         "weights": {
             "dtype": manifest.weights_dtype,
@@ -189,6 +196,20 @@ fn render_provenance(out: &mut String, r: &Value, manifest: &BundleManifest) {
     );
     let _ = writeln!(out, "  graph sha256   {}", b.graph_sha256);
     let _ = writeln!(out, "  family sha256  {}", b.family_sha256);
+    let _ = writeln!(
+        out,
+        "heads         served by native code (default) or ONNX Runtime (--heads onnx); \
+         `tandem export` writes them as ONNX"
+    );
+    if let Some(i) = r["serving"]["imported_from"].as_object() {
+        let _ = writeln!(
+            out,
+            "  imported from  {} (sha256 {}, written by {})",
+            i.get("file").and_then(Value::as_str).unwrap_or("?"),
+            i.get("sha256").and_then(Value::as_str).unwrap_or("?"),
+            i.get("producer").and_then(Value::as_str).unwrap_or("?")
+        );
+    }
 }
 
 /// Each task: kind, labels, thresholds.

@@ -6,6 +6,7 @@ mod doctor;
 mod embed;
 mod eval;
 mod export;
+mod import_head;
 mod input;
 mod inspect;
 mod pack;
@@ -56,6 +57,8 @@ enum Command {
     Pack(pack::PackArgs),
     /// Write a trained model as one ONNX graph (backbone and heads) for stock ONNX Runtime.
     Export(export::ExportArgs),
+    /// Make a bundle from an ONNX MLP head (as torch.onnx.export writes one) and label names.
+    ImportHead(import_head::ImportHeadArgs),
     /// Show the named metadata features of a text.
     Features(inspect::FeaturesArgs),
     /// Show the embedding caches (size per backbone and kind) or prune them by age or to a cap.
@@ -182,6 +185,7 @@ fn main() -> ExitCode {
         | Command::Inspect(_)
         | Command::Pack(_)
         | Command::Export(_)
+        | Command::ImportHead(_)
         | Command::Features(_)
         | Command::Cache(_)
         | Command::Completions { .. }
@@ -197,6 +201,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::inspect(args),
         Command::Pack(args) => pack::run(args),
         Command::Export(args) => export::run(args),
+        Command::ImportHead(args) => import_head::run(args),
         Command::Features(args) => inspect::features(args),
         Command::Cache(args) => cache::run(args),
         Command::Completions { shell } => {

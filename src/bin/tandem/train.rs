@@ -58,6 +58,11 @@ pub struct TrainArgs {
     /// by 5-fold cross-validation on every example (for small data; implies embedding_only).
     #[arg(long)]
     head: Option<HeadKind>,
+    /// Start from an ONNX head's weights (an MLP on the pooled embedding, as `torch.onnx.export`
+    /// writes one): sets one pooled embedding-only head of its shape (hidden widths,
+    /// activation, LayerNorm), which trains further on the data.
+    #[arg(long, value_name = "HEAD.onnx")]
+    init_head: Option<PathBuf>,
     /// Time budget of the recipe search, in seconds, when neither --mode nor --head (nor the
     /// config's mode or head.kind) names a recipe: candidates are measured on validation data,
     /// cheapest first, until it is spent, and the best one is trained.
@@ -161,7 +166,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
 /// True when nothing names a recipe — no --mode, no --head, and no `mode` or `head.kind` in
 /// the config file — so that `train` chooses one by validation.
 fn recipe_is_open(args: &TrainArgs) -> Result<bool> {
-    if args.mode.is_some() || args.head.is_some() {
+    if args.mode.is_some() || args.head.is_some() || args.init_head.is_some() {
         return Ok(false);
     }
     let Some(path) = &args.config else {
@@ -371,6 +376,22 @@ fn config_of(args: &TrainArgs) -> Result<TrainConfig> {
         if h == HeadKind::Linear && args.mode.is_none() {
             config.mode = Mode::EmbeddingOnly;
         }
+    }
+    if let Some(path) = &args.init_head {
+        // The imported head decides the shape; the config keeps its optimisation settings.
+        if args.mode.is_some_and(|m| m.mode() != Mode::EmbeddingOnly) || args.head.is_some() {
+            return Err(Error::invalid(
+                "--init-head trains a pooled head on the embedding alone: it takes no --head, \
+                 and no --mode but embedding_only",
+            ));
+        }
+        let head = tandem::onnx::import::read_head(path)?;
+        config.mode = Mode::EmbeddingOnly;
+        config.head.kind = HeadKind::Pooled;
+        config.head.hidden = head.config.hidden.clone();
+        config.head.activation = head.config.activation;
+        config.head.layer_norm = head.config.layer_norm;
+        config.head.init = Some(path.clone());
     }
     config.validate()?;
     if config.head.kind == HeadKind::Linear && args.report.is_some() && args.valid.is_none() {
