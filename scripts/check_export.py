@@ -10,6 +10,9 @@ CASES.json (written by tests/export.rs or scripts/export_parity.sh):
 
 Uses nothing of tandem: the tokenizer file beside the graph (Hugging Face `tokenizers`), the
 graph's own metadata (`tandem.max_length`), onnx.checker with full checks, and onnxruntime.
+The session turns off the graph optimizers the graph's `tandem.ort_disabled_optimizers` names
+(what tandem's CPU sessions turn off), unless --all-optimizers: for the int8 graph that decides
+whether the outputs are exactly tandem's or only nearly.
 Prints one JSON line (max |difference| and label agreement per output) and exits 1 when an
 output is off by more than --tol, or when fewer than --min-agree of the argmax labels agree.
 """
@@ -47,6 +50,7 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--min-agree", type=float, default=1.0)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--all-optimizers", action="store_true")
     args = ap.parse_args()
 
     onnx.checker.check_model(args.model, full_check=True)
@@ -56,7 +60,12 @@ def main():
     with open(args.cases) as f:
         cases = json.load(f)
     texts = cases["texts"]
-    sess = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
+    disabled = [] if args.all_optimizers else [
+        o for o in meta.get("tandem.ort_disabled_optimizers", "").split(",") if o
+    ]
+    sess = ort.InferenceSession(
+        args.model, providers=["CPUExecutionProvider"], disabled_optimizers=disabled
+    )
     names = [i.name for i in sess.get_inputs()]
     outputs = [o.name for o in sess.get_outputs()]
     got = {o: [] for o in outputs}

@@ -71,6 +71,7 @@ fn check(
     dir: &Path,
     tol: f64,
     min_agree: f64,
+    batch: usize,
 ) -> Value {
     std::fs::create_dir_all(dir).unwrap();
     let out = dir.join(format!("model-{variant}.onnx"));
@@ -105,6 +106,7 @@ fn check(
         .arg(&cases)
         .args(["--tol", &tol.to_string()])
         .args(["--min-agree", &min_agree.to_string()])
+        .args(["--batch", &batch.to_string()])
         .output()
         .expect("the Python tooling venv (scripts/setup.sh)");
     let stdout = String::from_utf8_lossy(&res.stdout);
@@ -132,7 +134,15 @@ fn exported_graphs_reproduce_tandem_predict_in_stock_onnx_runtime() {
         &root.join("trec"),
     );
     let model = Model::load(&root.join("trec"), Arc::clone(&fp32)).unwrap();
-    let r = check(&model, Variant::Fp32, &held, &root.join("fp32"), 1e-4, 1.0);
+    let r = check(
+        &model,
+        Variant::Fp32,
+        &held,
+        &root.join("fp32"),
+        1e-4,
+        1.0,
+        32,
+    );
     assert_eq!(r["outputs"]["label.probabilities"]["argmax_agreement"], 1.0);
 
     // A sequence head (attention pooling, convolutions and a transformer layer over the
@@ -158,15 +168,27 @@ fn exported_graphs_reproduce_tandem_predict_in_stock_onnx_runtime() {
         &root.join("seq-fp32"),
         1e-4,
         1.0,
+        32,
     );
     assert_eq!(r["outputs"]["label.probabilities"]["argmax_agreement"], 1.0);
 
-    // A binary task (reported as [1 - p, p]) on the int8 backbone: the int8 export runs the
-    // same quantized graph, but dynamic quantization scales each run's activations by the
-    // whole batch (padding included), and tandem batches texts by length while a host batches
-    // them as they come, so the probabilities differ by up to ~1e-2 and the bar is the labels.
+    // A binary task (reported as [1 - p, p]) on the int8 backbone. The int8 graph quantizes each
+    // run's activations with one scale for the whole run, padding included, so a text's
+    // outputs depend on which texts share its run: with one text per run on both sides, the
+    // export computes exactly what tandem does.
     let sms = rows("sms_spam.jsonl", 500);
-    let int8 = Arc::new(common::load(Variant::Int8));
+    let int8 = Arc::new(
+        Backbone::load(
+            common::backbone_dir(tandem::home::DEFAULT_BACKBONE),
+            tandem::BackboneOptions {
+                variant: Variant::Int8,
+                threads: Some(2),
+                batch_size: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
     train(&int8, &sms[..300], "binary", "two_stage", &root.join("sms"));
     let model = Model::load(&root.join("sms"), Arc::clone(&int8)).unwrap();
     let texts: Vec<&str> = sms[300..].iter().map(|(t, _)| t.as_str()).collect();
@@ -175,14 +197,15 @@ fn exported_graphs_reproduce_tandem_predict_in_stock_onnx_runtime() {
         Variant::Int8,
         &texts,
         &root.join("int8"),
-        0.1,
-        0.995,
+        1e-4,
+        1.0,
+        1,
     );
     assert!(
-        r["outputs"]["label.probabilities"]["argmax_agreement"]
+        r["outputs"]["label.probabilities"]["max_abs_diff"]
             .as_f64()
             .unwrap()
-            >= 0.995
+            <= 1e-4
     );
 
     // A backbone graph with only a per-token output and a `token_type_ids` input (the tiny test
@@ -212,6 +235,7 @@ fn exported_graphs_reproduce_tandem_predict_in_stock_onnx_runtime() {
         &root.join("tiny-fp32"),
         1e-4,
         1.0,
+        32,
     );
     assert!(
         r["outputs"]["label.probabilities"]["max_abs_diff"]

@@ -327,6 +327,13 @@ pub fn build(model: &Model, variant: Variant) -> Result<ModelProto> {
             manifest.max_length.to_string(),
         ),
         ("tandem.tokenizer".to_string(), "tokenizer.json".to_string()),
+        // What tandem's own CPU sessions turn off: a host that turns off the same gets exactly
+        // tandem's numbers (it matters for the int8 graph, where a 1e-7 change of an
+        // activation can move it to the next quantization step).
+        (
+            "tandem.ort_disabled_optimizers".to_string(),
+            crate::backbone::CPU_DISABLED_OPTIMIZERS.to_string(),
+        ),
     ];
     meta.retain(|(k, _)| k != "tandem.metadata_features" || reads_metadata);
     let mut out = write::model(graph, &meta);

@@ -232,6 +232,15 @@ fn main() -> ExitCode {
 
 /// Loads a bundle on the backbone it names (the variant it was trained with unless overridden).
 pub(crate) fn load_model(dir: &Path, backbone_args: &BackboneArgs) -> Result<Model> {
+    load_model_batched(dir, backbone_args, 32)
+}
+
+/// [`load_model`] with at most `batch_size` texts per backbone run.
+pub(crate) fn load_model_batched(
+    dir: &Path,
+    backbone_args: &BackboneArgs,
+    batch_size: usize,
+) -> Result<Model> {
     let manifest_path = dir.join(bundle::MANIFEST_FILE);
     let text = tandem::files::read_text(&manifest_path, tandem::files::BUNDLE_MANIFEST)?;
     let v: serde_json::Value = serde_json::from_str(&text)
@@ -242,6 +251,6 @@ pub(crate) fn load_model(dir: &Path, backbone_args: &BackboneArgs) -> Result<Mod
             args.variant = Some(var.parse()?);
         }
     }
-    let backbone = Arc::new(args.load(32)?);
+    let backbone = Arc::new(args.load(batch_size)?);
     Model::load(dir, backbone)
 }

@@ -15,7 +15,7 @@ use tandem::{Error, ErrorKind, Result};
 
 use crate::input::read_input;
 use crate::progress::{Log, LogArgs};
-use crate::{load_model, BackboneArgs};
+use crate::BackboneArgs;
 
 /// How predictions are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -50,6 +50,10 @@ pub struct PredictArgs {
     /// For multiclass tasks, only the K most probable labels with their probabilities.
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
     top_k: Option<u64>,
+    /// Most texts per backbone run. 1 makes each text's prediction independent of the others
+    /// in the input (the int8 graph quantizes each run's activations with one scale per run).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    batch_size: u64,
     #[command(flatten)]
     pub(crate) log: LogArgs,
     #[command(flatten)]
@@ -306,7 +310,7 @@ pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
 /// `tandem predict`.
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let mut log = Log::new(&args.log);
-    let model = load_model(&args.model, &args.backbone)?;
+    let model = crate::load_model_batched(&args.model, &args.backbone, args.batch_size as usize)?;
     let heads = model.heads();
     let records = read_input(args.input.as_deref(), &args.text_field)?;
     let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
