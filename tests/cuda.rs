@@ -180,3 +180,55 @@ fn a_gpu_that_does_not_exist_is_an_error() {
         e.message()
     );
 }
+
+/// Heads written as ONNX and run by ONNX Runtime on CUDA (`HeadsEngine::Onnx` on a CUDA
+/// backbone) agree with the native heads to 1e-5; where CUDA cannot run, opening them there is
+/// an `ExecutionProviderUnavailable` error, not a CPU fallback.
+#[test]
+fn onnx_heads_on_cuda_match_native_heads() {
+    use rand::SeedableRng;
+    use tandem::data::{TaskKind, TaskSpec};
+    use tandem::heads::{predict_arrays, Architecture, Heads, Network, TaskEntry};
+    let arch = Architecture::embedding_only(384, vec![5]);
+    let network = Network::new(arch, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3)).unwrap();
+    let heads = Heads {
+        network,
+        normalizer: None,
+        tasks: vec![TaskEntry {
+            spec: TaskSpec {
+                name: "topic".into(),
+                kind: TaskKind::Multiclass,
+                labels: (0..5).map(|i| format!("c{i}")).collect(),
+            },
+            thresholds: vec![],
+        }],
+        version: 0,
+        onnx: None,
+    };
+    let runtime = tandem::runtime::runtime(None).unwrap();
+    let onnx = tandem::onnx::OnnxHeads::from_heads(&heads, runtime, CUDA);
+    if !expect_cuda() {
+        assert_eq!(
+            onnx.unwrap_err().kind(),
+            ErrorKind::ExecutionProviderUnavailable
+        );
+        return;
+    }
+    let onnx = onnx.unwrap();
+    let emb = ndarray::Array2::from_shape_fn((64, 384), |(i, j)| {
+        ((i * 31 + j * 7) % 13) as f32 / 13.0 - 0.5
+    });
+    let native = predict_arrays(
+        &heads,
+        emb.view(),
+        ndarray::Array2::zeros((64, 0)).view(),
+        None,
+    )
+    .unwrap();
+    let got = onnx
+        .run(emb.view(), ndarray::Array2::zeros((64, 0)).view(), None)
+        .unwrap();
+    let d = max_abs_diff(&native[0], &got[0]);
+    println!("ONNX heads on CUDA vs native: max |diff| {d:.2e}");
+    assert!(d <= 1e-5, "{d}");
+}
