@@ -54,6 +54,7 @@
 //! seed gives bit-identical training.
 
 pub mod activation;
+pub mod bert;
 pub mod container;
 pub mod dropout;
 pub mod early_stop;

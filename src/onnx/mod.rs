@@ -2,6 +2,7 @@
 //! checked reader for graphs tandem did not write, a graph builder, the heads (pooled and
 //! sequence) written as ONNX nodes, and serving those heads through ONNX Runtime.
 
+pub mod bert;
 pub mod export;
 pub mod heads;
 pub mod import;

@@ -11,7 +11,7 @@ use crate::nn::dropout::Dropout;
 use crate::nn::init::Init;
 use crate::nn::layer::Layer;
 use crate::nn::linear::Linear;
-use crate::nn::norm::LayerNorm;
+use crate::nn::norm::{LayerNorm, LAYER_NORM_EPS};
 use crate::nn::param::{join_name, Param};
 use crate::nn::simd::{self, vectorized};
 use crate::nn::special::exp_f32;
@@ -76,7 +76,10 @@ pub struct EncoderLayer {
     ffn2: Linear,
     drop2: Dropout,
     norm2: LayerNorm,
-    /// Positional encodings `[PE_TABLE_ROWS, d]`.
+    /// Whether sinusoidal positions are added to the input (always for the public
+    /// constructor; BERT layers, whose positions are in the embeddings, turn them off).
+    positions: bool,
+    /// Positional encodings `[PE_TABLE_ROWS, d]` (`[0, d]` without positions).
     pe: Array2<f32>,
     cache: Option<AttnCache>,
 }
@@ -104,6 +107,20 @@ impl EncoderLayer {
         dropout: f32,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self> {
+        Self::with_options(in_dim, heads, ffn, dropout, LAYER_NORM_EPS, true, rng)
+    }
+
+    /// [`EncoderLayer::new`] with the LayerNorm ε and the positional encodings chosen (the core
+    /// shared with [`crate::nn::bert::BertLayer`]). Draws from `rng` exactly as `new` does.
+    pub(crate) fn with_options(
+        in_dim: usize,
+        heads: usize,
+        ffn: usize,
+        dropout: f32,
+        eps: f32,
+        positions: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
         validate(in_dim, heads, ffn)?;
         if !(0.0..1.0).contains(&dropout) {
             return Err(Error::invalid(format!(
@@ -118,7 +135,8 @@ impl EncoderLayer {
         let ffn2 = Linear::new(ffn, in_dim, Init::XavierUniform, rng);
         let drop1 = Dropout::new(dropout, rng)?;
         let drop2 = Dropout::new(dropout, rng)?;
-        let pe = Array2::from_shape_fn((PE_TABLE_ROWS, in_dim), |(p, j)| positional(p, j, in_dim));
+        let pe_rows = if positions { PE_TABLE_ROWS } else { 0 };
+        let pe = Array2::from_shape_fn((pe_rows, in_dim), |(p, j)| positional(p, j, in_dim));
         let mut layer = EncoderLayer {
             name: String::new(),
             in_dim,
@@ -128,12 +146,13 @@ impl EncoderLayer {
             v,
             o,
             drop1,
-            norm1: LayerNorm::new(in_dim),
+            norm1: LayerNorm::with_eps(in_dim, eps),
             ffn1,
             act: Gelu::new(),
             ffn2,
             drop2,
-            norm2: LayerNorm::new(in_dim),
+            norm2: LayerNorm::with_eps(in_dim, eps),
+            positions,
             pe,
             cache: None,
         };
@@ -149,18 +168,31 @@ impl EncoderLayer {
 
     /// Renames the layer and its sub-layers (`{name}.q`, `{name}.norm1`, …).
     pub fn set_name(&mut self, name: &str) {
+        self.set_names(
+            name,
+            [
+                "q", "k", "v", "o", "dropout1", "norm1", "ffn1", "act", "ffn2", "dropout2", "norm2",
+            ],
+        );
+    }
+
+    /// Renames the layer to `name` and its sub-layers to `{name}.{child}`, children in the
+    /// order q, k, v, o, dropout1, norm1, ffn1, act, ffn2, dropout2, norm2 (BERT layers use
+    /// BERT's names).
+    pub(crate) fn set_names(&mut self, name: &str, children: [&str; 11]) {
         self.name = name.to_string();
-        self.q.set_name(&join_name(name, "q"));
-        self.k.set_name(&join_name(name, "k"));
-        self.v.set_name(&join_name(name, "v"));
-        self.o.set_name(&join_name(name, "o"));
-        self.drop1.set_name(&join_name(name, "dropout1"));
-        self.norm1.set_name(&join_name(name, "norm1"));
-        self.ffn1.set_name(&join_name(name, "ffn1"));
-        self.act.set_name(&join_name(name, "act"));
-        self.ffn2.set_name(&join_name(name, "ffn2"));
-        self.drop2.set_name(&join_name(name, "dropout2"));
-        self.norm2.set_name(&join_name(name, "norm2"));
+        let [q, k, v, o, d1, n1, f1, act, f2, d2, n2] = children;
+        self.q.set_name(&join_name(name, q));
+        self.k.set_name(&join_name(name, k));
+        self.v.set_name(&join_name(name, v));
+        self.o.set_name(&join_name(name, o));
+        self.drop1.set_name(&join_name(name, d1));
+        self.norm1.set_name(&join_name(name, n1));
+        self.ffn1.set_name(&join_name(name, f1));
+        self.act.set_name(&join_name(name, act));
+        self.ffn2.set_name(&join_name(name, f2));
+        self.drop2.set_name(&join_name(name, d2));
+        self.norm2.set_name(&join_name(name, n2));
     }
 
     /// The layer's full name.
@@ -222,6 +254,9 @@ impl EncoderLayer {
         check_offsets("EncoderLayer", offsets, tokens.nrows());
         let d = self.in_dim;
         let mut x0 = tokens.as_standard_layout().into_owned();
+        if !self.positions {
+            return x0;
+        }
         let xs = x0.as_slice_mut().expect("contiguous");
         let pe = self.pe.as_slice().expect("contiguous");
         for w in offsets.windows(2) {

@@ -1,0 +1,228 @@
+//! Loading a backbone's pretrained BERT layers from its ONNX graph into native
+//! [`BertLayer`]s (for fine-tuning its top layers on the device).
+//!
+//! Exporters rename and fold weights: `torch.onnx` stores each Linear weight transposed
+//! (`[in, out]`) under an anonymous name such as `onnx::MatMul_788`, while biases and LayerNorm
+//! parameters keep names like `encoder.layer.3.attention.output.LayerNorm.weight` (with a
+//! prefix such as `0.model.` in sentence-transformers exports). So the weights are found
+//! through the nodes that use them, whose names follow the PyTorch module path:
+//! `…/encoder/layer.{i}/attention/self/query/MatMul` takes the query weight, the `Add` that
+//! consumes its output takes the bias, and `…/encoder/layer.{i}/attention/output/LayerNorm/
+//! LayerNormalization` takes the LayerNorm's scale, bias and ε.
+
+use ndarray::{ArrayD, Ix2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::proto::NodeProto;
+use super::read::OnnxModel;
+use crate::error::{Error, Result};
+use crate::nn::bert::{BertConfig, BertLayer};
+
+/// The Linear layers of a BERT layer: the module path below `encoder/layer.{i}/` in node
+/// names, and the parameter name below the [`BertLayer`]'s name.
+const LINEARS: [(&str, &str); 6] = [
+    ("attention/self/query", "attention.self.query"),
+    ("attention/self/key", "attention.self.key"),
+    ("attention/self/value", "attention.self.value"),
+    ("attention/output/dense", "attention.output.dense"),
+    ("intermediate/dense", "intermediate.dense"),
+    ("output/dense", "output.dense"),
+];
+
+/// The LayerNorms, likewise.
+const NORMS: [(&str, &str); 2] = [
+    ("attention/output/LayerNorm", "attention.output.LayerNorm"),
+    ("output/LayerNorm", "output.LayerNorm"),
+];
+
+/// The number of BERT layers in the graph: how many consecutive `encoder/layer.{i}` query
+/// projections (from 0) it has.
+pub fn bert_layer_count(model: &OnnxModel) -> usize {
+    let g = model.graph();
+    (0..)
+        .take_while(|i| {
+            let suffix = format!("/encoder/layer.{i}/attention/self/query/MatMul");
+            g.node.iter().any(|n| n.name.ends_with(&suffix))
+        })
+        .count()
+}
+
+/// Reads layer `layer` of a BERT backbone graph into a [`BertLayer`] named
+/// `encoder.layer.{layer}`, with `heads` attention heads (the graph only has them as reshape
+/// constants; 12 for all-MiniLM-L6-v2). The widths come from the weights' shapes and the
+/// LayerNorm ε from the graph's `LayerNormalization` nodes.
+///
+/// # Errors
+/// [`crate::ErrorKind::Format`] naming the node or tensor when a node is missing or
+/// ambiguous, a weight is not an initializer, or a tensor has the wrong shape;
+/// invalid-argument errors when `heads` does not divide the width.
+pub fn load_bert_layer(model: &OnnxModel, layer: usize, heads: usize) -> Result<BertLayer> {
+    let g = model.graph();
+    let path = format!("encoder/layer.{layer}");
+    let find = |module: &str, op: &str| -> Result<&NodeProto> {
+        let suffix = format!("/{path}/{module}/{op}");
+        let mut hits = g.node.iter().filter(|n| n.name.ends_with(&suffix));
+        let node = hits.next().ok_or_else(|| {
+            Error::format(format!(
+                "BERT layer {layer}: the graph has no node named `…{suffix}` (not a BERT export, \
+                 or an optimized graph whose {op} nodes were fused)"
+            ))
+        })?;
+        if let Some(other) = hits.next() {
+            return Err(Error::format(format!(
+                "BERT layer {layer}: nodes `{}` and `{}` both match `…{suffix}`",
+                node.name, other.name
+            )));
+        }
+        if node.op_type != op {
+            return Err(Error::format(format!(
+                "BERT layer {layer}: node `{}` is a {}, expected {op}",
+                node.name, node.op_type
+            )));
+        }
+        Ok(node)
+    };
+    let is_init = |name: &str| g.initializer.iter().any(|t| t.name == name);
+    let input = |node: &NodeProto, k: usize, what: &str| -> Result<String> {
+        match node.input.get(k) {
+            Some(name) if is_init(name) => Ok(name.clone()),
+            Some(name) => Err(Error::format(format!(
+                "BERT layer {layer}: the {what} of node `{}` is `{name}`, not an initializer",
+                node.name
+            ))),
+            None => Err(Error::format(format!(
+                "BERT layer {layer}: node `{}` has no {what} (input {k})",
+                node.name
+            ))),
+        }
+    };
+
+    // (parameter name, value [out, in] or [n])
+    let mut values: Vec<(String, ArrayD<f32>)> = Vec::new();
+    for (module, param) in LINEARS {
+        let mm = find(module, "MatMul")?;
+        let w_name = input(mm, 1, "weight")?;
+        let w = model
+            .initializer_f32(&w_name)?
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| {
+                Error::format(format!(
+                    "BERT layer {layer}: the weight `{w_name}` of `{}` is not a matrix",
+                    mm.name
+                ))
+            })?;
+        // MatMul weights are [in, out]; Linear wants PyTorch's [out, in].
+        let w = w.t().as_standard_layout().into_owned().into_dyn();
+        let out = mm.output.first().ok_or_else(|| {
+            Error::format(format!("BERT layer {layer}: `{}` has no output", mm.name))
+        })?;
+        let add = g
+            .node
+            .iter()
+            .find(|n| n.op_type == "Add" && n.input.iter().any(|i| i == out))
+            .ok_or_else(|| {
+                Error::format(format!(
+                    "BERT layer {layer}: no bias Add after `{}` (a Linear without bias?)",
+                    mm.name
+                ))
+            })?;
+        let b_name = add
+            .input
+            .iter()
+            .find(|i| *i != out && is_init(i))
+            .ok_or_else(|| {
+                Error::format(format!(
+                    "BERT layer {layer}: the Add `{}` after `{}` adds no initializer bias",
+                    add.name, mm.name
+                ))
+            })?;
+        let b = model.initializer_f32(b_name)?;
+        values.push((format!("{param}.weight"), w));
+        values.push((format!("{param}.bias"), b));
+    }
+    let mut eps = Vec::new();
+    for (module, param) in NORMS {
+        let ln = find(module, "LayerNormalization")?;
+        let axis = ln
+            .attribute
+            .iter()
+            .find(|a| a.name == "axis")
+            .map_or(-1, |a| a.i);
+        if axis != -1 {
+            return Err(Error::format(format!(
+                "BERT layer {layer}: `{}` normalises axis {axis}, expected -1",
+                ln.name
+            )));
+        }
+        // ONNX's default ε is 1e-5.
+        eps.push(
+            ln.attribute
+                .iter()
+                .find(|a| a.name == "epsilon")
+                .map_or(1e-5, |a| a.f),
+        );
+        values.push((
+            format!("{param}.weight"),
+            model.initializer_f32(&input(ln, 1, "scale")?)?,
+        ));
+        values.push((
+            format!("{param}.bias"),
+            model.initializer_f32(&input(ln, 2, "bias")?)?,
+        ));
+    }
+    if eps[0] != eps[1] {
+        return Err(Error::format(format!(
+            "BERT layer {layer}: the two LayerNorms have different ε ({} and {})",
+            eps[0], eps[1]
+        )));
+    }
+    let q = &values[0].1;
+    let ffn1 = &values[8].1;
+    let cfg = BertConfig {
+        hidden: q.shape()[1],
+        heads,
+        intermediate: ffn1.shape()[0],
+        layer_norm_eps: eps[0],
+    };
+    // The initial values are all replaced below; the seed only makes construction cheap to
+    // reason about.
+    let mut bert =
+        BertLayer::new(&cfg, &mut ChaCha8Rng::seed_from_u64(0))?.named(&path.replace('/', "."));
+    let prefix = format!("{}.", bert.name());
+    let mut set = 0;
+    for p in bert.params_mut() {
+        let local = p.name.strip_prefix(&prefix).unwrap_or(&p.name).to_string();
+        let (_, v) = values
+            .iter()
+            .find(|(n, _)| *n == local)
+            .expect("every BertLayer parameter has a source above");
+        p.set_value(v.clone()).map_err(|_| {
+            Error::format(format!(
+                "BERT layer {layer}: {local} has shape {:?}, expected {:?} (hidden {}, \
+                 intermediate {})",
+                v.shape(),
+                p.shape(),
+                cfg.hidden,
+                cfg.intermediate
+            ))
+        })?;
+        set += 1;
+    }
+    debug_assert_eq!(set, values.len());
+    Ok(bert)
+}
+
+/// Every BERT layer of the graph, in order (see [`load_bert_layer`]).
+///
+/// # Errors
+/// As [`load_bert_layer`], and a format error when the graph has no BERT layer.
+pub fn load_bert_layers(model: &OnnxModel, heads: usize) -> Result<Vec<BertLayer>> {
+    let n = bert_layer_count(model);
+    if n == 0 {
+        return Err(Error::format(
+            "the graph has no BERT layer (no node named `…/encoder/layer.0/attention/self/query/MatMul`)",
+        ));
+    }
+    (0..n).map(|i| load_bert_layer(model, i, heads)).collect()
+}
