@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// The modules (directories or files under `src/`) that serve a trained model, and everything
 /// they stand on.
-const SERVING: [&str; 14] = [
+const SERVING: [&str; 15] = [
     "backbone",
     "bundle",
     "cache",
@@ -20,6 +20,7 @@ const SERVING: [&str; 14] = [
     "metadata",
     "model.rs",
     "nn",
+    "onnx",
     "runtime.rs",
 ];
 
