@@ -79,7 +79,7 @@ fn input_type(g: &GraphProto, name: &str) -> Option<i32> {
 /// Makes `input_ids` and `attention_mask` int64 graph inputs (casting inside the graph when
 /// the backbone reads int32), and feeds `token_type_ids`, if the backbone reads it, with zeros
 /// of the ids' shape (as tandem does).
-fn normalize_inputs(b: &mut GraphBuilder) -> Result<()> {
+pub(crate) fn normalize_inputs(b: &mut GraphBuilder) -> Result<()> {
     let before = b.graph().node.len();
     let batch_seq = [Dim::named("batch"), Dim::named("seq")];
     for name in ["input_ids", "attention_mask"] {
@@ -355,7 +355,7 @@ pub fn build(model: &Model, variant: Variant) -> Result<ModelProto> {
 
 /// Drops nodes and initializers that no output depends on (the backbone's own outputs that the
 /// export no longer returns, e.g. `token_embeddings` of a pooled model).
-fn prune(g: &mut GraphProto) {
+pub(crate) fn prune(g: &mut GraphProto) {
     let mut needed: HashSet<String> = g.output.iter().map(|o| o.name.clone()).collect();
     let mut keep = vec![false; g.node.len()];
     for (i, n) in g.node.iter().enumerate().rev() {

@@ -10,6 +10,7 @@ pub mod proto;
 pub mod read;
 pub mod sequence;
 pub mod serve;
+pub mod split;
 pub mod write;
 
 pub use self::read::{GraphSummary, OnnxModel};

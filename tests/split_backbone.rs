@@ -1,0 +1,48 @@
+//! The backbone split for training its top layers: the bottom graph cut out of the fp32 graph
+//! and run by ONNX Runtime, then the top K layers natively, then mean pooling and
+//! normalization, reproduces the whole graph's sentence embeddings (cosine >= 0.99999 on the
+//! reference texts) for every K; bad splits are clear errors. Needs `scripts/setup.sh`.
+
+mod common;
+
+use tandem::onnx::split::{bottom_graph, SplitBackbone};
+use tandem::{ErrorKind, Variant};
+
+#[test]
+fn bottom_graph_and_native_top_layers_reproduce_the_backbone() {
+    let backbone = common::load(Variant::Fp32);
+    let refs = common::reference();
+    let texts = common::texts(&refs, usize::MAX);
+    let whole = backbone.embed(&texts).unwrap();
+    for k in [1, 2, 6] {
+        let split = SplitBackbone::new(&backbone, k, 12).unwrap();
+        assert_eq!(split.top().len(), k);
+        assert_eq!(split.bottom_layers(), 6 - k);
+        // All six layers natively is slow in a debug build: a few texts then.
+        let n = if k == 6 { 6 } else { texts.len() };
+        let emb = split.embed(&backbone, &texts[..n]).unwrap();
+        let worst = (0..n)
+            .map(|i| common::cosine(&emb.row(i).to_vec(), &whole.row(i).to_vec()))
+            .fold(1.0f32, f32::min);
+        println!("K = {k}: worst cosine to the whole graph {worst:.8}");
+        assert!(worst >= 0.99999, "K = {k}: cosine {worst}");
+        // The bottom's packed hidden states: one row per real token of every text.
+        let (tokens, offsets) = split.bottom(&backbone, &texts[..3]).unwrap();
+        assert_eq!(offsets.len(), 4);
+        assert_eq!(tokens.nrows(), offsets[3]);
+        assert_eq!(tokens.ncols(), 384);
+    }
+    // K = 0 (nothing to train) and K > L are refused; a graph split past its layers too.
+    for k in [0, 7] {
+        let e = SplitBackbone::new(&backbone, k, 12).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    }
+    let model = tandem::onnx::read::read(&backbone.dir().join("model.onnx")).unwrap();
+    assert!(bottom_graph(&model, 6).is_err());
+    // The bottom graph keeps only what the hidden states need: no pooling, fewer nodes.
+    let bottom = bottom_graph(&model, 4).unwrap();
+    let g = bottom.graph.as_ref().unwrap();
+    assert!(g.node.len() < model.graph().node.len());
+    assert!(!g.node.iter().any(|n| n.name.contains("layer.4/")));
+    assert_eq!(g.output[0].name, "hidden_states");
+}
