@@ -45,4 +45,45 @@ fn bottom_graph_and_native_top_layers_reproduce_the_backbone() {
     assert!(g.node.len() < model.graph().node.len());
     assert!(!g.node.iter().any(|n| n.name.contains("layer.4/")));
     assert_eq!(g.output[0].name, "hidden_states");
+
+    // Fine-tuned top layers go back into the whole graph (`onnx::bert::with_layers`): ONNX
+    // Runtime serving that graph computes what the split computes with those layers.
+    let mut split = SplitBackbone::new(&backbone, 2, 12).unwrap();
+    for layer in split.top_mut() {
+        for p in layer.params_mut() {
+            // A deterministic change as large as fine-tuning makes.
+            p.value.mapv_inplace(|v| v * 1.05 + 0.01 * (v * 31.0).sin());
+        }
+    }
+    let tuned = tandem::onnx::bert::with_layers(&model, 4, split.top()).unwrap();
+    let dir = std::env::temp_dir().join(format!("tandem-tuned-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["manifest.json", "tokenizer.json"] {
+        std::fs::copy(backbone.dir().join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("model.onnx"), tandem::onnx::write::encode(&tuned)).unwrap();
+    let served = tandem::Backbone::load(
+        &dir,
+        tandem::BackboneOptions {
+            threads: Some(2),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let few = &texts[..10];
+    let a = served.embed(few).unwrap();
+    let b = split.embed(&backbone, few).unwrap();
+    let moved = (0..few.len())
+        .map(|i| common::cosine(&a.row(i).to_vec(), &whole.row(i).to_vec()))
+        .fold(1.0f32, f32::min);
+    assert!(
+        moved < 0.999,
+        "the change did not move the embeddings ({moved})"
+    );
+    let worst = (0..few.len())
+        .map(|i| common::cosine(&a.row(i).to_vec(), &b.row(i).to_vec()))
+        .fold(1.0f32, f32::min);
+    println!("fine-tuned graph vs split: worst cosine {worst:.8}");
+    assert!(worst >= 0.99999, "{worst}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -36,28 +36,25 @@ const NORMS: [(&str, &str); 2] = [
     ("output/LayerNorm", "output.LayerNorm"),
 ];
 
-/// The number of BERT layers in the graph: how many consecutive `encoder/layer.{i}` query
-/// projections (from 0) it has.
-pub fn bert_layer_count(model: &OnnxModel) -> usize {
-    let g = model.graph();
-    (0..)
-        .take_while(|i| {
-            let suffix = format!("/encoder/layer.{i}/attention/self/query/MatMul");
-            g.node.iter().any(|n| n.name.ends_with(&suffix))
-        })
-        .count()
+/// Where one parameter of a BERT layer is stored in the graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The parameter's name below the layer (`attention.self.query.weight`).
+    pub param: String,
+    /// The initializer holding it.
+    pub initializer: String,
+    /// Whether the initializer is the transpose (`[in, out]`: a MatMul weight).
+    pub transposed: bool,
+    /// The node that reads it (for messages).
+    pub node: String,
 }
 
-/// Reads layer `layer` of a BERT backbone graph into a [`BertLayer`] named
-/// `encoder.layer.{layer}`, with `heads` attention heads (the graph only has them as reshape
-/// constants; 12 for all-MiniLM-L6-v2). The widths come from the weights' shapes and the
-/// LayerNorm ε from the graph's `LayerNormalization` nodes.
+/// Where every parameter of BERT layer `layer` is stored, in [`BertLayer::params`]'s order
+/// of names (Linears, then LayerNorms), and the layer's LayerNorm ε.
 ///
 /// # Errors
-/// [`crate::ErrorKind::Format`] naming the node or tensor when a node is missing or
-/// ambiguous, a weight is not an initializer, or a tensor has the wrong shape;
-/// invalid-argument errors when `heads` does not divide the width.
-pub fn load_bert_layer(model: &OnnxModel, layer: usize, heads: usize) -> Result<BertLayer> {
+/// As [`load_bert_layer`].
+pub fn locate(model: &OnnxModel, layer: usize) -> Result<(Vec<Binding>, f32)> {
     let g = model.graph();
     let path = format!("encoder/layer.{layer}");
     let find = |module: &str, op: &str| -> Result<&NodeProto> {
@@ -97,30 +94,23 @@ pub fn load_bert_layer(model: &OnnxModel, layer: usize, heads: usize) -> Result<
             ))),
         }
     };
-
-    // (parameter name, value [out, in] or [n])
-    let mut values: Vec<(String, ArrayD<f32>)> = Vec::new();
+    let bind = |param: String, initializer: String, transposed: bool, node: &NodeProto| Binding {
+        param,
+        initializer,
+        transposed,
+        node: node.name.clone(),
+    };
+    let mut out = Vec::new();
     for (module, param) in LINEARS {
         let mm = find(module, "MatMul")?;
         let w_name = input(mm, 1, "weight")?;
-        let w = model
-            .initializer_f32(&w_name)?
-            .into_dimensionality::<Ix2>()
-            .map_err(|_| {
-                Error::format(format!(
-                    "BERT layer {layer}: the weight `{w_name}` of `{}` is not a matrix",
-                    mm.name
-                ))
-            })?;
-        // MatMul weights are [in, out]; Linear wants PyTorch's [out, in].
-        let w = w.t().as_standard_layout().into_owned().into_dyn();
-        let out = mm.output.first().ok_or_else(|| {
+        let mm_out = mm.output.first().ok_or_else(|| {
             Error::format(format!("BERT layer {layer}: `{}` has no output", mm.name))
         })?;
         let add = g
             .node
             .iter()
-            .find(|n| n.op_type == "Add" && n.input.iter().any(|i| i == out))
+            .find(|n| n.op_type == "Add" && n.input.iter().any(|i| i == mm_out))
             .ok_or_else(|| {
                 Error::format(format!(
                     "BERT layer {layer}: no bias Add after `{}` (a Linear without bias?)",
@@ -130,16 +120,15 @@ pub fn load_bert_layer(model: &OnnxModel, layer: usize, heads: usize) -> Result<
         let b_name = add
             .input
             .iter()
-            .find(|i| *i != out && is_init(i))
+            .find(|i| *i != mm_out && is_init(i))
             .ok_or_else(|| {
                 Error::format(format!(
                     "BERT layer {layer}: the Add `{}` after `{}` adds no initializer bias",
                     add.name, mm.name
                 ))
             })?;
-        let b = model.initializer_f32(b_name)?;
-        values.push((format!("{param}.weight"), w));
-        values.push((format!("{param}.bias"), b));
+        out.push(bind(format!("{param}.weight"), w_name, true, mm));
+        out.push(bind(format!("{param}.bias"), b_name.clone(), false, add));
     }
     let mut eps = Vec::new();
     for (module, param) in NORMS {
@@ -162,13 +151,17 @@ pub fn load_bert_layer(model: &OnnxModel, layer: usize, heads: usize) -> Result<
                 .find(|a| a.name == "epsilon")
                 .map_or(1e-5, |a| a.f),
         );
-        values.push((
+        out.push(bind(
             format!("{param}.weight"),
-            model.initializer_f32(&input(ln, 1, "scale")?)?,
+            input(ln, 1, "scale")?,
+            false,
+            ln,
         ));
-        values.push((
+        out.push(bind(
             format!("{param}.bias"),
-            model.initializer_f32(&input(ln, 2, "bias")?)?,
+            input(ln, 2, "bias")?,
+            false,
+            ln,
         ));
     }
     if eps[0] != eps[1] {
@@ -177,18 +170,120 @@ pub fn load_bert_layer(model: &OnnxModel, layer: usize, heads: usize) -> Result<
             eps[0], eps[1]
         )));
     }
+    Ok((out, eps[0]))
+}
+
+/// The graph `model` with the weights of BERT layers `first..first + layers.len()` replaced by
+/// `layers`' (fine-tuned on the device): the whole backbone as one ONNX graph again, which
+/// ONNX Runtime serves at the frozen backbone's speed.
+///
+/// # Errors
+/// As [`locate`]; a format error when a layer's parameter has another shape than the graph's.
+pub fn with_layers(
+    model: &OnnxModel,
+    first: usize,
+    layers: &[BertLayer],
+) -> Result<super::proto::ModelProto> {
+    let mut proto = model.proto.clone();
+    for (k, layer) in layers.iter().enumerate() {
+        let (bindings, _) = locate(model, first + k)?;
+        let prefix = format!("{}.", layer.name());
+        for p in layer.params() {
+            let local = p.name.strip_prefix(&prefix).unwrap_or(&p.name);
+            let b = bindings.iter().find(|b| b.param == local).ok_or_else(|| {
+                Error::format(format!("BERT layer {}: no place for `{local}`", first + k))
+            })?;
+            let value = if b.transposed {
+                p.value
+                    .clone()
+                    .into_dimensionality::<Ix2>()
+                    .map_err(|_| Error::format(format!("`{}` is not a matrix", p.name)))?
+                    .t()
+                    .as_standard_layout()
+                    .into_owned()
+                    .into_dyn()
+            } else {
+                p.value.clone()
+            };
+            let g = proto.graph.as_mut().expect("checked at read");
+            let t = g
+                .initializer
+                .iter_mut()
+                .find(|t| t.name == b.initializer)
+                .expect("located above");
+            let dims: Vec<i64> = value.shape().iter().map(|&d| d as i64).collect();
+            if t.dims != dims {
+                return Err(Error::format(format!(
+                    "BERT layer {}: `{local}` has shape {:?}, the graph's `{}` {:?}",
+                    first + k,
+                    value.shape(),
+                    b.initializer,
+                    t.dims
+                )));
+            }
+            *t = super::write::tensor_f32(&b.initializer, value.shape(), value.iter().copied());
+        }
+    }
+    Ok(proto)
+}
+
+/// The number of BERT layers in the graph: how many consecutive `encoder/layer.{i}` query
+/// projections (from 0) it has.
+pub fn bert_layer_count(model: &OnnxModel) -> usize {
+    let g = model.graph();
+    (0..)
+        .take_while(|i| {
+            let suffix = format!("/encoder/layer.{i}/attention/self/query/MatMul");
+            g.node.iter().any(|n| n.name.ends_with(&suffix))
+        })
+        .count()
+}
+
+/// Reads layer `layer` of a BERT backbone graph into a [`BertLayer`] named
+/// `encoder.layer.{layer}`, with `heads` attention heads (the graph only has them as reshape
+/// constants; 12 for all-MiniLM-L6-v2). The widths come from the weights' shapes and the
+/// LayerNorm ε from the graph's `LayerNormalization` nodes.
+///
+/// # Errors
+/// [`crate::ErrorKind::Format`] naming the node or tensor when a node is missing or
+/// ambiguous, a weight is not an initializer, or a tensor has the wrong shape;
+/// invalid-argument errors when `heads` does not divide the width.
+pub fn load_bert_layer(model: &OnnxModel, layer: usize, heads: usize) -> Result<BertLayer> {
+    let (bindings, eps) = locate(model, layer)?;
+    // (parameter name, value [out, in] or [n])
+    let mut values: Vec<(String, ArrayD<f32>)> = Vec::new();
+    for b in &bindings {
+        let v = model.initializer_f32(&b.initializer)?;
+        let v = if b.transposed {
+            // MatMul weights are [in, out]; Linear wants PyTorch's [out, in].
+            v.into_dimensionality::<Ix2>()
+                .map_err(|_| {
+                    Error::format(format!(
+                        "BERT layer {layer}: the weight `{}` of `{}` is not a matrix",
+                        b.initializer, b.node
+                    ))
+                })?
+                .t()
+                .as_standard_layout()
+                .into_owned()
+                .into_dyn()
+        } else {
+            v
+        };
+        values.push((b.param.clone(), v));
+    }
     let q = &values[0].1;
     let ffn1 = &values[8].1;
     let cfg = BertConfig {
         hidden: q.shape()[1],
         heads,
         intermediate: ffn1.shape()[0],
-        layer_norm_eps: eps[0],
+        layer_norm_eps: eps,
     };
     // The initial values are all replaced below; the seed only makes construction cheap to
     // reason about.
-    let mut bert =
-        BertLayer::new(&cfg, &mut ChaCha8Rng::seed_from_u64(0))?.named(&path.replace('/', "."));
+    let mut bert = BertLayer::new(&cfg, &mut ChaCha8Rng::seed_from_u64(0))?
+        .named(&format!("encoder.layer.{layer}"));
     let prefix = format!("{}.", bert.name());
     let mut set = 0;
     for p in bert.params_mut() {

@@ -130,6 +130,11 @@ impl SplitBackbone {
         &self.top
     }
 
+    /// The native top layers, to train.
+    pub fn top_mut(&mut self) -> &mut [BertLayer] {
+        &mut self.top
+    }
+
     /// Layers in the bottom graph.
     pub fn bottom_layers(&self) -> usize {
         self.keep
