@@ -3,7 +3,6 @@
 //! small pool of sessions (a session runs one call at a time, so concurrent predictions each
 //! borrow their own).
 
-use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use half::slice::HalfFloatSliceExt;
@@ -155,27 +154,34 @@ impl OnnxHeads {
         if let Some(i) = (0..n).find(|&i| t.length(i) == 0) {
             return Err(Error::invalid(format!("text {i} has no token vectors")));
         }
-        let mut parts: Vec<Vec<Array2<f32>>> = Vec::new();
-        for start in (0..n).step_by(SEQUENCE_CHUNK) {
-            let rows = start..(start + SEQUENCE_CHUNK).min(n);
+        // Chunks of texts of similar length (sorted), so one long text does not pad a whole
+        // chunk of short ones; results go back to the input order.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| t.length(i));
+        let mut out: Vec<Array2<f32>> = self
+            .outputs
+            .iter()
+            .map(|(_, w)| Array2::zeros((n, *w)))
+            .collect();
+        for idx in order.chunks(SEQUENCE_CHUNK) {
             let e = if self.embedding {
-                emb.slice(s![rows.clone(), ..])
+                emb.select(Axis(0), idx)
             } else {
-                emb
+                emb.to_owned()
             };
             let m = if self.metadata {
-                metadata.slice(s![rows.clone(), ..])
+                metadata.select(Axis(0), idx)
             } else {
-                metadata
+                metadata.to_owned()
             };
-            parts.push(self.run_rows(e, m, Some(pad(t, rows)))?);
+            let part = self.run_rows(e.view(), m.view(), Some(pad(t, idx)))?;
+            for (o, p) in out.iter_mut().zip(&part) {
+                for (r, &i) in idx.iter().enumerate() {
+                    o.row_mut(i).assign(&p.row(r));
+                }
+            }
         }
-        Ok((0..self.outputs.len())
-            .map(|k| {
-                let views: Vec<_> = parts.iter().map(|p| p[k].view()).collect();
-                ndarray::concatenate(Axis(0), &views).expect("same widths")
-            })
-            .collect())
+        Ok(out)
     }
 
     /// One run of the graph on `emb`'s (or `metadata`'s) rows and, for sequence heads, their
@@ -248,12 +254,12 @@ impl OnnxHeads {
 
 /// The tokens of `t`'s texts `rows` as `[rows, longest, dim]` f32, right-padded with zeros, and
 /// the mask `[rows, longest]` (1 where a token is real).
-fn pad(t: &TokenSeqs, rows: Range<usize>) -> (Array3<f32>, Array2<i64>) {
+fn pad(t: &TokenSeqs, rows: &[usize]) -> (Array3<f32>, Array2<i64>) {
     let (dim, b) = (t.dim(), rows.len());
-    let longest = rows.clone().map(|i| t.length(i)).max().unwrap_or(0);
+    let longest = rows.iter().map(|&i| t.length(i)).max().unwrap_or(0);
     let mut tokens = Array3::<f32>::zeros((b, longest, dim));
     let mut mask = Array2::<i64>::zeros((b, longest));
-    for (r, i) in rows.enumerate() {
+    for (r, &i) in rows.iter().enumerate() {
         let len = t.length(i);
         let dst = tokens.as_slice_mut().expect("contiguous");
         let dst = &mut dst[r * longest * dim..][..len * dim];
