@@ -86,4 +86,32 @@ fn bottom_graph_and_native_top_layers_reproduce_the_backbone() {
     println!("fine-tuned graph vs split: worst cosine {worst:.8}");
     assert!(worst >= 0.99999, "{worst}");
     std::fs::remove_dir_all(&dir).unwrap();
+
+    // Hidden states at the split are cached (ragged, f16) next to the pooled cache: a second
+    // pass runs nothing, and what it serves is the bottom's output to f16 precision.
+    let root = std::env::temp_dir().join(format!("tandem-split-cache-{}", std::process::id()));
+    let cache = tandem::cache::TokenCache::open_split(Some(&root), &backbone, 4).unwrap();
+    let some = &texts[..12];
+    let (first, stats) = split.hidden(&backbone, Some(&cache), some).unwrap();
+    assert_eq!((stats.hits, stats.misses), (0, 12));
+    let (again, stats) = split.hidden(&backbone, Some(&cache), some).unwrap();
+    assert_eq!((stats.hits, stats.misses), (12, 0));
+    let (tokens, offsets) = split.bottom(&backbone, some).unwrap();
+    for i in 0..some.len() {
+        assert_eq!(again.text(i), first.text(i));
+        let exact = tokens.slice(ndarray::s![offsets[i]..offsets[i + 1], ..]);
+        assert_eq!(again.length(i), exact.nrows());
+        for (h, x) in again.text(i).iter().zip(exact.iter()) {
+            let h = h.to_f32();
+            assert!((h - x).abs() <= 1e-3 * x.abs().max(1.0), "{h} vs {x}");
+        }
+    }
+    let files = tandem::cache::usage::scan(&root).unwrap();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.kind == tandem::cache::usage::CacheKind::SplitLayer),
+        "{files:?}"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -163,6 +163,24 @@ impl TokenCache {
         Self::open_file(&dir.join(TOKENS_FILE), backbone.dim())
     }
 
+    /// Opens (creating if needed) the cache of hidden states at a split of `backbone` after its
+    /// first `keep` layers (`split.l{keep}.v1`: per-token records like the token cache's, f16),
+    /// under `root` (default: `<cache dir>/embcache`), in the directory of the backbone's fp32
+    /// graph, which the split's bottom graph is cut from.
+    pub fn open_split(root: Option<&Path>, backbone: &Backbone, keep: usize) -> Result<Self> {
+        let root = root
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| crate::home::cache_dir().join("embcache"));
+        let sha = backbone.family_sha256();
+        let dir = root.join(if sha.len() >= 16 {
+            &sha[..16]
+        } else {
+            "unhashed"
+        });
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Self::open_file(&dir.join(format!("split.l{keep}.v1")), backbone.dim())
+    }
+
     /// Opens the token cache file at `path` for vectors of `dim` values.
     pub fn open_file(path: &Path, dim: usize) -> Result<Self> {
         if dim == 0 {

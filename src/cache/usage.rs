@@ -3,8 +3,9 @@
 //! The cache root (default `<cache dir>/embcache`) holds one directory per backbone graph, named
 //! by the first 16 hex digits of the graph's sha256, and in it one file per kind of cached
 //! vector. A file's kind is known from its name ([`CacheKind::of`]): `pooled.*` pooled
-//! embeddings, `tokens.*` per-token vectors, `split.*` hidden states at a split layer (reserved
-//! for fine-tuning of top layers); anything else is `other`. The backbone a directory belongs to
+//! embeddings, `tokens.*` per-token vectors, `split.l{K}.v1` hidden states after the first K layers
+//! (the frozen bottom of a split backbone, [`crate::onnx::split`], in the fp32 graph's
+//! directory); anything else is `other`. The backbone a directory belongs to
 //! is found from the manifests of the installed backbones (`<cache dir>/models/*/manifest.json`,
 //! which hold each graph file's sha256); an unknown graph is shown by its hash. Directories not
 //! named like a graph's (16 hex digits, or `unhashed`) are not the cache's and are left alone.
@@ -39,7 +40,8 @@ pub enum CacheKind {
     Pooled,
     /// Per-token vectors, for sequence heads (`tokens.v3`).
     PerToken,
-    /// Hidden states at a split layer (`split.*`; no tandem version writes them yet).
+    /// Hidden states at a split layer (`split.l{K}.v1`, written by
+    /// [`crate::onnx::split::SplitBackbone::hidden`]).
     SplitLayer,
     /// A file of no kind tandem knows.
     Other,

@@ -18,7 +18,8 @@ use super::export::{normalize_inputs, prune};
 use super::proto::{tensor_proto::DataType, ModelProto};
 use super::read::{self, OnnxModel};
 use super::write::{self, Dim, GraphBuilder};
-use crate::backbone::{build_session, l2_normalize, Backbone, GraphSource, Variant};
+use crate::backbone::{build_session, l2_normalize, Backbone, GraphSource, TokenSeqs, Variant};
+use crate::cache::{CacheStats, TokenCache};
 use crate::error::{Error, ErrorKind, Result};
 use crate::nn::bert::BertLayer;
 
@@ -177,6 +178,40 @@ impl SplitBackbone {
         let tokens = Array2::from_shape_vec((packed.len() / dim.max(1), dim), packed)
             .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
         Ok((tokens, offsets))
+    }
+
+    /// The bottom's hidden states of `texts` as token sequences (stored as f16), through
+    /// `cache` when given: only texts it lacks run the bottom graph, so training epochs never
+    /// rerun the frozen layers. The cache must be this split's
+    /// ([`TokenCache::open_split`] with [`SplitBackbone::bottom_layers`]).
+    pub fn hidden(
+        &self,
+        backbone: &Backbone,
+        cache: Option<&TokenCache>,
+        texts: &[&str],
+    ) -> Result<(TokenSeqs, CacheStats)> {
+        let run = |batch: &[&str]| -> Result<(Array2<f32>, TokenSeqs)> {
+            let mut seqs = TokenSeqs::new(backbone.dim());
+            // In runs of a few dozen texts, as the backbone batches them.
+            for chunk in batch.chunks(32) {
+                let (tokens, offsets) = self.bottom(backbone, chunk)?;
+                for w in offsets.windows(2) {
+                    seqs.push(tokens.slice(ndarray::s![w[0]..w[1], ..]));
+                }
+            }
+            Ok((Array2::zeros((batch.len(), 0)), seqs))
+        };
+        match cache {
+            Some(c) => c.embed_with(texts, None, run),
+            None => {
+                let (_, seqs) = run(texts)?;
+                let stats = CacheStats {
+                    misses: texts.len(),
+                    ..Default::default()
+                };
+                Ok((seqs, stats))
+            }
+        }
     }
 
     /// The top layers over packed hidden states (inference).
