@@ -138,29 +138,27 @@ impl OnnxModel {
     /// The value of the initializer `name` as f32 (from float, float16, bfloat16 or double
     /// data), resolving external data inside the model's directory.
     pub fn initializer_f32(&self, name: &str) -> Result<ArrayD<f32>> {
-        let g = self.graph();
-        let t = g
-            .initializer
-            .iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| Error::format(format!("no initializer `{name}`")))?;
-        tensor_to_f32(t, self.dir.as_deref()).map_err(|e| {
-            Error::new(
-                e.kind(),
-                format!("initializer `{}`: {}", display_name(g, name), e.message()),
-            )
-        })
+        self.initializer(name, tensor_to_f32)
     }
 
     /// The value of the initializer `name` as i64 (from int64 or int32 data).
     pub fn initializer_i64(&self, name: &str) -> Result<ArrayD<i64>> {
+        self.initializer(name, tensor_to_i64)
+    }
+
+    /// The initializer `name` read by `convert`, errors naming it readably.
+    fn initializer<T>(
+        &self,
+        name: &str,
+        convert: fn(&TensorProto, Option<&Path>) -> Result<ArrayD<T>>,
+    ) -> Result<ArrayD<T>> {
         let g = self.graph();
         let t = g
             .initializer
             .iter()
             .find(|t| t.name == name)
             .ok_or_else(|| Error::format(format!("no initializer `{name}`")))?;
-        tensor_to_i64(t, self.dir.as_deref()).map_err(|e| {
+        convert(t, self.dir.as_deref()).map_err(|e| {
             Error::new(
                 e.kind(),
                 format!("initializer `{}`: {}", display_name(g, name), e.message()),
