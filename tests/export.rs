@@ -15,15 +15,6 @@ use tandem::model::Model;
 use tandem::train::Trainer;
 use tandem::{Backbone, ErrorKind, Variant};
 
-fn rows(file: &str, n: usize) -> Vec<(String, String)> {
-    let rows = tandem::data::read_rows(&tandem::home::data_dir().join(file))
-        .expect("run scripts/setup.sh");
-    rows.iter()
-        .take(n)
-        .map(|r| (r.text("text").unwrap(), r.text("label").unwrap()))
-        .collect()
-}
-
 fn python() -> PathBuf {
     tandem::home::cache_dir().join("venv/bin/python3")
 }
@@ -121,7 +112,7 @@ fn check(
 #[test]
 fn exported_graphs_reproduce_tandem_predict_in_stock_onnx_runtime() {
     let root = std::env::temp_dir().join(format!("tandem-export-{}", std::process::id()));
-    let data = rows("trec.jsonl", 600);
+    let data = common::labelled("trec.jsonl", 600);
     let held: Vec<&str> = data[400..].iter().map(|(t, _)| t.as_str()).collect();
 
     // Joint heads that read metadata, on the fp32 backbone: the fp32 export to 1e-4.
@@ -176,7 +167,7 @@ fn exported_graphs_reproduce_tandem_predict_in_stock_onnx_runtime() {
     // run's activations with one scale for the whole run, padding included, so a text's
     // outputs depend on which texts share its run: with one text per run on both sides, the
     // export computes exactly what tandem does.
-    let sms = rows("sms_spam.jsonl", 500);
+    let sms = common::labelled("sms_spam.jsonl", 500);
     let int8 = Arc::new(
         Backbone::load(
             common::backbone_dir(tandem::home::DEFAULT_BACKBONE),

@@ -29,15 +29,6 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn trec(n: usize) -> Vec<(String, String)> {
-    let rows = tandem::data::read_rows(&tandem::home::data_dir().join("trec.jsonl"))
-        .expect("run scripts/setup.sh");
-    rows.iter()
-        .take(n)
-        .map(|r| (r.text("text").unwrap(), r.text("label").unwrap()))
-        .collect()
-}
-
 fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -73,7 +64,7 @@ fn a_pytorch_head_imports_serves_trains_further_and_exports_again() {
     let root = std::env::temp_dir().join(format!("tandem-import-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
     let backbone = Arc::new(common::load(Variant::Fp32));
-    let data = trec(500);
+    let data = common::labelled("trec.jsonl", 500);
     let texts: Vec<&str> = data[400..].iter().map(|(t, _)| t.as_str()).collect();
 
     // PyTorch writes the heads and computes their probabilities on tandem's embeddings.

@@ -335,20 +335,11 @@ fn onnx_sequence_heads_match_native_heads() {
     eprintln!("{case} sequence architectures: worst max difference {worst:e}");
 }
 
-fn trec(n: usize) -> Vec<(String, String)> {
-    let rows = tandem::data::read_rows(&tandem::home::data_dir().join("trec.jsonl"))
-        .expect("run scripts/setup.sh");
-    rows.iter()
-        .take(n)
-        .map(|r| (r.text("text").unwrap(), r.text("label").unwrap()))
-        .collect()
-}
-
 #[test]
 fn a_model_served_by_onnx_heads_predicts_what_native_heads_do() {
     // Joint heads with metadata and hidden layers, trained on real texts and saved.
     let backbone = Arc::new(common::load(Variant::Int8));
-    let data = trec(700);
+    let data = common::labelled("trec.jsonl", 700);
     let spec = json!({
         "tasks": [{"name": "label", "kind": "multiclass"}],
         "config": {"mode": "joint", "seed": 5, "head": {"stage": {"epochs": 3}}},
@@ -394,7 +385,7 @@ fn a_sequence_model_served_by_onnx_heads_predicts_what_native_heads_do() {
     // Sequence heads (transformer, attention and conv pooling) trained on real texts, so the
     // backbone's own per-token vectors go through the padded graph.
     let backbone = Arc::new(common::load(Variant::Int8));
-    let data = trec(300);
+    let data = common::labelled("trec.jsonl", 300);
     let spec = json!({
         "tasks": [{"name": "label", "kind": "multiclass"}],
         "config": {

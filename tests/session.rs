@@ -10,15 +10,6 @@ use tandem::model::Model;
 use tandem::train::Trainer;
 use tandem::{ErrorKind, Variant};
 
-fn trec(n: usize) -> Vec<(String, String)> {
-    let rows = tandem::data::read_rows(&tandem::home::data_dir().join("trec.jsonl"))
-        .expect("run scripts/setup.sh");
-    rows.iter()
-        .take(n)
-        .map(|r| (r.text("text").unwrap(), r.text("label").unwrap()))
-        .collect()
-}
-
 fn trainer(backbone: &Arc<tandem::Backbone>, seed: u64, data: &[(String, String)]) -> Trainer {
     let spec = json!({
         "tasks": [{"name": "label", "kind": "multiclass"}],
@@ -35,7 +26,7 @@ fn trainer(backbone: &Arc<tandem::Backbone>, seed: u64, data: &[(String, String)
 #[test]
 fn trainer_is_deterministic_cancellable_and_serves_a_live_model() {
     let backbone = Arc::new(common::load(Variant::Fp32));
-    let data = trec(400);
+    let data = common::labelled("trec.jsonl", 400);
 
     // Same seed, same data: bit-identical weights. Another seed: different ones.
     let mut a = trainer(&backbone, 3, &data);
@@ -72,7 +63,7 @@ fn trainer_is_deterministic_cancellable_and_serves_a_live_model() {
     assert_eq!(a.heads().unwrap().network.weights(), wa);
 
     // Evaluation on held-out TREC rows, in the shape `tandem eval` prints.
-    let held: Vec<(String, String)> = trec(600).split_off(400);
+    let held: Vec<(String, String)> = common::labelled("trec.jsonl", 600).split_off(400);
     let texts: Vec<&str> = held.iter().map(|(t, _)| t.as_str()).collect();
     let labels: Vec<_> = held.iter().map(|(_, l)| json!({ "label": l })).collect();
     let m = a.evaluate(&texts, &labels).unwrap();
@@ -94,7 +85,7 @@ fn trainer_is_deterministic_cancellable_and_serves_a_live_model() {
 #[test]
 fn trainer_can_choose_its_recipe_by_validation_and_the_host_can_cancel_the_search() {
     let backbone = Arc::new(common::load(Variant::Fp32));
-    let data = trec(80);
+    let data = common::labelled("trec.jsonl", 80);
     let auto = |seed: u64, budget: f64| {
         let spec = json!({
             "tasks": [{"name": "label", "kind": "multiclass"}],
@@ -139,7 +130,7 @@ fn trainer_can_choose_its_recipe_by_validation_and_the_host_can_cancel_the_searc
         sel.reason()
     );
     assert_eq!(r["recipe"], sel.chosen.name());
-    let held: Vec<(String, String)> = trec(180).split_off(80);
+    let held: Vec<(String, String)> = common::labelled("trec.jsonl", 180).split_off(80);
     let texts: Vec<&str> = held.iter().map(|(t, _)| t.as_str()).collect();
     let labels: Vec<_> = held.iter().map(|(_, l)| json!({ "label": l })).collect();
     let m = c.evaluate(&texts, &labels).unwrap();

@@ -26,6 +26,9 @@ use crate::heads::{Architecture, Heads, Network};
 use crate::nn::norm::LAYER_NORM_EPS;
 use crate::nn::{ActivationKind, Layer, Mlp, MlpConfig};
 
+/// The most nodes an imported head graph may have.
+pub const MAX_HEAD_NODES: usize = 4096;
+
 /// The operators an imported head may use.
 pub const SUPPORTED_OPS: &[&str] = &[
     "Gemm",
@@ -197,6 +200,14 @@ pub fn parse_head(model: &OnnxModel) -> Result<ImportedHead> {
         ))
     })?;
 
+    // A head is a few dozen nodes; the walk below rescans the nodes at each step, so a huge
+    // graph is refused up front rather than taking quadratic time.
+    if g.node.len() > MAX_HEAD_NODES {
+        return Err(Error::invalid(format!(
+            "the graph has {} nodes; an MLP head has at most {MAX_HEAD_NODES}",
+            g.node.len()
+        )));
+    }
     // Every operator is one tandem knows, before anything is interpreted.
     for (i, n) in g.node.iter().enumerate() {
         let known = (n.domain.is_empty() || n.domain == "ai.onnx")

@@ -119,3 +119,13 @@ pub fn tmp(suite: &str, name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     d
 }
+
+/// The first `n` (text, label) pairs of the demo dataset `file` (`text` and `label` fields).
+pub fn labelled(file: &str, n: usize) -> Vec<(String, String)> {
+    let rows = tandem::data::read_rows(&tandem::home::data_dir().join(file))
+        .expect("run scripts/setup.sh");
+    rows.iter()
+        .take(n)
+        .map(|r| (r.text("text").unwrap(), r.text("label").unwrap()))
+        .collect()
+}
