@@ -116,6 +116,7 @@ fn main() {
         feats: Array2::zeros((n, 0)),
         targets: vec![targets.clone()],
         tokens: Some(tokens.clone()),
+        hidden: None,
     };
     // A small validation set: the per-epoch validation pass is part of tandem's loop.
     let valid = all.select(&(0..64).collect::<Vec<_>>());
@@ -185,10 +186,12 @@ fn main() {
     // Inference latency: the trained sequence head, and a pooled head, on the same backbone.
     let pooled_all = Examples {
         tokens: None,
+        hidden: None,
         ..all.clone()
     };
     let pooled_valid = Examples {
         tokens: None,
+        hidden: None,
         ..valid.clone()
     };
     let pooled = tandem::train::train(

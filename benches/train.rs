@@ -97,6 +97,7 @@ fn main() {
         feats: Array2::zeros((N, 0)),
         targets: vec![targets.clone()],
         tokens: None,
+        hidden: None,
     };
     let valid_ex = train_ex.select(&valid_idx);
     let train_tandem = || {
@@ -128,6 +129,7 @@ fn main() {
         feats: raw.clone(),
         targets: vec![targets.clone()],
         tokens: None,
+        hidden: None,
     };
     let t = Instant::now();
     let tr2 = tandem::train::train(

@@ -458,7 +458,9 @@ tandem_error *tandem_model_predict_groups(const tandem_model *model,
  * running finish on the old heads; later ones use the new. Thread-safe with respect to
  * `model`; `trainer` must not be used by another thread during the call.
  * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (trainer not trained yet, or heads for another
- * embedding size), BACKBONE_MISMATCH (trainer on a different backbone graph family).
+ * embedding size), BACKBONE_MISMATCH (trainer on a different backbone graph family, or heads
+ * trained with fine-tuned backbone layers, which read that backbone's embeddings: save the
+ * bundle, which carries it, and load it with `tandem_model_load`).
  *
  * Ownership: the heads are copied out of `trainer`, which stays usable (train it again, swap again).
  * Thread safety: safe from many threads at once on one model. `trainer` must not be in use by another thread.
@@ -768,7 +770,11 @@ tandem_error *tandem_predictions_json(const tandem_predictions *predictions, cha
  * at any other time). `"recipe": "auto"` chooses the recipe (mode and head type) by validation
  * data at each `tandem_trainer_train`, as `tandem train` without flags does, within
  * `"budget_seconds"` (default 60; the final fit is not counted); the default, `"config"`,
- * trains the config's mode and head. Writes the trainer to `*out`, to free with
+ * trains the config's mode and head. `"config": {"backbone": {"trainable_layers": 2}}`
+ * fine-tunes the backbone's top 2 layers with the heads (`lr`, `weight_decay`,
+ * `warmup_fraction`, `clip_norm`, `unfreeze` = "partial" or "progressive" with
+ * `heads_only_epochs` and `epochs_per_layer`, as the TOML `[backbone]` table); the saved bundle
+ * then carries the fine-tuned backbone, which `tandem_model_load` runs. Writes the trainer to `*out`, to free with
  * `tandem_trainer_free`; it keeps the backbone alive.
  * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (bad spec), IO (embedding cache).
  *

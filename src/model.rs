@@ -34,6 +34,29 @@ fn load_checked(dir: &Path, backbone: &Backbone) -> Result<(BundleManifest, Head
     Ok((manifest, heads))
 }
 
+/// The backbone the heads of the bundle in `dir` run on: the bundle's own (see
+/// [`Model::load`]) or `given`.
+pub fn bundle_backbone(dir: &Path, given: Arc<Backbone>) -> Result<Arc<Backbone>> {
+    let own = bundle::readable_dir(dir).join(bundle::BACKBONE_DIR);
+    if !own.exists() {
+        return Ok(given);
+    }
+    let mut options = given.options().clone();
+    // A bundle is untrusted: its graph and tokenizer must be the ones its manifest names.
+    options.verify = true;
+    let b = Backbone::load(&own, options).map_err(|e| {
+        Error::new(
+            e.kind(),
+            format!(
+                "{}: the bundle's fine-tuned backbone: {}",
+                dir.display(),
+                e.message()
+            ),
+        )
+    })?;
+    Ok(Arc::new(b))
+}
+
 /// `heads` ready for the engine the backbone's options ask for: under
 /// [`HeadsEngine::Onnx`], written as an ONNX graph and opened in ONNX Runtime on the backbone's
 /// device (a graph the runtime refuses fails here, not at the first prediction).
@@ -67,7 +90,12 @@ impl std::fmt::Debug for Model {
 impl Model {
     /// Loads the bundle in `dir` for `backbone`, refusing another backbone, an unknown format,
     /// corrupt weights, or metadata features this build does not produce.
+    ///
+    /// A bundle with a backbone of its own ([`bundle::BACKBONE_DIR`]: top layers fine-tuned
+    /// on the device) runs on that one, loaded with `backbone`'s options and checked against
+    /// its manifest's sha256s; `backbone` then only lends its options.
     pub fn load(dir: &Path, backbone: Arc<Backbone>) -> Result<Model> {
+        let backbone = bundle_backbone(dir, backbone)?;
         let (manifest, heads) = load_checked(dir, &backbone)?;
         Ok(Model {
             backbone,

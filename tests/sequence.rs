@@ -40,6 +40,7 @@ fn dataset(
         feats: tandem::metadata::extract_batch(&refs),
         targets: vec![t],
         tokens: Some(tokens),
+        hidden: None,
     };
     (vec![s], ex, texts)
 }

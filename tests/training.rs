@@ -43,6 +43,7 @@ fn dataset(
         feats: tandem::metadata::extract_batch(&refs),
         targets,
         tokens: None,
+        hidden: None,
     };
     (specs, ex, texts)
 }

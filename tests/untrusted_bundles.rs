@@ -31,6 +31,7 @@ fn trained_bundle(b: &Arc<Backbone>, file: &str, field: &str, kind: TaskKind, ou
         feats: tandem::metadata::extract_batch(&refs),
         targets: vec![targets],
         tokens: None,
+        hidden: None,
     };
     let mut cfg = TrainConfig {
         mode: Mode::TwoStage,

@@ -20,6 +20,7 @@ use std::path::Path;
 
 pub use self::card::CARD_FILE;
 pub use self::manifest::{BackboneRef, BundleManifest, FeatureSpecRef, TaskEntry, BUNDLE_FORMAT};
+pub(crate) use self::save::readable_dir;
 pub use self::save::BUNDLE_FILES;
 pub use self::weights::{parse_weights, read_weights, write_weights, Weights};
 use crate::error::{Error, ErrorKind, Result};
@@ -30,13 +31,31 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// The weights file inside a bundle directory.
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 
+/// The directory inside a bundle holding a backbone of the bundle's own: the backbone with its
+/// top layers fine-tuned (see [`crate::onnx::tuned`]), which serving runs instead of the
+/// backbone it is handed.
+pub const BACKBONE_DIR: &str = "backbone";
+
 /// Writes `manifest` and `weights` to `dir` atomically, replacing a bundle there (see
 /// [`save`](self) for the guarantees: the old or the new bundle at every instant, saves to one
 /// path serialized, anything that is not a bundle refused and left untouched).
 /// `manifest.weights_sha256` and `weights_dtype` are filled in here, and the model card
 /// (`README.md`, [`card::render`]) is written from the finished manifest, in the same swap.
 pub fn save(dir: &Path, manifest: &BundleManifest, weights: &Weights, f16: bool) -> Result<()> {
+    save_with(dir, manifest, weights, f16, |_| Ok(()))
+}
+
+/// [`save`], with `extra` writing more of the bundle (its own backbone, [`BACKBONE_DIR`]) into
+/// the temporary directory before the swap, so that it is part of the same atomic replace.
+pub fn save_with(
+    dir: &Path,
+    manifest: &BundleManifest,
+    weights: &Weights,
+    f16: bool,
+    extra: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
     save::replace(dir, |tmp| {
+        extra(tmp)?;
         let wpath = tmp.join(WEIGHTS_FILE);
         write_weights(&wpath, weights, f16)?;
         let mut m = manifest.clone();

@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use super::{CARD_FILE, MANIFEST_FILE, WEIGHTS_FILE};
 use crate::error::{Error, Result};
 
-/// Files a bundle directory may hold: the two that loading reads and the model card a save
-/// writes. A save replaces a directory only if it holds nothing else, so no file of the user's
+/// Files a bundle directory may hold: the two that loading reads, the model card a save
+/// writes, and the bundle's own backbone directory (fine-tuned layers). A save replaces a directory only if it holds nothing else, so no file of the user's
 /// is ever deleted with it (the card is tandem's: an edited card is replaced by the next save).
-pub const BUNDLE_FILES: [&str; 3] = [MANIFEST_FILE, WEIGHTS_FILE, CARD_FILE];
+pub const BUNDLE_FILES: [&str; 4] = [MANIFEST_FILE, WEIGHTS_FILE, CARD_FILE, super::BACKBONE_DIR];
 
 /// Where a save of `dir` puts its lock, temporary copies and the aside copy of the old bundle.
 pub(crate) struct Siblings {

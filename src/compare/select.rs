@@ -763,6 +763,7 @@ mod tests {
             feats: Array2::zeros((n, 0)),
             targets: vec![Targets::Class(y)],
             tokens: None,
+            hidden: None,
         }
     }
 

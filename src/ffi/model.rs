@@ -147,7 +147,9 @@ fn swap(m: &tandem_model, heads: Heads, out_version: Option<&mut u64>) -> crate:
 /// running finish on the old heads; later ones use the new. Thread-safe with respect to
 /// `model`; `trainer` must not be used by another thread during the call.
 /// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (trainer not trained yet, or heads for another
-/// embedding size), BACKBONE_MISMATCH (trainer on a different backbone graph family).
+/// embedding size), BACKBONE_MISMATCH (trainer on a different backbone graph family, or heads
+/// trained with fine-tuned backbone layers, which read that backbone's embeddings: save the
+/// bundle, which carries it, and load it with `tandem_model_load`).
 ///
 /// Ownership: the heads are copied out of `trainer`, which stays usable (train it again, swap again).
 /// Thread safety: safe from many threads at once on one model. `trainer` must not be in use by another thread.

@@ -83,7 +83,11 @@ unsafe fn add(
 /// at any other time). `"recipe": "auto"` chooses the recipe (mode and head type) by validation
 /// data at each `tandem_trainer_train`, as `tandem train` without flags does, within
 /// `"budget_seconds"` (default 60; the final fit is not counted); the default, `"config"`,
-/// trains the config's mode and head. Writes the trainer to `*out`, to free with
+/// trains the config's mode and head. `"config": {"backbone": {"trainable_layers": 2}}`
+/// fine-tunes the backbone's top 2 layers with the heads (`lr`, `weight_decay`,
+/// `warmup_fraction`, `clip_norm`, `unfreeze` = "partial" or "progressive" with
+/// `heads_only_epochs` and `epochs_per_layer`, as the TOML `[backbone]` table); the saved bundle
+/// then carries the fine-tuned backbone, which `tandem_model_load` runs. Writes the trainer to `*out`, to free with
 /// `tandem_trainer_free`; it keeps the backbone alive.
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (bad spec), IO (embedding cache).
 ///

@@ -76,7 +76,7 @@ mod simd;
 pub mod special;
 
 #[cfg(test)]
-mod gradcheck;
+pub(crate) mod gradcheck;
 #[cfg(test)]
 mod tests;
 

@@ -41,12 +41,15 @@ const NORMS: [(&str, &str); 2] = [
 pub struct Binding {
     /// The parameter's name below the layer (`attention.self.query.weight`).
     pub param: String,
-    /// The initializer holding it.
+    /// The initializer holding it (through any `Identity` nodes: exporters share one
+    /// initializer among equal tensors, e.g. the zero biases of a freshly initialised model).
     pub initializer: String,
     /// Whether the initializer is the transpose (`[in, out]`: a MatMul weight).
     pub transposed: bool,
-    /// The node that reads it (for messages).
+    /// The node that reads it.
     pub node: String,
+    /// Which input of that node it is.
+    pub slot: usize,
 }
 
 /// Where every parameter of BERT layer `layer` is stored, in [`BertLayer::params`]'s order
@@ -81,9 +84,24 @@ pub fn locate(model: &OnnxModel, layer: usize) -> Result<(Vec<Binding>, f32)> {
         Ok(node)
     };
     let is_init = |name: &str| g.initializer.iter().any(|t| t.name == name);
+    // The initializer behind a value, through Identity nodes (a bounded walk: the graph may be
+    // hostile).
+    let source = |name: &str| -> Option<String> {
+        let mut at = name.to_string();
+        for _ in 0..8 {
+            if is_init(&at) {
+                return Some(at);
+            }
+            let id = g.node.iter().find(|n| {
+                n.op_type == "Identity" && n.output.first().map(String::as_str) == Some(&at)
+            })?;
+            at = id.input.first()?.clone();
+        }
+        None
+    };
     let input = |node: &NodeProto, k: usize, what: &str| -> Result<String> {
         match node.input.get(k) {
-            Some(name) if is_init(name) => Ok(name.clone()),
+            Some(name) if source(name).is_some() => Ok(source(name).expect("checked")),
             Some(name) => Err(Error::format(format!(
                 "BERT layer {layer}: the {what} of node `{}` is `{name}`, not an initializer",
                 node.name
@@ -94,12 +112,16 @@ pub fn locate(model: &OnnxModel, layer: usize) -> Result<(Vec<Binding>, f32)> {
             ))),
         }
     };
-    let bind = |param: String, initializer: String, transposed: bool, node: &NodeProto| Binding {
-        param,
-        initializer,
-        transposed,
-        node: node.name.clone(),
-    };
+    let bind =
+        |param: String, initializer: String, transposed: bool, node: &NodeProto, slot: usize| {
+            Binding {
+                param,
+                initializer,
+                transposed,
+                node: node.name.clone(),
+                slot,
+            }
+        };
     let mut out = Vec::new();
     for (module, param) in LINEARS {
         let mm = find(module, "MatMul")?;
@@ -117,18 +139,19 @@ pub fn locate(model: &OnnxModel, layer: usize) -> Result<(Vec<Binding>, f32)> {
                     mm.name
                 ))
             })?;
-        let b_name = add
+        let (b_slot, b_name) = add
             .input
             .iter()
-            .find(|i| *i != mm_out && is_init(i))
+            .enumerate()
+            .find_map(|(k, i)| (i != mm_out).then(|| source(i).map(|s| (k, s))).flatten())
             .ok_or_else(|| {
                 Error::format(format!(
                     "BERT layer {layer}: the Add `{}` after `{}` adds no initializer bias",
                     add.name, mm.name
                 ))
             })?;
-        out.push(bind(format!("{param}.weight"), w_name, true, mm));
-        out.push(bind(format!("{param}.bias"), b_name.clone(), false, add));
+        out.push(bind(format!("{param}.weight"), w_name, true, mm, 1));
+        out.push(bind(format!("{param}.bias"), b_name, false, add, b_slot));
     }
     let mut eps = Vec::new();
     for (module, param) in NORMS {
@@ -156,12 +179,14 @@ pub fn locate(model: &OnnxModel, layer: usize) -> Result<(Vec<Binding>, f32)> {
             input(ln, 1, "scale")?,
             false,
             ln,
+            1,
         ));
         out.push(bind(
             format!("{param}.bias"),
             input(ln, 2, "bias")?,
             false,
             ln,
+            2,
         ));
     }
     if eps[0] != eps[1] {
@@ -208,7 +233,7 @@ pub fn with_layers(
             let g = proto.graph.as_mut().expect("checked at read");
             let t = g
                 .initializer
-                .iter_mut()
+                .iter()
                 .find(|t| t.name == b.initializer)
                 .expect("located above");
             let dims: Vec<i64> = value.shape().iter().map(|&d| d as i64).collect();
@@ -221,9 +246,24 @@ pub fn with_layers(
                     t.dims
                 )));
             }
-            *t = super::write::tensor_f32(&b.initializer, value.shape(), value.iter().copied());
+            // A new initializer named after the parameter, read by the node that read the old
+            // one: an initializer the exporter shared with other tensors stays theirs.
+            let name = format!("tandem.tuned.{}", p.name);
+            let node = g
+                .node
+                .iter_mut()
+                .find(|n| n.name == b.node)
+                .expect("located above");
+            node.input[b.slot] = name.clone();
+            g.initializer.push(super::write::tensor_f32(
+                &name,
+                value.shape(),
+                value.iter().copied(),
+            ));
         }
     }
+    // The replaced initializers (and Identity nodes) nothing reads any more.
+    super::export::prune(proto.graph.as_mut().expect("checked at read"));
     Ok(proto)
 }
 
@@ -320,4 +360,72 @@ pub fn load_bert_layers(model: &OnnxModel, heads: usize) -> Result<Vec<BertLayer
         ));
     }
     (0..n).map(|i| load_bert_layer(model, i, heads)).collect()
+}
+
+/// The number of attention heads of BERT layer 0, read from the graph: the query projection's
+/// output is reshaped to `[batch, seq, heads, head_dim]`, and the exporter writes `heads` as a
+/// constant (in the reshape's shape initializer, or in a `Constant` fed to the `Concat` that
+/// builds the shape when the batch and sequence axes are dynamic).
+///
+/// # Errors
+/// A format error when no such reshape is found or its heads do not divide the width.
+pub fn attention_heads(model: &OnnxModel) -> Result<usize> {
+    let g = model.graph();
+    let (bindings, _) = locate(model, 0)?;
+    let width = model.initializer_f32(&bindings[0].initializer)?.shape()[1];
+    let query_out = g
+        .node
+        .iter()
+        .find(|n| n.name == bindings[1].node)
+        .and_then(|n| n.output.first())
+        .ok_or_else(|| Error::format("BERT layer 0: the query bias Add has no output"))?;
+    let reshape = g
+        .node
+        .iter()
+        .find(|n| n.op_type == "Reshape" && n.input.first() == Some(query_out))
+        .ok_or_else(|| {
+            Error::format("BERT layer 0: no Reshape of the query into attention heads")
+        })?;
+    let shape_name = reshape.input.get(1).cloned().unwrap_or_default();
+    // The value of a constant tensor by name: an initializer or a Constant node's output.
+    let constant = |name: &str| -> Option<Vec<i64>> {
+        if let Ok(v) = model.initializer_i64(name) {
+            return Some(v.iter().copied().collect());
+        }
+        let node = g.node.iter().find(|n| {
+            n.op_type == "Constant" && n.output.first().map(String::as_str) == Some(name)
+        })?;
+        let t = node
+            .attribute
+            .iter()
+            .find(|a| a.name == "value")?
+            .t
+            .as_ref()?;
+        super::read::tensor_to_i64(t, None)
+            .ok()
+            .map(|v| v.iter().copied().collect())
+    };
+    let dims: Option<Vec<i64>> = constant(&shape_name).or_else(|| {
+        let concat = g.node.iter().find(|n| {
+            n.op_type == "Concat" && n.output.first().map(String::as_str) == Some(&shape_name)
+        })?;
+        concat
+            .input
+            .iter()
+            .map(|i| constant(i).and_then(|v| (v.len() == 1).then(|| v[0])))
+            // Dynamic parts (batch, sequence) are not constants: read as -1.
+            .map(|v| Some(v.unwrap_or(-1)))
+            .collect()
+    });
+    let heads = match dims.as_deref() {
+        Some([.., h, d]) if *h > 0 && *d > 0 && (*h * *d) as usize == width => *h as usize,
+        _ => {
+            return Err(Error::format(format!(
+                "BERT layer 0: the attention reshape `{}` does not split width {width} into \
+                 [heads, head_dim] constants",
+                reshape.name
+            )))
+        }
+    };
+    Ok(heads)
 }

@@ -11,6 +11,7 @@ pub mod read;
 pub mod sequence;
 pub mod serve;
 pub mod split;
+pub mod tuned;
 pub mod write;
 
 pub use self::read::{GraphSummary, OnnxModel};

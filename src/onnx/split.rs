@@ -13,7 +13,7 @@ use ndarray::{Array2, ArrayView2};
 use ort::session::Session;
 use ort::value::Tensor;
 
-use super::bert::{bert_layer_count, load_bert_layers};
+use super::bert::{attention_heads, bert_layer_count, load_bert_layers};
 use super::export::{normalize_inputs, prune};
 use super::proto::{tensor_proto::DataType, ModelProto};
 use super::read::{self, OnnxModel};
@@ -93,26 +93,36 @@ impl std::fmt::Debug for SplitBackbone {
 }
 
 impl SplitBackbone {
+    /// Splits `backbone`'s fp32 graph so that its top `k` layers run natively, with as many
+    /// attention heads as the graph's attention reshapes say ([`attention_heads`]).
+    pub fn open(backbone: &Backbone, k: usize) -> Result<SplitBackbone> {
+        let model = read::read(&fp32_graph(backbone)?)?;
+        let heads = attention_heads(&model)?;
+        Self::from_model(backbone, &model, k, heads)
+    }
+
     /// Splits `backbone`'s fp32 graph so that its top `k` layers (of `heads` attention heads
     /// each) run natively; the bottom runs on the backbone's runtime and device.
     pub fn new(backbone: &Backbone, k: usize, heads: usize) -> Result<SplitBackbone> {
-        let manifest = backbone.manifest();
-        let file = manifest.graphs.get(Variant::Fp32.name()).ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("backbone {} has no fp32 graph to split", manifest.name),
-            )
-        })?;
-        let model = read::read(&backbone.dir().join(file))?;
-        let layers = bert_layer_count(&model);
+        let model = read::read(&fp32_graph(backbone)?)?;
+        Self::from_model(backbone, &model, k, heads)
+    }
+
+    fn from_model(
+        backbone: &Backbone,
+        model: &OnnxModel,
+        k: usize,
+        heads: usize,
+    ) -> Result<SplitBackbone> {
+        let layers = bert_layer_count(model);
         if k == 0 || k > layers {
             return Err(Error::invalid(format!(
                 "{k} trainable layers: the backbone has {layers} (choose 1 to {layers})"
             )));
         }
         let keep = layers - k;
-        let bottom = write::encode(&bottom_graph(&model, keep)?);
-        let top = load_bert_layers(&model, heads)?.split_off(keep);
+        let bottom = write::encode(&bottom_graph(model, keep)?);
+        let top = load_bert_layers(model, heads)?.split_off(keep);
         let session = build_session(
             backbone.runtime(),
             GraphSource::Memory(&bottom),
@@ -129,6 +139,11 @@ impl SplitBackbone {
     /// The native top layers.
     pub fn top(&self) -> &[BertLayer] {
         &self.top
+    }
+
+    /// The native top layers, taken out of the split (to train them).
+    pub fn into_top(self) -> Vec<BertLayer> {
+        self.top
     }
 
     /// The native top layers, to train.
@@ -229,16 +244,33 @@ impl SplitBackbone {
     pub fn embed(&self, backbone: &Backbone, texts: &[&str]) -> Result<Array2<f32>> {
         let (tokens, offsets) = self.bottom(backbone, texts)?;
         let h = self.top_forward(tokens.view(), &offsets);
-        let dim = h.ncols();
-        let mut emb = Array2::<f32>::zeros((texts.len(), dim));
-        for (i, w) in offsets.windows(2).enumerate() {
-            let rows = h.slice(ndarray::s![w[0]..w[1], ..]);
-            emb.row_mut(i)
-                .assign(&rows.mean_axis(ndarray::Axis(0)).unwrap_or_default());
-        }
-        if backbone.manifest().normalize {
-            l2_normalize(&mut emb);
-        }
-        Ok(emb)
+        Ok(pool(h.view(), &offsets, backbone.manifest().normalize))
     }
+}
+
+/// The fp32 graph of `backbone`, which splits are cut from.
+fn fp32_graph(backbone: &Backbone) -> Result<std::path::PathBuf> {
+    let manifest = backbone.manifest();
+    let file = manifest.graphs.get(Variant::Fp32.name()).ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("backbone {} has no fp32 graph to split", manifest.name),
+        )
+    })?;
+    Ok(backbone.dir().join(file))
+}
+
+/// Sentence embeddings of packed token rows `h` (`offsets` delimit each text's): the mean of
+/// each text's rows, L2-normalized when `normalize` (as the backbone's manifest says).
+pub fn pool(h: ArrayView2<'_, f32>, offsets: &[usize], normalize: bool) -> Array2<f32> {
+    let mut emb = Array2::<f32>::zeros((offsets.len().saturating_sub(1), h.ncols()));
+    for (i, w) in offsets.windows(2).enumerate() {
+        let rows = h.slice(ndarray::s![w[0]..w[1], ..]);
+        emb.row_mut(i)
+            .assign(&rows.mean_axis(ndarray::Axis(0)).unwrap_or_default());
+    }
+    if normalize {
+        l2_normalize(&mut emb);
+    }
+    emb
 }

@@ -331,6 +331,73 @@ impl Default for UnfreezeConfig {
     }
 }
 
+/// How the trainable top layers of the backbone join training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerUnfreeze {
+    /// Every trainable layer trains with the heads from the first epoch (partial freezing).
+    Partial,
+    /// Heads only for `heads_only_epochs`, then one more layer from the top every
+    /// `epochs_per_layer` epochs, down to `trainable_layers`.
+    Progressive,
+}
+
+/// Fine-tuning the backbone's top layers with the heads (`[backbone]`): the frozen bottom runs
+/// in ONNX Runtime once per text (its output cached), the top `trainable_layers` train
+/// natively with their own optimizer (differential learning rates).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackboneConfig {
+    /// Top layers of the backbone trained with the heads; 0 keeps the backbone frozen.
+    pub trainable_layers: usize,
+    /// The layers' peak learning rate (AdamW; the heads keep `head.stage.lr`).
+    pub lr: f32,
+    /// The layers' decoupled weight decay.
+    pub weight_decay: f32,
+    /// The layers' linear warm-up, as a share of the stage's steps, before a cosine decay.
+    pub warmup_fraction: f32,
+    /// The layers' gradient-norm clip (0 = none), apart from the heads'.
+    pub clip_norm: f32,
+    /// Partial (all at once) or progressive unfreezing.
+    pub unfreeze: LayerUnfreeze,
+    /// Progressive: epochs of heads-only training before the first layer unfreezes.
+    pub heads_only_epochs: usize,
+    /// Progressive: epochs between unfreezing one layer and the next one below it.
+    pub epochs_per_layer: usize,
+}
+
+impl Default for BackboneConfig {
+    fn default() -> Self {
+        BackboneConfig {
+            trainable_layers: 0,
+            lr: 1e-4,
+            weight_decay: 0.01,
+            warmup_fraction: 0.1,
+            clip_norm: 1.0,
+            unfreeze: LayerUnfreeze::Partial,
+            heads_only_epochs: 1,
+            epochs_per_layer: 1,
+        }
+    }
+}
+
+impl BackboneConfig {
+    /// How many of the top layers train in (0-based) `epoch`, counted from the top.
+    pub fn active_layers(&self, epoch: usize) -> usize {
+        match self.unfreeze {
+            LayerUnfreeze::Partial => self.trainable_layers,
+            LayerUnfreeze::Progressive => {
+                if epoch < self.heads_only_epochs {
+                    0
+                } else {
+                    let steps = (epoch - self.heads_only_epochs) / self.epochs_per_layer.max(1);
+                    (steps + 1).min(self.trainable_layers)
+                }
+            }
+        }
+    }
+}
+
 /// Loss settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -414,6 +481,8 @@ pub struct TrainConfig {
     pub head: HeadConfig,
     /// Encoder unfreezing in stage 2.
     pub unfreeze: UnfreezeConfig,
+    /// Fine-tuning the backbone's top layers.
+    pub backbone: BackboneConfig,
     /// Losses.
     pub loss: LossConfig,
     /// The embedding caches.
@@ -431,6 +500,7 @@ impl Default for TrainConfig {
             metadata: MetadataConfig::default(),
             head: HeadConfig::default(),
             unfreeze: UnfreezeConfig::default(),
+            backbone: BackboneConfig::default(),
             loss: LossConfig::default(),
             cache: CacheConfig::default(),
         }
@@ -510,6 +580,33 @@ impl TrainConfig {
                 .sequence
                 .validate()
                 .map_err(|e| Error::invalid(format!("config: head.sequence: {}", e.message())))?;
+        }
+        let b = &self.backbone;
+        if b.trainable_layers > 0 {
+            if self.mode == Mode::MetadataOnly {
+                return bad(
+                    "backbone.trainable_layers needs the backbone; mode metadata_only has none",
+                );
+            }
+            if self.head.kind != HeadKind::Pooled {
+                return bad(&format!(
+                    "backbone.trainable_layers trains the layers under pooled heads; head.kind = \"{}\" \
+                     is not supported with them yet",
+                    self.head.kind.name()
+                ));
+            }
+            if !(b.lr > 0.0 && b.lr.is_finite()) {
+                return bad("backbone.lr must be positive");
+            }
+            if !(b.weight_decay >= 0.0 && b.weight_decay.is_finite() && b.clip_norm >= 0.0) {
+                return bad("backbone.weight_decay and backbone.clip_norm must be non-negative");
+            }
+            if !(0.0..1.0).contains(&b.warmup_fraction) {
+                return bad("backbone.warmup_fraction must be in [0, 1)");
+            }
+            if b.unfreeze == LayerUnfreeze::Progressive && b.epochs_per_layer == 0 {
+                return bad("backbone.epochs_per_layer must be at least 1");
+            }
         }
         if self.head.kind == HeadKind::Linear && self.mode != Mode::EmbeddingOnly {
             return bad(&format!(

@@ -20,6 +20,9 @@ pub struct Examples {
     pub targets: Vec<Targets>,
     /// Per-token vectors of the same texts, for sequence heads (None for pooled heads).
     pub tokens: Option<TokenSeqs>,
+    /// The hidden states of the same texts where the backbone splits, below the layers that
+    /// train (`[backbone] trainable_layers`; None otherwise).
+    pub hidden: Option<TokenSeqs>,
 }
 
 impl Examples {
@@ -40,6 +43,7 @@ impl Examples {
             feats: self.feats.select(Axis(0), idx),
             targets: self.targets.iter().map(|t| t.select(idx)).collect(),
             tokens: self.tokens.as_ref().map(|t| t.select(idx)),
+            hidden: self.hidden.as_ref().map(|t| t.select(idx)),
         }
     }
 }
@@ -123,6 +127,7 @@ pub fn build(
             feats,
             targets,
             tokens,
+            hidden: None,
         },
         timings,
     ))
@@ -232,6 +237,7 @@ mod tests {
             feats: Array2::zeros((n, 0)),
             targets: vec![Targets::Class(classes)],
             tokens: None,
+            hidden: None,
         }
     }
 

@@ -16,12 +16,14 @@ pub mod run;
 pub mod stage;
 mod step;
 pub mod trainer;
+pub mod tune;
 
 pub use self::config::{Mode, TrainConfig};
 pub use self::examples::{
     split_examples, split_examples_of, split_indices, split_indices_of, Examples, Needs,
 };
 pub use self::manifest::manifest_for;
-pub use self::run::{train, TrainReport, Trained};
+pub use self::run::{train, train_top, TrainReport, Trained};
 pub use self::stage::{EpochRecord, StageReport};
 pub use self::trainer::{TaskDecl, Trainer, TrainerSpec};
+pub use self::tune::BackboneTop;

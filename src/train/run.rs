@@ -14,7 +14,8 @@ use serde_json::Value;
 use super::config::{HeadKind, Mode, TrainConfig};
 use super::examples::Examples;
 use super::objective::{target_scale, Objective};
-use super::stage::{fit, EpochRecord, Phase, Progress, StageData, StageReport};
+use super::stage::{fit, fit_tuned, EpochRecord, Phase, Progress, StageData, StageReport};
+use super::tune::{BackboneTop, Tuning};
 use crate::bundle::TaskEntry;
 use crate::data::{Targets, TaskKind, TaskSpec};
 use crate::error::{Error, Result};
@@ -50,6 +51,9 @@ pub struct Trained {
     pub heads: Heads,
     /// What happened.
     pub report: TrainReport,
+    /// The backbone's fine-tuned top layers, when they trained (`[backbone]
+    /// trainable_layers`): the heads read the embeddings of the backbone with these layers.
+    pub top: Option<BackboneTop>,
 }
 
 /// Starts the (single) task head from the ONNX head at `path` instead of its random weights.
@@ -92,7 +96,8 @@ fn init_head(net: &mut Network, path: &std::path::Path, config: &TrainConfig) ->
 /// Trains heads for `tasks` on `train`, early-stopping and tuning thresholds on `valid`.
 /// Deterministic for a given config (seed included) and data. The linear recipe
 /// (`head.kind = "linear"`) cross-validates on `train` instead and only scores `valid`, which
-/// may be empty.
+/// may be empty. Fine-tuning backbone layers (`[backbone] trainable_layers`) needs them: see
+/// [`train_top`].
 pub fn train(
     tasks: &[TaskSpec],
     train: &Examples,
@@ -100,10 +105,28 @@ pub fn train(
     config: &TrainConfig,
     progress: Progress<'_>,
 ) -> Result<Trained> {
-    if config.head.kind == HeadKind::Linear {
+    train_top(tasks, train, valid, config, None, progress)
+}
+
+/// [`train`], fine-tuning the backbone's top layers `top` (pretrained, as
+/// [`SplitBackbone`](crate::onnx::split::SplitBackbone) loads them) with the heads when the
+/// config's `[backbone] trainable_layers` asks for them; the examples then carry the hidden
+/// states below those layers ([`Examples::hidden`]). The fine-tuned layers come back in
+/// [`Trained::top`].
+pub fn train_top(
+    tasks: &[TaskSpec],
+    train: &Examples,
+    valid: &Examples,
+    config: &TrainConfig,
+    top: Option<BackboneTop>,
+    progress: Progress<'_>,
+) -> Result<Trained> {
+    if config.head.kind == HeadKind::Linear && top.is_none() {
         return super::linear::train_linear(tasks, train, valid, config, progress);
     }
     check_inputs(tasks, train, valid, config)?;
+    check_top(top.as_ref(), train, valid, config)?;
+    let mut top = top;
     let prepared = Prepared::new(tasks, train, valid, config)?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut net = Network::new(prepared.arch.clone(), &mut rng)?;
@@ -111,7 +134,13 @@ pub fn train(
         init_head(&mut net, path, config)?;
     }
     let data = prepared.stage_data(&net);
-    let (stages, before_last) = run_stages(&mut net, &data, config, progress)?;
+    let (stages, before_last) = run_stages(&mut net, &data, config, top.as_mut(), progress)?;
+    // The validation embeddings through the fine-tuned layers, for the thresholds and metrics.
+    let tuned_valid = top
+        .as_ref()
+        .zip(valid.hidden.as_ref())
+        .map(|(t, h)| t.embed(h));
+    let valid_emb = tuned_valid.as_ref().map_or(data.valid_emb, |e| e.view());
     // Everything trainable again: a saved model carries no freezing state.
     for p in net.params_mut() {
         p.trainable = true;
@@ -129,12 +158,7 @@ pub fn train(
         version: 0,
         onnx: None,
     };
-    let probs = predict_arrays(
-        &heads,
-        data.valid_emb,
-        data.valid_feats,
-        valid.tokens.as_ref(),
-    )?;
+    let probs = predict_arrays(&heads, valid_emb, data.valid_feats, valid.tokens.as_ref())?;
     for (task, p) in heads.tasks.iter().zip(&probs) {
         check_finite(
             p.view(),
@@ -154,7 +178,51 @@ pub fn train(
         n_valid: valid.len(),
         linear: None,
     };
-    Ok(Trained { heads, report })
+    Ok(Trained { heads, report, top })
+}
+
+/// Fine-tuning needs the layers and, for every example, the hidden states below them, as
+/// wide as the embeddings; without `[backbone] trainable_layers` it takes neither.
+fn check_top(
+    top: Option<&BackboneTop>,
+    train: &Examples,
+    valid: &Examples,
+    config: &TrainConfig,
+) -> Result<()> {
+    let k = config.backbone.trainable_layers;
+    let Some(top) = top else {
+        if k > 0 {
+            return Err(Error::invalid(
+                "backbone.trainable_layers is set: training needs the backbone's top layers \
+                 (tandem::train::train_top) and the hidden states below them",
+            ));
+        }
+        return Ok(());
+    };
+    if top.layers.len() != k {
+        return Err(Error::invalid(format!(
+            "{} backbone layers given to train, but backbone.trainable_layers is {k}",
+            top.layers.len()
+        )));
+    }
+    let width = top.layers.first().map_or(0, |l| l.config().hidden);
+    for (name, ex) in [("training", train), ("validation", valid)] {
+        match &ex.hidden {
+            Some(h) if h.len() == ex.len() && h.dim() == width && width == ex.emb.ncols() => {
+                h.check_finite().map_err(|i| {
+                    Error::numeric(format!("{name} hidden states of text {i} are not finite"))
+                })?
+            }
+            _ => {
+                return Err(Error::invalid(format!(
+                    "fine-tuning the backbone's top layers needs the {name} texts' hidden states \
+                     below them, {width} wide (one sequence per example, as wide as the \
+                     embeddings)"
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses examples that do not fit the tasks and the mode: missing targets, empty sets,
@@ -304,6 +372,7 @@ impl<'a> Prepared<'a> {
             valid_objectives: &self.objectives.1,
             tokens: tokens(self.train),
             valid_tokens: tokens(self.valid),
+            hidden: self.train.hidden.as_ref().zip(self.valid.hidden.as_ref()),
         }
     }
 }
@@ -316,6 +385,7 @@ fn run_stages(
     net: &mut Network,
     data: &StageData<'_>,
     config: &TrainConfig,
+    top: Option<&mut BackboneTop>,
     progress: Progress<'_>,
 ) -> Result<(Vec<StageReport>, f64)> {
     let seed = |k: u64| config.seed.wrapping_mul(1_000_003).wrapping_add(k);
@@ -358,7 +428,15 @@ fn run_stages(
         Mode::Joint => ("joint", None),
         Mode::EmbeddingOnly => ("heads", None),
     };
-    stages.push(fit(
+    let mut tuning = match (top, data.hidden) {
+        (Some(top), Some((train, valid))) => {
+            let s = &config.head.stage;
+            let steps = data.emb.nrows().div_ceil(s.batch_size) * s.epochs;
+            Some(Tuning::new(top, train, valid, &config.backbone, steps)?)
+        }
+        _ => None,
+    };
+    let stage = fit_tuned(
         name,
         net,
         Phase::Semantic { unfreeze },
@@ -366,8 +444,13 @@ fn run_stages(
         &config.head.stage,
         mt,
         seed(2),
+        tuning.as_mut(),
         progress,
-    )?);
+    )?;
+    if let Some(t) = tuning {
+        t.finish();
+    }
+    stages.push(stage);
     Ok((stages, before_last))
 }
 

@@ -13,7 +13,8 @@ use serde::Serialize;
 use super::config::{MultiTask, StageConfig};
 use super::data_parallel::DataParallel;
 use super::objective::Objective;
-use super::step::{all_params, all_params_ref, train_step, Batch, Combine};
+use super::step::{all_params, all_params_ref, train_step, tuned_step, Batch, Combine};
+use super::tune::Tuning;
 use crate::backbone::TokenSeqs;
 use crate::error::{Error, ErrorKind, Result};
 use crate::heads::{InputLayout, Network};
@@ -99,6 +100,8 @@ pub struct StageData<'a> {
     pub tokens: Option<&'a TokenSeqs>,
     /// Validation texts' per-token vectors (sequence heads only).
     pub valid_tokens: Option<&'a TokenSeqs>,
+    /// Training and validation texts' hidden states below the backbone's trainable layers.
+    pub hidden: Option<(&'a TokenSeqs, &'a TokenSeqs)>,
 }
 
 /// What one stage keeps from epoch to epoch.
@@ -144,14 +147,16 @@ impl StageState {
         })
     }
 
-    /// At the start of an epoch: unfreezes the encoder when its epoch has come, and computes
-    /// the frozen inputs when the semantic heads train on a frozen (or absent) encoder.
+    /// At the start of an epoch: unfreezes the encoder when its epoch has come, sets which of
+    /// the backbone's top layers train, and computes the frozen inputs when the semantic heads
+    /// train on a frozen (or absent) encoder and no backbone layer trains.
     fn prepare_epoch(
         &mut self,
         net: &mut Network,
         phase: &Phase,
         data: &StageData<'_>,
         epoch: usize,
+        tuning: Option<&mut Tuning<'_>>,
     ) {
         if let Phase::Semantic {
             unfreeze: Some((at, scale)),
@@ -167,6 +172,20 @@ impl StageState {
                 self.parallel.stop();
             }
         }
+        let mut tuned = None;
+        if let Some(t) = tuning {
+            if t.set_epoch(epoch) {
+                // The embeddings change from here on (or now stand still at new values).
+                self.frozen = None;
+            }
+            if t.active() > 0 {
+                self.parallel.stop();
+                return;
+            }
+            if self.frozen.is_none() {
+                tuned = Some((t.embed_train(), t.embed_valid()));
+            }
+        }
         let encoder_trains = net
             .encoder
             .as_ref()
@@ -174,15 +193,21 @@ impl StageState {
         if matches!(phase, Phase::Semantic { .. }) && !encoder_trains && self.frozen.is_none() {
             // Row-major, so that each mini-batch gathers whole contiguous rows.
             let row_major = |a: Array2<f32>| a.as_standard_layout().into_owned();
+            let (emb, valid_emb) = match &tuned {
+                Some((e, v)) => (e.view(), v.view()),
+                None => (data.emb, data.valid_emb),
+            };
             self.frozen = Some((
-                row_major(net.pooled_input(data.emb, data.feats)),
-                row_major(net.pooled_input(data.valid_emb, data.valid_feats)),
+                row_major(net.pooled_input(emb, data.feats)),
+                row_major(net.pooled_input(valid_emb, data.valid_feats)),
             ));
         }
     }
 
     /// One pass over the training rows in `order`; the summed loss (each batch's mean times
-    /// its rows).
+    /// its rows). With backbone layers training, each step runs them too and updates them with
+    /// their own optimizer.
+    #[allow(clippy::too_many_arguments)]
     fn train_epoch(
         &mut self,
         net: &mut Network,
@@ -191,6 +216,7 @@ impl StageState {
         order: &[usize],
         cfg: &StageConfig,
         meta: (&str, usize),
+        mut tuning: Option<&mut Tuning<'_>>,
     ) -> Result<f64> {
         let clip = (cfg.clip_norm > 0.0).then_some(cfg.clip_norm);
         let StageState {
@@ -211,7 +237,17 @@ impl StageState {
             for idx in order.chunks(cfg.batch_size) {
                 opt.set_lr(scheduler.lr());
                 let batch = Batch { idx, frozen };
-                let loss = train_step(net, parallel, phase, data, batch, combine, opt, clip)?;
+                let loss = match tuning.as_deref_mut() {
+                    Some(t) if t.active() > 0 => {
+                        let loss = tuned_step(net, t, data, idx, combine)?;
+                        parallel.optimize(net, combine, opt, clip)?;
+                        loss
+                    }
+                    _ => train_step(net, parallel, phase, data, batch, combine, opt, clip)?,
+                };
+                if let Some(t) = tuning.as_deref_mut() {
+                    t.step();
+                }
                 if !loss.is_finite() {
                     return Err(diverged(
                         meta.0,
@@ -240,6 +276,23 @@ pub fn fit(
     seed: u64,
     progress: Progress<'_>,
 ) -> Result<StageReport> {
+    fit_tuned(name, net, phase, data, cfg, multitask, seed, None, progress)
+}
+
+/// [`fit`], training the backbone's top layers too when `tuning` is given (semantic stages
+/// only); their best epoch's weights are restored with the heads'.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn fit_tuned(
+    name: &str,
+    net: &mut Network,
+    phase: Phase,
+    data: &StageData<'_>,
+    cfg: &StageConfig,
+    multitask: MultiTask,
+    seed: u64,
+    mut tuning: Option<&mut Tuning<'_>>,
+    progress: Progress<'_>,
+) -> Result<StageReport> {
     let n = data
         .objectives
         .first()
@@ -254,13 +307,31 @@ pub fn fit(
     let mut best = (0usize, f32::INFINITY, 0.0f64);
     let mut order: Vec<usize> = (0..n).collect();
     for epoch in 0..cfg.epochs {
-        st.prepare_epoch(net, &phase, data, epoch);
+        st.prepare_epoch(net, &phase, data, epoch, tuning.as_deref_mut());
         order.shuffle(&mut rng);
-        let epoch_loss = st.train_epoch(net, &phase, data, &order, cfg, (name, epoch))?;
+        let epoch_loss = st.train_epoch(
+            net,
+            &phase,
+            data,
+            &order,
+            cfg,
+            (name, epoch),
+            tuning.as_deref_mut(),
+        )?;
         let (valid_loss, metric) = match phase {
             Phase::Metadata => validation_loss_metadata(net, data)?,
             Phase::Semantic { .. } => {
-                validation_loss_semantic(net, data, st.frozen.as_ref().map(|f| &f.1))?
+                // Layers that trained this epoch moved the validation embeddings.
+                let moved = tuning
+                    .as_deref()
+                    .filter(|t| t.active() > 0)
+                    .map(|t| t.embed_valid());
+                validation_loss_semantic(
+                    net,
+                    data,
+                    st.frozen.as_ref().map(|f| &f.1),
+                    moved.as_ref(),
+                )?
             }
         };
         if !valid_loss.is_finite() {
@@ -273,9 +344,11 @@ pub fn fit(
         }
         st.scheduler.on_metric(valid_loss);
         let elapsed = started.elapsed().as_secs_f64();
-        let decision = st
-            .stopper
-            .update(valid_loss, &all_params_ref(net, &st.combine));
+        let mut snapshot = all_params_ref(net, &st.combine);
+        if let Some(t) = tuning.as_deref() {
+            snapshot.extend(t.params());
+        }
+        let decision = st.stopper.update(valid_loss, &snapshot);
         if decision == EarlyStopDecision::Improved {
             best = (epoch, valid_loss, elapsed);
         }
@@ -301,8 +374,11 @@ pub fn fit(
             break;
         }
     }
-    st.stopper
-        .restore_best(&mut all_params(net, &mut st.combine))?;
+    let mut params = all_params(net, &mut st.combine);
+    if let Some(t) = tuning {
+        params.extend(t.params_mut());
+    }
+    st.stopper.restore_best(&mut params)?;
     Ok(StageReport {
         stage: name.to_string(),
         epochs_run: history.len(),
@@ -338,14 +414,18 @@ fn validation_loss_metadata(net: &Network, data: &StageData<'_>) -> Result<(f32,
     validation_loss(&outs, data.valid_objectives)
 }
 
+/// The semantic heads' validation loss: on the frozen inputs when given, else on `[embedding ;
+/// code]` computed now, from `embeddings` (fine-tuned layers' output) or the data's.
 fn validation_loss_semantic(
     net: &Network,
     data: &StageData<'_>,
     frozen: Option<&Array2<f32>>,
+    embeddings: Option<&Array2<f32>>,
 ) -> Result<(f32, Option<f32>)> {
-    let pooled: CowArray<'_, f32, Ix2> = match frozen {
-        Some(x) => x.view().into(),
-        None => net.pooled_input(data.valid_emb, data.valid_feats).into(),
+    let pooled: CowArray<'_, f32, Ix2> = match (frozen, embeddings) {
+        (Some(x), None) => x.view().into(),
+        (_, Some(e)) => net.pooled_input(e.view(), data.valid_feats).into(),
+        (None, None) => net.pooled_input(data.valid_emb, data.valid_feats).into(),
     };
     let input: CowArray<'_, f32, Ix2> = match data.valid_tokens.and_then(|t| net.sequence_block(t))
     {
@@ -409,6 +489,7 @@ mod tests {
             valid_objectives: objectives,
             tokens: None,
             valid_tokens: None,
+            hidden: None,
         }
     }
 

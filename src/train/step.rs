@@ -7,11 +7,12 @@ use ndarray::{Array2, ArrayView2};
 use super::data_parallel::DataParallel;
 use super::objective::Objective;
 use super::stage::{Phase, StageData};
+use super::tune::Tuning;
 use crate::error::Result;
 use crate::heads::{Network, TrainBatch};
 use crate::nn::multitask::{FixedWeights, UncertaintyWeights};
 use crate::nn::optim::AdamW;
-use crate::nn::Param;
+use crate::nn::{Layer, Param};
 
 /// How the tasks' losses combine into one objective.
 pub(super) enum Combine {
@@ -129,6 +130,36 @@ pub(super) fn semantic_step(
     })?;
     let (total, grads) = task_losses(&outs, data.objectives, idx, combine)?;
     net.backward_train(&grads);
+    Ok(total)
+}
+
+/// The training pass of the semantic heads on the rows `idx` with the backbone's top layers
+/// training under them: the layers compute the embeddings, the heads run on them (and the
+/// code, computed in inference mode while the encoder is frozen), and the gradient on the
+/// embeddings flows back into the layers. Returns the combined loss.
+pub(super) fn tuned_step(
+    net: &mut Network,
+    tuning: &mut Tuning<'_>,
+    data: &StageData<'_>,
+    idx: &[usize],
+    combine: &mut Combine,
+) -> Result<f32> {
+    let emb = tuning.forward(idx);
+    let feats = gather_rows(data.feats, idx);
+    let encoder_trains = net
+        .encoder
+        .as_ref()
+        .is_some_and(|e| e.has_trainable_params());
+    let pooled = (!encoder_trains).then(|| net.pooled_input(emb.view(), feats.view()));
+    let outs = net.forward_train(&TrainBatch {
+        pooled: pooled.as_ref().map(|p| p.view()),
+        emb: emb.view(),
+        feats: feats.view(),
+        tokens: None,
+    })?;
+    let (total, grads) = task_losses(&outs, data.objectives, idx, combine)?;
+    let g_emb = net.backward_train_embedding(&grads);
+    tuning.backward(g_emb.view());
     Ok(total)
 }
 

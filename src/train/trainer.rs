@@ -21,6 +21,7 @@ use super::examples::{self, split_examples_of, Examples, Needs};
 use super::manifest::manifest_for;
 use super::run::{TrainReport, Trained};
 use super::stage::{EpochRecord, Progress};
+use super::tune::BackboneTop;
 use crate::backbone::Backbone;
 use crate::backbone::TokenSeqs;
 use crate::bundle::{self, BackboneRef};
@@ -33,6 +34,8 @@ use crate::data::{Row, Targets, TaskKind, TaskSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::eval::evaluate_arrays;
 use crate::heads::Heads;
+use crate::onnx::split::SplitBackbone;
+use crate::onnx::tuned::TunedBackbone;
 
 /// One task the trainer learns: its name (the key of its label in each example), its kind, and
 /// for binary tasks optionally which label is positive.
@@ -186,6 +189,9 @@ pub struct Trainer {
     trained_config: Option<TrainConfig>,
     /// The last search's outcome (`recipe: auto`).
     selection: Option<Selection>,
+    /// The backbone split under its trainable layers (`[backbone] trainable_layers`), and the
+    /// on-disk cache of the hidden states there.
+    split: Option<(SplitBackbone, Option<TokenCache>)>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -223,6 +229,29 @@ impl Trainer {
         } else {
             None
         };
+        let split = match spec.config.backbone.trainable_layers {
+            0 => None,
+            _ if auto => {
+                return Err(Error::invalid(
+                    "trainer spec: \"recipe\": \"auto\" chooses among heads on the frozen \
+                     backbone; fine-tuning its layers (backbone.trainable_layers) needs the \
+                     config's recipe",
+                ))
+            }
+            k => {
+                let split = SplitBackbone::open(&backbone, k)?;
+                let cache = if spec.embedding_cache {
+                    Some(TokenCache::open_split(
+                        None,
+                        &backbone,
+                        split.bottom_layers(),
+                    )?)
+                } else {
+                    None
+                };
+                Some((split, cache))
+            }
+        };
         Ok(Trainer {
             backbone,
             spec,
@@ -234,6 +263,7 @@ impl Trainer {
             trained: None,
             trained_config: None,
             selection: None,
+            split,
         })
     }
 
@@ -350,7 +380,8 @@ impl Trainer {
                 .collect::<Result<Vec<_>>>()?;
             (all, self.examples(&self.valid_set.clone(), vt, progress)?)
         };
-        let trained = super::train(&specs, &train, &valid, &config, progress)?;
+        let top = self.split.as_ref().map(|(s, _)| self.pretrained_top(s));
+        let trained = super::train_top(&specs, &train, &valid, &config, top, progress)?;
         self.trained_config = Some(config);
         self.selection = None;
         Ok(&self.trained.insert(trained).report)
@@ -446,7 +477,9 @@ impl Trainer {
         Ok(&self.trained.insert(trained).report)
     }
 
-    /// Embeddings and raw features for a set, as the mode needs them.
+    /// Embeddings and raw features for a set, as the mode needs them; with trainable backbone
+    /// layers, the hidden states below them, and the embeddings the pretrained layers make of
+    /// them.
     fn examples(
         &mut self,
         set: &ExampleSet,
@@ -454,7 +487,23 @@ impl Trainer {
         progress: Progress<'_>,
     ) -> Result<Examples> {
         let needs = Needs::of(self.config());
-        self.examples_for(set, targets, needs, progress)
+        let Some((split, cache)) = self.split.as_ref() else {
+            return self.examples_for(set, targets, needs, progress);
+        };
+        let refs: Vec<&str> = set.texts.iter().map(String::as_str).collect();
+        let (hidden, _) = split.hidden(&self.backbone, cache.as_ref(), &refs)?;
+        let emb = self.pretrained_top(split).embed(&hidden);
+        let (mut ex, _) = examples::build(&refs, targets, needs, |_| Ok((emb, None)))?;
+        ex.hidden = Some(hidden);
+        Ok(ex)
+    }
+
+    /// The split's pretrained top layers, as fine-tuning starts from them.
+    fn pretrained_top(&self, split: &SplitBackbone) -> BackboneTop {
+        BackboneTop {
+            layers: split.top().to_vec(),
+            normalize: self.backbone.manifest().normalize,
+        }
     }
 
     /// Embeddings and raw features for a set, as `needs` says.
@@ -619,6 +668,10 @@ impl Trainer {
             .map(|t| t.spec.parse(&t.spec.name, &set.rows))
             .collect::<Result<Vec<_>>>()?;
         let mut ex = self.examples(&set, targets, &mut |_| true)?;
+        // The heads read the fine-tuned layers' embeddings.
+        if let (Some(top), Some(h)) = (&self.trained()?.top, &ex.hidden) {
+            ex.emb = top.embed(h);
+        }
         if let Some(n) = &heads.normalizer {
             ex.feats = n.transform(ex.feats.view());
         }
@@ -632,8 +685,19 @@ impl Trainer {
     }
 
     /// A copy of the trained heads, ready for [`Model::swap_heads`](crate::model::Model::swap_heads).
+    /// Heads trained with fine-tuned backbone layers read that backbone's embeddings, which
+    /// no live model computes: they are refused here (save the bundle and load it instead).
     pub fn heads(&self) -> Result<Heads> {
-        Ok(self.trained()?.heads.clone())
+        let trained = self.trained()?;
+        if trained.top.is_some() {
+            return Err(Error::new(
+                ErrorKind::BackboneMismatch,
+                "these heads read the embeddings of a backbone whose top layers were fine-tuned \
+                 with them: save the bundle (it carries that backbone) and load it as a model \
+                 instead of swapping the heads into one",
+            ));
+        }
+        Ok(trained.heads.clone())
     }
 
     /// Saves the trained heads as a bundle in `dir` (atomically: a crash leaves no partial
@@ -641,17 +705,30 @@ impl Trainer {
     pub fn save(&self, dir: &Path) -> Result<()> {
         let trained = self.trained()?;
         let config = self.config();
+        // Fine-tuned layers go into a backbone of the bundle's own, which the heads then name.
+        let tuned = trained
+            .top
+            .as_ref()
+            .map(|t| TunedBackbone::new(&self.backbone, &t.layers))
+            .transpose()?;
+        let reference = tuned
+            .as_ref()
+            .map_or_else(|| BackboneRef::of(&self.backbone), TunedBackbone::reference);
         let manifest = manifest_for(
             trained,
-            BackboneRef::of(&self.backbone),
+            reference,
             &crate::metadata::feature_names(),
             config,
         );
-        bundle::save(
+        bundle::save_with(
             dir,
             &manifest,
             &trained.heads.network.weights(),
             config.f16_weights,
+            |tmp| match &tuned {
+                Some(t) => t.write(&tmp.join(bundle::BACKBONE_DIR)),
+                None => Ok(()),
+            },
         )
     }
 }

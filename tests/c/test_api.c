@@ -736,6 +736,59 @@ static void test_sequence_head(const tandem_backbone *b) {
   tandem_trainer_free(t);
 }
 
+/* Fine-tuning the backbone's top layer through the trainer spec: the bundle carries the
+ * fine-tuned backbone, a model loaded from it predicts, and its heads cannot be swapped into a
+ * model on the stock backbone. */
+static void test_finetune(const tandem_backbone *b, const tandem_model *stock) {
+  const char *spec =
+      "{\"tasks\": [{\"name\": \"label\", \"kind\": \"multiclass\"}],"
+      " \"embedding_cache\": false,"
+      " \"config\": {\"mode\": \"embedding_only\", \"seed\": 4,"
+      " \"head\": {\"hidden\": [16], \"stage\": {\"epochs\": 3}},"
+      " \"backbone\": {\"trainable_layers\": 1, \"lr\": 0.001}}}";
+  tandem_trainer *t = NULL;
+  if (!OK(tandem_trainer_new(b, spec, strlen(spec), &t))) return;
+  const char *bad = "{\"tasks\": [{\"name\": \"y\", \"kind\": \"binary\"}],"
+                    " \"config\": {\"backbone\": {\"trainable_layers\": 99}}}";
+  tandem_trainer *t2 = NULL;
+  ERR(tandem_trainer_new(b, bad, strlen(bad), &t2), TANDEM_ERR_INVALID_ARGUMENT);
+  EXPECT(t2 == NULL);
+  add_questions(t);
+  if (OK(tandem_trainer_train(t, NULL, NULL))) {
+    if (stock) ERR(tandem_model_swap_heads(stock, t, NULL), TANDEM_ERR_BACKBONE_MISMATCH);
+    char dir[512];
+    path_in_tmp(dir, sizeof dir, "finetuned-bundle");
+    OK(tandem_trainer_save(t, dir, strlen(dir)));
+    char graph[600];
+    snprintf(graph, sizeof graph, "%s/backbone/model.onnx", dir);
+    struct stat st;
+    EXPECT(stat(graph, &st) == 0 && st.st_size > 1000);
+    tandem_model *m = NULL;
+    if (OK(tandem_model_load(b, dir, strlen(dir), &m))) {
+      char *json = NULL;
+      if (OK(tandem_model_manifest_json(m, &json))) {
+        EXPECT(strstr(json, "fine-tuned") != NULL);
+        tandem_string_free(json);
+      }
+      const char *texts[] = {"Who wrote Hamlet ?", "How far is the Moon ?"};
+      tandem_predictions *p = NULL;
+      if (OK(tandem_model_predict(m, texts, NULL, 2, &p))) {
+        EXPECT(tandem_predictions_len(p) == 2);
+        size_t k = tandem_predictions_class_count(p, 0);
+        float probs[8] = {0};
+        if (k >= 2 && k <= 8 && OK(tandem_predictions_probabilities(p, 0, 0, probs, k))) {
+          float sum = 0;
+          for (size_t j = 0; j < k; j++) sum += probs[j];
+          EXPECT(fabs(sum - 1.0) < 1e-4);
+        }
+        tandem_predictions_free(p);
+      }
+      tandem_model_free(m);
+    }
+  }
+  tandem_trainer_free(t);
+}
+
 /* Writes `size` bytes to `path`, last modified `age` seconds ago. */
 static int write_aged(const char *path, size_t size, time_t age) {
   FILE *f = fopen(path, "wb");
@@ -857,6 +910,11 @@ int main(void) {
     section("model");
     test_onnx(bundle_dir);
     section("ONNX heads and export");
+    tandem_model *stock = NULL;
+    OK(tandem_model_load(b, bundle_dir, strlen(bundle_dir), &stock));
+    test_finetune(b, stock);
+    tandem_model_free(stock);
+    section("fine-tuned backbone layers");
     test_task_kinds(b);
     section("task kinds");
     test_sequence_head(b);

@@ -56,6 +56,33 @@ fn report(dir: &std::path::Path, manifest: &BundleManifest, weights: &Weights) -
         .map(|(name, a)| json!({ "name": name, "shape": a.shape(), "parameters": a.len() }))
         .collect();
     let parameters: usize = weights.values().map(|a| a.len()).sum();
+    // A fine-tuned backbone of the bundle's own: its layers and files.
+    let own = dir.join(bundle::BACKBONE_DIR);
+    let fine_tuned = if own.is_dir() {
+        let mut files = Vec::new();
+        let mut bytes = 0u64;
+        for e in std::fs::read_dir(&own).map_err(|e| Error::io(&own, e))? {
+            let e = e.map_err(|err| Error::io(&own, err))?;
+            let len = e.metadata().map_err(|err| Error::io(&e.path(), err))?.len();
+            bytes += len;
+            files.push(json!({ "name": e.file_name().to_string_lossy(), "bytes": len }));
+        }
+        files.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        json!({
+            "trainable_layers": manifest.training["backbone"]["trainable_layers"],
+            "unfreeze": manifest.training["backbone"]["unfreeze"],
+            "dir": bundle::BACKBONE_DIR,
+            "files": files,
+            "bytes": bytes,
+        })
+    } else {
+        Value::Null
+    };
+    let bundle_bytes: u64 = files
+        .iter()
+        .filter_map(|f| f["bytes"].as_u64())
+        .sum::<u64>()
+        + fine_tuned["bytes"].as_u64().unwrap_or(0);
     let tasks: Vec<Value> = manifest
         .tasks
         .iter()
@@ -98,6 +125,8 @@ fn report(dir: &std::path::Path, manifest: &BundleManifest, weights: &Weights) -
         "created_by": manifest.created_by,
         "seed": manifest.seed,
         "backbone": manifest.backbone,
+        "fine_tuned": fine_tuned,
+        "bundle_bytes": bundle_bytes,
         "tasks": tasks,
         "features": features,
         "architecture": manifest.architecture,
@@ -196,6 +225,17 @@ fn render_provenance(out: &mut String, r: &Value, manifest: &BundleManifest) {
     );
     let _ = writeln!(out, "  graph sha256   {}", b.graph_sha256);
     let _ = writeln!(out, "  family sha256  {}", b.family_sha256);
+    let ft = &r["fine_tuned"];
+    if !ft.is_null() {
+        let _ = writeln!(
+            out,
+            "  fine-tuned     top {} layers ({} unfreezing), served by ONNX Runtime from {}/ ({})",
+            ft["trainable_layers"],
+            ft["unfreeze"].as_str().unwrap_or("?"),
+            bundle::BACKBONE_DIR,
+            human_bytes(ft["bytes"].as_u64().unwrap_or(0))
+        );
+    }
     let _ = writeln!(
         out,
         "heads         served by native code (default) or ONNX Runtime (--heads onnx); \
@@ -397,6 +437,24 @@ fn render_files(out: &mut String, r: &Value, manifest: &BundleManifest) {
             human_bytes(f["bytes"].as_u64().unwrap_or(0))
         );
     }
+    for f in r["fine_tuned"]["files"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  {:<22} {}",
+            format!(
+                "{}/{}",
+                bundle::BACKBONE_DIR,
+                f["name"].as_str().unwrap_or("")
+            ),
+            human_bytes(f["bytes"].as_u64().unwrap_or(0))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {:<22} {}",
+        "(bundle total)",
+        human_bytes(r["bundle_bytes"].as_u64().unwrap_or(0))
+    );
     let w = &r["weights"];
     let _ = writeln!(
         out,

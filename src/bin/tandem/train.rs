@@ -9,9 +9,11 @@ use tandem::bundle;
 use tandem::compare::select::{self, SelectOptions};
 use tandem::compare::Arm;
 use tandem::data::{Row, TaskKind};
+use tandem::onnx::split::SplitBackbone;
+use tandem::onnx::tuned::TunedBackbone;
 use tandem::train::config::HeadKind;
 use tandem::train::{examples, manifest_for, split_indices_of, Needs, Trained};
-use tandem::train::{Examples, Mode, TrainConfig};
+use tandem::train::{BackboneTop, Examples, Mode, TrainConfig};
 use tandem::{Error, Result};
 
 use crate::embed::embed_maybe_cached;
@@ -63,6 +65,11 @@ pub struct TrainArgs {
     /// activation, LayerNorm), which trains further on the data.
     #[arg(long, value_name = "HEAD.onnx")]
     init_head: Option<PathBuf>,
+    /// Fine-tune the backbone's top K layers with the heads (overrides the config's
+    /// `[backbone] trainable_layers`; 0 keeps the backbone frozen). The bundle then carries the
+    /// fine-tuned backbone as an ONNX graph, which serving runs instead of the stock one.
+    #[arg(long, value_name = "K")]
+    trainable_layers: Option<usize>,
     /// Time budget of the recipe search, in seconds, when neither --mode nor --head (nor the
     /// config's mode or head.kind) names a recipe: candidates are measured on validation data,
     /// cheapest first, until it is spent, and the best one is trained.
@@ -127,7 +134,19 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             &args, &labels, labelled, config, &backbone, &mut log, &out, &data,
         );
     }
-    let sets = examples_of(&args, &labels, labelled, &config, &backbone, &log)?;
+    let split = match config.backbone.trainable_layers {
+        0 => None,
+        k => Some(tandem::onnx::split::SplitBackbone::open(&backbone, k)?),
+    };
+    let sets = examples_of(
+        &args,
+        &labels,
+        labelled,
+        &config,
+        &backbone,
+        split.as_ref(),
+        &log,
+    )?;
     log.set_metric_name(train_report::metric_name(sets.specs[0].kind));
     let mut progress = |r: &tandem::train::EpochRecord| {
         // Threshold tuning takes milliseconds: not worth a line of its own.
@@ -136,25 +155,39 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         }
         true
     };
-    let trained = tandem::train::train(
+    let trained = tandem::train::train_top(
         &sets.specs,
         &sets.train,
         &sets.valid,
         &config,
+        split.as_ref().map(|s| top_of(s, &backbone)),
         &mut progress,
     )?;
     log.finish_stage();
+    // Fine-tuned layers go into a backbone of the bundle's own, which the heads then name.
+    let tuned = trained
+        .top
+        .as_ref()
+        .map(|t| TunedBackbone::new(&backbone, &t.layers))
+        .transpose()?;
     let manifest = manifest_for(
         &trained,
-        bundle::BackboneRef::of(&backbone),
+        tuned.as_ref().map_or_else(
+            || bundle::BackboneRef::of(&backbone),
+            TunedBackbone::reference,
+        ),
         &tandem::metadata::feature_names(),
         &config,
     );
-    bundle::save(
+    bundle::save_with(
         &out,
         &manifest,
         &trained.heads.network.weights(),
         config.f16_weights,
+        |tmp| match &tuned {
+            Some(t) => t.write(&tmp.join(bundle::BACKBONE_DIR)),
+            None => Ok(()),
+        },
     )?;
     if let Some(path) = &args.report {
         write_report(path, &args, &data, &out, &config, &sets, &trained)?;
@@ -166,7 +199,11 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
 /// True when nothing names a recipe — no --mode, no --head, and no `mode` or `head.kind` in
 /// the config file — so that `train` chooses one by validation.
 fn recipe_is_open(args: &TrainArgs) -> Result<bool> {
-    if args.mode.is_some() || args.head.is_some() || args.init_head.is_some() {
+    if args.mode.is_some()
+        || args.head.is_some()
+        || args.init_head.is_some()
+        || args.trainable_layers.is_some_and(|k| k > 0)
+    {
         return Ok(false);
     }
     let Some(path) = &args.config else {
@@ -237,6 +274,7 @@ fn run_auto(
     let build = Builder {
         args,
         backbone,
+        split: None,
         log,
         needs,
         cap,
@@ -359,6 +397,9 @@ fn config_of(args: &TrainArgs) -> Result<TrainConfig> {
     if let Some(s) = args.seed {
         config.seed = s;
     }
+    if let Some(k) = args.trainable_layers {
+        config.backbone.trainable_layers = k;
+    }
     match args.mode {
         // Exactly the config compare trained that arm with (its unfreezing schedule too).
         Some(Arm::TwoStageUnfreeze) => config = Arm::TwoStageUnfreeze.config(&config, config.seed),
@@ -422,6 +463,7 @@ fn examples_of(
     labelled: Labelled,
     config: &TrainConfig,
     backbone: &tandem::Backbone,
+    split: Option<&SplitBackbone>,
     log: &Log,
 ) -> Result<Sets> {
     let needs = Needs::of(config);
@@ -429,6 +471,7 @@ fn examples_of(
     let build = Builder {
         args,
         backbone,
+        split,
         log,
         needs,
         cap: config.cache.max_size,
@@ -511,6 +554,8 @@ fn headline_of(m: &serde_json::Value) -> String {
 struct Builder<'a> {
     args: &'a TrainArgs,
     backbone: &'a tandem::Backbone,
+    /// The backbone split under its trainable layers, when they train.
+    split: Option<&'a SplitBackbone>,
     log: &'a Log,
     needs: Needs,
     cap: u64,
@@ -525,7 +570,16 @@ impl Builder<'_> {
         what: &str,
     ) -> Result<Examples> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let (ex, t) = examples::build(&refs, targets, self.needs, |refs| {
+        let hidden = std::cell::RefCell::new(None);
+        let (mut ex, t) = examples::build(&refs, targets, self.needs, |refs| {
+            if let Some(split) = self.split {
+                // The bottom's hidden states (cached), and the embeddings the pretrained top
+                // layers make of them: the backbone's, without running it again.
+                let h = self.hidden_states(split, refs, what)?;
+                let emb = top_of(split, self.backbone).embed(&h);
+                *hidden.borrow_mut() = Some(h);
+                return Ok((emb, None));
+            }
             embed_maybe_cached(
                 self.backbone,
                 refs,
@@ -536,9 +590,39 @@ impl Builder<'_> {
                 what,
             )
         })?;
+        ex.hidden = hidden.into_inner();
         self.times.0.set(self.times.0.get() + t.embed_seconds);
         self.times.1.set(self.times.1.get() + t.feature_seconds);
         Ok(ex)
+    }
+
+    /// The hidden states of `texts` below the trainable layers, through the split's cache
+    /// unless --no-cache.
+    fn hidden_states(
+        &self,
+        split: &SplitBackbone,
+        texts: &[&str],
+        what: &str,
+    ) -> Result<tandem::backbone::TokenSeqs> {
+        let cache = (!self.args.no_cache)
+            .then(|| {
+                tandem::cache::TokenCache::open_split(None, self.backbone, split.bottom_layers())
+            })
+            .transpose()?;
+        let progress = self
+            .log
+            .texts(&format!("{what} (bottom layers)"), texts.len());
+        let (h, stats) = split.hidden(self.backbone, cache.as_ref(), texts)?;
+        self.log.embedded(progress, texts.len(), stats);
+        Ok(h)
+    }
+}
+
+/// The split's pretrained top layers, as training starts from them.
+fn top_of(split: &SplitBackbone, backbone: &tandem::Backbone) -> BackboneTop {
+    BackboneTop {
+        layers: split.top().to_vec(),
+        normalize: backbone.manifest().normalize,
     }
 }
 

@@ -88,14 +88,28 @@ impl Network {
     /// # Panics
     /// Before any training forward (a caller's invariant).
     pub fn backward_train(&mut self, grads: &[Array2<f32>]) {
+        self.backward(grads, false);
+    }
+
+    /// [`Network::backward_train`], also returning the gradient on the embedding block of the
+    /// input `[b, emb_dim]` (for fine-tuning what computed the embeddings).
+    ///
+    /// # Panics
+    /// As [`Network::backward_train`].
+    pub fn backward_train_embedding(&mut self, grads: &[Array2<f32>]) -> Array2<f32> {
+        self.backward(grads, true)
+            .expect("the embedding gradient is computed when asked for")
+    }
+
+    fn backward(&mut self, grads: &[Array2<f32>], embedding: bool) -> Option<Array2<f32>> {
         let pass = self
             .pass
             .expect("Network::backward_train called before forward_train");
-        if !(pass.encoder || pass.sequence) {
+        if !(pass.encoder || pass.sequence || embedding) {
             for (h, g) in self.heads.iter_mut().zip(grads) {
                 h.backward_params_only(g.view());
             }
-            return;
+            return None;
         }
         let (code_start, code_end, width) = pass.layout;
         let rows = grads.first().map_or(0, |g| g.nrows());
@@ -112,6 +126,8 @@ impl Network {
                 enc.backward_params_only(g_code.view());
             }
         }
+        // The embedding block comes first in the input (see InputLayout).
+        embedding.then(|| g_in.slice(s![.., ..code_start]).to_owned())
     }
 
     /// Training forward of the metadata stage: the encoder on normalized `feats`, then every

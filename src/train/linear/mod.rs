@@ -358,7 +358,11 @@ fn fit_linear(
         },
         linear: Some(reports),
     };
-    Ok(Trained { heads, report })
+    Ok(Trained {
+        heads,
+        report,
+        top: None,
+    })
 }
 
 /// The network of an architecture from [`linear_architecture`], holding the solutions.
@@ -494,6 +498,7 @@ mod tests {
             feats: Array2::zeros((n, 0)),
             targets,
             tokens: None,
+            hidden: None,
         }
     }
 

@@ -1,0 +1,271 @@
+//! Fine-tuning the backbone's top layers with the heads.
+//!
+//! The frozen bottom of the backbone ran once per text (its hidden states are in
+//! [`Examples::hidden`](super::Examples::hidden)); here the top `K` layers run natively on
+//! them, their tokens are mean-pooled (and L2-normalized, as the backbone does) into the
+//! sentence embedding the heads read, and the heads' gradient on that embedding flows back
+//! through the pooling into the layers, which an optimizer of their own updates (differential
+//! learning rates: `[backbone] lr`, weight decay, warm-up and clipping apart from the heads').
+//!
+//! `texts ─► bottom (cached) ─► top K layers ─► mean ─► L2 ─► heads`
+
+use ndarray::{s, Array2, ArrayView2};
+
+use super::config::BackboneConfig;
+use crate::backbone::TokenSeqs;
+use crate::error::Result;
+use crate::nn::bert::BertLayer;
+use crate::nn::optim::{AdamW, AdamWConfig};
+use crate::nn::schedule::{LrScheduler, Schedule};
+use crate::nn::Param;
+use crate::onnx::split::pool;
+
+/// Rows of the L2 normalization whose norm is at most this are left as they are (as
+/// [`crate::backbone::l2_normalize`] does), and pass their gradient through unscaled.
+const TINY_NORM: f32 = 1e-12;
+
+/// Texts per inference chunk: bounds the attention's working memory.
+const CHUNK: usize = 64;
+
+/// The top layers of a backbone, as training starts from them (pretrained) and leaves them
+/// (fine-tuned), with what turns their output into a sentence embedding.
+#[derive(Debug, Clone)]
+pub struct BackboneTop {
+    /// The layers, bottom first (layer `L-K` … `L-1` of the backbone).
+    pub layers: Vec<BertLayer>,
+    /// Whether the backbone L2-normalizes its sentence embeddings.
+    pub normalize: bool,
+}
+
+impl BackboneTop {
+    /// Sentence embeddings of texts whose bottom hidden states are `seqs` (inference).
+    pub fn embed(&self, seqs: &TokenSeqs) -> Array2<f32> {
+        let mut out = Array2::<f32>::zeros((seqs.len(), seqs.dim()));
+        let all: Vec<usize> = (0..seqs.len()).collect();
+        for (c, idx) in all.chunks(CHUNK).enumerate() {
+            let batch = seqs.gather(idx);
+            let mut h = batch.tokens;
+            for layer in &self.layers {
+                h = layer.forward_inference(h.view(), &batch.offsets);
+            }
+            let emb = pool(h.view(), &batch.offsets, self.normalize);
+            out.slice_mut(s![c * CHUNK..c * CHUNK + idx.len(), ..])
+                .assign(&emb);
+        }
+        out
+    }
+
+    /// Every layer's parameters, bottom layer first.
+    pub fn params(&self) -> Vec<&Param> {
+        self.layers.iter().flat_map(|l| l.params()).collect()
+    }
+
+    /// Every layer's parameters, mutably, in the same order.
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut())
+            .collect()
+    }
+}
+
+/// What the last training forward kept for its backward.
+struct Pass {
+    /// Token offsets of the batch.
+    offsets: Vec<usize>,
+    /// The normalized embeddings (or the means, without normalization) `[b, d]`.
+    out: Array2<f32>,
+    /// Each row's norm before normalization (empty without normalization).
+    norms: Vec<f32>,
+    /// Index of the lowest layer that ran in training mode.
+    first: usize,
+}
+
+/// The top layers while a stage trains them: their hidden-state inputs, their optimizer and
+/// schedule, and which of them train this epoch.
+pub(super) struct Tuning<'a> {
+    top: &'a mut BackboneTop,
+    train: &'a TokenSeqs,
+    valid: &'a TokenSeqs,
+    cfg: &'a BackboneConfig,
+    opt: AdamW,
+    scheduler: LrScheduler,
+    active: usize,
+    pass: Option<Pass>,
+}
+
+impl<'a> Tuning<'a> {
+    /// Tuning of `top` on the training and validation texts' bottom hidden states, for a stage
+    /// of `total_steps` optimizer steps.
+    pub(super) fn new(
+        top: &'a mut BackboneTop,
+        train: &'a TokenSeqs,
+        valid: &'a TokenSeqs,
+        cfg: &'a BackboneConfig,
+        total_steps: usize,
+    ) -> Result<Self> {
+        let schedule = Schedule::CosineWithWarmup {
+            warmup_steps: (total_steps as f32 * cfg.warmup_fraction) as usize,
+            total_steps,
+            min_lr_ratio: 0.05,
+        };
+        let mut t = Tuning {
+            top,
+            train,
+            valid,
+            cfg,
+            opt: AdamW::new(AdamWConfig {
+                lr: cfg.lr,
+                weight_decay: cfg.weight_decay,
+                ..AdamWConfig::default()
+            })?,
+            scheduler: LrScheduler::new(schedule, cfg.lr)?,
+            active: usize::MAX,
+            pass: None,
+        };
+        t.set_epoch(0);
+        Ok(t)
+    }
+
+    /// Sets which layers train in `epoch` (the top `active_layers(epoch)`; the others are
+    /// frozen). Returns whether that changed.
+    pub(super) fn set_epoch(&mut self, epoch: usize) -> bool {
+        let active = self.cfg.active_layers(epoch).min(self.top.layers.len());
+        if active == self.active {
+            return false;
+        }
+        self.active = active;
+        let first = self.top.layers.len() - active;
+        for (i, layer) in self.top.layers.iter_mut().enumerate() {
+            for p in layer.params_mut() {
+                p.trainable = i >= first;
+            }
+        }
+        true
+    }
+
+    /// How many layers train now.
+    pub(super) fn active(&self) -> usize {
+        self.active
+    }
+
+    /// Sentence embeddings of every training text with the layers as they are.
+    pub(super) fn embed_train(&self) -> Array2<f32> {
+        self.top.embed(self.train)
+    }
+
+    /// Sentence embeddings of every validation text with the layers as they are.
+    pub(super) fn embed_valid(&self) -> Array2<f32> {
+        self.top.embed(self.valid)
+    }
+
+    /// Training forward of the training texts `idx`: the frozen layers in inference mode, the
+    /// trainable ones keeping what their backward needs; returns the sentence embeddings.
+    pub(super) fn forward(&mut self, idx: &[usize]) -> Array2<f32> {
+        let batch = self.train.gather(idx);
+        let offsets = batch.offsets;
+        let first = self.top.layers.len() - self.active;
+        let mut h = batch.tokens;
+        for (i, layer) in self.top.layers.iter_mut().enumerate() {
+            h = if i < first {
+                layer.forward_inference(h.view(), &offsets)
+            } else {
+                layer.forward(h.view(), &offsets, true)
+            };
+        }
+        let mut out = pool(h.view(), &offsets, false);
+        let mut norms = Vec::new();
+        if self.top.normalize {
+            for mut row in out.rows_mut() {
+                let n = row.dot(&row).sqrt();
+                if n > TINY_NORM {
+                    row /= n;
+                }
+                norms.push(n);
+            }
+        }
+        self.pass = Some(Pass {
+            offsets,
+            out: out.clone(),
+            norms,
+            first,
+        });
+        out
+    }
+
+    /// Backward of the last [`Tuning::forward`] from the gradient on its embeddings:
+    /// accumulates the trainable layers' parameter gradients.
+    ///
+    /// # Panics
+    /// Before any forward (a caller's invariant).
+    pub(super) fn backward(&mut self, grad: ArrayView2<'_, f32>) {
+        let pass = self.pass.take().expect("Tuning::backward before forward");
+        let mut g = grad.to_owned();
+        if self.top.normalize {
+            // y = p / |p|: ∂L/∂p = (g − y (g·y)) / |p|.
+            for ((mut gr, y), &n) in g
+                .rows_mut()
+                .into_iter()
+                .zip(pass.out.rows())
+                .zip(&pass.norms)
+            {
+                if n > TINY_NORM {
+                    let gy = gr.dot(&y);
+                    gr.scaled_add(-gy, &y);
+                    gr /= n;
+                }
+            }
+        }
+        // The mean over each text's tokens: every token gets its text's gradient / length.
+        let total = *pass.offsets.last().unwrap_or(&0);
+        let mut gt = Array2::<f32>::zeros((total, g.ncols()));
+        for (r, w) in pass.offsets.windows(2).enumerate() {
+            let n = (w[1] - w[0]).max(1) as f32;
+            let row = g.row(r).mapv(|v| v / n);
+            gt.slice_mut(s![w[0]..w[1], ..]).assign(
+                &row.broadcast((w[1] - w[0], g.ncols()))
+                    .expect("row broadcast"),
+            );
+        }
+        let layers = &mut self.top.layers[pass.first..];
+        for (i, layer) in layers.iter_mut().enumerate().rev() {
+            if i == 0 {
+                layer.backward_params_only(gt.view());
+            } else {
+                gt = layer.backward(gt.view());
+            }
+        }
+    }
+
+    /// One optimizer step of the trainable layers (scheduled learning rate, clipped, gradients
+    /// zeroed); the schedule advances every step, trained or not, so that it spans the stage.
+    pub(super) fn step(&mut self) {
+        if self.active > 0 {
+            self.opt.set_lr(self.scheduler.lr());
+            let clip = (self.cfg.clip_norm > 0.0).then_some(self.cfg.clip_norm);
+            let mut params = self.top.params_mut();
+            self.opt.step_clipped(&mut params, clip);
+        }
+        self.scheduler.step();
+    }
+
+    /// The layers' parameters (for snapshots of the best epoch).
+    pub(super) fn params(&self) -> Vec<&Param> {
+        self.top.params()
+    }
+
+    /// The layers' parameters, mutably (to restore the best epoch's).
+    pub(super) fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.top.params_mut()
+    }
+
+    /// Every layer trainable again, as a finished model carries no freezing state.
+    pub(super) fn finish(self) {
+        for p in self.top.params_mut() {
+            p.trainable = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,242 @@
+//! Fine-tuning the backbone's top layers end to end on real data: the layers train (and only
+//! the ones that should), the same seed gives the same weights, and the bundle's fine-tuned
+//! backbone graph, served by ONNX Runtime, predicts what the native layers and heads predict
+//! (≤ 1e-4 on probabilities). Needs `scripts/setup.sh`.
+
+mod common;
+
+use std::sync::Arc;
+
+use ndarray::Array2;
+use tandem::bundle;
+use tandem::data::{read_rows, TaskKind, TaskSpec};
+use tandem::heads::predict_arrays;
+use tandem::model::Model;
+use tandem::onnx::split::{pool, SplitBackbone};
+use tandem::onnx::tuned::TunedBackbone;
+use tandem::train::config::LayerUnfreeze;
+use tandem::train::{manifest_for, split_examples, train_top, BackboneTop, Trained};
+use tandem::train::{Examples, Mode, TrainConfig};
+use tandem::{Backbone, ErrorKind, Variant};
+
+/// TREC questions spread over the file, with the bottom's hidden states below `k` layers.
+struct Data {
+    specs: Vec<TaskSpec>,
+    train: Examples,
+    valid: Examples,
+    valid_texts: Vec<String>,
+}
+
+fn data(b: &Backbone, split: &SplitBackbone, n: usize, config: &TrainConfig) -> Data {
+    let rows = read_rows(&tandem::home::data_dir().join("trec.jsonl")).unwrap();
+    let rows: Vec<_> = rows.into_iter().step_by(11).take(n).collect();
+    let texts: Vec<String> = rows.iter().map(|r| r.text("text").unwrap()).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let (spec, targets) =
+        TaskSpec::infer("label", TaskKind::Multiclass, "label", &rows, None).unwrap();
+    let (hidden, _) = split.hidden(b, None, &refs).unwrap();
+    let top = top_of(split, b);
+    let all = Examples {
+        emb: top.embed(&hidden),
+        feats: tandem::metadata::extract_batch(&refs),
+        targets: vec![targets],
+        tokens: None,
+        hidden: Some(hidden),
+    };
+    let (train, valid) = split_examples(&all, config).unwrap();
+    let (_, va) = tandem::train::split_indices(&all, config).unwrap();
+    Data {
+        specs: vec![spec],
+        train,
+        valid,
+        valid_texts: va.iter().map(|&i| texts[i].clone()).collect(),
+    }
+}
+
+fn top_of(split: &SplitBackbone, b: &Backbone) -> BackboneTop {
+    BackboneTop {
+        layers: split.top().to_vec(),
+        normalize: b.manifest().normalize,
+    }
+}
+
+fn config(mode: Mode, k: usize) -> TrainConfig {
+    let mut c = TrainConfig {
+        mode,
+        seed: 5,
+        ..Default::default()
+    };
+    c.metadata.stage.epochs = 3;
+    c.head.stage.epochs = 3;
+    c.backbone.trainable_layers = k;
+    c
+}
+
+fn train(d: &Data, config: &TrainConfig, top: BackboneTop) -> Trained {
+    train_top(&d.specs, &d.train, &d.valid, config, Some(top), &mut |_| {
+        true
+    })
+    .unwrap()
+}
+
+fn values(top: &BackboneTop) -> Vec<ndarray::ArrayD<f32>> {
+    top.params().iter().map(|p| p.value.clone()).collect()
+}
+
+#[test]
+fn fine_tuned_layers_train_deterministically_and_serve_through_onnx_runtime() {
+    let backbone = Arc::new(common::load(Variant::Fp32));
+    let split = SplitBackbone::open(&backbone, 1).unwrap();
+    for mode in [Mode::EmbeddingOnly, Mode::TwoStage] {
+        let cfg = config(mode, 1);
+        let d = data(&backbone, &split, 150, &cfg);
+        let pretrained = values(&top_of(&split, &backbone));
+        let trained = train(&d, &cfg, top_of(&split, &backbone));
+        let top = trained.top.as_ref().expect("fine-tuned layers");
+        assert!(top.params().iter().all(|p| p.trainable));
+        assert_ne!(values(top), pretrained, "{mode:?}: the layer did not train");
+        if mode == Mode::EmbeddingOnly {
+            // Same seed, same data: the same layers and heads; another seed: others.
+            let again = train(&d, &cfg, top_of(&split, &backbone));
+            assert_eq!(values(again.top.as_ref().unwrap()), values(top));
+            assert_eq!(
+                again.heads.network.weights(),
+                trained.heads.network.weights()
+            );
+            let other = TrainConfig {
+                seed: 6,
+                ..cfg.clone()
+            };
+            let other = train(&d, &other, top_of(&split, &backbone));
+            assert_ne!(values(other.top.as_ref().unwrap()), values(top));
+        }
+
+        // Natively: the bottom in fp32, the fine-tuned layer, pooling, the heads.
+        let refs: Vec<&str> = d.valid_texts.iter().map(String::as_str).collect();
+        let (tokens, offsets) = split.bottom(&backbone, &refs).unwrap();
+        let mut h = tokens;
+        for layer in &top.layers {
+            h = layer.forward_inference(h.view(), &offsets);
+        }
+        let emb = pool(h.view(), &offsets, backbone.manifest().normalize);
+        let heads = &trained.heads;
+        let feats = match &heads.normalizer {
+            Some(n) => n.transform(tandem::metadata::extract_batch(&refs).view()),
+            None => Array2::zeros((refs.len(), 0)),
+        };
+        let native = predict_arrays(heads, emb.view(), feats.view(), None).unwrap();
+
+        // Saved with its fine-tuned backbone, loaded on the stock one: ONNX Runtime runs the
+        // bundle's graph.
+        let tuned = TunedBackbone::new(&backbone, &top.layers).unwrap();
+        let manifest = manifest_for(
+            &trained,
+            tuned.reference(),
+            &tandem::metadata::feature_names(),
+            &cfg,
+        );
+        let dir = common::tmp("finetune", &format!("{mode:?}"));
+        bundle::save_with(&dir, &manifest, &heads.network.weights(), false, |tmp| {
+            tuned.write(&tmp.join(bundle::BACKBONE_DIR))
+        })
+        .unwrap();
+        let model = Model::load(&dir, Arc::clone(&backbone)).unwrap();
+        assert!(model.backbone().manifest().name.contains("fine-tuned"));
+        let (served, _) = model.predict_raw(&refs).unwrap();
+        let worst = native[0]
+            .iter()
+            .zip(served[0].iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        println!("{mode:?}: native vs ONNX Runtime, worst probability difference {worst:.2e}");
+        assert!(worst <= 1e-4, "{mode:?}: {worst}");
+        // Its heads cannot be hot-swapped onto the stock backbone's model: other embeddings.
+        let e = tandem::model::load_heads(&dir, &backbone).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BackboneMismatch, "{e}");
+
+        // A tampered fine-tuned graph is refused at load (its sha256 is in the manifests).
+        let graph = dir.join(bundle::BACKBONE_DIR).join("model.onnx");
+        let mut bytes = std::fs::read(&graph).unwrap();
+        let at = bytes.len() - 100;
+        bytes[at] ^= 1;
+        std::fs::write(&graph, bytes).unwrap();
+        let e = Model::load(&dir, Arc::clone(&backbone)).unwrap_err();
+        assert!(e.message().contains("fine-tuned backbone"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn progressive_unfreezing_keeps_the_layers_frozen_through_the_heads_only_epochs() {
+    let backbone = common::load(Variant::Fp32);
+    let split = SplitBackbone::open(&backbone, 2).unwrap();
+    let mut cfg = config(Mode::EmbeddingOnly, 2);
+    cfg.backbone.unfreeze = LayerUnfreeze::Progressive;
+    cfg.backbone.heads_only_epochs = 3;
+    let d = data(&backbone, &split, 80, &cfg);
+    let pretrained = values(&top_of(&split, &backbone));
+    // Three epochs, all of them heads only: the layers are the pretrained ones.
+    let trained = train(&d, &cfg, top_of(&split, &backbone));
+    assert_eq!(values(trained.top.as_ref().unwrap()), pretrained);
+    // Two of five epochs train the top layer only.
+    cfg.head.stage.epochs = 5;
+    cfg.head.stage.patience = 0;
+    cfg.backbone.epochs_per_layer = 5;
+    let trained = train(&d, &cfg, top_of(&split, &backbone));
+    let now = values(trained.top.as_ref().unwrap());
+    let per_layer = now.len() / 2;
+    assert_eq!(
+        now[..per_layer],
+        pretrained[..per_layer],
+        "the lower layer trained"
+    );
+    assert_ne!(
+        now[per_layer..],
+        pretrained[per_layer..],
+        "the top layer did not train"
+    );
+}
+
+#[test]
+fn fine_tuning_without_its_inputs_is_a_clear_error() {
+    let backbone = common::load(Variant::Fp32);
+    let split = SplitBackbone::open(&backbone, 1).unwrap();
+    let cfg = config(Mode::EmbeddingOnly, 1);
+    let d = data(&backbone, &split, 60, &cfg);
+    // No layers given.
+    let e = tandem::train::train(&d.specs, &d.train, &d.valid, &cfg, &mut |_| true)
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    // Layers, but no hidden states.
+    let mut bare = d.train.clone();
+    bare.hidden = None;
+    let e = train_top(
+        &d.specs,
+        &bare,
+        &d.valid,
+        &cfg,
+        Some(top_of(&split, &backbone)),
+        &mut |_| true,
+    )
+    .err()
+    .unwrap();
+    assert!(e.message().contains("hidden states"), "{e}");
+    // More layers than the config trains.
+    let two = SplitBackbone::open(&backbone, 2).unwrap();
+    let e = train_top(
+        &d.specs,
+        &d.train,
+        &d.valid,
+        &cfg,
+        Some(top_of(&two, &backbone)),
+        &mut |_| true,
+    )
+    .err()
+    .unwrap();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    // Sequence heads on trainable layers are refused by the config check.
+    let mut seq = cfg.clone();
+    seq.head.kind = tandem::train::config::HeadKind::Sequence;
+    assert!(seq.validate().is_err());
+}
