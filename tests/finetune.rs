@@ -240,3 +240,60 @@ fn fine_tuning_without_its_inputs_is_a_clear_error() {
     seq.head.kind = tandem::train::config::HeadKind::Sequence;
     assert!(seq.validate().is_err());
 }
+
+#[test]
+fn compare_runs_the_finetune_arm_beside_frozen_ones() {
+    use tandem::compare::{compare, Arm, CompareOptions};
+    let backbone = common::load(Variant::Fp32);
+    let split = SplitBackbone::open(&backbone, 1).unwrap();
+    let mut cfg = config(Mode::EmbeddingOnly, 1);
+    cfg.head.stage.epochs = 2;
+    let d = data(&backbone, &split, 100, &cfg);
+    let mut all = d.train.clone();
+    all.emb
+        .append(ndarray::Axis(0), d.valid.emb.view())
+        .unwrap();
+    all.feats
+        .append(ndarray::Axis(0), d.valid.feats.view())
+        .unwrap();
+    let mut hidden = d.train.hidden.clone().unwrap();
+    hidden.extend(d.valid.hidden.as_ref().unwrap());
+    all.hidden = Some(hidden);
+    let tandem::data::Targets::Class(mut y) = d.train.targets[0].clone() else {
+        panic!("multiclass targets")
+    };
+    let tandem::data::Targets::Class(yv) = d.valid.targets[0].clone() else {
+        panic!("multiclass targets")
+    };
+    y.extend(yv);
+    all.targets = vec![tandem::data::Targets::Class(y)];
+    let mut options = CompareOptions {
+        config: cfg,
+        arms: vec![Arm::EmbeddingOnly, Arm::FineTune],
+        seeds: vec![0],
+        ..CompareOptions::default()
+    };
+    // Without the layers the finetune arm is a clear error, not a frozen run in disguise.
+    let e = compare(&d.specs, &all, None, &options, &mut |_| {}).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    options.top = Some(top_of(&split, &backbone));
+    let summary = compare(&d.specs, &all, None, &options, &mut |_| {}).unwrap();
+    assert_eq!(summary.runs.len(), 2);
+    assert_eq!(summary.runs[1].arm, Arm::FineTune);
+    assert!(summary.runs.iter().all(|r| r.test["macro_f1"] > 0.0));
+    // The frozen arm trains no layer even when the base config names some.
+    assert_eq!(
+        Arm::EmbeddingOnly
+            .config(&options.config, 0)
+            .backbone
+            .trainable_layers,
+        0
+    );
+    assert_eq!(
+        Arm::FineTune
+            .config(&TrainConfig::default(), 0)
+            .backbone
+            .trainable_layers,
+        2
+    );
+}

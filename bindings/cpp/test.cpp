@@ -668,6 +668,33 @@ static void test_onnx(Fixture& fx) {
   CHECK(fs::exists(out.parent_path() / "model.tandem.json"));
 }
 
+// Fine-tuning the backbone's top layer through the spec: the bundle carries the fine-tuned
+// backbone, a model loaded from it predicts, and its heads refuse a model on the stock backbone.
+static void test_finetune(Fixture& fx) {
+  const std::string s =
+      R"({"tasks":[{"name":"label","kind":"multiclass"}],"config":{"mode":"embedding_only",)"
+      R"("seed":2,"head":{"hidden":[16],"stage":{"epochs":3}},)"
+      R"("backbone":{"trainable_layers":1,"lr":0.001}}})";
+  tandem::Trainer t(fx.backbone, s);
+  add_examples(t, fx.train, 120);
+  t.train();
+  CHECK_THROWS_CODE(fx.model.swap_heads(t), tandem::ErrorCode::BackboneMismatch);
+  const fs::path dir = fx.tmp / "finetuned";
+  t.save(dir.string());
+  CHECK(fs::file_size(dir / "backbone" / "model.onnx") > 1000);
+  tandem::Model m = tandem::Model::load(fx.backbone, dir.string());
+  CHECK(m.manifest_json().find("fine-tuned") != std::string::npos);
+  const tandem::Predictions p = m.predict(fx.test_texts);
+  CHECK(p.size() == fx.test_texts.size());
+  float sum = 0;
+  for (float v : p.probabilities(0, 0)) sum += v;
+  CHECK(std::fabs(sum - 1.0f) < 1e-4f);
+  CHECK_THROWS_CODE(
+      tandem::Trainer(fx.backbone,
+                      R"({"tasks":[{"name":"y","kind":"binary"}],"config":{"backbone":{"trainable_layers":99}}})"),
+      tandem::ErrorCode::InvalidArgument);
+}
+
 static void test_swap(Fixture& fx) {
   tandem::Model& m = fx.model;
   const std::uint64_t v0 = m.heads_version();
@@ -1077,6 +1104,7 @@ int main() {
       section("predict_groups", [&] { test_predict_groups(fx); });
       section("ONNX heads and export", [&] { test_onnx(fx); });
       section("hot swap", [&] { test_swap(fx); });
+      section("fine-tuned backbone layers", [&] { test_finetune(fx); });
       section("move semantics", [&] { test_move_semantics(fx); });
     }
     section("cancellation", [&] { test_cancel(fx); });

@@ -158,6 +158,42 @@ type TrainConfig struct {
 	Unfreeze *UnfreezeConfig `json:"unfreeze,omitempty"`
 	// Loss configures the losses.
 	Loss *LossConfig `json:"loss,omitempty"`
+	// Backbone configures fine-tuning the backbone's top layers with the heads.
+	Backbone *BackboneConfig `json:"backbone,omitempty"`
+}
+
+// LayerUnfreeze is how the backbone's trainable layers join training.
+type LayerUnfreeze string
+
+// Unfreezing schedules of the backbone's trainable layers.
+const (
+	// UnfreezePartial trains every trainable layer from the first epoch (the default).
+	UnfreezePartial LayerUnfreeze = "partial"
+	// UnfreezeProgressive trains the heads alone for HeadsOnlyEpochs, then unfreezes one more
+	// layer from the top every EpochsPerLayer epochs.
+	UnfreezeProgressive LayerUnfreeze = "progressive"
+)
+
+// BackboneConfig fine-tunes the backbone's top layers with the heads (the TOML [backbone]
+// table). The saved bundle then carries the fine-tuned backbone, which LoadModel runs; such
+// heads cannot be hot-swapped into a model on the stock backbone (ErrBackboneMismatch).
+type BackboneConfig struct {
+	// TrainableLayers is how many top layers train (default 0: the backbone stays frozen).
+	TrainableLayers *int `json:"trainable_layers,omitempty"`
+	// LR is the layers' peak AdamW learning rate (default 1e-4; the heads keep theirs).
+	LR *float64 `json:"lr,omitempty"`
+	// WeightDecay is the layers' decoupled weight decay (default 0.01).
+	WeightDecay *float64 `json:"weight_decay,omitempty"`
+	// WarmupFraction is the layers' linear warm-up share of the steps (default 0.1).
+	WarmupFraction *float64 `json:"warmup_fraction,omitempty"`
+	// ClipNorm is the layers' own gradient-norm clip (default 1; 0 disables it).
+	ClipNorm *float64 `json:"clip_norm,omitempty"`
+	// Unfreeze is partial (default) or progressive.
+	Unfreeze LayerUnfreeze `json:"unfreeze,omitempty"`
+	// HeadsOnlyEpochs is, for progressive unfreezing, the epochs before the top layer trains.
+	HeadsOnlyEpochs *int `json:"heads_only_epochs,omitempty"`
+	// EpochsPerLayer is, for progressive unfreezing, the epochs between two layers unfreezing.
+	EpochsPerLayer *int `json:"epochs_per_layer,omitempty"`
 }
 
 // StageConfig is the optimisation of one training stage.

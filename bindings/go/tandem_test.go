@@ -691,6 +691,62 @@ func TestONNX(t *testing.T) {
 	}
 }
 
+// TestFineTune fine-tunes the backbone's top layer with the heads: the bundle carries the
+// fine-tuned backbone, a model loaded from it predicts, and the heads refuse to be swapped into
+// a model on the stock backbone.
+func TestFineTune(t *testing.T) {
+	spec := labelSpec(4, 3)
+	spec.Config.Mode = ModeEmbeddingOnly
+	spec.Config.Head = &HeadConfig{Hidden: Ptr([]int{16}), Stage: &StageConfig{Epochs: Ptr(3)}}
+	spec.Config.Backbone = &BackboneConfig{TrainableLayers: Ptr(1), LR: Ptr(1e-3), Unfreeze: UnfreezePartial}
+	tr := newTrainer(t, spec)
+	if err := tr.Train(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "bundle")
+	if err := tr.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "backbone", "model.onnx")); err != nil {
+		t.Fatalf("the bundle has no fine-tuned backbone graph: %v", err)
+	}
+	m := loadModel(t, dir)
+	manifest, err := m.ManifestJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(manifest, "fine-tuned") {
+		t.Errorf("the manifest does not name the fine-tuned backbone: %.300s", manifest)
+	}
+	preds, err := m.Predict(texts(evalSet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range preds {
+		if len(p.Tasks) != 1 || len(p.Tasks[0].Labels) != 1 {
+			t.Fatalf("prediction %d: %+v", i, p)
+		}
+	}
+	stockSpec := labelSpec(0, 2)
+	stockTrainer := newTrainer(t, stockSpec)
+	if err := stockTrainer.Train(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	stockDir := filepath.Join(t.TempDir(), "stock")
+	if err := stockTrainer.Save(stockDir); err != nil {
+		t.Fatal(err)
+	}
+	stock := loadModel(t, stockDir)
+	if _, err := stock.SwapHeads(tr); !errors.Is(err, ErrBackboneMismatch) {
+		t.Errorf("swapping fine-tuned heads into a stock model: %v, want ErrBackboneMismatch", err)
+	}
+	bad := labelSpec(0, 1)
+	bad.Config.Backbone = &BackboneConfig{TrainableLayers: Ptr(1), Unfreeze: "sideways"}
+	if _, err := NewTrainer(backbone, bad); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("unknown unfreeze schedule: %v, want ErrInvalidArgument", err)
+	}
+}
+
 // TestSequenceHead trains a sequence head (per-token vectors through attention pooling and
 // convolutions), saves it, and serves it from a loaded model; a bad sequence config is refused.
 func TestSequenceHead(t *testing.T) {

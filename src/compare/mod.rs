@@ -69,11 +69,30 @@ pub enum Arm {
     /// A sequence head (`head.kind = "sequence"`) on the embedding alone: it reads every
     /// token's vector.
     Sequence,
+    /// A pooled head on the embedding alone with the backbone's top layers fine-tuned under it
+    /// (`backbone.trainable_layers`: the config's, or [`FINETUNE_LAYERS`] when it sets none).
+    /// Not among the default arms (it trains transformer layers: name it with `--modes`).
+    FineTune,
 }
+
+/// The layers [`Arm::FineTune`] trains when the config does not say.
+pub const FINETUNE_LAYERS: usize = 2;
 
 impl Arm {
     /// Every arm, in the order `compare` runs and reports them.
-    pub const ALL: [Arm; 7] = [
+    pub const ALL: [Arm; 8] = [
+        Arm::EmbeddingOnly,
+        Arm::MetadataOnly,
+        Arm::Joint,
+        Arm::TwoStage,
+        Arm::TwoStageUnfreeze,
+        Arm::Linear,
+        Arm::Sequence,
+        Arm::FineTune,
+    ];
+
+    /// The arms `compare` runs unless told which: every recipe on the frozen backbone.
+    pub const DEFAULT: [Arm; 7] = [
         Arm::EmbeddingOnly,
         Arm::MetadataOnly,
         Arm::Joint,
@@ -103,13 +122,14 @@ impl Arm {
             Arm::TwoStageUnfreeze => "two_stage_unfreeze",
             Arm::Linear => "linear",
             Arm::Sequence => "sequence",
+            Arm::FineTune => "finetune",
         }
     }
 
     /// The training mode the arm runs.
     pub fn mode(self) -> Mode {
         match self {
-            Arm::EmbeddingOnly | Arm::Linear | Arm::Sequence => Mode::EmbeddingOnly,
+            Arm::EmbeddingOnly | Arm::Linear | Arm::Sequence | Arm::FineTune => Mode::EmbeddingOnly,
             Arm::MetadataOnly => Mode::MetadataOnly,
             Arm::Joint => Mode::Joint,
             Arm::TwoStage | Arm::TwoStageUnfreeze => Mode::TwoStage,
@@ -128,16 +148,22 @@ impl Arm {
         match (self, base) {
             (Arm::Linear, _) => HeadKind::Linear,
             (Arm::Sequence, _) => HeadKind::Sequence,
+            (Arm::FineTune, _) => HeadKind::Pooled,
             (_, HeadKind::Linear) => HeadKind::Pooled,
             (_, h) => h,
         }
     }
 
     /// The config of one run of this arm: `base` with the arm's mode, head type
-    /// ([`Arm::head`]), `seed`, and the unfreezing the arm calls for (none for
-    /// [`Arm::TwoStage`], [`unfreeze_schedule`] for [`Arm::TwoStageUnfreeze`]).
+    /// ([`Arm::head`]), `seed`, the unfreezing the arm calls for (none for
+    /// [`Arm::TwoStage`], [`unfreeze_schedule`] for [`Arm::TwoStageUnfreeze`]), and trainable
+    /// backbone layers only for [`Arm::FineTune`] ([`Arm::finetune_layers`]).
     pub fn config(self, base: &TrainConfig, seed: u64) -> TrainConfig {
         let mut c = base.clone();
+        c.backbone.trainable_layers = match self {
+            Arm::FineTune => Self::finetune_layers(base),
+            _ => 0,
+        };
         c.mode = self.mode();
         c.head.kind = self.head(base.head.kind);
         c.seed = seed;
@@ -149,6 +175,17 @@ impl Arm {
             c.unfreeze.lr_scale = unfreeze_schedule(base).1;
         }
         c
+    }
+}
+
+impl Arm {
+    /// The backbone layers [`Arm::FineTune`] trains with `base`: its `backbone.trainable_layers`,
+    /// or [`FINETUNE_LAYERS`] when that is 0.
+    pub fn finetune_layers(base: &TrainConfig) -> usize {
+        match base.backbone.trainable_layers {
+            0 => FINETUNE_LAYERS,
+            k => k,
+        }
     }
 }
 
@@ -223,16 +260,20 @@ pub struct CompareOptions {
     pub test_fraction: f64,
     /// Seed of the test split and of the train/validation split (the same for every run).
     pub split_seed: u64,
+    /// The backbone's pretrained top layers, for [`Arm::FineTune`] (the examples then carry
+    /// the hidden states below them).
+    pub top: Option<crate::train::BackboneTop>,
 }
 
 impl Default for CompareOptions {
     fn default() -> Self {
         CompareOptions {
             config: TrainConfig::default(),
-            arms: Arm::ALL.to_vec(),
+            arms: Arm::DEFAULT.to_vec(),
             seeds: vec![0, 1, 2],
             test_fraction: 0.2,
             split_seed: 0,
+            top: None,
         }
     }
 }

@@ -169,8 +169,38 @@ fn run_one(
     unfreeze: &Unfreeze,
 ) -> Result<Run> {
     let config = arm.config(&options.config, seed);
-    let trained = crate::train::train(tasks, &splits.train, &splits.valid, &config, &mut |_| true)?;
-    let test_metrics = score(&trained.heads, &splits.test)?;
+    let top = match config.backbone.trainable_layers {
+        0 => None,
+        k => Some(
+            options
+                .top
+                .clone()
+                .filter(|t| t.layers.len() == k)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "the {arm} arm trains the backbone's top {k} layers: compare needs them \
+                         (CompareOptions::top) and the hidden states below them"
+                    ))
+                })?,
+        ),
+    };
+    let trained = crate::train::train_top(
+        tasks,
+        &splits.train,
+        &splits.valid,
+        &config,
+        top,
+        &mut |_| true,
+    )?;
+    // Fine-tuned layers make the test texts' embeddings anew.
+    let test = match (&trained.top, &splits.test.hidden) {
+        (Some(top), Some(h)) => std::borrow::Cow::Owned(Examples {
+            emb: top.embed(h),
+            ..splits.test.clone()
+        }),
+        _ => std::borrow::Cow::Borrowed(&splits.test),
+    };
+    let test_metrics = score(&trained.heads, &test)?;
     let test = metrics
         .iter()
         .filter_map(|m| {

@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use clap::Args;
 use tandem::bundle::BackboneRef;
+use tandem::cache::TokenCache;
 use tandem::compare::{compare as run_compare, Arm, CompareOptions, CompareSummary};
 use tandem::data::TaskKind;
-use tandem::train::{examples, Examples, Needs, TrainConfig};
+use tandem::onnx::split::SplitBackbone;
+use tandem::train::{examples, BackboneTop, Examples, Needs, TrainConfig};
 use tandem::{Error, ErrorKind, Result};
 
 use crate::embed::embed;
@@ -52,8 +54,10 @@ pub struct CompareArgs {
     /// Without it, the modes run pooled heads and the linear and sequence recipes run too.
     #[arg(long)]
     head: Option<tandem::train::config::HeadKind>,
-    /// Recipes to compare, comma-separated (default all): embedding_only, metadata_only, joint,
-    /// two_stage, two_stage_unfreeze, linear, sequence.
+    /// Recipes to compare, comma-separated (default all but finetune): embedding_only,
+    /// metadata_only, joint, two_stage, two_stage_unfreeze, linear, sequence, and finetune (a
+    /// pooled embedding-only head with the backbone's top layers fine-tuned under it: the
+    /// config's `[backbone] trainable_layers`, or 2).
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     modes: Vec<Arm>,
     /// Positive label of a binary task (default: the rarer value, or 1/true).
@@ -80,7 +84,7 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 }
 
 pub fn compare(args: CompareArgs) -> Result<ExitCode> {
-    let options = options_of(&args)?;
+    let mut options = options_of(&args)?;
     let labels = LabelArgs {
         data: &args.data,
         text_field: &args.text_field,
@@ -95,6 +99,17 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         ..
     } = labels.read()?;
     let backbone = args.backbone.load(32)?;
+    // The finetune arm trains the backbone's top layers on the hidden states below them.
+    let split = if options.arms.contains(&Arm::FineTune) {
+        let split = SplitBackbone::open(&backbone, Arm::finetune_layers(&options.config))?;
+        options.top = Some(BackboneTop {
+            layers: split.top().to_vec(),
+            normalize: backbone.manifest().normalize,
+        });
+        Some(split)
+    } else {
+        None
+    };
     // One set of examples serves every arm: what any of them reads.
     let needs = options.arms.iter().fold(Needs::default(), |n, arm| {
         n.union(Needs::of(&arm.config(&options.config, 0)))
@@ -106,10 +121,17 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     });
     let mk = |texts: &[String], targets| -> Result<Examples> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let (ex, _) = examples::build(&refs, targets, needs, |refs| {
+        let (mut ex, _) = examples::build(&refs, targets, needs, |refs| {
             let cap = options.config.cache.max_size;
             embed(&backbone, refs, needs.tokens, cap, &log, "data")
         })?;
+        if let Some(split) = &split {
+            let cache = TokenCache::open_split(None, &backbone, split.bottom_layers())?;
+            let progress = log.texts("data (bottom layers)", refs.len());
+            let (hidden, stats) = split.hidden(&backbone, Some(&cache), &refs)?;
+            log.embedded(progress, refs.len(), stats);
+            ex.hidden = Some(hidden);
+        }
         Ok(ex)
     };
     let all = mk(&texts, targets)?;
@@ -166,7 +188,7 @@ fn options_of(args: &CompareArgs) -> Result<CompareOptions> {
     } else if args.head.is_some() {
         Arm::MODES.to_vec()
     } else {
-        Arm::ALL.to_vec()
+        Arm::DEFAULT.to_vec()
     };
     Ok(CompareOptions {
         split_seed: args.split_seed.unwrap_or(config.seed),
@@ -174,6 +196,7 @@ fn options_of(args: &CompareArgs) -> Result<CompareOptions> {
         arms,
         seeds,
         test_fraction: args.test_fraction,
+        top: None,
     })
 }
 

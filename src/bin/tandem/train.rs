@@ -50,8 +50,9 @@ pub struct TrainArgs {
     seed: Option<u64>,
     /// Recipe, instead of choosing one by validation (--budget): two_stage, joint,
     /// embedding_only, metadata_only, two_stage_unfreeze (two_stage with the encoder unfrozen in
-    /// stage 2 on `compare`'s schedule), linear or sequence, so that whatever `compare` names
-    /// its winner trains.
+    /// stage 2 on `compare`'s schedule), linear, sequence or finetune (embedding_only with the
+    /// backbone's top layers fine-tuned: the config's `[backbone] trainable_layers`, or 2), so
+    /// that whatever `compare` names its winner trains.
     #[arg(long)]
     mode: Option<Arm>,
     /// Head type (overrides the config's head.kind): `pooled` reads the sentence embedding;
@@ -407,6 +408,12 @@ fn config_of(args: &TrainArgs) -> Result<TrainConfig> {
         Some(arm @ (Arm::Linear | Arm::Sequence)) => {
             config.mode = arm.mode();
             config.head.kind = arm.head(config.head.kind);
+        }
+        // Exactly what compare's finetune arm trains (its layers unless the config names some).
+        Some(Arm::FineTune) => {
+            config.mode = Arm::FineTune.mode();
+            config.head.kind = Arm::FineTune.head(config.head.kind);
+            config.backbone.trainable_layers = Arm::finetune_layers(&config);
         }
         Some(arm) => config.mode = arm.mode(),
         None => {}
