@@ -214,4 +214,4 @@ impl BertLayer {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -28,9 +28,15 @@ fn offsets_of(lengths: &[usize]) -> Vec<usize> {
 /// A layer with every parameter random (biases and LayerNorm parameters too, so that every
 /// gradient term is exercised).
 fn layer(seed: u64) -> BertLayer {
-    let mut l = BertLayer::new(&CFG, &mut ChaCha8Rng::seed_from_u64(seed))
+    random_layer(&CFG, seed, "encoder.layer.0")
+}
+
+/// A layer of shape `cfg` named `name` with every parameter random, drawn from `seed` (also
+/// for the gradient checks of what trains BERT layers elsewhere).
+pub(crate) fn random_layer(cfg: &BertConfig, seed: u64, name: &str) -> BertLayer {
+    let mut l = BertLayer::new(cfg, &mut ChaCha8Rng::seed_from_u64(seed))
         .unwrap()
-        .named("encoder.layer.0");
+        .named(name);
     let mut r = ChaCha8Rng::seed_from_u64(seed + 100);
     for p in l.params_mut() {
         if p.shape().len() == 1 {

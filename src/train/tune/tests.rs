@@ -4,10 +4,9 @@
 //! progressive schedule freezes what it says.
 
 use ndarray::Array2;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use crate::nn::bert::tests::random_layer;
 use crate::nn::bert::{BertConfig, BERT_LAYER_NORM_EPS};
 use crate::nn::gradcheck::{compare, random, Grads, Tol};
 use crate::nn::optim::zero_grad;
@@ -31,24 +30,7 @@ const TOL: Tol = Tol {
 /// Two layers with every parameter random.
 fn top(normalize: bool) -> BackboneTop {
     let layers = (0..2)
-        .map(|i| {
-            let mut l = BertLayer::new(&CFG, &mut ChaCha8Rng::seed_from_u64(i))
-                .unwrap()
-                .named(&format!("encoder.layer.{i}"));
-            let mut r = ChaCha8Rng::seed_from_u64(i + 50);
-            for p in l.params_mut() {
-                if p.shape().len() == 1 {
-                    let base = if p.name.ends_with("LayerNorm.weight") {
-                        1.0
-                    } else {
-                        0.0
-                    };
-                    p.value
-                        .mapv_inplace(|_| base + 0.3 * r.random_range(-1.0f32..1.0));
-                }
-            }
-            l
-        })
+        .map(|i| random_layer(&CFG, i, &format!("encoder.layer.{i}")))
         .collect();
     BackboneTop { layers, normalize }
 }
