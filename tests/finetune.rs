@@ -297,3 +297,74 @@ fn compare_runs_the_finetune_arm_beside_frozen_ones() {
         2
     );
 }
+
+#[test]
+fn a_contrastive_warm_up_trains_the_layers_before_the_heads() {
+    let backbone = common::load(Variant::Fp32);
+    let split = SplitBackbone::open(&backbone, 1).unwrap();
+    let mut cfg = config(Mode::EmbeddingOnly, 1);
+    cfg.head.stage.epochs = 1;
+    cfg.backbone.contrastive_epochs = 2;
+    cfg.backbone.contrastive_pairs = 2;
+    let d = data(&backbone, &split, 60, &cfg);
+    let mut seen = Vec::new();
+    let trained = train_top(
+        &d.specs,
+        &d.train,
+        &d.valid,
+        &cfg,
+        Some(top_of(&split, &backbone)),
+        &mut |r| {
+            seen.push(r.stage.clone());
+            true
+        },
+    )
+    .unwrap();
+    let stages: Vec<&str> = trained
+        .report
+        .stages
+        .iter()
+        .map(|s| s.stage.as_str())
+        .collect();
+    assert_eq!(stages, ["contrastive", "heads"]);
+    assert_eq!(&seen[..2], ["contrastive", "contrastive"]);
+    let losses: Vec<f32> = trained.report.stages[0]
+        .history
+        .iter()
+        .map(|r| r.train_loss)
+        .collect();
+    assert!(
+        losses.iter().all(|l| l.is_finite() && *l >= 0.0),
+        "{losses:?}"
+    );
+    // Deterministic, and not the run without the warm-up.
+    let again = train(&d, &cfg, top_of(&split, &backbone));
+    assert_eq!(
+        values(again.top.as_ref().unwrap()),
+        values(trained.top.as_ref().unwrap())
+    );
+    let plain = TrainConfig {
+        backbone: tandem::train::config::BackboneConfig {
+            contrastive_epochs: 0,
+            ..cfg.backbone.clone()
+        },
+        ..cfg.clone()
+    };
+    let plain = train(&d, &plain, top_of(&split, &backbone));
+    assert_ne!(
+        values(plain.top.as_ref().unwrap()),
+        values(trained.top.as_ref().unwrap())
+    );
+    // Cancelling in the warm-up is a clean error.
+    let e = train_top(
+        &d.specs,
+        &d.train,
+        &d.valid,
+        &cfg,
+        Some(top_of(&split, &backbone)),
+        &mut |_| false,
+    )
+    .err()
+    .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
+}

@@ -194,6 +194,11 @@ type BackboneConfig struct {
 	HeadsOnlyEpochs *int `json:"heads_only_epochs,omitempty"`
 	// EpochsPerLayer is, for progressive unfreezing, the epochs between two layers unfreezing.
 	EpochsPerLayer *int `json:"epochs_per_layer,omitempty"`
+	// ContrastiveEpochs is the epochs of a contrastive warm-up of the layers on same-class
+	// and different-class pairs before the heads train (default 0: none).
+	ContrastiveEpochs *int `json:"contrastive_epochs,omitempty"`
+	// ContrastivePairs is the pairs drawn per example and warm-up epoch (default 8).
+	ContrastivePairs *int `json:"contrastive_pairs,omitempty"`
 }
 
 // StageConfig is the optimisation of one training stage.

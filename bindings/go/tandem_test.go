@@ -698,7 +698,8 @@ func TestFineTune(t *testing.T) {
 	spec := labelSpec(4, 3)
 	spec.Config.Mode = ModeEmbeddingOnly
 	spec.Config.Head = &HeadConfig{Hidden: Ptr([]int{16}), Stage: &StageConfig{Epochs: Ptr(3)}}
-	spec.Config.Backbone = &BackboneConfig{TrainableLayers: Ptr(1), LR: Ptr(1e-3), Unfreeze: UnfreezePartial}
+	spec.Config.Backbone = &BackboneConfig{TrainableLayers: Ptr(1), LR: Ptr(1e-3), Unfreeze: UnfreezePartial,
+		ContrastiveEpochs: Ptr(1), ContrastivePairs: Ptr(2)}
 	tr := newTrainer(t, spec)
 	if err := tr.Train(context.Background(), nil); err != nil {
 		t.Fatal(err)

@@ -86,7 +86,8 @@ unsafe fn add(
 /// trains the config's mode and head. `"config": {"backbone": {"trainable_layers": 2}}`
 /// fine-tunes the backbone's top 2 layers with the heads (`lr`, `weight_decay`,
 /// `warmup_fraction`, `clip_norm`, `unfreeze` = "partial" or "progressive" with
-/// `heads_only_epochs` and `epochs_per_layer`, as the TOML `[backbone]` table); the saved bundle
+/// `heads_only_epochs` and `epochs_per_layer`, `contrastive_epochs` and `contrastive_pairs` for a
+/// contrastive warm-up, as the TOML `[backbone]` table); the saved bundle
 /// then carries the fine-tuned backbone, which `tandem_model_load` runs. Writes the trainer to `*out`, to free with
 /// `tandem_trainer_free`; it keeps the backbone alive.
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (bad spec), IO (embedding cache).

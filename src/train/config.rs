@@ -364,6 +364,13 @@ pub struct BackboneConfig {
     pub heads_only_epochs: usize,
     /// Progressive: epochs between unfreezing one layer and the next one below it.
     pub epochs_per_layer: usize,
+    /// Epochs of a contrastive warm-up of the trainable layers before the heads train (0 =
+    /// none): pairs of training texts, their embeddings' cosine pulled to 1 for the same
+    /// class and to 0 for different ones (what SetFit does to a whole body).
+    pub contrastive_epochs: usize,
+    /// Pairs drawn per training example and warm-up epoch (half same-class where the class has
+    /// another example).
+    pub contrastive_pairs: usize,
 }
 
 impl Default for BackboneConfig {
@@ -377,6 +384,8 @@ impl Default for BackboneConfig {
             unfreeze: LayerUnfreeze::Partial,
             heads_only_epochs: 1,
             epochs_per_layer: 1,
+            contrastive_epochs: 0,
+            contrastive_pairs: 8,
         }
     }
 }
@@ -606,6 +615,9 @@ impl TrainConfig {
             }
             if b.unfreeze == LayerUnfreeze::Progressive && b.epochs_per_layer == 0 {
                 return bad("backbone.epochs_per_layer must be at least 1");
+            }
+            if b.contrastive_epochs > 0 && b.contrastive_pairs == 0 {
+                return bad("backbone.contrastive_pairs must be at least 1");
             }
         }
         if self.head.kind == HeadKind::Linear && self.mode != Mode::EmbeddingOnly {

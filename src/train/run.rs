@@ -134,7 +134,12 @@ pub fn train_top(
         init_head(&mut net, path, config)?;
     }
     let data = prepared.stage_data(&net);
-    let (stages, before_last) = run_stages(&mut net, &data, config, top.as_mut(), progress)?;
+    let labels = match train.targets.first() {
+        Some(Targets::Class(c)) => Some(c.as_slice()),
+        _ => None,
+    };
+    let (stages, before_last) =
+        run_stages(&mut net, &data, config, (top.as_mut(), labels), progress)?;
     // The validation embeddings through the fine-tuned layers, for the thresholds and metrics.
     let tuned_valid = top
         .as_ref()
@@ -385,7 +390,7 @@ fn run_stages(
     net: &mut Network,
     data: &StageData<'_>,
     config: &TrainConfig,
-    top: Option<&mut BackboneTop>,
+    (top, labels): (Option<&mut BackboneTop>, Option<&[usize]>),
     progress: Progress<'_>,
 ) -> Result<(Vec<StageReport>, f64)> {
     let seed = |k: u64| config.seed.wrapping_mul(1_000_003).wrapping_add(k);
@@ -436,6 +441,17 @@ fn run_stages(
         }
         _ => None,
     };
+    if let (Some(t), true) = (tuning.as_mut(), config.backbone.contrastive_epochs > 0) {
+        let labels = labels.ok_or_else(|| {
+            Error::invalid(
+                "backbone.contrastive_epochs pairs texts by class: the first task must be \
+                 multiclass or binary",
+            )
+        })?;
+        let warm = t.contrastive(labels, seed(3), &mut *progress)?;
+        before_last += warm.seconds;
+        stages.push(warm);
+    }
     let stage = fit_tuned(
         name,
         net,

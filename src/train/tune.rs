@@ -11,11 +11,21 @@
 
 use ndarray::{s, Array2, ArrayView2};
 
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use super::config::BackboneConfig;
+use super::stage::{EpochRecord, Progress, StageReport};
 use crate::backbone::TokenSeqs;
 use crate::error::Result;
+use crate::error::{Error, ErrorKind};
 use crate::nn::bert::BertLayer;
 use crate::nn::optim::{AdamW, AdamWConfig};
+use crate::nn::parallel;
 use crate::nn::schedule::{LrScheduler, Schedule};
 use crate::nn::Param;
 use crate::onnx::split::pool;
@@ -26,6 +36,9 @@ const TINY_NORM: f32 = 1e-12;
 
 /// Texts per inference chunk: bounds the attention's working memory.
 const CHUNK: usize = 64;
+
+/// Pairs per optimizer step of the contrastive warm-up (64 texts through the layers).
+const PAIRS_PER_STEP: usize = 32;
 
 /// The top layers of a backbone, as training starts from them (pretrained) and leaves them
 /// (fine-tuned), with what turns their output into a sentence embedding.
@@ -249,6 +262,138 @@ impl<'a> Tuning<'a> {
         self.scheduler.step();
     }
 
+    /// The contrastive warm-up (`[backbone] contrastive_epochs`), before the heads train:
+    /// every trainable layer trains on pairs of training texts (`labels`: the first task's
+    /// classes), the squared error between the cosine of their embeddings and 1 (same class)
+    /// or 0 (different classes), with an AdamW of its own at the layers' learning rate. Each
+    /// epoch is reported to `progress` (stage `contrastive`, its mean pair loss), which may
+    /// cancel.
+    pub(super) fn contrastive(
+        &mut self,
+        labels: &[usize],
+        seed: u64,
+        progress: Progress<'_>,
+    ) -> Result<StageReport> {
+        let cfg = self.cfg;
+        let started = Instant::now();
+        // Every layer trains in the warm-up; the stage's schedule is set again after it.
+        for p in self.top.params_mut() {
+            p.trainable = true;
+        }
+        self.active = self.top.layers.len();
+        let mut opt = AdamW::new(AdamWConfig {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..AdamWConfig::default()
+        })?;
+        let clip = (cfg.clip_norm > 0.0).then_some(cfg.clip_norm);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut history = Vec::new();
+        for epoch in 0..cfg.contrastive_epochs {
+            let pairs = draw_pairs(labels, cfg.contrastive_pairs, &mut rng);
+            if pairs.is_empty() {
+                return Err(Error::invalid(
+                    "the contrastive warm-up needs two training examples of some class or of two \
+                     classes",
+                ));
+            }
+            let total = parallel::on_pool(|| {
+                let mut total = 0.0f64;
+                for chunk in pairs.chunks(PAIRS_PER_STEP) {
+                    total += self.pair_step(chunk, &mut opt, clip) as f64;
+                }
+                total
+            });
+            let loss = (total / pairs.len() as f64) as f32;
+            if !loss.is_finite() {
+                return Err(Error::numeric(format!(
+                    "the contrastive warm-up diverged in epoch {epoch} (learning rate {:e}): lower \
+                     backbone.lr",
+                    cfg.lr
+                )));
+            }
+            let rec = EpochRecord {
+                stage: "contrastive".into(),
+                epoch,
+                epochs: cfg.contrastive_epochs,
+                train_loss: loss,
+                valid_loss: f32::NAN,
+                metric: None,
+                lr: cfg.lr,
+                elapsed: started.elapsed().as_secs_f64(),
+            };
+            let go_on = progress(&rec);
+            history.push(rec);
+            if !go_on {
+                return Err(Error::new(
+                    ErrorKind::Cancelled,
+                    "training cancelled by the progress callback (contrastive warm-up)",
+                ));
+            }
+        }
+        self.active = usize::MAX;
+        self.set_epoch(0);
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(StageReport {
+            stage: "contrastive".into(),
+            epochs_run: history.len(),
+            best_epoch: history.len().saturating_sub(1),
+            best_valid_loss: f32::NAN,
+            seconds,
+            seconds_to_best: seconds,
+            history,
+        })
+    }
+
+    /// One step of the warm-up on `pairs` (i, j, target cosine): [`Tuning::pair_grads`],
+    /// then the update. Returns the summed loss.
+    fn pair_step(
+        &mut self,
+        pairs: &[(usize, usize, f32)],
+        opt: &mut AdamW,
+        clip: Option<f32>,
+    ) -> f32 {
+        let loss = self.pair_grads(pairs);
+        let mut params = self.top.params_mut();
+        opt.step_clipped(&mut params, clip);
+        loss
+    }
+
+    /// Forward both sides of `pairs`, the gradient of the mean squared error between their
+    /// cosines and targets on the embeddings, backward into the layers' gradients. Returns the
+    /// summed squared error.
+    fn pair_grads(&mut self, pairs: &[(usize, usize, f32)]) -> f32 {
+        let b = pairs.len();
+        let idx: Vec<usize> = pairs
+            .iter()
+            .map(|p| p.0)
+            .chain(pairs.iter().map(|p| p.1))
+            .collect();
+        let emb = self.forward(&idx);
+        let mut g = Array2::<f32>::zeros(emb.dim());
+        let mut loss = 0.0f32;
+        for (r, &(_, _, target)) in pairs.iter().enumerate() {
+            let (a, o) = (emb.row(r), emb.row(b + r));
+            let (na, no) = (
+                a.dot(&a).sqrt().max(TINY_NORM),
+                o.dot(&o).sqrt().max(TINY_NORM),
+            );
+            let c = a.dot(&o) / (na * no);
+            let d = c - target;
+            loss += d * d;
+            // ∂(c − t)²/∂a = 2 (c − t) (o / (|a||o|) − c a / |a|²), averaged over the pairs.
+            let s = 2.0 * d / b as f32;
+            let mut ga = o.mapv(|v| v / (na * no));
+            ga.scaled_add(-c / (na * na), &a);
+            let mut go = a.mapv(|v| v / (na * no));
+            go.scaled_add(-c / (no * no), &o);
+            g.row_mut(r).scaled_add(s, &ga);
+            g.row_mut(b + r).scaled_add(s, &go);
+        }
+        self.backward(g.view());
+        loss
+    }
+
     /// The layers' parameters (for snapshots of the best epoch).
     pub(super) fn params(&self) -> Vec<&Param> {
         self.top.params()
@@ -265,6 +410,48 @@ impl<'a> Tuning<'a> {
             p.trainable = true;
         }
     }
+}
+
+/// The warm-up's pairs for one epoch: `per_example` per training example, alternately a
+/// same-class partner (where its class has another example) and a different-class one (where
+/// there is one), drawn from `rng`, then shuffled.
+fn draw_pairs(
+    labels: &[usize],
+    per_example: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<(usize, usize, f32)> {
+    let mut by_class: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, &c) in labels.iter().enumerate() {
+        by_class.entry(c).or_default().push(i);
+    }
+    let n = labels.len();
+    let mut pairs = Vec::with_capacity(n * per_example);
+    for (i, &c) in labels.iter().enumerate() {
+        let same = &by_class[&c];
+        let others = n - same.len();
+        for p in 0..per_example {
+            if (p % 2 == 0 || others == 0) && same.len() > 1 {
+                // A uniform partner other than i: draw among the others of the class.
+                let k = rng.random_range(0..same.len() - 1);
+                let j = if same[k] == i {
+                    same[same.len() - 1]
+                } else {
+                    same[k]
+                };
+                pairs.push((i, j, 1.0));
+            } else if others > 0 {
+                // The k-th example of another class, in index order.
+                let k = rng.random_range(0..others);
+                let j = (0..n)
+                    .filter(|&j| labels[j] != c)
+                    .nth(k)
+                    .expect("k < others");
+                pairs.push((i, j, 0.0));
+            }
+        }
+    }
+    pairs.shuffle(rng);
+    pairs
 }
 
 #[cfg(test)]

@@ -180,6 +180,12 @@ impl Log {
             .metric
             .map(|m| format!("  valid {} {m:.4}", self.metric_name))
             .unwrap_or_default();
+        // Stages without validation (the contrastive warm-up) show no validation loss.
+        let valid = if r.valid_loss.is_nan() {
+            String::new()
+        } else {
+            format!("  valid loss {:.4}", r.valid_loss)
+        };
         match self.format {
             LogFormat::Json => event(
                 "epoch",
@@ -215,19 +221,18 @@ impl Log {
                 if let Some((_, b)) = &self.stage {
                     // Message first: setting the position redraws with it.
                     b.set_message(format!(
-                        "train loss {:.4}  valid loss {:.4}{metric}  lr {:.2e}",
-                        r.train_loss, r.valid_loss, r.lr
+                        "train loss {:.4}{valid}{metric}  lr {:.2e}",
+                        r.train_loss, r.lr
                     ));
                     b.set_position(r.epoch as u64 + 1);
                 }
             }
             LogFormat::Text => eprintln!(
-                "{:>8} epoch {:>3}/{:<3} train loss {:.4}  valid loss {:.4}{metric}  lr {:.2e}  {:.1}s",
+                "{:>8} epoch {:>3}/{:<3} train loss {:.4}{valid}{metric}  lr {:.2e}  {:.1}s",
                 r.stage,
                 r.epoch + 1,
                 r.epochs,
                 r.train_loss,
-                r.valid_loss,
                 r.lr,
                 r.elapsed
             ),

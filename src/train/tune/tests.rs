@@ -5,6 +5,9 @@
 
 use ndarray::Array2;
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
 use super::*;
 use crate::nn::bert::tests::random_layer;
 use crate::nn::bert::{BertConfig, BERT_LAYER_NORM_EPS};
@@ -175,4 +178,101 @@ fn embeddings_in_chunks_match_the_training_forward() {
     for row in got.rows() {
         assert!((row.dot(&row).sqrt() - 1.0).abs() < 1e-5);
     }
+}
+
+#[test]
+fn contrastive_pair_gradients_match_finite_differences() {
+    let seqs = hidden(&[2, 3, 1, 4]);
+    for normalize in [true, false] {
+        let mut top = top(normalize);
+        let cfg = config(LayerUnfreeze::Partial);
+        let mut t = Tuning::new(&mut top, &seqs, &seqs, &cfg, 10).unwrap();
+        let pairs = [(0, 1, 1.0), (2, 3, 0.0), (1, 3, 0.0)];
+        let n = pairs.len() as f64;
+        let loss = |t: &mut Tuning<'_>| -> f64 {
+            let idx: Vec<usize> = pairs
+                .iter()
+                .map(|p| p.0)
+                .chain(pairs.iter().map(|p| p.1))
+                .collect();
+            let e = t.forward(&idx);
+            let b = pairs.len();
+            pairs
+                .iter()
+                .enumerate()
+                .map(|(r, &(_, _, target))| {
+                    let (a, o) = (e.row(r), e.row(b + r));
+                    let c = a.dot(&o) as f64 / (a.dot(&a) as f64 * o.dot(&o) as f64).sqrt();
+                    (c - target as f64).powi(2) / n
+                })
+                .sum()
+        };
+        zero_grad(t.params_mut());
+        t.pair_grads(&pairs);
+        let h = TOL.eps;
+        let mut analytic = Vec::new();
+        let mut numeric = Vec::new();
+        // Every parameter of the top layer's attention output and LayerNorms, and a few others.
+        for pi in (0..t.params().len()).step_by(3) {
+            let len = t.params()[pi].value.len();
+            let name = t.params()[pi].name.clone();
+            let mut g = t.params()[pi].value.mapv(|_| 0.0f32);
+            for k in (0..len).step_by(7) {
+                let orig = t.params()[pi].value.as_slice().unwrap()[k];
+                t.params_mut()[pi].value.as_slice_mut().unwrap()[k] = orig + h;
+                let fp = loss(&mut t);
+                t.params_mut()[pi].value.as_slice_mut().unwrap()[k] = orig - h;
+                let fm = loss(&mut t);
+                t.params_mut()[pi].value.as_slice_mut().unwrap()[k] = orig;
+                g.as_slice_mut().unwrap()[k] = ((fp - fm) / (2.0 * h as f64)) as f32;
+            }
+            let mut a = t.params()[pi].grad.clone();
+            for (k, v) in a.iter_mut().enumerate() {
+                if k % 7 != 0 {
+                    *v = 0.0;
+                }
+            }
+            analytic.push((name.clone(), a));
+            numeric.push((name, g));
+        }
+        let a = Grads {
+            input: None,
+            params: analytic,
+        };
+        let nm = Grads {
+            input: None,
+            params: numeric,
+        };
+        match compare(&a, &nm, TOL) {
+            Ok(worst) => eprintln!("normalize {normalize}: worst {worst:.3} of the tolerance"),
+            Err(e) => panic!("normalize {normalize}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn pairs_alternate_same_and_other_class_and_are_seeded() {
+    let labels = [0, 0, 0, 1, 1, 2];
+    let draw = |seed| draw_pairs(&labels, 4, &mut ChaCha8Rng::seed_from_u64(seed));
+    let pairs = draw(1);
+    assert_eq!(pairs.len(), labels.len() * 4);
+    for &(i, j, target) in &pairs {
+        assert_ne!(i, j);
+        assert_eq!(target == 1.0, labels[i] == labels[j], "{i} {j} {target}");
+    }
+    // Class 2 has one example: its pairs are all with other classes.
+    assert!(pairs.iter().filter(|p| p.0 == 5).all(|p| p.2 == 0.0));
+    let same = pairs.iter().filter(|p| p.2 == 1.0).count();
+    assert_eq!(
+        same,
+        5 * 2,
+        "half of the pairs of examples with a classmate"
+    );
+    assert_eq!(draw(1), pairs);
+    assert_ne!(draw(2), pairs);
+    // One class only: every pair is same-class; one example alone: no pair at all.
+    assert!(draw_pairs(&[3, 3], 2, &mut ChaCha8Rng::seed_from_u64(0))
+        .iter()
+        .all(|p| p.2 == 1.0));
+    assert!(draw_pairs(&[3], 2, &mut ChaCha8Rng::seed_from_u64(0)).is_empty());
 }
