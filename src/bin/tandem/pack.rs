@@ -40,7 +40,8 @@ pub struct PackArgs {
     /// variant of the same backbone serves it too, at that graph's accuracy).
     #[arg(long)]
     variant: Option<Variant>,
-    /// Backbone directory (default: the cache's all-MiniLM-L6-v2).
+    /// Backbone directory (default: the bundle's own when its top layers were fine-tuned, else
+    /// the cache's all-MiniLM-L6-v2).
     #[arg(long, value_name = "DIR")]
     backbone: Option<PathBuf>,
     /// ONNX Runtime library (default: $TANDEM_ORT_LIB, then the cache).
@@ -63,10 +64,15 @@ struct Packed {
 pub fn run(args: PackArgs) -> Result<ExitCode> {
     // Everything is checked before anything is written.
     let (manifest, _) = bundle::load(&args.model)?;
-    let bb_dir = args
-        .backbone
-        .clone()
-        .unwrap_or_else(tandem::home::default_backbone_dir);
+    // A bundle with fine-tuned layers runs on its own backbone.
+    let own = args.model.join(bundle::BACKBONE_DIR);
+    let bb_dir = args.backbone.clone().unwrap_or_else(|| {
+        if own.is_dir() {
+            own
+        } else {
+            tandem::home::default_backbone_dir()
+        }
+    });
     let bb = BackboneManifest::load(&bb_dir)?;
     let family = bb
         .graphs
