@@ -241,3 +241,38 @@ fn exported_graphs_reproduce_tandem_predict_in_stock_onnx_runtime() {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn a_model_with_fine_tuned_layers_exports_and_runs_in_stock_onnx_runtime() {
+    // The bundle's own backbone (top layer fine-tuned) goes into the export: stock ONNX
+    // Runtime reproduces `predict` on the fine-tuned model.
+    let root = std::env::temp_dir().join(format!("tandem-export-ft-{}", std::process::id()));
+    let data = common::labelled("trec.jsonl", 160);
+    let fp32 = Arc::new(common::load(Variant::Fp32));
+    let spec = json!({
+        "tasks": [{"name": "label", "kind": "multiclass"}],
+        "embedding_cache": false,
+        "config": {"mode": "embedding_only", "seed": 2, "head": {"stage": {"epochs": 2}},
+                   "backbone": {"trainable_layers": 1, "lr": 0.001}},
+    });
+    let mut t = Trainer::from_json(Arc::clone(&fp32), &spec.to_string()).unwrap();
+    for (text, label) in &data[..120] {
+        t.add_example(text, &json!({ "label": label })).unwrap();
+    }
+    t.train(&mut |_| true).unwrap();
+    t.save(&root.join("ft")).unwrap();
+    let model = Model::load(&root.join("ft"), Arc::clone(&fp32)).unwrap();
+    assert!(model.backbone().manifest().name.contains("fine-tuned"));
+    let held: Vec<&str> = data[120..].iter().map(|(t, _)| t.as_str()).collect();
+    let r = check(
+        &model,
+        Variant::Fp32,
+        &held,
+        &root.join("out"),
+        1e-4,
+        1.0,
+        16,
+    );
+    println!("fine-tuned export: {r}");
+    let _ = std::fs::remove_dir_all(&root);
+}
