@@ -23,7 +23,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fewshot import draw, sklearn_score, stratum_keys  # noqa: E402
+from fewshot import draw, sklearn_score, stratum_keys, write_section  # noqa: E402
 from results import CACHE, DATASETS, ROOT, run, split, write_jsonl  # noqa: E402
 
 FINETUNE = 'mode = "embedding_only"\n\n[backbone]\ntrainable_layers = 2\nlr = 0.0002\n'
@@ -89,7 +89,7 @@ def main():
         json.dump({"draws": args.draws, "finetune": FINETUNE, "contrastive": CONTRASTIVE, "results": results},
                   f, indent=1)
     plotted = plot(results)
-    write(args.out, render(results, args.draws, plotted))
+    write_section(args.out, render(results, args.draws, plotted), BEGIN, END, "few-shot fine-tuning")
 
 
 def slug(r):
@@ -153,16 +153,6 @@ def render(results, draws, plotted):
                      f"per size: {', '.join(wins)}.")
     lines.append(END)
     return "\n".join(lines)
-
-
-def write(path, block):
-    text = open(path, encoding="utf-8").read()
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import results  # noqa: E402  (the split and the sequence head's config)
+from fewshot import write_section  # noqa: E402
 
 BASE = "mode = \"embedding_only\"\n\n[loss]\nlabel_smoothing = 0.1\n\n"
 # The candidate recipes (epochs, the layers' learning rate): fewer epochs with a higher rate.
@@ -203,14 +204,7 @@ def demo(args):
     lines.append(f"- K = 2 is worse than the best frozen head by more than half a point on "
                  f"{len(bad)} of {len(out)} datasets{(' (' + ', '.join(bad) + ')') if bad else ''}.")
     lines.append(DEMO_END)
-    text = open(args.out, encoding="utf-8").read()
-    block = "\n".join(lines)
-    if DEMO_START in text:
-        text = text[: text.index(DEMO_START)] + block + text[text.index(DEMO_END) + len(DEMO_END):]
-    else:
-        text = text.replace(END, END + "\n\n" + block)
-    with open(args.out, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_section(args.out, "\n".join(lines), DEMO_START, DEMO_END, "fine-tuning demo")
 
 
 def render(out, path):
@@ -265,14 +259,7 @@ def render(out, path):
                      f"{theirs:.2f} s ({theirs / ours:.2f}x tandem's time; 2 threads each).")
     lines += ["- Single split, single seed; the machine is shared, so ratios matter more than seconds.",
               END]
-    text = open(path, encoding="utf-8").read()
-    block = "\n".join(lines)
-    if START in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_section(path, "\n".join(lines), START, END, "fine-tuning")
 
 
 if __name__ == "__main__":

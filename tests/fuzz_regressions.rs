@@ -122,3 +122,19 @@ fn token_cache_inputs() {
     });
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn onnx_graph_check_walks_a_real_bert_graph() {
+    // The fuzz check's BERT branch (layers read, heads found, layers written back) on the tiny
+    // test backbone that setup exports: the path fuzzing explores must hold on a real graph.
+    let path = tandem::home::cache_dir().join("models/tiny-random-bert/model.onnx");
+    let bytes = std::fs::read(&path).expect("run scripts/setup.sh");
+    let model = tandem::onnx::read::parse(&bytes).unwrap();
+    let onnx = tandem::onnx::OnnxModel {
+        proto: model,
+        dir: None,
+    };
+    assert!(tandem::onnx::bert::bert_layer_count(&onnx) > 0);
+    assert!(tandem::onnx::bert::attention_heads(&onnx).unwrap() > 0);
+    assert!(checks::onnx_graph(&bytes));
+}

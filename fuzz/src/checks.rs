@@ -952,5 +952,29 @@ pub fn onnx_graph(data: &[u8]) -> bool {
             "{e}"
         ),
     }
+    // The BERT layer reader (fine-tuning's split): layers it reads go back into the graph.
+    use tandem::onnx::bert::{attention_heads, bert_layer_count, load_bert_layers, with_layers};
+    let clear = |e: &tandem::Error| {
+        assert!(
+            matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::Format),
+            "{e}"
+        )
+    };
+    if bert_layer_count(&onnx_model) > 0 {
+        match attention_heads(&onnx_model) {
+            Ok(heads) => {
+                assert!(heads > 0);
+                match load_bert_layers(&onnx_model, heads) {
+                    Ok(layers) => {
+                        assert_eq!(layers.len(), bert_layer_count(&onnx_model));
+                        with_layers(&onnx_model, 0, &layers)
+                            .expect("layers read from a graph go back into it");
+                    }
+                    Err(e) => clear(&e),
+                }
+            }
+            Err(e) => clear(&e),
+        }
+    }
     true
 }

@@ -372,7 +372,13 @@ pub fn load_bert_layers(model: &OnnxModel, heads: usize) -> Result<Vec<BertLayer
 pub fn attention_heads(model: &OnnxModel) -> Result<usize> {
     let g = model.graph();
     let (bindings, _) = locate(model, 0)?;
-    let width = model.initializer_f32(&bindings[0].initializer)?.shape()[1];
+    let query = model.initializer_f32(&bindings[0].initializer)?;
+    let &[_, width] = query.shape() else {
+        return Err(Error::format(format!(
+            "BERT layer 0: the query weight `{}` is not a matrix",
+            bindings[0].initializer
+        )));
+    };
     let query_out = g
         .node
         .iter()
@@ -418,7 +424,11 @@ pub fn attention_heads(model: &OnnxModel) -> Result<usize> {
             .collect()
     });
     let heads = match dims.as_deref() {
-        Some([.., h, d]) if *h > 0 && *d > 0 && (*h * *d) as usize == width => *h as usize,
+        Some([.., h, d])
+            if *h > 0 && *d > 0 && h.checked_mul(*d).is_some_and(|w| w as usize == width) =>
+        {
+            *h as usize
+        }
         _ => {
             return Err(Error::format(format!(
                 "BERT layer 0: the attention reshape `{}` does not split width {width} into \

@@ -425,6 +425,15 @@ fn draw_pairs(
         by_class.entry(c).or_default().push(i);
     }
     let n = labels.len();
+    // Every example grouped by class, and where each class starts: the k-th example of another
+    // class than c is then one lookup (skipping c's block), not a scan.
+    let grouped: Vec<usize> = by_class.values().flatten().copied().collect();
+    let mut start = BTreeMap::new();
+    let mut at = 0;
+    for (&c, members) in &by_class {
+        start.insert(c, at);
+        at += members.len();
+    }
     let mut pairs = Vec::with_capacity(n * per_example);
     for (i, &c) in labels.iter().enumerate() {
         let same = &by_class[&c];
@@ -440,12 +449,13 @@ fn draw_pairs(
                 };
                 pairs.push((i, j, 1.0));
             } else if others > 0 {
-                // The k-th example of another class, in index order.
+                // A uniform example of another class.
                 let k = rng.random_range(0..others);
-                let j = (0..n)
-                    .filter(|&j| labels[j] != c)
-                    .nth(k)
-                    .expect("k < others");
+                let j = if k < start[&c] {
+                    grouped[k]
+                } else {
+                    grouped[k + same.len()]
+                };
                 pairs.push((i, j, 0.0));
             }
         }
