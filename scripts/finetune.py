@@ -76,13 +76,19 @@ def train(args, work, name, config, extra):
     epochs = [e for e in epochs if e.get("event") == "epoch" and e.get("stage") != "thresholds"]
     stdout, _ = results.run([args.tandem, "eval", "--model", out, "--data",
                              os.path.join(work, "test.jsonl"), "--label-field", "label", "--json"])
+    int8 = None
+    if os.path.exists(os.path.join(out, "backbone", "model.int8.onnx")):
+        # The bundle's int8 graph: the fine-tuned layers re-quantized into the stock one.
+        q, _ = results.run([args.tandem, "eval", "--model", out, "--data", os.path.join(work, "test.jsonl"),
+                            "--label-field", "label", "--json", "--variant", "int8"])
+        int8 = json.loads(q)["macro_f1"]
     with open(os.path.join(out, "manifest.json")) as f:
         manifest = json.load(f)
     valid = manifest["metrics"].get("macro_f1")
     elapsed = [e["elapsed"] for e in epochs]
     per_epoch = [b - a for a, b in zip([0.0] + elapsed, elapsed)]
     size = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(out) for f in fs)
-    return {"test_macro_f1": json.loads(stdout)["macro_f1"], "valid_macro_f1": valid,
+    return {"test_macro_f1": json.loads(stdout)["macro_f1"], "test_macro_f1_int8": int8, "valid_macro_f1": valid,
             "wall_seconds": wall, "peak_rss_mb": rss, "epoch_seconds": per_epoch,
             "n_train": manifest["metrics"].get("n_train"), "bundle_bytes": size}
 
@@ -219,16 +225,20 @@ def render(out, path):
              f"**{out['recipe_name']}**; K = 0 is the same recipe on the frozen backbone. Test "
              "macro-F1 on the held-out 20%; the recipe and K are chosen by tandem's validation "
              "macro-F1, never by the test set. Times are whole `tandem train` processes with the "
-             "split cache warm (`--no-cache` below).", "",
-             "| run | valid macro-F1 | test macro-F1 | wall (s) | peak RSS (MB) | bundle (MB) |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "split cache warm (`--no-cache` below), which includes writing the bundle's fp32 and int8 "
+             "graphs. `served int8` is the same bundle evaluated with `--variant int8`: its "
+             "fine-tuned layers re-quantized into the stock int8 graph (K = 0 and the frozen head: the "
+             "stock int8 graph under the same heads is not evaluated here).", "",
+             "| run | valid macro-F1 | test macro-F1 | served int8: test macro-F1 | wall (s) | peak RSS (MB) | bundle (MB) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in runs.items():
         v = "" if r["valid_macro_f1"] is None else f"{r['valid_macro_f1']:.4f}"
-        lines.append(f"| {name} | {v} | {r['test_macro_f1']:.4f} | {r['wall_seconds']:.1f} | "
+        q = "" if r.get("test_macro_f1_int8") is None else f"{r['test_macro_f1_int8']:.4f}"
+        lines.append(f"| {name} | {v} | {r['test_macro_f1']:.4f} | {q} | {r['wall_seconds']:.1f} | "
                      f"{r['peak_rss_mb']:.0f} | {r['bundle_bytes'] / 1e6:.1f} |")
     tf = out.get("torch_full_finetune")
     if tf:
-        lines.append(f"| full fine-tune, PyTorch | | {tf['macro_f1']:.4f} | {tf['wall_seconds']:.1f} | "
+        lines.append(f"| full fine-tune, PyTorch | | {tf['macro_f1']:.4f} | | {tf['wall_seconds']:.1f} | "
                      f"{tf['peak_rss_mb']:.0f} | |")
     lines.append("")
     k = out["chosen_layers"]

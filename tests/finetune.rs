@@ -150,6 +150,21 @@ fn fine_tuned_layers_train_deterministically_and_serve_through_onnx_runtime() {
             .fold(0.0f32, f32::max);
         println!("{mode:?}: native vs ONNX Runtime, worst probability difference {worst:.2e}");
         assert!(worst <= 1e-4, "{mode:?}: {worst}");
+        if mode == Mode::EmbeddingOnly {
+            // The bundle's int8 graph (the layers re-quantized into the stock int8 graph)
+            // serves it too, at int8's accuracy: the same labels for nearly every text.
+            let int8 = Model::load(&dir, Arc::new(common::load(Variant::Int8))).unwrap();
+            assert!(int8.backbone().manifest().name.contains("fine-tuned"));
+            let (q, _) = int8.predict_raw(&refs).unwrap();
+            let argmax = |r: ndarray::ArrayView1<f32>| {
+                (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b })
+            };
+            let same = (0..refs.len())
+                .filter(|&i| argmax(native[0].row(i)) == argmax(q[0].row(i)))
+                .count();
+            println!("int8: {same} of {} labels as native fp32", refs.len());
+            assert!(same * 10 >= refs.len() * 9, "{same} of {}", refs.len());
+        }
         // Its heads cannot be hot-swapped onto the stock backbone's model: other embeddings.
         let e = tandem::model::load_heads(&dir, &backbone).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::BackboneMismatch, "{e}");

@@ -976,5 +976,28 @@ pub fn onnx_graph(data: &[u8]) -> bool {
             Err(e) => clear(&e),
         }
     }
+    // The int8 layer walk (a fine-tuned bundle's int8 graph): layers of a small shape go in or
+    // the graph is a clear error, never a panic.
+    let n = tandem::onnx::quant::int8_layer_count(&onnx_model);
+    if (1..=4).contains(&n) {
+        let cfg = tandem::nn::bert::BertConfig {
+            hidden: 8,
+            heads: 2,
+            intermediate: 16,
+            layer_norm_eps: 1e-12,
+        };
+        let mut rng =
+            <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(0);
+        let layers: Vec<_> = (0..n)
+            .map(|i| {
+                tandem::nn::bert::BertLayer::new(&cfg, &mut rng)
+                    .expect("a valid shape")
+                    .named(&format!("encoder.layer.{i}"))
+            })
+            .collect();
+        if let Err(e) = tandem::onnx::quant::with_layers_int8(&onnx_model, 0, &layers) {
+            clear(&e);
+        }
+    }
     true
 }

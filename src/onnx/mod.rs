@@ -7,6 +7,7 @@ pub mod export;
 pub mod heads;
 pub mod import;
 pub mod proto;
+pub mod quant;
 pub mod read;
 pub mod sequence;
 pub mod serve;

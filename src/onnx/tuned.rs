@@ -1,6 +1,8 @@
 //! A backbone whose top layers were fine-tuned on the device, as a backbone directory of its
 //! own: the base backbone's fp32 graph with the fine-tuned layers' weights written back
-//! ([`with_layers`]), the base's tokenizer, and a manifest naming both. A bundle carries it
+//! ([`with_layers`]), its int8 graph likewise with the layers re-quantized
+//! ([`with_layers_int8`], when the base has an int8 graph in tandem's layout), the base's
+//! tokenizer, and a manifest naming them. A bundle carries it
 //! (`<bundle>/backbone/`), so that ONNX Runtime serves the fine-tuned model at the frozen
 //! backbone's speed, and [`Model::load`](crate::model::Model::load) runs it instead of the
 //! backbone it was handed.
@@ -10,6 +12,7 @@ use std::path::Path;
 use sha2::Digest;
 
 use super::bert::{bert_layer_count, with_layers};
+use super::quant::with_layers_int8;
 use super::read;
 use super::write;
 use crate::backbone::{Backbone, BackboneManifest, Variant};
@@ -19,6 +22,8 @@ use crate::nn::bert::BertLayer;
 
 /// The fine-tuned graph's file name inside the backbone directory.
 pub const GRAPH_FILE: &str = "model.onnx";
+/// The fine-tuned int8 graph's file name.
+pub const INT8_FILE: &str = "model.int8.onnx";
 /// The tokenizer's file name (as in every backbone directory).
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
@@ -26,6 +31,7 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub struct TunedBackbone {
     manifest: BackboneManifest,
     graph: Vec<u8>,
+    int8: std::result::Result<Vec<u8>, String>,
     tokenizer: std::path::PathBuf,
 }
 
@@ -34,6 +40,7 @@ impl std::fmt::Debug for TunedBackbone {
         f.debug_struct("TunedBackbone")
             .field("name", &self.manifest.name)
             .field("graph_bytes", &self.graph.len())
+            .field("int8_bytes", &self.int8.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -58,6 +65,15 @@ impl TunedBackbone {
         })?;
         let graph = write::encode(&with_layers(&model, first, top)?);
         let sha = hex(&sha2::Sha256::digest(&graph));
+        // The int8 graph when the base has one tandem can re-quantize; otherwise why not (a
+        // fine-tuned model is still saved, and serves in fp32).
+        let int8 = match m.graphs.get(Variant::Int8.name()) {
+            None => Err(format!("backbone {} has no int8 graph", m.name)),
+            Some(file) => read::read(&base.dir().join(file))
+                .and_then(|q| with_layers_int8(&q, first, top))
+                .map(|q| write::encode(&q))
+                .map_err(|e| e.message().to_string()),
+        };
         let tokenizer = base.dir().join(TOKENIZER_FILE);
         let tok_sha = crate::backbone::sha256_file(&tokenizer)?;
         let mut manifest = m.clone();
@@ -77,9 +93,21 @@ impl TunedBackbone {
             (TOKENIZER_FILE.to_string(), tok_sha),
         ]
         .into();
+        match &int8 {
+            Ok(bytes) => {
+                manifest
+                    .graphs
+                    .insert(Variant::Int8.name().to_string(), INT8_FILE.to_string());
+                manifest
+                    .files
+                    .insert(INT8_FILE.to_string(), hex(&sha2::Sha256::digest(bytes)));
+            }
+            Err(why) => manifest.source += &format!("; no int8 graph: {why}"),
+        }
         Ok(TunedBackbone {
             manifest,
             graph,
+            int8,
             tokenizer,
         })
     }
@@ -96,9 +124,15 @@ impl TunedBackbone {
         }
     }
 
-    /// Size of the graph in bytes.
+    /// Size of the fp32 graph in bytes.
     pub fn graph_bytes(&self) -> usize {
         self.graph.len()
+    }
+
+    /// Size of the int8 graph in bytes, or why there is none (the base backbone has no int8
+    /// graph, or one in a layout tandem cannot re-quantize).
+    pub fn int8(&self) -> std::result::Result<usize, &str> {
+        self.int8.as_ref().map(Vec::len).map_err(String::as_str)
     }
 
     /// Writes the backbone directory `dir` (created; its files synced).
@@ -106,13 +140,20 @@ impl TunedBackbone {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let graph = dir.join(GRAPH_FILE);
         std::fs::write(&graph, &self.graph).map_err(|e| Error::io(&graph, e))?;
+        let mut files = vec![graph];
+        if let Ok(bytes) = &self.int8 {
+            let int8 = dir.join(INT8_FILE);
+            std::fs::write(&int8, bytes).map_err(|e| Error::io(&int8, e))?;
+            files.push(int8);
+        }
         let tok = dir.join(TOKENIZER_FILE);
         std::fs::copy(&self.tokenizer, &tok).map_err(|e| Error::io(&tok, e))?;
         let manifest = dir.join("manifest.json");
         let text = serde_json::to_string_pretty(&self.manifest)
             .map_err(|e| Error::new(crate::ErrorKind::Internal, e.to_string()))?;
         std::fs::write(&manifest, text).map_err(|e| Error::io(&manifest, e))?;
-        for f in [&graph, &tok, &manifest] {
+        files.extend([tok, manifest]);
+        for f in &files {
             std::fs::File::open(f)
                 .and_then(|f| f.sync_all())
                 .map_err(|e| Error::io(f, e))?;
