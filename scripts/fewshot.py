@@ -252,7 +252,7 @@ def write_section(path, block, begin=BEGIN, end=END, what="few-shot"):
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         tail = rest.split(end, 1)[1].lstrip("\n")
-        text = head + block + ("\n" + tail if tail else "")
+        text = head + block + ("\n\n" + tail if tail else "\n")
     else:
         text = text.rstrip("\n") + "\n\n" + block
     with open(path, "w", encoding="utf-8") as f:

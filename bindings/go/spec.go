@@ -180,7 +180,7 @@ const (
 type BackboneConfig struct {
 	// TrainableLayers is how many top layers train (default 0: the backbone stays frozen).
 	TrainableLayers *int `json:"trainable_layers,omitempty"`
-	// LR is the layers' peak AdamW learning rate (default 1e-4; the heads keep theirs).
+	// LR is the layers' peak AdamW learning rate (default 2e-4; the heads keep theirs).
 	LR *float64 `json:"lr,omitempty"`
 	// WeightDecay is the layers' decoupled weight decay (default 0.01).
 	WeightDecay *float64 `json:"weight_decay,omitempty"`

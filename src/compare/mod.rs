@@ -263,6 +263,10 @@ pub struct CompareOptions {
     /// The backbone's pretrained top layers, for [`Arm::FineTune`] (the examples then carry
     /// the hidden states below them).
     pub top: Option<crate::train::BackboneTop>,
+    /// The settings `config` was given explicitly (from its file): [`Arm::FineTune`] runs then
+    /// take fine-tuning's measured recipe for the others
+    /// ([`TrainConfig::apply_finetune_defaults`]); `None` runs `config` as it is.
+    pub explicit: Option<crate::train::config::ExplicitKeys>,
 }
 
 impl Default for CompareOptions {
@@ -274,6 +278,7 @@ impl Default for CompareOptions {
             test_fraction: 0.2,
             split_seed: 0,
             top: None,
+            explicit: None,
         }
     }
 }

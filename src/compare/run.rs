@@ -168,7 +168,10 @@ fn run_one(
     metrics: &[String],
     unfreeze: &Unfreeze,
 ) -> Result<Run> {
-    let config = arm.config(&options.config, seed);
+    let mut config = arm.config(&options.config, seed);
+    if let (Arm::FineTune, Some(explicit)) = (arm, &options.explicit) {
+        config.apply_finetune_defaults(explicit);
+    }
     let top = match config.backbone.trainable_layers {
         0 => None,
         k => Some(

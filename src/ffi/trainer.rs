@@ -87,8 +87,10 @@ unsafe fn add(
 /// fine-tunes the backbone's top 2 layers with the heads (`lr`, `weight_decay`,
 /// `warmup_fraction`, `clip_norm`, `unfreeze` = "partial" or "progressive" with
 /// `heads_only_epochs` and `epochs_per_layer`, `contrastive_epochs` and `contrastive_pairs` for a
-/// contrastive warm-up, as the TOML `[backbone]` table); the saved bundle
-/// then carries the fine-tuned backbone, which `tandem_model_load` runs. Writes the trainer to `*out`, to free with
+/// contrastive warm-up, as the TOML `[backbone]` table), with the measured fine-tuning recipe
+/// for what the config does not set (mode "embedding_only", 5 head-stage epochs, label
+/// smoothing 0.1); the saved bundle then carries the fine-tuned backbone (fp32 and int8
+/// graphs), which `tandem_model_load` runs. Writes the trainer to `*out`, to free with
 /// `tandem_trainer_free`; it keeps the backbone alive.
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (bad spec), IO (embedding cache).
 ///

@@ -16,7 +16,7 @@ use ndarray::Array2;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::config::{HeadKind, Mode, TrainConfig};
+use super::config::{ExplicitKeys, HeadKind, Mode, TrainConfig};
 use super::examples::{self, split_examples_of, Examples, Needs};
 use super::manifest::manifest_for;
 use super::run::{TrainReport, Trained};
@@ -102,8 +102,13 @@ impl TrainerSpec {
     /// Parses and validates a spec: at least one task, unique non-empty task names, a valid
     /// config.
     pub fn parse_json(text: &str) -> Result<Self> {
-        let spec: TrainerSpec =
+        let mut spec: TrainerSpec =
             serde_json::from_str(text).map_err(|e| Error::invalid(format!("trainer spec: {e}")))?;
+        // Fine-tuning's measured recipe where the spec's config says nothing.
+        let raw: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::invalid(format!("trainer spec: {e}")))?;
+        spec.config
+            .apply_finetune_defaults(&ExplicitKeys::of_json(&raw["config"]));
         if spec.tasks.is_empty() {
             return Err(Error::invalid(
                 "trainer spec: `tasks` must name at least one task",
@@ -776,6 +781,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message().contains("unknown_key"), "{}", e.message());
+        // Fine-tuning takes the measured recipe for what the spec's config leaves unset.
+        let ft = TrainerSpec::parse_json(
+            r#"{"tasks":[{"name":"y","kind":"binary"}],
+                "config":{"backbone":{"trainable_layers":2},"head":{"stage":{"epochs":7}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(ft.config.mode, Mode::EmbeddingOnly);
+        assert_eq!(ft.config.head.stage.epochs, 7);
+        assert_eq!(
+            ft.config.loss.label_smoothing,
+            crate::train::config::FINETUNE_LABEL_SMOOTHING
+        );
     }
 
     #[test]

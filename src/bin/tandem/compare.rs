@@ -165,9 +165,15 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
 
 /// The comparison's settings from the command line: the config, the seeds and the arms.
 fn options_of(args: &CompareArgs) -> Result<CompareOptions> {
-    let mut config = match &args.config {
-        Some(p) => TrainConfig::load(p)?,
-        None => TrainConfig::default(),
+    let (mut config, explicit) = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            (
+                TrainConfig::load(p)?,
+                tandem::train::config::ExplicitKeys::of_text(&text)?,
+            )
+        }
+        None => (TrainConfig::default(), Default::default()),
     };
     if let Some(h) = args.head {
         config.head.kind = h;
@@ -197,6 +203,7 @@ fn options_of(args: &CompareArgs) -> Result<CompareOptions> {
         seeds,
         test_fraction: args.test_fraction,
         top: None,
+        explicit: Some(explicit),
     })
 }
 

@@ -235,6 +235,25 @@ fn render_provenance(out: &mut String, r: &Value, manifest: &BundleManifest) {
             bundle::BACKBONE_DIR,
             human_bytes(ft["bytes"].as_u64().unwrap_or(0))
         );
+        // Which graphs it can serve (fp32, and int8 when the base had one tandem re-quantized).
+        let graphs: Vec<String> = ft["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| {
+                let name = f["name"].as_str()?;
+                let variant = match name {
+                    "model.onnx" => "fp32",
+                    "model.int8.onnx" => "int8",
+                    _ => return None,
+                };
+                Some(format!(
+                    "{variant} {name} ({})",
+                    human_bytes(f["bytes"].as_u64().unwrap_or(0))
+                ))
+            })
+            .collect();
+        let _ = writeln!(out, "  graphs         {}", graphs.join(", "));
     }
     let _ = writeln!(
         out,

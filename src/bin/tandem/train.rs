@@ -11,7 +11,7 @@ use tandem::compare::Arm;
 use tandem::data::{Row, TaskKind};
 use tandem::onnx::split::SplitBackbone;
 use tandem::onnx::tuned::TunedBackbone;
-use tandem::train::config::HeadKind;
+use tandem::train::config::{ExplicitKeys, HeadKind};
 use tandem::train::{examples, manifest_for, split_indices_of, Needs, Trained};
 use tandem::train::{BackboneTop, Examples, Mode, TrainConfig};
 use tandem::{Error, Result};
@@ -390,16 +390,25 @@ fn run_auto(
 }
 
 /// The effective config: the file's (or the defaults), with the command line's overrides.
+/// The keys the config file `path` sets (already parsed and checked by `TrainConfig::load`).
+fn explicit_keys(path: &std::path::Path) -> Result<ExplicitKeys> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    ExplicitKeys::of_text(&text)
+}
+
 fn config_of(args: &TrainArgs) -> Result<TrainConfig> {
-    let mut config = match &args.config {
-        Some(p) => TrainConfig::load(p)?,
-        None => TrainConfig::default(),
+    let (mut config, mut explicit) = match &args.config {
+        Some(p) => (TrainConfig::load(p)?, explicit_keys(p)?),
+        None => (TrainConfig::default(), ExplicitKeys::default()),
     };
     if let Some(s) = args.seed {
         config.seed = s;
     }
     if let Some(k) = args.trainable_layers {
         config.backbone.trainable_layers = k;
+    }
+    if args.mode.is_some() {
+        explicit.insert("mode");
     }
     match args.mode {
         // Exactly the config compare trained that arm with (its unfreezing schedule too).
@@ -425,6 +434,8 @@ fn config_of(args: &TrainArgs) -> Result<TrainConfig> {
             config.mode = Mode::EmbeddingOnly;
         }
     }
+    // Fine-tuning's measured recipe where the config and flags say nothing.
+    config.apply_finetune_defaults(&explicit);
     if let Some(path) = &args.init_head {
         // The imported head decides the shape; the config keeps its optimisation settings.
         if args.mode.is_some_and(|m| m.mode() != Mode::EmbeddingOnly) || args.head.is_some() {
