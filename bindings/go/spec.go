@@ -177,6 +177,9 @@ const (
 // BackboneConfig fine-tunes the backbone's top layers with the heads (the TOML [backbone]
 // table). The saved bundle then carries the fine-tuned backbone, which LoadModel runs; such
 // heads cannot be hot-swapped into a model on the stock backbone (ErrBackboneMismatch).
+//
+// Where the config sets no mode, head-stage epochs or label smoothing, fine-tuning uses the
+// measured recipe: embedding-only, 5 epochs, label smoothing 0.1.
 type BackboneConfig struct {
 	// TrainableLayers is how many top layers train (default 0: the backbone stays frozen).
 	TrainableLayers *int `json:"trainable_layers,omitempty"`
@@ -188,6 +191,8 @@ type BackboneConfig struct {
 	WarmupFraction *float64 `json:"warmup_fraction,omitempty"`
 	// ClipNorm is the layers' own gradient-norm clip (default 1; 0 disables it).
 	ClipNorm *float64 `json:"clip_norm,omitempty"`
+	// Dropout is the layers' hidden dropout while they train, in [0, 1) (default 0).
+	Dropout *float64 `json:"dropout,omitempty"`
 	// Unfreeze is partial (default) or progressive.
 	Unfreeze LayerUnfreeze `json:"unfreeze,omitempty"`
 	// HeadsOnlyEpochs is, for progressive unfreezing, the epochs before the top layer trains.

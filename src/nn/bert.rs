@@ -15,8 +15,9 @@
 //!
 //! Batches are packed (see [`crate::nn::seq`]): `tokens` `[T, d]` and `offsets`; a text's
 //! tokens only attend to each other, which is what BERT's attention mask computes for the real
-//! (non-padding) tokens of a padded batch. Dropout is not applied (BERT's dropout is identity
-//! at inference, and the layer is meant for fine-tuning with dropout off for now).
+//! (non-padding) tokens of a padded batch. Dropout (BERT's hidden dropout, on the two residual
+//! branches; not on the attention probabilities) is off unless [`BertLayer::set_dropout`] sets
+//! it, and only training forwards apply it.
 //!
 //! Parameter names are those of Hugging Face's `BertLayer` (PyTorch layouts), below the
 //! layer's name: a layer named `encoder.layer.5` has `encoder.layer.5.attention.self.query.weight`
@@ -126,6 +127,17 @@ impl BertLayer {
     /// Renames the layer and its parameters (`{name}.attention.self.query.weight`, …).
     pub fn set_name(&mut self, name: &str) {
         self.inner.set_names(name, BERT_NAMES);
+    }
+
+    /// Sets the dropout probability of the two residual branches for training forwards, its
+    /// random stream seeded by `seed` (the same seed, the same masks).
+    ///
+    /// # Errors
+    /// For `p` outside [0, 1).
+    pub fn set_dropout(&mut self, p: f32, seed: u64) -> Result<()> {
+        self.inner.set_dropout(p)?;
+        self.inner.reseed_dropout(seed);
+        Ok(())
     }
 
     /// The layer's full name.

@@ -53,6 +53,20 @@ impl Dropout {
         self.p
     }
 
+    /// Changes the drop probability (e.g. for fine-tuning a layer loaded without dropout).
+    ///
+    /// # Errors
+    /// As [`Dropout::new`], for `p` outside [0, 1).
+    pub fn set_p(&mut self, p: f32) -> Result<()> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::invalid(format!(
+                "dropout probability must be in [0, 1), got {p}"
+            )));
+        }
+        self.p = p;
+        Ok(())
+    }
+
     /// Restarts the layer's random stream from `seed`.
     pub fn reseed(&mut self, seed: u64) {
         self.rng = ChaCha8Rng::seed_from_u64(seed);

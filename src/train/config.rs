@@ -419,6 +419,9 @@ pub struct BackboneConfig {
     pub warmup_fraction: f32,
     /// The layers' gradient-norm clip (0 = none), apart from the heads'.
     pub clip_norm: f32,
+    /// Dropout on the trainable layers' two residual branches while they train (BERT's hidden
+    /// dropout), in [0, 1).
+    pub dropout: f32,
     /// Partial (all at once) or progressive unfreezing.
     pub unfreeze: LayerUnfreeze,
     /// Progressive: epochs of heads-only training before the first layer unfreezes.
@@ -442,6 +445,7 @@ impl Default for BackboneConfig {
             weight_decay: 0.01,
             warmup_fraction: 0.1,
             clip_norm: 1.0,
+            dropout: 0.0,
             unfreeze: LayerUnfreeze::Partial,
             heads_only_epochs: 1,
             epochs_per_layer: 1,
@@ -693,6 +697,9 @@ impl TrainConfig {
             }
             if !(0.0..1.0).contains(&b.warmup_fraction) {
                 return bad("backbone.warmup_fraction must be in [0, 1)");
+            }
+            if !(0.0..1.0).contains(&b.dropout) {
+                return bad("backbone.dropout must be in [0, 1)");
             }
             if b.unfreeze == LayerUnfreeze::Progressive && b.epochs_per_layer == 0 {
                 return bad("backbone.epochs_per_layer must be at least 1");

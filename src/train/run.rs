@@ -437,7 +437,14 @@ fn run_stages(
         (Some(top), Some((train, valid))) => {
             let s = &config.head.stage;
             let steps = data.emb.nrows().div_ceil(s.batch_size) * s.epochs;
-            Some(Tuning::new(top, train, valid, &config.backbone, steps)?)
+            Some(Tuning::new(
+                top,
+                train,
+                valid,
+                &config.backbone,
+                steps,
+                config.seed,
+            )?)
         }
         _ => None,
     };

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::config::BackboneConfig;
@@ -39,6 +39,9 @@ const CHUNK: usize = 64;
 
 /// Pairs per optimizer step of the contrastive warm-up (64 texts through the layers).
 const PAIRS_PER_STEP: usize = 32;
+
+/// Mixed into the training seed for the layers' dropout streams (apart from the heads').
+const DROPOUT_SEED: u64 = 0x5eed_d409;
 
 /// The top layers of a backbone, as training starts from them (pretrained) and leaves them
 /// (fine-tuned), with what turns their output into a sentence embedding.
@@ -109,14 +112,19 @@ pub(super) struct Tuning<'a> {
 
 impl<'a> Tuning<'a> {
     /// Tuning of `top` on the training and validation texts' bottom hidden states, for a stage
-    /// of `total_steps` optimizer steps.
+    /// of `total_steps` optimizer steps; the layers' dropout masks are drawn from `seed`.
     pub(super) fn new(
         top: &'a mut BackboneTop,
         train: &'a TokenSeqs,
         valid: &'a TokenSeqs,
         cfg: &'a BackboneConfig,
         total_steps: usize,
+        seed: u64,
     ) -> Result<Self> {
+        let mut seeds = ChaCha8Rng::seed_from_u64(seed ^ DROPOUT_SEED);
+        for layer in &mut top.layers {
+            layer.set_dropout(cfg.dropout, seeds.next_u64())?;
+        }
         let schedule = Schedule::CosineWithWarmup {
             warmup_steps: (total_steps as f32 * cfg.warmup_fraction) as usize,
             total_steps,
@@ -408,6 +416,12 @@ impl<'a> Tuning<'a> {
     pub(super) fn finish(self) {
         for p in self.top.params_mut() {
             p.trainable = true;
+        }
+        // Dropout only while training here (inference forwards never apply it anyway).
+        for layer in &mut self.top.layers {
+            layer
+                .set_dropout(0.0, 0)
+                .expect("0 is a valid dropout probability");
         }
     }
 }

@@ -404,6 +404,15 @@ impl EncoderLayer {
         ps
     }
 
+    /// Sets the dropout probability of both residual branches.
+    ///
+    /// # Errors
+    /// For `p` outside [0, 1).
+    pub fn set_dropout(&mut self, p: f32) -> Result<()> {
+        self.drop1.set_p(p)?;
+        self.drop2.set_p(p)
+    }
+
     /// Restarts the two dropout streams from seeds derived from `seed`.
     pub fn reseed_dropout(&mut self, seed: u64) {
         let mut master = ChaCha8Rng::seed_from_u64(seed);

@@ -118,7 +118,7 @@ fn gradients_through_normalization_pooling_and_layers_match_finite_differences()
     for normalize in [true, false] {
         let mut top = top(normalize);
         let cfg = config(LayerUnfreeze::Partial);
-        let mut t = Tuning::new(&mut top, &seqs, &seqs, &cfg, 10).unwrap();
+        let mut t = Tuning::new(&mut top, &seqs, &seqs, &cfg, 10, 0).unwrap();
         assert_eq!(t.active(), 2);
         // A batch in another order than the data, with a one-token text.
         let (a, n) = grads(&mut t, &[2, 0, 3]);
@@ -135,7 +135,7 @@ fn progressive_unfreezing_trains_the_top_layer_first_and_freezes_the_others() {
     let seqs = hidden(&[3, 2, 5]);
     let mut top = top(true);
     let cfg = config(LayerUnfreeze::Progressive);
-    let mut t = Tuning::new(&mut top, &seqs, &seqs, &cfg, 10).unwrap();
+    let mut t = Tuning::new(&mut top, &seqs, &seqs, &cfg, 10, 0).unwrap();
     // Epoch 0: heads only.
     assert_eq!(t.active(), 0);
     assert!(t.params().iter().all(|p| !p.trainable));
@@ -169,7 +169,7 @@ fn embeddings_in_chunks_match_the_training_forward() {
     let mut top = top(true);
     let want = top.embed(&seqs);
     let cfg = config(LayerUnfreeze::Partial);
-    let mut t = Tuning::new(&mut top, &seqs, &seqs, &cfg, 10).unwrap();
+    let mut t = Tuning::new(&mut top, &seqs, &seqs, &cfg, 10, 0).unwrap();
     let idx: Vec<usize> = (0..seqs.len()).collect();
     let got = t.forward(&idx);
     for (a, b) in got.iter().zip(want.iter()) {
@@ -186,7 +186,7 @@ fn contrastive_pair_gradients_match_finite_differences() {
     for normalize in [true, false] {
         let mut top = top(normalize);
         let cfg = config(LayerUnfreeze::Partial);
-        let mut t = Tuning::new(&mut top, &seqs, &seqs, &cfg, 10).unwrap();
+        let mut t = Tuning::new(&mut top, &seqs, &seqs, &cfg, 10, 0).unwrap();
         let pairs = [(0, 1, 1.0), (2, 3, 0.0), (1, 3, 0.0)];
         let n = pairs.len() as f64;
         let loss = |t: &mut Tuning<'_>| -> f64 {
@@ -275,4 +275,49 @@ fn pairs_alternate_same_and_other_class_and_are_seeded() {
         .iter()
         .all(|p| p.2 == 1.0));
     assert!(draw_pairs(&[3], 2, &mut ChaCha8Rng::seed_from_u64(0)).is_empty());
+}
+
+#[test]
+fn dropout_masks_follow_the_seed_and_stop_with_training() {
+    let seqs = hidden(&[3, 2, 5]);
+    let cfg = BackboneConfig {
+        dropout: 0.3,
+        ..config(LayerUnfreeze::Partial)
+    };
+    let idx = [0, 1, 2];
+    let run = |seed: u64| {
+        let mut top = top(true);
+        let plain = top.embed(&seqs);
+        let mut t = Tuning::new(&mut top, &seqs, &seqs, &cfg, 10, seed).unwrap();
+        let a = t.forward(&idx);
+        let b = t.forward(&idx);
+        // Inference is never dropped.
+        assert_eq!(t.embed_train(), plain);
+        t.finish();
+        // After training the layers run without dropout even in a training forward.
+        let mut c = Vec::new();
+        for layer in &mut top.layers {
+            c.push(layer.forward(random(2, CFG.hidden, 3).view(), &[0, 2], true));
+        }
+        let d: Vec<_> = top
+            .layers
+            .iter()
+            .map(|l| l.forward_inference(random(2, CFG.hidden, 3).view(), &[0, 2]))
+            .collect();
+        assert_eq!(c, d);
+        (a, b, plain)
+    };
+    let (a, b, plain) = run(7);
+    assert_ne!(a, b, "a new mask every forward");
+    assert_ne!(a, plain, "training forwards drop");
+    let (a2, b2, _) = run(7);
+    assert_eq!((a2, b2), (a.clone(), b), "the same seed, the same masks");
+    let (a3, _, _) = run(8);
+    assert_ne!(a3, a);
+    let bad = BackboneConfig {
+        dropout: 1.0,
+        ..cfg.clone()
+    };
+    let mut top = top(true);
+    assert!(Tuning::new(&mut top, &seqs, &seqs, &bad, 10, 0).is_err());
 }
