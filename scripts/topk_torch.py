@@ -128,7 +128,7 @@ def main():
     loss_fn = torch.nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(args.seed)
     top.train()
-    epochs = []
+    epochs, result_losses = [], []
     for _ in range(args.epochs):
         t0 = time.perf_counter()
         perm = torch.randperm(len(texts), generator=gen).tolist()
@@ -142,8 +142,9 @@ def main():
             opt.step()
             total += float(loss.detach()) * len(idx)
         epochs.append(time.perf_counter() - t0)
+        result_losses.append(total / len(texts))
         print(f"epoch {len(epochs)}: loss {total / len(texts):.4f}, {epochs[-1]:.1f}s", file=sys.stderr)
-    result = {}
+    result = {"epoch_losses": result_losses}
     if args.test:
         from sklearn.metrics import f1_score
 
@@ -157,6 +158,7 @@ def main():
                 pred += head(pooled_of(x, mask)).argmax(-1).tolist()
         truth = [classes.index(l) if l in classes else -1 for l in test_labels]
         result["test_macro_f1"] = f1_score(truth, pred, average="macro")
+        result["test_predictions"] = pred
     print(json.dumps({
         **result,
         "half": args.half,

@@ -164,6 +164,43 @@ fn fine_tuned_layers_train_deterministically_and_serve_through_onnx_runtime() {
                 .count();
             println!("int8: {same} of {} labels as native fp32", refs.len());
             assert!(same * 10 >= refs.len() * 9, "{same} of {}", refs.len());
+
+            // `tandem pack --variant int8` takes the bundle's own int8 graph (and no fp32
+            // one), and the pack serves what the bundle serves.
+            let pack = common::tmp("finetune", "pack");
+            let _ = std::fs::remove_dir_all(&pack);
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+                .arg("pack")
+                .arg(&dir)
+                .arg("--out")
+                .arg(&pack)
+                .args(["--variant", "int8"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let own = dir.join(bundle::BACKBONE_DIR);
+            assert_eq!(
+                std::fs::read(pack.join("backbone/model.int8.onnx")).unwrap(),
+                std::fs::read(own.join("model.int8.onnx")).unwrap()
+            );
+            assert!(!pack.join("backbone/model.onnx").exists());
+            let packed = Backbone::load(
+                &pack.join("backbone"),
+                tandem::BackboneOptions {
+                    variant: Variant::Int8,
+                    threads: Some(2),
+                    verify: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let from_pack = Model::load(&pack.join("model"), Arc::new(packed)).unwrap();
+            assert_eq!(from_pack.predict_raw(&refs).unwrap().0, q);
+            let _ = std::fs::remove_dir_all(&pack);
         }
         // Its heads cannot be hot-swapped onto the stock backbone's model: other embeddings.
         let e = tandem::model::load_heads(&dir, &backbone).unwrap_err();

@@ -32,6 +32,24 @@ fn bottom_graph_and_native_top_layers_reproduce_the_backbone() {
         assert_eq!(tokens.nrows(), offsets[3]);
         assert_eq!(tokens.ncols(), 384);
     }
+    // The split cache stores the hidden states in f16: how far that moves the embeddings the
+    // top layers make of them (the accuracy side is measured by scripts/cache_precision.py).
+    let split = SplitBackbone::new(&backbone, 2, 12).unwrap();
+    let (tokens, offsets) = split.bottom(&backbone, &texts).unwrap();
+    let half = tokens.mapv(|v| half::f16::from_f32(v).to_f32());
+    let through = |x: ndarray::Array2<f32>| {
+        let mut h = x;
+        for layer in split.top() {
+            h = layer.forward_inference(h.view(), &offsets);
+        }
+        tandem::onnx::split::pool(h.view(), &offsets, true)
+    };
+    let (a, b) = (through(tokens), through(half));
+    let worst = (0..texts.len())
+        .map(|i| common::cosine(&a.row(i).to_vec(), &b.row(i).to_vec()))
+        .fold(1.0f32, f32::min);
+    println!("f16-stored hidden states, K = 2: worst cosine to f32 {worst:.8}");
+    assert!(worst >= 0.99999, "{worst}");
     // K = 0 (nothing to train) and K > L are refused; a graph split past its layers too.
     for k in [0, 7] {
         let e = SplitBackbone::new(&backbone, k, 12).unwrap_err();
