@@ -189,7 +189,7 @@ fn fine_tuned_layers_train_deterministically_and_serve_through_onnx_runtime() {
             );
             assert!(!pack.join("backbone/model.onnx").exists());
             let packed = Backbone::load(
-                &pack.join("backbone"),
+                pack.join("backbone"),
                 tandem::BackboneOptions {
                     variant: Variant::Int8,
                     threads: Some(2),
