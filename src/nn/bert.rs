@@ -140,6 +140,17 @@ impl BertLayer {
         Ok(())
     }
 
+    /// The dropout streams as they stand, to replay the same masks
+    /// ([`BertLayer::set_dropout_streams`]) when a training forward is recomputed.
+    pub fn dropout_streams(&self) -> [ChaCha8Rng; 2] {
+        self.inner.dropout_streams()
+    }
+
+    /// Puts back streams taken by [`BertLayer::dropout_streams`].
+    pub fn set_dropout_streams(&mut self, streams: [ChaCha8Rng; 2]) {
+        self.inner.set_dropout_streams(streams);
+    }
+
     /// The layer's full name.
     pub fn name(&self) -> &str {
         self.inner.name()

@@ -67,6 +67,17 @@ impl Dropout {
         Ok(())
     }
 
+    /// The random stream as it stands: [`Dropout::set_stream`] with it replays the same masks
+    /// (for recomputing a forward pass).
+    pub fn stream(&self) -> ChaCha8Rng {
+        self.rng.clone()
+    }
+
+    /// Puts back a stream taken by [`Dropout::stream`].
+    pub fn set_stream(&mut self, rng: ChaCha8Rng) {
+        self.rng = rng;
+    }
+
     /// Restarts the layer's random stream from `seed`.
     pub fn reseed(&mut self, seed: u64) {
         self.rng = ChaCha8Rng::seed_from_u64(seed);

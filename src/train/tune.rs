@@ -95,6 +95,44 @@ struct Pass {
     norms: Vec<f32>,
     /// Index of the lowest layer that ran in training mode.
     first: usize,
+    /// For a batch run in token-bounded chunks: what recomputing it in the backward needs.
+    chunked: Option<Chunked>,
+}
+
+/// A training batch too large to keep every layer's activations at once: it runs in chunks
+/// of at most [`Tuning::max_tokens`] tokens, each chunk's activations dropped after its
+/// forward and recomputed (with the same dropout masks) in the backward, one chunk at a time.
+/// Memory stays bounded on long texts at the cost of one more forward of the trainable layers.
+struct Chunked {
+    /// The batch's rows.
+    idx: Vec<usize>,
+    /// Row ranges of the chunks within `idx`.
+    ranges: Vec<(usize, usize)>,
+    /// Every layer's dropout streams before the forward, to replay its masks.
+    streams: Vec<[ChaCha8Rng; 2]>,
+}
+
+/// Tokens per training chunk by default: about 150 MB of activations per MiniLM layer, where
+/// a batch of 64 texts of 256 tokens keeps about 650 MB per layer.
+pub const MAX_TRAIN_TOKENS: usize = 4096;
+
+/// Row ranges of `idx` whose texts hold at most `max` tokens together (a longer text alone).
+fn token_chunks(seqs: &TokenSeqs, idx: &[usize], max: usize) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    let (mut start, mut tokens) = (0, 0);
+    for (r, &i) in idx.iter().enumerate() {
+        let n = seqs.length(i);
+        if r > start && tokens + n > max {
+            ranges.push((start, r));
+            start = r;
+            tokens = 0;
+        }
+        tokens += n;
+    }
+    if start < idx.len() {
+        ranges.push((start, idx.len()));
+    }
+    ranges
 }
 
 /// The top layers while a stage trains them: their hidden-state inputs, their optimizer and
@@ -108,6 +146,8 @@ pub(super) struct Tuning<'a> {
     scheduler: LrScheduler,
     active: usize,
     pass: Option<Pass>,
+    /// Training batches with more tokens run in chunks ([`Chunked`]).
+    max_tokens: usize,
 }
 
 impl<'a> Tuning<'a> {
@@ -143,6 +183,7 @@ impl<'a> Tuning<'a> {
             scheduler: LrScheduler::new(schedule, cfg.lr)?,
             active: usize::MAX,
             pass: None,
+            max_tokens: MAX_TRAIN_TOKENS,
         };
         t.set_epoch(0);
         Ok(t)
@@ -180,21 +221,62 @@ impl<'a> Tuning<'a> {
         self.top.embed(self.valid)
     }
 
-    /// Training forward of the training texts `idx`: the frozen layers in inference mode, the
-    /// trainable ones keeping what their backward needs; returns the sentence embeddings.
-    pub(super) fn forward(&mut self, idx: &[usize]) -> Array2<f32> {
-        let batch = self.train.gather(idx);
-        let offsets = batch.offsets;
-        let first = self.top.layers.len() - self.active;
-        let mut h = batch.tokens;
+    /// Sets the token budget of a training chunk (see [`Chunked`]; tests use small ones).
+    #[cfg(test)]
+    pub(super) fn set_max_tokens(&mut self, max: usize) {
+        self.max_tokens = max.max(1);
+    }
+
+    /// The layers over packed `tokens`: those below `first` in inference mode, the others in
+    /// training mode (keeping what their backward needs).
+    fn run_layers(&mut self, tokens: Array2<f32>, offsets: &[usize], first: usize) -> Array2<f32> {
+        let mut h = tokens;
         for (i, layer) in self.top.layers.iter_mut().enumerate() {
             h = if i < first {
-                layer.forward_inference(h.view(), &offsets)
+                layer.forward_inference(h.view(), offsets)
             } else {
-                layer.forward(h.view(), &offsets, true)
+                layer.forward(h.view(), offsets, true)
             };
         }
-        let mut out = pool(h.view(), &offsets, false);
+        h
+    }
+
+    /// Training forward of the training texts `idx`: the frozen layers in inference mode, the
+    /// trainable ones keeping what their backward needs (a batch of more than
+    /// [`MAX_TRAIN_TOKENS`] tokens in chunks, see [`Chunked`]); returns the sentence
+    /// embeddings.
+    pub(super) fn forward(&mut self, idx: &[usize]) -> Array2<f32> {
+        let train = self.train;
+        let first = self.top.layers.len() - self.active;
+        let ranges = token_chunks(train, idx, self.max_tokens);
+        let (mut out, offsets, chunked) = if ranges.len() <= 1 {
+            let batch = train.gather(idx);
+            let h = self.run_layers(batch.tokens, &batch.offsets, first);
+            (pool(h.view(), &batch.offsets, false), batch.offsets, None)
+        } else {
+            let streams = self
+                .top
+                .layers
+                .iter()
+                .map(|l| l.dropout_streams())
+                .collect();
+            let mut out = Array2::<f32>::zeros((idx.len(), train.dim()));
+            for &(a, b) in &ranges {
+                let batch = train.gather(&idx[a..b]);
+                let h = self.run_layers(batch.tokens, &batch.offsets, first);
+                out.slice_mut(s![a..b, ..])
+                    .assign(&pool(h.view(), &batch.offsets, false));
+                for layer in &mut self.top.layers {
+                    layer.clear_cache();
+                }
+            }
+            let chunked = Chunked {
+                idx: idx.to_vec(),
+                ranges,
+                streams,
+            };
+            (out, Vec::new(), Some(chunked))
+        };
         let mut norms = Vec::new();
         if self.top.normalize {
             for mut row in out.rows_mut() {
@@ -210,6 +292,7 @@ impl<'a> Tuning<'a> {
             out: out.clone(),
             norms,
             first,
+            chunked,
         });
         out
     }
@@ -237,10 +320,31 @@ impl<'a> Tuning<'a> {
                 }
             }
         }
+        match pass.chunked {
+            None => self.layers_backward(g.view(), &pass.offsets, pass.first),
+            Some(c) => {
+                // Each chunk again, with the masks of the forward, then its backward.
+                for (layer, streams) in self.top.layers.iter_mut().zip(c.streams) {
+                    layer.set_dropout_streams(streams);
+                }
+                let train = self.train;
+                for &(a, b) in &c.ranges {
+                    let batch = train.gather(&c.idx[a..b]);
+                    self.run_layers(batch.tokens, &batch.offsets, pass.first);
+                    self.layers_backward(g.slice(s![a..b, ..]), &batch.offsets, pass.first);
+                }
+            }
+        }
+    }
+
+    /// Backward from the gradient `g` on the mean-pooled rows of the last training forward
+    /// (over packed texts at `offsets`) through the layers from `first` up; accumulates their
+    /// parameter gradients.
+    fn layers_backward(&mut self, g: ArrayView2<'_, f32>, offsets: &[usize], first: usize) {
         // The mean over each text's tokens: every token gets its text's gradient / length.
-        let total = *pass.offsets.last().unwrap_or(&0);
+        let total = *offsets.last().unwrap_or(&0);
         let mut gt = Array2::<f32>::zeros((total, g.ncols()));
-        for (r, w) in pass.offsets.windows(2).enumerate() {
+        for (r, w) in offsets.windows(2).enumerate() {
             let n = (w[1] - w[0]).max(1) as f32;
             let row = g.row(r).mapv(|v| v / n);
             gt.slice_mut(s![w[0]..w[1], ..]).assign(
@@ -248,7 +352,7 @@ impl<'a> Tuning<'a> {
                     .expect("row broadcast"),
             );
         }
-        let layers = &mut self.top.layers[pass.first..];
+        let layers = &mut self.top.layers[first..];
         for (i, layer) in layers.iter_mut().enumerate().rev() {
             if i == 0 {
                 layer.backward_params_only(gt.view());

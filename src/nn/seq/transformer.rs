@@ -413,6 +413,18 @@ impl EncoderLayer {
         self.drop2.set_p(p)
     }
 
+    /// The two dropout streams as they stand (see [`Dropout::stream`]).
+    pub fn dropout_streams(&self) -> [ChaCha8Rng; 2] {
+        [self.drop1.stream(), self.drop2.stream()]
+    }
+
+    /// Puts back streams taken by [`EncoderLayer::dropout_streams`]: the next training
+    /// forwards draw the same masks again.
+    pub fn set_dropout_streams(&mut self, [a, b]: [ChaCha8Rng; 2]) {
+        self.drop1.set_stream(a);
+        self.drop2.set_stream(b);
+    }
+
     /// Restarts the two dropout streams from seeds derived from `seed`.
     pub fn reseed_dropout(&mut self, seed: u64) {
         let mut master = ChaCha8Rng::seed_from_u64(seed);
