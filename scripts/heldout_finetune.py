@@ -92,7 +92,7 @@ def main():
              "with the recipe chosen on TREC's validation (nothing tuned on these tasks), against "
              "the frozen heads (the recipe search, and the embedding-only sequence head; the better "
              "on test is the best frozen head) and a PyTorch full fine-tune "
-             "(`scripts/finetune_torch.py`, 3 epochs). Test macro-F1; seconds are whole processes.", "",
+             "(`scripts/finetune_torch.py`, 3 epochs). Test macro-F1; seconds are whole processes (load-sensitive: they depend on what else runs).", "",
              "| task | train texts | default recipe | sequence head | K = 2 | full fine-tune | K = 2 - best frozen | gap closed |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for e in out:
