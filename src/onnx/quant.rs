@@ -511,6 +511,12 @@ impl Rewrite<'_> {
         Ok(())
     }
 
+    /// The layer's vector parameter `param` (a bias or LayerNorm parameter) as is.
+    fn vector(&mut self, s: Slot, role: &str, p: &Params, param: &str) -> Result<()> {
+        let v = p.vector(param)?;
+        self.f32s(s, role, &[v.len()], v)
+    }
+
     /// `w` `[in, out]` quantized into the MatMul `m` (weights, scales, zero points).
     fn qmatmul(&mut self, m: &QMatMul, role: &str, w: ArrayView2<'_, f32>) -> Result<()> {
         let (q, scales) = quantize_columns(w);
@@ -583,12 +589,24 @@ pub fn with_layers_int8(
             "out",
             p.matrix("attention.output.dense")?.view(),
         )?;
-        let v = p.vector("attention.output.dense.bias")?;
-        rw.f32s(found.out_bias, "out.bias", &[v.len()], v)?;
-        let v = p.vector("attention.output.LayerNorm.weight")?;
-        rw.f32s(found.ln1.0, "ln1.weight", &[v.len()], v)?;
-        let v = p.vector("attention.output.LayerNorm.bias")?;
-        rw.f32s(found.ln1.1, "ln1.bias", &[v.len()], v)?;
+        rw.vector(
+            found.out_bias,
+            "out.bias",
+            &p,
+            "attention.output.dense.bias",
+        )?;
+        rw.vector(
+            found.ln1.0,
+            "ln1.weight",
+            &p,
+            "attention.output.LayerNorm.weight",
+        )?;
+        rw.vector(
+            found.ln1.1,
+            "ln1.bias",
+            &p,
+            "attention.output.LayerNorm.bias",
+        )?;
         // The FFN: side-path channels out of the main path, split input channels repeated.
         let mut w1 = p.matrix("intermediate.dense")?;
         let mut b1 = p.vector("intermediate.dense.bias")?;
@@ -634,12 +652,9 @@ pub fn with_layers_int8(
         rw.qmatmul(&found.up, "up", up.view())?;
         rw.f32s(found.up_bias, "up.bias", &[ffn], b1)?;
         rw.qmatmul(&found.down, "down", w2.view())?;
-        let v = p.vector("output.dense.bias")?;
-        rw.f32s(found.down_bias, "down.bias", &[v.len()], v)?;
-        let v = p.vector("output.LayerNorm.weight")?;
-        rw.f32s(found.ln2.0, "ln2.weight", &[v.len()], v)?;
-        let v = p.vector("output.LayerNorm.bias")?;
-        rw.f32s(found.ln2.1, "ln2.bias", &[v.len()], v)?;
+        rw.vector(found.down_bias, "down.bias", &p, "output.dense.bias")?;
+        rw.vector(found.ln2.0, "ln2.weight", &p, "output.LayerNorm.weight")?;
+        rw.vector(found.ln2.1, "ln2.bias", &p, "output.LayerNorm.bias")?;
         tensors.extend(rw.tensors);
     }
     let mut proto = model.proto.clone();

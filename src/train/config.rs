@@ -613,6 +613,14 @@ impl TrainConfig {
         }
     }
 
+    /// [`TrainConfig::load`], with the keys the file names (for
+    /// [`TrainConfig::apply_finetune_defaults`]).
+    pub fn load_explicit(path: &std::path::Path) -> Result<(Self, ExplicitKeys)> {
+        let config = Self::load(path)?;
+        let text = crate::files::read_text(path, crate::files::CONFIG)?;
+        Ok((config, ExplicitKeys::of_text(&text)?))
+    }
+
     /// Reads and parses a config file.
     pub fn load(path: &std::path::Path) -> Result<Self> {
         let text = crate::files::read_text(path, crate::files::CONFIG)?;

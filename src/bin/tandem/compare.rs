@@ -166,13 +166,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
 /// The comparison's settings from the command line: the config, the seeds and the arms.
 fn options_of(args: &CompareArgs) -> Result<CompareOptions> {
     let (mut config, explicit) = match &args.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-            (
-                TrainConfig::load(p)?,
-                tandem::train::config::ExplicitKeys::of_text(&text)?,
-            )
-        }
+        Some(p) => TrainConfig::load_explicit(p)?,
         None => (TrainConfig::default(), Default::default()),
     };
     if let Some(h) = args.head {

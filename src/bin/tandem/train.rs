@@ -390,15 +390,9 @@ fn run_auto(
 }
 
 /// The effective config: the file's (or the defaults), with the command line's overrides.
-/// The keys the config file `path` sets (already parsed and checked by `TrainConfig::load`).
-fn explicit_keys(path: &std::path::Path) -> Result<ExplicitKeys> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    ExplicitKeys::of_text(&text)
-}
-
 fn config_of(args: &TrainArgs) -> Result<TrainConfig> {
     let (mut config, mut explicit) = match &args.config {
-        Some(p) => (TrainConfig::load(p)?, explicit_keys(p)?),
+        Some(p) => TrainConfig::load_explicit(p)?,
         None => (TrainConfig::default(), ExplicitKeys::default()),
     };
     if let Some(s) = args.seed {
