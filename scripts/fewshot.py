@@ -109,6 +109,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tandem", default=os.path.join(ROOT, "target", "release", "tandem"))
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "results.md"))
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the other recipes' scores from docs/fewshot.json (same seed and draws: "
+                         "their recipes are deterministic) and rerun only --recipes")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite the section from docs/fewshot.json (the last run) without running anything")
     args = ap.parse_args()
@@ -125,6 +128,13 @@ def main():
 
     sizes = [s if s == "all" else int(s) for s in args.sizes.split(",")]
     recipes = args.recipes.split(",")
+    saved = {}
+    if args.keep:
+        with open(os.path.join(ROOT, "docs", "fewshot.json")) as f:
+            old = json.load(f)
+        if (old["seed"], old["draws"]) != (args.seed, args.draws):
+            sys.exit("--keep needs the seed and draws of docs/fewshot.json")
+        saved = {e["name"]: e for e in old["results"]}
     results = []
     for name in args.datasets.split(","):
         fname, field, task, desc = DATASETS[name]
@@ -173,6 +183,14 @@ def main():
                     if r == "default":
                         chosen.append(recipe_of(out))
             row = {"n_train": len(idx), "scores": scores, "train_seconds": seconds, "chosen": chosen}
+            kept = saved.get(name, {}).get("sizes", {}).get(str(size))
+            if kept is not None:
+                for r in RECIPES:
+                    if r not in recipes and r in kept["scores"]:
+                        row["scores"][r] = kept["scores"][r]
+                        row["train_seconds"][r] = kept["train_seconds"][r]
+                if "chosen" in kept and "default" not in recipes:
+                    row["chosen"] = kept["chosen"]
             entry["sizes"][str(size)] = row
             print(f"  {size}/class ({len(idx)} examples): " + ", ".join(
                 f"{r} {statistics.mean(v):.3f} ± {statistics.stdev(v) if len(v) > 1 else 0:.3f}"
@@ -180,7 +198,8 @@ def main():
         results.append(entry)
     with open(os.path.join(ROOT, "docs", "fewshot.json"), "w") as f:
         json.dump({"seed": args.seed, "draws": args.draws, "results": results}, f, indent=1)
-    write_section(args.out, render(results, recipes, args))
+    shown = [r for r in RECIPES if r in recipes or (saved and r in next(iter(results[0]["sizes"].values()))["scores"])]
+    write_section(args.out, render(results, shown, args))
 
 
 def recipe_of(bundle):
@@ -188,6 +207,8 @@ def recipe_of(bundle):
     with open(os.path.join(bundle, "manifest.json"), encoding="utf-8") as f:
         cfg = json.load(f)["training"]
     head = cfg["head"]["kind"]
+    if cfg.get("backbone", {}).get("trainable_layers", 0) > 0:
+        return "finetune"
     recipe = head if head in ("linear", "sequence") else cfg["mode"]
     if recipe == "two_stage" and cfg["unfreeze"]["at_epoch"] is not None:
         recipe = "two_stage_unfreeze"

@@ -26,7 +26,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fewshot import draw, sklearn_score, stratum_keys, write_section  # noqa: E402
+from fewshot import draw, recipe_of, sklearn_score, stratum_keys, write_section  # noqa: E402
 from results import CACHE, ROOT, run, split, write_jsonl  # noqa: E402
 
 BEGIN = "<!-- heldout:begin (scripts/heldout.py writes this block) -->"
@@ -58,14 +58,7 @@ def tandem_default(tandem, data, test_path, out, seed):
     _, secs = run([tandem, "train", "--data", data, "--label-field", FIELD, "--task", "multiclass",
                    "--out", out, "--seed", str(seed), "--quiet"])
     stdout, _ = run([tandem, "eval", "--model", out, "--data", test_path, "--label-field", FIELD, "--json"])
-    with open(os.path.join(out, "manifest.json"), encoding="utf-8") as f:
-        manifest = json.load(f)
-    cfg = manifest["training"]
-    head = cfg["head"]["kind"]
-    recipe = head if head in ("linear", "sequence") else cfg["mode"]
-    if recipe == "two_stage" and cfg["unfreeze"]["at_epoch"] is not None:
-        recipe = "two_stage_unfreeze"
-    return json.loads(stdout)["macro_f1"], recipe, secs
+    return json.loads(stdout)["macro_f1"], recipe_of(out), secs
 
 
 def main():

@@ -593,9 +593,11 @@ fn train_without_a_recipe_chooses_one_by_validation_and_compare_runs_every_recip
          [head.stage]\nepochs = 3\n\n[metadata.stage]\nepochs = 3\n",
     )
     .unwrap();
+    // Fine-tuning (a candidate too: below) takes minutes in a debug build.
     let run = |seed: &str, budget: &str, out: &Path| -> (Value, String) {
         let o = ok(labelled("train", "multiclass", &data, &config)
             .args(["--seed", seed, "--budget", budget, "--log-format", "json"])
+            .arg("--no-finetune")
             .arg("--out")
             .arg(out));
         let err = String::from_utf8(o.stderr).unwrap();
@@ -636,7 +638,7 @@ fn train_without_a_recipe_chooses_one_by_validation_and_compare_runs_every_recip
     let i = names.iter().position(|n| *n == chosen).unwrap();
     let (text, _) = {
         let o = ok(labelled("train", "multiclass", &data, &config)
-            .args(["--seed", "1", "--budget", "600"])
+            .args(["--seed", "1", "--budget", "600", "--no-finetune"])
             .arg("--out")
             .arg(dir.join("text")));
         (String::from_utf8(o.stderr).unwrap(), ())
@@ -690,9 +692,57 @@ fn train_without_a_recipe_chooses_one_by_validation_and_compare_runs_every_recip
         "{err}"
     );
     assert!(
-        err.contains("not measured: embedding_only, metadata_only"),
+        err.contains("not measured: embedding_only, metadata_only")
+            && err.contains("two_stage_unfreeze, finetune, sequence"),
         "{err}"
     );
+    // --no-finetune leaves fine-tuning out of the search.
+    let o = ok(labelled("train", "multiclass", &data, &config)
+        .args(["--seed", "1", "--budget", "0", "--no-finetune"])
+        .arg("--out")
+        .arg(dir.join("frozen")));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        err.contains("not measured: embedding_only, metadata_only") && !err.contains("finetune"),
+        "{err}"
+    );
+    // Measured, fine-tuning (before the sequence head) fetches the hidden states under the top
+    // layers;
+    // a fine-tuned winner's bundle carries its own backbone. (One short epoch and no warm-up
+    // here: a debug build trains transformer layers slowly.)
+    std::fs::create_dir_all(dir.join("few")).unwrap();
+    let few = slice(&dir.join("few"), "trec.jsonl", 24, 62);
+    let ft_config = dir.join("ft.toml");
+    std::fs::write(
+        &ft_config,
+        "[head]\nhidden = [16]\n\n[head.stage]\nepochs = 1\n\n[metadata.stage]\nepochs = 1\n\n\
+         [backbone]\ncontrastive_epochs = 0\n",
+    )
+    .unwrap();
+    let ft = dir.join("ft");
+    let o = ok(labelled("train", "multiclass", &few, &ft_config)
+        .args(["--seed", "2", "--budget", "600", "--log-format", "json"])
+        .arg("--out")
+        .arg(&ft));
+    let err = String::from_utf8(o.stderr).unwrap();
+    let done: Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+    let cands = done["selection"]["candidates"].as_array().unwrap();
+    assert_eq!(cands[6]["arm"], "finetune", "{err}");
+    assert!(cands[6]["score"].as_f64().is_some(), "{err}");
+    assert!(err.contains("(bottom layers)"), "{err}");
+    let manifest = json_file(&ft.join("manifest.json"));
+    let tuned = done["recipe"] == "finetune";
+    assert_eq!(
+        manifest["training"]["backbone"]["trainable_layers"],
+        if tuned { 2 } else { 0 },
+        "{err}"
+    );
+    assert_eq!(ft.join("backbone").join("model.onnx").is_file(), tuned);
+    ok(tandem()
+        .args(["eval", "--label-field", "label", "--model"])
+        .arg(&ft)
+        .arg("--data")
+        .arg(&few));
     // compare's recipe names train as compare trained them.
     for (name, kind) in [("linear", "linear"), ("sequence", "sequence")] {
         let out = dir.join(format!("named-{name}"));

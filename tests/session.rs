@@ -86,6 +86,7 @@ fn trainer_is_deterministic_cancellable_and_serves_a_live_model() {
 fn trainer_can_choose_its_recipe_by_validation_and_the_host_can_cancel_the_search() {
     let backbone = Arc::new(common::load(Variant::Fp32));
     let data = common::labelled("trec.jsonl", 80);
+    // Fine-tuning takes minutes in a debug build: its own test below.
     let auto = |seed: u64, budget: f64| {
         let spec = json!({
             "tasks": [{"name": "label", "kind": "multiclass"}],
@@ -96,6 +97,7 @@ fn trainer_can_choose_its_recipe_by_validation_and_the_host_can_cancel_the_searc
                        "metadata": {"stage": {"epochs": 3}}},
             "recipe": "auto",
             "budget_seconds": budget,
+            "finetune": false,
         });
         let mut t = Trainer::from_json(Arc::clone(&backbone), &spec.to_string()).unwrap();
         for (text, label) in &data {
@@ -164,4 +166,71 @@ fn trainer_can_choose_its_recipe_by_validation_and_the_host_can_cancel_the_searc
     assert_eq!(err.kind(), ErrorKind::Cancelled);
     assert_eq!(a.heads().unwrap().network.weights(), wa);
     assert_eq!(a.selection().unwrap().chosen.name(), "linear");
+}
+
+#[test]
+fn a_trainer_search_fine_tunes_the_top_layers_as_a_candidate_and_serves_the_winner() {
+    let backbone = Arc::new(common::load(Variant::Fp32));
+    let data = common::labelled("trec.jsonl", 24);
+    // One short epoch and no warm-up: a debug build trains transformer layers slowly.
+    let spec = json!({
+        "tasks": [{"name": "label", "kind": "multiclass"}],
+        "config": {"seed": 4, "head": {"stage": {"epochs": 1}, "hidden": [16]},
+                   "metadata": {"stage": {"epochs": 1}},
+                   "backbone": {"contrastive_epochs": 0}},
+        "recipe": "auto",
+        "budget_seconds": 600.0,
+    });
+    let mut t = Trainer::from_json(Arc::clone(&backbone), &spec.to_string()).unwrap();
+    for (text, label) in &data {
+        t.add_example(text, &json!({ "label": label })).unwrap();
+    }
+    let mut embeds = 0;
+    t.train(&mut |r| {
+        embeds += usize::from(r.stage == "embed");
+        true
+    })
+    .unwrap();
+    assert!(embeds > 0);
+    let sel = t.selection().unwrap().clone();
+    assert_eq!(sel.candidates[6].arm.name(), "finetune", "{}", sel.reason());
+    assert!(sel.candidates[6].score.is_some(), "{}", sel.reason());
+    let texts: Vec<&str> = data.iter().map(|(t, _)| t.as_str()).collect();
+    let labels: Vec<_> = data.iter().map(|(_, l)| json!({ "label": l })).collect();
+    let m = t.evaluate(&texts, &labels).unwrap();
+    let dir = common::tmp("session", "auto-finetune");
+    t.save(&dir).unwrap();
+    let model = Model::load(&dir, Arc::clone(&backbone)).unwrap();
+    let tuned = sel.chosen.name() == "finetune";
+    assert_eq!(dir.join("backbone").join("model.onnx").is_file(), tuned);
+    // The evaluation reads what the saved bundle serves: the same predictions (one may flip
+    // between the native layers and ONNX Runtime's, which agree to 1e-4 on probabilities).
+    let served = model.predict(&texts).unwrap();
+    let right = served
+        .iter()
+        .zip(&data)
+        .filter(|(p, (_, l))| p[0].labels == [l.clone()])
+        .count();
+    let accuracy = right as f64 / data.len() as f64;
+    assert!(
+        (m["accuracy"].as_f64().unwrap() - accuracy).abs() <= 1.0 / 24.0 + 1e-9,
+        "{m} against {accuracy}"
+    );
+    // The frozen heads of a fine-tuned winner are refused for a hot swap (they read another
+    // backbone's embeddings), and the spec can leave fine-tuning out.
+    assert_eq!(t.heads().is_err(), tuned);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let mut frozen = spec.clone();
+    frozen["finetune"] = json!(false);
+    let mut f = Trainer::from_json(Arc::clone(&backbone), &frozen.to_string()).unwrap();
+    for (text, label) in &data {
+        f.add_example(text, &json!({ "label": label })).unwrap();
+    }
+    f.train(&mut |_| true).unwrap();
+    assert!(f
+        .selection()
+        .unwrap()
+        .candidates
+        .iter()
+        .all(|c| c.arm.name() != "finetune"));
 }

@@ -110,6 +110,10 @@ type TrainerSpec struct {
 	// BudgetSeconds is the wall-clock budget of a RecipeAuto search (nil: 60 s; the final
 	// fit is not counted). Only with RecipeAuto.
 	BudgetSeconds *float64 `json:"budget_seconds,omitempty"`
+	// Finetune says whether a RecipeAuto search counts fine-tuning the backbone's top
+	// layers among its candidates (nil: true; false keeps the bundle on the stock backbone).
+	// Only with RecipeAuto.
+	Finetune *bool `json:"finetune,omitempty"`
 }
 
 // Recipe says how a trainer chooses its recipe.

@@ -816,11 +816,24 @@ func TestAutoRecipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	sel := rep.Selection
-	if rep.Recipe != "linear" || sel == nil || sel.Chosen != "linear" || len(sel.Candidates) != 7 {
+	if rep.Recipe != "linear" || sel == nil || sel.Chosen != "linear" || len(sel.Candidates) != 8 {
 		t.Fatalf("report of an auto recipe: %s", rep.Raw)
 	}
-	if sel.Candidates[0].Score == nil || sel.Candidates[1].Score != nil || sel.Candidates[1].Skipped == nil {
+	// Fine-tuning the top layers comes before the sequence head, here unmeasured.
+	if sel.Candidates[0].Score == nil || sel.Candidates[6].Arm != "finetune" ||
+		sel.Candidates[1].Score != nil || sel.Candidates[6].Skipped == nil {
 		t.Errorf("candidates: %s", rep.Raw)
+	}
+	// Finetune false leaves it out.
+	frozen := spec
+	frozen.Finetune = Ptr(false)
+	ft := newTrainer(t, frozen)
+	if err := ft.Train(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := ft.Report(); err != nil || len(rep.Selection.Candidates) != 7 ||
+		rep.Selection.Candidates[6].Arm == "finetune" {
+		t.Errorf("finetune false: %v %s", err, rep.Raw)
 	}
 	if !strings.HasPrefix(rep.Reason, "chose linear") {
 		t.Errorf("reason %q", rep.Reason)

@@ -298,6 +298,9 @@ pub fn trainer_spec(data: &[u8]) -> bool {
             names.dedup();
             assert_eq!(names.len(), spec.tasks.len());
             assert!(names.iter().all(|n| !n.is_empty()));
+            if spec.finetune.is_some() {
+                assert_eq!(spec.recipe, Recipe::Auto);
+            }
             if let Some(b) = spec.budget_seconds {
                 assert_eq!(spec.recipe, Recipe::Auto);
                 assert!(

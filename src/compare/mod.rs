@@ -48,7 +48,8 @@ use crate::train::{Mode, TrainConfig};
 
 /// One contender of a comparison (and of the default recipe's selection): a training mode with
 /// the config's head type (for two-stage, with or without the encoder unfrozen during stage 2),
-/// or one of the two recipes defined by their head type, [`Arm::Linear`] and [`Arm::Sequence`].
+/// one of the two recipes defined by their head type, [`Arm::Linear`] and [`Arm::Sequence`], or
+/// fine-tuning the backbone's top layers ([`Arm::FineTune`]). Serialized as [`Arm::name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Arm {
@@ -71,7 +72,9 @@ pub enum Arm {
     Sequence,
     /// A pooled head on the embedding alone with the backbone's top layers fine-tuned under it
     /// (`backbone.trainable_layers`: the config's, or [`FINETUNE_LAYERS`] when it sets none).
-    /// Not among the default arms (it trains transformer layers: name it with `--modes`).
+    /// Not among `compare`'s default arms (it trains transformer layers: name it with
+    /// `--modes`); a candidate of the default recipe's search when the backbone splits.
+    #[serde(rename = "finetune")]
     FineTune,
 }
 
@@ -382,6 +385,8 @@ mod tests {
     fn arms_parse_by_name() {
         for a in Arm::ALL {
             assert_eq!(a.name().parse::<Arm>().unwrap(), a);
+            // JSON (compare's, a search's) names them as the command line does.
+            assert_eq!(serde_json::to_value(a).unwrap(), a.name());
         }
         let e = "two-stage".parse::<Arm>().unwrap_err();
         assert!(

@@ -39,12 +39,12 @@ use super::run::score;
 use super::verdict::headline_metrics;
 use super::Arm;
 use crate::backbone::TokenSeqs;
-use crate::data::TaskSpec;
+use crate::data::{TaskKind, TaskSpec};
 use crate::error::{Error, ErrorKind, Result};
-use crate::train::config::HeadKind;
+use crate::train::config::{ExplicitKeys, HeadKind};
 use crate::train::linear::select::{fold_of, folds_for};
 use crate::train::stage::Progress;
-use crate::train::{split_indices_of, Examples, TrainConfig, Trained};
+use crate::train::{split_indices_of, BackboneTop, Examples, TrainConfig, Trained};
 
 /// The candidates under cross-validation (small data), cheapest first: the linear recipe is
 /// fast there and, as measured, the one to beat.
@@ -87,7 +87,30 @@ pub struct SelectOptions {
     /// Below this many examples candidates are cross-validated instead of scored on one
     /// hold-out.
     pub cross_validate_below: usize,
+    /// The backbone's pretrained top layers, when fine-tuning them is a candidate
+    /// ([`Arm::FineTune`]: before the sequence head under cross-validation, last on a
+    /// hold-out, unless `candidates` says otherwise); None leaves it out.
+    pub finetune: Option<FineTuneCandidate>,
 }
+
+/// What the fine-tuning candidate needs: the layers it starts from, and which settings the
+/// config named (fine-tuning's measured defaults fill in the rest:
+/// [`TrainConfig::apply_finetune_defaults`]).
+#[derive(Debug, Clone)]
+pub struct FineTuneCandidate {
+    /// The backbone's pretrained top layers ([`Arm::finetune_layers`] of them).
+    pub top: BackboneTop,
+    /// The settings the config named explicitly.
+    pub explicit: ExplicitKeys,
+}
+
+/// Contrastive warm-up epochs of the fine-tuning candidate under cross-validation, where the
+/// config names none: on 8–64 examples per class it lifted fine-tuning by 0.01–0.15 macro-F1
+/// over the same recipe without it (docs/results.md, few-shot fine-tuning).
+pub const FEWSHOT_CONTRASTIVE_EPOCHS: usize = 2;
+
+/// Pairs per example of that warm-up, where the config names none (as measured).
+pub const FEWSHOT_CONTRASTIVE_PAIRS: usize = 10;
 
 impl Default for SelectOptions {
     fn default() -> Self {
@@ -96,6 +119,7 @@ impl Default for SelectOptions {
             candidates: None,
             budget: Duration::from_secs(DEFAULT_BUDGET_SECONDS),
             cross_validate_below: CROSS_VALIDATE_BELOW,
+            finetune: None,
         }
     }
 }
@@ -284,11 +308,21 @@ fn better(a: f64, b: f64, higher_is_better: bool) -> bool {
     }
 }
 
-/// Where per-token vectors come from when a sequence candidate needs them: called with which
-/// examples (`"train"` for `all`, `"valid"` for the validation set) and the deadline; returns
-/// the vectors, or why they could not be had in time (a skip, not an error).
+/// Which vectors beyond the pooled embeddings a candidate reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vectors {
+    /// Every token's vector out of the backbone (a sequence head).
+    Tokens,
+    /// The hidden states below the backbone's top [`Arm::finetune_layers`] layers
+    /// ([`Arm::FineTune`]).
+    Hidden,
+}
+
+/// Where those vectors come from when a candidate needs them: called with which vectors,
+/// which examples (`"train"` for `all`, `"valid"` for the validation set) and the deadline;
+/// returns the vectors, or why they could not be had in time (a skip, not an error).
 pub type TokenSource<'a> =
-    dyn FnMut(&str, Instant) -> Result<std::result::Result<TokenSeqs, String>> + 'a;
+    dyn FnMut(Vectors, &str, Instant) -> Result<std::result::Result<TokenSeqs, String>> + 'a;
 
 /// Chooses a recipe for `tasks` by validation within the budget (see the module docs) and
 /// trains it. `all` holds every training example (pooled embeddings and metadata features; no
@@ -335,7 +369,7 @@ pub fn select_with(
     let judge = Judge {
         tasks,
         metric: metrics[0],
-        base: &options.config,
+        options,
         host: RefCell::new(progress),
         cancelled: Cell::new(false),
     };
@@ -348,13 +382,51 @@ pub fn select_with(
     )?;
     let order = match (&options.candidates, &data.plan) {
         (Some(c), _) => c.clone(),
-        (None, Plan::Folds { .. }) => CANDIDATES_SMALL.to_vec(),
-        (None, Plan::HoldOut { .. }) => CANDIDATES_LARGE.to_vec(),
+        (None, Plan::Folds { .. }) => {
+            let mut c = CANDIDATES_SMALL.to_vec();
+            if options.finetune.is_some() {
+                // The best recipe on small data where it was measured (few-shot fine-tuning in
+                // docs/results.md), and the costliest: after the pooled heads (a second or
+                // less each here), before the sequence head.
+                let at = c
+                    .iter()
+                    .position(|&a| a == Arm::Sequence)
+                    .unwrap_or(c.len());
+                c.insert(at, Arm::FineTune);
+            }
+            c
+        }
+        (None, Plan::HoldOut { .. }) => {
+            let mut c = CANDIDATES_LARGE.to_vec();
+            if options.finetune.is_some() {
+                // Minutes on thousands of texts: only a larger budget reaches it.
+                c.push(Arm::FineTune);
+            }
+            c
+        }
     };
     if order.is_empty() {
         return Err(Error::invalid(
             "the recipe search needs at least one candidate",
         ));
+    }
+    if order.contains(&Arm::FineTune) {
+        let k = Arm::finetune_layers(&options.config);
+        match &options.finetune {
+            None => {
+                return Err(Error::invalid(
+                    "the finetune candidate needs the backbone's top layers \
+                     (SelectOptions::finetune)",
+                ))
+            }
+            Some(f) if f.top.layers.len() != k => {
+                return Err(Error::invalid(format!(
+                    "the finetune candidate trains {k} layers, but {} were given",
+                    f.top.layers.len()
+                )))
+            }
+            Some(_) => {}
+        }
     }
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut kept: BTreeMap<Arm, Trained> = BTreeMap::new();
@@ -366,7 +438,7 @@ pub fn select_with(
         let outcome = if limit.is_some_and(|d| Instant::now() >= d) {
             Err("the budget was spent before it started".to_string())
         } else {
-            match data.ensure_tokens(arm, &options.config, tokens, limit.unwrap_or(far()))? {
+            match data.ensure_vectors(arm, &options.config, tokens, limit.unwrap_or(far()))? {
                 Err(why) => Err(why),
                 Ok(()) => match judge.measure(arm, &data, limit) {
                     Ok(m) => {
@@ -415,7 +487,7 @@ pub fn select_with(
         // The linear recipe, as `--head linear` would, learns from every example: refitted
         // at the C its cross-validation chose on the training part.
         (Some(t), Plan::HoldOut { split: Some(_), .. }) if chosen == Arm::Linear => {
-            let config = candidate_config(chosen, &options.config, false);
+            let config = candidate_config(chosen, options, tasks, false);
             let mut host = judge.host.borrow_mut();
             crate::train::linear::refit_linear(tasks, &data.all, &config, &t, &mut **host)?
         }
@@ -526,31 +598,36 @@ impl Data {
         }
     }
 
-    /// Fetches per-token vectors if `arm` needs them and they are missing.
-    fn ensure_tokens(
+    /// Fetches the vectors `arm` reads beyond the pooled embeddings if they are missing.
+    fn ensure_vectors(
         &mut self,
         arm: Arm,
         config: &TrainConfig,
         source: &mut TokenSource<'_>,
         deadline: Instant,
     ) -> Result<std::result::Result<(), String>> {
-        if arm.config(config, config.seed).head.kind != HeadKind::Sequence
-            || self.all.tokens.is_some()
-        {
+        let kind = if arm == Arm::FineTune {
+            Vectors::Hidden
+        } else if arm.config(config, config.seed).head.kind == HeadKind::Sequence {
+            Vectors::Tokens
+        } else {
+            return Ok(Ok(()));
+        };
+        if slot(&mut self.all, kind).is_some() {
             return Ok(Ok(()));
         }
-        let train = match source("train", deadline)? {
+        let train = match source(kind, "train", deadline)? {
             Ok(t) => t,
             Err(why) => return Ok(Err(why)),
         };
         let valid = match &self.plan {
-            Plan::HoldOut { split: None, .. } => match source("valid", deadline)? {
+            Plan::HoldOut { split: None, .. } => match source(kind, "valid", deadline)? {
                 Ok(t) => Some(t),
                 Err(why) => return Ok(Err(why)),
             },
             _ => None,
         };
-        self.all.tokens = Some(train);
+        *slot(&mut self.all, kind) = Some(train);
         if let Plan::HoldOut {
             train: tr,
             valid: va,
@@ -565,12 +642,20 @@ impl Data {
                     *va = self.all.select(va_idx);
                 }
                 None => {
-                    tr.tokens = self.all.tokens.clone();
-                    va.tokens = valid;
+                    *slot(tr, kind) = slot(&mut self.all, kind).clone();
+                    *slot(va, kind) = valid;
                 }
             }
         }
         Ok(Ok(()))
+    }
+}
+
+/// Where examples keep vectors of this kind.
+fn slot(ex: &mut Examples, kind: Vectors) -> &mut Option<TokenSeqs> {
+    match kind {
+        Vectors::Tokens => &mut ex.tokens,
+        Vectors::Hidden => &mut ex.hidden,
     }
 }
 
@@ -605,18 +690,57 @@ pub fn cross_validates(n: usize, options: &SelectOptions) -> bool {
     n < options.cross_validate_below
 }
 
-/// The config a candidate trains with on a base config: [`Arm::config`] with the base's seed;
-/// under cross-validation, neural candidates run their full epochs with no early stopping and
-/// no threshold tuning (nothing may be chosen on the scoring fold, and the final fit has no
-/// hold-out).
-pub fn candidate_config(arm: Arm, base: &TrainConfig, cross_validated: bool) -> TrainConfig {
+/// The config a candidate trains with on the search's base config: [`Arm::config`] with the
+/// base's seed; under cross-validation, neural candidates run their full epochs with no early
+/// stopping and no threshold tuning (nothing may be chosen on the scoring fold, and the final
+/// fit has no hold-out). The fine-tuning candidate takes fine-tuning's measured defaults where
+/// the config is silent ([`TrainConfig::apply_finetune_defaults`]), and under
+/// cross-validation, with a class task first, the contrastive warm-up measured on few
+/// examples ([`FEWSHOT_CONTRASTIVE_EPOCHS`]).
+pub fn candidate_config(
+    arm: Arm,
+    options: &SelectOptions,
+    tasks: &[TaskSpec],
+    cross_validated: bool,
+) -> TrainConfig {
+    let base = &options.config;
     let mut c = arm.config(base, base.seed);
+    if arm == Arm::FineTune {
+        let none = ExplicitKeys::default();
+        let explicit = options.finetune.as_ref().map_or(&none, |f| &f.explicit);
+        c.apply_finetune_defaults(explicit);
+        let classes = tasks
+            .first()
+            .is_some_and(|t| matches!(t.kind, TaskKind::Multiclass | TaskKind::Binary));
+        if cross_validated && classes && !explicit.contains("backbone.contrastive_epochs") {
+            c.backbone.contrastive_epochs = FEWSHOT_CONTRASTIVE_EPOCHS;
+            if !explicit.contains("backbone.contrastive_pairs") {
+                c.backbone.contrastive_pairs = FEWSHOT_CONTRASTIVE_PAIRS;
+            }
+        }
+    }
     if cross_validated && arm != Arm::Linear {
         c.tune_thresholds = false;
         c.head.stage.patience = 0;
         c.metadata.stage.patience = 0;
     }
     c
+}
+
+/// `ex` with the embeddings `trained`'s fine-tuned layers make of its hidden states (as
+/// served), or as it is when nothing was fine-tuned.
+fn through_top<'e>(trained: &Trained, ex: &'e Examples) -> std::borrow::Cow<'e, Examples> {
+    match (&trained.top, &ex.hidden) {
+        // Pooled heads read only the embeddings, features and targets.
+        (Some(top), Some(h)) => std::borrow::Cow::Owned(Examples {
+            emb: top.embed(h),
+            feats: ex.feats.clone(),
+            targets: ex.targets.clone(),
+            tokens: None,
+            hidden: None,
+        }),
+        _ => std::borrow::Cow::Borrowed(ex),
+    }
 }
 
 /// Dense class indices of string strata, for the fold assignment.
@@ -641,7 +765,7 @@ struct Measured {
 struct Judge<'a, 'p> {
     tasks: &'a [TaskSpec],
     metric: &'a str,
-    base: &'a TrainConfig,
+    options: &'a SelectOptions,
     /// The caller's progress callback (one training runs at a time).
     host: RefCell<Progress<'p>>,
     /// Whether the caller cancelled (not the budget).
@@ -668,7 +792,11 @@ impl Judge<'_, '_> {
         cross_validated: bool,
         deadline: Option<Instant>,
     ) -> Result<Trained> {
-        let config = candidate_config(arm, self.base, cross_validated);
+        let config = candidate_config(arm, self.options, self.tasks, cross_validated);
+        let top = match (arm, &self.options.finetune) {
+            (Arm::FineTune, Some(f)) => Some(f.top.clone()),
+            _ => None,
+        };
         let mut host = self.host.borrow_mut();
         let mut progress = |r: &crate::train::EpochRecord| {
             if !host(r) {
@@ -677,7 +805,12 @@ impl Judge<'_, '_> {
             }
             deadline.is_none_or(|d| Instant::now() < d)
         };
-        crate::train::train(self.tasks, train, valid, &config, &mut progress)
+        crate::train::train_top(self.tasks, train, valid, &config, top, &mut progress)
+    }
+
+    /// `trained`'s score on `ex`, through its fine-tuned layers when it has them.
+    fn score_of(&self, trained: &Trained, ex: &Examples) -> Result<f64> {
+        self.metric_of(&score(&trained.heads, &through_top(trained, ex))?)
     }
 
     /// Trains and scores one candidate.
@@ -696,7 +829,7 @@ impl Judge<'_, '_> {
                         train.clone()
                     };
                     let trained = self.fit(arm, &train, &valid, true, deadline)?;
-                    folds.push(self.metric_of(&score(&trained.heads, &test)?)?);
+                    folds.push(self.score_of(&trained, &test)?);
                 }
                 Ok(Measured {
                     score: folds.iter().sum::<f64>() / *k as f64,
@@ -711,7 +844,9 @@ impl Judge<'_, '_> {
                 ..
             } => {
                 let trained = self.fit(arm, train, valid, false, deadline)?;
-                let s = self.metric_of(&score(&trained.heads, valid)?)?;
+                // Fine-tuned layers embed the hold-out anew, once for all its parts.
+                let valid = through_top(&trained, valid);
+                let s = self.metric_of(&score(&trained.heads, &valid)?)?;
                 let mut folds = Vec::with_capacity(HOLD_OUT_PARTS);
                 for p in 0..HOLD_OUT_PARTS {
                     let rows: Vec<usize> = (0..parts.len()).filter(|&i| parts[i] == p).collect();
@@ -787,8 +922,9 @@ mod tests {
         }
     }
 
-    fn no_tokens() -> impl FnMut(&str, Instant) -> Result<std::result::Result<TokenSeqs, String>> {
-        |_, _| Ok(Err("no per-token vectors here".to_string()))
+    fn no_tokens(
+    ) -> impl FnMut(Vectors, &str, Instant) -> Result<std::result::Result<TokenSeqs, String>> {
+        |_, _, _| Ok(Err("no per-token vectors here".to_string()))
     }
 
     #[test]
@@ -870,7 +1006,7 @@ mod tests {
         // Refitted at the C the training part's cross-validation chose, not cross-validated
         // again: the refit's weights are one solve at that C on every example.
         let c = trained.report.linear.as_ref().unwrap()[0].c.unwrap();
-        let config = candidate_config(Arm::Linear, &opts.config, false);
+        let config = candidate_config(Arm::Linear, &opts, &task(), false);
         let fresh = crate::train::linear::train_linear(
             &task(),
             &all,
@@ -954,6 +1090,147 @@ mod tests {
             Some("no per-token vectors here")
         );
         assert!(sel.candidates[1].score.is_some());
+    }
+
+    /// `blobs` with hidden states of 3 tokens per text near its embedding, and two random
+    /// layers of that width to fine-tune.
+    fn with_hidden(per_class: usize, seed: u64) -> (Examples, BackboneTop) {
+        use crate::nn::bert::{BertConfig, BERT_LAYER_NORM_EPS};
+        let mut all = blobs(per_class, seed);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 7);
+        let mut h = TokenSeqs::new(8);
+        for row in all.emb.rows() {
+            let t = Array2::from_shape_fn((3, 8), |(_, j)| row[j] + rng.random_range(-0.3f32..0.3));
+            h.push(t.view());
+        }
+        all.hidden = Some(h);
+        let cfg = BertConfig {
+            hidden: 8,
+            heads: 2,
+            intermediate: 12,
+            layer_norm_eps: BERT_LAYER_NORM_EPS,
+        };
+        let layers = (0..2)
+            .map(|i| crate::nn::bert::tests::random_layer(&cfg, i, &format!("encoder.layer.{i}")))
+            .collect();
+        (
+            all,
+            BackboneTop {
+                layers,
+                normalize: true,
+            },
+        )
+    }
+
+    #[test]
+    fn fine_tuning_is_a_candidate_with_its_own_recipe_and_the_hidden_states_it_asks_for() {
+        let (all, top) = with_hidden(12, 4);
+        let hidden = all.hidden.clone().unwrap();
+        let pooled = Examples {
+            hidden: None,
+            ..all.clone()
+        };
+        let mut opts = options(&[]);
+        opts.candidates = None;
+        opts.finetune = Some(FineTuneCandidate {
+            top: top.clone(),
+            explicit: ExplicitKeys::default(),
+        });
+        // With no budget only the first candidate is measured.
+        opts.budget = Duration::ZERO;
+        let mut asked = Vec::new();
+        let mut source = |kind: Vectors, which: &str, _: Instant| {
+            asked.push((kind, which.to_string()));
+            Ok(Ok(hidden.clone()))
+        };
+        let mut seen = Vec::new();
+        let (sel, _, _) = select(
+            &task(),
+            &pooled,
+            None,
+            &mut source,
+            &opts,
+            &mut |c, _, n| seen.push((c.arm, c.score.is_some(), n)),
+        )
+        .unwrap();
+        // Under cross-validation it comes after the pooled heads, before the sequence head;
+        // with no budget it is not measured, and its hidden states are not fetched.
+        assert_eq!(seen[0], (Arm::Linear, true, 8));
+        assert_eq!(seen[6], (Arm::FineTune, false, 8));
+        assert_eq!(seen[7].0, Arm::Sequence);
+        assert!(asked.is_empty());
+        assert_eq!(sel.chosen, Arm::Linear);
+        // Measured: it asks for the hidden states of the training data once, is scored on
+        // every fold, and when it is the only candidate its final fit carries the tuned
+        // layers, deterministically.
+        opts.candidates = Some(vec![Arm::FineTune]);
+        let run = |opts: &SelectOptions, asked: &mut Vec<(Vectors, String)>| {
+            let mut source = |kind: Vectors, which: &str, _: Instant| {
+                asked.push((kind, which.to_string()));
+                Ok(Ok(hidden.clone()))
+            };
+            select(&task(), &pooled, None, &mut source, opts, &mut |_, _, _| {}).unwrap()
+        };
+        let mut asked = Vec::new();
+        let (sel, trained, _) = run(&opts, &mut asked);
+        assert_eq!(asked, [(Vectors::Hidden, "train".to_string())]);
+        assert_eq!(sel.chosen, Arm::FineTune);
+        assert_eq!(sel.candidates[0].fold_scores.len(), 5);
+        let tuned = trained.top.as_ref().expect("the fine-tuned layers");
+        assert_ne!(tuned.embed(&hidden), top.embed(&hidden));
+        // The contrastive warm-up of few-shot fine-tuning ran before the head stage.
+        assert_eq!(trained.report.stages[0].stage, "contrastive");
+        let (again, trained2, _) = run(&opts, &mut Vec::new());
+        assert_eq!(
+            again.candidates[0].fold_scores,
+            sel.candidates[0].fold_scores
+        );
+        assert_eq!(trained2.top.unwrap().embed(&hidden), tuned.embed(&hidden));
+        // Its recipe: fine-tuning's defaults, and the warm-up only under cross-validation
+        // with classes, where the config does not name one.
+        let c = candidate_config(Arm::FineTune, &opts, &task(), true);
+        assert_eq!(
+            (
+                c.backbone.trainable_layers,
+                c.backbone.contrastive_epochs,
+                c.backbone.contrastive_pairs,
+                c.head.stage.epochs
+            ),
+            (
+                2,
+                FEWSHOT_CONTRASTIVE_EPOCHS,
+                FEWSHOT_CONTRASTIVE_PAIRS,
+                crate::train::config::FINETUNE_EPOCHS
+            )
+        );
+        assert_eq!(
+            candidate_config(Arm::FineTune, &opts, &task(), false)
+                .backbone
+                .contrastive_epochs,
+            0
+        );
+        let mut named = opts.clone();
+        named.finetune.as_mut().unwrap().explicit =
+            ExplicitKeys::of_text("[backbone]\ncontrastive_epochs = 0\n").unwrap();
+        assert_eq!(
+            candidate_config(Arm::FineTune, &named, &task(), true)
+                .backbone
+                .contrastive_epochs,
+            0
+        );
+        // Without the layers it cannot be a candidate: a clear error, before any work.
+        opts.finetune = None;
+        let Err(err) = select(
+            &task(),
+            &pooled,
+            None,
+            &mut no_tokens(),
+            &opts,
+            &mut |_, _, _| {},
+        ) else {
+            panic!("fine-tuning without layers was a candidate")
+        };
+        assert!(err.message().contains("top layers"), "{}", err.message());
     }
 
     #[test]
@@ -1047,8 +1324,9 @@ mod tests {
 
     #[test]
     fn cross_validated_neural_candidates_never_stop_early_or_tune_on_the_scoring_fold() {
-        let base = TrainConfig::default();
-        let c = candidate_config(Arm::Joint, &base, true);
+        let opts = SelectOptions::default();
+        let base = &opts.config;
+        let c = candidate_config(Arm::Joint, &opts, &task(), true);
         assert_eq!(
             (
                 c.head.stage.patience,
@@ -1059,12 +1337,14 @@ mod tests {
         );
         assert_eq!(c.mode, crate::train::Mode::Joint);
         // On a hold-out they train exactly as --mode would.
-        let h = candidate_config(Arm::Joint, &base, false);
+        let h = candidate_config(Arm::Joint, &opts, &task(), false);
         assert_eq!(h.head.stage.patience, base.head.stage.patience);
         assert!(h.tune_thresholds);
         // The linear recipe keeps its own rules either way.
         assert_eq!(
-            candidate_config(Arm::Linear, &base, true).head.kind,
+            candidate_config(Arm::Linear, &opts, &task(), true)
+                .head
+                .kind,
             HeadKind::Linear
         );
         assert_eq!(

@@ -82,7 +82,8 @@ unsafe fn add(
 /// removes the least recently used cache files until the caches fit (`tandem_cache_prune` prunes
 /// at any other time). `"recipe": "auto"` chooses the recipe (mode and head type) by validation
 /// data at each `tandem_trainer_train`, as `tandem train` without flags does, within
-/// `"budget_seconds"` (default 60; the final fit is not counted); the default, `"config"`,
+/// `"budget_seconds"` (default 60; the final fit is not counted), fine-tuning the backbone's
+/// top 2 layers among the candidates unless `"finetune": false`; the default, `"config"`,
 /// trains the config's mode and head. `"config": {"backbone": {"trainable_layers": 2}}`
 /// fine-tunes the backbone's top 2 layers with the heads (`lr`, `weight_decay`,
 /// `warmup_fraction`, `clip_norm`, `unfreeze` = "partial" or "progressive" with

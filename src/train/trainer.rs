@@ -26,9 +26,10 @@ use crate::backbone::Backbone;
 use crate::backbone::TokenSeqs;
 use crate::bundle::{self, BackboneRef};
 use crate::cache::usage::keep_caches_under;
-use crate::cache::{embed_chunked, embed_for_heads, EmbeddingCache, TokenCache};
+use crate::cache::{embed_chunked, embed_for_heads, EmbeddingCache, TokenCache, EMBED_CHUNK};
 use crate::compare::select::{
-    candidate_config, select_with, SelectOptions, Selection, Validation, DEFAULT_BUDGET_SECONDS,
+    candidate_config, select_with, FineTuneCandidate, SelectOptions, Selection, Validation,
+    Vectors, DEFAULT_BUDGET_SECONDS,
 };
 use crate::data::{Row, Targets, TaskKind, TaskSpec};
 use crate::error::{Error, ErrorKind, Result};
@@ -92,6 +93,14 @@ pub struct TrainerSpec {
     /// final fit is not counted.
     #[serde(default)]
     pub budget_seconds: Option<f64>,
+    /// With `"recipe": "auto"` only: whether fine-tuning the backbone's top layers is a
+    /// candidate (default true, where the backbone's graph splits under them; false keeps the
+    /// bundle on the stock backbone, under a megabyte).
+    #[serde(default)]
+    pub finetune: Option<bool>,
+    /// The config keys the spec named (fine-tuning's measured defaults fill in the rest).
+    #[serde(skip)]
+    pub explicit: ExplicitKeys,
 }
 
 fn default_true() -> bool {
@@ -107,8 +116,8 @@ impl TrainerSpec {
         // Fine-tuning's measured recipe where the spec's config says nothing.
         let raw: serde_json::Value =
             serde_json::from_str(text).map_err(|e| Error::invalid(format!("trainer spec: {e}")))?;
-        spec.config
-            .apply_finetune_defaults(&ExplicitKeys::of_json(&raw["config"]));
+        spec.explicit = ExplicitKeys::of_json(&raw["config"]);
+        spec.config.apply_finetune_defaults(&spec.explicit);
         if spec.tasks.is_empty() {
             return Err(Error::invalid(
                 "trainer spec: `tasks` must name at least one task",
@@ -128,6 +137,12 @@ impl TrainerSpec {
                     t.name
                 )));
             }
+        }
+        if spec.finetune.is_some() && spec.recipe != Recipe::Auto {
+            return Err(Error::invalid(
+                "trainer spec: `finetune` needs \"recipe\": \"auto\" (with the config's recipe, \
+                 backbone.trainable_layers says what is fine-tuned)",
+            ));
         }
         if let Some(b) = spec.budget_seconds {
             if spec.recipe != Recipe::Auto {
@@ -235,12 +250,32 @@ impl Trainer {
             None
         };
         let split = match spec.config.backbone.trainable_layers {
+            // The fine-tuning candidate's layers, where the graph splits under them (a graph
+            // of the user's own may not: then the search goes without it).
+            0 if auto && spec.finetune != Some(false) => {
+                let k = crate::compare::Arm::finetune_layers(&spec.config);
+                match SplitBackbone::open(&backbone, k) {
+                    Ok(split) => {
+                        let cache = if spec.embedding_cache {
+                            Some(TokenCache::open_split(
+                                None,
+                                &backbone,
+                                split.bottom_layers(),
+                            )?)
+                        } else {
+                            None
+                        };
+                        Some((split, cache))
+                    }
+                    Err(_) => None,
+                }
+            }
             0 => None,
             _ if auto => {
                 return Err(Error::invalid(
-                    "trainer spec: \"recipe\": \"auto\" chooses among heads on the frozen \
-                     backbone; fine-tuning its layers (backbone.trainable_layers) needs the \
-                     config's recipe",
+                    "trainer spec: \"recipe\": \"auto\" chooses the recipe, fine-tuning the \
+                     backbone's top 2 layers among its candidates; a number of layers of your \
+                     own (backbone.trainable_layers) needs the config's recipe",
                 ))
             }
             k => {
@@ -421,6 +456,10 @@ impl Trainer {
         let options = SelectOptions {
             config: self.spec.config.clone(),
             budget: self.spec.budget(),
+            finetune: self.split.as_ref().map(|(s, _)| FineTuneCandidate {
+                top: self.pretrained_top(s),
+                explicit: self.spec.explicit.clone(),
+            }),
             ..SelectOptions::default()
         };
         let has_tokens = self.backbone.has_token_output();
@@ -428,17 +467,22 @@ impl Trainer {
         // which never run at once.
         let host = RefCell::new(progress);
         let outcome = {
-            let mut tokens = |which: &str, until: Instant| {
-                if !has_tokens {
-                    return Ok(Err(
-                        "this backbone's graph has no per-token output".to_string()
-                    ));
-                }
+            let mut tokens = |kind: Vectors, which: &str, until: Instant| {
                 let set = if which == "valid" {
                     &valid_set
                 } else {
                     &train_set
                 };
+                if kind == Vectors::Hidden {
+                    let texts: Vec<&str> = set.texts.iter().map(String::as_str).collect();
+                    let mut h = host.borrow_mut();
+                    return self.hidden_until(&texts, until, &mut *h);
+                }
+                if !has_tokens {
+                    return Ok(Err(
+                        "this backbone's graph has no per-token output".to_string()
+                    ));
+                }
                 let texts: Vec<&str> = set.texts.iter().map(String::as_str).collect();
                 let mut late = false;
                 let mut h = host.borrow_mut();
@@ -475,7 +519,8 @@ impl Trainer {
         let cross_validated = matches!(selection.validation, Validation::CrossValidation { .. });
         self.trained_config = Some(candidate_config(
             selection.chosen,
-            &self.spec.config,
+            &options,
+            specs,
             cross_validated,
         ));
         self.selection = Some(selection);
@@ -492,7 +537,10 @@ impl Trainer {
         progress: Progress<'_>,
     ) -> Result<Examples> {
         let needs = Needs::of(self.config());
-        let Some((split, cache)) = self.split.as_ref() else {
+        // A search's fine-tuning candidate opens the split too; heads of a frozen winner read
+        // the stock backbone's embeddings.
+        let tuned = self.config().backbone.trainable_layers > 0;
+        let Some((split, cache)) = self.split.as_ref().filter(|_| tuned) else {
             return self.examples_for(set, targets, needs, progress);
         };
         let refs: Vec<&str> = set.texts.iter().map(String::as_str).collect();
@@ -501,6 +549,54 @@ impl Trainer {
         let (mut ex, _) = examples::build(&refs, targets, needs, |_| Ok((emb, None)))?;
         ex.hidden = Some(hidden);
         Ok(ex)
+    }
+
+    /// The hidden states of `texts` under the fine-tuning candidate's layers, in chunks of
+    /// [`EMBED_CHUNK`] texts (cached), each an `embed` record to `progress`; stops at `until` or
+    /// when `progress` says so (then, like a deadline, a skip of that candidate).
+    fn hidden_until(
+        &self,
+        texts: &[&str],
+        until: Instant,
+        progress: Progress<'_>,
+    ) -> Result<std::result::Result<TokenSeqs, String>> {
+        let (split, cache) = self.split.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                "hidden states asked for without a split backbone",
+            )
+        })?;
+        let mut all = TokenSeqs::new(self.backbone.dim());
+        let chunks = texts.len().div_ceil(EMBED_CHUNK);
+        for (index, run) in texts.chunks(EMBED_CHUNK).enumerate() {
+            if Instant::now() >= until {
+                return Ok(Err(
+                    "its hidden states did not finish within the budget (those done are \
+                     cached: a rerun gets further)"
+                        .to_string(),
+                ));
+            }
+            let (h, _) = split.hidden(&self.backbone, cache.as_ref(), run)?;
+            all.extend(&h);
+            // As embedding passes report their chunks.
+            let record = EpochRecord {
+                stage: "embed".into(),
+                epoch: index,
+                epochs: chunks,
+                train_loss: f32::NAN,
+                valid_loss: f32::NAN,
+                metric: None,
+                lr: 0.0,
+                elapsed: 0.0,
+            };
+            if !progress(&record) {
+                return Err(Error::new(
+                    ErrorKind::Cancelled,
+                    "training cancelled by the progress callback (hidden states)",
+                ));
+            }
+        }
+        Ok(Ok(all))
     }
 
     /// The split's pretrained top layers, as fine-tuning starts from them.
@@ -759,6 +855,12 @@ mod tests {
         .unwrap();
         assert_eq!(auto.recipe, Recipe::Auto);
         assert_eq!(auto.budget(), std::time::Duration::from_millis(2500));
+        assert_eq!(auto.finetune, None);
+        let frozen = TrainerSpec::parse_json(
+            r#"{"tasks":[{"name":"y","kind":"binary"}],"recipe":"auto","finetune":false}"#,
+        )
+        .unwrap();
+        assert_eq!(frozen.finetune, Some(false));
         for bad in [
             r#"{"tasks":[]}"#,
             r#"{"tasks":[{"name":"y","kind":"binary"}],"bogus":1}"#,
@@ -769,6 +871,8 @@ mod tests {
             r#"{"tasks":[{"name":"y","kind":"binary"}],"config":{"seed":"x"}}"#,
             r#"{"tasks":[{"name":"y","kind":"binary"}],"recipe":"best"}"#,
             r#"{"tasks":[{"name":"y","kind":"binary"}],"budget_seconds":5}"#,
+            r#"{"tasks":[{"name":"y","kind":"binary"}],"finetune":false}"#,
+            r#"{"tasks":[{"name":"y","kind":"binary"}],"recipe":"auto","finetune":1}"#,
             r#"{"tasks":[{"name":"y","kind":"binary"}],"recipe":"auto","budget_seconds":-1}"#,
             r#"{"tasks":[{"name":"y","kind":"binary"}],"recipe":"auto","budget_seconds":1e9}"#,
             "not json",

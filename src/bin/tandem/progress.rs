@@ -239,6 +239,17 @@ impl Log {
         }
     }
 
+    /// A line worth a user's attention that changes nothing (a JSON `note` event, or text).
+    pub fn note(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        match self.format {
+            LogFormat::Json => event("note", json!({ "message": message })),
+            LogFormat::Text => eprintln!("note: {message}"),
+        }
+    }
+
     /// One measured (or skipped) candidate of the default recipe's search.
     pub fn candidate(&self, c: &tandem::compare::select::Candidate, i: usize, n: usize) {
         if self.quiet {

@@ -76,6 +76,10 @@ pub struct TrainArgs {
     /// cheapest first, until it is spent, and the best one is trained.
     #[arg(long, value_name = "SECONDS", default_value_t = tandem::compare::select::DEFAULT_BUDGET_SECONDS as f64)]
     budget: f64,
+    /// Leave fine-tuning the backbone's top layers out of the recipe search (a frozen
+    /// backbone keeps the bundle under a megabyte instead of carrying its own ~110 MB graphs).
+    #[arg(long)]
+    no_finetune: bool,
     /// Run the backbone on every text, without reading or writing the on-disk embedding caches
     /// (to time training end to end, embedding included).
     #[arg(long)]
@@ -101,7 +105,7 @@ pub struct TrainArgs {
 
 /// `tandem train`.
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
-    let config = config_of(&args)?;
+    let (config, explicit) = config_of(&args)?;
     if args.print_config {
         print!("{}", config.to_toml());
         return Ok(ExitCode::SUCCESS);
@@ -132,7 +136,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let backbone = args.backbone.load(32)?;
     if auto {
         return run_auto(
-            &args, &labels, labelled, config, &backbone, &mut log, &out, &data,
+            &args, &labels, labelled, config, explicit, &backbone, &mut log, &out, &data,
         );
     }
     let split = match config.backbone.trainable_layers {
@@ -165,23 +169,38 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         &mut progress,
     )?;
     log.finish_stage();
-    // Fine-tuned layers go into a backbone of the bundle's own, which the heads then name.
+    save_bundle(&out, &backbone, &trained, &config)?;
+    if let Some(path) = &args.report {
+        write_report(path, &args, &data, &out, &config, &sets, &trained)?;
+    }
+    summarize(&mut log, &args, &out, &config, &trained, None);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Saves the trained heads as a bundle at `out`; fine-tuned layers go into a backbone of the
+/// bundle's own, which the heads then name.
+fn save_bundle(
+    out: &std::path::Path,
+    backbone: &tandem::Backbone,
+    trained: &Trained,
+    config: &TrainConfig,
+) -> Result<()> {
     let tuned = trained
         .top
         .as_ref()
-        .map(|t| TunedBackbone::new(&backbone, &t.layers))
+        .map(|t| TunedBackbone::new(backbone, &t.layers))
         .transpose()?;
     let manifest = manifest_for(
-        &trained,
+        trained,
         tuned.as_ref().map_or_else(
-            || bundle::BackboneRef::of(&backbone),
+            || bundle::BackboneRef::of(backbone),
             TunedBackbone::reference,
         ),
         &tandem::metadata::feature_names(),
-        &config,
+        config,
     );
     bundle::save_with(
-        &out,
+        out,
         &manifest,
         &trained.heads.network.weights(),
         config.f16_weights,
@@ -189,12 +208,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             Some(t) => t.write(&tmp.join(bundle::BACKBONE_DIR)),
             None => Ok(()),
         },
-    )?;
-    if let Some(path) = &args.report {
-        write_report(path, &args, &data, &out, &config, &sets, &trained)?;
-    }
-    summarize(&mut log, &args, &out, &config, &trained, None);
-    Ok(ExitCode::SUCCESS)
+    )
 }
 
 /// True when nothing names a recipe — no --mode, no --head, and no `mode` or `head.kind` in
@@ -257,12 +271,30 @@ fn run_auto(
     labels: &LabelArgs<'_>,
     labelled: Labelled,
     base: TrainConfig,
+    explicit: ExplicitKeys,
     backbone: &tandem::Backbone,
     log: &mut Log,
     out: &std::path::Path,
     data: &std::path::Path,
 ) -> Result<ExitCode> {
-    let options = select_options(args, &base);
+    let mut options = select_options(args, &base);
+    // The fine-tuning candidate, where the backbone's graph splits under its top layers (a
+    // graph of the user's own may not).
+    let split = if args.no_finetune {
+        None
+    } else {
+        match SplitBackbone::open(backbone, Arm::finetune_layers(&base)) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log.note(&format!("fine-tuning is not a candidate: {}", e.message()));
+                None
+            }
+        }
+    };
+    options.finetune = split.as_ref().map(|s| select::FineTuneCandidate {
+        top: top_of(s, backbone),
+        explicit,
+    });
     let cap = base.cache.max_size;
     // Every pooled candidate reads the embedding or the metadata features; per-token vectors
     // are fetched only if the sequence candidate's turn comes.
@@ -271,6 +303,13 @@ fn run_auto(
         tokens: false,
         features: true,
     };
+    let Labelled {
+        rows,
+        texts,
+        specs,
+        targets,
+    } = labelled;
+    log.set_metric_name(train_report::metric_name(specs[0].kind));
     let (embed_secs, feature_secs) = (Cell::new(0.0), Cell::new(0.0));
     let build = Builder {
         args,
@@ -282,12 +321,6 @@ fn run_auto(
         times: (&embed_secs, &feature_secs),
     };
     let mk = |texts: &[String], targets, what: &str| build.examples(texts, targets, what);
-    let Labelled {
-        rows,
-        texts,
-        specs,
-        targets,
-    } = labelled;
     let all = mk(&texts, targets, "train")?;
     let valid = match &args.valid {
         Some(path) => {
@@ -296,13 +329,24 @@ fn run_auto(
         }
         None => None,
     };
-    log.set_metric_name(train_report::metric_name(specs[0].kind));
-    let mut tokens = |which: &str, until: std::time::Instant| {
+    let mut tokens = |kind: select::Vectors, which: &str, until: std::time::Instant| {
         let texts = match (which, &valid) {
             ("valid", Some((_, t, _))) => t,
             _ => &texts,
         };
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        if kind == select::Vectors::Hidden {
+            let split = split.as_ref().ok_or_else(|| {
+                Error::new(
+                    tandem::ErrorKind::Internal,
+                    "hidden states asked for without fine-tuning",
+                )
+            })?;
+            let t0 = std::time::Instant::now();
+            let r = build.hidden_states_until(split, &refs, which, until);
+            embed_secs.set(embed_secs.get() + t0.elapsed().as_secs_f64());
+            return r;
+        }
         let caches = (!args.no_cache)
             .then(|| {
                 Ok::<_, Error>((
@@ -350,19 +394,8 @@ fn run_auto(
         selection.validation,
         select::Validation::CrossValidation { .. }
     );
-    let config = select::candidate_config(selection.chosen, &base, cross_validated);
-    let manifest = manifest_for(
-        &trained,
-        bundle::BackboneRef::of(backbone),
-        &tandem::metadata::feature_names(),
-        &config,
-    );
-    bundle::save(
-        out,
-        &manifest,
-        &trained.heads.network.weights(),
-        config.f16_weights,
-    )?;
+    let config = select::candidate_config(selection.chosen, &options, &specs, cross_validated);
+    save_bundle(out, backbone, &trained, &config)?;
     if let Some(path) = &args.report {
         // The validation data the chosen recipe was scored on (check_auto refused the rest).
         let vex = scored_on.ok_or_else(|| {
@@ -389,8 +422,9 @@ fn run_auto(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The effective config: the file's (or the defaults), with the command line's overrides.
-fn config_of(args: &TrainArgs) -> Result<TrainConfig> {
+/// The effective config: the file's (or the defaults), with the command line's overrides; and
+/// the settings the file and flags named.
+fn config_of(args: &TrainArgs) -> Result<(TrainConfig, ExplicitKeys)> {
     let (mut config, mut explicit) = match &args.config {
         Some(p) => TrainConfig::load_explicit(p)?,
         None => (TrainConfig::default(), ExplicitKeys::default()),
@@ -453,7 +487,7 @@ fn config_of(args: &TrainArgs) -> Result<TrainConfig> {
              cross-validates on every example), so there is no validation set to plot",
         ));
     }
-    Ok(config)
+    Ok((config, explicit))
 }
 
 /// The training and validation examples, the tasks, the validation rows (kept for the
@@ -630,6 +664,46 @@ impl Builder<'_> {
     }
 }
 
+impl Builder<'_> {
+    /// [`Builder::hidden_states`] in runs of [`HIDDEN_RUN`] texts, stopping at `until` (a
+    /// skip of the fine-tuning candidate, not an error: the runs done are cached).
+    fn hidden_states_until(
+        &self,
+        split: &SplitBackbone,
+        texts: &[&str],
+        what: &str,
+        until: std::time::Instant,
+    ) -> Result<std::result::Result<tandem::backbone::TokenSeqs, String>> {
+        let cache = (!self.args.no_cache)
+            .then(|| {
+                tandem::cache::TokenCache::open_split(None, self.backbone, split.bottom_layers())
+            })
+            .transpose()?;
+        let progress = self
+            .log
+            .texts(&format!("{what} (bottom layers)"), texts.len());
+        let mut all = tandem::backbone::TokenSeqs::new(self.backbone.dim());
+        let mut total = tandem::cache::CacheStats::default();
+        for run in texts.chunks(HIDDEN_RUN) {
+            if std::time::Instant::now() >= until {
+                return Ok(Err(
+                    "its hidden states did not finish within the budget (those done are \
+                     cached: a rerun gets further)"
+                        .to_string(),
+                ));
+            }
+            let (h, stats) = split.hidden(self.backbone, cache.as_ref(), run)?;
+            all.extend(&h);
+            total.add(stats);
+        }
+        self.log.embedded(progress, texts.len(), total);
+        Ok(Ok(all))
+    }
+}
+
+/// Texts per deadline check of [`Builder::hidden_states_until`]: seconds of work each.
+const HIDDEN_RUN: usize = 256;
+
 /// The split's pretrained top layers, as training starts from them.
 fn top_of(split: &SplitBackbone, backbone: &tandem::Backbone) -> BackboneTop {
     BackboneTop {
@@ -710,6 +784,17 @@ fn summarize(
             };
             (format!("a linear head ({})", chosen.join("; ")), v)
         }
+        // Under cross-validation the winner's final fit holds nothing out: its scores are on
+        // the data it trained on.
+        None if selection.is_some_and(|s| {
+            matches!(s.validation, select::Validation::CrossValidation { .. })
+        }) =>
+        {
+            (
+                recipe_name(config),
+                "training data (cross-validated search: nothing held out)",
+            )
+        }
         None => (recipe_name(config), "validation"),
     };
     let tasks = m.get("tasks").and_then(|t| t.as_object());
@@ -737,6 +822,15 @@ fn summarize(
 
 /// The recipe's name: mode and head type.
 fn recipe_name(config: &TrainConfig) -> String {
+    let base = frozen_recipe_name(config);
+    match config.backbone.trainable_layers {
+        0 => base,
+        k => format!("{base} with the backbone's top {k} layers fine-tuned"),
+    }
+}
+
+/// The recipe's name as on a frozen backbone.
+fn frozen_recipe_name(config: &TrainConfig) -> String {
     match config.head.kind {
         HeadKind::Pooled if config.mode == Mode::TwoStage && config.unfreeze.at_epoch.is_some() => {
             format!(

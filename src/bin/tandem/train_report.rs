@@ -27,7 +27,14 @@ pub fn write(
         Some(n) => n.transform(valid.feats.view()),
         None => Array2::zeros((valid.len(), 0)),
     };
-    let probs = predict_arrays(heads, valid.emb.view(), feats.view(), valid.tokens.as_ref())?;
+    // Fine-tuned layers embed the validation texts anew, as the bundle serves them.
+    let tuned = trained
+        .top
+        .as_ref()
+        .zip(valid.hidden.as_ref())
+        .map(|(top, h)| top.embed(h));
+    let emb = tuned.as_ref().unwrap_or(&valid.emb);
+    let probs = predict_arrays(heads, emb.view(), feats.view(), valid.tokens.as_ref())?;
     let breakdown = by.map(|field| Breakdown {
         field: field.to_string(),
         keys: valid_rows
