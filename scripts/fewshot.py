@@ -110,8 +110,9 @@ def main():
     ap.add_argument("--tandem", default=os.path.join(ROOT, "target", "release", "tandem"))
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "results.md"))
     ap.add_argument("--keep", action="store_true",
-                    help="keep the other recipes' scores from docs/fewshot.json (same seed and draws: "
-                         "their recipes are deterministic) and rerun only --recipes")
+                    help="keep the rest of docs/fewshot.json (same seed and draws): the other recipes' "
+                         "scores (their recipes are deterministic), and the datasets and sizes not rerun, "
+                         "whose cells are marked")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite the section from docs/fewshot.json (the last run) without running anything")
     args = ap.parse_args()
@@ -196,10 +197,33 @@ def main():
                 f"{r} {statistics.mean(v):.3f} ± {statistics.stdev(v) if len(v) > 1 else 0:.3f}"
                 for r, v in scores.items()), flush=True)
         results.append(entry)
+    if saved:
+        results = merge_kept(results, saved, recipes)
+    shown = [r for r in RECIPES if r in recipes or (saved and r in next(iter(results[0]["sizes"].values()))["scores"])]
     with open(os.path.join(ROOT, "docs", "fewshot.json"), "w") as f:
         json.dump({"seed": args.seed, "draws": args.draws, "results": results}, f, indent=1)
-    shown = [r for r in RECIPES if r in recipes or (saved and r in next(iter(results[0]["sizes"].values()))["scores"])]
     write_section(args.out, render(results, shown, args))
+
+
+def merge_kept(results, saved, recipes):
+    """The saved datasets and sizes that were not rerun, in their saved order, their rows
+    marked with the recipes that were not rerun for them (`kept`)."""
+    fresh = {e["name"]: e for e in results}
+    merged = []
+    for name, old in saved.items():
+        new = fresh.pop(name, None)
+        entry = dict(new or old)
+        sizes = {}
+        for size, row in old["sizes"].items():
+            if new is not None and size in new["sizes"]:
+                sizes[size] = new["sizes"][size]
+            else:
+                sizes[size] = dict(row, kept=sorted(set(row.get("kept", [])) | set(recipes)))
+        if new is not None:
+            sizes.update({k: v for k, v in new["sizes"].items() if k not in sizes})
+        entry["sizes"] = sizes
+        merged.append(entry)
+    return merged + list(fresh.values())
 
 
 def recipe_of(bundle):
@@ -227,8 +251,8 @@ def render(results, recipes, args):
              "the target; multi-label: per label set); each draw trains tandem and scikit-learn on the same "
              "backbone embeddings, and everything is scored on the 20% test split, which no run sees. "
              "Mean ± sd over the draws; `all` is the whole 80% (one run). `default` is `tandem train` with no "
-             "mode or head flags (the recipe chosen by validation within the default 60 s budget; `chose` counts "
-             "what it chose); `linear` is `--head linear`; `two_stage` is `--mode two_stage`, the default before "
+             "mode or head flags (the recipe chosen by validation within the default 60 s budget, fine-tuning the "
+             "backbone's top 2 layers among the candidates; `chose` counts what it chose); `linear` is `--head linear`; `two_stage` is `--mode two_stage`, the default before "
              "the recipe search; scikit-learn is `LogisticRegressionCV` (Cs=10, k-fold), one per label for "
              "multi-label, `RidgeCV` for regression. Higher is better except RMSE.", ""]
     for e in results:
@@ -236,11 +260,16 @@ def render(results, recipes, args):
                   "| per class | examples | " + " | ".join(recipes) + " | scikit-learn | chose |",
                   "|---:|---:|" + "---:|" * (len(recipes) + 1) + "---|"]
         for size, row in e["sizes"].items():
-            cells = [cell(row["scores"][r]) for r in recipes] + [cell(row["scores"]["sklearn"])]
+            kept = row.get("kept", [])
+            cells = [cell(row["scores"][r]) + (" †" if r in kept else "") for r in recipes] + [
+                cell(row["scores"]["sklearn"])]
             ch = row.get("chosen", [])
             chose = ", ".join(f"{r} ×{ch.count(r)}" for r in sorted(set(ch))) or "-"
             lines.append(f"| {size} | {row['n_train']} | " + " | ".join(cells) + f" | {chose} |")
         lines.append("")
+    if any(row.get("kept") for e in results for row in e["sizes"].values()):
+        lines += ["† Not rerun since fine-tuning became a candidate of the search (`--keep`): measured by "
+                  "the search before it, over the frozen-backbone recipes only.", ""]
     lines += summary(results, recipes)
     lines.append(END)
     return "\n".join(lines) + "\n"

@@ -88,8 +88,8 @@ pub struct SelectOptions {
     /// hold-out.
     pub cross_validate_below: usize,
     /// The backbone's pretrained top layers, when fine-tuning them is a candidate
-    /// ([`Arm::FineTune`]: before the sequence head under cross-validation, last on a
-    /// hold-out, unless `candidates` says otherwise); None leaves it out.
+    /// ([`Arm::FineTune`]: second under cross-validation, last on a hold-out, unless
+    /// `candidates` says otherwise); None leaves it out.
     pub finetune: Option<FineTuneCandidate>,
 }
 
@@ -372,6 +372,7 @@ pub fn select_with(
         options,
         host: RefCell::new(progress),
         cancelled: Cell::new(false),
+        over_budget: Cell::new(None),
     };
     let mut data = Data::new(
         all,
@@ -386,13 +387,10 @@ pub fn select_with(
             let mut c = CANDIDATES_SMALL.to_vec();
             if options.finetune.is_some() {
                 // The best recipe on small data where it was measured (few-shot fine-tuning in
-                // docs/results.md), and the costliest: after the pooled heads (a second or
-                // less each here), before the sequence head.
-                let at = c
-                    .iter()
-                    .position(|&a| a == Arm::Sequence)
-                    .unwrap_or(c.len());
-                c.insert(at, Arm::FineTune);
+                // docs/results.md) and the costliest, so it comes right after the recipe to
+                // beat, while the budget is whole (the pooled heads take a second or less each
+                // here, and a fine-tune that cannot end in time stops after its first fold).
+                c.insert(1, Arm::FineTune);
             }
             c
         }
@@ -448,7 +446,10 @@ pub fn select_with(
                         Ok((m.score, m.folds))
                     }
                     Err(e) if e.kind() == ErrorKind::Cancelled && !judge.cancelled.get() => {
-                        Err("stopped when the budget ran out".to_string())
+                        Err(judge
+                            .over_budget
+                            .take()
+                            .unwrap_or_else(|| "stopped when the budget ran out".to_string()))
                     }
                     Err(e) if e.kind() == ErrorKind::Cancelled => return Err(e),
                     Err(e) => {
@@ -770,6 +771,8 @@ struct Judge<'a, 'p> {
     host: RefCell<Progress<'p>>,
     /// Whether the caller cancelled (not the budget).
     cancelled: Cell<bool>,
+    /// Why a candidate was stopped early: its remaining folds would not fit the budget.
+    over_budget: Cell<Option<String>>,
 }
 
 impl Judge<'_, '_> {
@@ -818,7 +821,21 @@ impl Judge<'_, '_> {
         match &data.plan {
             Plan::Folds { k, fold } => {
                 let mut folds = Vec::with_capacity(*k);
+                let started = Instant::now();
                 for f in 0..*k {
+                    // The folds take about as long as each other: when those left cannot end
+                    // within the budget, stop now and leave the rest to later candidates.
+                    if let (Some(d), true) = (deadline, f > 0) {
+                        let per_fold = started.elapsed().as_secs_f64() / f as f64;
+                        let left = d.saturating_duration_since(Instant::now()).as_secs_f64();
+                        if per_fold * (*k - f) as f64 > left {
+                            self.over_budget.set(Some(format!(
+                                "stopped after {f} of {k} folds: at {per_fold:.1}s a fold, the \
+                                 rest would end past the budget (a larger --budget measures it)"
+                            )));
+                            return Err(Error::new(ErrorKind::Cancelled, "over the budget"));
+                        }
+                    }
                     let (tr, te): (Vec<usize>, Vec<usize>) =
                         (0..fold.len()).partition(|&i| fold[i] != f);
                     let train = data.all.select(&tr);
@@ -1153,11 +1170,10 @@ mod tests {
             &mut |c, _, n| seen.push((c.arm, c.score.is_some(), n)),
         )
         .unwrap();
-        // Under cross-validation it comes after the pooled heads, before the sequence head;
-        // with no budget it is not measured, and its hidden states are not fetched.
+        // Under cross-validation it comes second, after the recipe to beat; with no budget it
+        // is not measured, and its hidden states are not fetched.
         assert_eq!(seen[0], (Arm::Linear, true, 8));
-        assert_eq!(seen[6], (Arm::FineTune, false, 8));
-        assert_eq!(seen[7].0, Arm::Sequence);
+        assert_eq!(seen[1], (Arm::FineTune, false, 8));
         assert!(asked.is_empty());
         assert_eq!(sel.chosen, Arm::Linear);
         // Measured: it asks for the hidden states of the training data once, is scored on

@@ -214,6 +214,18 @@ pub struct Trainer {
     split: Option<(SplitBackbone, Option<TokenCache>)>,
 }
 
+/// `split` with the on-disk cache of its hidden states, when the spec keeps one.
+fn with_cache(
+    split: SplitBackbone,
+    backbone: &Backbone,
+    cache: bool,
+) -> Result<(SplitBackbone, Option<TokenCache>)> {
+    let cache = cache
+        .then(|| TokenCache::open_split(None, backbone, split.bottom_layers()))
+        .transpose()?;
+    Ok((split, cache))
+}
+
 impl std::fmt::Debug for Trainer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trainer")
@@ -255,18 +267,7 @@ impl Trainer {
             0 if auto && spec.finetune != Some(false) => {
                 let k = crate::compare::Arm::finetune_layers(&spec.config);
                 match SplitBackbone::open(&backbone, k) {
-                    Ok(split) => {
-                        let cache = if spec.embedding_cache {
-                            Some(TokenCache::open_split(
-                                None,
-                                &backbone,
-                                split.bottom_layers(),
-                            )?)
-                        } else {
-                            None
-                        };
-                        Some((split, cache))
-                    }
+                    Ok(split) => Some(with_cache(split, &backbone, spec.embedding_cache)?),
                     Err(_) => None,
                 }
             }
@@ -278,19 +279,11 @@ impl Trainer {
                      own (backbone.trainable_layers) needs the config's recipe",
                 ))
             }
-            k => {
-                let split = SplitBackbone::open(&backbone, k)?;
-                let cache = if spec.embedding_cache {
-                    Some(TokenCache::open_split(
-                        None,
-                        &backbone,
-                        split.bottom_layers(),
-                    )?)
-                } else {
-                    None
-                };
-                Some((split, cache))
-            }
+            k => Some(with_cache(
+                SplitBackbone::open(&backbone, k)?,
+                &backbone,
+                spec.embedding_cache,
+            )?),
         };
         Ok(Trainer {
             backbone,

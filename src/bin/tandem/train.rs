@@ -343,7 +343,7 @@ fn run_auto(
                 )
             })?;
             let t0 = std::time::Instant::now();
-            let r = build.hidden_states_until(split, &refs, which, until);
+            let r = build.hidden_states_until(split, &refs, which, Some(until));
             embed_secs.set(embed_secs.get() + t0.elapsed().as_secs_f64());
             return r;
         }
@@ -650,29 +650,18 @@ impl Builder<'_> {
         texts: &[&str],
         what: &str,
     ) -> Result<tandem::backbone::TokenSeqs> {
-        let cache = (!self.args.no_cache)
-            .then(|| {
-                tandem::cache::TokenCache::open_split(None, self.backbone, split.bottom_layers())
-            })
-            .transpose()?;
-        let progress = self
-            .log
-            .texts(&format!("{what} (bottom layers)"), texts.len());
-        let (h, stats) = split.hidden(self.backbone, cache.as_ref(), texts)?;
-        self.log.embedded(progress, texts.len(), stats);
-        Ok(h)
+        self.hidden_states_until(split, texts, what, None)?
+            .map_err(|why| Error::new(tandem::ErrorKind::Internal, why))
     }
-}
 
-impl Builder<'_> {
-    /// [`Builder::hidden_states`] in runs of [`HIDDEN_RUN`] texts, stopping at `until` (a
-    /// skip of the fine-tuning candidate, not an error: the runs done are cached).
+    /// [`Builder::hidden_states`] in runs of [`HIDDEN_RUN`] texts, stopping at `until` if
+    /// given (a skip of the fine-tuning candidate, not an error: the runs done are cached).
     fn hidden_states_until(
         &self,
         split: &SplitBackbone,
         texts: &[&str],
         what: &str,
-        until: std::time::Instant,
+        until: Option<std::time::Instant>,
     ) -> Result<std::result::Result<tandem::backbone::TokenSeqs, String>> {
         let cache = (!self.args.no_cache)
             .then(|| {
@@ -685,7 +674,7 @@ impl Builder<'_> {
         let mut all = tandem::backbone::TokenSeqs::new(self.backbone.dim());
         let mut total = tandem::cache::CacheStats::default();
         for run in texts.chunks(HIDDEN_RUN) {
-            if std::time::Instant::now() >= until {
+            if until.is_some_and(|u| std::time::Instant::now() >= u) {
                 return Ok(Err(
                     "its hidden states did not finish within the budget (those done are \
                      cached: a rerun gets further)"
