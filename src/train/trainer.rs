@@ -214,6 +214,20 @@ pub struct Trainer {
     split: Option<(SplitBackbone, Option<TokenCache>)>,
 }
 
+/// The progress record of chunk `index` of `chunks` of an embedding pass (losses NaN).
+fn embed_record(index: usize, chunks: usize) -> EpochRecord {
+    EpochRecord {
+        stage: "embed".into(),
+        epoch: index,
+        epochs: chunks,
+        train_loss: f32::NAN,
+        valid_loss: f32::NAN,
+        metric: None,
+        lr: 0.0,
+        elapsed: 0.0,
+    }
+}
+
 /// `split` with the on-disk cache of its hidden states, when the spec keeps one.
 fn with_cache(
     split: SplitBackbone,
@@ -572,17 +586,7 @@ impl Trainer {
             let (h, _) = split.hidden(&self.backbone, cache.as_ref(), run)?;
             all.extend(&h);
             // As embedding passes report their chunks.
-            let record = EpochRecord {
-                stage: "embed".into(),
-                epoch: index,
-                epochs: chunks,
-                train_loss: f32::NAN,
-                valid_loss: f32::NAN,
-                metric: None,
-                lr: 0.0,
-                elapsed: 0.0,
-            };
-            if !progress(&record) {
+            if !progress(&embed_record(index, chunks)) {
                 return Err(Error::new(
                     ErrorKind::Cancelled,
                     "training cancelled by the progress callback (hidden states)",
@@ -667,18 +671,7 @@ impl Trainer {
             }
             Ok((emb, seqs, stats))
         };
-        let report = |c: &crate::cache::Chunk| {
-            progress(&EpochRecord {
-                stage: "embed".into(),
-                epoch: c.index,
-                epochs: c.chunks,
-                train_loss: f32::NAN,
-                valid_loss: f32::NAN,
-                metric: None,
-                lr: 0.0,
-                elapsed: 0.0,
-            })
-        };
+        let report = |c: &crate::cache::Chunk| progress(&embed_record(c.index, c.chunks));
         embed_chunked(&missing, dim, want_tokens, embed, report)?;
         // Also when every text was in memory: the cap holds after the pass.
         keep_caches_under(cap, self.disk_cache.as_ref(), self.token_cache.as_ref())?;
