@@ -1,11 +1,13 @@
 //! The linear recipe: one L2-regularized linear head per task on the frozen embeddings,
-//! solved to convergence, its regularization chosen by k-fold cross-validation (what
-//! scikit-learn's `LogisticRegressionCV` does, and ridge regression for regression tasks).
+//! solved to convergence, its regularization chosen by k-fold cross-validation for
+//! classification (what scikit-learn's `LogisticRegressionCV` does) and by exact leave-one-out
+//! for ridge regression (what `RidgeCV` does).
 //! Built for small data, where MLP heads, a 20% hold-out and early stopping on it are noise:
 //! every example trains the final model, and every example is scored once out-of-fold, which
 //! gives the validation metrics and, with enough examples, the tuned thresholds. The result is an ordinary bundle
 //! (embedding-only mode, heads without hidden layers), served like any other.
 
+pub mod loo;
 pub mod select;
 pub mod solve;
 
@@ -16,6 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use self::loo::leave_one_out;
 use self::select::{cross_validate, default_grid, fold_of, folds_for, Score};
 use self::solve::{solve, LinearLoss, LinearSolution, Problem, SolveOptions};
 use super::config::{Mode, TrainConfig};
@@ -37,7 +40,7 @@ pub struct LinearTaskReport {
     /// Inverse regularization strength chosen (None: too few examples per class to
     /// cross-validate, so scikit-learn's default 1.0 was used).
     pub c: Option<f64>,
-    /// Folds used (0 when none).
+    /// Folds used (0 when none; the number of examples for leave-one-out).
     pub folds: usize,
     /// Each grid point: `C`, the out-of-fold macro-F1 (classification) or −MSE (regression on
     /// standardized targets), and the out-of-fold loss.
@@ -232,7 +235,6 @@ fn fit_linear(
         let mut grid_report = Vec::new();
         let (c, oof, k) = match folds {
             Some(k) => {
-                let fold = fold_of(all.len(), data.classes.as_deref(), k, config.seed);
                 let mut each = |g: usize, c: f64, s: &Score| {
                     grid_report.push((c, s.primary, s.loss));
                     let rec = EpochRecord {
@@ -248,16 +250,23 @@ fn fit_linear(
                     history.push(rec.clone());
                     progress(&rec)
                 };
-                let selection = cross_validate(
-                    x.view(),
-                    data.y.view(),
-                    weights.as_ref().map(|w| w.view()),
-                    data.loss,
-                    &grid,
-                    &fold,
-                    k,
-                    &mut each,
-                )?
+                // Ridge regression scores every example by exact leave-one-out (as `RidgeCV`
+                // does); the classification losses have no such shortcut.
+                let selection = if data.loss == LinearLoss::Squared && all.len() >= 3 {
+                    leave_one_out(x.view(), data.y.view(), &grid, &mut each)?
+                } else {
+                    let fold = fold_of(all.len(), data.classes.as_deref(), k, config.seed);
+                    cross_validate(
+                        x.view(),
+                        data.y.view(),
+                        weights.as_ref().map(|w| w.view()),
+                        data.loss,
+                        &grid,
+                        &fold,
+                        k,
+                        &mut each,
+                    )?
+                }
                 .ok_or_else(|| {
                     Error::new(
                         ErrorKind::Cancelled,
@@ -267,7 +276,7 @@ fn fit_linear(
                 (
                     Some(selection.c),
                     Some(selection.out_of_fold.mapv(|v| v as f32)),
-                    k,
+                    selection.folds,
                 )
             }
             None => match fixed {
