@@ -114,7 +114,7 @@ fn trainer_can_choose_its_recipe_by_validation_and_the_host_can_cancel_the_searc
     assert!(reason.starts_with("chose linear: best "), "{reason}");
     assert!(reason.contains("not measured: embedding_only"), "{reason}");
     let candidates = r["selection"]["candidates"].as_array().unwrap();
-    assert_eq!(candidates.len(), 7, "{r}");
+    assert_eq!(candidates.len(), 2, "{r}");
     assert!(candidates[1..].iter().all(|c| c["score"].is_null()));
     assert_eq!(r["selection"]["validation"]["kind"], "cross_validation");
     // (The search is seeded and deterministic for the candidates measured: compare::select's
