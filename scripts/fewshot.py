@@ -64,22 +64,30 @@ def draw(rows, keys, size, seed):
     return picked
 
 
-def sklearn_score(x_train, y_rows, x_test, test_rows, field, task, seed):
+def sklearn_classifier(x, y, seed):
+    """LogisticRegressionCV (Cs=10, stratified k-fold, k = min(5, the smallest class)) fitted on
+    `x`, `y`; plain LogisticRegression when a class has one example; None with one class."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 
     # scikit-learn 1.9 announces changes of LogisticRegressionCV's defaults; this uses today's.
     warnings.filterwarnings("ignore", category=FutureWarning)
+    counts = [int((np.asarray(y) == c).sum()) for c in sorted(set(y))]
+    k = min(5, min(counts))
+    if len(counts) < 2:
+        return None
+    if k < 2:
+        return LogisticRegression(max_iter=5000).fit(x, y)
+    return LogisticRegressionCV(Cs=10, cv=k, max_iter=5000, random_state=seed).fit(x, y)
+
+
+def sklearn_score(x_train, y_rows, x_test, test_rows, field, task, seed):
+    import numpy as np
+    from sklearn.linear_model import RidgeCV
     from sklearn.metrics import f1_score, mean_squared_error
 
     def classifier(x, y):
-        counts = [int((np.asarray(y) == c).sum()) for c in sorted(set(y))]
-        k = min(5, min(counts))
-        if len(counts) < 2:
-            return None
-        if k < 2:
-            return LogisticRegression(max_iter=5000).fit(x, y)
-        return LogisticRegressionCV(Cs=10, cv=k, max_iter=5000, random_state=seed).fit(x, y)
+        return sklearn_classifier(x, y, seed)
 
     if task == "regression":
         y = np.array([float(r[field]) for r in y_rows])

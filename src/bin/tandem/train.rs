@@ -760,7 +760,7 @@ fn summarize(
             let chosen: Vec<String> = tasks
                 .iter()
                 .map(|t| match t.c {
-                    Some(c) => format!("{} C = {c:.3}, {}-fold", t.task, t.folds),
+                    Some(c) => format!("{} C = {c:.3}, {}", t.task, t.scheme()),
                     None => format!("{} C = 1 (too few examples to cross-validate)", t.task),
                 })
                 .collect();

@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use self::loo::leave_one_out;
-use self::select::{cross_validate, default_grid, fold_of, folds_for, Score};
+use self::select::{cross_validate, default_grid, fold_of, folds_for, Score, MAX_FOLDS};
 use self::solve::{solve, LinearLoss, LinearSolution, Problem, SolveOptions};
 use super::config::{Mode, TrainConfig};
 use super::examples::Examples;
@@ -47,6 +47,18 @@ pub struct LinearTaskReport {
     pub grid: Vec<(f64, f64, f64)>,
     /// L-BFGS iterations of the final fit.
     pub iterations: u64,
+}
+
+impl LinearTaskReport {
+    /// How `C` was chosen, in words: `5-fold` or `leave-one-out` (k-fold never uses more than
+    /// [`MAX_FOLDS`] folds, leave-one-out one per example).
+    pub fn scheme(&self) -> String {
+        if self.folds > MAX_FOLDS {
+            "leave-one-out".to_string()
+        } else {
+            format!("{}-fold", self.folds)
+        }
+    }
 }
 
 /// The heads' architecture: the embedding straight into one linear layer per task.
@@ -641,6 +653,21 @@ mod tests {
             / values.len() as f32;
         assert!(err < 0.5, "mean absolute error {err}");
         assert_eq!(t.heads.tasks[1].thresholds.len(), 2);
+        // Ridge regression chooses C by leave-one-out (every example a fold); the multi-label
+        // task by k-fold.
+        let lin = t.report.linear.as_ref().unwrap();
+        assert_eq!(
+            (lin[0].folds, lin[0].scheme().as_str()),
+            (12, "leave-one-out")
+        );
+        assert_eq!(lin[1].scheme(), "5-fold");
+        // Its out-of-fold validation is every example's leave-one-out prediction.
+        assert!(
+            t.report.valid_metrics["tasks"]["score"]["rmse"]
+                .as_f64()
+                .unwrap()
+                < 1.0
+        );
 
         // One example of a class: no folds, C = 1, default thresholds, no metrics.
         let few = examples(

@@ -22,6 +22,9 @@ pub fn default_grid() -> Vec<f64> {
         .collect()
 }
 
+/// The most folds k-fold cross-validation uses (as `LogisticRegressionCV`'s default `cv=5`).
+pub const MAX_FOLDS: usize = 5;
+
 /// How many grid points in a row may score below the best before the search along the grid
 /// stops: the out-of-fold score of a regularization path rises to one peak and falls, and two
 /// points past it are past it.
@@ -69,7 +72,7 @@ pub fn folds_for(n: usize, strata: Option<&[usize]>) -> Option<usize> {
         }
         None => n,
     };
-    let k = smallest.min(5);
+    let k = smallest.min(MAX_FOLDS);
     (k >= 2).then_some(k)
 }
 
