@@ -848,31 +848,34 @@ impl Judge<'_, '_> {
                     } else {
                         train.clone()
                     };
-                    // Nor may one fold take more than its share of the time left: a candidate
-                    // whose first fold alone would eat the budget cannot finish, and stopping
-                    // it there leaves the rest to later candidates.
-                    let share = deadline.map(|d| {
+                    // Nor may the first fold take more than its share of the time left: a
+                    // candidate whose first fold alone would eat the budget cannot finish (the
+                    // check above would stop it after that fold anyway), and stopping it there
+                    // leaves the rest to later candidates. Later folds keep the whole deadline,
+                    // so a fold a little slower than the others does not stop a candidate the
+                    // check above lets finish.
+                    let share = deadline.filter(|_| f == 0).map(|d| {
                         let now = Instant::now();
-                        (now, d.saturating_duration_since(now) / (*k - f) as u32)
+                        (now, d.saturating_duration_since(now) / *k as u32)
                     });
-                    let trained =
-                        match self.fit(arm, &train, &valid, true, share.map(|(t, s)| t + s)) {
-                            Err(e)
-                                if e.kind() == ErrorKind::Cancelled
-                                    && !self.cancelled.get()
-                                    && deadline.is_some_and(|d| Instant::now() < d) =>
-                            {
-                                let secs = share.map_or(0.0, |(_, s)| s.as_secs_f64());
-                                self.over_budget.set(Some(format!(
-                                    "stopped in fold {} of {k}: a fold takes more than \
+                    let fold_deadline = share.map(|(t, s)| t + s).or(deadline);
+                    let trained = match self.fit(arm, &train, &valid, true, fold_deadline) {
+                        Err(e)
+                            if e.kind() == ErrorKind::Cancelled
+                                && !self.cancelled.get()
+                                && share.is_some()
+                                && deadline.is_some_and(|d| Instant::now() < d) =>
+                        {
+                            let secs = share.map_or(0.0, |(_, s)| s.as_secs_f64());
+                            self.over_budget.set(Some(format!(
+                                "stopped in fold 1 of {k}: a fold takes more than \
                                      {secs:.1}s, so the folds would end past the budget (a \
-                                     larger --budget measures it)",
-                                    f + 1
-                                )));
-                                return Err(e);
-                            }
-                            r => r?,
-                        };
+                                     larger --budget measures it)"
+                            )));
+                            return Err(e);
+                        }
+                        r => r?,
+                    };
                     folds.push(self.score_of(&trained, &test)?);
                 }
                 Ok(Measured {
