@@ -144,6 +144,18 @@ impl Backbone {
         &self.dir
     }
 
+    /// Runs of text indices for texts of these token `lengths`, as this backbone batches its
+    /// own graph runs: length-sorted, cut where padding would cost more than another run
+    /// ([`plan`]). Graphs cut from it (a split's bottom) run best the same way.
+    pub(crate) fn plan_runs(&self, lengths: &[usize]) -> Vec<Vec<usize>> {
+        plan::plan_batches(
+            lengths,
+            self.options.batch_size,
+            self.options.max_batch_tokens,
+            self.run_cost,
+        )
+    }
+
     /// The options it was loaded with.
     pub fn options(&self) -> &BackboneOptions {
         &self.options

@@ -161,7 +161,12 @@ impl SplitBackbone {
     pub fn bottom(&self, backbone: &Backbone, texts: &[&str]) -> Result<(Array2<f32>, Vec<usize>)> {
         let ids = backbone.tokenizer().encode(texts)?;
         let rows: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-        let batch = backbone.tokenizer().pad(&rows);
+        self.bottom_of(backbone, &rows)
+    }
+
+    /// [`SplitBackbone::bottom`] of token ids, padded into one run.
+    fn bottom_of(&self, backbone: &Backbone, rows: &[&[u32]]) -> Result<(Array2<f32>, Vec<usize>)> {
+        let batch = backbone.tokenizer().pad(rows);
         let shape = vec![batch.rows as i64, batch.width as i64];
         let t = |v: Vec<i64>| {
             Tensor::from_array((shape.clone(), v)).map_err(|e| Error::onnx("building an input", e))
@@ -206,13 +211,27 @@ impl SplitBackbone {
         texts: &[&str],
     ) -> Result<(TokenSeqs, CacheStats)> {
         let run = |batch: &[&str]| -> Result<(Array2<f32>, TokenSeqs)> {
-            let mut seqs = TokenSeqs::new(backbone.dim());
-            // In runs of a few dozen texts, as the backbone batches them.
-            for chunk in batch.chunks(32) {
-                let (tokens, offsets) = self.bottom(backbone, chunk)?;
-                for w in offsets.windows(2) {
-                    seqs.push(tokens.slice(ndarray::s![w[0]..w[1], ..]));
+            // In length-matched runs, as the backbone batches its own: TREC questions in runs
+            // of 32 in file order were about 45% padding.
+            let ids = backbone.tokenizer().encode(batch)?;
+            let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+            let mut each: Vec<Option<Array2<f32>>> = vec![None; batch.len()];
+            for run in backbone.plan_runs(&lengths) {
+                let rows: Vec<&[u32]> = run.iter().map(|&i| ids[i].as_slice()).collect();
+                let (tokens, offsets) = self.bottom_of(backbone, &rows)?;
+                for (&i, w) in run.iter().zip(offsets.windows(2)) {
+                    each[i] = Some(tokens.slice(ndarray::s![w[0]..w[1], ..]).to_owned());
                 }
+            }
+            let mut seqs = TokenSeqs::new(backbone.dim());
+            for t in each {
+                let t = t.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        "a text was left out of the bottom's runs",
+                    )
+                })?;
+                seqs.push(t.view());
             }
             Ok((Array2::zeros((batch.len(), 0)), seqs))
         };
