@@ -276,8 +276,11 @@ def render(results, recipes, args):
             lines.append(f"| {size} | {row['n_train']} | " + " | ".join(cells) + f" | {chose} |")
         lines.append("")
     if any(row.get("kept") for e in results for row in e["sizes"].values()):
-        lines += ["† Not rerun since fine-tuning became a candidate of the search (`--keep`): measured by "
-                  "the search before it, over the frozen-backbone recipes only.", ""]
+        lines += ["† Kept from an earlier run of this script (`--keep`), not rerun with the current build: "
+                  "its search had no fine-tuning candidate (on a hold-out that comes last and does not fit "
+                  "the default budget at these sizes) and tried every frozen recipe on small data, and its "
+                  "linear recipe chose a regression's C by 5-fold cross-validation instead of leave-one-out.",
+                  ""]
     lines += summary(results, recipes)
     lines.append(END)
     return "\n".join(lines) + "\n"

@@ -109,6 +109,26 @@ fn fine_tuned_layers_train_deterministically_and_serve_through_onnx_runtime() {
             };
             let other = train(&d, &other, top_of(&split, &backbone));
             assert_ne!(values(other.top.as_ref().unwrap()), values(top));
+            // The pooled embeddings are recomputed from the hidden states through the layers
+            // as they train; the examples' own are read for their width only (the CLI leaves
+            // them zero rather than run the pretrained top over every text).
+            let blank = |e: &Examples| Examples {
+                emb: Array2::zeros(e.emb.raw_dim()),
+                ..e.clone()
+            };
+            let zeroed = Data {
+                specs: d.specs.clone(),
+                train: blank(&d.train),
+                valid: blank(&d.valid),
+                valid_texts: vec![],
+            };
+            let same = train(&zeroed, &cfg, top_of(&split, &backbone));
+            assert_eq!(values(same.top.as_ref().unwrap()), values(top));
+            assert_eq!(
+                same.heads.network.weights(),
+                trained.heads.network.weights()
+            );
+            assert_eq!(same.report.valid_metrics, trained.report.valid_metrics);
         }
 
         // Natively: the bottom in fp32, the fine-tuned layer, pooling, the heads.

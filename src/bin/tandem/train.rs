@@ -11,7 +11,7 @@ use tandem::compare::Arm;
 use tandem::data::{Row, TaskKind};
 use tandem::onnx::split::SplitBackbone;
 use tandem::onnx::tuned::TunedBackbone;
-use tandem::train::config::{ExplicitKeys, HeadKind};
+use tandem::train::config::{ExplicitKeys, HeadKind, LayerUnfreeze};
 use tandem::train::{examples, manifest_for, split_indices_of, Needs, Trained};
 use tandem::train::{BackboneTop, Examples, Mode, TrainConfig};
 use tandem::{Error, Result};
@@ -315,6 +315,7 @@ fn run_auto(
         args,
         backbone,
         split: None,
+        pretrained_emb: true,
         log,
         needs,
         cap,
@@ -518,6 +519,7 @@ fn examples_of(
         args,
         backbone,
         split,
+        pretrained_emb: config.backbone.unfreeze != LayerUnfreeze::Partial,
         log,
         needs,
         cap: config.cache.max_size,
@@ -602,6 +604,8 @@ struct Builder<'a> {
     backbone: &'a tandem::Backbone,
     /// The backbone split under its trainable layers, when they train.
     split: Option<&'a SplitBackbone>,
+    /// With `split`: whether the examples need the pretrained top's embeddings (else zeros).
+    pretrained_emb: bool,
     log: &'a Log,
     needs: Needs,
     cap: u64,
@@ -620,9 +624,18 @@ impl Builder<'_> {
         let (mut ex, t) = examples::build(&refs, targets, self.needs, |refs| {
             if let Some(split) = self.split {
                 // The bottom's hidden states (cached), and the embeddings the pretrained top
-                // layers make of them: the backbone's, without running it again.
+                // layers make of them: the backbone's, without running it again. When every
+                // trainable layer trains from the first epoch, training recomputes them at
+                // every step through the layers as they train and reads these for their width
+                // only (tests/finetune.rs), so they stay zeros: the pretrained top over every
+                // text is about 5% of a TREC fine-tune's time. (Progressive unfreezing's
+                // heads-only epochs read them.)
                 let h = self.hidden_states(split, refs, what)?;
-                let emb = top_of(split, self.backbone).embed(&h);
+                let emb = if self.pretrained_emb {
+                    top_of(split, self.backbone).embed(&h)
+                } else {
+                    ndarray::Array2::zeros((h.len(), self.backbone.dim()))
+                };
                 *hidden.borrow_mut() = Some(h);
                 return Ok((emb, None));
             }
