@@ -615,18 +615,9 @@ fn train_without_a_recipe_chooses_one_by_validation_and_compare_runs_every_recip
     assert_eq!(sel["validation"]["kind"], "cross_validation", "{sel}");
     let cands = sel["candidates"].as_array().unwrap();
     let names: Vec<&str> = cands.iter().map(|c| c["arm"].as_str().unwrap()).collect();
-    assert_eq!(
-        names,
-        [
-            "linear",
-            "embedding_only",
-            "metadata_only",
-            "joint",
-            "two_stage",
-            "two_stage_unfreeze",
-            "sequence"
-        ]
-    );
+    // On small data: the linear recipe and an MLP head (fine-tuning is left out here); the
+    // recipes whose cross-validated wins did not hold on test are not tried.
+    assert_eq!(names, ["linear", "embedding_only"]);
     // With a budget this large every candidate is measured (on every fold), and the winner has
     // the best score, or a cheaper recipe stayed because the best one won within the noise.
     let scores: Vec<f64> = cands.iter().map(|c| c["score"].as_f64().unwrap()).collect();
@@ -649,7 +640,7 @@ fn train_without_a_recipe_chooses_one_by_validation_and_compare_runs_every_recip
     );
     assert_eq!(done["recipe"], chosen);
     // One recipe event per candidate, as it is decided.
-    assert_eq!(log.matches("\"event\":\"recipe\"").count(), 7, "{log}");
+    assert_eq!(log.matches("\"event\":\"recipe\"").count(), 2, "{log}");
     // The bundle holds the chosen recipe and serves like any other.
     let manifest = json_file(&a.join("manifest.json"));
     let head = manifest["training"]["head"]["kind"].as_str().unwrap();
@@ -669,7 +660,7 @@ fn train_without_a_recipe_chooses_one_by_validation_and_compare_runs_every_recip
     let (again, _) = run("1", "600", &b);
     assert_eq!(
         again["selection"]["candidates"].as_array().unwrap().len(),
-        7
+        2
     );
     for (x, y) in cands
         .iter()
@@ -692,7 +683,7 @@ fn train_without_a_recipe_chooses_one_by_validation_and_compare_runs_every_recip
         "{err}"
     );
     assert!(
-        err.contains("not measured: finetune, embedding_only, metadata_only"),
+        err.contains("not measured: finetune, embedding_only"),
         "{err}"
     );
     // --no-finetune leaves fine-tuning out of the search.
@@ -702,7 +693,7 @@ fn train_without_a_recipe_chooses_one_by_validation_and_compare_runs_every_recip
         .arg(dir.join("frozen")));
     let err = String::from_utf8(o.stderr).unwrap();
     assert!(
-        err.contains("not measured: embedding_only, metadata_only") && !err.contains("finetune"),
+        err.contains("not measured: embedding_only") && !err.contains("finetune"),
         "{err}"
     );
     // Measured, fine-tuning (second) fetches the hidden states under the top layers;
