@@ -128,7 +128,7 @@ fn check_backbone(
             manifest.name,
             manifest.source,
             manifest.dim,
-            manifest.pooling,
+            manifest.pooling.name(),
             manifest.max_length,
             dir.display()
         )),

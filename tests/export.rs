@@ -249,30 +249,109 @@ fn a_model_with_fine_tuned_layers_exports_and_runs_in_stock_onnx_runtime() {
     let root = std::env::temp_dir().join(format!("tandem-export-ft-{}", std::process::id()));
     let data = common::labelled("trec.jsonl", 160);
     let fp32 = Arc::new(common::load(Variant::Fp32));
-    let spec = json!({
-        "tasks": [{"name": "label", "kind": "multiclass"}],
-        "embedding_cache": false,
-        "config": {"mode": "embedding_only", "seed": 2, "head": {"stage": {"epochs": 2}},
-                   "backbone": {"trainable_layers": 1, "lr": 0.001}},
-    });
-    let mut t = Trainer::from_json(Arc::clone(&fp32), &spec.to_string()).unwrap();
-    for (text, label) in &data[..120] {
-        t.add_example(text, &json!({ "label": label })).unwrap();
+    // Pooled heads, and sequence heads on the fine-tuned layer's tokens.
+    for kind in ["pooled", "sequence"] {
+        let spec = json!({
+            "tasks": [{"name": "label", "kind": "multiclass"}],
+            "embedding_cache": false,
+            "config": {"mode": "embedding_only", "seed": 2,
+                       "head": {"kind": kind, "stage": {"epochs": 2}},
+                       "backbone": {"trainable_layers": 1, "lr": 0.001}},
+        });
+        let mut t = Trainer::from_json(Arc::clone(&fp32), &spec.to_string()).unwrap();
+        for (text, label) in &data[..120] {
+            t.add_example(text, &json!({ "label": label })).unwrap();
+        }
+        t.train(&mut |_| true).unwrap();
+        t.save(&root.join(kind)).unwrap();
+        let model = Model::load(&root.join(kind), Arc::clone(&fp32)).unwrap();
+        assert!(model.backbone().manifest().name.contains("fine-tuned"));
+        let held: Vec<&str> = data[120..].iter().map(|(t, _)| t.as_str()).collect();
+        // The trainer's evaluation reads the fine-tuned layer's outputs, as the model does.
+        let labels: Vec<_> = data[120..]
+            .iter()
+            .map(|(_, l)| json!({ "label": l }))
+            .collect();
+        let eval = t.evaluate(&held, &labels).unwrap();
+        let served = model.predict(&held).unwrap();
+        let right = served
+            .iter()
+            .zip(&data[120..])
+            .filter(|(p, (_, l))| p[0].labels == [l.clone()])
+            .count();
+        let acc = eval["tasks"]["label"]["accuracy"].as_f64().unwrap();
+        // Native layers against ONNX Runtime's: a near tie may fall the other way.
+        assert!(
+            (acc - right as f64 / held.len() as f64).abs() <= 1.0 / held.len() as f64 + 1e-9,
+            "{kind}: evaluate says accuracy {acc}, the model gets {right} of {} right",
+            held.len()
+        );
+        let r = check(
+            &model,
+            Variant::Fp32,
+            &held,
+            &root.join(format!("out-{kind}")),
+            1e-4,
+            1.0,
+            16,
+        );
+        println!("fine-tuned export, {kind} heads: {r}");
     }
-    t.train(&mut |_| true).unwrap();
-    t.save(&root.join("ft")).unwrap();
-    let model = Model::load(&root.join("ft"), Arc::clone(&fp32)).unwrap();
-    assert!(model.backbone().manifest().name.contains("fine-tuned"));
-    let held: Vec<&str> = data[120..].iter().map(|(t, _)| t.as_str()).collect();
-    let r = check(
-        &model,
-        Variant::Fp32,
-        &held,
-        &root.join("out"),
-        1e-4,
-        1.0,
-        16,
-    );
-    println!("fine-tuned export: {r}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_cls_pooled_backbone_trains_fine_tunes_and_exports() {
+    // A backbone whose manifest says [CLS] pooling, with frozen and fine-tuned layers: the
+    // export pools the first token as serving does, and stock ONNX Runtime reproduces
+    // `predict`; the trainer's native evaluation agrees with the served model.
+    let root = std::env::temp_dir().join(format!("tandem-export-cls-{}", std::process::id()));
+    let cls = Arc::new(common::cls_backbone(&root.join("backbone")));
+    let data = common::labelled("trec.jsonl", 160);
+    for layers in [0, 1] {
+        let spec = json!({
+            "tasks": [{"name": "label", "kind": "multiclass"}],
+            "embedding_cache": false,
+            "config": {"mode": "embedding_only", "seed": 2, "head": {"stage": {"epochs": 3}},
+                       "backbone": {"trainable_layers": layers, "lr": 0.001}},
+        });
+        let mut t = Trainer::from_json(Arc::clone(&cls), &spec.to_string()).unwrap();
+        for (text, label) in &data[..120] {
+            t.add_example(text, &json!({ "label": label })).unwrap();
+        }
+        t.train(&mut |_| true).unwrap();
+        let dir = root.join(format!("k{layers}"));
+        t.save(&dir).unwrap();
+        let model = Model::load(&dir, Arc::clone(&cls)).unwrap();
+        let held: Vec<&str> = data[120..].iter().map(|(t, _)| t.as_str()).collect();
+        let labels: Vec<_> = data[120..]
+            .iter()
+            .map(|(_, l)| json!({ "label": l }))
+            .collect();
+        let eval = t.evaluate(&held, &labels).unwrap();
+        let right = model
+            .predict(&held)
+            .unwrap()
+            .iter()
+            .zip(&data[120..])
+            .filter(|(p, (_, l))| p[0].labels == [l.clone()])
+            .count();
+        let acc = eval["tasks"]["label"]["accuracy"].as_f64().unwrap();
+        assert!(
+            (acc - right as f64 / held.len() as f64).abs() <= 1.0 / held.len() as f64 + 1e-9,
+            "K = {layers}: evaluate says {acc}, the model gets {right} of {}",
+            held.len()
+        );
+        let r = check(
+            &model,
+            Variant::Fp32,
+            &held,
+            &root.join(format!("out-{layers}")),
+            1e-4,
+            1.0,
+            16,
+        );
+        println!("[CLS] backbone, K = {layers}: {r}");
+    }
     let _ = std::fs::remove_dir_all(&root);
 }

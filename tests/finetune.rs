@@ -57,6 +57,7 @@ fn top_of(split: &SplitBackbone, b: &Backbone) -> BackboneTop {
     BackboneTop {
         layers: split.top().to_vec(),
         normalize: b.manifest().normalize,
+        pooling: b.manifest().pooling,
     }
 }
 
@@ -138,7 +139,12 @@ fn fine_tuned_layers_train_deterministically_and_serve_through_onnx_runtime() {
         for layer in &top.layers {
             h = layer.forward_inference(h.view(), &offsets);
         }
-        let emb = pool(h.view(), &offsets, backbone.manifest().normalize);
+        let emb = pool(
+            h.view(),
+            &offsets,
+            backbone.manifest().pooling,
+            backbone.manifest().normalize,
+        );
         let heads = &trained.heads;
         let feats = match &heads.normalizer {
             Some(n) => n.transform(tandem::metadata::extract_batch(&refs).view()),
@@ -240,33 +246,38 @@ fn fine_tuned_layers_train_deterministically_and_serve_through_onnx_runtime() {
 
 #[test]
 fn progressive_unfreezing_keeps_the_layers_frozen_through_the_heads_only_epochs() {
+    use tandem::train::config::HeadKind;
     let backbone = common::load(Variant::Fp32);
     let split = SplitBackbone::open(&backbone, 2).unwrap();
-    let mut cfg = config(Mode::EmbeddingOnly, 2);
-    cfg.backbone.unfreeze = LayerUnfreeze::Progressive;
-    cfg.backbone.heads_only_epochs = 3;
-    let d = data(&backbone, &split, 80, &cfg);
-    let pretrained = values(&top_of(&split, &backbone));
-    // Three epochs, all of them heads only: the layers are the pretrained ones.
-    let trained = train(&d, &cfg, top_of(&split, &backbone));
-    assert_eq!(values(trained.top.as_ref().unwrap()), pretrained);
-    // Two of five epochs train the top layer only.
-    cfg.head.stage.epochs = 5;
-    cfg.head.stage.patience = 0;
-    cfg.backbone.epochs_per_layer = 5;
-    let trained = train(&d, &cfg, top_of(&split, &backbone));
-    let now = values(trained.top.as_ref().unwrap());
-    let per_layer = now.len() / 2;
-    assert_eq!(
-        now[..per_layer],
-        pretrained[..per_layer],
-        "the lower layer trained"
-    );
-    assert_ne!(
-        now[per_layer..],
-        pretrained[per_layer..],
-        "the top layer did not train"
-    );
+    // Sequence heads read the pretrained top's tokens in the heads-only epochs.
+    for kind in [HeadKind::Pooled, HeadKind::Sequence] {
+        let mut cfg = config(Mode::EmbeddingOnly, 2);
+        cfg.head.kind = kind;
+        cfg.backbone.unfreeze = LayerUnfreeze::Progressive;
+        cfg.backbone.heads_only_epochs = 3;
+        let d = data(&backbone, &split, 80, &cfg);
+        let pretrained = values(&top_of(&split, &backbone));
+        // Three epochs, all of them heads only: the layers are the pretrained ones.
+        let trained = train(&d, &cfg, top_of(&split, &backbone));
+        assert_eq!(values(trained.top.as_ref().unwrap()), pretrained);
+        // Two of five epochs train the top layer only.
+        cfg.head.stage.epochs = 5;
+        cfg.head.stage.patience = 0;
+        cfg.backbone.epochs_per_layer = 5;
+        let trained = train(&d, &cfg, top_of(&split, &backbone));
+        let now = values(trained.top.as_ref().unwrap());
+        let per_layer = now.len() / 2;
+        assert_eq!(
+            now[..per_layer],
+            pretrained[..per_layer],
+            "{kind:?}: the lower layer trained"
+        );
+        assert_ne!(
+            now[per_layer..],
+            pretrained[per_layer..],
+            "{kind:?}: the top layer did not train"
+        );
+    }
 }
 
 #[test]
@@ -307,10 +318,84 @@ fn fine_tuning_without_its_inputs_is_a_clear_error() {
     .err()
     .unwrap();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
-    // Sequence heads on trainable layers are refused by the config check.
-    let mut seq = cfg.clone();
-    seq.head.kind = tandem::train::config::HeadKind::Sequence;
-    assert!(seq.validate().is_err());
+    // The linear recipe (a closed-form fit on fixed embeddings) cannot train layers.
+    let mut linear = cfg.clone();
+    linear.head.kind = tandem::train::config::HeadKind::Linear;
+    let e = linear.validate().unwrap_err();
+    assert!(e.message().contains("closed-form"), "{e}");
+}
+
+#[test]
+fn sequence_heads_train_on_the_fine_tuned_tokens_and_serve_through_onnx_runtime() {
+    // Sequence heads read every token out of the top layer: the layer trains from their
+    // gradient too, the same seed gives the same weights, and the bundle's fine-tuned graph
+    // gives the served heads the tokens the native layer computes.
+    let backbone = Arc::new(common::load(Variant::Fp32));
+    let split = SplitBackbone::open(&backbone, 1).unwrap();
+    let mut cfg = config(Mode::EmbeddingOnly, 1);
+    cfg.head.kind = tandem::train::config::HeadKind::Sequence;
+    cfg.validate().unwrap();
+    let d = data(&backbone, &split, 120, &cfg);
+    assert!(
+        d.train.tokens.is_none(),
+        "the examples carry no token vectors"
+    );
+    let pretrained = values(&top_of(&split, &backbone));
+    let trained = train(&d, &cfg, top_of(&split, &backbone));
+    assert!(trained.heads.network.sequence.is_some());
+    let top = trained.top.as_ref().expect("fine-tuned layers");
+    assert_ne!(values(top), pretrained, "the layer did not train");
+    let again = train(&d, &cfg, top_of(&split, &backbone));
+    assert_eq!(values(again.top.as_ref().unwrap()), values(top));
+    assert_eq!(
+        again.heads.network.weights(),
+        trained.heads.network.weights()
+    );
+
+    // Natively: bottom, fine-tuned layer, pooled embedding and token vectors (f16, as the
+    // served ones are), heads.
+    let refs: Vec<&str> = d.valid_texts.iter().map(String::as_str).collect();
+    let (tokens, offsets) = split.bottom(&backbone, &refs).unwrap();
+    let mut h = tokens;
+    for layer in &top.layers {
+        h = layer.forward_inference(h.view(), &offsets);
+    }
+    let emb = pool(
+        h.view(),
+        &offsets,
+        backbone.manifest().pooling,
+        backbone.manifest().normalize,
+    );
+    let mut seqs = tandem::backbone::TokenSeqs::new(h.ncols());
+    for w in offsets.windows(2) {
+        seqs.push(h.slice(ndarray::s![w[0]..w[1], ..]));
+    }
+    let heads = &trained.heads;
+    let feats = Array2::zeros((refs.len(), 0));
+    let native = predict_arrays(heads, emb.view(), feats.view(), Some(&seqs)).unwrap();
+
+    let tuned = TunedBackbone::new(&backbone, &top.layers).unwrap();
+    let manifest = manifest_for(
+        &trained,
+        tuned.reference(),
+        &tandem::metadata::feature_names(),
+        &cfg,
+    );
+    let dir = common::tmp("finetune", "sequence");
+    bundle::save_with(&dir, &manifest, &heads.network.weights(), false, |tmp| {
+        tuned.write(&tmp.join(bundle::BACKBONE_DIR))
+    })
+    .unwrap();
+    let model = Model::load(&dir, Arc::clone(&backbone)).unwrap();
+    let (served, _) = model.predict_raw(&refs).unwrap();
+    let worst = native[0]
+        .iter()
+        .zip(served[0].iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    println!("sequence heads: native vs ONNX Runtime, worst probability difference {worst:.2e}");
+    assert!(worst <= 1e-4, "{worst}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -42,7 +42,7 @@ fn bottom_graph_and_native_top_layers_reproduce_the_backbone() {
         for layer in split.top() {
             h = layer.forward_inference(h.view(), &offsets);
         }
-        tandem::onnx::split::pool(h.view(), &offsets, true)
+        tandem::onnx::split::pool(h.view(), &offsets, tandem::backbone::Pooling::Mean, true)
     };
     let (a, b) = (through(tokens), through(half));
     let worst = (0..texts.len())
@@ -132,4 +132,42 @@ fn bottom_graph_and_native_top_layers_reproduce_the_backbone() {
         "{files:?}"
     );
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn cls_pooling_reads_the_first_token_in_the_backbone_and_the_split() {
+    // A backbone whose manifest says [CLS] pooling: tandem pools its per-token output to the
+    // first token's vector (normalized), and the split's native top layers do the same.
+    let dir = common::tmp("split", "cls");
+    let cls = common::cls_backbone(&dir);
+    assert_eq!(cls.manifest().pooling, tandem::backbone::Pooling::Cls);
+    let refs = common::reference();
+    let texts = common::texts(&refs, 12);
+    let (emb, tokens) = cls.embed_tokens(&texts).unwrap();
+    let mean = common::load(Variant::Fp32).embed(&texts).unwrap();
+    let mut farthest = 1.0f32;
+    for i in 0..texts.len() {
+        // The token vectors are stored in f16.
+        let first: Vec<f32> = tokens.text(i)[..384].iter().map(|v| v.to_f32()).collect();
+        let c = common::cosine(&first, &emb.row(i).to_vec());
+        assert!(c >= 0.9999, "text {i}: [CLS] cosine {c}");
+        let norm: f32 = emb.row(i).iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "normalized: {norm}");
+        farthest = farthest.min(common::cosine(&emb.row(i).to_vec(), &mean.row(i).to_vec()));
+    }
+    // Not the mean-pooled embedding.
+    assert!(
+        farthest < 0.95,
+        "[CLS] and mean pooling agree to {farthest}"
+    );
+    for k in [1, 2] {
+        let split = SplitBackbone::new(&cls, k, 12).unwrap();
+        let native = split.embed(&cls, &texts).unwrap();
+        let worst = (0..texts.len())
+            .map(|i| common::cosine(&native.row(i).to_vec(), &emb.row(i).to_vec()))
+            .fold(1.0f32, f32::min);
+        println!("[CLS], K = {k}: worst cosine to the whole graph {worst:.8}");
+        assert!(worst >= 0.99999, "K = {k}: {worst}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::Pooling;
 use crate::error::{Error, Result};
 
 /// The only manifest format this build understands.
@@ -25,8 +26,10 @@ pub struct BackboneManifest {
     pub dim: usize,
     /// Maximum tokens per text, special tokens included; longer texts are truncated.
     pub max_length: usize,
-    /// Pooling used when the graph has no pooled output (`mean` is the only one supported).
-    pub pooling: String,
+    /// How token vectors become the sentence embedding (`mean` or `cls`): what a pooled
+    /// output computes, and what tandem computes for a graph with only per-token outputs and
+    /// for fine-tuned top layers.
+    pub pooling: Pooling,
     /// Whether embeddings are L2-normalized.
     pub normalize: bool,
     /// Graph file per variant (`fp32`, `opt`, `int8`).
@@ -57,7 +60,7 @@ impl BackboneManifest {
     }
 
     /// Parses and checks the text of a backbone `manifest.json`: valid JSON with every field of
-    /// its type, the format [`BACKBONE_FORMAT`], `mean` pooling, a positive dimension and a
+    /// its type, the format [`BACKBONE_FORMAT`], a known pooling, a positive dimension and a
     /// `max_length` of at least 2. Untrusted input: anything else is a
     /// [`Format`](crate::ErrorKind::Format) error.
     pub fn parse(text: &str) -> Result<Self> {
@@ -72,12 +75,6 @@ impl BackboneManifest {
             return Err(Error::format(format!(
                 "unsupported backbone format `{}` (this build reads `{BACKBONE_FORMAT}`)",
                 self.format
-            )));
-        }
-        if self.pooling != "mean" {
-            return Err(Error::format(format!(
-                "unsupported pooling `{}` (only `mean`)",
-                self.pooling
             )));
         }
         if self.dim == 0 || self.max_length < 2 {
@@ -126,6 +123,15 @@ mod tests {
         );
         let m = BackboneManifest::load(&dir).unwrap();
         assert_eq!(m.sha256_of("m.onnx"), Some("ab"));
+        assert_eq!(m.pooling, Pooling::Mean);
+        // An unknown pooling is a format error naming it.
+        write(
+            &dir,
+            r#"{"format":"tandem-backbone/1","name":"x","dim":3,"max_length":8,"pooling":"max","normalize":true,"graphs":{},"files":{}}"#,
+        );
+        let err = BackboneManifest::load(&dir).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Format);
+        assert!(err.message().contains("max"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

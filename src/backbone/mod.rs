@@ -31,7 +31,7 @@ use ort::session::{OutputSelector, RunOptions, Session};
 pub use self::manifest::{BackboneManifest, BACKBONE_FORMAT};
 pub use self::options::{BackboneOptions, Device, HeadsEngine, Variant};
 use self::pool::{SessionPool, Worker};
-pub use self::pooling::{l2_normalize, mean_pool};
+pub use self::pooling::{l2_normalize, mean_pool, Pooling};
 pub use self::session::CPU_DISABLED_OPTIMIZERS;
 pub(crate) use self::session::{build_session, GraphSource};
 use self::session::{detect_io, GraphIo};

@@ -9,7 +9,7 @@ use ort::value::Tensor;
 
 use super::pool::Worker;
 use super::session::Output;
-use super::{l2_normalize, mean_pool, plan, Backbone, Device, EncodedBatch};
+use super::{l2_normalize, plan, Backbone, Device, EncodedBatch};
 use crate::error::{Error, ErrorKind, Result};
 
 impl Backbone {
@@ -112,7 +112,7 @@ impl Backbone {
                 let data = token_view(name)?;
                 let view = ArrayView3::from_shape((batch.rows, batch.width, dim), &data[..])
                     .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-                mean_pool(view, &batch.row_masks)
+                self.manifest.pooling.pool_padded(view, &batch.row_masks)
             }
         };
         if self.manifest.normalize {

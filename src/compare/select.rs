@@ -1202,6 +1202,7 @@ mod tests {
             BackboneTop {
                 layers,
                 normalize: true,
+                pooling: crate::backbone::Pooling::Mean,
             },
         )
     }

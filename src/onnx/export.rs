@@ -19,7 +19,7 @@ use super::heads::{self, BinaryOutput, HeadsInputs};
 use super::proto::{tensor_proto::DataType, GraphProto, ModelProto, OperatorSetIdProto};
 use super::read;
 use super::write::{self, attr_int, attr_tensor, Dim, GraphBuilder};
-use crate::backbone::Variant;
+use crate::backbone::{Pooling, Variant};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Model;
 
@@ -136,11 +136,26 @@ pub(crate) fn normalize_inputs(b: &mut GraphBuilder) -> Result<()> {
 }
 
 /// The pooled, normalized embedding as tandem computes it: the graph's `sentence_embedding`
-/// when it has one, else the mean of the valid tokens' vectors; then L2-normalized when the
-/// backbone's manifest says so (rows with a norm of at most 1e-12 are left as they are).
-fn embedding(b: &mut GraphBuilder, outputs: &[String], normalize: bool) -> Result<String> {
+/// when it has one, else the manifest's pooling of the token vectors (the mean of the valid
+/// ones, or the first's); then L2-normalized when the manifest says so (rows with a norm of at
+/// most 1e-12 are left as they are).
+fn embedding(
+    b: &mut GraphBuilder,
+    outputs: &[String],
+    pooling: Pooling,
+    normalize: bool,
+) -> Result<String> {
     let emb = if outputs.iter().any(|o| o == "sentence_embedding") {
         "sentence_embedding".to_string()
+    } else if pooling == Pooling::Cls {
+        let tokens = token_output(outputs)?;
+        let first = b.scalar_i64("pool.first", 0);
+        b.node(
+            "Gather",
+            &[&tokens, &first],
+            vec![attr_int("axis", 1)],
+            "pool",
+        )
     } else {
         let tokens = token_output(outputs)?;
         let mask = b.node("Cast", &["attention_mask"], vec![attr_int("to", 1)], "pool");
@@ -269,7 +284,12 @@ pub fn build(model: &Model, variant: Variant) -> Result<ModelProto> {
     let batch = Dim::named("batch");
     let mut inputs = HeadsInputs::default();
     if heads::reads_embedding(&heads) {
-        inputs.embedding = Some(embedding(&mut b, &outputs, manifest.normalize)?);
+        inputs.embedding = Some(embedding(
+            &mut b,
+            &outputs,
+            manifest.pooling,
+            manifest.normalize,
+        )?);
     }
     if heads.network.arch.needs_tokens() {
         // tandem stores per-token vectors as f16 before sequence heads read them: the round

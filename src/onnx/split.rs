@@ -18,7 +18,9 @@ use super::export::{normalize_inputs, prune};
 use super::proto::{tensor_proto::DataType, ModelProto};
 use super::read::{self, OnnxModel};
 use super::write::{self, Dim, GraphBuilder};
-use crate::backbone::{build_session, l2_normalize, Backbone, GraphSource, TokenSeqs, Variant};
+use crate::backbone::{
+    build_session, l2_normalize, Backbone, GraphSource, Pooling, TokenSeqs, Variant,
+};
 use crate::cache::{CacheStats, TokenCache};
 use crate::error::{Error, ErrorKind, Result};
 use crate::nn::bert::BertLayer;
@@ -257,13 +259,14 @@ impl SplitBackbone {
         h
     }
 
-    /// Sentence embeddings through the split: bottom, native top layers, mean pooling over each
-    /// text's tokens and (when the backbone's manifest says so) L2 normalization, as the whole
+    /// Sentence embeddings through the split: bottom, native top layers, the manifest's pooling
+    /// of each text's tokens and (when the manifest says so) L2 normalization, as the whole
     /// graph computes them.
     pub fn embed(&self, backbone: &Backbone, texts: &[&str]) -> Result<Array2<f32>> {
         let (tokens, offsets) = self.bottom(backbone, texts)?;
         let h = self.top_forward(tokens.view(), &offsets);
-        Ok(pool(h.view(), &offsets, backbone.manifest().normalize))
+        let m = backbone.manifest();
+        Ok(pool(h.view(), &offsets, m.pooling, m.normalize))
     }
 }
 
@@ -279,15 +282,15 @@ fn fp32_graph(backbone: &Backbone) -> Result<std::path::PathBuf> {
     Ok(backbone.dir().join(file))
 }
 
-/// Sentence embeddings of packed token rows `h` (`offsets` delimit each text's): the mean of
-/// each text's rows, L2-normalized when `normalize` (as the backbone's manifest says).
-pub fn pool(h: ArrayView2<'_, f32>, offsets: &[usize], normalize: bool) -> Array2<f32> {
-    let mut emb = Array2::<f32>::zeros((offsets.len().saturating_sub(1), h.ncols()));
-    for (i, w) in offsets.windows(2).enumerate() {
-        let rows = h.slice(ndarray::s![w[0]..w[1], ..]);
-        emb.row_mut(i)
-            .assign(&rows.mean_axis(ndarray::Axis(0)).unwrap_or_default());
-    }
+/// Sentence embeddings of packed token rows `h` (`offsets` delimit each text's), pooled as
+/// `pooling` says and L2-normalized when `normalize` (as the backbone's manifest says).
+pub fn pool(
+    h: ArrayView2<'_, f32>,
+    offsets: &[usize],
+    pooling: Pooling,
+    normalize: bool,
+) -> Array2<f32> {
+    let mut emb = pooling.pool_packed(h, offsets);
     if normalize {
         l2_normalize(&mut emb);
     }

@@ -690,12 +690,12 @@ impl TrainConfig {
                     "backbone.trainable_layers needs the backbone; mode metadata_only has none",
                 );
             }
-            if self.head.kind != HeadKind::Pooled {
-                return bad(&format!(
-                    "backbone.trainable_layers trains the layers under pooled heads; head.kind = \"{}\" \
-                     is not supported with them yet",
-                    self.head.kind.name()
-                ));
+            if self.head.kind == HeadKind::Linear {
+                return bad(
+                    "backbone.trainable_layers trains the layers by gradient descent with the \
+                     heads; head.kind = \"linear\" is a closed-form fit on fixed embeddings: \
+                     use head.kind = \"pooled\" or \"sequence\"",
+                );
             }
             if !(b.lr > 0.0 && b.lr.is_finite()) {
                 return bad("backbone.lr must be positive");

@@ -124,7 +124,7 @@ pub fn train_top(
     if config.head.kind == HeadKind::Linear && top.is_none() {
         return super::linear::train_linear(tasks, train, valid, config, progress);
     }
-    check_inputs(tasks, train, valid, config)?;
+    check_inputs(tasks, train, valid, config, top.is_some())?;
     check_top(top.as_ref(), train, valid, config)?;
     let mut top = top;
     let prepared = Prepared::new(tasks, train, valid, config)?;
@@ -140,12 +140,18 @@ pub fn train_top(
     };
     let (stages, before_last) =
         run_stages(&mut net, &data, config, (top.as_mut(), labels), progress)?;
-    // The validation embeddings through the fine-tuned layers, for the thresholds and metrics.
+    // The validation embeddings (and token vectors) through the fine-tuned layers, for the
+    // thresholds and metrics.
+    let sequence = net.sequence.is_some();
     let tuned_valid = top
         .as_ref()
         .zip(valid.hidden.as_ref())
-        .map(|(t, h)| t.embed(h));
-    let valid_emb = tuned_valid.as_ref().map_or(data.valid_emb, |e| e.view());
+        .map(|(t, h)| t.outputs(h, sequence));
+    let valid_emb = tuned_valid.as_ref().map_or(data.valid_emb, |e| e.0.view());
+    let valid_tokens = match &tuned_valid {
+        Some((_, tokens)) => tokens.as_ref(),
+        None => valid.tokens.as_ref(),
+    };
     // Everything trainable again: a saved model carries no freezing state.
     for p in net.params_mut() {
         p.trainable = true;
@@ -163,7 +169,7 @@ pub fn train_top(
         version: 0,
         onnx: None,
     };
-    let probs = predict_arrays(&heads, valid_emb, data.valid_feats, valid.tokens.as_ref())?;
+    let probs = predict_arrays(&heads, valid_emb, data.valid_feats, valid_tokens)?;
     for (task, p) in heads.tasks.iter().zip(&probs) {
         check_finite(
             p.view(),
@@ -232,11 +238,14 @@ fn check_top(
 
 /// Refuses examples that do not fit the tasks and the mode: missing targets, empty sets,
 /// arrays the mode needs but lacks, token vectors that do not match, non-finite values.
+/// With backbone layers training (`tuned`), sequence heads read the top layer's token vectors,
+/// so the examples need none.
 fn check_inputs(
     tasks: &[TaskSpec],
     train: &Examples,
     valid: &Examples,
     config: &TrainConfig,
+    tuned: bool,
 ) -> Result<()> {
     config.validate()?;
     if tasks.is_empty() || train.targets.len() != tasks.len() || valid.targets.len() != tasks.len()
@@ -264,7 +273,7 @@ fn check_inputs(
             config.mode.name()
         )));
     }
-    if uses_emb && config.head.kind == HeadKind::Sequence {
+    if uses_emb && config.head.kind == HeadKind::Sequence && !tuned {
         for (name, ex) in [("training", train), ("validation", valid)] {
             check_tokens(name, ex, train.emb.ncols())?;
         }
@@ -437,14 +446,9 @@ fn run_stages(
         (Some(top), Some((train, valid))) => {
             let s = &config.head.stage;
             let steps = data.emb.nrows().div_ceil(s.batch_size) * s.epochs;
-            Some(Tuning::new(
-                top,
-                train,
-                valid,
-                &config.backbone,
-                steps,
-                config.seed,
-            )?)
+            let mut t = Tuning::new(top, train, valid, &config.backbone, steps, config.seed)?;
+            t.set_token_output(net.sequence.is_some());
+            Some(t)
         }
         _ => None,
     };

@@ -104,6 +104,30 @@ pub struct StageData<'a> {
     pub hidden: Option<(&'a TokenSeqs, &'a TokenSeqs)>,
 }
 
+impl<'a> StageData<'a> {
+    /// The same data with other per-token vectors (a fine-tune's top layer's).
+    fn with_tokens<'b>(
+        &self,
+        tokens: Option<&'b TokenSeqs>,
+        valid_tokens: Option<&'b TokenSeqs>,
+    ) -> StageData<'b>
+    where
+        'a: 'b,
+    {
+        StageData {
+            emb: self.emb,
+            feats: self.feats,
+            objectives: self.objectives,
+            valid_emb: self.valid_emb,
+            valid_feats: self.valid_feats,
+            valid_objectives: self.valid_objectives,
+            tokens,
+            valid_tokens,
+            hidden: self.hidden,
+        }
+    }
+}
+
 /// What one stage keeps from epoch to epoch.
 struct StageState {
     combine: Combine,
@@ -114,6 +138,9 @@ struct StageState {
     /// `[embedding ; code]` of the training and validation rows while the encoder is frozen
     /// (a frozen encoder's code never changes: computed once).
     frozen: Option<(Array2<f32>, Array2<f32>)>,
+    /// The top layer's token vectors of the training and validation texts while the
+    /// backbone's layers under sequence heads stand still (heads-only epochs of a fine-tune).
+    tokens: Option<(TokenSeqs, TokenSeqs)>,
 }
 
 impl StageState {
@@ -144,6 +171,7 @@ impl StageState {
             stopper: EarlyStopping::new(cfg.early_stopping())?,
             parallel: DataParallel::new(seed),
             frozen: None,
+            tokens: None,
         })
     }
 
@@ -177,13 +205,21 @@ impl StageState {
             if t.set_epoch(epoch) {
                 // The embeddings change from here on (or now stand still at new values).
                 self.frozen = None;
+                self.tokens = None;
             }
             if t.active() > 0 {
                 self.parallel.stop();
                 return;
             }
-            if self.frozen.is_none() {
-                tuned = Some((t.embed_train(), t.embed_valid()));
+            if self.frozen.is_none() || (t.token_output() && self.tokens.is_none()) {
+                // One pass of the layers over each set for the embeddings and the tokens.
+                let ((emb, tokens), (valid_emb, valid_tokens)) = t.outputs();
+                if let (Some(a), Some(b)) = (tokens, valid_tokens) {
+                    self.tokens = Some((a, b));
+                }
+                if self.frozen.is_none() {
+                    tuned = Some((emb, valid_emb));
+                }
             }
         }
         let encoder_trains = net
@@ -225,9 +261,16 @@ impl StageState {
             opt,
             parallel,
             frozen,
+            tokens,
             ..
         } = self;
         let frozen = frozen.as_ref().map(|f| &f.0);
+        // Heads-only epochs of a fine-tune read the top layer's tokens as they stand.
+        let view = match tokens.as_ref() {
+            Some(t) => data.with_tokens(Some(&t.0), data.valid_tokens),
+            None => data.with_tokens(data.tokens, data.valid_tokens),
+        };
+        let data = &view;
         // The steps run on a thread of rayon's pool (the progress callback stays on the
         // caller's): the layers and the optimizer split their work with rayon, and a split made
         // from outside the pool hands the whole job over and sleeps until it is done, two
@@ -321,14 +364,23 @@ pub(super) fn fit_tuned(
         let (valid_loss, metric) = match phase {
             Phase::Metadata => validation_loss_metadata(net, data)?,
             Phase::Semantic { .. } => {
-                // Layers that trained this epoch moved the validation embeddings.
-                let moved = tuning
-                    .as_deref()
-                    .filter(|t| t.active() > 0)
-                    .map(|t| t.embed_valid());
+                // Layers that trained this epoch moved the validation embeddings (and the
+                // token vectors sequence heads read).
+                let (moved, moved_tokens) = match tuning.as_deref().filter(|t| t.active() > 0) {
+                    Some(t) if t.token_output() => {
+                        let (e, k) = t.outputs_valid();
+                        (Some(e), Some(k))
+                    }
+                    Some(t) => (Some(t.embed_valid()), None),
+                    None => (None, None),
+                };
+                let valid_tokens = moved_tokens
+                    .as_ref()
+                    .or(st.tokens.as_ref().map(|t| &t.1))
+                    .or(data.valid_tokens);
                 validation_loss_semantic(
                     net,
-                    data,
+                    &data.with_tokens(data.tokens, valid_tokens),
                     st.frozen.as_ref().map(|f| &f.1),
                     moved.as_ref(),
                 )?

@@ -135,8 +135,9 @@ pub(super) fn semantic_step(
 
 /// The training pass of the semantic heads on the rows `idx` with the backbone's top layers
 /// training under them: the layers compute the embeddings, the heads run on them (and the
-/// code, computed in inference mode while the encoder is frozen), and the gradient on the
-/// embeddings flows back into the layers. Returns the combined loss.
+/// code, computed in inference mode while the encoder is frozen; sequence heads on the top
+/// layer's token vectors), and the gradient on the embeddings (and tokens) flows back into
+/// the layers. Returns the combined loss.
 pub(super) fn tuned_step(
     net: &mut Network,
     tuning: &mut Tuning<'_>,
@@ -144,7 +145,8 @@ pub(super) fn tuned_step(
     idx: &[usize],
     combine: &mut Combine,
 ) -> Result<f32> {
-    let emb = tuning.forward(idx);
+    let out = tuning.forward_output(idx);
+    let emb = out.emb;
     let feats = gather_rows(data.feats, idx);
     let encoder_trains = net
         .encoder
@@ -155,11 +157,11 @@ pub(super) fn tuned_step(
         pooled: pooled.as_ref().map(|p| p.view()),
         emb: emb.view(),
         feats: feats.view(),
-        tokens: None,
+        tokens: out.tokens.as_ref(),
     })?;
     let (total, grads) = task_losses(&outs, data.objectives, idx, combine)?;
-    let g_emb = net.backward_train_embedding(&grads);
-    tuning.backward(g_emb.view());
+    let (g_emb, g_tokens) = net.backward_train_inputs(&grads);
+    tuning.backward_output(g_emb.view(), g_tokens.as_ref().map(|g| g.view()));
     Ok(total)
 }
 

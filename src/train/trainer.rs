@@ -262,7 +262,9 @@ impl Trainer {
         } else {
             None
         };
-        let wants_tokens = (uses_emb && spec.config.head.kind == HeadKind::Sequence)
+        // Sequence heads on fine-tuned layers read the top layer's tokens, computed in training.
+        let tuned = spec.config.backbone.trainable_layers > 0;
+        let wants_tokens = (uses_emb && spec.config.head.kind == HeadKind::Sequence && !tuned)
             || (auto && backbone.has_token_output());
         if wants_tokens && !auto && !backbone.has_token_output() {
             return Err(Error::invalid(
@@ -601,6 +603,7 @@ impl Trainer {
         BackboneTop {
             layers: split.top().to_vec(),
             normalize: self.backbone.manifest().normalize,
+            pooling: self.backbone.manifest().pooling,
         }
     }
 
@@ -755,9 +758,13 @@ impl Trainer {
             .map(|t| t.spec.parse(&t.spec.name, &set.rows))
             .collect::<Result<Vec<_>>>()?;
         let mut ex = self.examples(&set, targets, &mut |_| true)?;
-        // The heads read the fine-tuned layers' embeddings.
+        // The heads read the fine-tuned layers' embeddings (and tokens, with sequence heads).
         if let (Some(top), Some(h)) = (&self.trained()?.top, &ex.hidden) {
-            ex.emb = top.embed(h);
+            let (emb, tokens) = top.outputs(h, heads.network.sequence.is_some());
+            ex.emb = emb;
+            if tokens.is_some() {
+                ex.tokens = tokens;
+            }
         }
         if let Some(n) = &heads.normalizer {
             ex.feats = n.transform(ex.feats.view());

@@ -2,12 +2,12 @@
 //!
 //! The frozen bottom of the backbone ran once per text (its hidden states are in
 //! [`Examples::hidden`](super::Examples::hidden)); here the top `K` layers run natively on
-//! them, their tokens are mean-pooled (and L2-normalized, as the backbone does) into the
+//! them, their tokens are pooled (mean or [CLS], and L2-normalized, as the backbone does) into the
 //! sentence embedding the heads read, and the heads' gradient on that embedding flows back
 //! through the pooling into the layers, which an optimizer of their own updates (differential
 //! learning rates: `[backbone] lr`, weight decay, warm-up and clipping apart from the heads').
 //!
-//! `texts ─► bottom (cached) ─► top K layers ─► mean ─► L2 ─► heads`
+//! `texts ─► bottom (cached) ─► top K layers ─► pool ─► L2 ─► heads`
 
 use ndarray::{s, Array2, ArrayView2};
 
@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::BackboneConfig;
 use super::stage::{EpochRecord, Progress, StageReport};
-use crate::backbone::TokenSeqs;
+use crate::backbone::{PackedBatch, Pooling, TokenSeqs};
 use crate::error::Result;
 use crate::error::{Error, ErrorKind};
 use crate::nn::bert::BertLayer;
@@ -51,12 +51,21 @@ pub struct BackboneTop {
     pub layers: Vec<BertLayer>,
     /// Whether the backbone L2-normalizes its sentence embeddings.
     pub normalize: bool,
+    /// How the backbone pools the top layer's tokens (its manifest's).
+    pub pooling: Pooling,
 }
 
 impl BackboneTop {
     /// Sentence embeddings of texts whose bottom hidden states are `seqs` (inference).
     pub fn embed(&self, seqs: &TokenSeqs) -> Array2<f32> {
+        self.outputs(seqs, false).0
+    }
+
+    /// [`BackboneTop::embed`], and with `tokens` also every text's token vectors out of the
+    /// top layer (what a sequence head reads; stored as f16, as served token vectors are).
+    pub fn outputs(&self, seqs: &TokenSeqs, tokens: bool) -> (Array2<f32>, Option<TokenSeqs>) {
         let mut out = Array2::<f32>::zeros((seqs.len(), seqs.dim()));
+        let mut toks = tokens.then(|| TokenSeqs::new(seqs.dim()));
         let all: Vec<usize> = (0..seqs.len()).collect();
         for (c, idx) in all.chunks(CHUNK).enumerate() {
             let batch = seqs.gather(idx);
@@ -64,11 +73,16 @@ impl BackboneTop {
             for layer in &self.layers {
                 h = layer.forward_inference(h.view(), &batch.offsets);
             }
-            let emb = pool(h.view(), &batch.offsets, self.normalize);
+            let emb = pool(h.view(), &batch.offsets, self.pooling, self.normalize);
             out.slice_mut(s![c * CHUNK..c * CHUNK + idx.len(), ..])
                 .assign(&emb);
+            if let Some(t) = toks.as_mut() {
+                for w in batch.offsets.windows(2) {
+                    t.push(h.slice(s![w[0]..w[1], ..]));
+                }
+            }
         }
-        out
+        (out, toks)
     }
 
     /// Every layer's parameters, bottom layer first.
@@ -97,6 +111,14 @@ struct Pass {
     first: usize,
     /// For a batch run in token-bounded chunks: what recomputing it in the backward needs.
     chunked: Option<Chunked>,
+}
+
+/// The output of a training forward of the top layers.
+pub(super) struct TopOutput {
+    /// The sentence embeddings `[b, d]` (pooled, normalized as the backbone does).
+    pub emb: Array2<f32>,
+    /// The top layer's token vectors, packed (with [`Tuning::set_token_output`] only).
+    pub tokens: Option<PackedBatch>,
 }
 
 /// A training batch too large to keep every layer's activations at once: it runs in chunks
@@ -148,6 +170,8 @@ pub(super) struct Tuning<'a> {
     pass: Option<Pass>,
     /// Training batches with more tokens run in chunks ([`Chunked`]).
     max_tokens: usize,
+    /// Whether the heads read the top layer's token vectors too (sequence heads).
+    token_output: bool,
 }
 
 impl<'a> Tuning<'a> {
@@ -184,6 +208,7 @@ impl<'a> Tuning<'a> {
             active: usize::MAX,
             pass: None,
             max_tokens: MAX_TRAIN_TOKENS,
+            token_output: false,
         };
         t.set_epoch(0);
         Ok(t)
@@ -211,14 +236,42 @@ impl<'a> Tuning<'a> {
         self.active
     }
 
-    /// Sentence embeddings of every training text with the layers as they are.
-    pub(super) fn embed_train(&self) -> Array2<f32> {
-        self.top.embed(self.train)
-    }
-
     /// Sentence embeddings of every validation text with the layers as they are.
     pub(super) fn embed_valid(&self) -> Array2<f32> {
         self.top.embed(self.valid)
+    }
+
+    /// Makes the training forward return the top layer's token vectors as well, and its
+    /// backward take their gradient: sequence heads read them.
+    pub(super) fn set_token_output(&mut self, on: bool) {
+        self.token_output = on;
+    }
+
+    /// Whether the heads read the top layer's token vectors ([`Tuning::set_token_output`]).
+    pub(super) fn token_output(&self) -> bool {
+        self.token_output
+    }
+
+    /// The embeddings of every training and validation text with the layers as they are, with
+    /// their top-layer token vectors when the heads read them ([`Tuning::set_token_output`]).
+    #[allow(clippy::type_complexity)]
+    pub(super) fn outputs(
+        &self,
+    ) -> (
+        (Array2<f32>, Option<TokenSeqs>),
+        (Array2<f32>, Option<TokenSeqs>),
+    ) {
+        (
+            self.top.outputs(self.train, self.token_output),
+            self.top.outputs(self.valid, self.token_output),
+        )
+    }
+
+    /// The validation texts' embeddings and top-layer token vectors with the layers as they
+    /// are (one pass for both).
+    pub(super) fn outputs_valid(&self) -> (Array2<f32>, TokenSeqs) {
+        let (emb, tokens) = self.top.outputs(self.valid, true);
+        (emb, tokens.expect("asked for tokens"))
     }
 
     /// Sets the token budget of a training chunk (see [`Chunked`]; tests use small ones).
@@ -246,13 +299,32 @@ impl<'a> Tuning<'a> {
     /// [`MAX_TRAIN_TOKENS`] tokens in chunks, see [`Chunked`]); returns the sentence
     /// embeddings.
     pub(super) fn forward(&mut self, idx: &[usize]) -> Array2<f32> {
+        self.forward_with(idx, false).emb
+    }
+
+    /// [`Tuning::forward`], with the top layer's token vectors when the heads read them
+    /// ([`Tuning::set_token_output`]).
+    pub(super) fn forward_output(&mut self, idx: &[usize]) -> TopOutput {
+        self.forward_with(idx, self.token_output)
+    }
+
+    fn forward_with(&mut self, idx: &[usize], want: bool) -> TopOutput {
         let train = self.train;
         let first = self.top.layers.len() - self.active;
         let ranges = token_chunks(train, idx, self.max_tokens);
+        let pooling = self.top.pooling;
+        let mut tokens: Option<PackedBatch> = None;
         let (mut out, offsets, chunked) = if ranges.len() <= 1 {
             let batch = train.gather(idx);
             let h = self.run_layers(batch.tokens, &batch.offsets, first);
-            (pool(h.view(), &batch.offsets, false), batch.offsets, None)
+            let out = pool(h.view(), &batch.offsets, pooling, false);
+            if want {
+                tokens = Some(PackedBatch {
+                    tokens: h,
+                    offsets: batch.offsets.clone(),
+                });
+            }
+            (out, batch.offsets, None)
         } else {
             let streams = self
                 .top
@@ -261,14 +333,30 @@ impl<'a> Tuning<'a> {
                 .map(|l| l.dropout_streams())
                 .collect();
             let mut out = Array2::<f32>::zeros((idx.len(), train.dim()));
+            // The chunks' token vectors, back to back (the batch's rows keep their order).
+            let mut parts: Vec<Array2<f32>> = Vec::new();
+            let mut offsets = vec![0usize];
             for &(a, b) in &ranges {
                 let batch = train.gather(&idx[a..b]);
                 let h = self.run_layers(batch.tokens, &batch.offsets, first);
                 out.slice_mut(s![a..b, ..])
-                    .assign(&pool(h.view(), &batch.offsets, false));
+                    .assign(&pool(h.view(), &batch.offsets, pooling, false));
+                if want {
+                    let base = *offsets.last().expect("starts at 0");
+                    offsets.extend(batch.offsets[1..].iter().map(|o| base + o));
+                    parts.push(h);
+                }
                 for layer in &mut self.top.layers {
                     layer.clear_cache();
                 }
+            }
+            if want {
+                let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+                tokens = Some(PackedBatch {
+                    tokens: ndarray::concatenate(ndarray::Axis(0), &views)
+                        .expect("chunks of one width"),
+                    offsets,
+                });
             }
             let chunked = Chunked {
                 idx: idx.to_vec(),
@@ -294,7 +382,7 @@ impl<'a> Tuning<'a> {
             first,
             chunked,
         });
-        out
+        TopOutput { emb: out, tokens }
     }
 
     /// Backward of the last [`Tuning::forward`] from the gradient on its embeddings:
@@ -303,6 +391,19 @@ impl<'a> Tuning<'a> {
     /// # Panics
     /// Before any forward (a caller's invariant).
     pub(super) fn backward(&mut self, grad: ArrayView2<'_, f32>) {
+        self.backward_output(grad, None);
+    }
+
+    /// [`Tuning::backward`], adding `grad_tokens` (`[T, d]`, the gradient on the token
+    /// vectors [`Tuning::forward_output`] returned) to what flows from the embeddings.
+    ///
+    /// # Panics
+    /// Before any forward, or when `grad_tokens` does not have the forward's token rows.
+    pub(super) fn backward_output(
+        &mut self,
+        grad: ArrayView2<'_, f32>,
+        grad_tokens: Option<ArrayView2<'_, f32>>,
+    ) {
         let pass = self.pass.take().expect("Tuning::backward before forward");
         let mut g = grad.to_owned();
         if self.top.normalize {
@@ -321,36 +422,42 @@ impl<'a> Tuning<'a> {
             }
         }
         match pass.chunked {
-            None => self.layers_backward(g.view(), &pass.offsets, pass.first),
+            None => self.layers_backward(g.view(), grad_tokens, &pass.offsets, pass.first),
             Some(c) => {
                 // Each chunk again, with the masks of the forward, then its backward.
                 for (layer, streams) in self.top.layers.iter_mut().zip(c.streams) {
                     layer.set_dropout_streams(streams);
                 }
                 let train = self.train;
+                let mut row = 0;
                 for &(a, b) in &c.ranges {
                     let batch = train.gather(&c.idx[a..b]);
+                    let n = *batch.offsets.last().unwrap_or(&0);
                     self.run_layers(batch.tokens, &batch.offsets, pass.first);
-                    self.layers_backward(g.slice(s![a..b, ..]), &batch.offsets, pass.first);
+                    let gt = grad_tokens.map(|t| t.slice_move(s![row..row + n, ..]));
+                    self.layers_backward(g.slice(s![a..b, ..]), gt, &batch.offsets, pass.first);
+                    row += n;
                 }
             }
         }
     }
 
-    /// Backward from the gradient `g` on the mean-pooled rows of the last training forward
-    /// (over packed texts at `offsets`) through the layers from `first` up; accumulates their
-    /// parameter gradients.
-    fn layers_backward(&mut self, g: ArrayView2<'_, f32>, offsets: &[usize], first: usize) {
-        // The mean over each text's tokens: every token gets its text's gradient / length.
-        let total = *offsets.last().unwrap_or(&0);
-        let mut gt = Array2::<f32>::zeros((total, g.ncols()));
-        for (r, w) in offsets.windows(2).enumerate() {
-            let n = (w[1] - w[0]).max(1) as f32;
-            let row = g.row(r).mapv(|v| v / n);
-            gt.slice_mut(s![w[0]..w[1], ..]).assign(
-                &row.broadcast((w[1] - w[0], g.ncols()))
-                    .expect("row broadcast"),
-            );
+    /// Backward from the gradient `g` on the pooled rows of the last training forward
+    /// (over packed texts at `offsets`), plus `g_tokens` on the top layer's tokens when the
+    /// heads read them, through the layers from `first` up; accumulates their parameter
+    /// gradients.
+    fn layers_backward(
+        &mut self,
+        g: ArrayView2<'_, f32>,
+        g_tokens: Option<ArrayView2<'_, f32>>,
+        offsets: &[usize],
+        first: usize,
+    ) {
+        // Through the pooling: the mean spreads each text's gradient over its tokens, [CLS]
+        // pooling puts it on the first.
+        let mut gt = self.top.pooling.backward_packed(g, offsets);
+        if let Some(t) = g_tokens {
+            gt += &t;
         }
         let layers = &mut self.top.layers[first..];
         for (i, layer) in layers.iter_mut().enumerate().rev() {

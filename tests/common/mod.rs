@@ -129,3 +129,29 @@ pub fn labelled(file: &str, n: usize) -> Vec<(String, String)> {
         .map(|r| (r.text("text").unwrap(), r.text("label").unwrap()))
         .collect()
 }
+
+/// The installed `all-MiniLM-L6-v2-hidden` backbone (per-token output only) with its manifest
+/// saying `[CLS]` pooling, in `dir` (its graph and tokenizer linked, not copied): a backbone
+/// whose sentence embedding is its first token's vector, which tandem pools itself.
+pub fn cls_backbone(dir: &std::path::Path) -> Backbone {
+    let src = backbone_dir("all-MiniLM-L6-v2-hidden");
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["model.onnx", "tokenizer.json"] {
+        std::os::unix::fs::symlink(src.join(f), dir.join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(src.join("manifest.json")).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    m["pooling"] = "cls".into();
+    m["name"] = "all-MiniLM-L6-v2 [CLS]".into();
+    std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+    Backbone::load(
+        dir,
+        BackboneOptions {
+            variant: Variant::Fp32,
+            threads: Some(2),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}

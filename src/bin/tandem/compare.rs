@@ -105,6 +105,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         options.top = Some(BackboneTop {
             layers: split.top().to_vec(),
             normalize: backbone.manifest().normalize,
+            pooling: backbone.manifest().pooling,
         });
         Some(split)
     } else {

@@ -711,6 +711,7 @@ fn top_of(split: &SplitBackbone, backbone: &tandem::Backbone) -> BackboneTop {
     BackboneTop {
         layers: split.top().to_vec(),
         normalize: backbone.manifest().normalize,
+        pooling: backbone.manifest().pooling,
     }
 }
 

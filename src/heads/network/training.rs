@@ -92,24 +92,35 @@ impl Network {
     }
 
     /// [`Network::backward_train`], also returning the gradient on the embedding block of the
-    /// input `[b, emb_dim]` (for fine-tuning what computed the embeddings).
+    /// input `[b, emb_dim]` and, with sequence heads, on the token vectors the forward read
+    /// (`[T, emb_dim]`): for fine-tuning what computed them.
     ///
     /// # Panics
     /// As [`Network::backward_train`].
-    pub fn backward_train_embedding(&mut self, grads: &[Array2<f32>]) -> Array2<f32> {
-        self.backward(grads, true)
-            .expect("the embedding gradient is computed when asked for")
+    pub fn backward_train_inputs(
+        &mut self,
+        grads: &[Array2<f32>],
+    ) -> (Array2<f32>, Option<Array2<f32>>) {
+        let (emb, tokens) = self.backward(grads, true);
+        (
+            emb.expect("the embedding gradient is computed when asked for"),
+            tokens,
+        )
     }
 
-    fn backward(&mut self, grads: &[Array2<f32>], embedding: bool) -> Option<Array2<f32>> {
+    fn backward(
+        &mut self,
+        grads: &[Array2<f32>],
+        inputs: bool,
+    ) -> (Option<Array2<f32>>, Option<Array2<f32>>) {
         let pass = self
             .pass
             .expect("Network::backward_train called before forward_train");
-        if !(pass.encoder || pass.sequence || embedding) {
+        if !(pass.encoder || pass.sequence || inputs) {
             for (h, g) in self.heads.iter_mut().zip(grads) {
                 h.backward_params_only(g.view());
             }
-            return None;
+            return (None, None);
         }
         let (code_start, code_end, width) = pass.layout;
         let rows = grads.first().map_or(0, |g| g.nrows());
@@ -117,8 +128,14 @@ impl Network {
         for (h, g) in self.heads.iter_mut().zip(grads) {
             g_in += &h.backward(g.view());
         }
+        let mut g_tokens = None;
         if let Some(seq) = self.sequence.as_mut() {
-            seq.backward_params_only(g_in.slice(s![.., code_end..]));
+            let g = g_in.slice(s![.., code_end..]);
+            if inputs {
+                g_tokens = Some(seq.backward(g));
+            } else {
+                seq.backward_params_only(g);
+            }
         }
         if pass.encoder {
             let g_code = g_in.slice(s![.., code_start..code_end]).to_owned();
@@ -127,7 +144,8 @@ impl Network {
             }
         }
         // The embedding block comes first in the input (see InputLayout).
-        embedding.then(|| g_in.slice(s![.., ..code_start]).to_owned())
+        let g_emb = inputs.then(|| g_in.slice(s![.., ..code_start]).to_owned());
+        (g_emb, g_tokens)
     }
 
     /// Training forward of the metadata stage: the encoder on normalized `feats`, then every

@@ -1,5 +1,5 @@
 //! Tests of [`Tuning`]: the gradient that flows from the heads' input through the L2
-//! normalization, the mean pooling and the trainable layers passes central-difference checks
+//! normalization, the mean (or [CLS]) pooling and the trainable layers passes central-difference checks
 //! (with and without normalization, with every layer or only the top one training), and the
 //! progressive schedule freezes what it says.
 
@@ -30,12 +30,21 @@ const TOL: Tol = Tol {
     atol: 2e-3,
 };
 
-/// Two layers with every parameter random.
+/// Two layers with every parameter random, mean-pooled.
 fn top(normalize: bool) -> BackboneTop {
+    top_pooled(normalize, Pooling::Mean)
+}
+
+/// Two layers with every parameter random, pooled by `pooling`.
+fn top_pooled(normalize: bool, pooling: Pooling) -> BackboneTop {
     let layers = (0..2)
         .map(|i| random_layer(&CFG, i, &format!("encoder.layer.{i}")))
         .collect();
-    BackboneTop { layers, normalize }
+    BackboneTop {
+        layers,
+        normalize,
+        pooling,
+    }
 }
 
 /// Hidden states of texts of `lengths` tokens.
@@ -57,18 +66,32 @@ fn config(unfreeze: LayerUnfreeze) -> BackboneConfig {
     }
 }
 
-/// Σ r ⊙ embeddings of the rows `idx`.
+/// Σ r ⊙ embeddings of the rows `idx`, plus Σ q ⊙ token vectors when the tuning returns
+/// them (`q` drawn from the token count).
 fn objective(t: &mut Tuning<'_>, idx: &[usize], r: &Array2<f32>) -> f64 {
-    let y = t.forward(idx);
-    y.iter().zip(r).map(|(&a, &b)| a as f64 * b as f64).sum()
+    let out = t.forward_output(idx);
+    let dot = |a: &Array2<f32>, b: &Array2<f32>| -> f64 {
+        a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+    };
+    let mut f = dot(&out.emb, r);
+    if let Some(k) = &out.tokens {
+        f += dot(&k.tokens, &token_weights(k.tokens.nrows()));
+    }
+    f
+}
+
+/// The weights of the token vectors in [`objective`].
+fn token_weights(rows: usize) -> Array2<f32> {
+    random(rows, CFG.hidden, 0xbeef)
 }
 
 /// Analytic and central-difference gradients of every parameter of the trainable layers.
 fn grads(t: &mut Tuning<'_>, idx: &[usize]) -> (Grads, Grads) {
     let r = random(idx.len(), CFG.hidden, 0x5eed);
     zero_grad(t.params_mut());
-    t.forward(idx);
-    t.backward(r.view());
+    let out = t.forward_output(idx);
+    let q = out.tokens.map(|k| token_weights(k.tokens.nrows()));
+    t.backward_output(r.view(), q.as_ref().map(|q| q.view()));
     let trainable = |t: &Tuning<'_>| -> Vec<usize> {
         (0..t.params().len())
             .filter(|&i| t.params()[i].trainable)
@@ -115,8 +138,12 @@ fn grads(t: &mut Tuning<'_>, idx: &[usize]) -> (Grads, Grads) {
 #[test]
 fn gradients_through_normalization_pooling_and_layers_match_finite_differences() {
     let seqs = hidden(&[1, 4, 3, 2]);
-    for normalize in [true, false] {
-        let mut top = top(normalize);
+    for (normalize, pooling) in [
+        (true, Pooling::Mean),
+        (false, Pooling::Mean),
+        (true, Pooling::Cls),
+    ] {
+        let mut top = top_pooled(normalize, pooling);
         let cfg = config(LayerUnfreeze::Partial);
         let mut t = Tuning::new(&mut top, &seqs, &seqs, &cfg, 10, 0).unwrap();
         assert_eq!(t.active(), 2);
@@ -124,8 +151,44 @@ fn gradients_through_normalization_pooling_and_layers_match_finite_differences()
         let (a, n) = grads(&mut t, &[2, 0, 3]);
         assert_eq!(a.params.len(), 32);
         match compare(&a, &n, TOL) {
-            Ok(worst) => eprintln!("normalize {normalize}: worst {worst:.3} of the tolerance"),
-            Err(e) => panic!("normalize {normalize}: {e}"),
+            Ok(worst) => eprintln!("{normalize} {pooling:?}: worst {worst:.3} of the tolerance"),
+            Err(e) => panic!("normalize {normalize}, {pooling:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn gradients_from_the_token_vectors_sequence_heads_read_match_finite_differences() {
+    // Sequence heads read the top layer's tokens as well as the pooled embedding: both
+    // gradients flow into the layers, whole and in token-bounded chunks.
+    let seqs = hidden(&[1, 4, 3, 2]);
+    let idx = [2, 0, 3, 1];
+    for max in [usize::MAX, 5] {
+        let mut top = top(true);
+        let cfg = config(LayerUnfreeze::Partial);
+        let mut t = Tuning::new(&mut top, &seqs, &seqs, &cfg, 10, 0).unwrap();
+        t.set_token_output(true);
+        t.set_max_tokens(max);
+        let out = t.forward_output(&idx);
+        let k = out.tokens.expect("token vectors");
+        // The batch's texts in its order, each as the inference pass computes it.
+        assert_eq!(k.offsets, vec![0, 3, 4, 6, 10]);
+        let want = t.top.outputs(&seqs, true).1.unwrap();
+        for (r, &i) in idx.iter().enumerate() {
+            let got = k
+                .tokens
+                .slice(ndarray::s![k.offsets[r]..k.offsets[r + 1], ..]);
+            for (a, b) in got.iter().zip(want.text(i)) {
+                assert!(
+                    (a - b.to_f32()).abs() <= 2e-3 * (1.0 + a.abs()),
+                    "{a} vs {b}"
+                );
+            }
+        }
+        let (a, n) = grads(&mut t, &idx);
+        match compare(&a, &n, TOL) {
+            Ok(worst) => eprintln!("max tokens {max}: worst {worst:.3} of the tolerance"),
+            Err(e) => panic!("max tokens {max}: {e}"),
         }
     }
 }
@@ -292,7 +355,7 @@ fn dropout_masks_follow_the_seed_and_stop_with_training() {
         let a = t.forward(&idx);
         let b = t.forward(&idx);
         // Inference is never dropped.
-        assert_eq!(t.embed_train(), plain);
+        assert_eq!(t.outputs().0 .0, plain);
         t.finish();
         // After training the layers run without dropout even in a training forward.
         let mut c = Vec::new();
