@@ -242,6 +242,28 @@ fn exported_graphs_reproduce_tandem_predict_in_stock_onnx_runtime() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+/// The trainer's native evaluation of `held` (text, label) gives the accuracy the saved model
+/// serves, up to one text (native layers against ONNX Runtime's: a near tie may fall the other
+/// way).
+fn evaluation_agrees(t: &mut Trainer, model: &Model, held: &[(String, String)], what: &str) {
+    let texts: Vec<&str> = held.iter().map(|(t, _)| t.as_str()).collect();
+    let labels: Vec<_> = held.iter().map(|(_, l)| json!({ "label": l })).collect();
+    let eval = t.evaluate(&texts, &labels).unwrap();
+    let right = model
+        .predict(&texts)
+        .unwrap()
+        .iter()
+        .zip(held)
+        .filter(|(p, (_, l))| p[0].labels == [l.clone()])
+        .count();
+    let acc = eval["tasks"]["label"]["accuracy"].as_f64().unwrap();
+    let n = held.len() as f64;
+    assert!(
+        (acc - right as f64 / n).abs() <= 1.0 / n + 1e-9,
+        "{what}: evaluate says accuracy {acc}, the model gets {right} of {n} right"
+    );
+}
+
 #[test]
 fn a_model_with_fine_tuned_layers_exports_and_runs_in_stock_onnx_runtime() {
     // The bundle's own backbone (top layer fine-tuned) goes into the export: stock ONNX
@@ -268,24 +290,7 @@ fn a_model_with_fine_tuned_layers_exports_and_runs_in_stock_onnx_runtime() {
         assert!(model.backbone().manifest().name.contains("fine-tuned"));
         let held: Vec<&str> = data[120..].iter().map(|(t, _)| t.as_str()).collect();
         // The trainer's evaluation reads the fine-tuned layer's outputs, as the model does.
-        let labels: Vec<_> = data[120..]
-            .iter()
-            .map(|(_, l)| json!({ "label": l }))
-            .collect();
-        let eval = t.evaluate(&held, &labels).unwrap();
-        let served = model.predict(&held).unwrap();
-        let right = served
-            .iter()
-            .zip(&data[120..])
-            .filter(|(p, (_, l))| p[0].labels == [l.clone()])
-            .count();
-        let acc = eval["tasks"]["label"]["accuracy"].as_f64().unwrap();
-        // Native layers against ONNX Runtime's: a near tie may fall the other way.
-        assert!(
-            (acc - right as f64 / held.len() as f64).abs() <= 1.0 / held.len() as f64 + 1e-9,
-            "{kind}: evaluate says accuracy {acc}, the model gets {right} of {} right",
-            held.len()
-        );
+        evaluation_agrees(&mut t, &model, &data[120..], kind);
         let r = check(
             &model,
             Variant::Fp32,
@@ -324,24 +329,7 @@ fn a_cls_pooled_backbone_trains_fine_tunes_and_exports() {
         t.save(&dir).unwrap();
         let model = Model::load(&dir, Arc::clone(&cls)).unwrap();
         let held: Vec<&str> = data[120..].iter().map(|(t, _)| t.as_str()).collect();
-        let labels: Vec<_> = data[120..]
-            .iter()
-            .map(|(_, l)| json!({ "label": l }))
-            .collect();
-        let eval = t.evaluate(&held, &labels).unwrap();
-        let right = model
-            .predict(&held)
-            .unwrap()
-            .iter()
-            .zip(&data[120..])
-            .filter(|(p, (_, l))| p[0].labels == [l.clone()])
-            .count();
-        let acc = eval["tasks"]["label"]["accuracy"].as_f64().unwrap();
-        assert!(
-            (acc - right as f64 / held.len() as f64).abs() <= 1.0 / held.len() as f64 + 1e-9,
-            "K = {layers}: evaluate says {acc}, the model gets {right} of {}",
-            held.len()
-        );
+        evaluation_agrees(&mut t, &model, &data[120..], &format!("K = {layers}"));
         let r = check(
             &model,
             Variant::Fp32,

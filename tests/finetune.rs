@@ -80,6 +80,28 @@ fn train(d: &Data, config: &TrainConfig, top: BackboneTop) -> Trained {
     .unwrap()
 }
 
+/// The sentence embeddings and the top layer's token vectors (f16, as served ones are) of
+/// `texts`, natively: the bottom graph in fp32, then `top`'s layers and the backbone's pooling.
+fn native(
+    split: &SplitBackbone,
+    backbone: &Backbone,
+    top: &BackboneTop,
+    texts: &[&str],
+) -> (Array2<f32>, tandem::backbone::TokenSeqs) {
+    let (tokens, offsets) = split.bottom(backbone, texts).unwrap();
+    let mut h = tokens;
+    for layer in &top.layers {
+        h = layer.forward_inference(h.view(), &offsets);
+    }
+    let m = backbone.manifest();
+    let emb = pool(h.view(), &offsets, m.pooling, m.normalize);
+    let mut seqs = tandem::backbone::TokenSeqs::new(h.ncols());
+    for w in offsets.windows(2) {
+        seqs.push(h.slice(ndarray::s![w[0]..w[1], ..]));
+    }
+    (emb, seqs)
+}
+
 fn values(top: &BackboneTop) -> Vec<ndarray::ArrayD<f32>> {
     top.params().iter().map(|p| p.value.clone()).collect()
 }
@@ -134,17 +156,7 @@ fn fine_tuned_layers_train_deterministically_and_serve_through_onnx_runtime() {
 
         // Natively: the bottom in fp32, the fine-tuned layer, pooling, the heads.
         let refs: Vec<&str> = d.valid_texts.iter().map(String::as_str).collect();
-        let (tokens, offsets) = split.bottom(&backbone, &refs).unwrap();
-        let mut h = tokens;
-        for layer in &top.layers {
-            h = layer.forward_inference(h.view(), &offsets);
-        }
-        let emb = pool(
-            h.view(),
-            &offsets,
-            backbone.manifest().pooling,
-            backbone.manifest().normalize,
-        );
+        let (emb, _) = native(&split, &backbone, top, &refs);
         let heads = &trained.heads;
         let feats = match &heads.normalizer {
             Some(n) => n.transform(tandem::metadata::extract_batch(&refs).view()),
@@ -355,21 +367,7 @@ fn sequence_heads_train_on_the_fine_tuned_tokens_and_serve_through_onnx_runtime(
     // Natively: bottom, fine-tuned layer, pooled embedding and token vectors (f16, as the
     // served ones are), heads.
     let refs: Vec<&str> = d.valid_texts.iter().map(String::as_str).collect();
-    let (tokens, offsets) = split.bottom(&backbone, &refs).unwrap();
-    let mut h = tokens;
-    for layer in &top.layers {
-        h = layer.forward_inference(h.view(), &offsets);
-    }
-    let emb = pool(
-        h.view(),
-        &offsets,
-        backbone.manifest().pooling,
-        backbone.manifest().normalize,
-    );
-    let mut seqs = tandem::backbone::TokenSeqs::new(h.ncols());
-    for w in offsets.windows(2) {
-        seqs.push(h.slice(ndarray::s![w[0]..w[1], ..]));
-    }
+    let (emb, seqs) = native(&split, &backbone, top, &refs);
     let heads = &trained.heads;
     let feats = Array2::zeros((refs.len(), 0));
     let native = predict_arrays(heads, emb.view(), feats.view(), Some(&seqs)).unwrap();
