@@ -411,6 +411,25 @@ tandem_error *tandem_model_load(const tandem_backbone *backbone,
                                 tandem_model **out);
 
 /**
+ * Loads the bundle in directory `dir` (`len` bytes of UTF-8) on the backbone it records, so
+ * that no backbone need be loaded or named: the bundle's own fine-tuned one, else the cache's
+ * backbone of the name it was trained on (as `scripts/setup.sh` installs them), else the
+ * default one, with the graph variant it was trained with. `options` (NULL: the defaults)
+ * give the threads, device, ONNX Runtime library and batching, and override the variant and
+ * the backbone directory where they set them. Writes the model to `*out`, to free with
+ * `tandem_model_free`; it owns its backbone.
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, NOT_FOUND (no bundle there), FORMAT,
+ * BACKBONE_MISMATCH (its backbone is not installed), ONNX, RUNTIME_LOAD.
+ *
+ * Ownership: `options` and `dir` are borrowed for the call; the caller owns `*out`.
+ * Thread safety: safe to call from any thread.
+ */
+tandem_error *tandem_model_open(const char *dir,
+                                size_t len,
+                                const tandem_options *options,
+                                tandem_model **out);
+
+/**
  * Frees a model. NULL is a no-op. No other thread may be using it.
  *
  * Ownership: consumes the model.

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Export a tiny, randomly initialized BERT as a test-fixture backbone.
+"""Write a tiny, randomly initialized BERT as a test-fixture backbone.
 
-    python onnx/tiny_backbone.py --out DIR
+    python onnx/tiny_backbone.py --out DIR --tokenizer models/all-MiniLM-L6-v2/tokenizer.json
 
-Same tokenizer and graph shape as the plain transformers export of all-MiniLM-L6-v2
+Same tokenizer and graph shape as the plain transformers graph of all-MiniLM-L6-v2
 (input_ids, attention_mask, token_type_ids in; last_hidden_state out, mean-pooled by tandem),
-but 2 layers of width 32 with seeded random weights. Its embeddings mean nothing; it exists so
-that tests which must run the whole C ABI under valgrind (where ONNX Runtime runs ~100x
+but 2 layers of width 32 with seeded random weights (numpy, seed 0; BERT's initialisation:
+normal with std 0.02, zero biases, unit LayerNorm scales). Its embeddings mean nothing; it exists
+so that tests which must run the whole C ABI under valgrind (where ONNX Runtime runs ~100x
 slower) exercise exactly tandem's code paths in seconds, not many minutes. Every semantic check
 runs on the real backbone instead.
 
@@ -14,6 +15,7 @@ Idempotent like export.py: an up-to-date DIR is left alone.
 """
 
 import argparse
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -22,76 +24,107 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import export  # noqa: E402  (shared helpers: sha256, tokenizer, optimum export, idempotency)
+import bert_graph  # noqa: E402
+import export  # noqa: E402  (shared helpers: sha256, idempotency, formats)
 
-TOOLING = ("torch", "transformers", "optimum-onnx", "onnx")
+CONFIG = {
+    "model_type": "bert",
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "layer_norm_eps": 1e-12,
+    "hidden_act": "gelu",
+}
 
 
-def recipe():
-    import hashlib
-
+def recipe(tokenizer_path):
     h = hashlib.sha256()
-    for path in (__file__, export.__file__):
+    for path in (__file__, export.__file__, bert_graph.__file__):
         with open(path, "rb") as f:
             h.update(f.read())
-    for pkg in TOOLING:
+    for pkg in export.TOOLING:
         h.update(f"{pkg}=={importlib.metadata.version(pkg)}\n".encode())
+    h.update(export.sha256(tokenizer_path).encode())
     return h.hexdigest() + ":tiny"
+
+
+def random_weights(config, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    d, ff = config["hidden_size"], config["intermediate_size"]
+
+    def normal(*shape):
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    w = {
+        "embeddings.word_embeddings.weight": normal(config["vocab_size"], d),
+        "embeddings.position_embeddings.weight": normal(config["max_position_embeddings"], d),
+        "embeddings.token_type_embeddings.weight": normal(config["type_vocab_size"], d),
+        "embeddings.LayerNorm.weight": np.ones(d, np.float32),
+        "embeddings.LayerNorm.bias": np.zeros(d, np.float32),
+    }
+    for i in range(config["num_hidden_layers"]):
+        m = f"encoder.layer.{i}"
+        for name, (n_out, n_in) in {
+            "attention.self.query": (d, d),
+            "attention.self.key": (d, d),
+            "attention.self.value": (d, d),
+            "attention.output.dense": (d, d),
+            "intermediate.dense": (ff, d),
+            "output.dense": (d, ff),
+        }.items():
+            w[f"{m}.{name}.weight"] = normal(n_out, n_in)
+            w[f"{m}.{name}.bias"] = np.zeros(n_out, np.float32)
+        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+            w[f"{m}.{name}.weight"] = np.ones(d, np.float32)
+            w[f"{m}.{name}.bias"] = np.zeros(d, np.float32)
+    return w
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--tokenizer", required=True, help="the tokenizer.json to use (all-MiniLM-L6-v2's)")
     args = ap.parse_args()
     out_dir = os.path.abspath(args.out)
-    rec = recipe()
+    rec = recipe(args.tokenizer)
     if export.up_to_date(out_dir, rec):
         print(f"tiny backbone up to date: {out_dir}")
         return 0
 
-    import torch
-    from transformers import BertConfig, BertModel
+    import onnx
+    from tokenizers import Tokenizer
 
-    src = export.source_model_dir()
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".tiny-", dir=parent)
     try:
-        with open(os.path.join(src, "config.json")) as f:
-            real = json.load(f)
-        config = BertConfig(
-            vocab_size=real["vocab_size"],
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=real["max_position_embeddings"],
-        )
-        torch.manual_seed(0)
-        model_dir = os.path.join(work, "hf")
-        BertModel(config).eval().save_pretrained(model_dir)
-        for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-            if os.path.exists(os.path.join(src, name)):
-                shutil.copy(os.path.join(src, name), model_dir)
-        raw = export.export_fp32(model_dir, work, "transformers")
-        shutil.move(raw, os.path.join(work, "model.onnx"))
-        shutil.rmtree(os.path.join(work, "raw"))
-        shutil.rmtree(model_dir)
-        export.write_tokenizer(src, os.path.join(work, "tokenizer.json"))
+        config = dict(CONFIG, vocab_size=Tokenizer.from_file(args.tokenizer).get_vocab_size())
+        source = {"dir": work, "config": config, "weights": random_weights(config), "pooling": "mean", "normalize": True}
+        onnx.save(bert_graph.build(source, library="transformers", name="tiny-random-bert"), os.path.join(work, "model.onnx"))
+        shutil.copy(args.tokenizer, os.path.join(work, "tokenizer.json"))
         files = ["model.onnx", "tokenizer.json"]
         manifest = {
             "format": export.FORMAT,
-            "name": "tiny-random-bert (test fixture)",
-            "source": "random init, seed 0, all-MiniLM-L6-v2 tokenizer",
+            # The directory's name: bundles record it, and tandem_model_open finds it by it.
+            "name": "tiny-random-bert",
+            "description": "test fixture: random weights",
+            "source": "random init (numpy, seed 0), all-MiniLM-L6-v2 tokenizer",
             "architecture": "bert",
-            "dim": config.hidden_size,
+            "dim": config["hidden_size"],
+            "layers": config["num_hidden_layers"],
             "max_length": export.MAX_LENGTH,
             "pooling": "mean",
             "normalize": True,
+            "inputs": ["input_ids", "attention_mask", "token_type_ids"],
             "graphs": {"fp32": "model.onnx"},
             "library": "transformers",
             "files": {n: export.sha256(os.path.join(work, n)) for n in files},
-            "tooling": {pkg: importlib.metadata.version(pkg) for pkg in TOOLING},
+            "tooling": {pkg: importlib.metadata.version(pkg) for pkg in export.TOOLING},
             "recipe_sha256": rec,
         }
         with open(os.path.join(work, "manifest.json"), "w") as f:

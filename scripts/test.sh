@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # A one-shot CI build gains nothing from incremental state, and it costs ~1.5 GB of disk.
 if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
-scripts/setup.sh
+scripts/setup.sh --tests --baselines
 scripts/system_deps.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -22,6 +22,8 @@ cargo test --all-targets
 cargo test --doc
 echo "== dataset converter tests"
 (cd scripts && python3 -m unittest -q test_datasets)
+echo "== backbone graph builder tests (onnx/test_bert_graph.py)"
+(cd onnx && "${TANDEM_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem}/venv/bin/python" -m unittest -q test_bert_graph)
 echo "== PyTorch reference scripts (full fine-tune, sequence-head prototype)"
 (cd scripts && python3 -m unittest -q test_pyref)
 echo "== CLI smoke test"

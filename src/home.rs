@@ -3,10 +3,18 @@
 //! The cache directory is `$TANDEM_HOME` when set, else `$XDG_CACHE_HOME/tandem`, else
 //! `~/.cache/tandem`. `scripts/setup.sh` fills it; nothing here downloads anything.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Name of the default backbone's directory under `models/`.
 pub const DEFAULT_BACKBONE: &str = "all-MiniLM-L6-v2";
+
+/// The backbones setup installs by name: (name, directory under `models/`). `--backbone NAME`
+/// finds them in the cache.
+pub const BACKBONES: [(&str, &str); 3] = [
+    ("minilm-l6", DEFAULT_BACKBONE),
+    ("minilm-l3", "paraphrase-MiniLM-L3-v2"),
+    ("mpnet-base", "all-mpnet-base-v2"),
+];
 
 /// The cache directory (it may not exist yet).
 pub fn cache_dir() -> PathBuf {
@@ -41,6 +49,44 @@ pub fn backbone_dir(name: &str) -> PathBuf {
     cache_dir().join("models").join(name)
 }
 
+/// The backbone directory a `--backbone` argument names: a name from [`BACKBONES`]
+/// (`minilm-l6`), the name of a directory under the cache's `models/` (`all-MiniLM-L6-v2`),
+/// or a path. A bare name that is also a directory here is the path: what is on disk where the
+/// user stands wins over the cache.
+pub fn resolve_backbone(arg: &Path) -> PathBuf {
+    resolve_backbone_in(arg, &cache_dir().join("models"))
+}
+
+fn resolve_backbone_in(arg: &Path, models: &Path) -> PathBuf {
+    let Some(name) = arg
+        .to_str()
+        .filter(|s| !s.contains(std::path::MAIN_SEPARATOR))
+    else {
+        return arg.to_path_buf();
+    };
+    if arg.exists() || name.is_empty() || name == "." || name == ".." {
+        return arg.to_path_buf();
+    }
+    match BACKBONES.iter().find(|(n, _)| *n == name) {
+        Some((_, dir)) => models.join(dir),
+        None if models.join(name).is_dir() => models.join(name),
+        None => arg.to_path_buf(),
+    }
+}
+
+/// The cache's directory for the backbone a bundle records by name (`all-MiniLM-L6-v2`), if
+/// it is installed. The name comes from an untrusted manifest: only a plain directory name is
+/// looked up, never a path.
+pub fn installed_backbone(name: &str) -> Option<PathBuf> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && Path::new(name).components().count() == 1;
+    let dir = cache_dir().join("models").join(name);
+    (plain && dir.is_dir()).then_some(dir)
+}
+
 /// Directory of the default backbone.
 pub fn default_backbone_dir() -> PathBuf {
     backbone_dir(DEFAULT_BACKBONE)
@@ -59,6 +105,31 @@ pub fn data_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backbone_names_resolve_in_the_cache_and_paths_stay_paths() {
+        let models = std::env::temp_dir().join(format!("tandem-home-{}", std::process::id()));
+        std::fs::create_dir_all(models.join("my-bert")).unwrap();
+        let r = |a: &str| resolve_backbone_in(Path::new(a), &models);
+        assert_eq!(r("minilm-l6"), models.join(DEFAULT_BACKBONE));
+        assert_eq!(r("my-bert"), models.join("my-bert"));
+        // Unknown names, paths and existing local directories are left as given.
+        assert_eq!(r("no-such-backbone"), PathBuf::from("no-such-backbone"));
+        assert_eq!(r("some/dir"), PathBuf::from("some/dir"));
+        assert_eq!(r("."), PathBuf::from("."));
+        // `src` exists where cargo runs the tests (the crate root) and in the cache: the local
+        // directory wins.
+        std::fs::create_dir_all(models.join("src")).unwrap();
+        assert_eq!(r("src"), PathBuf::from("src"));
+        std::fs::remove_dir_all(&models).unwrap();
+    }
+
+    #[test]
+    fn a_recorded_backbone_name_is_never_a_path() {
+        for name in ["", ".", "..", "../x", "/etc", "a/b", "a\\b"] {
+            assert_eq!(installed_backbone(name), None, "{name:?}");
+        }
+    }
 
     #[test]
     fn resolution_order() {

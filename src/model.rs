@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use ndarray::Array2;
 
-use crate::backbone::{Backbone, HeadsEngine};
+use crate::backbone::{Backbone, BackboneOptions, HeadsEngine, Variant};
 use crate::bundle::{self, BundleManifest};
 use crate::data::TaskKind;
 use crate::error::{Error, Result};
@@ -96,6 +96,60 @@ impl Model {
     /// its manifest's sha256s; `backbone` then only lends its options.
     pub fn load(dir: &Path, backbone: Arc<Backbone>) -> Result<Model> {
         let backbone = bundle_backbone(dir, backbone)?;
+        let (manifest, heads) = load_checked(dir, &backbone)?;
+        Ok(Model {
+            backbone,
+            manifest,
+            heads: RwLock::new(Arc::new(heads)),
+        })
+    }
+
+    /// Loads the bundle in `dir` on the backbone it records, so no backbone need be named: its
+    /// own fine-tuned one ([`bundle::BACKBONE_DIR`]), else the cache's backbone of the name it
+    /// was trained on ([`crate::home::installed_backbone`]), else the default one; with
+    /// `options` (threads, device, ONNX Runtime library, ...), the graph variant it was trained
+    /// with unless `variant` names another. A bundle whose backbone is not installed is refused
+    /// as by [`Model::load`], naming the backbone it needs.
+    pub fn open(dir: &Path, options: BackboneOptions, variant: Option<Variant>) -> Result<Model> {
+        Model::open_on(dir, options, variant, None)
+    }
+
+    /// [`Model::open`] on the backbone directory `backbone` where one is given (as a bundle's
+    /// own fine-tuned backbone would be: the bundle still runs on that).
+    pub fn open_on(
+        dir: &Path,
+        mut options: BackboneOptions,
+        variant: Option<Variant>,
+        backbone: Option<&Path>,
+    ) -> Result<Model> {
+        let readable = bundle::readable_dir(dir);
+        let path = readable.join(bundle::MANIFEST_FILE);
+        if !readable.is_dir() {
+            return Err(Error::new(
+                crate::ErrorKind::NotFound,
+                format!("{}: no such bundle directory", dir.display()),
+            ));
+        }
+        let text = crate::files::read_text(&path, crate::files::BUNDLE_MANIFEST)?;
+        let recorded = bundle::parse_manifest(&text)
+            .map_err(|e| Error::new(e.kind(), format!("{}: {}", path.display(), e.message())))?
+            .backbone;
+        options.variant = match variant {
+            Some(v) => v,
+            None => recorded.variant.parse()?,
+        };
+        let own = readable.join(bundle::BACKBONE_DIR);
+        let backbone_dir = if own.exists() {
+            // Untrusted like the rest of the bundle: checked against its manifest's sha256s.
+            options.verify = true;
+            own
+        } else if let Some(dir) = backbone {
+            dir.to_path_buf()
+        } else {
+            crate::home::installed_backbone(&recorded.name)
+                .unwrap_or_else(crate::home::default_backbone_dir)
+        };
+        let backbone = Arc::new(Backbone::load(&backbone_dir, options)?);
         let (manifest, heads) = load_checked(dir, &backbone)?;
         Ok(Model {
             backbone,

@@ -1486,3 +1486,69 @@ fn predict_reads_a_text_field_writes_tsv_top_k_and_natural_sized_groups_and_insp
     );
     let _ = std::fs::remove_dir_all(home);
 }
+
+#[test]
+fn backbone_list_and_compare_measure_the_installed_backbones() {
+    let out = ok(tandem().args(["backbone", "list"]));
+    let list = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("minilm-l6") && l.contains("all-MiniLM-L6-v2")),
+        "{list}"
+    );
+    assert!(list.contains("minilm-l3"), "{list}");
+
+    let dir = tmp("backbone-compare");
+    let data = dir.join("trec.jsonl");
+    let rows: Vec<String> = std::fs::read_to_string(tandem::home::data_dir().join("trec.jsonl"))
+        .unwrap()
+        .lines()
+        .take(150)
+        .map(str::to_string)
+        .collect();
+    std::fs::write(&data, rows.join("\n")).unwrap();
+    let json = dir.join("backbones.json");
+    let md = dir.join("backbones.md");
+    let out = ok(tandem()
+        .args(["backbone", "compare", "--backbone", "minilm-l3,minilm-l6"])
+        .args(["--variants", "int8", "--threads", "2", "--data"])
+        .arg(&data)
+        .arg("--json")
+        .arg(&json)
+        .arg("--markdown")
+        .arg(&md));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("paraphrase-MiniLM-L3-v2") && table.contains("all-MiniLM-L6-v2"));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        assert_eq!(r["variant"], "int8");
+        assert_eq!(r["dim"], 384);
+        for k in [
+            "short_b1",
+            "short_b32",
+            "long_b1",
+            "long_b32",
+            "load_seconds",
+            "peak_rss_mb",
+        ] {
+            assert!(r[k].as_f64().unwrap() > 0.0, "{k}: {r}");
+        }
+        let acc = r["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{r}");
+    }
+    // In the order given.
+    assert_eq!(rows[0]["layers"], 3);
+    assert_eq!(rows[1]["layers"], 6);
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert_eq!(md.lines().count(), 4, "{md}");
+
+    let out = tandem()
+        .args(["backbone", "compare", "--backbone", "no-such-backbone"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no-such-backbone"), "{err}");
+}

@@ -948,6 +948,18 @@ class Model {
     return m;
   }
 
+  /// Loads the bundle in directory `dir` on the backbone it records, with no backbone loaded or
+  /// named: its own fine-tuned one, else the cached backbone of the name it was trained on, else
+  /// the default, with the graph variant it was trained with. Errors: NotFound, Format,
+  /// BackboneMismatch (its backbone is not installed), InvalidUtf8, Onnx, RuntimeLoad.
+  static Model open(std::string_view dir) { return open_with(dir, nullptr); }
+  /// The same with `options` (threads, device, ...; a variant or backbone directory set there
+  /// overrides the bundle's).
+  static Model open(std::string_view dir, const Options& options) {
+    if (!options) throw Error(ErrorCode::NullArgument, "`options` is empty (moved from)");
+    return open_with(dir, options.get());
+  }
+
   /// Predicts every task for each text. Thread-safe. Errors: InvalidUtf8, Tokenizer, Onnx.
   Predictions predict(TextBatch texts) const {
     tandem_predictions* raw = nullptr;
@@ -1016,6 +1028,14 @@ class Model {
   const tandem_model* get() const noexcept { return h_.get(); }
 
  private:
+  static Model open_with(std::string_view dir, const tandem_options* options) {
+    require_abi();
+    tandem_model* raw = nullptr;
+    detail::check(tandem_model_open(dir.data(), dir.size(), options, &raw));
+    Model m;
+    m.h_ = detail::Handle<tandem_model, detail::ModelFree>(raw);
+    return m;
+  }
   detail::Handle<tandem_model, detail::ModelFree> h_;
 };
 

@@ -521,6 +521,17 @@ static void test_train_save_load_predict(Fixture& fx) {
 
   const tandem::Predictions p = fx.model.predict(fx.test_texts);
   CHECK(p.size() == fx.test.size());
+  {
+    // Opened on the backbone the bundle records (found in the cache by name): the same model.
+    const tandem::Model opened = tandem::Model::open(fx.bundle.string(), tandem::Options().threads(2));
+    const tandem::Predictions q = opened.predict(fx.test_texts);
+    for (std::size_t r = 0; r < p.size(); ++r) {
+      const auto a = p.probabilities(r, 0), b = q.probabilities(r, 0);
+      for (std::size_t k = 0; k < a.size(); ++k) CHECK(std::fabs(a[k] - b[k]) <= 1e-6f);
+    }
+    CHECK_THROWS_CODE(tandem::Model::open((fx.tmp / "does-not-exist").string()),
+                      tandem::ErrorCode::NotFound);
+  }
   CHECK(p.task_count() == 1);
   CHECK(p.heads_version() == 0);
   CHECK(p.task_name(0) == "label");

@@ -19,16 +19,11 @@ type Backbone struct {
 // how to get one), ErrExecutionProviderUnavailable, ErrONNX, ErrTokenizer, ErrFormat, and
 // ErrInvalidArgument for a bad option.
 func LoadBackbone(opts ...Option) (*Backbone, error) {
-	if err := checkABI(); err != nil {
-		return nil, err
-	}
-	c, err := newCOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	defer C.tandem_options_free(c)
 	var ptr *C.tandem_backbone
-	if err := takeError(C.tandem_backbone_load(c, &ptr)); err != nil {
+	err := withCOptions(opts, func(c *C.tandem_options) *C.tandem_error {
+		return C.tandem_backbone_load(c, &ptr)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return &Backbone{h: newHandle(ptr, freeBackbone)}, nil

@@ -319,6 +319,49 @@ func TestTrainerBusy(t *testing.T) {
 	}
 }
 
+func TestOpenModelOnTheBackboneItRecords(t *testing.T) {
+	b, err := LoadBackbone(WithThreads(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, dir := trainedFixture(t)
+	loaded, err := LoadModel(b, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loaded.Close()
+	// No backbone given: the bundle names the one it was trained on, found in the cache.
+	opened, err := OpenModel(dir, WithThreads(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opened.Close()
+	texts := []string{"Who wrote Hamlet ?", "Where is Rome ?"}
+	a, err := loaded.Predict(texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := opened.Predict(texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range texts {
+		pa, pb := a[i].Tasks[0].Probabilities, o[i].Tasks[0].Probabilities
+		if len(pa) == 0 || len(pa) != len(pb) {
+			t.Fatalf("text %d: %d and %d probabilities", i, len(pa), len(pb))
+		}
+		for k := range pa {
+			if d := pa[k].Probability - pb[k].Probability; d > 1e-6 || d < -1e-6 {
+				t.Errorf("text %d class %d: %v loaded, %v opened", i, k, pa[k], pb[k])
+			}
+		}
+	}
+	if _, err := OpenModel(filepath.Join(t.TempDir(), "no-such-bundle")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("opening a missing bundle: %v", err)
+	}
+}
+
 func TestClosedHandles(t *testing.T) {
 	b, err := LoadBackbone(WithThreads(1))
 	if err != nil {

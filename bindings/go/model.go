@@ -35,6 +35,25 @@ func LoadModel(b *Backbone, dir string) (*Model, error) {
 	return &Model{h: newHandle(ptr, freeModel)}, nil
 }
 
+// OpenModel loads the bundle in directory dir on the backbone it records, with no backbone
+// loaded or named: its own fine-tuned one, else the cached backbone of the name it was trained
+// on (as scripts/setup.sh installs them), else the default one, with the graph variant it was
+// trained with. opts give threads, device and the like; a variant or backbone directory set
+// there overrides the bundle's. The model owns its backbone.
+//
+// Errors: ErrInvalidUTF8, ErrNotFound (no bundle there), ErrFormat, ErrBackboneMismatch (its
+// backbone is not installed), ErrOnnx, ErrRuntimeLoad.
+func OpenModel(dir string, opts ...Option) (*Model, error) {
+	var ptr *C.tandem_model
+	err := withCOptions(opts, func(c *C.tandem_options) *C.tandem_error {
+		return C.tg_model_open(dir, c, &ptr)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Model{h: newHandle(ptr, freeModel)}, nil
+}
+
 func freeModel(p *C.tandem_model) { C.tandem_model_free(p) }
 
 // acquire returns the live handle with the read lock held, or an error when closed.

@@ -79,6 +79,20 @@ func WithBatching(batchSize, sessions int) Option {
 
 // newCOptions builds native options from opts; the caller frees them with
 // tandem_options_free.
+// withCOptions checks the ABI, builds C options from opts, calls f with them and frees them:
+// the steps every call that takes options shares.
+func withCOptions(opts []Option, f func(*C.tandem_options) *C.tandem_error) error {
+	if err := checkABI(); err != nil {
+		return err
+	}
+	c, err := newCOptions(opts)
+	if err != nil {
+		return err
+	}
+	defer C.tandem_options_free(c)
+	return takeError(f(c))
+}
+
 func newCOptions(opts []Option) (*C.tandem_options, error) {
 	var o options
 	for _, opt := range opts {
@@ -171,16 +185,11 @@ type ExecutionProvider struct {
 // that every graph loads and embeds, with the given options. Failed checks are in the
 // report (OK false), not errors.
 func Doctor(opts ...Option) (*DoctorReport, error) {
-	if err := checkABI(); err != nil {
-		return nil, err
-	}
-	c, err := newCOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	defer C.tandem_options_free(c)
 	var out *C.char
-	if err := takeError(C.tandem_doctor_json(c, &out)); err != nil {
+	err := withCOptions(opts, func(c *C.tandem_options) *C.tandem_error {
+		return C.tandem_doctor_json(c, &out)
+	})
+	if err != nil {
 		return nil, err
 	}
 	raw := takeString(out)

@@ -47,6 +47,11 @@ static inline tandem_error *tg_model_load(const tandem_backbone *b, _GoString_ d
 	return tandem_model_load(b, _GoStringPtr(dir), _GoStringLen(dir), out);
 }
 
+static inline tandem_error *tg_model_open(_GoString_ dir, const tandem_options *o,
+                                          tandem_model **out) {
+	return tandem_model_open(_GoStringPtr(dir), _GoStringLen(dir), o, out);
+}
+
 static inline tandem_error *tg_model_swap_bundle(const tandem_model *m, _GoString_ dir,
                                                  uint64_t *version) {
 	return tandem_model_swap_bundle(m, _GoStringPtr(dir), _GoStringLen(dir), version);

@@ -22,6 +22,10 @@ pub struct BackboneManifest {
     /// Where the weights came from (package and version).
     #[serde(default)]
     pub source: String,
+    /// The model family (`bert`, `mpnet`), where the exporter records it: tandem fine-tunes
+    /// BERT layers only, and says so naming the family.
+    #[serde(default)]
+    pub architecture: String,
     /// Embedding dimension.
     pub dim: usize,
     /// Maximum tokens per text, special tokens included; longer texts are truncated.

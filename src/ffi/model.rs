@@ -3,6 +3,7 @@
 use std::ffi::c_char;
 
 use super::backbone::tandem_backbone;
+use super::options::tandem_options;
 use super::predictions::tandem_predictions;
 use super::trainer::tandem_trainer;
 use super::{
@@ -48,6 +49,43 @@ pub unsafe extern "C" fn tandem_model_load(
         let dir = unsafe { path_arg(dir, len, "dir") }?;
         out_ptr(out, "out")?;
         let model = Model::load(&dir, b.inner.clone())?;
+        unsafe { write_out(out, Box::into_raw(Box::new(tandem_model { inner: model }))) };
+        Ok(())
+    })
+}
+
+/// Loads the bundle in directory `dir` (`len` bytes of UTF-8) on the backbone it records, so
+/// that no backbone need be loaded or named: the bundle's own fine-tuned one, else the cache's
+/// backbone of the name it was trained on (as `scripts/setup.sh` installs them), else the
+/// default one, with the graph variant it was trained with. `options` (NULL: the defaults)
+/// give the threads, device, ONNX Runtime library and batching, and override the variant and
+/// the backbone directory where they set them. Writes the model to `*out`, to free with
+/// `tandem_model_free`; it owns its backbone.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, NOT_FOUND (no bundle there), FORMAT,
+/// BACKBONE_MISMATCH (its backbone is not installed), ONNX, RUNTIME_LOAD.
+///
+/// Ownership: `options` and `dir` are borrowed for the call; the caller owns `*out`.
+/// Thread safety: safe to call from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_model_open(
+    dir: *const c_char,
+    len: usize,
+    options: *const tandem_options,
+    out: *mut *mut tandem_model,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let dir = unsafe { path_arg(dir, len, "dir") }?;
+        out_ptr(out, "out")?;
+        let model = if options.is_null() {
+            Model::open(&dir, Default::default(), None)?
+        } else {
+            // SAFETY: a non-NULL options pointer from `tandem_options_new`, as documented.
+            let o = unsafe { handle(options, "options") }?;
+            o.backbone.validate()?;
+            let variant = o.variant_set.then_some(o.backbone.variant);
+            Model::open_on(&dir, o.backbone.clone(), variant, o.dir.as_deref())?
+        };
         unsafe { write_out(out, Box::into_raw(Box::new(tandem_model { inner: model }))) };
         Ok(())
     })

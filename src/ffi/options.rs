@@ -11,6 +11,8 @@ use crate::BackboneOptions;
 pub struct tandem_options {
     pub(crate) backbone: BackboneOptions,
     pub(crate) dir: Option<PathBuf>,
+    /// Whether the variant was set (`tandem_model_open` otherwise uses the bundle's).
+    pub(crate) variant_set: bool,
 }
 
 impl tandem_options {
@@ -34,6 +36,7 @@ pub extern "C" fn tandem_options_new() -> *mut tandem_options {
     Box::into_raw(Box::new(tandem_options {
         backbone: BackboneOptions::default(),
         dir: None,
+        variant_set: false,
     }))
 }
 
@@ -98,6 +101,7 @@ pub unsafe extern "C" fn tandem_options_set_variant(
     unsafe {
         set_str(options, name, len, "name", |o, s| {
             o.backbone.variant = s.parse()?;
+            o.variant_set = true;
             Ok(())
         })
     }

@@ -99,6 +99,7 @@ impl SplitBackbone {
     /// attention heads as the graph's attention reshapes say ([`attention_heads`]).
     pub fn open(backbone: &Backbone, k: usize) -> Result<SplitBackbone> {
         let model = read::read(&fp32_graph(backbone)?)?;
+        require_bert_layers(backbone, &model)?;
         let heads = attention_heads(&model)?;
         Self::from_model(backbone, &model, k, heads)
     }
@@ -107,6 +108,7 @@ impl SplitBackbone {
     /// each) run natively; the bottom runs on the backbone's runtime and device.
     pub fn new(backbone: &Backbone, k: usize, heads: usize) -> Result<SplitBackbone> {
         let model = read::read(&fp32_graph(backbone)?)?;
+        require_bert_layers(backbone, &model)?;
         Self::from_model(backbone, &model, k, heads)
     }
 
@@ -268,6 +270,26 @@ impl SplitBackbone {
         let m = backbone.manifest();
         Ok(pool(h.view(), &offsets, m.pooling, m.normalize))
     }
+}
+
+/// Refuses a graph without BERT encoder layers (an MPNet backbone, for one: its layers add a
+/// relative position bias that tandem's native layer does not compute), naming the family.
+fn require_bert_layers(backbone: &Backbone, model: &OnnxModel) -> Result<()> {
+    if bert_layer_count(model) > 0 {
+        return Ok(());
+    }
+    let m = backbone.manifest();
+    let family = if m.architecture.is_empty() {
+        "not BERT".to_string()
+    } else {
+        m.architecture.clone()
+    };
+    Err(Error::invalid(format!(
+        "backbone {} ({family}): tandem fine-tunes the top layers of BERT-family backbones only \
+         (its graph has no `…/encoder/layer.0/attention/self/query/MatMul`); train frozen heads on \
+         it (no --trainable-layers)",
+        m.name
+    )))
 }
 
 /// The fp32 graph of `backbone`, which splits are cut from.

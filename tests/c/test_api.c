@@ -440,6 +440,39 @@ static void check_top_label(const tandem_predictions *p, size_t row, const char 
   if (got && strcmp(got, want) != 0) fprintf(stderr, "  row %zu: %s, not %s\n", row, got, want);
 }
 
+/* A bundle opens on the backbone it records, with no backbone loaded or named: the cache's
+ * backbone of the name it was trained on (the tiny test backbone or the default one). It
+ * predicts what the same bundle loaded on an explicit backbone predicts. */
+static void test_model_open(const tandem_model *loaded, const char *bundle_dir) {
+  tandem_model *m = NULL;
+  char missing[512];
+  path_in_tmp(missing, sizeof missing, "no-such-bundle-to-open");
+  ERR(tandem_model_open(NULL, 3, NULL, &m), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_model_open(bundle_dir, strlen(bundle_dir), NULL, NULL), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_model_open("\xff", 1, NULL, &m), TANDEM_ERR_INVALID_UTF8);
+  ERR(tandem_model_open(missing, strlen(missing), NULL, &m), TANDEM_ERR_NOT_FOUND);
+  EXPECT(m == NULL);
+  tandem_options *o = tandem_options_new();
+  OK(tandem_options_set_threads(o, 2));
+  if (OK(tandem_model_open(bundle_dir, strlen(bundle_dir), o, &m))) {
+    const char *texts[] = {"Who wrote Romeo and Juliet ?", "Where is the Eiffel Tower ?"};
+    tandem_predictions *a = NULL, *b = NULL;
+    if (OK(tandem_model_predict(loaded, texts, NULL, 2, &a)) &&
+        OK(tandem_model_predict(m, texts, NULL, 2, &b))) {
+      for (size_t i = 0; i < 2; i++) {
+        float pa[3] = {0}, pb[3] = {0};
+        OK(tandem_predictions_probabilities(a, i, 0, pa, 3));
+        OK(tandem_predictions_probabilities(b, i, 0, pb, 3));
+        for (size_t k = 0; k < 3; k++) EXPECT(fabs(pa[k] - pb[k]) <= 1e-6);
+      }
+    }
+    tandem_predictions_free(a);
+    tandem_predictions_free(b);
+    tandem_model_free(m);
+  }
+  tandem_options_free(o);
+}
+
 static void test_model(const tandem_backbone *b, const tandem_trainer *t,
                        const char *bundle_dir) {
   tandem_model *m = NULL;
@@ -584,6 +617,7 @@ static void test_model(const tandem_backbone *b, const tandem_trainer *t,
     check_top_label(p, 0, "HUM");
     tandem_predictions_free(p);
   }
+  test_model_open(m, bundle_dir);
   tandem_model_free(m);
 }
 

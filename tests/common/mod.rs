@@ -13,24 +13,32 @@ pub struct RefItem {
 }
 
 pub fn reference() -> Vec<RefItem> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm_embeddings.json");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    v["items"]
-        .as_array()
-        .unwrap()
+    fixture_items("minilm_embeddings.json")
         .iter()
         .map(|it| RefItem {
             text: it["text"].as_str().unwrap().to_string(),
             tokens: it["num_tokens_truncated"].as_u64().unwrap() as usize,
-            embedding: it["embedding"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect(),
+            embedding: floats(&it["embedding"]),
         })
+        .collect()
+}
+
+/// The `items` of a reference file under tests/fixtures (each with `text` and `embedding`).
+pub fn fixture_items(name: &str) -> Vec<serde_json::Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["items"].take().as_array().unwrap().clone()
+}
+
+/// A JSON array of numbers as f32s.
+pub fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
         .collect()
 }
 

@@ -1,5 +1,6 @@
 //! The `tandem` command-line tool.
 
+mod backbone;
 mod cache;
 mod compare;
 mod doctor;
@@ -63,6 +64,8 @@ enum Command {
     Features(inspect::FeaturesArgs),
     /// Show the embedding caches (size per backbone and kind) or prune them by age or to a cap.
     Cache(cache::CacheArgs),
+    /// The installed backbones: list them, or compare their speed, memory and accuracy.
+    Backbone(backbone::BackboneArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.
@@ -101,8 +104,9 @@ const LONG_VERSION: &str = concat!(
 /// Options shared by every command that loads a backbone.
 #[derive(Args, Clone)]
 pub(crate) struct BackboneArgs {
-    /// Backbone directory (default: the cache's all-MiniLM-L6-v2).
-    #[arg(long, value_name = "DIR")]
+    /// Backbone: a name setup installs (`minilm-l6`), a directory name under the cache's
+    /// `models/`, or a path (default: the cache's all-MiniLM-L6-v2).
+    #[arg(long, value_name = "NAME|DIR")]
     backbone: Option<PathBuf>,
     /// Graph variant: fp32, opt or int8 (default fp32; for a bundle, the one it was trained on).
     #[arg(long)]
@@ -129,7 +133,8 @@ impl BackboneArgs {
 
     fn dir(&self) -> PathBuf {
         self.backbone
-            .clone()
+            .as_deref()
+            .map(tandem::home::resolve_backbone)
             .unwrap_or_else(tandem::home::default_backbone_dir)
     }
 
@@ -188,6 +193,7 @@ fn main() -> ExitCode {
         | Command::ImportHead(_)
         | Command::Features(_)
         | Command::Cache(_)
+        | Command::Backbone(_)
         | Command::Completions { .. }
         | Command::Man => progress::LogFormat::Text,
     } == progress::LogFormat::Json;
@@ -204,6 +210,7 @@ fn main() -> ExitCode {
         Command::ImportHead(args) => import_head::run(args),
         Command::Features(args) => inspect::features(args),
         Command::Cache(args) => cache::run(args),
+        Command::Backbone(args) => backbone::run(args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "tandem", &mut std::io::stdout());
@@ -246,6 +253,11 @@ pub(crate) fn load_model_batched(
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::format(format!("{}: {e}", manifest_path.display())))?;
     let mut args = backbone_args.clone();
+    if args.backbone.is_none() {
+        args.backbone = v["backbone"]["name"]
+            .as_str()
+            .and_then(tandem::home::installed_backbone);
+    }
     if !backbone_args.variant_given() {
         if let Some(var) = v["backbone"]["variant"].as_str() {
             args.variant = Some(var.parse()?);

@@ -40,9 +40,9 @@ pub struct PackArgs {
     /// variant of the same backbone serves it too, at that graph's accuracy).
     #[arg(long)]
     variant: Option<Variant>,
-    /// Backbone directory (default: the bundle's own when its top layers were fine-tuned, else
-    /// the cache's all-MiniLM-L6-v2).
-    #[arg(long, value_name = "DIR")]
+    /// Backbone: a name or a path, as for `predict` (default: the bundle's own when its top
+    /// layers were fine-tuned, else the one it names in the cache, else all-MiniLM-L6-v2).
+    #[arg(long, value_name = "NAME|DIR")]
     backbone: Option<PathBuf>,
     /// ONNX Runtime library (default: $TANDEM_ORT_LIB, then the cache).
     #[arg(long, value_name = "PATH")]
@@ -66,13 +66,12 @@ pub fn run(args: PackArgs) -> Result<ExitCode> {
     let (manifest, _) = bundle::load(&args.model)?;
     // A bundle with fine-tuned layers runs on its own backbone.
     let own = args.model.join(bundle::BACKBONE_DIR);
-    let bb_dir = args.backbone.clone().unwrap_or_else(|| {
-        if own.is_dir() {
-            own
-        } else {
-            tandem::home::default_backbone_dir()
-        }
-    });
+    let bb_dir = match &args.backbone {
+        Some(arg) => tandem::home::resolve_backbone(arg),
+        None if own.is_dir() => own,
+        None => tandem::home::installed_backbone(&manifest.backbone.name)
+            .unwrap_or_else(tandem::home::default_backbone_dir),
+    };
     let bb = BackboneManifest::load(&bb_dir)?;
     let family = bb
         .graphs
