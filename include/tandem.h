@@ -136,6 +136,13 @@
 #define TANDEM_AGGREGATE_MAJORITY 2
 
 /**
+ * Group aggregation: the vote shares of `TANDEM_AGGREGATE_MAJORITY`, decided as probabilities
+ * on the tuned thresholds (binary, multi-label): a group can be positive with a minority of
+ * positive texts when the threshold is low. Multiclass as majority; values average.
+ */
+#define TANDEM_AGGREGATE_TOTAL_VOTE 3
+
+/**
  * Task kind: exactly one of several classes.
  */
 #define TANDEM_TASK_MULTICLASS 0
@@ -624,6 +631,20 @@ tandem_error *tandem_options_set_ort_library(tandem_options *options, const char
 tandem_error *tandem_options_set_backbone_dir(tandem_options *options,
                                               const char *path,
                                               size_t len);
+
+/**
+ * Sets the backbone by name: one setup installs (`minilm-l6`, the default; `minilm-l3`, the
+ * fastest; `mpnet-base`, the most accurate) or a directory name under the cache's `models/`.
+ * The name is looked up in the cache now, never as a path or in the working directory.
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (not a plain name), NOT_FOUND (not
+ * installed; the message names the setup command); options unchanged.
+ *
+ * Ownership: the name is copied.
+ * Thread safety: use one options object from one thread at a time.
+ */
+tandem_error *tandem_options_set_backbone_name(tandem_options *options,
+                                               const char *name,
+                                               size_t len);
 
 /**
  * Sets the most texts per graph run (default 32) and the most concurrent sessions (default 1;

@@ -117,9 +117,10 @@ LINEAR_MODULES = (
 
 def read_onnx_source(path, heads, pooling="mean", normalize=False, name=None):
     """The weights of a BERT graph that PyTorch exported (module-path node names, Linear weights
-    stored transposed under anonymous names, the other parameters under their own), as
-    `read_source` returns them, so that tandem writes its own graphs from them. `heads` is not
-    recoverable from the weights; a wrong value fails the validation against the original graph."""
+    stored transposed under anonymous names, the other parameters under their own) or that
+    `build` wrote (the same node names; every parameter under its own name), as `read_source`
+    returns them, so that tandem writes its own graphs from them. `heads` is not recoverable from
+    the weights; a wrong value fails the validation against the original graph."""
     import re
 
     import onnx
@@ -127,7 +128,12 @@ def read_onnx_source(path, heads, pooling="mean", normalize=False, name=None):
 
     model = onnx.load(path)
     inits = {t.name: t for t in model.graph.initializer}
-    weights = {strip_prefix(k): numpy_helper.to_array(t) for k, t in inits.items() if strip_prefix(k) != k}
+    def parameter(k):
+        # Prefixed (PyTorch's `0.embeddings...`), or a bare module path ending in a parameter
+        # (this file's graphs; their helper constants and transposed copies are left out).
+        return strip_prefix(k) != k or (k.split(".")[0] in ROOTS and k.rsplit(".", 1)[-1] in ("weight", "bias"))
+
+    weights = {strip_prefix(k): numpy_helper.to_array(t) for k, t in inits.items() if parameter(k)}
     pattern = re.compile(r"/encoder/layer\.(\d+)/(" + "|".join(LINEAR_MODULES) + r")/MatMul$")
     eps = set()
     for node in model.graph.node:

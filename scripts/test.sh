@@ -22,8 +22,8 @@ cargo test --all-targets
 cargo test --doc
 echo "== dataset converter tests"
 (cd scripts && python3 -m unittest -q test_datasets)
-echo "== backbone graph builder tests (onnx/test_bert_graph.py)"
-(cd onnx && "${TANDEM_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem}/venv/bin/python" -m unittest -q test_bert_graph)
+echo "== backbone graph builder tests (onnx/test_bert_graph.py, onnx/test_export.py)"
+(cd onnx && "${TANDEM_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem}/venv/bin/python" -m unittest -q test_bert_graph test_export)
 echo "== PyTorch reference scripts (full fine-tune, sequence-head prototype)"
 (cd scripts && python3 -m unittest -q test_pyref)
 echo "== CLI smoke test"

@@ -78,13 +78,53 @@ fn resolve_backbone_in(arg: &Path, models: &Path) -> PathBuf {
 /// it is installed. The name comes from an untrusted manifest: only a plain directory name is
 /// looked up, never a path.
 pub fn installed_backbone(name: &str) -> Option<PathBuf> {
-    let plain = !name.is_empty()
+    let dir = cache_dir().join("models").join(name);
+    (plain_name(name) && dir.is_dir()).then_some(dir)
+}
+
+/// Whether `name` is one directory name: not empty, `.`, `..`, or anything with a separator.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
         && name != "."
         && name != ".."
         && !name.contains(['/', '\\', '\0'])
-        && Path::new(name).components().count() == 1;
-    let dir = cache_dir().join("models").join(name);
-    (plain && dir.is_dir()).then_some(dir)
+        && Path::new(name).components().count() == 1
+}
+
+/// The installed backbone a name picks: a name from [`BACKBONES`] (`minilm-l3`) or a directory
+/// name under the cache's `models/`. Unlike [`resolve_backbone`], never a path and never the
+/// working directory's: what a host library is given by name must not depend on where the
+/// host runs. Errors: INVALID_ARGUMENT for what is not a plain name, NOT_FOUND (naming the
+/// setup command) for a backbone that is not installed.
+pub fn named_backbone(name: &str) -> crate::Result<PathBuf> {
+    named_backbone_in(name, &cache_dir().join("models"))
+}
+
+fn named_backbone_in(name: &str, models: &Path) -> crate::Result<PathBuf> {
+    if !plain_name(name) {
+        return Err(crate::Error::invalid(format!(
+            "backbone name {name:?} is not a name (give a directory as a path instead)"
+        )));
+    }
+    let known = BACKBONES.iter().find(|(n, _)| *n == name);
+    let dir = models.join(known.map_or(name, |(_, d)| *d));
+    if dir.join("manifest.json").is_file() {
+        return Ok(dir);
+    }
+    let hint = match known {
+        Some(_) => format!("install it with scripts/setup.sh --backbone {name}"),
+        None => format!(
+            "the names setup installs: {}",
+            BACKBONES.map(|(n, _)| n).join(", ")
+        ),
+    };
+    Err(crate::Error::new(
+        crate::ErrorKind::NotFound,
+        format!(
+            "backbone {name:?} is not installed in {}: {hint}",
+            models.display()
+        ),
+    ))
 }
 
 /// Directory of the default backbone.
@@ -121,6 +161,40 @@ mod tests {
         // directory wins.
         std::fs::create_dir_all(models.join("src")).unwrap();
         assert_eq!(r("src"), PathBuf::from("src"));
+        std::fs::remove_dir_all(&models).unwrap();
+    }
+
+    #[test]
+    fn a_backbone_name_picks_an_installed_backbone_and_nothing_else() {
+        let models = std::env::temp_dir().join(format!("tandem-named-{}", std::process::id()));
+        for dir in ["paraphrase-MiniLM-L3-v2", "my-bert", "empty"] {
+            std::fs::create_dir_all(models.join(dir)).unwrap();
+        }
+        std::fs::write(models.join("paraphrase-MiniLM-L3-v2/manifest.json"), "{}").unwrap();
+        std::fs::write(models.join("my-bert/manifest.json"), "{}").unwrap();
+        let n = |a: &str| named_backbone_in(a, &models);
+        assert_eq!(
+            n("minilm-l3").unwrap(),
+            models.join("paraphrase-MiniLM-L3-v2")
+        );
+        assert_eq!(n("my-bert").unwrap(), models.join("my-bert"));
+        let e = n("mpnet-base").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::NotFound);
+        assert!(
+            e.message().contains("setup.sh --backbone mpnet-base"),
+            "{e}"
+        );
+        assert_eq!(n("empty").unwrap_err().kind(), crate::ErrorKind::NotFound);
+        assert!(n("no-such").unwrap_err().message().contains("minilm-l6"));
+        // `src` is a directory where the tests run: a name never means the working directory.
+        assert_eq!(n("src").unwrap_err().kind(), crate::ErrorKind::NotFound);
+        for bad in ["", ".", "..", "../my-bert", "/etc", "a/b", "a\\b", "a\0b"] {
+            assert_eq!(
+                n(bad).unwrap_err().kind(),
+                crate::ErrorKind::InvalidArgument,
+                "{bad:?}"
+            );
+        }
         std::fs::remove_dir_all(&models).unwrap();
     }
 

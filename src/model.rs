@@ -13,7 +13,7 @@ use crate::backbone::{Backbone, BackboneOptions, HeadsEngine, Variant};
 use crate::bundle::{self, BundleManifest};
 use crate::data::TaskKind;
 use crate::error::{Error, Result};
-use crate::eval::{aggregate, vote_shares, Aggregation};
+use crate::eval::{group_outputs, Aggregation};
 pub use crate::heads::{
     decode, decode_votes, predict_arrays, probabilities, GroupPrediction, Heads, TaskPrediction,
 };
@@ -295,16 +295,7 @@ impl Model {
         let mut per_task = Vec::new();
         for (task, p) in heads.tasks.iter().zip(&probs) {
             let rows: Vec<Vec<f32>> = p.rows().into_iter().map(|r| r.to_vec()).collect();
-            per_task.push(match (how, task.spec.kind) {
-                // Values average; sigmoid outputs vote one by one, on their tuned thresholds.
-                (Aggregation::Majority, TaskKind::Regression) => {
-                    aggregate(groups, &rows, Aggregation::Mean)?
-                }
-                (Aggregation::Majority, TaskKind::Binary | TaskKind::Multilabel) => {
-                    vote_shares(groups, &rows, &task.thresholds)?
-                }
-                _ => aggregate(groups, &rows, how)?,
-            });
+            per_task.push(group_outputs(task, groups, &rows, how)?);
         }
         let n_groups = per_task.first().map_or(0, |v| v.len());
         let out = (0..n_groups)
@@ -315,6 +306,8 @@ impl Model {
                     .iter()
                     .zip(&per_task)
                     .map(|(task, agg)| match (how, task.spec.kind) {
+                        // Vote shares decided by majority; total vote decides them as
+                        // probabilities, on the tuned thresholds (`decode`).
                         (Aggregation::Majority, TaskKind::Binary | TaskKind::Multilabel) => {
                             decode_votes(task, &agg[g].1)
                         }

@@ -971,6 +971,123 @@ fn linear_recipe_cross_validates_on_every_example_and_serves_like_any_bundle() {
 }
 
 #[test]
+fn eval_writes_the_errors_worst_first_breaks_down_by_field_pairs_and_compares_group_methods() {
+    let dir = tmp("eval-tools");
+    let src = slice(&dir, "trec.jsonl", 120, 37);
+    // Two made-up fields to break down by, and authors of four questions each.
+    let rows: Vec<Value> = std::fs::read_to_string(&src)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v["src"] = if i % 2 == 0 { "web" } else { "mail" }.into();
+            v["lang"] = (i % 3).into();
+            v["author"] = format!("user{}", i / 4).into();
+            v["id"] = format!("q{i}").into();
+            v
+        })
+        .collect();
+    let data = dir.join("data.jsonl");
+    let lines: Vec<String> = rows.iter().map(Value::to_string).collect();
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let model = dir.join("model");
+    ok(tandem()
+        .args(["train", "--label-field", "label", "--task", "multiclass"])
+        .args(["--head", "linear", "--seed", "1", "--quiet", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&model));
+    let errors = dir.join("errors.jsonl");
+    let report: Value = serde_json::from_str(&stdout(&ok(tandem()
+        .args([
+            "eval",
+            "--label-field",
+            "label",
+            "--json",
+            "--by",
+            "src,lang",
+        ])
+        .args(["--group-field", "author", "--errors-top", "5", "--errors"])
+        .arg(&errors)
+        .arg("--model")
+        .arg(&model)
+        .arg("--data")
+        .arg(&data))))
+    .unwrap();
+    // The misclassified examples, at most 5, worst first, each as the data has it.
+    let n = report["n"].as_u64().unwrap() as f64;
+    let wrong = (n * (1.0 - report["accuracy"].as_f64().unwrap())).round() as usize;
+    let cases: Vec<Value> = std::fs::read_to_string(&errors)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(cases.len(), wrong.min(5), "{report}");
+    for (k, c) in cases.iter().enumerate() {
+        let i = c["index"].as_u64().unwrap() as usize;
+        assert_eq!(c["text"], rows[i]["text"]);
+        assert_eq!(c["id"], rows[i]["id"]);
+        assert_eq!(c["truth"], rows[i]["label"]);
+        assert_ne!(c["predicted"], c["truth"]);
+        assert_eq!(c["task"], "label");
+        let p = c["confidence"].as_f64().unwrap();
+        assert!(p > 0.0 && p <= 1.0, "{c}");
+        if k > 0 {
+            assert!(cases[k - 1]["loss"].as_f64() >= c["loss"].as_f64(), "{c}");
+        }
+    }
+    // Every combination of the two fields' values.
+    let b = &report["breakdown"];
+    assert_eq!(b["by"], "src,lang");
+    let groups = b["groups"].as_object().unwrap();
+    assert_eq!(groups.len(), 6, "{b}");
+    assert!(
+        groups.contains_key("web / 0") && groups.contains_key("mail / 2"),
+        "{b}"
+    );
+    let total: u64 = groups.values().map(|g| g["n"].as_u64().unwrap()).sum();
+    assert_eq!(total, 120);
+    // Group-level metrics of each aggregation method, side by side.
+    let g = &report["groups"];
+    assert_eq!((&g["field"], &g["groups"]), (&"author".into(), &30.into()));
+    for how in ["mean", "median", "majority", "total_vote"] {
+        let m = &g["methods"][how];
+        assert_eq!(m["n"], 30, "{how}: {g}");
+        let acc = m["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{how}: {m}");
+    }
+    // The readable summary shows the same.
+    let text = stdout(&ok(tandem()
+        .args([
+            "eval",
+            "--label-field",
+            "label",
+            "--group-field",
+            "author",
+            "--by",
+            "src",
+        ])
+        .arg("--model")
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)));
+    assert!(text.contains("groups by author (30 groups"), "{text}");
+    assert!(text.contains("  total_vote  accuracy"), "{text}");
+    assert!(text.contains("by src:"), "{text}");
+    // --errors-top without --errors is a usage error.
+    let out = tandem()
+        .args(["eval", "--errors-top", "3", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn version_completions_and_man_page_come_from_the_cli_definition() {
     let v = stdout(&ok(tandem().arg("--version")));
     assert!(
@@ -1525,24 +1642,89 @@ fn backbone_list_and_compare_measure_the_installed_backbones() {
     for r in rows {
         assert_eq!(r["variant"], "int8");
         assert_eq!(r["dim"], 384);
-        for k in [
-            "short_b1",
-            "short_b32",
-            "long_b1",
-            "long_b32",
-            "load_seconds",
-            "peak_rss_mb",
-        ] {
+        for k in ["short_b1", "short_b32", "long_b1", "long_b32"] {
+            assert!(r["speed"][k].as_f64().unwrap() > 0.0, "{k}: {r}");
+        }
+        for k in ["load_seconds", "peak_rss_mb"] {
             assert!(r[k].as_f64().unwrap() > 0.0, "{k}: {r}");
         }
-        let acc = r["accuracy"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&acc), "{r}");
+        assert_eq!(r["task"], "multiclass");
+        assert_eq!(r["examples"], 150);
+        for k in ["accuracy", "macro_f1"] {
+            let m = r["metrics"][k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&m), "{k}: {r}");
+        }
     }
     // In the order given.
     assert_eq!(rows[0]["layers"], 3);
     assert_eq!(rows[1]["layers"], 6);
     let md = std::fs::read_to_string(&md).unwrap();
     assert_eq!(md.lines().count(), 4, "{md}");
+    assert!(
+        md.lines()
+            .next()
+            .unwrap()
+            .ends_with("| macro-f1 | accuracy |"),
+        "{md}"
+    );
+
+    // Another task kind, on a stratified sample, without the speed runs.
+    let vader = dir.join("vader.jsonl");
+    let rows: Vec<String> = std::fs::read_to_string(tandem::home::data_dir().join("vader.jsonl"))
+        .unwrap()
+        .lines()
+        .take(300)
+        .map(str::to_string)
+        .collect();
+    std::fs::write(&vader, rows.join("\n")).unwrap();
+    let compare_vader = |limit: &str| {
+        tandem()
+            .args([
+                "backbone",
+                "compare",
+                "--backbone",
+                "minilm-l3",
+                "--variants",
+            ])
+            .args([
+                "int8",
+                "--threads",
+                "2",
+                "--no-speed",
+                "--task",
+                "regression",
+            ])
+            .args(["--label-field", "rating", "--limit", limit, "--data"])
+            .arg(&vader)
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .unwrap()
+    };
+    let out = compare_vader("120");
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("rmse") && !table.contains("b32/s"),
+        "{table}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let r = &v["rows"][0];
+    assert_eq!(
+        (&r["task"], &r["examples"]),
+        (&"regression".into(), &120.into())
+    );
+    assert!(r["speed"].is_null(), "{r}");
+    // Ratings lie in [-4, 4]: an RMSE within that scale, a correlation in [-1, 1].
+    let rmse = r["metrics"]["rmse"].as_f64().unwrap();
+    assert!(rmse > 0.0 && rmse < 4.0, "{r}");
+    assert!(
+        r["metrics"]["pearson"].as_f64().unwrap().abs() <= 1.0,
+        "{r}"
+    );
+    let out = compare_vader("0");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--limit"));
 
     let out = tandem()
         .args(["backbone", "compare", "--backbone", "no-such-backbone"])

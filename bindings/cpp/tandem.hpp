@@ -368,6 +368,12 @@ class Options {
     detail::check(tandem_options_set_backbone_dir(h_.get(), path.data(), path.size()));
     return *this;
   }
+  /// The backbone by name: one setup installs ("minilm-l6", "minilm-l3", "mpnet-base") or a
+  /// directory name under the cache's models/. Throws NotFound when it is not installed.
+  Options& backbone_name(std::string_view name) {
+    detail::check(tandem_options_set_backbone_name(h_.get(), name.data(), name.size()));
+    return *this;
+  }
   /// Most texts per graph run (default 32) and most concurrent sessions (default 1). Zeros are
   /// InvalidArgument.
   Options& batching(std::size_t batch_size, std::size_t sessions) {
@@ -739,6 +745,8 @@ enum class Aggregation : std::uint32_t {
   Mean = TANDEM_AGGREGATE_MEAN,          ///< The mean of each probability (or value).
   Median = TANDEM_AGGREGATE_MEDIAN,      ///< The median of each probability (or value).
   Majority = TANDEM_AGGREGATE_MAJORITY,  ///< Each text votes for its top class; vote shares.
+  /// Majority's vote shares, decided as probabilities on the tuned thresholds.
+  TotalVote = TANDEM_AGGREGATE_TOTAL_VOTE,
 };
 
 /// One task's prediction for one row (a plain copy; see Predictions::rows()).

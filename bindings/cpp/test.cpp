@@ -291,6 +291,14 @@ static void test_options() {
   missing.backbone_dir("/nonexistent/tandem-backbone");
   CHECK_THROWS_CODE(tandem::Backbone::load(missing), tandem::ErrorCode::NotFound);
 
+  // Backbones by name: looked up in the cache when set, never as a path.
+  CHECK_THROWS_CODE(o.backbone_name(""), tandem::ErrorCode::InvalidArgument);
+  CHECK_THROWS_CODE(o.backbone_name("../models"), tandem::ErrorCode::InvalidArgument);
+  CHECK_THROWS_CODE(o.backbone_name("no-such-backbone"), tandem::ErrorCode::NotFound);
+  tandem::Options named;
+  named.threads(2).backbone_name("minilm-l6");
+  CHECK(tandem::Backbone::load(named).dim() == 384);
+
   tandem::Options moved = std::move(o);
   CHECK(!o);  // NOLINT(bugprone-use-after-move): moved-from is empty by contract
   CHECK(static_cast<bool>(moved));
@@ -623,12 +631,16 @@ static void test_predict_groups(Fixture& fx) {
   CHECK(close(mean.probabilities(2, 0), single.probabilities(3, 0), 1e-6f));
 
   const auto majority = m.predict_groups(texts, groups, tandem::Aggregation::Majority);
+  // Total vote counts the same votes (it decides sigmoid outputs differently).
+  const auto total = m.predict_groups(texts, groups, tandem::Aggregation::TotalVote);
   for (std::size_t g = 0; g < 3; ++g) {
     std::vector<float> votes(k, 0.0f);
     for (std::size_t i : members[g]) {
       votes[argmax(single.probabilities(i, 0))] += 1.0f / static_cast<float>(members[g].size());
     }
     CHECK_MSG(close(majority.probabilities(g, 0), votes, 1e-6f), "group %zu votes", g);
+    CHECK_MSG(close(total.probabilities(g, 0), votes, 1e-6f), "group %zu total vote", g);
+    CHECK(total.label(g) == majority.label(g));
   }
 
   const auto median = m.predict_groups(texts, groups, tandem::Aggregation::Median);

@@ -123,6 +123,25 @@ func TestBadOptions(t *testing.T) {
 	wantCode(t, err, CodeInvalidArgument)
 	_, err = LoadBackbone(WithBackboneDir(filepath.Join(t.TempDir(), "none")))
 	wantCode(t, err, CodeNotFound)
+	_, err = LoadBackbone(WithBackbone("no-such-backbone"))
+	wantCode(t, err, CodeNotFound)
+	_, err = LoadBackbone(WithBackbone("../models"))
+	wantCode(t, err, CodeInvalidArgument)
+}
+
+// A backbone by the name setup installs it under (CI's setup installs minilm-l3 with --tests).
+func TestBackboneByName(t *testing.T) {
+	b, err := LoadBackbone(WithBackbone("minilm-l3"), WithThreads(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Dim() != 384 {
+		t.Errorf("minilm-l3: dim %d, want 384", b.Dim())
+	}
+	if b.GraphSHA256() == backbone.GraphSHA256() {
+		t.Error("minilm-l3 loaded the default backbone's graph")
+	}
 }
 
 func TestOtherVariant(t *testing.T) {

@@ -107,9 +107,13 @@ const (
 	// AggregateMajority lets each text vote for its top class: the vote share per class
 	// (values are averaged).
 	AggregateMajority Aggregation = C.TANDEM_AGGREGATE_MAJORITY
+	// AggregateTotalVote takes majority's vote shares as the group's probabilities, decided
+	// on the tuned thresholds of binary and multi-label heads (a group can be positive with a
+	// minority of positive texts when the threshold is low).
+	AggregateTotalVote Aggregation = C.TANDEM_AGGREGATE_TOTAL_VOTE
 )
 
-// String returns "mean", "median", "majority" or "Aggregation(n)".
+// String returns "mean", "median", "majority", "total_vote" or "Aggregation(n)".
 func (a Aggregation) String() string {
 	switch a {
 	case AggregateMean:
@@ -118,6 +122,8 @@ func (a Aggregation) String() string {
 		return "median"
 	case AggregateMajority:
 		return "majority"
+	case AggregateTotalVote:
+		return "total_vote"
 	}
 	return fmt.Sprintf("Aggregation(%d)", uint32(a))
 }

@@ -42,6 +42,7 @@ type options struct {
 	heads       *string
 	ortLibrary  *string
 	backboneDir *string
+	backbone    *string
 	batchSize   int
 	sessions    int
 	batching    bool
@@ -69,6 +70,11 @@ func WithORTLibrary(path string) Option { return func(o *options) { o.ortLibrary
 // WithBackboneDir names the backbone directory (manifest.json, the graphs, tokenizer.json);
 // the default is all-MiniLM-L6-v2 in the cache.
 func WithBackboneDir(path string) Option { return func(o *options) { o.backboneDir = &path } }
+
+// WithBackbone names the backbone: one setup installs ("minilm-l6", the default;
+// "minilm-l3", the fastest; "mpnet-base", the most accurate) or a directory name under the
+// cache's models/. A backbone that is not installed is ErrNotFound when the options are used.
+func WithBackbone(name string) Option { return func(o *options) { o.backbone = &name } }
 
 // WithBatching sets the most texts per graph run (default 32) and the most concurrent
 // sessions (default 1; each holds its own copy of the weights, so more sessions serve more
@@ -129,6 +135,11 @@ func newCOptions(opts []Option) (*C.tandem_options, error) {
 		}
 		if o.backboneDir != nil {
 			if err := takeError(C.tg_options_set_backbone_dir(c, *o.backboneDir)); err != nil {
+				return err
+			}
+		}
+		if o.backbone != nil {
+			if err := takeError(C.tg_options_set_backbone_name(c, *o.backbone)); err != nil {
 				return err
 			}
 		}

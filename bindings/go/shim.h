@@ -42,6 +42,10 @@ static inline tandem_error *tg_options_set_backbone_dir(tandem_options *o, _GoSt
 	return tandem_options_set_backbone_dir(o, _GoStringPtr(s), _GoStringLen(s));
 }
 
+static inline tandem_error *tg_options_set_backbone_name(tandem_options *o, _GoString_ s) {
+	return tandem_options_set_backbone_name(o, _GoStringPtr(s), _GoStringLen(s));
+}
+
 static inline tandem_error *tg_model_load(const tandem_backbone *b, _GoString_ dir,
                                           tandem_model **out) {
 	return tandem_model_load(b, _GoStringPtr(dir), _GoStringLen(dir), out);

@@ -531,7 +531,7 @@ func TestPredictGroups(t *testing.T) {
 	}
 	sort.Strings(keys)
 
-	for _, agg := range []Aggregation{AggregateMean, AggregateMajority, AggregateMedian} {
+	for _, agg := range []Aggregation{AggregateMean, AggregateMajority, AggregateMedian, AggregateTotalVote} {
 		got, err := m.PredictGroups(in, groups, agg)
 		if err != nil {
 			t.Fatalf("%v: %v", agg, err)
@@ -549,7 +549,8 @@ func TestPredictGroups(t *testing.T) {
 				switch agg {
 				case AggregateMean:
 					exp = a.sum[k] / float64(a.n)
-				case AggregateMajority:
+				case AggregateMajority, AggregateTotalVote:
+					// The same vote shares; they differ in how sigmoid outputs are decided.
 					exp = a.votes[k] / float64(a.n)
 				default:
 					continue

@@ -117,6 +117,7 @@ enum Call {
     Device(Str),
     OrtLibrary(Str),
     BackboneDir(Str),
+    BackboneName(Str),
     Threads(u32),
     Batching(u32, u32),
     Extract(Batch, Cap),
@@ -338,7 +339,7 @@ fn null_handle(which: u8, a: &Str, b: &Str) {
     let mut floats = [SENTINEL; 4];
     // SAFETY: NULL handles; strings readable for their lengths; out-pointers to live locals.
     let code = unsafe {
-        match which % 21 {
+        match which % 22 {
             0 => tandem_model_load(null(), a.ptr, a.len, (&raw mut out_ptr).cast()),
             1 => tandem_trainer_new(null(), a.ptr, a.len, (&raw mut out_ptr).cast()),
             2 => tandem_trainer_add_example(null_mut(), a.ptr, a.len, b.ptr, b.len),
@@ -372,11 +373,12 @@ fn null_handle(which: u8, a: &Str, b: &Str) {
             17 => tandem_options_set_backbone_dir(null_mut(), a.ptr, a.len),
             18 => tandem_options_set_threads(null_mut(), a.len as u32),
             19 => tandem_options_set_batching(null_mut(), a.len, b.len),
+            20 => tandem_options_set_backbone_name(null_mut(), a.ptr, a.len),
             // A NULL out-pointer is refused before the options are read or anything is loaded.
             _ => tandem_backbone_load(null(), null_mut()),
         }
     };
-    assert_eq!(take(code), TANDEM_ERR_NULL_ARGUMENT, "call {}", which % 21);
+    assert_eq!(take(code), TANDEM_ERR_NULL_ARGUMENT, "call {}", which % 22);
     assert_eq!(out_ptr, dangling);
     assert_eq!(out_str, dangling.cast());
     assert_eq!(version, 77);
@@ -446,6 +448,14 @@ fuzz_target!(|calls: Vec<Call>| {
                     let a = s.arg();
                     let got = take(tandem_options_set_backbone_dir(options, a.ptr, a.len));
                     assert_eq!(got, path_code(&a));
+                }
+                Call::BackboneName(s) => {
+                    let a = s.arg();
+                    let got = take(tandem_options_set_backbone_name(options, a.ptr, a.len));
+                    // Looked up in the cache: the library and this lookup see the same one.
+                    let want = str_code(&a)
+                        .map_or_else(|c| c, |n| code_of(tandem::home::named_backbone(n)));
+                    assert_eq!(got, want);
                 }
                 Call::Threads(t) => {
                     let o = BackboneOptions {

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::TaskKind;
 use crate::error::{Error, Result};
+use crate::heads::TaskEntry;
 use crate::nn::special::argmax;
 
 /// How per-text outputs combine into a group's output.
@@ -20,6 +22,33 @@ pub enum Aggregation {
     /// [`vote_shares`]); the group's output is the vote share per class or output.
     /// Regression outputs are averaged.
     Majority,
+    /// The share of the group's texts voting for each output, as [`Aggregation::Majority`]
+    /// counts votes, taken as the group's probability: a binary or multi-label output is
+    /// decided at the head's tuned threshold (majority: more than half), so a group with a
+    /// minority of positive texts can be positive when that threshold is low. Multiclass
+    /// groups are decided as by majority; regression outputs are averaged.
+    #[serde(rename = "total_vote")]
+    TotalVote,
+}
+
+impl Aggregation {
+    /// Every method, in the order reports list them.
+    pub const ALL: [Aggregation; 4] = [
+        Aggregation::Mean,
+        Aggregation::Median,
+        Aggregation::Majority,
+        Aggregation::TotalVote,
+    ];
+
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregation::Mean => "mean",
+            Aggregation::Median => "median",
+            Aggregation::Majority => "majority",
+            Aggregation::TotalVote => "total_vote",
+        }
+    }
 }
 
 impl std::str::FromStr for Aggregation {
@@ -29,8 +58,9 @@ impl std::str::FromStr for Aggregation {
             "mean" => Ok(Aggregation::Mean),
             "median" => Ok(Aggregation::Median),
             "majority" => Ok(Aggregation::Majority),
+            "total_vote" => Ok(Aggregation::TotalVote),
             o => Err(Error::invalid(format!(
-                "unknown aggregation `{o}` (expected mean, median or majority)"
+                "unknown aggregation `{o}` (expected mean, median, majority or total_vote)"
             ))),
         }
     }
@@ -79,7 +109,7 @@ pub fn aggregate(
                         }
                     })
                     .collect(),
-                Aggregation::Majority => {
+                Aggregation::Majority | Aggregation::TotalVote => {
                     let mut votes = vec![0.0f32; width];
                     for r in &members {
                         let best = argmax(r.iter());
@@ -115,6 +145,39 @@ pub fn vote_shares(
         })
         .collect();
     aggregate(groups, &votes, Aggregation::Mean)
+}
+
+/// One task's outputs combined per group by `how`, as prediction combines them: sigmoid
+/// outputs (binary, multi-label) vote one by one on their tuned thresholds under majority and
+/// total vote ([`vote_shares`]), regression values average under both, the rest as
+/// [`aggregate`] does. Groups in sorted key order.
+pub fn group_outputs(
+    task: &TaskEntry,
+    groups: &[String],
+    rows: &[Vec<f32>],
+    how: Aggregation,
+) -> Result<Vec<(String, Vec<f32>)>> {
+    let votes = matches!(how, Aggregation::Majority | Aggregation::TotalVote);
+    match task.spec.kind {
+        TaskKind::Regression if votes => aggregate(groups, rows, Aggregation::Mean),
+        TaskKind::Binary | TaskKind::Multilabel if votes => {
+            vote_shares(groups, rows, &task.thresholds)
+        }
+        _ => aggregate(groups, rows, how),
+    }
+}
+
+/// The thresholds that decide a group's combined sigmoid outputs: under majority, a share
+/// above one half (the next `f32` above 0.5, since outputs at or above a threshold are
+/// positive); otherwise the head's tuned thresholds, as for one text.
+pub fn group_thresholds(task: &TaskEntry, how: Aggregation) -> Vec<f32> {
+    match how {
+        Aggregation::Majority => {
+            let above_half = f32::from_bits(0.5f32.to_bits() + 1);
+            vec![above_half; task.spec.labels.len().max(task.thresholds.len()).max(1)]
+        }
+        _ => task.thresholds.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -164,5 +227,39 @@ mod tests {
         let v = vote_shares(&g, &r, &[0.5, 0.45]).unwrap();
         assert_eq!(v[0].1, vec![2.0 / 3.0, 1.0 / 3.0]);
         assert_eq!(v[1].1, vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn majority_needs_more_than_half_and_total_vote_the_tuned_threshold() {
+        use crate::data::TaskSpec;
+        let task = TaskEntry {
+            spec: TaskSpec {
+                name: "spam".into(),
+                kind: TaskKind::Binary,
+                labels: vec!["ham".into(), "spam".into()],
+            },
+            thresholds: vec![0.3],
+        };
+        // Two of five texts reach the tuned threshold: a share of 0.4.
+        let g: Vec<String> = vec!["a".into(); 5];
+        let rows = vec![vec![0.9], vec![0.31], vec![0.1], vec![0.2], vec![0.05]];
+        for how in [Aggregation::Majority, Aggregation::TotalVote] {
+            let out = group_outputs(&task, &g, &rows, how).unwrap();
+            assert!((out[0].1[0] - 0.4).abs() < 1e-6, "{how:?}");
+        }
+        let decides = |how, share: f32| share >= group_thresholds(&task, how)[0];
+        assert!(!decides(Aggregation::Majority, 0.4));
+        assert!(!decides(Aggregation::Majority, 0.5), "a tie is no majority");
+        assert!(decides(Aggregation::Majority, 0.51));
+        assert!(decides(Aggregation::TotalVote, 0.4));
+        assert!(!decides(Aggregation::TotalVote, 0.2));
+        // Mean and median use the probabilities themselves.
+        let mean = group_outputs(&task, &g, &rows, Aggregation::Mean).unwrap();
+        assert!((mean[0].1[0] - 0.312).abs() < 1e-6);
+        assert_eq!(
+            "total_vote".parse::<Aggregation>().unwrap(),
+            Aggregation::TotalVote
+        );
+        assert_eq!(Aggregation::TotalVote.name(), "total_vote");
     }
 }

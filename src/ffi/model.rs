@@ -21,6 +21,10 @@ pub const TANDEM_AGGREGATE_MEDIAN: u32 = 1;
 /// reaches its tuned threshold (binary, multi-label); the vote share per class or output, and a
 /// label where more than half voted for it (values average).
 pub const TANDEM_AGGREGATE_MAJORITY: u32 = 2;
+/// Group aggregation: the vote shares of `TANDEM_AGGREGATE_MAJORITY`, decided as probabilities
+/// on the tuned thresholds (binary, multi-label): a group can be positive with a minority of
+/// positive texts when the threshold is low. Multiclass as majority; values average.
+pub const TANDEM_AGGREGATE_TOTAL_VOTE: u32 = 3;
 
 /// A trained bundle on a backbone, ready to serve. A `const tandem_model *` may be used from
 /// many threads at once, including `tandem_model_swap_heads`: predictions in flight finish on
@@ -161,6 +165,7 @@ pub unsafe extern "C" fn tandem_model_predict_groups(
             TANDEM_AGGREGATE_MEAN => Aggregation::Mean,
             TANDEM_AGGREGATE_MEDIAN => Aggregation::Median,
             TANDEM_AGGREGATE_MAJORITY => Aggregation::Majority,
+            TANDEM_AGGREGATE_TOTAL_VOTE => Aggregation::TotalVote,
             other => return Err(Error::invalid(format!("unknown aggregation {other}"))),
         };
         let (preds, heads) = m.inner.predict_groups_versioned(&texts, &groups, how)?;

@@ -195,6 +195,29 @@ pub unsafe extern "C" fn tandem_options_set_backbone_dir(
     }
 }
 
+/// Sets the backbone by name: one setup installs (`minilm-l6`, the default; `minilm-l3`, the
+/// fastest; `mpnet-base`, the most accurate) or a directory name under the cache's `models/`.
+/// The name is looked up in the cache now, never as a path or in the working directory.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (not a plain name), NOT_FOUND (not
+/// installed; the message names the setup command); options unchanged.
+///
+/// Ownership: the name is copied.
+/// Thread safety: use one options object from one thread at a time.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_options_set_backbone_name(
+    options: *mut tandem_options,
+    name: *const c_char,
+    len: usize,
+) -> *mut tandem_error {
+    // SAFETY: forwarded contract of this function.
+    unsafe {
+        set_str(options, name, len, "name", |o, s| {
+            o.dir = Some(crate::home::named_backbone(s)?);
+            Ok(())
+        })
+    }
+}
+
 /// Sets the most texts per graph run (default 32) and the most concurrent sessions (default 1;
 /// each holds its own copy of the weights, so more sessions serve more threads at once).
 /// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (a zero, over 65,536 texts or over 256 sessions;

@@ -5,6 +5,7 @@
 //! Each backbone and variant is measured in a child process (`tandem backbone measure`, hidden),
 //! so that its peak RSS is its own and one backbone's warm caches do not flatter the next.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -12,8 +13,8 @@ use std::time::Instant;
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use tandem::backbone::BackboneManifest;
-use tandem::compare::{compare as run_compare, Arm, CompareOptions};
-use tandem::data::TaskKind;
+use tandem::compare::{compare as run_compare, headline_metrics, Arm, CompareOptions};
+use tandem::data::{stratified_split, TaskKind};
 use tandem::train::{examples, Needs, TrainConfig};
 use tandem::{Backbone, BackboneOptions, Error, Result, Variant};
 
@@ -40,17 +41,30 @@ enum BackboneCommand {
 /// What both `compare` and `measure` take.
 #[derive(Args, Clone)]
 struct Workload {
-    /// Labelled data (JSONL or CSV) for the accuracy column: a linear head (L2-regularized
-    /// logistic regression, its strength chosen by cross-validation) trained on a stratified 80%
-    /// and scored on the other 20% (seed 0). Without it, no accuracy is measured.
+    /// Labelled data (JSONL or CSV) for the accuracy columns: the linear recipe (an
+    /// L2-regularized linear head, its strength chosen by cross-validation) trained on a
+    /// stratified 80% and scored on the other 20% (seed 0). Without it, no accuracy is measured.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Field holding the text.
     #[arg(long, default_value = "text")]
     text_field: String,
-    /// Field holding the (multiclass) label.
+    /// Field holding the label.
     #[arg(long, default_value = "label")]
     label_field: String,
+    /// Task kind of the label: multiclass, binary, multilabel or regression.
+    #[arg(long, default_value = "multiclass")]
+    task: TaskKind,
+    /// Positive label of a binary task (default: the rarer value, or 1/true).
+    #[arg(long)]
+    positive: Option<String>,
+    /// Measure accuracy on a stratified sample of at most this many examples of --data (seed
+    /// 0), for data too large to embed with every backbone.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Skip the speed runs (accuracy only).
+    #[arg(long)]
+    no_speed: bool,
     /// Intra-op threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -101,14 +115,24 @@ struct Measurement {
     graph_mb: f64,
     load_seconds: f64,
     peak_rss_mb: f64,
-    /// Texts per second: short and long texts, one per call and 32 per call.
+    /// Texts per second: short and long texts, one per call and 32 per call (none with
+    /// `--no-speed`).
+    speed: Option<Speed>,
+    /// The task kind of the data given.
+    task: String,
+    /// Examples the linear recipe used (train and test together), if data was given.
+    examples: Option<usize>,
+    /// The linear recipe's test metrics on the data given: the task kind's headline metrics.
+    metrics: BTreeMap<String, f64>,
+}
+
+/// Texts per second on short and long texts, one per call and 32 per call.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug)]
+struct Speed {
     short_b1: f64,
     short_b32: f64,
     long_b1: f64,
     long_b32: f64,
-    /// Linear head on the data given: test accuracy and macro-F1.
-    accuracy: Option<f64>,
-    macro_f1: Option<f64>,
 }
 
 pub fn run(args: BackboneArgs) -> Result<ExitCode> {
@@ -220,9 +244,19 @@ fn compare(args: CompareArgs) -> Result<ExitCode> {
                 .arg("--dir")
                 .arg(dir)
                 .args(["--text-field", &args.workload.text_field])
-                .args(["--label-field", &args.workload.label_field]);
+                .args(["--label-field", &args.workload.label_field])
+                .args(["--task", args.workload.task.name()]);
             if let Some(d) = &args.workload.data {
                 cmd.arg("--data").arg(d);
+            }
+            if let Some(p) = &args.workload.positive {
+                cmd.args(["--positive", p]);
+            }
+            if let Some(n) = args.workload.limit {
+                cmd.args(["--limit", &n.to_string()]);
+            }
+            if args.workload.no_speed {
+                cmd.arg("--no-speed");
             }
             if let Some(t) = args.workload.threads {
                 cmd.args(["--threads", &t.to_string()]);
@@ -243,13 +277,20 @@ fn compare(args: CompareArgs) -> Result<ExitCode> {
             rows.push(m);
         }
     }
-    print!("{}", table(&rows, false));
+    let metrics = match args.workload.data {
+        Some(_) => headline_metrics(args.workload.task).0,
+        None => &[],
+    };
+    print!("{}", table(&rows, metrics, false));
     if let Some(p) = &args.markdown {
-        std::fs::write(p, table(&rows, true)).map_err(|e| Error::io(p, e))?;
+        std::fs::write(p, table(&rows, metrics, true)).map_err(|e| Error::io(p, e))?;
     }
     if let Some(p) = &args.json {
         let v = serde_json::json!({
             "data": args.workload.data,
+            "label_field": args.workload.label_field,
+            "task": args.workload.task.name(),
+            "limit": args.workload.limit,
             "threads": args.workload.threads,
             "texts_per_second": "short: 8-12 token questions; long: texts truncated at the backbone's max_length",
             "rows": rows,
@@ -260,42 +301,55 @@ fn compare(args: CompareArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The measurements as a fixed-width (or Markdown) table.
-fn table(rows: &[Measurement], markdown: bool) -> String {
-    let head = [
-        "backbone",
-        "variant",
-        "dim",
-        "layers",
-        "graph MB",
-        "load s",
-        "peak RSS MB",
-        "short b1/s",
-        "short b32/s",
-        "long b1/s",
-        "long b32/s",
-        "accuracy",
-        "macro-F1",
-    ];
-    let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+/// The measurements as a fixed-width (or Markdown) table: the speed columns when measured,
+/// then the linear recipe's `metrics`.
+fn table(rows: &[Measurement], metrics: &[&str], markdown: bool) -> String {
+    let speed = rows.iter().any(|m| m.speed.is_some());
+    let mut head: Vec<String> = ["backbone", "variant", "dim", "layers", "graph MB", "load s"]
+        .map(String::from)
+        .to_vec();
+    if speed {
+        head.extend(
+            [
+                "peak RSS MB",
+                "short b1/s",
+                "short b32/s",
+                "long b1/s",
+                "long b32/s",
+            ]
+            .map(String::from),
+        );
+    }
+    head.extend(metrics.iter().map(|m| m.replace('_', "-")));
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|m| {
-            vec![
+            let mut row = vec![
                 m.backbone.clone(),
                 m.variant.clone(),
                 m.dim.to_string(),
                 m.layers.to_string(),
                 format!("{:.1}", m.graph_mb),
                 format!("{:.2}", m.load_seconds),
-                format!("{:.0}", m.peak_rss_mb),
-                format!("{:.0}", m.short_b1),
-                format!("{:.0}", m.short_b32),
-                format!("{:.1}", m.long_b1),
-                format!("{:.1}", m.long_b32),
-                opt(m.accuracy),
-                opt(m.macro_f1),
-            ]
+            ];
+            if speed {
+                row.push(format!("{:.0}", m.peak_rss_mb));
+                row.extend(match m.speed {
+                    Some(s) => vec![
+                        format!("{:.0}", s.short_b1),
+                        format!("{:.0}", s.short_b32),
+                        format!("{:.1}", s.long_b1),
+                        format!("{:.1}", s.long_b32),
+                    ],
+                    None => vec!["-".to_string(); 4],
+                });
+            }
+            row.extend(
+                metrics
+                    .iter()
+                    .map(|k| m.metrics.get(*k).map_or("-".into(), |x| format!("{x:.4}"))),
+            );
+            row
         })
         .collect();
     let mut out = String::new();
@@ -329,7 +383,7 @@ fn table(rows: &[Measurement], markdown: bool) -> String {
             .collect();
         padded.join("  ").trim_end().to_string() + "\n"
     };
-    out += &line(head.to_vec());
+    out += &line(head.iter().map(String::as_str).collect());
     for r in &body {
         out += &line(r.iter().map(String::as_str).collect());
     }
@@ -407,21 +461,28 @@ fn measure(dir: &Path, variant: Variant, work: &Workload) -> Result<Measurement>
         },
     )?;
     let load_seconds = start.elapsed().as_secs_f64();
-    let short: Vec<String> = (0..256)
-        .map(|i| SHORT[i % SHORT.len()].to_string())
-        .collect();
-    let long: Vec<String> = (0..64).map(long_text).collect();
-    let short_b1 = throughput(&backbone, &short[..64], 1)?;
-    let short_b32 = throughput(&backbone, &short, 32)?;
-    let long_b1 = throughput(&backbone, &long[..16], 1)?;
-    let long_b32 = throughput(&backbone, &long, 32)?;
+    let speed = if work.no_speed {
+        None
+    } else {
+        let short: Vec<String> = (0..256)
+            .map(|i| SHORT[i % SHORT.len()].to_string())
+            .collect();
+        let long: Vec<String> = (0..64).map(long_text).collect();
+        Some(Speed {
+            short_b1: throughput(&backbone, &short[..64], 1)?,
+            short_b32: throughput(&backbone, &short, 32)?,
+            long_b1: throughput(&backbone, &long[..16], 1)?,
+            long_b32: throughput(&backbone, &long, 32)?,
+        })
+    };
+    // Before the accuracy run, so that it is the backbone's and not the training data's.
     let peak_rss_mb = peak_rss_mb();
-    let (accuracy, macro_f1) = match &work.data {
+    let (examples, metrics) = match &work.data {
         Some(data) => {
-            let (a, f) = linear_accuracy(&backbone, data, work)?;
-            (Some(a), Some(f))
+            let (n, m) = linear_accuracy(&backbone, data, work)?;
+            (Some(n), m)
         }
-        None => (None, None),
+        None => (None, BTreeMap::new()),
     };
     Ok(Measurement {
         backbone: manifest.name.clone(),
@@ -432,32 +493,46 @@ fn measure(dir: &Path, variant: Variant, work: &Workload) -> Result<Measurement>
         graph_mb,
         load_seconds,
         peak_rss_mb,
-        short_b1,
-        short_b32,
-        long_b1,
-        long_b32,
-        accuracy,
-        macro_f1,
+        speed,
+        task: work.task.name().to_string(),
+        examples,
+        metrics,
     })
 }
 
-/// Test accuracy and macro-F1 of the linear recipe on `data` (a stratified 20% held out, seed
-/// 0), as `tandem compare --modes linear` measures it.
-fn linear_accuracy(backbone: &Backbone, data: &Path, work: &Workload) -> Result<(f64, f64)> {
+/// The linear recipe's headline test metrics on `data` (a stratified 20% held out, seed 0), as
+/// `tandem compare --modes linear` measures them, and the number of examples it used.
+fn linear_accuracy(
+    backbone: &Backbone,
+    data: &Path,
+    work: &Workload,
+) -> Result<(usize, BTreeMap<String, f64>)> {
     let fields = [work.label_field.clone()];
     let labels = LabelArgs {
         data,
         text_field: &work.text_field,
         label_fields: &fields,
-        tasks: &[TaskKind::Multiclass],
-        positive: None,
+        tasks: &[work.task],
+        positive: work.positive.as_deref(),
     };
     let Labelled {
-        texts,
+        mut texts,
         specs,
-        targets,
+        mut targets,
         ..
     } = labels.read()?;
+    if let Some(limit) = work.limit.filter(|&n| n < texts.len()) {
+        if limit == 0 {
+            return Err(Error::invalid("--limit must be at least 1"));
+        }
+        let (_, keep) =
+            stratified_split(&targets[0].strata(), limit as f64 / texts.len() as f64, 0);
+        texts = keep
+            .iter()
+            .map(|&i| std::mem::take(&mut texts[i]))
+            .collect();
+        targets = targets.iter().map(|t| t.select(&keep)).collect();
+    }
     let config = TrainConfig::default();
     let options = CompareOptions {
         split_seed: 0,
@@ -473,6 +548,7 @@ fn linear_accuracy(backbone: &Backbone, data: &Path, work: &Workload) -> Result<
         quiet: true,
         log_format: crate::progress::LogFormat::Text,
     });
+    let n = texts.len();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let (all, _) = examples::build(&refs, targets, needs, |refs| {
         embed(
@@ -489,11 +565,15 @@ fn linear_accuracy(backbone: &Backbone, data: &Path, work: &Workload) -> Result<
         .runs
         .first()
         .ok_or_else(|| Error::invalid("the linear recipe did not run"))?;
-    let metric = |k: &str| {
-        run.test
-            .get(k)
-            .copied()
-            .ok_or_else(|| Error::invalid(format!("the linear recipe reported no test {k}")))
-    };
-    Ok((metric("accuracy")?, metric("macro_f1")?))
+    let metrics = headline_metrics(work.task)
+        .0
+        .iter()
+        .map(|k| {
+            run.test
+                .get(*k)
+                .map(|v| (k.to_string(), *v))
+                .ok_or_else(|| Error::invalid(format!("the linear recipe reported no test {k}")))
+        })
+        .collect::<Result<_>>()?;
+    Ok((n, metrics))
 }

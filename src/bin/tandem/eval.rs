@@ -5,8 +5,14 @@ use std::process::ExitCode;
 
 use clap::Args;
 use ndarray::Array2;
-use tandem::data::{read_rows, Targets};
-use tandem::eval::evaluate_arrays;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tandem::data::{read_rows, Row, Targets, TaskKind};
+use tandem::eval::{
+    error_cases, evaluate_arrays, evaluate_probs, group_outputs, group_thresholds, Aggregation,
+};
+use tandem::heads::{predict_arrays, Heads, TaskEntry};
 use tandem::{Error, ErrorKind, Result};
 
 use crate::embed::{embed, features};
@@ -28,9 +34,24 @@ pub struct EvalArgs {
     /// Field holding the label, once per task in the bundle's order (default: the task names).
     #[arg(long)]
     label_field: Vec<String>,
-    /// Also report metrics per value of this field (e.g. `source`).
-    #[arg(long)]
-    by: Option<String>,
+    /// Also report metrics per value of these fields, comma-separated (e.g. `source`, or
+    /// `source,lang` for each combination of their values).
+    #[arg(long, value_delimiter = ',', value_name = "FIELD[,FIELD...]")]
+    by: Vec<String>,
+    /// Write the examples the model gets wrong as JSONL, worst (highest loss) first within
+    /// each task: row index, id, text, true and predicted labels, confidence and loss. For
+    /// regression, every example by its squared error.
+    #[arg(long, value_name = "FILE")]
+    errors: Option<PathBuf>,
+    /// At most this many examples per task in --errors.
+    #[arg(long, value_name = "N", requires = "errors")]
+    errors_top: Option<usize>,
+    /// Also report group-level metrics with the texts grouped by this field (e.g. an author
+    /// id), for each way of combining a group's predictions side by side: mean, median,
+    /// majority and total_vote. A group's true label is its texts' most common one (values:
+    /// their mean).
+    #[arg(long, value_name = "FIELD")]
+    group_field: Option<String>,
     /// Print the full metrics as JSON (per-class figures, confusion matrices, breakdowns)
     /// instead of the readable summary.
     #[arg(long)]
@@ -89,12 +110,27 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         Some(n) => n.transform(features(&texts).view()),
         None => Array2::zeros((texts.len(), 0)),
     };
-    let mut report = evaluate_arrays(&heads, emb.view(), feats.view(), tokens.as_ref(), &targets)?;
-    if let Some(by) = &args.by {
-        let keys: Vec<String> = rows
-            .iter()
-            .map(|r| r.text(by).unwrap_or_else(|| "(missing)".into()))
-            .collect();
+    let probs = predict_arrays(&heads, emb.view(), feats.view(), tokens.as_ref())?;
+    let mut report = evaluate_probs(&heads.tasks, &probs, &targets);
+    if let Some(path) = &args.errors {
+        let n = write_errors(
+            path,
+            &rows,
+            &texts,
+            &heads,
+            &probs,
+            &targets,
+            args.errors_top,
+        )?;
+        log.note(&format!("{n} examples written to {}", path.display()));
+    }
+    if let Some(field) = &args.group_field {
+        let keys = field_values(&rows, std::slice::from_ref(field));
+        report["groups"] = group_report(field, &keys, &heads.tasks, &probs, &targets)?;
+    }
+    if !args.by.is_empty() {
+        let by = args.by.join(",");
+        let keys = field_values(&rows, &args.by);
         let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
         for (i, k) in keys.iter().enumerate() {
             groups.entry(k.as_str()).or_default().push(i);
@@ -125,6 +161,151 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     }
     log.done(serde_json::json!({"command": "eval", "rows": texts.len()}));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each row's values of `fields`, joined by " / " (a missing value reads "(missing)").
+fn field_values(rows: &[Row], fields: &[String]) -> Vec<String> {
+    rows.iter()
+        .map(|r| {
+            fields
+                .iter()
+                .map(|f| r.text(f).unwrap_or_else(|| "(missing)".into()))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        })
+        .collect()
+}
+
+/// Writes [`error_cases`] as JSONL to `path` (at most `top` per task), with each row's `id`
+/// (when it has one) and text; returns how many lines were written.
+fn write_errors(
+    path: &Path,
+    rows: &[Row],
+    texts: &[String],
+    heads: &Heads,
+    probs: &[Array2<f32>],
+    targets: &[Targets],
+    top: Option<usize>,
+) -> Result<usize> {
+    let mut per_task: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for case in error_cases(&heads.tasks, probs, targets) {
+        let seen = per_task.entry(case.task.clone()).or_default();
+        if top.is_some_and(|k| *seen >= k) {
+            continue;
+        }
+        *seen += 1;
+        let mut v = serde_json::to_value(&case).map_err(|e| Error::invalid(e.to_string()))?;
+        if let Some(id) = rows[case.index].fields.get("id").filter(|v| !v.is_null()) {
+            v["id"] = id.clone();
+        }
+        v["text"] = texts[case.index].clone().into();
+        out.push(v);
+    }
+    let mut text = String::new();
+    for v in &out {
+        text += &v.to_string();
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))?;
+    Ok(out.len())
+}
+
+/// Group-level metrics for every aggregation method: each group's true label (its texts' most
+/// common one; for multi-label, each label held by at least half of them; for regression,
+/// their mean), and the metrics of the group predictions each method makes.
+fn group_report(
+    field: &str,
+    keys: &[String],
+    tasks: &[TaskEntry],
+    probs: &[Array2<f32>],
+    targets: &[Targets],
+) -> Result<serde_json::Value> {
+    let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        members.entry(k.as_str()).or_default().push(i);
+    }
+    let group_targets: Vec<Targets> = targets.iter().map(|t| group_truth(t, &members)).collect();
+    // Groups whose texts disagree on the first task's label: their truth is a vote.
+    let mixed = members
+        .values()
+        .filter(|idx| {
+            let t = targets[0].select(idx);
+            t.strata().iter().any(|s| *s != t.strata()[0])
+        })
+        .count();
+    let mut methods = serde_json::Map::new();
+    for how in Aggregation::ALL {
+        let mut entries = Vec::new();
+        let mut outputs = Vec::new();
+        for (task, p) in tasks.iter().zip(probs) {
+            let rows: Vec<Vec<f32>> = p.rows().into_iter().map(|r| r.to_vec()).collect();
+            let groups = group_outputs(task, keys, &rows, how)?;
+            let width = groups.first().map_or(0, |(_, v)| v.len());
+            let flat: Vec<f32> = groups.into_iter().flat_map(|(_, v)| v).collect();
+            outputs.push(
+                Array2::from_shape_vec((members.len(), width), flat)
+                    .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?,
+            );
+            let mut entry = task.clone();
+            if matches!(task.spec.kind, TaskKind::Binary | TaskKind::Multilabel) {
+                entry.thresholds = group_thresholds(task, how);
+            }
+            entries.push(entry);
+        }
+        methods.insert(
+            how.name().into(),
+            evaluate_probs(&entries, &outputs, &group_targets),
+        );
+    }
+    Ok(serde_json::json!({
+        "field": field,
+        "groups": members.len(),
+        "mixed_groups": mixed,
+        "methods": methods,
+    }))
+}
+
+/// The true targets of each group (in key order) from its texts' targets.
+fn group_truth(t: &Targets, members: &BTreeMap<&str, Vec<usize>>) -> Targets {
+    match t {
+        Targets::Class(c) => Targets::Class(
+            members
+                .values()
+                .map(|idx| {
+                    let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+                    for &i in idx {
+                        *counts.entry(c[i]).or_default() += 1;
+                    }
+                    // The most common class; the lower index on a tie.
+                    counts
+                        .iter()
+                        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                        .map_or(0, |(k, _)| *k)
+                })
+                .collect(),
+        ),
+        Targets::MultiHot(rows) => Targets::MultiHot(
+            members
+                .values()
+                .map(|idx| {
+                    let width = rows.first().map_or(0, Vec::len);
+                    (0..width)
+                        .map(|j| {
+                            let on = idx.iter().filter(|&&i| rows[i][j] >= 0.5).count();
+                            f32::from(u8::from(2 * on >= idx.len()))
+                        })
+                        .collect()
+                })
+                .collect(),
+        ),
+        Targets::Value(v) => Targets::Value(
+            members
+                .values()
+                .map(|idx| idx.iter().map(|&i| v[i]).sum::<f32>() / idx.len() as f32)
+                .collect(),
+        ),
+    }
 }
 
 /// The headline figures of a metrics object, in a fixed order, rounded for reading.
@@ -203,6 +384,21 @@ fn summary(report: &serde_json::Value) -> String {
             }
         }
     }
+    if let Some(g) = report.get("groups") {
+        out += &format!(
+            "groups by {} ({} groups, {} with texts of different labels):\n",
+            g["field"].as_str().unwrap_or("?"),
+            g["groups"],
+            g["mixed_groups"]
+        );
+        if let Some(methods) = g["methods"].as_object() {
+            for how in Aggregation::ALL {
+                if let Some(m) = methods.get(how.name()) {
+                    out += &format!("  {:<10}  {}\n", how.name(), headline(m));
+                }
+            }
+        }
+    }
     out += "(--json prints every figure: per-class details, confusion matrices, all tasks)\n";
     out
 }
@@ -238,5 +434,35 @@ mod tests {
             text.contains("by source:\n  web (3 texts): accuracy 0.3333"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn group_truths_are_the_most_common_label_and_the_mean_value() {
+        let keys = ["a", "a", "a", "b", "b"];
+        let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            members.entry(*k).or_default().push(i);
+        }
+        // Group a: classes 2, 1, 2 -> 2; group b: a tie of 0 and 1 -> the lower, 0.
+        match group_truth(&Targets::Class(vec![2, 1, 2, 1, 0]), &members) {
+            Targets::Class(c) => assert_eq!(c, [2, 0]),
+            other => panic!("{other:?}"),
+        }
+        match group_truth(&Targets::Value(vec![1.0, 2.0, 6.0, 0.0, 1.0]), &members) {
+            Targets::Value(v) => assert_eq!(v, [3.0, 0.5]),
+            other => panic!("{other:?}"),
+        }
+        // A label held by at least half of a group's texts.
+        let hot = vec![
+            vec![1.0, 0.0],
+            vec![1.0, 1.0],
+            vec![0.0, 0.0],
+            vec![0.0, 1.0],
+            vec![0.0, 0.0],
+        ];
+        match group_truth(&Targets::MultiHot(hot), &members) {
+            Targets::MultiHot(m) => assert_eq!(m, [vec![1.0, 0.0], vec![0.0, 1.0]]),
+            other => panic!("{other:?}"),
+        }
     }
 }

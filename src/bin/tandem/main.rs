@@ -18,10 +18,8 @@ mod train_report;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use tandem::bundle;
 use tandem::model::Model;
 use tandem::{Backbone, BackboneOptions, Device, Error, HeadsEngine, Result, Variant};
 
@@ -127,10 +125,6 @@ pub(crate) struct BackboneArgs {
 }
 
 impl BackboneArgs {
-    fn variant_given(&self) -> bool {
-        self.variant.is_some()
-    }
-
     fn dir(&self) -> PathBuf {
         self.backbone
             .as_deref()
@@ -138,19 +132,20 @@ impl BackboneArgs {
             .unwrap_or_else(tandem::home::default_backbone_dir)
     }
 
+    fn options(&self, batch_size: usize) -> BackboneOptions {
+        BackboneOptions {
+            variant: self.variant.unwrap_or_default(),
+            device: self.device,
+            threads: self.threads,
+            ort_library: self.ort_lib.clone(),
+            batch_size,
+            heads: self.heads,
+            ..Default::default()
+        }
+    }
+
     fn load(&self, batch_size: usize) -> Result<Backbone> {
-        Backbone::load(
-            self.dir(),
-            BackboneOptions {
-                variant: self.variant.unwrap_or_default(),
-                device: self.device,
-                threads: self.threads,
-                ort_library: self.ort_lib.clone(),
-                batch_size,
-                heads: self.heads,
-                ..Default::default()
-            },
-        )
+        Backbone::load(self.dir(), self.options(batch_size))
     }
 }
 
@@ -248,21 +243,14 @@ pub(crate) fn load_model_batched(
     backbone_args: &BackboneArgs,
     batch_size: usize,
 ) -> Result<Model> {
-    let manifest_path = dir.join(bundle::MANIFEST_FILE);
-    let text = tandem::files::read_text(&manifest_path, tandem::files::BUNDLE_MANIFEST)?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::format(format!("{}: {e}", manifest_path.display())))?;
-    let mut args = backbone_args.clone();
-    if args.backbone.is_none() {
-        args.backbone = v["backbone"]["name"]
-            .as_str()
-            .and_then(tandem::home::installed_backbone);
-    }
-    if !backbone_args.variant_given() {
-        if let Some(var) = v["backbone"]["variant"].as_str() {
-            args.variant = Some(var.parse()?);
-        }
-    }
-    let backbone = Arc::new(args.load(batch_size)?);
-    Model::load(dir, backbone)
+    let backbone = backbone_args
+        .backbone
+        .as_deref()
+        .map(tandem::home::resolve_backbone);
+    Model::open_on(
+        dir,
+        backbone_args.options(batch_size),
+        backbone_args.variant,
+        backbone.as_deref(),
+    )
 }

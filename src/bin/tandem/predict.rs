@@ -41,7 +41,7 @@ pub struct PredictArgs {
     /// JSONL field whose value groups texts (e.g. an author id): one prediction per group.
     #[arg(long)]
     group_field: Option<String>,
-    /// How group members combine: mean, median or majority.
+    /// How group members combine: mean, median, majority or total_vote.
     #[arg(long, default_value = "mean")]
     aggregate: Aggregation,
     /// Output format: jsonl (exact) or tsv (a header row, probabilities rounded to 4 decimals).
