@@ -22,6 +22,7 @@ pub mod cache;
 pub mod compare;
 pub mod data;
 pub mod doctor;
+pub mod ensemble;
 pub mod error;
 pub mod eval;
 #[allow(unsafe_code)]

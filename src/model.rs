@@ -213,29 +213,29 @@ impl Model {
     /// heads' tasks and thresholds must use the same snapshot, or a concurrent swap could pair
     /// one version's outputs with another's thresholds.
     fn run(&self, heads: &Heads, texts: &[&str]) -> Result<Vec<Array2<f32>>> {
-        let arch = &heads.network.arch;
-        let (emb, tokens) = if arch.needs_tokens() {
+        let inputs = self.inputs(texts, &Needs::of(heads))?;
+        run_heads(heads, &inputs)
+    }
+
+    /// What heads with `needs` read of `texts` on this model's backbone.
+    pub(crate) fn inputs(&self, texts: &[&str], needs: &Needs) -> Result<Inputs> {
+        let (emb, tokens) = if needs.tokens {
             let (emb, tokens) = self.backbone.embed_tokens(texts)?;
             (emb, Some(tokens))
-        } else if arch.emb_dim > 0 {
+        } else if needs.embeddings {
             (self.backbone.embed(texts)?, None)
         } else {
             (Array2::zeros((texts.len(), 0)), None)
         };
-        if let Some(onnx) = &heads.onnx {
-            // The graph selects and z-scores the raw features itself.
-            let raw = if onnx.reads_metadata() {
-                crate::metadata::extract_batch(texts)
-            } else {
-                Array2::zeros((texts.len(), 0))
-            };
-            return onnx.run(emb.view(), raw.view(), tokens.as_ref());
-        }
-        let feats = match &heads.normalizer {
-            Some(n) => n.transform(crate::metadata::extract_batch(texts).view()),
-            None => Array2::zeros((texts.len(), 0)),
-        };
-        predict_arrays(heads, emb.view(), feats.view(), tokens.as_ref())
+        let raw = needs
+            .features
+            .then(|| crate::metadata::extract_batch(texts));
+        Ok(Inputs {
+            n: texts.len(),
+            emb,
+            tokens,
+            raw,
+        })
     }
 
     /// Each task's labels, probabilities and values for every text, in order.
@@ -319,4 +319,74 @@ impl Model {
             .collect();
         Ok((out, heads))
     }
+}
+
+/// What a model's heads read of a batch of texts, computed once so that several heads on one
+/// backbone (an ensemble's members) share the backbone run.
+pub(crate) struct Inputs {
+    n: usize,
+    emb: Array2<f32>,
+    tokens: Option<crate::backbone::TokenSeqs>,
+    /// The raw metadata features, when some heads read them.
+    raw: Option<Array2<f32>>,
+}
+
+/// Which inputs heads read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Needs {
+    pub embeddings: bool,
+    pub tokens: bool,
+    pub features: bool,
+}
+
+impl Needs {
+    /// What `heads` read.
+    pub(crate) fn of(heads: &Heads) -> Needs {
+        let arch = &heads.network.arch;
+        Needs {
+            embeddings: arch.emb_dim > 0,
+            tokens: arch.needs_tokens(),
+            features: heads.normalizer.is_some(),
+        }
+    }
+
+    /// What either reads.
+    pub(crate) fn or(self, other: Needs) -> Needs {
+        Needs {
+            embeddings: self.embeddings || other.embeddings,
+            tokens: self.tokens || other.tokens,
+            features: self.features || other.features,
+        }
+    }
+}
+
+/// `heads`' probabilities (or values) from `inputs`.
+pub(crate) fn run_heads(heads: &Heads, inputs: &Inputs) -> Result<Vec<Array2<f32>>> {
+    let n = inputs.n;
+    let arch = &heads.network.arch;
+    let empty = || Array2::zeros((n, 0));
+    let emb = if arch.emb_dim > 0 {
+        inputs.emb.clone()
+    } else {
+        empty()
+    };
+    let tokens = if arch.needs_tokens() {
+        inputs.tokens.as_ref()
+    } else {
+        None
+    };
+    if let Some(onnx) = &heads.onnx {
+        // The graph selects and z-scores the raw features itself.
+        let raw = match (&inputs.raw, onnx.reads_metadata()) {
+            (Some(r), true) => r.clone(),
+            _ => empty(),
+        };
+        return onnx.run(emb.view(), raw.view(), tokens);
+    }
+    let feats = match (&heads.normalizer, &inputs.raw) {
+        (Some(norm), Some(raw)) => norm.transform(raw.view()),
+        (Some(_), None) => return Err(Error::invalid("these heads read metadata features")),
+        (None, _) => empty(),
+    };
+    predict_arrays(heads, emb.view(), feats.view(), tokens)
 }

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 
 /// The modules (directories or files under `src/`) that serve a trained model, and everything
 /// they stand on.
-const SERVING: [&str; 15] = [
+const SERVING: [&str; 16] = [
     "backbone",
     "bundle",
     "cache",
     "data",
     "doctor.rs",
+    "ensemble.rs",
     "error.rs",
     "eval",
     "files.rs",

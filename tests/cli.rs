@@ -357,8 +357,8 @@ fn inspect_shows_tasks_metrics_provenance_architecture_files_and_weights() {
         "family sha256",
         "label  binary  labels ham, spam  positive spam  threshold ",
         "architecture  mode metadata_only",
-        "67 features -> hidden [64] -> code 32",
-        "features      67 of 67 metadata features",
+        "93 features -> hidden [64] -> code 32",
+        "features      93 of 93 metadata features (feature set 2)",
         "metrics       validation (",
         "mode = \"metadata_only\"",
         "manifest.json",
@@ -385,7 +385,8 @@ fn inspect_shows_tasks_metrics_provenance_architecture_files_and_weights() {
     assert_eq!(j["tasks"][0]["positive"], "spam");
     assert_eq!(j["tasks"][0]["thresholds"].as_array().unwrap().len(), 1);
     assert_eq!(j["architecture"]["mode"], "metadata_only");
-    assert_eq!(j["features"]["selected"], 67);
+    assert_eq!(j["features"]["selected"], 93);
+    assert_eq!(j["features"]["set"], 2);
     assert_eq!(j["backbone"]["name"], "all-MiniLM-L6-v2");
     assert_eq!(j["backbone"]["graph_sha256"].as_str().unwrap().len(), 64);
     assert!(j["metrics"]["macro_f1"].as_f64().is_some());
@@ -1075,6 +1076,43 @@ fn eval_writes_the_errors_worst_first_breaks_down_by_field_pairs_and_compares_gr
     assert!(text.contains("groups by author (30 groups"), "{text}");
     assert!(text.contains("  total_vote  accuracy"), "{text}");
     assert!(text.contains("by src:"), "{text}");
+    // Two bundles averaged: `predict --model A --model B` gives the mean of their probabilities.
+    let second = dir.join("second");
+    ok(tandem()
+        .args(["train", "--label-field", "label", "--task", "multiclass"])
+        .args(["--seed", "2", "--quiet", "--config"])
+        .arg(quick_config(&dir, 3))
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&second));
+    let probs = |models: &[&Path]| -> Vec<Vec<f64>> {
+        let mut cmd = tandem();
+        cmd.arg("predict");
+        for m in models {
+            cmd.arg("--model").arg(m);
+        }
+        let out = stdout(&ok(cmd.arg(&src)));
+        out.lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["predictions"][0]["probabilities"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.as_f64().unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    let (a, b) = (probs(&[&model]), probs(&[&second]));
+    let both = probs(&[&model, &second]);
+    assert_eq!(both.len(), 120);
+    for ((x, y), m) in a.iter().zip(&b).zip(&both) {
+        for ((p, q), r) in x.iter().zip(y).zip(m) {
+            assert!((r - (p + q) / 2.0).abs() < 1e-6, "{r} vs {p} and {q}");
+        }
+    }
     // --errors-top without --errors is a usage error.
     let out = tandem()
         .args(["eval", "--errors-top", "3", "--model"])

@@ -117,6 +117,7 @@ fn bundle_doc_names_every_manifest_field() {
             dim: 384,
         },
         features: Some(FeatureSpecRef {
+            version: tandem::metadata::FEATURE_SET,
             names: vec![],
             selected: vec![],
             mean: vec![],

@@ -43,6 +43,10 @@ impl BackboneRef {
 /// The metadata feature pipeline stored with the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSpecRef {
+    /// The extractor's feature set at training time ([`crate::metadata::FEATURE_SET`]; 1 for
+    /// bundles from before sets were recorded).
+    #[serde(default = "first_feature_set")]
+    pub version: u32,
     /// Names of all features the extractor produced at training time, in order.
     pub names: Vec<String>,
     /// Indices (into `names`) of the features the model uses.
@@ -57,6 +61,7 @@ impl FeatureSpecRef {
     /// The bundle form of `normalizer`, with the names of every feature the extractor produced.
     pub fn of(normalizer: &Normalizer, names: &[&str]) -> FeatureSpecRef {
         FeatureSpecRef {
+            version: crate::metadata::FEATURE_SET,
             names: names.iter().map(|s| s.to_string()).collect(),
             selected: normalizer.selected.clone(),
             mean: normalizer.mean.clone(),
@@ -64,14 +69,42 @@ impl FeatureSpecRef {
         }
     }
 
-    /// The normalizer this pipeline describes (checked by [`BundleManifest::check_heads`]).
-    pub fn normalizer(&self) -> Normalizer {
-        Normalizer {
-            selected: self.selected.clone(),
+    /// The normalizer this pipeline describes, its features found **by name** among
+    /// `current` (this build's extractor's names, in its order): a bundle trained on an older
+    /// feature set, or with the features in another order, reads exactly the features it was
+    /// trained on. A feature `current` lacks is refused, naming it. Indices are checked by
+    /// [`BundleManifest::check_heads`] first.
+    pub fn normalizer_for(&self, current: &[&str]) -> Result<Normalizer> {
+        let selected = self
+            .selected
+            .iter()
+            .map(|&i| {
+                let name = self.names.get(i).ok_or_else(|| {
+                    Error::format(format!(
+                        "feature index {i} is out of range ({} names)",
+                        self.names.len()
+                    ))
+                })?;
+                current.iter().position(|c| c == name).ok_or_else(|| {
+                    Error::format(format!(
+                        "the bundle's heads read metadata feature `{name}` (feature set {}), \
+                         which this tandem's extractor (set {}) does not produce; retrain the bundle",
+                        self.version,
+                        crate::metadata::FEATURE_SET
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Normalizer {
+            selected,
             mean: self.mean.clone(),
             std: self.std.clone(),
-        }
+        })
     }
+}
+
+fn first_feature_set() -> u32 {
+    1
 }
 
 /// `manifest.json` of a bundle.
@@ -216,22 +249,6 @@ impl BundleManifest {
                 if let Some(s) = f.std.iter().find(|s| !s.is_finite() || **s <= 0.0) {
                     return bad(format!("feature std {s} must be finite and positive"));
                 }
-            }
-        }
-        Ok(())
-    }
-
-    /// Refuses a bundle whose feature names differ from what this build's extractor produces.
-    pub fn check_features(&self, current: &[&str]) -> Result<()> {
-        if let Some(f) = &self.features {
-            let same =
-                f.names.len() == current.len() && f.names.iter().zip(current).all(|(a, b)| a == b);
-            if !same {
-                return Err(Error::format(format!(
-                    "bundle's metadata features ({} names) differ from this tandem's extractor ({} names); retrain the bundle",
-                    f.names.len(),
-                    current.len()
-                )));
             }
         }
         Ok(())

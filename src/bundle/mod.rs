@@ -126,17 +126,21 @@ pub fn load(dir: &Path) -> Result<(BundleManifest, Weights)> {
 }
 
 /// The heads a bundle's manifest and tensors describe, after every check that needs no
-/// backbone: the feature names against this build's extractor, the architecture against
-/// the tensors' real sizes (before anything is allocated), and the tasks and feature
-/// pipeline against the architecture. A bundle is untrusted input: whatever passes here
+/// backbone: the architecture against the tensors' real sizes (before anything is
+/// allocated), the tasks and feature pipeline against the architecture, and the features the
+/// heads read, found by name among this build's extractor's. A bundle is untrusted input: whatever passes here
 /// predicts without panicking.
 pub fn build_heads(manifest: &BundleManifest, weights: &Weights) -> Result<Heads> {
-    manifest.check_features(&crate::metadata::feature_names())?;
     let arch = manifest.architecture.clone();
     arch.check_weights(weights)?;
     manifest.check_heads(&arch.outputs, arch.n_features, arch.emb_dim)?;
+    let current = crate::metadata::feature_names();
+    let normalizer = manifest
+        .features
+        .as_ref()
+        .map(|f| f.normalizer_for(&current))
+        .transpose()?;
     let network = Network::from_weights(arch, weights)?;
-    let normalizer = manifest.features.as_ref().map(FeatureSpecRef::normalizer);
     Ok(Heads {
         network,
         normalizer,

@@ -13,8 +13,10 @@ use ndarray::Array2;
 
 use super::chars::{self, CharClasses};
 use super::lexicon;
+use super::pos;
 use super::punct::{self, Punctuation};
 use super::readability::Totals;
+use super::sentiment;
 use super::specs::{F, SPECS};
 use super::syllables;
 use super::tokens::{Scanner, WordInfo, WordSink};
@@ -98,6 +100,14 @@ type Freq = HashMap<u64, u64, BuildHasherDefault<PreHashed>>;
 struct Scratch {
     word: String,
     freq: Freq,
+    /// The text's word hashes in order (for word bigrams).
+    seq: Vec<u64>,
+    /// N-gram counts, reused for each kind of n-gram in turn.
+    grams: Freq,
+    /// The sentiment analyzer's buffers.
+    sentiment: sentiment::Scratch,
+    /// The part-of-speech tagger's buffers.
+    pos: pos::Scratch,
 }
 
 thread_local! {
@@ -113,6 +123,7 @@ const KEEP_WORD_BYTES: usize = 1 << 12;
 /// Per-word totals.
 struct WordStats<'a> {
     freq: &'a mut Freq,
+    seq: &'a mut Vec<u64>,
     chars: u64,
     letters: u64,
     alnum: u64,
@@ -131,9 +142,10 @@ struct WordStats<'a> {
 }
 
 impl<'a> WordStats<'a> {
-    fn new(freq: &'a mut Freq) -> Self {
+    fn new(freq: &'a mut Freq, seq: &'a mut Vec<u64>) -> Self {
         WordStats {
             freq,
+            seq,
             chars: 0,
             letters: 0,
             alnum: 0,
@@ -189,6 +201,75 @@ impl WordSink for WordStats<'_> {
         }
 
         *self.freq.entry(h).or_insert(0) += 1;
+        self.seq.push(h);
+    }
+}
+
+/// Shannon entropy in bits, and the number of occurrences, of the counts in `freq`:
+/// log2 N - sum(f log2 f) / N.
+fn entropy(freq: &Freq) -> (f64, f64) {
+    let (mut n, mut s) = (0f64, 0f64);
+    for &f in freq.values() {
+        let f = f as f64;
+        n += f;
+        s += f * f.log2();
+    }
+    if n > 0.0 {
+        (n.log2() - s / n, n)
+    } else {
+        (0.0, 0.0)
+    }
+}
+
+/// The n-gram features: character bigram and trigram entropies and the share of repeated
+/// trigrams, over lowercased chars (each char's first lowercase char, so the key is exact: 21
+/// bits a char); then word unigram and bigram entropies and the share of repeated bigrams, over
+/// the word hashes in `seq`.
+struct Ngrams {
+    char_bigram_entropy: f64,
+    char_trigram_entropy: f64,
+    repeated_char_trigrams: f64,
+    word_entropy: f64,
+    word_bigram_entropy: f64,
+    repeated_word_bigrams: f64,
+}
+
+impl Ngrams {
+    fn of(text: &str, words: &Freq, seq: &[u64], grams: &mut Freq) -> Ngrams {
+        let lower = |c: char| u64::from(c.to_lowercase().next().unwrap_or(c));
+        let repeated = |grams: &Freq, n: f64| ratio(n - grams.len() as f64, n);
+        grams.clear();
+        let mut prev = None::<u64>;
+        for c in text.chars().map(lower) {
+            if let Some(x) = prev {
+                *grams.entry(x << 21 | c).or_insert(0) += 1;
+            }
+            prev = Some(c);
+        }
+        let (char_bigram_entropy, _) = entropy(grams);
+        grams.clear();
+        let (mut a, mut b) = (None::<u64>, None::<u64>);
+        for c in text.chars().map(lower) {
+            if let (Some(x), Some(y)) = (a, b) {
+                *grams.entry(x << 42 | y << 21 | c).or_insert(0) += 1;
+            }
+            (a, b) = (b, Some(c));
+        }
+        let (char_trigram_entropy, n3) = entropy(grams);
+        let repeated_char_trigrams = repeated(grams, n3);
+        grams.clear();
+        for w in seq.windows(2) {
+            *grams.entry(w[0].rotate_left(17) ^ w[1]).or_insert(0) += 1;
+        }
+        let (word_bigram_entropy, n2) = entropy(grams);
+        Ngrams {
+            char_bigram_entropy,
+            char_trigram_entropy,
+            repeated_char_trigrams,
+            word_entropy: entropy(words).0,
+            word_bigram_entropy,
+            repeated_word_bigrams: repeated(grams, n2),
+        }
     }
 }
 
@@ -212,10 +293,11 @@ fn finite(v: f64) -> f32 {
 
 fn run(text: &str, scratch: &mut Scratch, out: &mut [f32]) {
     scratch.freq.clear();
+    scratch.seq.clear();
     let mut classes = CharClasses::default();
     let mut punctuation = Punctuation::default();
     let mut web = Web::default();
-    let mut words = WordStats::new(&mut scratch.freq);
+    let mut words = WordStats::new(&mut scratch.freq, &mut scratch.seq);
     let mut scanner = Scanner::new(text, &mut scratch.word);
 
     for (i, c) in text.char_indices() {
@@ -252,6 +334,10 @@ fn run(text: &str, scratch: &mut Scratch, out: &mut [f32]) {
         alnum: f(words.alnum),
     };
     let class = |bit: u16| per_word(words.classes[bit.trailing_zeros() as usize]);
+    let grams = Ngrams::of(text, words.freq, words.seq, &mut scratch.grams);
+    let senti = sentiment::scores(text, &mut scratch.sentiment);
+    let tags = pos::counts(text, &mut scratch.pos);
+    let per_token = |n: f64| ratio(n, tags.words);
     let p = &punctuation;
 
     let values: [(F, f64); SPEC_COUNT] = [
@@ -328,6 +414,38 @@ fn run(text: &str, scratch: &mut Scratch, out: &mut [f32]) {
         (F::NegationRate, class(lexicon::NEGATION)),
         (F::QuestionWordRate, class(lexicon::QUESTION)),
         (F::FunctionWordRate, per_word(words.function)),
+        (F::CharBigramEntropy, grams.char_bigram_entropy),
+        (F::CharTrigramEntropy, grams.char_trigram_entropy),
+        (F::RepeatedCharTrigramRatio, grams.repeated_char_trigrams),
+        (F::WordEntropy, grams.word_entropy),
+        (F::WordBigramEntropy, grams.word_bigram_entropy),
+        (F::RepeatedWordBigramRatio, grams.repeated_word_bigrams),
+        (F::SentimentCompound, senti.compound),
+        (F::SentimentPositive, senti.pos),
+        (F::SentimentNegative, senti.neg),
+        (F::SentimentNeutral, senti.neu),
+        (
+            F::SentimentTokenRatio,
+            ratio(senti.sentiment_tokens as f64, senti.tokens as f64),
+        ),
+        (
+            F::SentimentIntensity,
+            ratio(senti.magnitude, senti.sentiment_tokens as f64),
+        ),
+        (F::PosNounRate, per_token(tags.nouns)),
+        (F::PosProperNounRate, per_token(tags.proper_nouns)),
+        (F::PosVerbRate, per_token(tags.verbs)),
+        (F::PosPastVerbRate, per_token(tags.past_verbs)),
+        (F::PosAdjectiveRate, per_token(tags.adjectives)),
+        (F::PosAdverbRate, per_token(tags.adverbs)),
+        (F::PosPronounRate, per_token(tags.pronouns)),
+        (F::PosNumeralRate, per_token(tags.numerals)),
+        (F::PosInterjectionRate, per_token(tags.interjections)),
+        (F::PosTagEntropy, tags.tag_entropy),
+        (F::EntityPersonRate, per_token(tags.persons)),
+        (F::EntityLocationRate, per_token(tags.locations)),
+        (F::EntityOrganisationRate, per_token(tags.organisations)),
+        (F::EntityDateRate, per_token(tags.dates)),
     ];
     for (feature, v) in values {
         out[feature as usize] = finite(v);
@@ -336,13 +454,21 @@ fn run(text: &str, scratch: &mut Scratch, out: &mut [f32]) {
     if scratch.freq.capacity() > KEEP_TYPES {
         scratch.freq = Freq::default();
     }
+    if scratch.grams.capacity() > KEEP_TYPES {
+        scratch.grams = Freq::default();
+    }
+    if scratch.seq.capacity() > KEEP_TYPES {
+        scratch.seq = Vec::new();
+    }
+    scratch.sentiment.trim(KEEP_WORD_BYTES);
+    scratch.pos.trim(KEEP_WORD_BYTES);
     if scratch.word.capacity() > KEEP_WORD_BYTES {
         scratch.word = String::new();
     }
 }
 
 /// The number of features; `values` in [`run`] must name each exactly once (checked by a test).
-const SPEC_COUNT: usize = F::FunctionWordRate as usize + 1;
+const SPEC_COUNT: usize = F::EntityDateRate as usize + 1;
 
 #[cfg(test)]
 mod tests {

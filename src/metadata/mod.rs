@@ -10,15 +10,17 @@
 //! assert_eq!(v[words], 5.0);
 //! ```
 //!
-//! The features come in eight groups ([`FeatureGroup`]): length, punctuation, casing, character
-//! classes, web tokens, lexical statistics, readability and English function-word profiles.
+//! The features come in nine groups ([`FeatureGroup`]): length, punctuation, casing, character
+//! classes, web tokens, lexical statistics, readability, English function-word profiles and
+//! character and word n-gram statistics.
 //! `docs/features.md` defines every one; [`feature_specs`] carries the same names and one-line
 //! definitions at run time.
 //!
-//! **Stability.** Feature names, their order and their definitions are stored with trained
-//! heads in model bundles. Renaming, removing, reordering or redefining a feature (including the
-//! word lists and the tokenization rules in the module docs) is a format change; adding features
-//! at the end is not a rename but still changes the vector length that a bundle records.
+//! **Stability.** Feature names and their definitions are stored with trained heads in model
+//! bundles, with the feature set's version ([`FEATURE_SET`]); bundles find their features by
+//! name. Renaming, removing or redefining a feature (including the word lists and the
+//! tokenization rules in the module docs) is a format change; adding one is not, and bumps
+//! [`FEATURE_SET`].
 //!
 //! **Robustness.** Extraction is total: any `&str` (empty, whitespace only, CJK, emoji with ZWJ
 //! and skin tones, combining marks, right-to-left text, control chars, megabytes) gives a vector
@@ -45,8 +47,10 @@
 mod chars;
 mod extract;
 mod lexicon;
+mod pos;
 mod punct;
 mod readability;
+mod sentiment;
 mod specs;
 mod syllables;
 mod tokens;
@@ -57,6 +61,11 @@ mod tests;
 
 pub use extract::{extract, extract_batch, extract_into};
 pub use specs::{FeatureGroup, FeatureSpec};
+
+/// The version of the feature set [`feature_names`] lists, recorded in bundles: 1 was the 67
+/// features of the groups length to function words; 2 added the n-gram group. Bundles find
+/// their features by name, so a bundle of an older set keeps working.
+pub const FEATURE_SET: u32 = 2;
 
 /// Every feature, in output order. The order is stable (see the module docs).
 pub fn feature_specs() -> &'static [FeatureSpec] {

@@ -26,11 +26,19 @@ pub enum FeatureGroup {
     Readability,
     /// English closed-class word profiles (pronouns, determiners, ...), each per word.
     FunctionWords,
+    /// Character and word n-gram statistics: entropies and repetition rates.
+    Ngrams,
+    /// Sentiment polarity and intensity (VADER's lexicon and rules).
+    Sentiment,
+    /// Part-of-speech distribution (Pattern's Brill tagger).
+    PartOfSpeech,
+    /// Named entities and dates: people, places, organisations (Pattern's entity list) and dates.
+    Entities,
 }
 
 impl FeatureGroup {
     /// Every group, in output order.
-    pub const ALL: [FeatureGroup; 8] = [
+    pub const ALL: [FeatureGroup; 12] = [
         FeatureGroup::Length,
         FeatureGroup::Punctuation,
         FeatureGroup::Casing,
@@ -39,6 +47,10 @@ impl FeatureGroup {
         FeatureGroup::Lexical,
         FeatureGroup::Readability,
         FeatureGroup::FunctionWords,
+        FeatureGroup::Ngrams,
+        FeatureGroup::Sentiment,
+        FeatureGroup::PartOfSpeech,
+        FeatureGroup::Entities,
     ];
 
     /// A short snake_case name, stable like the feature names.
@@ -52,6 +64,10 @@ impl FeatureGroup {
             FeatureGroup::Lexical => "lexical",
             FeatureGroup::Readability => "readability",
             FeatureGroup::FunctionWords => "function_words",
+            FeatureGroup::Ngrams => "ngrams",
+            FeatureGroup::Sentiment => "sentiment",
+            FeatureGroup::PartOfSpeech => "part_of_speech",
+            FeatureGroup::Entities => "entities",
         }
     }
 }
@@ -240,6 +256,62 @@ features! {
         "Question words (what, when, where, which, who, whom, whose, why, how) per word.";
     FunctionWordRate = "function_word_rate", FunctionWords, "function words / W",
         "Words in any of the function-word classes above / words.";
+
+    CharBigramEntropy = "char_bigram_entropy", Ngrams, "H(char bigrams) = log2 N - sum(f log2 f) / N",
+        "Shannon entropy in bits of the text's character bigrams (lowercased chars, N bigrams, f each bigram's count).";
+    CharTrigramEntropy = "char_trigram_entropy", Ngrams, "H(char trigrams)",
+        "Shannon entropy in bits of the text's character trigrams (lowercased chars).";
+    RepeatedCharTrigramRatio = "repeated_char_trigram_ratio", Ngrams, "(N - distinct) / N over char trigrams",
+        "Share of character trigram occurrences that repeat an earlier one.";
+    WordEntropy = "word_entropy", Ngrams, "H(words)",
+        "Shannon entropy in bits of the text's normalized words.";
+    WordBigramEntropy = "word_bigram_entropy", Ngrams, "H(word bigrams)",
+        "Shannon entropy in bits of the pairs of consecutive normalized words.";
+    RepeatedWordBigramRatio = "repeated_word_bigram_ratio", Ngrams, "(N - distinct) / N over word bigrams",
+        "Share of word bigram occurrences that repeat an earlier one (copy-paste, chants, spam).";
+
+    SentimentCompound = "sentiment_compound", Sentiment, "VADER compound = s / sqrt(s^2 + 15)",
+        "VADER's compound polarity in [-1, 1]: the sum s of the tokens' valences after its rules, with ! and ? emphasis, normalized.";
+    SentimentPositive = "sentiment_positive", Sentiment, "VADER pos",
+        "VADER's share of the text's weight that is positive (pos + neg + neu = 1).";
+    SentimentNegative = "sentiment_negative", Sentiment, "VADER neg",
+        "VADER's share of the text's weight that is negative.";
+    SentimentNeutral = "sentiment_neutral", Sentiment, "VADER neu",
+        "VADER's share of the text's weight that is neutral (tokens without valence).";
+    SentimentTokenRatio = "sentiment_token_ratio", Sentiment, "tokens with valence / VADER tokens",
+        "Share of VADER's tokens (whitespace-separated, punctuation stripped) whose valence after the rules is not 0.";
+    SentimentIntensity = "sentiment_intensity", Sentiment, "sum abs(valence) / tokens with valence",
+        "Mean magnitude of the non-zero valences after the rules (VADER's scale, about 0 to 4.5): how strong the sentiment words are.";
+
+    PosNounRate = "pos_noun_rate", PartOfSpeech, "NN, NNS / T",
+        "Common nouns per word token (T: the tagger's tokens with a letter or digit).";
+    PosProperNounRate = "pos_proper_noun_rate", PartOfSpeech, "NNP, NNPS / T",
+        "Proper nouns per word token.";
+    PosVerbRate = "pos_verb_rate", PartOfSpeech, "VB* and MD / T",
+        "Verbs and modals per word token.";
+    PosPastVerbRate = "pos_past_verb_rate", PartOfSpeech, "VBD, VBN / T",
+        "Past-tense verbs and past participles per word token.";
+    PosAdjectiveRate = "pos_adjective_rate", PartOfSpeech, "JJ, JJR, JJS / T",
+        "Adjectives per word token.";
+    PosAdverbRate = "pos_adverb_rate", PartOfSpeech, "RB, RBR, RBS, WRB / T",
+        "Adverbs per word token.";
+    PosPronounRate = "pos_pronoun_rate", PartOfSpeech, "PRP, PRP$, WP, WP$ / T",
+        "Pronouns per word token.";
+    PosNumeralRate = "pos_numeral_rate", PartOfSpeech, "CD / T",
+        "Cardinal numbers per word token.";
+    PosInterjectionRate = "pos_interjection_rate", PartOfSpeech, "UH / T",
+        "Interjections per word token.";
+    PosTagEntropy = "pos_tag_entropy", PartOfSpeech, "H(tags of word tokens)",
+        "Shannon entropy in bits of the word tokens' tags: how varied the syntax is.";
+
+    EntityPersonRate = "entity_person_rate", Entities, "tokens of listed people / T",
+        "Word tokens in a listed person's name (NNP-PERS) per word token.";
+    EntityLocationRate = "entity_location_rate", Entities, "tokens of listed places / T",
+        "Word tokens in a listed place's name (NNP-LOC) per word token.";
+    EntityOrganisationRate = "entity_organisation_rate", Entities, "tokens of listed organisations / T",
+        "Word tokens in a listed organisation's name (NNP-ORG) per word token.";
+    EntityDateRate = "entity_date_rate", Entities, "date tokens / T",
+        "Weekdays, months, slashed and ISO dates and years 1900-2099 per word token.";
 }
 
 #[cfg(test)]
@@ -292,7 +364,7 @@ mod tests {
         assert_eq!(F::CharCount as usize, 0);
         assert_eq!(SPECS[F::CommaRate as usize].name, "comma_rate");
         assert_eq!(SPECS[F::YuleK as usize].name, "yule_k");
-        assert_eq!(F::FunctionWordRate as usize, SPECS.len() - 1);
+        assert_eq!(F::EntityDateRate as usize, SPECS.len() - 1);
         assert_eq!(
             SPECS[F::FunctionWordRate as usize].name,
             "function_word_rate"
@@ -312,7 +384,11 @@ mod tests {
                 "web",
                 "lexical",
                 "readability",
-                "function_words"
+                "function_words",
+                "ngrams",
+                "sentiment",
+                "part_of_speech",
+                "entities"
             ]
         );
         assert_eq!(FeatureGroup::Web.to_string(), "web");

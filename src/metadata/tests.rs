@@ -291,7 +291,149 @@ const FUNCTION_WORDS: &[Case] = &[
     case("function_word_rate", HELLO, 3.0 / 5.0), // how, are, you
 ];
 
-const ALL_CASES: [&[Case]; 8] = [
+// Entropies in bits, from the counts spelled out: H = log2 N - sum(f log2 f) / N.
+const NGRAMS: &[Case] = &[
+    // "abab": char bigrams ab ab ba (N 3, counts 2 and 1); trigrams aba bab.
+    case(
+        "char_bigram_entropy",
+        "abab",
+        1.584_962_500_721_156 - 2.0 / 3.0,
+    ),
+    case("char_bigram_entropy", "a", 0.0),
+    case("char_trigram_entropy", "abab", 1.0),
+    // Case folds: "ABab" has the bigrams of "abab".
+    case(
+        "char_bigram_entropy",
+        "ABab",
+        1.584_962_500_721_156 - 2.0 / 3.0,
+    ),
+    // "aaaa": trigrams aaa aaa, one distinct: 1 of 2 repeats.
+    case("repeated_char_trigram_ratio", "aaaa", 1.0 / 2.0),
+    case("repeated_char_trigram_ratio", "abcd", 0.0),
+    // the x3, cat x3: two equally likely words.
+    case("word_entropy", "the cat the cat the cat", 1.0),
+    case("word_entropy", "The the THE", 0.0),
+    // Bigrams: (the cat) x3, (cat the) x2; N 5.
+    case(
+        "word_bigram_entropy",
+        "the cat the cat the cat",
+        2.321_928_094_887_362 - (3.0 * 1.584_962_500_721_156 + 2.0) / 5.0,
+    ),
+    case(
+        "repeated_word_bigram_ratio",
+        "the cat the cat the cat",
+        3.0 / 5.0,
+    ),
+    case("repeated_word_bigram_ratio", "one two three", 0.0),
+    case("repeated_word_bigram_ratio", "single", 0.0),
+];
+
+// VADER: `good` has valence 1.9 in its lexicon; `not` before it multiplies by −0.74 (−1.406).
+// compound = s / sqrt(s² + 15); pos / neg / neu are the shares of (valence + 1) for positive,
+// (valence − 1) for negative tokens, and 1 per neutral token.
+const SENTIMENT: &[Case] = &[
+    // 1.9 / √(1.9² + 15) = 1.9 / √18.61
+    case("sentiment_compound", "good", 0.440_433_570_760_168_5),
+    // −1.406 / √(1.406² + 15) = −1.406 / √16.976836
+    case("sentiment_compound", "not good", -0.341_237_651_254_324_2),
+    case("sentiment_compound", "a table", 0.0),
+    case("sentiment_positive", "good", 1.0),
+    case("sentiment_negative", "not good", 2.406 / 3.406),
+    case("sentiment_neutral", "not good", 1.0 / 3.406),
+    case("sentiment_neutral", "", 0.0),
+    case("sentiment_token_ratio", "not good", 1.0 / 2.0),
+    case("sentiment_intensity", "not good", 1.406),
+    case("sentiment_intensity", "a table", 0.0),
+];
+
+// Tags by Pattern's tagger (the tagger itself is checked against Pattern in pos.rs):
+// The/DT cat/NN sat/VBD ./. — 3 word tokens, 3 different tags.
+// She/PRP quickly/RB ate/VBD two/CD red/JJ apples/NNS !/. — 6 word tokens.
+// Wow/UH ,/, Barack/NNP-PERS Obama/NNP-PERS visited/VBD Paris/NNP-LOC on/IN Monday/NNP ./. — 7.
+const PART_OF_SPEECH: &[Case] = &[
+    case("pos_noun_rate", "The cat sat.", 1.0 / 3.0),
+    case(
+        "pos_noun_rate",
+        "She quickly ate two red apples!",
+        1.0 / 6.0,
+    ),
+    case(
+        "pos_proper_noun_rate",
+        "Wow, Barack Obama visited Paris on Monday.",
+        4.0 / 7.0,
+    ),
+    case("pos_verb_rate", "The cat sat.", 1.0 / 3.0),
+    case("pos_verb_rate", "Oh yes, we would.", 1.0 / 4.0),
+    case(
+        "pos_past_verb_rate",
+        "She quickly ate two red apples!",
+        1.0 / 6.0,
+    ),
+    case(
+        "pos_adjective_rate",
+        "She quickly ate two red apples!",
+        1.0 / 6.0,
+    ),
+    case(
+        "pos_adverb_rate",
+        "She quickly ate two red apples!",
+        1.0 / 6.0,
+    ),
+    case(
+        "pos_pronoun_rate",
+        "She quickly ate two red apples!",
+        1.0 / 6.0,
+    ),
+    case(
+        "pos_numeral_rate",
+        "She quickly ate two red apples!",
+        1.0 / 6.0,
+    ),
+    case("pos_interjection_rate", "Oh yes, we would.", 2.0 / 4.0),
+    // Three tags once each: log2 3.
+    case("pos_tag_entropy", "The cat sat.", 1.584_962_500_721_156),
+    // UH twice, PRP, MD: 1/2 · 1 + 2 · 1/4 · 2 = 1.5 bits.
+    case("pos_tag_entropy", "Oh yes, we would.", 1.5),
+    case("pos_tag_entropy", "", 0.0),
+];
+
+// Barack Obama (PERS), Paris (LOC), Microsoft (ORG) are in Pattern's entity list.
+const ENTITIES: &[Case] = &[
+    case(
+        "entity_person_rate",
+        "Wow, Barack Obama visited Paris on Monday.",
+        2.0 / 7.0,
+    ),
+    case(
+        "entity_location_rate",
+        "Wow, Barack Obama visited Paris on Monday.",
+        1.0 / 7.0,
+    ),
+    // They met Microsoft in May 1999: 6 word tokens.
+    case(
+        "entity_organisation_rate",
+        "They met Microsoft in May 1999.",
+        1.0 / 6.0,
+    ),
+    // May (capitalized) and 1999.
+    case(
+        "entity_date_rate",
+        "They met Microsoft in May 1999.",
+        2.0 / 6.0,
+    ),
+    case(
+        "entity_date_rate",
+        "Wow, Barack Obama visited Paris on Monday.",
+        1.0 / 7.0,
+    ),
+    case(
+        "entity_date_rate",
+        "you may go on 2009-03-04 or 3/4/2009",
+        2.0 / 7.0,
+    ),
+];
+
+const ALL_CASES: [&[Case]; 12] = [
     LENGTH,
     PUNCTUATION,
     CASING,
@@ -300,6 +442,10 @@ const ALL_CASES: [&[Case]; 8] = [
     LEXICAL,
     READABILITY,
     FUNCTION_WORDS,
+    NGRAMS,
+    SENTIMENT,
+    PART_OF_SPEECH,
+    ENTITIES,
 ];
 
 #[test]
@@ -340,6 +486,26 @@ fn readability_features() {
 #[test]
 fn function_word_features() {
     check(FUNCTION_WORDS);
+}
+
+#[test]
+fn ngram_features() {
+    check(NGRAMS);
+}
+
+#[test]
+fn sentiment_features() {
+    check(SENTIMENT);
+}
+
+#[test]
+fn part_of_speech_features() {
+    check(PART_OF_SPEECH);
+}
+
+#[test]
+fn entity_features() {
+    check(ENTITIES);
 }
 
 #[test]

@@ -286,6 +286,9 @@ pub struct HeadConfig {
     pub activation: ActivationKind,
     /// Whether each hidden layer is followed by LayerNorm (before the activation).
     pub layer_norm: bool,
+    /// Whether hidden layers that keep the width (`hidden = [256, 256]`: the second) are
+    /// residual blocks, x + block(x), which lets deeper heads train.
+    pub residual: bool,
     /// Dropout in the heads.
     pub dropout: f32,
     /// An ONNX head graph to start training from instead of random weights (`train
@@ -305,6 +308,7 @@ impl Default for HeadConfig {
             hidden: vec![256],
             activation: ActivationKind::Gelu,
             layer_norm: true,
+            residual: false,
             dropout: 0.2,
             init: None,
             stage: StageConfig::default(),
@@ -490,6 +494,10 @@ pub struct LossConfig {
     pub class_weights: ClassWeights,
     /// Combination of several tasks' losses.
     pub multitask: MultiTask,
+    /// Fixed loss weight per task, by task name (default 1 for a task not named), under
+    /// `multitask = "fixed"`: the objective is the weighted sum of the tasks' losses, and so
+    /// is the validation loss that picks the best epoch.
+    pub task_weights: std::collections::BTreeMap<String, f32>,
 }
 
 impl Default for LossConfig {
@@ -502,6 +510,7 @@ impl Default for LossConfig {
             huber_delta: 1.0,
             class_weights: ClassWeights::None,
             multitask: MultiTask::Fixed,
+            task_weights: Default::default(),
         }
     }
 }
@@ -746,6 +755,7 @@ impl Architecture {
         let head = MlpConfig {
             activation: config.head.activation,
             layer_norm: config.head.layer_norm,
+            residual: config.head.residual,
             ..mlp(&config.head.hidden, config.head.dropout)
         };
         let uses_meta = config.mode != Mode::EmbeddingOnly;
@@ -772,6 +782,17 @@ impl Architecture {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn head_residual_blocks_come_from_the_config() {
+        let off = TrainConfig::parse("[head]\nhidden = [16, 16]\n").unwrap();
+        let on = TrainConfig::parse("[head]\nhidden = [16, 16]\nresidual = true\n").unwrap();
+        assert!(!off.head.residual && on.head.residual);
+        let arch = |c: &TrainConfig| Architecture::from_config(c, 8, 4, vec![3], vec![(0.0, 1.0)]);
+        assert!(arch(&on).head.residual && !arch(&off).head.residual);
+        // The metadata encoder is not affected.
+        assert!(!arch(&on).encoder.residual);
+    }
 
     #[test]
     fn fine_tuning_takes_the_measured_recipe_where_the_config_is_silent() {

@@ -23,6 +23,8 @@ pub struct Objective {
     config: LossConfig,
     /// Regression (mean, std) that `dense` was standardized with.
     scale: (f32, f32),
+    /// The task's fixed weight in the combined loss (`[loss] task_weights`).
+    task_weight: f32,
 }
 
 /// Mean and std for standardizing regression targets (std floored so constants don't explode).
@@ -39,6 +41,17 @@ pub fn target_scale(targets: &Targets) -> (f32, f32) {
 }
 
 impl Objective {
+    /// This objective with the fixed weight `w` in the combined loss.
+    pub fn with_task_weight(mut self, w: f32) -> Objective {
+        self.task_weight = w;
+        self
+    }
+
+    /// The task's fixed weight in the combined loss (1 unless set).
+    pub fn task_weight(&self) -> f32 {
+        self.task_weight
+    }
+
     /// Builds the objective of a task over its training `targets`. Class weights are computed
     /// from these (training) counts; `scale` standardizes regression targets.
     pub fn new(
@@ -56,6 +69,7 @@ impl Objective {
             weights: None,
             config: config.clone(),
             scale,
+            task_weight: 1.0,
         };
         match (kind, targets) {
             (TaskKind::Multiclass, Targets::Class(c)) => {

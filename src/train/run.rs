@@ -343,13 +343,17 @@ impl<'a> Prepared<'a> {
             None => Array2::zeros((f.nrows(), 0)),
         };
         let feats = (norm(&train.feats), norm(&valid.feats));
+        let weights = task_weights(tasks, &config.loss)?;
         let objectives = |targets: &[Targets]| -> Result<Vec<Objective>> {
             tasks
                 .iter()
                 .zip(targets)
                 .enumerate()
                 .map(|(t, (spec, tg))| {
-                    Objective::new(spec.kind, outputs[t], tg, scales[t], &config.loss)
+                    Ok(
+                        Objective::new(spec.kind, outputs[t], tg, scales[t], &config.loss)?
+                            .with_task_weight(weights[t]),
+                    )
                 })
                 .collect()
         };
@@ -523,6 +527,39 @@ pub(super) fn set_thresholds(
     Ok(())
 }
 
+/// Each task's fixed loss weight from `[loss] task_weights` (1 where a task is not named). A
+/// name that is no task, a weight that is negative or not finite, or weights together with
+/// learned uncertainty weighting are errors naming what is wrong.
+fn task_weights(tasks: &[TaskSpec], loss: &super::config::LossConfig) -> Result<Vec<f32>> {
+    let w = &loss.task_weights;
+    if w.is_empty() {
+        return Ok(vec![1.0; tasks.len()]);
+    }
+    if loss.multitask == super::config::MultiTask::Uncertainty {
+        return Err(Error::invalid(
+            "[loss] task_weights apply with multitask = \"fixed\"; uncertainty weighting learns its own",
+        ));
+    }
+    let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+    for (name, &v) in w {
+        if !names.contains(&name.as_str()) {
+            return Err(Error::invalid(format!(
+                "[loss] task_weights names `{name}`, which is not a task (tasks: {})",
+                names.join(", ")
+            )));
+        }
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(Error::invalid(format!(
+                "[loss] task_weights: `{name}` = {v}; a weight is finite and not negative"
+            )));
+        }
+    }
+    Ok(names
+        .iter()
+        .map(|n| w.get(*n).copied().unwrap_or(1.0))
+        .collect())
+}
+
 fn default_thresholds(kind: TaskKind, outputs: usize) -> Vec<f32> {
     match kind {
         TaskKind::Binary | TaskKind::Multilabel => vec![0.5; outputs],
@@ -555,5 +592,43 @@ pub(crate) fn check_finite(a: ArrayView2<'_, f32>, what: &str) -> Result<()> {
             "{what}: row {i}, column {j} is {v}; training diverged (lower the learning rate) or \
              its inputs were not finite"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::config::{LossConfig, MultiTask};
+
+    #[test]
+    fn task_weights_name_tasks_and_are_checked() {
+        let spec = |name: &str| TaskSpec {
+            name: name.into(),
+            kind: TaskKind::Multiclass,
+            labels: vec!["x".into(), "y".into()],
+        };
+        let tasks = [spec("topic"), spec("spam")];
+        let mut loss = LossConfig::default();
+        assert_eq!(task_weights(&tasks, &loss).unwrap(), [1.0, 1.0]);
+        loss.task_weights.insert("spam".into(), 0.25);
+        assert_eq!(task_weights(&tasks, &loss).unwrap(), [1.0, 0.25]);
+        loss.task_weights.insert("sentiment".into(), 1.0);
+        let e = task_weights(&tasks, &loss).unwrap_err();
+        assert!(
+            e.message().contains("`sentiment`") && e.message().contains("topic, spam"),
+            "{e}"
+        );
+        loss.task_weights.remove("sentiment");
+        loss.task_weights.insert("topic".into(), -1.0);
+        assert!(task_weights(&tasks, &loss)
+            .unwrap_err()
+            .message()
+            .contains("not negative"));
+        loss.task_weights.insert("topic".into(), 2.0);
+        loss.multitask = MultiTask::Uncertainty;
+        assert!(task_weights(&tasks, &loss)
+            .unwrap_err()
+            .message()
+            .contains("fixed"));
     }
 }

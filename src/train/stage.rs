@@ -146,15 +146,16 @@ struct StageState {
 impl StageState {
     fn new(
         n: usize,
-        n_tasks: usize,
+        task_weights: Vec<f32>,
         cfg: &StageConfig,
         multitask: MultiTask,
         seed: u64,
     ) -> Result<Self> {
+        let n_tasks = task_weights.len();
         let task_names: Vec<String> = (0..n_tasks).map(|t| t.to_string()).collect();
         let names: Vec<&str> = task_names.iter().map(String::as_str).collect();
         let combine = match multitask {
-            MultiTask::Fixed => Combine::Fixed(FixedWeights::uniform(n_tasks)),
+            MultiTask::Fixed => Combine::Fixed(FixedWeights::new(task_weights)?),
             MultiTask::Uncertainty => {
                 Combine::Uncertainty(UncertaintyWeights::new("uncertainty", &names, 0.0)?)
             }
@@ -343,7 +344,8 @@ pub(super) fn fit_tuned(
     if n == 0 {
         return Err(Error::invalid("no training examples"));
     }
-    let mut st = StageState::new(n, data.objectives.len(), cfg, multitask, seed)?;
+    let weights = data.objectives.iter().map(Objective::task_weight).collect();
+    let mut st = StageState::new(n, weights, cfg, multitask, seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let started = Instant::now();
     let mut history = Vec::new();
@@ -487,12 +489,13 @@ fn validation_loss_semantic(
     validation_loss(&net.heads_forward(input.view()), data.valid_objectives)
 }
 
-/// The summed loss of every task's validation outputs, and the first task's metric.
+/// The summed loss of every task's validation outputs (each task's times its fixed weight), and
+/// the first task's metric.
 fn validation_loss(outs: &[Array2<f32>], objectives: &[Objective]) -> Result<(f32, Option<f32>)> {
     let idx: Vec<usize> = (0..outs.first().map_or(0, |o| o.nrows())).collect();
     let (mut total, mut metric) = (0.0, None);
     for (out, obj) in outs.iter().zip(objectives) {
-        total += obj.loss(out.view(), &idx)?.0;
+        total += obj.task_weight() * obj.loss(out.view(), &idx)?.0;
         metric = metric.or_else(|| Some(obj.metric(out.view())));
     }
     Ok((total, metric))
@@ -641,6 +644,41 @@ mod tests {
             }
         }
         assert_ne!(whole.params()[0].value, net.params()[0].value);
+    }
+
+    #[test]
+    fn fixed_task_weights_scale_the_objective_and_the_validation_loss() {
+        let (net, x, objectives) = setup(0.0);
+        let outs = net.heads_forward(x.view());
+        let idx: Vec<usize> = (0..x.nrows()).collect();
+        let each: Vec<f32> = outs
+            .iter()
+            .zip(&objectives)
+            .map(|(o, obj)| obj.loss(o.view(), &idx).unwrap().0)
+            .collect();
+        let (plain, _) = validation_loss(&outs, &objectives).unwrap();
+        assert!((plain - (each[0] + each[1])).abs() < 1e-5);
+        let weighted: Vec<Objective> = objectives
+            .into_iter()
+            .zip([2.0, 0.0])
+            .map(|(o, w)| o.with_task_weight(w))
+            .collect();
+        let (total, _) = validation_loss(&outs, &weighted).unwrap();
+        assert!((total - 2.0 * each[0]).abs() < 1e-5, "{total} vs {each:?}");
+        // The training objective combines with the same weights.
+        let weights = weighted.iter().map(Objective::task_weight).collect();
+        let st = StageState::new(
+            x.nrows(),
+            weights,
+            &StageConfig::default(),
+            MultiTask::Fixed,
+            0,
+        )
+        .unwrap();
+        match &st.combine {
+            Combine::Fixed(f) => assert_eq!(f.weights(), [2.0, 0.0]),
+            Combine::Uncertainty(_) => panic!("fixed weights expected"),
+        }
     }
 
     #[test]

@@ -104,6 +104,7 @@ fn report(dir: &std::path::Path, manifest: &BundleManifest, weights: &Weights) -
         .collect();
     let features = manifest.features.as_ref().map(|f| {
         json!({
+            "set": f.version,
             "extracted": f.names.len(),
             "selected": f.selected.len(),
             "selected_names": f.selected.iter().filter_map(|&i| f.names.get(i)).collect::<Vec<_>>(),
@@ -384,8 +385,8 @@ fn render_results(out: &mut String, r: &Value, manifest: &BundleManifest) {
         f => {
             let _ = writeln!(
                 out,
-                "features      {} of {} metadata features",
-                f["selected"], f["extracted"]
+                "features      {} of {} metadata features (feature set {})",
+                f["selected"], f["extracted"], f["set"]
             );
         }
     }

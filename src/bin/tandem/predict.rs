@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Map, Value};
 use tandem::data::TaskKind;
+use tandem::ensemble::Ensemble;
 use tandem::eval::Aggregation;
 use tandem::heads::{TaskEntry, TaskPrediction};
 use tandem::{Error, ErrorKind, Result};
@@ -30,9 +31,11 @@ pub enum Format {
 
 #[derive(Args)]
 pub struct PredictArgs {
-    /// Bundle directory.
-    #[arg(long)]
-    model: PathBuf,
+    /// Bundle directory. Repeat it to average several bundles with the same tasks (an
+    /// ensemble): each task's probabilities (or values) are averaged over the bundles and
+    /// decided on their mean thresholds; bundles on one backbone share its run.
+    #[arg(long, required = true)]
+    model: Vec<PathBuf>,
     /// Input: text lines or JSONL with a text field; `-` or nothing reads standard input.
     input: Option<PathBuf>,
     /// JSONL field holding the text.
@@ -307,18 +310,73 @@ pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// One bundle, or several averaged.
+enum Predictor {
+    One(
+        Box<tandem::model::Model>,
+        std::sync::Arc<tandem::heads::Heads>,
+    ),
+    Many(Ensemble),
+}
+
+impl Predictor {
+    /// Loads the bundles in `dirs`: the first on the backbone it records (or the one given),
+    /// the others on that same loaded backbone.
+    fn load(dirs: &[PathBuf], backbone: &BackboneArgs, batch_size: usize) -> Result<Predictor> {
+        let first = crate::load_model_batched(&dirs[0], backbone, batch_size)?;
+        if dirs.len() == 1 {
+            let heads = first.heads();
+            return Ok(Predictor::One(Box::new(first), heads));
+        }
+        let shared = std::sync::Arc::clone(first.backbone());
+        let mut members = vec![first];
+        for dir in &dirs[1..] {
+            members.push(tandem::model::Model::load(
+                dir,
+                std::sync::Arc::clone(&shared),
+            )?);
+        }
+        Ok(Predictor::Many(Ensemble::new(members)?))
+    }
+
+    fn tasks(&self) -> &[TaskEntry] {
+        match self {
+            Predictor::One(_, heads) => &heads.tasks,
+            Predictor::Many(e) => e.tasks(),
+        }
+    }
+
+    fn predict(&self, texts: &[&str]) -> Result<Vec<Vec<TaskPrediction>>> {
+        match self {
+            Predictor::One(m, _) => m.predict(texts),
+            Predictor::Many(e) => e.predict(texts),
+        }
+    }
+
+    fn predict_groups(
+        &self,
+        texts: &[&str],
+        groups: &[String],
+        how: Aggregation,
+    ) -> Result<Vec<(String, Vec<TaskPrediction>)>> {
+        match self {
+            Predictor::One(m, _) => m.predict_groups(texts, groups, how),
+            Predictor::Many(e) => e.predict_groups(texts, groups, how),
+        }
+    }
+}
+
 /// `tandem predict`.
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let mut log = Log::new(&args.log);
-    let model = crate::load_model_batched(&args.model, &args.backbone, args.batch_size as usize)?;
-    let heads = model.heads();
+    let model = Predictor::load(&args.model, &args.backbone, args.batch_size as usize)?;
     let records = read_input(args.input.as_deref(), &args.text_field)?;
     let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
     let stdout = std::io::stdout();
     let mut w = Writer {
         w: BufWriter::new(stdout.lock()),
         format: args.format,
-        tasks: &heads.tasks,
+        tasks: model.tasks(),
         top_k: args.top_k.map(|k| usize::try_from(k).unwrap_or(usize::MAX)),
         ids: records
             .iter()
