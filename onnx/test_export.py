@@ -22,6 +22,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bert_graph  # noqa: E402
+import export as exporter  # noqa: E402
 
 
 def cache_dir():
@@ -104,7 +105,7 @@ class ExportSourceTest(unittest.TestCase):
             self.assertEqual((m["pooling"], m["normalize"]), ("mean", True))
             self.assertEqual(sorted(m["graphs"]), ["fp32", "int8", "opt"])
             for name, digest in m["files"].items():
-                self.assertEqual(bert_graph_sha256(os.path.join(out, name)), digest, name)
+                self.assertEqual(exporter.sha256(os.path.join(out, name)), digest, name)
             # The same weights, the same embeddings as the installed backbone; int8 within its bar.
             tok = os.path.join(out, "tokenizer.json")
             mine = embed(os.path.join(out, m["graphs"]["fp32"]), tok, TEXTS)
@@ -142,16 +143,6 @@ class ExportSourceTest(unittest.TestCase):
 
 def cosines(a, b):
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-
-
-def bert_graph_sha256(path):
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 if __name__ == "__main__":

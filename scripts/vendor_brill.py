@@ -11,15 +11,15 @@ English clitics split off (the fixture stores the tokens, so the test tags exact
     python3 scripts/vendor_brill.py            # rewrites the data files and the fixture
 """
 
-import hashlib
 import importlib.util
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import zipfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pinned_wheel  # noqa: E402
 
 VERSION = "0.20.1"
 WHEEL = f"textblob-{VERSION}-py3-none-any.whl"
@@ -69,17 +69,7 @@ def tokens(text):
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, f"textblob=={VERSION}"],
-            check=True,
-        )
-        path = os.path.join(tmp, WHEEL)
-        with open(path, "rb") as f:
-            got = hashlib.sha256(f.read()).hexdigest()
-        if got != SHA256:
-            raise SystemExit(f"{WHEEL}: sha256 {got}, expected {SHA256}")
-        with zipfile.ZipFile(path) as z:
-            z.extractall(tmp)
+        pinned_wheel.fetch(f"textblob=={VERSION}", WHEEL, SHA256, tmp)
         en = os.path.join(tmp, "textblob", "en")
         os.makedirs(DATA, exist_ok=True)
         for src, dst in FILES.items():

@@ -13,14 +13,14 @@ The files are committed; this script is how they were made, and how to check the
     python3 scripts/vendor_vader.py            # rewrites the data files and the fixture
 """
 
-import hashlib
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import zipfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pinned_wheel  # noqa: E402
 
 WHEEL = "vaderSentiment-3.3.2-py2.py3-none-any.whl"
 SHA256 = "3bf1d243b98b1afad575b9f22bc2cb1e212b94ff89ca74f8a23a588d024ea311"
@@ -64,18 +64,7 @@ RULES = [
 
 
 def fetch(tmp):
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, "vaderSentiment==3.3.2"],
-        check=True,
-    )
-    path = os.path.join(tmp, WHEEL)
-    with open(path, "rb") as f:
-        got = hashlib.sha256(f.read()).hexdigest()
-    if got != SHA256:
-        raise SystemExit(f"{WHEEL}: sha256 {got}, expected {SHA256}")
-    with zipfile.ZipFile(path) as z:
-        z.extractall(tmp)
-    return os.path.join(tmp, "vaderSentiment")
+    return os.path.join(pinned_wheel.fetch("vaderSentiment==3.3.2", WHEEL, SHA256, tmp), "vaderSentiment")
 
 
 def main():

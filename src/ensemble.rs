@@ -9,11 +9,10 @@ use std::sync::Arc;
 
 use ndarray::Array2;
 
-use crate::data::TaskKind;
 use crate::error::{Error, Result};
 use crate::eval::{group_outputs, Aggregation};
-use crate::heads::{decode, decode_votes, GroupPrediction, Heads, TaskEntry, TaskPrediction};
-use crate::model::{run_heads, Model, Needs};
+use crate::heads::{decode, GroupPrediction, Heads, TaskEntry, TaskPrediction};
+use crate::model::{decode_group, run_heads, Model, Needs};
 
 /// Several models predicting together.
 pub struct Ensemble {
@@ -163,12 +162,7 @@ impl Ensemble {
                     .tasks
                     .iter()
                     .zip(&per_task)
-                    .map(|(task, agg)| match (how, task.spec.kind) {
-                        (Aggregation::Majority, TaskKind::Binary | TaskKind::Multilabel) => {
-                            decode_votes(task, &agg[g].1)
-                        }
-                        _ => decode(task, &agg[g].1),
-                    })
+                    .map(|(task, agg)| decode_group(task, how, &agg[g].1))
                     .collect();
                 (key, preds)
             })

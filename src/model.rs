@@ -305,14 +305,7 @@ impl Model {
                     .tasks
                     .iter()
                     .zip(&per_task)
-                    .map(|(task, agg)| match (how, task.spec.kind) {
-                        // Vote shares decided by majority; total vote decides them as
-                        // probabilities, on the tuned thresholds (`decode`).
-                        (Aggregation::Majority, TaskKind::Binary | TaskKind::Multilabel) => {
-                            decode_votes(task, &agg[g].1)
-                        }
-                        _ => decode(task, &agg[g].1),
-                    })
+                    .map(|(task, agg)| decode_group(task, how, &agg[g].1))
                     .collect();
                 (key, preds)
             })
@@ -389,4 +382,18 @@ pub(crate) fn run_heads(heads: &Heads, inputs: &Inputs) -> Result<Vec<Array2<f32
         (None, _) => empty(),
     };
     predict_arrays(heads, emb.view(), feats.view(), tokens)
+}
+
+/// Decodes a group's combined outputs ([`group_outputs`]) as `how` decides them: vote shares
+/// of sigmoid outputs by majority, everything else (total vote's shares included) as one
+/// text's probabilities, on the tuned thresholds.
+pub(crate) fn decode_group(
+    task: &crate::heads::TaskEntry,
+    how: Aggregation,
+    out: &[f32],
+) -> TaskPrediction {
+    match (how, task.spec.kind) {
+        (Aggregation::Majority, TaskKind::Binary | TaskKind::Multilabel) => decode_votes(task, out),
+        _ => decode(task, out),
+    }
 }
