@@ -1,9 +1,9 @@
 //! The extractor: one pass over the chars feeding every scanner, then the arithmetic that turns
 //! their counts into the feature vector.
 //!
-//! Per-call memory (the buffer for normalizing words and the word-frequency table) lives in a
-//! thread-local scratch that keeps its capacity between calls, so after the first few texts
-//! [`extract_into`] does not allocate.
+//! Per-call memory (the buffer for normalizing words, the word-frequency and n-gram tables,
+//! the sentiment analyzer's and the tagger's buffers) lives in a thread-local scratch that keeps
+//! its capacity between calls.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -44,7 +44,7 @@ pub fn extract(text: &str) -> Vec<f32> {
 }
 
 /// Writes the feature vector of `text` into `out`, in [`feature_specs`](super::feature_specs)
-/// order, without allocating (after the calling thread's scratch has grown to fit its texts).
+/// order, reusing the calling thread's scratch buffers.
 ///
 /// Any `&str` is fine, and every value written is finite.
 ///
@@ -237,12 +237,16 @@ struct Ngrams {
 impl Ngrams {
     fn of(text: &str, words: &Freq, seq: &[u64], grams: &mut Freq) -> Ngrams {
         let lower = |c: char| u64::from(c.to_lowercase().next().unwrap_or(c));
+        // `Freq` hashes by the key itself: spread the exact char codes over all 64 bits (an odd
+        // multiplier is a bijection, so distinct n-grams stay distinct) or the table's probes
+        // see the same high bits for every key and crawl.
+        let mix = |k: u64| k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let repeated = |grams: &Freq, n: f64| ratio(n - grams.len() as f64, n);
         grams.clear();
         let mut prev = None::<u64>;
         for c in text.chars().map(lower) {
             if let Some(x) = prev {
-                *grams.entry(x << 21 | c).or_insert(0) += 1;
+                *grams.entry(mix(x << 21 | c)).or_insert(0) += 1;
             }
             prev = Some(c);
         }
@@ -251,7 +255,7 @@ impl Ngrams {
         let (mut a, mut b) = (None::<u64>, None::<u64>);
         for c in text.chars().map(lower) {
             if let (Some(x), Some(y)) = (a, b) {
-                *grams.entry(x << 42 | y << 21 | c).or_insert(0) += 1;
+                *grams.entry(mix(x << 42 | y << 21 | c)).or_insert(0) += 1;
             }
             (a, b) = (b, Some(c));
         }

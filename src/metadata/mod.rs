@@ -28,9 +28,11 @@
 //! formulas are 0 for a text without words. Values are *not* scaled: counts grow with the text,
 //! so heads should standardize the features (as they do with any input).
 //!
-//! **Speed.** One pass over the chars feeds every scanner; words are normalized into a reused
-//! buffer and word lists are searched by binary search, so [`extract_into`] does not allocate
-//! once warm. `cargo bench --bench metadata` measures it (well above 10 MB/s per core).
+//! **Speed.** One pass over the chars feeds every surface scanner; words are normalized into a
+//! reused buffer and word lists are searched by binary search. The n-gram tables, VADER and the
+//! part-of-speech tagger keep their buffers between calls too, but the tagger still allocates a
+//! little per text. `cargo bench --bench metadata` measures it: about 3.5 MB/s per core for
+//! feature set 2, below the 10 MB/s target (docs/performance.md says where the time goes).
 //!
 //! How the work is split:
 //!

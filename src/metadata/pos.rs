@@ -16,6 +16,11 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use foldhash::fast::FixedState;
+
+/// Maps looked up per token, with a fast fixed-seed hash (their keys are compiled in).
+type Map<K, V> = HashMap<K, V, FixedState>;
+
 const LEXICON: &str = include_str!("data/brill_lexicon.txt");
 const MORPHOLOGY: &str = include_str!("data/brill_morphology.txt");
 const CONTEXT: &str = include_str!("data/brill_context.txt");
@@ -45,12 +50,14 @@ struct MorphRule {
     only: Option<&'static str>,
     x: &'static str,
     tag: &'static str,
-    cmd: &'static str,
+    /// Index into [`MORPH_CMDS`].
+    cmd: u8,
 }
 
 struct ContextRule {
     to: &'static str,
-    cmd: &'static str,
+    /// Index into [`CONTEXT_CMDS`].
+    cmd: u8,
     x: &'static str,
     y: &'static str,
 }
@@ -59,7 +66,7 @@ struct ContextRule {
 /// to it (its own and the `*` ones, in order), so a token only tries those.
 struct ContextRules {
     rules: Vec<ContextRule>,
-    by_tag: HashMap<&'static str, Vec<usize>>,
+    by_tag: Map<&'static str, Vec<usize>>,
     any: Vec<usize>,
 }
 
@@ -71,10 +78,10 @@ struct Entity {
 }
 
 struct Tagger {
-    lexicon: HashMap<&'static str, &'static str>,
+    lexicon: Map<&'static str, &'static str>,
     morphology: Vec<MorphRule>,
     context: ContextRules,
-    entities: HashMap<String, Vec<Entity>>,
+    entities: Map<String, Vec<Entity>>,
 }
 
 /// Context commands as the rule files spell them, lower-cased.
@@ -111,14 +118,15 @@ const CONTEXT_CMDS: [&str; 27] = [
 fn tagger() -> &'static Tagger {
     static TAGGER: OnceLock<Tagger> = OnceLock::new();
     TAGGER.get_or_init(|| {
-        let mut lexicon = HashMap::new();
+        let mut lexicon = Map::default();
         for line in LEXICON.lines() {
             let mut parts = line.split(' ');
             if let (Some(w), Some(t)) = (parts.next(), parts.next()) {
                 lexicon.insert(w, t);
             }
         }
-        let is_cmd = |s: &str| MORPH_CMDS.contains(&s.strip_prefix('f').unwrap_or(s));
+        let cmd_of = |s: &str| MORPH_CMDS.iter().position(|c| *c == s).map(|k| k as u8);
+        let is_cmd = |s: &str| cmd_of(s.strip_prefix('f').unwrap_or(s)).is_some();
         let mut morphology = Vec::new();
         for line in MORPHOLOGY.lines() {
             let r: Vec<&'static str> = line.split_whitespace().collect();
@@ -132,14 +140,14 @@ fn tagger() -> &'static Tagger {
                     only: Some(r[0]),
                     x: r[1],
                     tag,
-                    cmd: r[2].trim_start_matches('f'),
+                    cmd: cmd_of(&r[2][1..]).unwrap_or(0),
                 }
-            } else if MORPH_CMDS.contains(&r[1]) {
+            } else if let Some(cmd) = cmd_of(r[1]) {
                 MorphRule {
                     only: None,
                     x: r[0],
                     tag,
-                    cmd: r[1],
+                    cmd,
                 }
             } else {
                 continue;
@@ -148,7 +156,7 @@ fn tagger() -> &'static Tagger {
         }
         let mut context = ContextRules {
             rules: Vec::new(),
-            by_tag: HashMap::new(),
+            by_tag: Map::default(),
             any: Vec::new(),
         };
         let mut froms = Vec::new();
@@ -158,9 +166,10 @@ fn tagger() -> &'static Tagger {
                 continue;
             }
             let lower = r[2].to_lowercase();
-            let Some(&cmd) = CONTEXT_CMDS.iter().find(|c| **c == lower) else {
+            let Some(cmd) = CONTEXT_CMDS.iter().position(|c| *c == lower) else {
                 continue;
             };
+            let cmd = cmd as u8;
             froms.push(r[0]);
             context.rules.push(ContextRule {
                 to: r[1],
@@ -185,7 +194,7 @@ fn tagger() -> &'static Tagger {
                 list.dedup();
             }
         }
-        let mut entities: HashMap<String, Vec<Entity>> = HashMap::new();
+        let mut entities: Map<String, Vec<Entity>> = Map::default();
         for line in ENTITIES.lines() {
             let mut words: Vec<String> = line.split_whitespace().map(str::to_lowercase).collect();
             let kind = match words.last().map(String::as_str) {
@@ -362,6 +371,7 @@ pub(super) struct Scratch {
     lower: String,
     lowers: Vec<(usize, usize)>,
     tags: Vec<&'static str>,
+    buf: String,
 }
 
 impl Scratch {
@@ -374,7 +384,7 @@ impl Scratch {
 }
 
 /// Tags `tokens` (the words themselves) into `tags`, as Pattern's `find_tags` does.
-fn tag_into(tokens: &[&str], lower: &[&str], tags: &mut Vec<&'static str>) {
+fn tag_into(tokens: &[&str], lower: &[&str], tags: &mut Vec<&'static str>, buf: &mut String) {
     let t = tagger();
     let n = tokens.len();
     let known: Vec<Option<&'static str>> = tokens
@@ -404,6 +414,7 @@ fn tag_into(tokens: &[&str], lower: &[&str], tags: &mut Vec<&'static str>) {
                 tok,
                 (i > 0).then(|| tokens[i - 1]),
                 tokens.get(i + 1).copied(),
+                buf,
             ),
         };
         tags.push(tag);
@@ -413,27 +424,40 @@ fn tag_into(tokens: &[&str], lower: &[&str], tags: &mut Vec<&'static str>) {
     debug_assert_eq!(tags.len(), n);
 }
 
-fn morphology(t: &Tagger, w: &str, prev: Option<&str>, next: Option<&str>) -> &'static str {
+fn morphology(
+    t: &Tagger,
+    w: &str,
+    prev: Option<&str>,
+    next: Option<&str>,
+    buf: &mut String,
+) -> &'static str {
     let mut tag = "NN";
+    let mut joined = |a: &str, b: &str| {
+        buf.clear();
+        buf.push_str(a);
+        buf.push_str(b);
+        t.lexicon.contains_key(buf.as_str())
+    };
     for r in &t.morphology {
         if r.only.is_some_and(|o| o != tag) {
             continue;
         }
         let x = r.x;
+        // In MORPH_CMDS' order.
         let hit = match r.cmd {
-            "char" => w.contains(x),
-            "haspref" => w.starts_with(x),
-            "hassuf" => w.ends_with(x),
-            "addpref" => t.lexicon.contains_key(format!("{x}{w}").as_str()),
-            "addsuf" => t.lexicon.contains_key(format!("{w}{x}").as_str()),
-            "deletepref" => w
+            0 => w.contains(x),
+            1 => w.starts_with(x),
+            2 => w.ends_with(x),
+            3 => joined(x, w),
+            4 => joined(w, x),
+            5 => w
                 .strip_prefix(x)
                 .is_some_and(|rest| t.lexicon.contains_key(rest)),
-            "deletesuf" => w
+            6 => w
                 .strip_suffix(x)
                 .is_some_and(|rest| t.lexicon.contains_key(rest)),
-            "goodleft" => next == Some(x),
-            "goodright" => prev == Some(x),
+            7 => next == Some(x),
+            8 => prev == Some(x),
             _ => false,
         };
         if hit {
@@ -467,32 +491,34 @@ fn context(t: &Tagger, tokens: &[&str], tags: &mut [&'static str]) {
                 }
             };
             let (x, y) = (r.x, r.y);
+            // In CONTEXT_CMDS' order; the two "or3wd" commands are listed by Pattern but never
+            // matched by its code, so not here either.
             let hit = match r.cmd {
-                "prevtag" => x == tag(-1),
-                "nexttag" => x == tag(1),
-                "prev2tag" => x == tag(-2),
-                "next2tag" => x == tag(2),
-                "prev1or2tag" => x == tag(-1) || x == tag(-2),
-                "next1or2tag" => x == tag(1) || x == tag(2),
-                "prev1or2or3tag" => x == tag(-1) || x == tag(-2) || x == tag(-3),
-                "next1or2or3tag" => x == tag(1) || x == tag(2) || x == tag(3),
-                "surroundtag" => x == tag(-1) && y == tag(1),
-                "curwd" => x == word(0),
-                "prevwd" => x == word(-1),
-                "nextwd" => x == word(1),
-                "prev1or2wd" => x == word(-1) || x == word(-2),
-                "next1or2wd" => x == word(1) || x == word(2),
-                "prevwdtag" => x == word(-1) && y == tag(-1),
-                "nextwdtag" => x == word(1) && y == tag(1),
-                "wdprevtag" => x == tag(-1) && y == word(0),
-                "wdnexttag" => x == word(0) && y == tag(1),
-                "wdand2aft" => x == word(0) && y == word(2),
-                "wdand2tagbfr" => x == tag(-2) && y == word(0),
-                "wdand2tagaft" => x == word(0) && y == tag(2),
-                "lbigram" => x == word(-1) && y == word(0),
-                "rbigram" => x == word(0) && y == word(1),
-                "prevbigram" => x == tag(-2) && y == tag(-1),
-                "nextbigram" => x == tag(1) && y == tag(2),
+                0 => x == tag(-1),
+                1 => x == tag(1),
+                2 => x == tag(-2),
+                3 => x == tag(2),
+                4 => x == tag(-1) || x == tag(-2),
+                5 => x == tag(1) || x == tag(2),
+                6 => x == tag(-1) || x == tag(-2) || x == tag(-3),
+                7 => x == tag(1) || x == tag(2) || x == tag(3),
+                8 => x == tag(-1) && y == tag(1),
+                9 => x == word(0),
+                10 => x == word(-1),
+                11 => x == word(1),
+                12 => x == word(-1) || x == word(-2),
+                13 => x == word(1) || x == word(2),
+                16 => x == word(-1) && y == tag(-1),
+                17 => x == word(1) && y == tag(1),
+                18 => x == tag(-1) && y == word(0),
+                19 => x == word(0) && y == tag(1),
+                20 => x == word(0) && y == word(2),
+                21 => x == tag(-2) && y == word(0),
+                22 => x == word(0) && y == tag(2),
+                23 => x == word(-1) && y == word(0),
+                24 => x == word(0) && y == word(1),
+                25 => x == tag(-2) && y == tag(-1),
+                26 => x == tag(1) && y == tag(2),
                 _ => false,
             };
             if hit {
@@ -568,7 +594,7 @@ pub(super) fn tag<'s>(
     }
     let tokens: Vec<&str> = s.tokens.iter().map(|&(a, b)| &text[a..b]).collect();
     let lower: Vec<&str> = s.lowers.iter().map(|&(a, b)| &s.lower[a..b]).collect();
-    tag_into(&tokens, &lower, &mut s.tags);
+    tag_into(&tokens, &lower, &mut s.tags, &mut s.buf);
     (&s.tokens, &s.tags)
 }
 
@@ -624,13 +650,15 @@ const WEEKDAYS: [&str; 7] = [
 /// Whether a token names a date: a weekday, a month (`March` and `May` only capitalized, and
 /// the abbreviations `Jan` ... `Dec` only so), a slashed date (`3/4/2009`), an ISO date
 /// (`2009-03-04`), or a year from 1900 to 2099.
-fn is_date(tok: &str, low: &str) -> bool {
+fn is_date(tok: &str) -> bool {
     let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    if WEEKDAYS.contains(&low) || MONTH_ABBREVIATIONS.contains(&tok) {
+    let named = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(tok));
+    if named(&WEEKDAYS) || MONTH_ABBREVIATIONS.contains(&tok) {
         return true;
     }
-    if MONTHS.contains(&low) {
-        return !matches!(low, "march" | "may") || is_title(tok);
+    if named(&MONTHS) {
+        return !(tok.eq_ignore_ascii_case("march") || tok.eq_ignore_ascii_case("may"))
+            || is_title(tok);
     }
     if tok.contains('/') {
         let parts: Vec<&str> = tok.split('/').collect();
@@ -679,7 +707,7 @@ pub(super) fn counts(text: &str, s: &mut Scratch) -> Counts {
             "ORG" => c.organisations += 1.0,
             _ => {}
         }
-        if is_date(tok, &tok.to_lowercase()) {
+        if is_date(tok) {
             c.dates += 1.0;
         }
         match seen.iter_mut().find(|(t, _)| *t == tag) {
@@ -794,7 +822,7 @@ mod tests {
             ("2150", false),
             ("123", false),
         ] {
-            assert_eq!(is_date(tok, &tok.to_lowercase()), yes, "{tok}");
+            assert_eq!(is_date(tok), yes, "{tok}");
         }
     }
 }

@@ -15,6 +15,12 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use foldhash::fast::FixedState;
+
+/// Maps looked up per token: a fast fixed-seed hash (the keys are not attacker-chosen in bulk:
+/// they are compiled in).
+type Map<K, V> = HashMap<K, V, FixedState>;
+
 /// `word <TAB> mean valence`, lower case, one per line.
 const LEXICON: &str = include_str!("data/vader_lexicon.tsv");
 /// `emoji <TAB> description`, one code point each.
@@ -174,6 +180,13 @@ const BOOSTERS: [(&str, f64); 84] = [
     ("sort-of", B_DECR),
 ];
 
+/// The entries of [`BOOSTERS`] with a space, the only ones an n-gram can match.
+const MULTI_WORD_BOOSTERS: [(&str, f64); 3] = [
+    ("just enough", B_DECR),
+    ("kind of", B_DECR),
+    ("sort of", B_DECR),
+];
+
 const SPECIAL_CASES: [(&str, f64); 9] = [
     ("the shit", 3.0),
     ("the bomb", 3.0),
@@ -187,8 +200,9 @@ const SPECIAL_CASES: [(&str, f64); 9] = [
 ];
 
 struct Tables {
-    lexicon: HashMap<&'static str, f64>,
-    emoji: HashMap<char, &'static str>,
+    lexicon: Map<&'static str, f64>,
+    emoji: Map<char, &'static str>,
+    boosters: Map<&'static str, f64>,
 }
 
 fn tables() -> &'static Tables {
@@ -212,11 +226,12 @@ fn tables() -> &'static Tables {
                 }
             })
             .collect(),
+        boosters: BOOSTERS.iter().copied().collect(),
     })
 }
 
 fn booster(word: &str) -> Option<f64> {
-    BOOSTERS.iter().find(|(w, _)| *w == word).map(|(_, v)| *v)
+    tables().boosters.get(word).copied()
 }
 
 /// VADER's `negated([word])`: a negation word, or any word with "n't".
@@ -300,7 +315,9 @@ pub(super) fn scores(text: &str, s: &mut Scratch) -> Scores {
     s.text.clear();
     let mut prev_space = true;
     for c in text.chars() {
-        match t.emoji.get(&c) {
+        // Every emoji VADER lists is above U+00A8: most characters need no lookup.
+        let described = if c > '\u{a8}' { t.emoji.get(&c) } else { None };
+        match described {
             Some(d) => {
                 if !prev_space {
                     s.text.push(' ');
@@ -357,7 +374,7 @@ pub(super) fn scores(text: &str, s: &mut Scratch) -> Scores {
 }
 
 /// The valence of word `i` with the rules that look around it (VADER's `sentiment_valence`).
-fn valence(w: &Words<'_>, i: usize, cap_diff: bool, lexicon: &HashMap<&'static str, f64>) -> f64 {
+fn valence(w: &Words<'_>, i: usize, cap_diff: bool, lexicon: &Map<&'static str, f64>) -> f64 {
     let low = w.low(i);
     let Some(&base) = lexicon.get(low) else {
         return 0.0;
@@ -471,7 +488,8 @@ fn idioms_check(mut v: f64, w: &Words<'_>, i: usize) -> f64 {
         }
     }
     for gram in [&threetwoone[..], &threetwo, &twoone] {
-        if let Some(b) = lookup(&BOOSTERS, w, gram) {
+        // Only the boosters of several words can be spelled by two or three words.
+        if let Some(b) = lookup(&MULTI_WORD_BOOSTERS, w, gram) {
             v += b;
         }
     }
@@ -592,6 +610,12 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_multi_word_boosters_are_those_of_the_table() {
+        let multi: Vec<_> = BOOSTERS.iter().filter(|(w, _)| w.contains(' ')).collect();
+        assert_eq!(multi, MULTI_WORD_BOOSTERS.iter().collect::<Vec<_>>());
     }
 
     #[test]
