@@ -10,9 +10,9 @@ use std::sync::Arc;
 use ndarray::Array2;
 
 use crate::error::{Error, Result};
-use crate::eval::{group_outputs, Aggregation};
+use crate::eval::Aggregation;
 use crate::heads::{decode, GroupPrediction, Heads, TaskEntry, TaskPrediction};
-use crate::model::{decode_group, run_heads, Model, Needs};
+use crate::model::{group_predictions, run_heads, Model, Needs};
 
 /// Several models predicting together.
 pub struct Ensemble {
@@ -145,27 +145,6 @@ impl Ensemble {
             )));
         }
         let probs = self.predict_raw(texts)?;
-        let per_task = self
-            .tasks
-            .iter()
-            .zip(&probs)
-            .map(|(task, p)| {
-                let rows: Vec<Vec<f32>> = p.rows().into_iter().map(|r| r.to_vec()).collect();
-                group_outputs(task, groups, &rows, how)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let n_groups = per_task.first().map_or(0, Vec::len);
-        Ok((0..n_groups)
-            .map(|g| {
-                let key = per_task[0][g].0.clone();
-                let preds = self
-                    .tasks
-                    .iter()
-                    .zip(&per_task)
-                    .map(|(task, agg)| decode_group(task, how, &agg[g].1))
-                    .collect();
-                (key, preds)
-            })
-            .collect())
+        group_predictions(&self.tasks, &probs, groups, how)
     }
 }

@@ -292,24 +292,7 @@ impl Model {
         }
         let heads = self.heads();
         let probs = self.run(&heads, texts)?;
-        let mut per_task = Vec::new();
-        for (task, p) in heads.tasks.iter().zip(&probs) {
-            let rows: Vec<Vec<f32>> = p.rows().into_iter().map(|r| r.to_vec()).collect();
-            per_task.push(group_outputs(task, groups, &rows, how)?);
-        }
-        let n_groups = per_task.first().map_or(0, |v| v.len());
-        let out = (0..n_groups)
-            .map(|g| {
-                let key = per_task[0][g].0.clone();
-                let preds = heads
-                    .tasks
-                    .iter()
-                    .zip(&per_task)
-                    .map(|(task, agg)| decode_group(task, how, &agg[g].1))
-                    .collect();
-                (key, preds)
-            })
-            .collect();
+        let out = group_predictions(&heads.tasks, &probs, groups, how)?;
         Ok((out, heads))
     }
 }
@@ -382,6 +365,36 @@ pub(crate) fn run_heads(heads: &Heads, inputs: &Inputs) -> Result<Vec<Array2<f32
         (None, _) => empty(),
     };
     predict_arrays(heads, emb.view(), feats.view(), tokens)
+}
+
+/// One prediction per group (sorted key order): each task's per-text outputs `probs` combined
+/// over the texts of a group by `how` ([`group_outputs`]) and decoded ([`decode_group`]).
+pub(crate) fn group_predictions(
+    tasks: &[crate::heads::TaskEntry],
+    probs: &[Array2<f32>],
+    groups: &[String],
+    how: Aggregation,
+) -> Result<Vec<GroupPrediction>> {
+    let per_task = tasks
+        .iter()
+        .zip(probs)
+        .map(|(task, p)| {
+            let rows: Vec<Vec<f32>> = p.rows().into_iter().map(|r| r.to_vec()).collect();
+            group_outputs(task, groups, &rows, how)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let n_groups = per_task.first().map_or(0, Vec::len);
+    Ok((0..n_groups)
+        .map(|g| {
+            let key = per_task[0][g].0.clone();
+            let preds = tasks
+                .iter()
+                .zip(&per_task)
+                .map(|(task, agg)| decode_group(task, how, &agg[g].1))
+                .collect();
+            (key, preds)
+        })
+        .collect())
 }
 
 /// Decodes a group's combined outputs ([`group_outputs`]) as `how` decides them: vote shares
