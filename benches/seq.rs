@@ -117,6 +117,7 @@ fn main() {
         targets: vec![targets.clone()],
         tokens: Some(tokens.clone()),
         hidden: None,
+        strata: None,
     };
     // A small validation set: the per-epoch validation pass is part of tandem's loop.
     let valid = all.select(&(0..64).collect::<Vec<_>>());
@@ -187,11 +188,13 @@ fn main() {
     let pooled_all = Examples {
         tokens: None,
         hidden: None,
+        strata: None,
         ..all.clone()
     };
     let pooled_valid = Examples {
         tokens: None,
         hidden: None,
+        strata: None,
         ..valid.clone()
     };
     let pooled = tandem::train::train(

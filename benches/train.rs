@@ -98,6 +98,7 @@ fn main() {
         targets: vec![targets.clone()],
         tokens: None,
         hidden: None,
+        strata: None,
     };
     let valid_ex = train_ex.select(&valid_idx);
     let train_tandem = || {
@@ -130,6 +131,7 @@ fn main() {
         targets: vec![targets.clone()],
         tokens: None,
         hidden: None,
+        strata: None,
     };
     let t = Instant::now();
     let tr2 = tandem::train::train(

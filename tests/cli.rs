@@ -1772,3 +1772,222 @@ fn backbone_list_and_compare_measure_the_installed_backbones() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("no-such-backbone"), "{err}");
 }
+
+#[test]
+fn train_checkpoints_the_best_and_periodic_epochs_by_the_configured_monitor() {
+    let dir = tmp("checkpoints");
+    let data = slice(&dir, "sms_spam.jsonl", 240, 5);
+    let config = dir.join("monitor.toml");
+    std::fs::write(
+        &config,
+        "mode = \"embedding_only\"\n\n[head.stage]\nepochs = 6\npatience = 0\nmonitor = \"macro_f1\"\n",
+    )
+    .unwrap();
+    let ckpt = dir.join("ckpt");
+    let _ = std::fs::remove_dir_all(&ckpt);
+    let model = dir.join("model");
+    let train = |ckpt: &Path| {
+        let mut cmd = labelled("train", "binary", &data, &config);
+        cmd.args(["--seed", "2", "--keep-top", "2", "--checkpoint-every", "3"])
+            .arg("--checkpoint-dir")
+            .arg(ckpt)
+            .arg("--out")
+            .arg(&model);
+        cmd
+    };
+    let out = ok(&mut train(&ckpt));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("checkpoints: "), "{log}");
+    let index = json_file(&ckpt.join("checkpoints.json"));
+    assert_eq!(index["monitor"], "macro_f1 of label (max)");
+    let kept = index["checkpoints"].as_array().unwrap();
+    let tops = kept.iter().filter(|c| c["top"] == true).count();
+    assert!((1..=2).contains(&tops), "{index}");
+    let periodic: Vec<u64> = kept
+        .iter()
+        .filter(|c| c["periodic"] == true)
+        .map(|c| c["epoch"].as_u64().unwrap() + 1)
+        .collect();
+    assert_eq!(periodic, [3, 6]);
+    // Each checkpoint is a bundle that predicts; the best one predicts as the final bundle does.
+    let best = ckpt.join(index["best"].as_str().unwrap());
+    let predict = |bundle: &Path| {
+        stdout(&ok(tandem()
+            .args(["predict", "--quiet", "--model"])
+            .arg(bundle)
+            .arg(&data)))
+    };
+    assert_eq!(predict(&best), predict(&model));
+    for c in kept {
+        let b = ckpt.join(c["bundle"].as_str().unwrap());
+        assert!(!predict(&b).is_empty());
+    }
+    // A used directory is refused before any training, naming the problem.
+    let out = train(&ckpt).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must be new or empty"), "{err}");
+    // Checkpoint options need a directory; a monitor the task lacks is named.
+    let out = labelled("train", "binary", &data, &config)
+        .args(["--keep-top", "2", "--out"])
+        .arg(dir.join("m2"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    std::fs::write(
+        &config,
+        "mode = \"embedding_only\"\n\n[head.stage]\nepochs = 2\nmonitor = \"rmse\"\n",
+    )
+    .unwrap();
+    let out = labelled("train", "binary", &data, &config)
+        .arg("--out")
+        .arg(dir.join("m3"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs a regression task"), "{err}");
+}
+
+#[test]
+fn learned_task_weights_are_shown_and_inverse_variance_weights_feed_a_config() {
+    let dir = tmp("task-weights");
+    let data = slice(&dir, "trec.jsonl", 300, 13);
+    let config = dir.join("uncertainty.toml");
+    std::fs::write(
+        &config,
+        "mode = \"embedding_only\"\n\n[head.stage]\nepochs = 6\n\n[loss]\nmultitask = \"uncertainty\"\n",
+    )
+    .unwrap();
+    let model = dir.join("model");
+    let two_tasks = |config: &Path, out: &Path| {
+        let mut cmd = tandem();
+        cmd.args(["train", "--label-field", "label", "--task", "multiclass"])
+            .args([
+                "--label-field",
+                "fine",
+                "--task",
+                "multiclass",
+                "--seed",
+                "1",
+            ])
+            .arg("--data")
+            .arg(&data)
+            .arg("--config")
+            .arg(config)
+            .arg("--out")
+            .arg(out);
+        cmd
+    };
+    let log = String::from_utf8(ok(&mut two_tasks(&config, &model)).stderr).unwrap();
+    assert!(
+        log.contains("learned task weights (uncertainty): fine "),
+        "{log}"
+    );
+    let shown = stdout(&ok(tandem().arg("inspect").arg(&model)));
+    assert!(
+        shown.contains("learned task weights (uncertainty): fine "),
+        "{shown}"
+    );
+    // The learned weights are exp(-s) of the bundle's own log-variance parameters' run: both
+    // positive, and different tasks learn different ones.
+    let manifest = json_file(&model.join("manifest.json"));
+    let learned = &manifest["metrics"]["learned_task_weights"];
+    let (a, b) = (
+        learned["label"].as_f64().unwrap(),
+        learned["fine"].as_f64().unwrap(),
+    );
+    assert!(a > 0.0 && b > 0.0 && a != b, "{learned}");
+    // Inverse-variance weights from the history: 1 / mean loss over the stage's second half,
+    // checked here against the recorded per-task losses.
+    let found: Value = serde_json::from_str(&stdout(&ok(tandem()
+        .args(["inspect", "--task-weights", "--json"])
+        .arg(&model))))
+    .unwrap();
+    let history = manifest["metrics"]["history"].as_array().unwrap();
+    let n = history.len();
+    let settled = &history[n / 2..];
+    let mean = |t: usize| {
+        settled
+            .iter()
+            .map(|r| r["task_losses"][t].as_f64().unwrap())
+            .sum::<f64>()
+            / settled.len() as f64
+    };
+    let (inv_label, inv_fine) = (1.0 / mean(0), 1.0 / mean(1));
+    let scale = 2.0 / (inv_label + inv_fine);
+    let w = &found["weights"];
+    assert!(
+        (w["label"].as_f64().unwrap() - inv_label * scale).abs() < 1e-4,
+        "{found}"
+    );
+    assert!(
+        (w["fine"].as_f64().unwrap() - inv_fine * scale).abs() < 1e-4,
+        "{found}"
+    );
+    // The text form is a config snippet that trains.
+    let snippet = stdout(&ok(tandem()
+        .args(["inspect", "--task-weights"])
+        .arg(&model)));
+    let fixed = dir.join("fixed.toml");
+    std::fs::write(
+        &fixed,
+        format!("mode = \"embedding_only\"\n\n[head.stage]\nepochs = 2\n\n{snippet}"),
+    )
+    .unwrap();
+    ok(&mut two_tasks(&fixed, &dir.join("fixed-model")));
+    let used = json_file(&dir.join("fixed-model").join("manifest.json"));
+    let tw = &used["training"]["loss"]["task_weights"];
+    assert!(
+        (tw["label"].as_f64().unwrap() - w["label"].as_f64().unwrap()).abs() < 1e-3,
+        "{tw}"
+    );
+}
+
+#[test]
+fn train_holds_validation_out_stratified_by_a_field() {
+    let dir = tmp("stratify");
+    let src = slice(&dir, "trec.jsonl", 200, 23);
+    let rows: Vec<String> = std::fs::read_to_string(&src)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v["src"] = if i < 150 { "web" } else { "mail" }.into();
+            v["id"] = format!("q{i}").into();
+            v.to_string()
+        })
+        .collect();
+    let data = dir.join("data.jsonl");
+    std::fs::write(&data, rows.join("\n")).unwrap();
+    let config = quick_config(&dir, 2);
+    let report = dir.join("report.html");
+    let train = |fields: &str, out: &str| {
+        let mut cmd = labelled("train", "multiclass", &data, &config);
+        cmd.args(["--mode", "embedding_only", "--stratify-by", fields, "--out"])
+            .arg(dir.join(out));
+        cmd
+    };
+    ok(train("src,label", "by-src")
+        .arg("--report")
+        .arg(&report)
+        .args(["--report-by", "src"]));
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("stratified by src + label"),
+        "report names the strata"
+    );
+    let failing = |mut cmd: Command| {
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = failing(train("nope", "x"));
+    assert!(err.contains("line 1: no `nope` field"), "{err}");
+    let err = failing(train("id", "x"));
+    assert!(err.contains("stratified by field"), "{err}");
+    let mut with_valid = train("src", "x");
+    with_valid.arg("--valid").arg(&data);
+    let err = failing(with_valid);
+    assert!(err.contains("cannot be used with"), "{err}");
+}

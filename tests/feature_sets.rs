@@ -43,6 +43,7 @@ fn train_on_columns(
         targets: vec![targets],
         tokens: None,
         hidden: None,
+        strata: None,
     };
     let mut cfg = TrainConfig {
         mode: Mode::TwoStage,

@@ -42,6 +42,7 @@ fn data(b: &Backbone, split: &SplitBackbone, n: usize, config: &TrainConfig) -> 
         targets: vec![targets],
         tokens: None,
         hidden: Some(hidden),
+        strata: None,
     };
     let (train, valid) = split_examples(&all, config).unwrap();
     let (_, va) = tandem::train::split_indices(&all, config).unwrap();

@@ -41,6 +41,7 @@ fn dataset(
         targets: vec![t],
         tokens: Some(tokens),
         hidden: None,
+        strata: None,
     };
     (vec![s], ex, texts)
 }

@@ -44,6 +44,7 @@ fn dataset(
         targets,
         tokens: None,
         hidden: None,
+        strata: None,
     };
     (specs, ex, texts)
 }
@@ -180,6 +181,15 @@ fn two_tasks_train_together_with_uncertainty_weighting() {
     let tasks = trained.report.valid_metrics["tasks"].as_object().unwrap();
     assert_eq!(tasks.len(), 2);
     assert!(tasks["label"]["macro_f1"].as_f64().unwrap() > 0.5);
+    // The learned weights exp(-s) are reported; the gradient of s is 1 - exp(-s)·L, so the
+    // task with the larger loss (fine, ~50 classes) learns the smaller weight.
+    let last = trained.report.stages.last().unwrap();
+    let w = last.learned_weights.as_ref().unwrap();
+    let losses = &last.history[last.best_epoch].task_losses;
+    assert!(losses[1] > losses[0], "{losses:?}");
+    assert!(w[1] < w[0] && w[0] > 0.0, "{w:?}");
+    let named = tandem::train::manifest::learned_weights(&trained).unwrap();
+    assert_eq!((named["label"], named["fine"]), (w[0], w[1]));
     let model = Model::from_parts(
         b,
         manifest_for(
@@ -433,4 +443,133 @@ fn majority_votes_of_a_binary_head_use_its_threshold() {
             ("s", "spam", 1.0)
         ]
     );
+}
+
+#[test]
+fn checkpoints_keep_the_best_epochs_by_the_monitor_and_load_as_models() {
+    use tandem::train::checkpoint::{CheckpointIndex, CheckpointPolicy, Checkpoints, INDEX_FILE};
+    let b = backbone();
+    let (specs, all, texts) = dataset(&b, "trec.jsonl", 600, &[("label", TaskKind::Multiclass)]);
+    let mut cfg = quick(Mode::TwoStage);
+    let (tr, va) = split_examples(&all, &cfg).unwrap();
+    cfg.head.stage.monitor = tandem::train::config::Monitor::MacroF1;
+    cfg.head.stage.patience = 0;
+    let dir = tmp("checkpoints");
+    let _ = std::fs::remove_dir_all(&dir);
+    let policy = CheckpointPolicy {
+        dir: dir.clone(),
+        keep_top: 2,
+        every: 3,
+    };
+    let save_cfg = cfg.clone();
+    let mut ckpt = Checkpoints::new(
+        policy,
+        Box::new(|p: &std::path::Path, t: &tandem::train::Trained| {
+            tandem::train::manifest::save_trained(p, &b, t, &save_cfg)
+        }),
+    )
+    .unwrap();
+    let trained = tandem::train::train_checkpointed(
+        &specs,
+        &tr,
+        &va,
+        &cfg,
+        None,
+        Some(&mut ckpt),
+        &mut |_| true,
+    )
+    .unwrap();
+    drop(ckpt);
+    let stage = trained.report.stages.last().unwrap();
+    assert_eq!(stage.monitor, "macro_f1 of label (max)");
+    let f1: Vec<f32> = stage.history.iter().map(|r| r.monitored.unwrap()).collect();
+    // The kept weights are the first epoch with the highest macro-F1.
+    let best = f1
+        .iter()
+        .enumerate()
+        .fold(0, |b, (i, &v)| if v > f1[b] { i } else { b });
+    assert_eq!(stage.best_epoch, best, "{f1:?}");
+    assert_eq!(stage.best_monitored, f1[best]);
+
+    let index: CheckpointIndex =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(INDEX_FILE)).unwrap()).unwrap();
+    let mut ranked = f1.clone();
+    ranked.sort_by(|a, b| b.total_cmp(a));
+    let mut top: Vec<f32> = index
+        .checkpoints
+        .iter()
+        .filter(|c| c.top)
+        .map(|c| c.value)
+        .collect();
+    top.sort_by(|a, b| b.total_cmp(a));
+    assert_eq!(top, ranked[..2], "the two best epochs are kept");
+    let periodic: Vec<usize> = index
+        .checkpoints
+        .iter()
+        .filter(|c| c.periodic)
+        .map(|c| c.epoch + 1)
+        .collect();
+    assert_eq!(periodic, [3, 6]);
+    for c in &index.checkpoints {
+        assert_eq!(c.stage, "stage2");
+        assert!(
+            dir.join(&c.bundle).join("manifest.json").is_file(),
+            "{}",
+            c.bundle
+        );
+    }
+    // The best checkpoint is the model training returned (the best epoch restored), bit for
+    // bit, thresholds included.
+    let best_dir = dir.join(index.best.as_deref().unwrap());
+    let final_dir = tmp("checkpoints-final");
+    tandem::train::manifest::save_trained(&final_dir, &b, &trained, &cfg).unwrap();
+    let sample: Vec<&str> = texts.iter().take(40).map(String::as_str).collect();
+    let from_ckpt = Model::load(&best_dir, Arc::clone(&b)).unwrap();
+    let from_final = Model::load(&final_dir, Arc::clone(&b)).unwrap();
+    assert_eq!(
+        from_ckpt.predict_raw(&sample).unwrap().0,
+        from_final.predict_raw(&sample).unwrap().0
+    );
+    // Another run may not write into a used directory.
+    let none: tandem::train::checkpoint::SaveBundle<'_> = Box::new(|_, _| Ok(()));
+    let used = CheckpointPolicy {
+        dir: dir.clone(),
+        keep_top: 1,
+        every: 0,
+    };
+    assert_eq!(
+        Checkpoints::new(used, none).err().unwrap().kind(),
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn a_monitor_the_task_lacks_is_refused_before_training() {
+    use tandem::train::config::Monitor;
+    let b = backbone();
+    let (specs, all, _) = dataset(&b, "trec.jsonl", 120, &[("label", TaskKind::Multiclass)]);
+    let mut cfg = quick(Mode::EmbeddingOnly);
+    let (tr, va) = split_examples(&all, &cfg).unwrap();
+    cfg.head.stage.monitor = Monitor::Rmse;
+    let e = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true)
+        .err()
+        .unwrap();
+    assert!(
+        e.message().contains("needs a regression task"),
+        "{}",
+        e.message()
+    );
+    cfg.head.stage.monitor = Monitor::Accuracy;
+    cfg.head.stage.monitor_task = Some("nope".into());
+    let e = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true)
+        .err()
+        .unwrap();
+    assert!(
+        e.message().contains("`nope` is not a task"),
+        "{}",
+        e.message()
+    );
+    cfg.head.stage.monitor_task = Some("label".into());
+    let t = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
+    assert_eq!(t.report.stages[0].monitor, "accuracy of label (max)");
 }

@@ -32,6 +32,7 @@ fn trained_bundle(b: &Arc<Backbone>, file: &str, field: &str, kind: TaskKind, ou
         targets: vec![targets],
         tokens: None,
         hidden: None,
+        strata: None,
     };
     let mut cfg = TrainConfig {
         mode: Mode::TwoStage,

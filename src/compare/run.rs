@@ -38,11 +38,10 @@ pub fn split(
             "test fraction {test_fraction} must be in (0, 0.9)"
         )));
     }
-    let strata = all
-        .targets
-        .first()
-        .ok_or_else(|| Error::invalid("no tasks"))?
-        .strata();
+    if all.targets.is_empty() {
+        return Err(Error::invalid("no tasks"));
+    }
+    let strata = all.split_strata();
     let (rest, test) = stratified_split(&strata, test_fraction, split_seed);
     if rest.is_empty() || test.is_empty() {
         return Err(Error::invalid(format!(
@@ -55,7 +54,7 @@ pub fn split(
     let (train, valid) = match valid {
         Some(v) => (rest_ex, v.clone()),
         None => {
-            let strata = rest_ex.targets[0].strata();
+            let strata = rest_ex.split_strata();
             let (tr, va) = stratified_split(&strata, valid_fraction, split_seed);
             if tr.is_empty() || va.is_empty() {
                 return Err(Error::invalid(format!(

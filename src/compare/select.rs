@@ -550,10 +550,10 @@ impl Data {
         cross_validate_below: usize,
         first: &TaskSpec,
     ) -> Result<Data> {
-        let strata = class_indices(&all.targets[0].strata());
+        let strata = class_indices(&all.split_strata());
         // The hold-out's parts, stratified as the folds are.
         let parts_of = |valid: &Examples| {
-            let strata = class_indices(&valid.targets[0].strata());
+            let strata = class_indices(&valid.split_strata());
             fold_of(valid.len(), Some(&strata), HOLD_OUT_PARTS, config.seed)
         };
         let plan = match valid {
@@ -742,6 +742,7 @@ fn through_top<'e>(trained: &Trained, ex: &'e Examples) -> std::borrow::Cow<'e, 
             targets: ex.targets.clone(),
             tokens: None,
             hidden: None,
+            strata: None,
         }),
         _ => std::borrow::Cow::Borrowed(ex),
     }
@@ -946,6 +947,7 @@ mod tests {
             targets: vec![Targets::Class(y)],
             tokens: None,
             hidden: None,
+            strata: None,
         }
     }
 
@@ -1213,6 +1215,7 @@ mod tests {
         let hidden = all.hidden.clone().unwrap();
         let pooled = Examples {
             hidden: None,
+            strata: None,
             ..all.clone()
         };
         let mut opts = options(&[]);
@@ -1386,7 +1389,7 @@ mod tests {
             kind: TaskKind::Multilabel,
             labels: vec!["a".into(), "b".into()],
         }];
-        let strata = class_indices(&all.targets[0].strata());
+        let strata = class_indices(&all.split_strata());
         assert_eq!(folds_for(all.len(), Some(&strata)), None);
         assert_eq!(search_folds(all.len(), &strata), Some(5));
         let (sel, trained, held_out) = select(

@@ -91,7 +91,11 @@ unsafe fn add(
 /// contrastive warm-up, as the TOML `[backbone]` table), with the measured fine-tuning recipe
 /// for what the config does not set (mode "embedding_only", 5 head-stage epochs, label
 /// smoothing 0.1); the saved bundle then carries the fine-tuned backbone (fp32 and int8
-/// graphs), which `tandem_model_load` runs. Writes the trainer to `*out`, to free with
+/// graphs), which `tandem_model_load` runs. `"checkpoints": {"dir": "...", "keep_top": 3,
+/// "every": 0}` saves bundles of the K best epochs (by the last stage's `monitor`, e.g.
+/// `"config": {"head": {"stage": {"monitor": "macro_f1"}}}`) and of every N-th epoch into a new
+/// or empty directory while each `tandem_trainer_train` runs, listed in its
+/// `checkpoints.json` (recipe "config" only). Writes the trainer to `*out`, to free with
 /// `tandem_trainer_free`; it keeps the backbone alive.
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (bad spec), IO (embedding cache).
 ///

@@ -434,9 +434,9 @@ pub fn export(model: &Model, variant: Variant, out: &Path) -> Result<Exported> {
     let desc_path = dir.join(format!("{stem}.tandem.json"));
     let desc_text = serde_json::to_string_pretty(&desc)
         .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-    atomic_write(&tokenizer_dst, &tokenizer)?;
-    atomic_write(&desc_path, desc_text.as_bytes())?;
-    atomic_write(out, &bytes)?;
+    crate::files::write_atomic(&tokenizer_dst, &tokenizer)?;
+    crate::files::write_atomic(&desc_path, desc_text.as_bytes())?;
+    crate::files::write_atomic(out, &bytes)?;
     let g = proto.graph.as_ref().expect("built with a graph");
     Ok(Exported {
         path: out.to_path_buf(),
@@ -445,25 +445,4 @@ pub fn export(model: &Model, variant: Variant, out: &Path) -> Result<Exported> {
         inputs: g.input.iter().map(|v| v.name.clone()).collect(),
         outputs: g.output.iter().map(|v| v.name.clone()).collect(),
     })
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it into place, so a
-/// reader sees the old file or the new one, never a part.
-fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let name = path
-        .file_name()
-        .and_then(|s| s.to_str())
-        .ok_or_else(|| Error::invalid(format!("{}: not a file name", path.display())))?;
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

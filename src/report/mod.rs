@@ -224,13 +224,24 @@ fn header(input: &ReportInput<'_>) -> String {
         rows.push((
             format!("stage {}", st.stage),
             format!(
-                "{} epochs run, best epoch {} (valid loss {:.4}), {:.2} s",
+                "{} epochs run, best epoch {} by {} ({:.4}; valid loss {:.4}), {:.2} s",
                 st.epochs_run,
                 st.best_epoch + 1,
+                st.monitor,
+                st.best_monitored,
                 st.best_valid_loss,
                 st.seconds
             ),
         ));
+    }
+    if let Some(w) = r.stages.last().and_then(|st| st.learned_weights.as_ref()) {
+        let each: Vec<String> = input
+            .tasks
+            .iter()
+            .zip(w)
+            .map(|(t, w)| format!("{} {w:.3}", t.spec.name))
+            .collect();
+        rows.push(("learned task weights (uncertainty)".into(), each.join(", ")));
     }
     rows.push(("created by".into(), format!("tandem {}", crate::VERSION)));
     format!(

@@ -713,6 +713,8 @@ mod tests {
                 train_loss: 1.0 / (e + 1) as f32,
                 valid_loss: 1.2 / (e + 1) as f32,
                 metric: Some(0.5 + 0.1 * e as f32),
+                monitored: None,
+                task_losses: Vec::new(),
                 lr: 1e-3,
                 elapsed: e as f64,
             })
@@ -722,6 +724,9 @@ mod tests {
             epochs_run: 4,
             best_epoch: 3,
             best_valid_loss: 0.3,
+            monitor: "valid_loss (min)".into(),
+            best_monitored: 0.3,
+            learned_weights: None,
             seconds: 4.0,
             seconds_to_best: 4.0,
             history,

@@ -24,6 +24,9 @@ fn stage(name: &str, epochs: usize, metric: bool) -> StageReport {
         epochs_run: epochs,
         best_epoch: epochs - 1,
         best_valid_loss: 0.5,
+        monitor: "valid_loss (min)".into(),
+        best_monitored: 0.5,
+        learned_weights: None,
         seconds: 1.5,
         seconds_to_best: 1.5,
         history: (0..epochs)
@@ -34,6 +37,8 @@ fn stage(name: &str, epochs: usize, metric: bool) -> StageReport {
                 train_loss: 1.0 / (1.0 + e as f32),
                 valid_loss: 1.1 / (1.0 + e as f32),
                 metric: metric.then_some(0.4 + 0.05 * e as f32),
+                monitored: None,
+                task_losses: Vec::new(),
                 lr: 1e-3,
                 elapsed: 0.1 * e as f64,
             })

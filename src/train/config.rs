@@ -79,6 +79,60 @@ pub enum MultiTask {
     Uncertainty,
 }
 
+/// The validation number that picks a stage's best epoch (whose weights are kept), drives the
+/// plateau schedule and stops training early. Losses, RMSE and MAE are minimised; F1 and
+/// accuracy maximised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Monitor {
+    /// The validation loss summed over tasks (each times its fixed weight).
+    #[default]
+    ValidLoss,
+    /// The monitored task's own validation loss.
+    TaskLoss,
+    /// Macro-F1 of a classification task (argmax; probability 0.5 for binary and multi-label,
+    /// since thresholds are tuned after training).
+    MacroF1,
+    /// Accuracy of a classification task (multi-label: every label of a row right).
+    Accuracy,
+    /// Root mean squared error of a regression task, in target units.
+    Rmse,
+    /// Mean absolute error of a regression task, in target units.
+    Mae,
+}
+
+impl Monitor {
+    /// Whether lower or higher is better.
+    pub fn direction(self) -> crate::nn::Mode {
+        match self {
+            Monitor::MacroF1 | Monitor::Accuracy => crate::nn::Mode::Max,
+            _ => crate::nn::Mode::Min,
+        }
+    }
+
+    /// The name the config uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Monitor::ValidLoss => "valid_loss",
+            Monitor::TaskLoss => "task_loss",
+            Monitor::MacroF1 => "macro_f1",
+            Monitor::Accuracy => "accuracy",
+            Monitor::Rmse => "rmse",
+            Monitor::Mae => "mae",
+        }
+    }
+
+    /// Whether this number exists for a task of `kind`.
+    pub fn fits(self, kind: crate::data::TaskKind) -> bool {
+        let regression = kind == crate::data::TaskKind::Regression;
+        match self {
+            Monitor::ValidLoss | Monitor::TaskLoss => true,
+            Monitor::MacroF1 | Monitor::Accuracy => !regression,
+            Monitor::Rmse | Monitor::Mae => regression,
+        }
+    }
+}
+
 /// Optimisation settings of one training stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -101,6 +155,12 @@ pub struct StageConfig {
     pub warmup_fraction: f32,
     /// Global gradient-norm clip (0 = no clipping).
     pub clip_norm: f32,
+    /// What picks the best epoch, drives the plateau schedule and stops early.
+    pub monitor: Monitor,
+    /// The task whose number `monitor` reads (every monitor but `valid_loss`); None: the
+    /// first task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitor_task: Option<String>,
 }
 
 impl StageConfig {
@@ -121,12 +181,12 @@ impl StageConfig {
                 patience: 2,
                 min_lr: self.lr * 1e-3,
                 threshold: 1e-4,
-                mode: crate::nn::Mode::Min,
+                mode: self.monitor.direction(),
             },
         }
     }
 
-    /// Early stopping on the validation loss, restoring the best epoch's weights (patience 0:
+    /// Early stopping on the monitored number, restoring the best epoch's weights (patience 0:
     /// never stop early).
     pub fn early_stopping(&self) -> crate::nn::EarlyStoppingConfig {
         crate::nn::EarlyStoppingConfig {
@@ -136,7 +196,7 @@ impl StageConfig {
                 self.patience
             },
             min_delta: self.min_delta,
-            mode: crate::nn::Mode::Min,
+            mode: self.monitor.direction(),
             restore_best: true,
         }
     }
@@ -154,6 +214,8 @@ impl Default for StageConfig {
             schedule: Schedule::Cosine,
             warmup_fraction: 0.05,
             clip_norm: 1.0,
+            monitor: Monitor::ValidLoss,
+            monitor_task: None,
         }
     }
 }
@@ -189,6 +251,8 @@ struct StagePatch {
     schedule: Option<Schedule>,
     warmup_fraction: Option<f32>,
     clip_norm: Option<f32>,
+    monitor: Option<Monitor>,
+    monitor_task: Option<String>,
 }
 
 impl StagePatch {
@@ -203,6 +267,8 @@ impl StagePatch {
             schedule: self.schedule.unwrap_or(base.schedule),
             warmup_fraction: self.warmup_fraction.unwrap_or(base.warmup_fraction),
             clip_norm: self.clip_norm.unwrap_or(base.clip_norm),
+            monitor: self.monitor.unwrap_or(base.monitor),
+            monitor_task: self.monitor_task.or(base.monitor_task),
         }
     }
 }

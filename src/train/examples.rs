@@ -23,6 +23,10 @@ pub struct Examples {
     /// The hidden states of the same texts where the backbone splits, below the layers that
     /// train (`[backbone] trainable_layers`; None otherwise).
     pub hidden: Option<TokenSeqs>,
+    /// What a split into training and validation (and the recipe search's folds) keeps in
+    /// proportion: one value per row, such as a field's values (`--stratify-by`). None: the
+    /// first task's classes (quantile bins of a regression target).
+    pub strata: Option<Vec<String>>,
 }
 
 impl Examples {
@@ -44,7 +48,33 @@ impl Examples {
             targets: self.targets.iter().map(|t| t.select(idx)).collect(),
             tokens: self.tokens.as_ref().map(|t| t.select(idx)),
             hidden: self.hidden.as_ref().map(|t| t.select(idx)),
+            strata: self
+                .strata
+                .as_ref()
+                .map(|s| idx.iter().map(|&i| s[i].clone()).collect()),
         }
+    }
+
+    /// Each row's stratum for splits: [`Examples::strata`], or the first task's.
+    pub fn split_strata(&self) -> Vec<String> {
+        match (&self.strata, self.targets.first()) {
+            (Some(s), _) => s.clone(),
+            (None, Some(t)) => t.strata(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// These examples, split on `strata` (one value per row) instead of the first task.
+    pub fn stratified_by(mut self, strata: Vec<String>) -> Result<Examples> {
+        if strata.len() != self.len() {
+            return Err(Error::invalid(format!(
+                "{} strata for {} examples",
+                strata.len(),
+                self.len()
+            )));
+        }
+        self.strata = Some(strata);
+        Ok(self)
     }
 }
 
@@ -128,6 +158,7 @@ pub fn build(
             targets,
             tokens,
             hidden: None,
+            strata: None,
         },
         timings,
     ))
@@ -164,29 +195,36 @@ pub fn split_indices_of(
     config: &TrainConfig,
     first_task: Option<&TaskSpec>,
 ) -> Result<(Vec<usize>, Vec<usize>)> {
-    let strata = all
-        .targets
-        .first()
-        .ok_or_else(|| Error::invalid("no tasks"))?
-        .strata();
+    if all.targets.is_empty() {
+        return Err(Error::invalid("no tasks"));
+    }
+    let strata = all.split_strata();
     if config.head.kind == HeadKind::Linear {
         // Nothing held out: the linear recipe validates by cross-validation on every example.
         return Ok(((0..all.len()).collect(), Vec::new()));
     }
     let (tr, va) = stratified_split(&strata, config.valid_fraction, config.seed);
     if tr.is_empty() || va.is_empty() {
-        return Err(Error::invalid(too_few_to_hold_out(
-            &strata,
-            all.len(),
-            first_task,
-        )));
+        let by = match &all.strata {
+            Some(_) => By::Field,
+            None => By::Task(first_task),
+        };
+        return Err(Error::invalid(too_few_to_hold_out(&strata, all.len(), by)));
     }
     Ok((tr, va))
 }
 
+/// What the strata of a split are.
+enum By<'a> {
+    /// The first task's classes (named by its spec when given).
+    Task(Option<&'a TaskSpec>),
+    /// Values of the fields `--stratify-by` names.
+    Field,
+}
+
 /// Why no validation set could be held out: which classes are too small, not just how many
 /// examples there are (300 examples of 300 classes is plenty of data but no split).
-fn too_few_to_hold_out(strata: &[String], n: usize, task: Option<&TaskSpec>) -> String {
+fn too_few_to_hold_out(strata: &[String], n: usize, by: By<'_>) -> String {
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     for s in strata {
         *counts.entry(s.as_str()).or_default() += 1;
@@ -201,6 +239,18 @@ fn too_few_to_hold_out(strata: &[String], n: usize, task: Option<&TaskSpec>) -> 
             "{n} examples are too few to hold out a validation set; add data or pass --valid"
         );
     }
+    let task = match by {
+        By::Task(t) => t,
+        By::Field => {
+            return format!(
+                "no validation set can be held out of {n} examples stratified by field: a \
+                 value needs at least 2 examples for one to be held out, and {} of the {} \
+                 values have only one; stratify by another field or pass --valid",
+                single.len(),
+                counts.len()
+            )
+        }
+    };
     // Class strata are label indices: show the labels where the task is known.
     let name = |s: &str| -> String {
         match (task, s.parse::<usize>()) {
@@ -238,6 +288,7 @@ mod tests {
             targets: vec![Targets::Class(classes)],
             tokens: None,
             hidden: None,
+            strata: None,
         }
     }
 
@@ -262,5 +313,36 @@ mod tests {
         // Two examples of one class are enough: one of them is held out.
         let (tr, va) = split_indices(&examples(vec![0, 0]), &TrainConfig::default()).unwrap();
         assert_eq!((tr.len(), va.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_split_on_a_field_keeps_its_values_in_proportion_and_carries_them_along() {
+        // Labels alternate 0/1; a field is "web" for the first 80 rows and "mail" for the
+        // last 20. Split on the field, the validation share holds 16 web and 4 mail rows.
+        let all = examples((0..100).map(|i| i % 2).collect());
+        let field: Vec<String> = (0..100)
+            .map(|i| if i < 80 { "web" } else { "mail" }.to_string())
+            .collect();
+        let by_field = all.clone().stratified_by(field.clone()).unwrap();
+        let (tr, va) = split_indices(&by_field, &TrainConfig::default()).unwrap();
+        let web = va.iter().filter(|&&i| i < 80).count();
+        assert_eq!((web, va.len() - web, tr.len()), (16, 4, 80));
+        let picked = by_field.select(&va);
+        assert_eq!(
+            picked.split_strata(),
+            va.iter().map(|&i| field[i].clone()).collect::<Vec<_>>()
+        );
+        // Without it the first task's labels are the strata.
+        assert_eq!(all.split_strata()[..3], ["0", "1", "0"]);
+        assert!(all.clone().stratified_by(vec!["x".into()]).is_err());
+        // A field value of one row cannot be split, and the error says it is about the field.
+        let lonely: Vec<String> = (0..100).map(|i| format!("row-{i}")).collect();
+        let e = split_indices(&all.stratified_by(lonely).unwrap(), &TrainConfig::default())
+            .unwrap_err();
+        assert!(
+            e.message().contains("stratified by field"),
+            "{}",
+            e.message()
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! hosts and the C ABI drive. Training builds the serving types of [`crate::heads`]; nothing
 //! in serving imports from here.
 
+pub mod checkpoint;
 pub mod config;
 mod data_parallel;
 pub mod examples;
@@ -17,13 +18,14 @@ pub mod stage;
 mod step;
 pub mod trainer;
 pub mod tune;
+pub mod weights;
 
 pub use self::config::{Mode, TrainConfig};
 pub use self::examples::{
     split_examples, split_examples_of, split_indices, split_indices_of, Examples, Needs,
 };
 pub use self::manifest::manifest_for;
-pub use self::run::{train, train_top, TrainReport, Trained};
+pub use self::run::{train, train_checkpointed, train_top, TrainReport, Trained};
 pub use self::stage::{EpochRecord, StageReport};
 pub use self::trainer::{TaskDecl, Trainer, TrainerSpec};
 pub use self::tune::BackboneTop;

@@ -4,7 +4,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use super::config::{ClassLoss, ClassWeights, LossConfig, RegressionLoss};
+use super::config::{ClassLoss, ClassWeights, LossConfig, Monitor, RegressionLoss};
 use crate::data::{Targets, TaskKind};
 use crate::error::{Error, Result};
 use crate::nn::loss;
@@ -229,6 +229,74 @@ impl Objective {
     }
 }
 
+impl Objective {
+    /// The task's kind.
+    pub fn kind(&self) -> TaskKind {
+        self.kind
+    }
+
+    /// The number `monitor` names on raw head outputs for every row (`valid_loss` is the
+    /// caller's sum over tasks; here it is this task's loss). Classification decides by argmax
+    /// or at probability 0.5; RMSE and MAE are in target units.
+    pub fn score(&self, monitor: Monitor, raw: ArrayView2<'_, f32>) -> Result<f32> {
+        if !monitor.fits(self.kind) {
+            return Err(Error::invalid(format!(
+                "monitor {} does not exist for a {:?} task",
+                monitor.name(),
+                self.kind
+            )));
+        }
+        Ok(match monitor {
+            Monitor::ValidLoss | Monitor::TaskLoss => {
+                let idx: Vec<usize> = (0..raw.nrows()).collect();
+                self.loss(raw, &idx)?.0
+            }
+            Monitor::MacroF1 | Monitor::Rmse => self.metric(raw),
+            Monitor::Accuracy => self.accuracy(raw),
+            Monitor::Mae => {
+                let n = raw.nrows().max(1) as f64;
+                let abs: f64 = raw
+                    .column(0)
+                    .iter()
+                    .zip(self.dense.column(0))
+                    .map(|(&p, &t)| ((p - t) as f64).abs())
+                    .sum();
+                (abs / n * self.scale.1 as f64) as f32
+            }
+        })
+    }
+
+    /// Share of rows decided right: argmax (multiclass), probability 0.5 (binary), every label
+    /// at 0.5 (multi-label, as scikit-learn's `accuracy_score`).
+    fn accuracy(&self, raw: ArrayView2<'_, f32>) -> f32 {
+        let n = raw.nrows();
+        if n == 0 {
+            return 0.0;
+        }
+        let right = match self.kind {
+            TaskKind::Multiclass => raw
+                .rows()
+                .into_iter()
+                .zip(&self.classes)
+                .filter(|(row, &t)| argmax(row.iter()) == t)
+                .count(),
+            TaskKind::Binary => raw
+                .column(0)
+                .iter()
+                .zip(&self.classes)
+                .filter(|(&r, &t)| usize::from(r >= 0.0) == t)
+                .count(),
+            _ => raw
+                .rows()
+                .into_iter()
+                .zip(self.dense.rows())
+                .filter(|(r, t)| r.iter().zip(t).all(|(&r, &t)| (r >= 0.0) == (t > 0.5)))
+                .count(),
+        };
+        right as f32 / n as f32
+    }
+}
+
 /// Mean F1 over classes from (tp, fp, fn) counts, as `eval` computes it.
 fn macro_f1(counts: &[(usize, usize, usize)]) -> f32 {
     crate::eval::macro_f1(counts) as f32
@@ -264,6 +332,38 @@ mod tests {
         assert!(pos_weights(&[90], &[10], ClassWeights::None)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn monitored_numbers_match_hand_counts() {
+        let loss = LossConfig::default();
+        // Multiclass: rows decide 0, 1, 1, 2 against truth 0, 1, 2, 2 -> 3 of 4 right.
+        let t = Targets::Class(vec![0, 1, 2, 2]);
+        let o = Objective::new(TaskKind::Multiclass, 3, &t, (0.0, 1.0), &loss).unwrap();
+        let raw = ndarray::array![
+            [2.0, 0.0, 0.0],
+            [0.0, 2.0, 0.0],
+            [0.0, 2.0, 1.0],
+            [0.0, 0.0, 2.0]
+        ];
+        assert_eq!(o.score(Monitor::Accuracy, raw.view()).unwrap(), 0.75);
+        // F1 per class: 1, 2/3, 2/3.
+        let f1 = o.score(Monitor::MacroF1, raw.view()).unwrap();
+        assert!((f1 - (1.0 + 2.0 / 3.0 + 2.0 / 3.0) / 3.0).abs() < 1e-6);
+        assert!(o.score(Monitor::Rmse, raw.view()).is_err());
+        // Multi-label: a row counts only with every label right.
+        let t = Targets::MultiHot(vec![vec![1.0, 1.0], vec![0.0, 1.0], vec![0.0, 0.0]]);
+        let o = Objective::new(TaskKind::Multilabel, 2, &t, (0.0, 1.0), &loss).unwrap();
+        let raw = ndarray::array![[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0]];
+        assert!((o.score(Monitor::Accuracy, raw.view()).unwrap() - 2.0 / 3.0).abs() < 1e-6);
+        // Regression, standardized with (mean 2, std 4): errors in target units are 4 and 8.
+        let t = Targets::Value(vec![2.0, 6.0]);
+        let o = Objective::new(TaskKind::Regression, 1, &t, (2.0, 4.0), &loss).unwrap();
+        let raw = ndarray::array![[1.0], [-1.0]];
+        assert!((o.score(Monitor::Mae, raw.view()).unwrap() - 6.0).abs() < 1e-5);
+        let rmse = o.score(Monitor::Rmse, raw.view()).unwrap();
+        assert!((rmse - 40f32.sqrt()).abs() < 1e-5);
+        assert!(o.score(Monitor::Accuracy, raw.view()).is_err());
     }
 
     #[test]

@@ -11,10 +11,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::checkpoint::Checkpoints;
 use super::config::{HeadKind, Mode, TrainConfig};
 use super::examples::Examples;
 use super::objective::{target_scale, Objective};
-use super::stage::{fit, fit_tuned, EpochRecord, Phase, Progress, StageData, StageReport};
+use super::stage::{fit_tuned, EpochHook, EpochRecord, Phase, Progress, StageData, StageReport};
 use super::tune::{BackboneTop, Tuning};
 use crate::bundle::TaskEntry;
 use crate::data::{Targets, TaskKind, TaskSpec};
@@ -121,7 +122,27 @@ pub fn train_top(
     top: Option<BackboneTop>,
     progress: Progress<'_>,
 ) -> Result<Trained> {
+    train_checkpointed(tasks, train, valid, config, top, None, progress)
+}
+
+/// [`train_top`], saving checkpoints of the model's last stage as it trains (see
+/// [`super::checkpoint`]). The linear recipe has no epochs: it refuses checkpoints.
+pub fn train_checkpointed(
+    tasks: &[TaskSpec],
+    train: &Examples,
+    valid: &Examples,
+    config: &TrainConfig,
+    top: Option<BackboneTop>,
+    mut checkpoints: Option<&mut Checkpoints<'_>>,
+    progress: Progress<'_>,
+) -> Result<Trained> {
     if config.head.kind == HeadKind::Linear && top.is_none() {
+        if checkpoints.is_some() {
+            return Err(Error::invalid(
+                "the linear recipe solves its heads without epochs: there is nothing to \
+                 checkpoint (use another head kind, or drop the checkpoint options)",
+            ));
+        }
         return super::linear::train_linear(tasks, train, valid, config, progress);
     }
     check_inputs(tasks, train, valid, config, top.is_some())?;
@@ -138,46 +159,70 @@ pub fn train_top(
         Some(Targets::Class(c)) => Some(c.as_slice()),
         _ => None,
     };
-    let (stages, before_last) =
-        run_stages(&mut net, &data, config, (top.as_mut(), labels), progress)?;
-    // The validation embeddings (and token vectors) through the fine-tuned layers, for the
-    // thresholds and metrics.
-    let sequence = net.sequence.is_some();
-    let tuned_valid = top
-        .as_ref()
-        .zip(valid.hidden.as_ref())
-        .map(|(t, h)| t.outputs(h, sequence));
-    let valid_emb = tuned_valid.as_ref().map_or(data.valid_emb, |e| e.0.view());
-    let valid_tokens = match &tuned_valid {
-        Some((_, tokens)) => tokens.as_ref(),
-        None => valid.tokens.as_ref(),
+    let last_stage = match config.mode {
+        Mode::MetadataOnly => &config.metadata.stage,
+        _ => &config.head.stage,
     };
-    // Everything trainable again: a saved model carries no freezing state.
-    for p in net.params_mut() {
-        p.trainable = true;
+    // Every stage's monitor is checked before any stage trains.
+    if matches!(config.mode, Mode::MetadataOnly | Mode::TwoStage) {
+        super::stage::monitor_label(&config.metadata.stage, &data)?;
     }
-    let mut heads = Heads {
-        network: net,
-        normalizer: prepared.normalizer.clone(),
-        tasks: tasks
-            .iter()
-            .map(|s| TaskEntry {
-                spec: s.clone(),
-                thresholds: vec![],
-            })
-            .collect(),
-        version: 0,
-        onnx: None,
+    let label = super::stage::monitor_label(last_stage, &data)?;
+    if let Some(c) = checkpoints.as_deref_mut() {
+        c.set_monitor(label, last_stage.monitor.direction());
+    }
+    let mut history = Vec::new();
+    let mut checkpoint = |rec: &EpochRecord, net: &Network, top: Option<&BackboneTop>| {
+        let Some(c) = checkpoints.as_deref_mut() else {
+            return Ok(());
+        };
+        history.push(rec.clone());
+        let (best, periodic) = c.wants(rec);
+        if !(best || periodic) {
+            return Ok(());
+        }
+        let (heads, valid_metrics) =
+            prepared.assemble(tasks, net.clone(), top, config, &mut |_| true)?;
+        let stage = StageReport {
+            stage: rec.stage.clone(),
+            epochs_run: rec.epoch + 1,
+            best_epoch: rec.epoch,
+            best_valid_loss: rec.valid_loss,
+            monitor: String::new(),
+            best_monitored: rec.monitored.unwrap_or(rec.valid_loss),
+            learned_weights: None,
+            seconds: rec.elapsed,
+            seconds_to_best: rec.elapsed,
+            history: history.clone(),
+        };
+        let report = TrainReport {
+            mode: config.mode,
+            stages: vec![stage],
+            valid_metrics,
+            train_seconds: rec.elapsed,
+            seconds_to_best: rec.elapsed,
+            n_train: train.len(),
+            n_valid: valid.len(),
+            linear: None,
+        };
+        c.record(
+            rec,
+            &Trained {
+                heads,
+                report,
+                top: top.cloned(),
+            },
+        )
     };
-    let probs = predict_arrays(&heads, valid_emb, data.valid_feats, valid_tokens)?;
-    for (task, p) in heads.tasks.iter().zip(&probs) {
-        check_finite(
-            p.view(),
-            &format!("task `{}`'s validation outputs", task.spec.name),
-        )?;
-    }
-    set_thresholds(&mut heads.tasks, &probs, &valid.targets, config, progress)?;
-    let valid_metrics = evaluate_probs(&heads.tasks, &probs, &valid.targets);
+    let (stages, before_last) = run_stages(
+        &mut net,
+        &data,
+        config,
+        (top.as_mut(), labels),
+        &mut checkpoint,
+        progress,
+    )?;
+    let (heads, valid_metrics) = prepared.assemble(tasks, net, top.as_ref(), config, progress)?;
     let last = stages.last().expect("at least one stage");
     let report = TrainReport {
         mode: config.mode,
@@ -306,6 +351,59 @@ fn check_tokens(name: &str, ex: &Examples, width: usize) -> Result<()> {
     }
 }
 
+impl Prepared<'_> {
+    /// The model as `net` (and the fine-tuned layers `top`) stand: every parameter trainable
+    /// again (a saved model carries no freezing state), thresholds tuned on the validation
+    /// outputs (reported to `progress`), and the validation metrics.
+    fn assemble(
+        &self,
+        tasks: &[TaskSpec],
+        mut net: Network,
+        top: Option<&BackboneTop>,
+        config: &TrainConfig,
+        progress: Progress<'_>,
+    ) -> Result<(Heads, Value)> {
+        let valid = self.valid;
+        // The validation embeddings (and token vectors) through the fine-tuned layers.
+        let sequence = net.sequence.is_some();
+        let tuned_valid = top
+            .zip(valid.hidden.as_ref())
+            .map(|(t, h)| t.outputs(h, sequence));
+        let data = self.stage_data(&net);
+        let valid_emb = tuned_valid.as_ref().map_or(data.valid_emb, |e| e.0.view());
+        let valid_tokens = match &tuned_valid {
+            Some((_, tokens)) => tokens.as_ref(),
+            None => valid.tokens.as_ref(),
+        };
+        for p in net.params_mut() {
+            p.trainable = true;
+        }
+        let mut heads = Heads {
+            network: net,
+            normalizer: self.normalizer.clone(),
+            tasks: tasks
+                .iter()
+                .map(|s| TaskEntry {
+                    spec: s.clone(),
+                    thresholds: vec![],
+                })
+                .collect(),
+            version: 0,
+            onnx: None,
+        };
+        let probs = predict_arrays(&heads, valid_emb, data.valid_feats, valid_tokens)?;
+        for (task, p) in heads.tasks.iter().zip(&probs) {
+            check_finite(
+                p.view(),
+                &format!("task `{}`'s validation outputs", task.spec.name),
+            )?;
+        }
+        set_thresholds(&mut heads.tasks, &probs, &valid.targets, config, progress)?;
+        let valid_metrics = evaluate_probs(&heads.tasks, &probs, &valid.targets);
+        Ok((heads, valid_metrics))
+    }
+}
+
 /// What the stages train on, derived from the examples: the fitted normalizer and the
 /// normalized features, each task's objectives, and the architecture.
 struct Prepared<'a> {
@@ -316,6 +414,7 @@ struct Prepared<'a> {
     feats: (Array2<f32>, Array2<f32>),
     objectives: (Vec<Objective>, Vec<Objective>),
     arch: Architecture,
+    task_names: Vec<String>,
 }
 
 impl<'a> Prepared<'a> {
@@ -368,6 +467,7 @@ impl<'a> Prepared<'a> {
             feats,
             objectives,
             arch,
+            task_names: tasks.iter().map(|t| t.name.clone()).collect(),
         })
     }
 
@@ -391,6 +491,7 @@ impl<'a> Prepared<'a> {
             tokens: tokens(self.train),
             valid_tokens: tokens(self.valid),
             hidden: self.train.hidden.as_ref().zip(self.valid.hidden.as_ref()),
+            task_names: &self.task_names,
         }
     }
 }
@@ -404,6 +505,7 @@ fn run_stages(
     data: &StageData<'_>,
     config: &TrainConfig,
     (top, labels): (Option<&mut BackboneTop>, Option<&[usize]>),
+    last_epoch: EpochHook<'_>,
     progress: Progress<'_>,
 ) -> Result<(Vec<StageReport>, f64)> {
     let seed = |k: u64| config.seed.wrapping_mul(1_000_003).wrapping_add(k);
@@ -416,7 +518,12 @@ fn run_stages(
         } else {
             "metadata"
         };
-        let s1 = fit(
+        // Metadata-only: this stage is the model's last, the one checkpoints come from.
+        let hook: Option<EpochHook<'_>> = match config.mode {
+            Mode::MetadataOnly => Some(&mut *last_epoch),
+            _ => None,
+        };
+        let s1 = fit_tuned(
             name,
             net,
             Phase::Metadata,
@@ -424,6 +531,8 @@ fn run_stages(
             &config.metadata.stage,
             mt,
             seed(1),
+            None,
+            hook,
             progress,
         )?;
         if config.mode == Mode::TwoStage {
@@ -476,6 +585,7 @@ fn run_stages(
         mt,
         seed(2),
         tuning.as_mut(),
+        Some(last_epoch),
         progress,
     )?;
     if let Some(t) = tuning {
@@ -513,6 +623,8 @@ pub(super) fn set_thresholds(
             train_loss: f32::NAN,
             valid_loss: f32::NAN,
             metric: None,
+            monitored: None,
+            task_losses: Vec::new(),
             lr: 0.0,
             elapsed: 0.0,
         };

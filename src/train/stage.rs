@@ -10,12 +10,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::config::{MultiTask, StageConfig};
+use super::config::{Monitor, MultiTask, StageConfig};
 use super::data_parallel::DataParallel;
 use super::objective::Objective;
 use super::step::{all_params, all_params_ref, train_step, tuned_step, Batch, Combine};
-use super::tune::Tuning;
+use super::tune::{BackboneTop, Tuning};
 use crate::backbone::TokenSeqs;
+use crate::data::TaskKind;
 use crate::error::{Error, ErrorKind, Result};
 use crate::heads::{InputLayout, Network};
 use crate::nn::early_stop::{EarlyStopDecision, EarlyStopping};
@@ -26,7 +27,7 @@ use crate::nn::schedule::LrScheduler;
 use crate::nn::Layer;
 
 /// One epoch of one stage, as reported to progress callbacks and stored in the bundle.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct EpochRecord {
     /// Stage name (`stage1`, `stage2`, `joint`, ...).
     pub stage: String,
@@ -42,6 +43,15 @@ pub struct EpochRecord {
     /// threshold) or RMSE (regression). None where no validation pass ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metric: Option<f32>,
+    /// The stage's monitored number (`[*.stage] monitor`), when it is not the validation
+    /// loss. None where no validation pass ran or the loss is monitored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitored: Option<f32>,
+    /// Each task's own validation loss (unweighted), in task order; empty where no
+    /// validation pass ran. The history an inverse-variance weighting reads
+    /// ([`super::weights`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_losses: Vec<f32>,
     /// Learning rate at the end of the epoch.
     pub lr: f32,
     /// Seconds since the stage started.
@@ -55,10 +65,18 @@ pub struct StageReport {
     pub stage: String,
     /// Epochs actually run.
     pub epochs_run: usize,
-    /// Epoch (0-based) with the best validation loss; its weights are the ones kept.
+    /// Epoch (0-based) with the best monitored number; its weights are the ones kept.
     pub best_epoch: usize,
-    /// That validation loss.
+    /// The validation loss of that epoch.
     pub best_valid_loss: f32,
+    /// What picked the best epoch, e.g. `valid_loss (min)` or `macro_f1 of topic (max)`.
+    pub monitor: String,
+    /// The monitored number at the best epoch.
+    pub best_monitored: f32,
+    /// With `multitask = "uncertainty"`: each task's learned weight exp(−sₜ) in the kept
+    /// epoch, in task order. None with fixed weights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned_weights: Option<Vec<f32>>,
     /// Wall time of the stage in seconds.
     pub seconds: f64,
     /// Wall time from the stage's start to the end of its best epoch.
@@ -69,6 +87,11 @@ pub struct StageReport {
 
 /// Progress callback: gets each epoch's record; returning `false` cancels training.
 pub type Progress<'a> = &'a mut dyn FnMut(&EpochRecord) -> bool;
+
+/// Called after each validated epoch with its record and the network (and fine-tuned layers)
+/// as they are after it, before early stopping restores anything: checkpoints save from here.
+pub(super) type EpochHook<'a> =
+    &'a mut dyn FnMut(&EpochRecord, &Network, Option<&BackboneTop>) -> Result<()>;
 
 /// What the heads of a stage see.
 pub enum Phase {
@@ -102,6 +125,8 @@ pub struct StageData<'a> {
     pub valid_tokens: Option<&'a TokenSeqs>,
     /// Training and validation texts' hidden states below the backbone's trainable layers.
     pub hidden: Option<(&'a TokenSeqs, &'a TokenSeqs)>,
+    /// The tasks' names, in the objectives' order (for `monitor_task`).
+    pub task_names: &'a [String],
 }
 
 impl<'a> StageData<'a> {
@@ -124,6 +149,7 @@ impl<'a> StageData<'a> {
             tokens,
             valid_tokens,
             hidden: self.hidden,
+            task_names: self.task_names,
         }
     }
 }
@@ -320,7 +346,9 @@ pub fn fit(
     seed: u64,
     progress: Progress<'_>,
 ) -> Result<StageReport> {
-    fit_tuned(name, net, phase, data, cfg, multitask, seed, None, progress)
+    fit_tuned(
+        name, net, phase, data, cfg, multitask, seed, None, None, progress,
+    )
 }
 
 /// [`fit`], training the backbone's top layers too when `tuning` is given (semantic stages
@@ -335,6 +363,7 @@ pub(super) fn fit_tuned(
     multitask: MultiTask,
     seed: u64,
     mut tuning: Option<&mut Tuning<'_>>,
+    mut on_epoch: Option<EpochHook<'_>>,
     progress: Progress<'_>,
 ) -> Result<StageReport> {
     let n = data
@@ -344,12 +373,14 @@ pub(super) fn fit_tuned(
     if n == 0 {
         return Err(Error::invalid("no training examples"));
     }
+    let watch = Watch::of(cfg, data)?;
     let weights = data.objectives.iter().map(Objective::task_weight).collect();
     let mut st = StageState::new(n, weights, cfg, multitask, seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let started = Instant::now();
     let mut history = Vec::new();
-    let mut best = (0usize, f32::INFINITY, 0.0f64);
+    // Epoch, its validation loss and monitored number, seconds to it.
+    let mut best = (0usize, f32::INFINITY, f32::NAN, 0.0f64);
     let mut order: Vec<usize> = (0..n).collect();
     for epoch in 0..cfg.epochs {
         st.prepare_epoch(net, &phase, data, epoch, tuning.as_deref_mut());
@@ -363,8 +394,8 @@ pub(super) fn fit_tuned(
             (name, epoch),
             tuning.as_deref_mut(),
         )?;
-        let (valid_loss, metric) = match phase {
-            Phase::Metadata => validation_loss_metadata(net, data)?,
+        let outs = match phase {
+            Phase::Metadata => validation_outputs_metadata(net, data)?,
             Phase::Semantic { .. } => {
                 // Layers that trained this epoch moved the validation embeddings (and the
                 // token vectors sequence heads read).
@@ -380,14 +411,16 @@ pub(super) fn fit_tuned(
                     .as_ref()
                     .or(st.tokens.as_ref().map(|t| &t.1))
                     .or(data.valid_tokens);
-                validation_loss_semantic(
+                validation_outputs_semantic(
                     net,
                     &data.with_tokens(data.tokens, valid_tokens),
                     st.frozen.as_ref().map(|f| &f.1),
                     moved.as_ref(),
-                )?
+                )
             }
         };
+        let (valid_loss, metric, task_losses) = validation_loss(&outs, data.valid_objectives)?;
+        let monitored = watch.value(valid_loss, &outs, data.valid_objectives)?;
         if !valid_loss.is_finite() {
             return Err(diverged(
                 name,
@@ -396,15 +429,15 @@ pub(super) fn fit_tuned(
                 cfg,
             ));
         }
-        st.scheduler.on_metric(valid_loss);
+        st.scheduler.on_metric(monitored);
         let elapsed = started.elapsed().as_secs_f64();
         let mut snapshot = all_params_ref(net, &st.combine);
         if let Some(t) = tuning.as_deref() {
             snapshot.extend(t.params());
         }
-        let decision = st.stopper.update(valid_loss, &snapshot);
+        let decision = st.stopper.update(monitored, &snapshot);
         if decision == EarlyStopDecision::Improved {
-            best = (epoch, valid_loss, elapsed);
+            best = (epoch, valid_loss, monitored, elapsed);
         }
         let rec = EpochRecord {
             stage: name.to_string(),
@@ -413,9 +446,14 @@ pub(super) fn fit_tuned(
             train_loss: (epoch_loss / n as f64) as f32,
             valid_loss,
             metric,
+            monitored: (watch.monitor != Monitor::ValidLoss).then_some(monitored),
+            task_losses,
             lr: st.scheduler.lr(),
             elapsed,
         };
+        if let Some(hook) = on_epoch.as_deref_mut() {
+            hook(&rec, net, tuning.as_deref().map(Tuning::top))?;
+        }
         let keep_going = progress(&rec);
         history.push(rec);
         if !keep_going {
@@ -433,13 +471,21 @@ pub(super) fn fit_tuned(
         params.extend(t.params_mut());
     }
     st.stopper.restore_best(&mut params)?;
+    drop(params);
+    let learned_weights = match &st.combine {
+        Combine::Uncertainty(u) => Some(u.weights()),
+        Combine::Fixed(_) => None,
+    };
     Ok(StageReport {
         stage: name.to_string(),
         epochs_run: history.len(),
         best_epoch: best.0,
         best_valid_loss: best.1,
+        monitor: watch.label,
+        best_monitored: best.2,
+        learned_weights,
         seconds: started.elapsed().as_secs_f64(),
-        seconds_to_best: best.2,
+        seconds_to_best: best.3,
         history,
     })
 }
@@ -455,27 +501,27 @@ fn diverged(stage: &str, epoch: usize, what: &str, cfg: &StageConfig) -> Error {
     ))
 }
 
-/// Validation loss summed over tasks, and the first task's metric.
-fn validation_loss_metadata(net: &Network, data: &StageData<'_>) -> Result<(f32, Option<f32>)> {
+/// The auxiliary heads' outputs on the validation rows.
+fn validation_outputs_metadata(net: &Network, data: &StageData<'_>) -> Result<Vec<Array2<f32>>> {
     let code = net
         .code(data.valid_feats)
         .ok_or_else(|| Error::new(ErrorKind::Internal, "no encoder"))?;
-    let outs: Vec<Array2<f32>> = net
+    Ok(net
         .aux_heads
         .iter()
         .map(|h| h.forward_inference(code.view()))
-        .collect();
-    validation_loss(&outs, data.valid_objectives)
+        .collect())
 }
 
-/// The semantic heads' validation loss: on the frozen inputs when given, else on `[embedding ;
-/// code]` computed now, from `embeddings` (fine-tuned layers' output) or the data's.
-fn validation_loss_semantic(
+/// The semantic heads' validation outputs: on the frozen inputs when given, else on
+/// `[embedding ; code]` computed now, from `embeddings` (fine-tuned layers' output) or the
+/// data's.
+fn validation_outputs_semantic(
     net: &Network,
     data: &StageData<'_>,
     frozen: Option<&Array2<f32>>,
     embeddings: Option<&Array2<f32>>,
-) -> Result<(f32, Option<f32>)> {
+) -> Vec<Array2<f32>> {
     let pooled: CowArray<'_, f32, Ix2> = match (frozen, embeddings) {
         (Some(x), None) => x.view().into(),
         (_, Some(e)) => net.pooled_input(e.view(), data.valid_feats).into(),
@@ -486,19 +532,108 @@ fn validation_loss_semantic(
         Some(z) => InputLayout::join(&[Some(pooled.view()), Some(z.view())]).into(),
         None => pooled,
     };
-    validation_loss(&net.heads_forward(input.view()), data.valid_objectives)
+    net.heads_forward(input.view())
 }
 
-/// The summed loss of every task's validation outputs (each task's times its fixed weight), and
-/// the first task's metric.
-fn validation_loss(outs: &[Array2<f32>], objectives: &[Objective]) -> Result<(f32, Option<f32>)> {
+/// How a stage of `cfg` on `data` names its monitor in reports (`macro_f1 of topic (max)`);
+/// an error when the monitored task does not exist or lacks the number.
+pub(super) fn monitor_label(cfg: &StageConfig, data: &StageData<'_>) -> Result<String> {
+    Ok(Watch::of(cfg, data)?.label)
+}
+
+/// A stage's monitor, resolved against its tasks.
+struct Watch {
+    monitor: Monitor,
+    /// Index of the monitored task (unused for `valid_loss`).
+    task: usize,
+    /// For the report: `valid_loss (min)`, `macro_f1 of topic (max)`.
+    label: String,
+}
+
+impl Watch {
+    /// Checks that the monitored task exists and has the monitored number.
+    fn of(cfg: &StageConfig, data: &StageData<'_>) -> Result<Watch> {
+        let monitor = cfg.monitor;
+        let direction = match monitor.direction() {
+            crate::nn::Mode::Min => "min",
+            crate::nn::Mode::Max => "max",
+        };
+        if monitor == Monitor::ValidLoss {
+            return Ok(Watch {
+                monitor,
+                task: 0,
+                label: format!("valid_loss ({direction})"),
+            });
+        }
+        let task = match &cfg.monitor_task {
+            None => 0,
+            Some(name) => data
+                .task_names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "monitor_task `{name}` is not a task here (tasks: {})",
+                        data.task_names.join(", ")
+                    ))
+                })?,
+        };
+        let name = data.task_names.get(task).map_or("0", String::as_str);
+        if let Some(obj) = data.objectives.get(task) {
+            if !monitor.fits(obj.kind()) {
+                let wanted = if monitor.fits(TaskKind::Regression) {
+                    "a regression task"
+                } else {
+                    "a classification task"
+                };
+                return Err(Error::invalid(format!(
+                    "monitor = \"{}\" needs {wanted}, but task `{name}` is {:?}: monitor another \
+                     task (monitor_task) or another number",
+                    monitor.name(),
+                    obj.kind()
+                )));
+            }
+        }
+        Ok(Watch {
+            monitor,
+            task,
+            label: format!("{} of {name} ({direction})", monitor.name()),
+        })
+    }
+
+    /// This epoch's monitored number.
+    fn value(
+        &self,
+        valid_loss: f32,
+        outs: &[Array2<f32>],
+        objectives: &[Objective],
+    ) -> Result<f32> {
+        match (self.monitor, outs.get(self.task), objectives.get(self.task)) {
+            (Monitor::ValidLoss, ..) => Ok(valid_loss),
+            (m, Some(out), Some(obj)) => obj.score(m, out.view()),
+            _ => Err(Error::new(
+                ErrorKind::Internal,
+                "monitored task has no outputs",
+            )),
+        }
+    }
+}
+
+/// The summed loss of every task's validation outputs (each task's times its fixed weight), the
+/// first task's metric, and each task's own (unweighted) loss.
+fn validation_loss(
+    outs: &[Array2<f32>],
+    objectives: &[Objective],
+) -> Result<(f32, Option<f32>, Vec<f32>)> {
     let idx: Vec<usize> = (0..outs.first().map_or(0, |o| o.nrows())).collect();
-    let (mut total, mut metric) = (0.0, None);
+    let (mut total, mut metric, mut each) = (0.0, None, Vec::with_capacity(outs.len()));
     for (out, obj) in outs.iter().zip(objectives) {
-        total += obj.task_weight() * obj.loss(out.view(), &idx)?.0;
+        let loss = obj.loss(out.view(), &idx)?.0;
+        total += obj.task_weight() * loss;
+        each.push(loss);
         metric = metric.or_else(|| Some(obj.metric(out.view())));
     }
-    Ok((total, metric))
+    Ok((total, metric, each))
 }
 
 #[cfg(test)]
@@ -545,7 +680,87 @@ mod tests {
             tokens: None,
             valid_tokens: None,
             hidden: None,
+            task_names: Box::leak(Box::new(["c".to_string(), "v".to_string()])),
         }
+    }
+
+    #[test]
+    fn the_monitor_picks_the_best_epoch_in_its_direction() {
+        let (net, x, objectives) = setup(0.2);
+        let data = stage_data(&x, &objectives);
+        for (monitor, task, label) in [
+            (Monitor::MacroF1, None, "macro_f1 of c (max)"),
+            (Monitor::Accuracy, Some("c"), "accuracy of c (max)"),
+            (Monitor::Mae, Some("v"), "mae of v (min)"),
+            (Monitor::TaskLoss, Some("v"), "task_loss of v (min)"),
+        ] {
+            let cfg = StageConfig {
+                epochs: 6,
+                batch_size: 8,
+                patience: 0,
+                lr: 0.02,
+                monitor,
+                monitor_task: task.map(String::from),
+                ..Default::default()
+            };
+            let mut n = net.clone();
+            let phase = Phase::Semantic { unfreeze: None };
+            let r = fit(
+                "t",
+                &mut n,
+                phase,
+                &data,
+                &cfg,
+                MultiTask::Fixed,
+                5,
+                &mut |_| true,
+            )
+            .unwrap();
+            assert_eq!(r.monitor, label);
+            let values: Vec<f32> = r.history.iter().map(|h| h.monitored.unwrap()).collect();
+            let mut best = 0;
+            for (i, &v) in values.iter().enumerate() {
+                if monitor
+                    .direction()
+                    .improves(v, Some(values[best]), cfg.min_delta)
+                {
+                    best = i;
+                }
+            }
+            assert_eq!(r.best_epoch, best, "{label}: {values:?}");
+            assert_eq!(r.best_monitored, values[best]);
+            assert_eq!(r.best_valid_loss, r.history[best].valid_loss);
+            // The restored weights are that epoch's: the monitored number comes out again.
+            let outs = n.heads_forward(x.view());
+            let t = usize::from(task == Some("v"));
+            let again = objectives[t].score(monitor, outs[t].view()).unwrap();
+            assert!(
+                (again - values[best]).abs() < 1e-5,
+                "{label}: {again} vs {values:?}"
+            );
+        }
+        let bad = StageConfig {
+            monitor: Monitor::Rmse,
+            ..Default::default()
+        };
+        let mut n = net.clone();
+        let phase = Phase::Semantic { unfreeze: None };
+        let e = fit(
+            "t",
+            &mut n,
+            phase,
+            &data,
+            &bad,
+            MultiTask::Fixed,
+            5,
+            &mut |_| true,
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("task `c` is Multiclass"),
+            "{}",
+            e.message()
+        );
     }
 
     /// A large learning rate, so that a step taken with stale weights shows.
@@ -656,15 +871,17 @@ mod tests {
             .zip(&objectives)
             .map(|(o, obj)| obj.loss(o.view(), &idx).unwrap().0)
             .collect();
-        let (plain, _) = validation_loss(&outs, &objectives).unwrap();
+        let (plain, _, per_task) = validation_loss(&outs, &objectives).unwrap();
         assert!((plain - (each[0] + each[1])).abs() < 1e-5);
+        assert_eq!(per_task, each);
         let weighted: Vec<Objective> = objectives
             .into_iter()
             .zip([2.0, 0.0])
             .map(|(o, w)| o.with_task_weight(w))
             .collect();
-        let (total, _) = validation_loss(&outs, &weighted).unwrap();
+        let (total, _, per_task) = validation_loss(&outs, &weighted).unwrap();
         assert!((total - 2.0 * each[0]).abs() < 1e-5, "{total} vs {each:?}");
+        assert_eq!(per_task, each, "per-task losses are unweighted");
         // The training objective combines with the same weights.
         let weights = weighted.iter().map(Objective::task_weight).collect();
         let st = StageState::new(

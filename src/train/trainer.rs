@@ -16,15 +16,16 @@ use ndarray::Array2;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::checkpoint::{CheckpointPolicy, Checkpoints};
 use super::config::{ExplicitKeys, HeadKind, Mode, TrainConfig};
 use super::examples::{self, split_examples_of, Examples, Needs};
-use super::manifest::manifest_for;
+use super::manifest::save_trained;
 use super::run::{TrainReport, Trained};
 use super::stage::{EpochRecord, Progress};
 use super::tune::BackboneTop;
 use crate::backbone::Backbone;
 use crate::backbone::TokenSeqs;
-use crate::bundle::{self, BackboneRef};
+
 use crate::cache::usage::keep_caches_under;
 use crate::cache::{embed_chunked, embed_for_heads, EmbeddingCache, TokenCache, EMBED_CHUNK};
 use crate::compare::select::{
@@ -36,7 +37,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::eval::evaluate_arrays;
 use crate::heads::Heads;
 use crate::onnx::split::SplitBackbone;
-use crate::onnx::tuned::TunedBackbone;
 
 /// One task the trainer learns: its name (the key of its label in each example), its kind, and
 /// for binary tasks optionally which label is positive.
@@ -98,6 +98,10 @@ pub struct TrainerSpec {
     /// bundle on the stock backbone, under a megabyte).
     #[serde(default)]
     pub finetune: Option<bool>,
+    /// Checkpoints of the model's last stage, saved as it trains (recipe `config` only):
+    /// `{"dir": "...", "keep_top": 3, "every": 0}` (see [`super::checkpoint`]).
+    #[serde(default)]
+    pub checkpoints: Option<CheckpointSpec>,
     /// The config keys the spec named (fine-tuning's measured defaults fill in the rest).
     #[serde(skip)]
     pub explicit: ExplicitKeys,
@@ -105,6 +109,24 @@ pub struct TrainerSpec {
 
 fn default_true() -> bool {
     true
+}
+
+/// Where and which checkpoints a [`Trainer`] saves while it trains.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// A new or empty directory.
+    pub dir: std::path::PathBuf,
+    /// The K best epochs by the last stage's `monitor` (default 3).
+    #[serde(default = "default_keep_top")]
+    pub keep_top: usize,
+    /// Every N-th epoch too (default 0: none).
+    #[serde(default)]
+    pub every: usize,
+}
+
+fn default_keep_top() -> usize {
+    3
 }
 
 impl TrainerSpec {
@@ -223,6 +245,8 @@ fn embed_record(index: usize, chunks: usize) -> EpochRecord {
         train_loss: f32::NAN,
         valid_loss: f32::NAN,
         metric: None,
+        monitored: None,
+        task_losses: Vec::new(),
         lr: 0.0,
         elapsed: 0.0,
     }
@@ -417,6 +441,12 @@ impl Trainer {
             targets.push(y);
         }
         if self.spec.recipe == Recipe::Auto {
+            if self.spec.checkpoints.is_some() {
+                return Err(Error::invalid(
+                    "trainer spec: checkpoints need recipe \"config\" (the auto recipe \
+                     trains many candidates)",
+                ));
+            }
             return self.train_auto(&specs, targets, progress);
         }
         let all = self.examples(&self.train_set.clone(), targets, progress)?;
@@ -430,7 +460,36 @@ impl Trainer {
             (all, self.examples(&self.valid_set.clone(), vt, progress)?)
         };
         let top = self.split.as_ref().map(|(s, _)| self.pretrained_top(s));
-        let trained = super::train_top(&specs, &train, &valid, &config, top, progress)?;
+        let backbone = Arc::clone(&self.backbone);
+        let mut checkpoints = self
+            .spec
+            .checkpoints
+            .as_ref()
+            .map(|c| {
+                let policy = CheckpointPolicy {
+                    dir: c.dir.clone(),
+                    keep_top: c.keep_top,
+                    every: c.every,
+                };
+                let config = &config;
+                Checkpoints::new(
+                    policy,
+                    Box::new(move |dir: &Path, t: &Trained| {
+                        save_trained(dir, &backbone, t, config)
+                    }),
+                )
+            })
+            .transpose()?;
+        let trained = super::train_checkpointed(
+            &specs,
+            &train,
+            &valid,
+            &config,
+            top,
+            checkpoints.as_mut(),
+            progress,
+        )?;
+        drop(checkpoints);
         self.trained_config = Some(config);
         self.selection = None;
         Ok(&self.trained.insert(trained).report)
@@ -797,33 +856,7 @@ impl Trainer {
     /// Saves the trained heads as a bundle in `dir` (atomically: a crash leaves no partial
     /// bundle).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let trained = self.trained()?;
-        let config = self.config();
-        // Fine-tuned layers go into a backbone of the bundle's own, which the heads then name.
-        let tuned = trained
-            .top
-            .as_ref()
-            .map(|t| TunedBackbone::new(&self.backbone, &t.layers))
-            .transpose()?;
-        let reference = tuned
-            .as_ref()
-            .map_or_else(|| BackboneRef::of(&self.backbone), TunedBackbone::reference);
-        let manifest = manifest_for(
-            trained,
-            reference,
-            &crate::metadata::feature_names(),
-            config,
-        );
-        bundle::save_with(
-            dir,
-            &manifest,
-            &trained.heads.network.weights(),
-            config.f16_weights,
-            |tmp| match &tuned {
-                Some(t) => t.write(&tmp.join(bundle::BACKBONE_DIR)),
-                None => Ok(()),
-            },
-        )
+        super::manifest::save_trained(dir, &self.backbone, self.trained()?, self.config())
     }
 }
 

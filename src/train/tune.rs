@@ -231,6 +231,11 @@ impl<'a> Tuning<'a> {
         true
     }
 
+    /// The layers as they are now.
+    pub(super) fn top(&self) -> &BackboneTop {
+        self.top
+    }
+
     /// How many layers train now.
     pub(super) fn active(&self) -> usize {
         self.active
@@ -538,6 +543,8 @@ impl<'a> Tuning<'a> {
                 train_loss: loss,
                 valid_loss: f32::NAN,
                 metric: None,
+                monitored: None,
+                task_losses: Vec::new(),
                 lr: cfg.lr,
                 elapsed: started.elapsed().as_secs_f64(),
             };
@@ -558,6 +565,9 @@ impl<'a> Tuning<'a> {
             epochs_run: history.len(),
             best_epoch: history.len().saturating_sub(1),
             best_valid_loss: f32::NAN,
+            monitor: "none (a fixed number of epochs)".into(),
+            best_monitored: f32::NAN,
+            learned_weights: None,
             seconds,
             seconds_to_best: seconds,
             history,

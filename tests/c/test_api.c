@@ -764,6 +764,67 @@ static void add_questions(tandem_trainer *t) {
   }
 }
 
+/* Checkpoints named in the trainer spec: the best epochs by the configured monitor and every
+ * second epoch are saved as bundles while training runs; the best one predicts exactly as the
+ * trained model does. */
+static void test_checkpoints(const tandem_backbone *b) {
+  char dir[512], spec[1200], index_path[600], best_dir[700], final_dir[512];
+  path_in_tmp(dir, sizeof dir, "checkpoints");
+  snprintf(spec, sizeof spec,
+           "{\"tasks\": [{\"name\": \"label\", \"kind\": \"multiclass\"}],"
+           " \"checkpoints\": {\"dir\": \"%s\", \"keep_top\": 1, \"every\": 2},"
+           " \"config\": {\"mode\": \"embedding_only\", \"seed\": 3,"
+           " \"head\": {\"stage\": {\"epochs\": 4, \"patience\": 0, \"monitor\": \"accuracy\"}}}}",
+           dir);
+  tandem_trainer *t = NULL;
+  if (!OK(tandem_trainer_new(b, spec, strlen(spec), &t))) return;
+  add_questions(t);
+  if (OK(tandem_trainer_train(t, NULL, NULL))) {
+    snprintf(index_path, sizeof index_path, "%s/checkpoints.json", dir);
+    char *index = read_file(index_path);
+    EXPECT(index != NULL);
+    if (index) {
+      EXPECT(strstr(index, "accuracy of label (max)") != NULL);
+      EXPECT(strstr(index, "\"bundle\": \"heads-epoch-002\"") != NULL);
+      EXPECT(strstr(index, "\"bundle\": \"heads-epoch-004\"") != NULL);
+      const char *key = "\"best\": \"";
+      const char *at = strstr(index, key);
+      EXPECT(at != NULL);
+      if (at) {
+        at += strlen(key);
+        const char *end = strchr(at, '"');
+        snprintf(best_dir, sizeof best_dir, "%s/%.*s", dir, (int)(end - at), at);
+        path_in_tmp(final_dir, sizeof final_dir, "checkpoints-final");
+        OK(tandem_trainer_save(t, final_dir, strlen(final_dir)));
+        tandem_model *best = NULL, *final = NULL;
+        if (OK(tandem_model_load(b, best_dir, strlen(best_dir), &best)) &&
+            OK(tandem_model_load(b, final_dir, strlen(final_dir), &final))) {
+          const char *texts[] = {"Who wrote Hamlet ?", "How far is the moon ?"};
+          tandem_predictions *p = NULL, *q = NULL;
+          if (OK(tandem_model_predict(best, texts, NULL, 2, &p)) &&
+              OK(tandem_model_predict(final, texts, NULL, 2, &q))) {
+            size_t k = tandem_predictions_class_count(p, 0);
+            float a[16], c[16];
+            for (size_t i = 0; i < 2 && k <= 16; i++) {
+              if (OK(tandem_predictions_probabilities(p, i, 0, a, k)) &&
+                  OK(tandem_predictions_probabilities(q, i, 0, c, k)))
+                EXPECT(memcmp(a, c, k * sizeof(float)) == 0);
+            }
+          }
+          tandem_predictions_free(p);
+          tandem_predictions_free(q);
+        }
+        tandem_model_free(best);
+        tandem_model_free(final);
+      }
+      free(index);
+    }
+    /* The directory now holds this run's checkpoints: another run into it is refused. */
+    ERR(tandem_trainer_train(t, NULL, NULL), TANDEM_ERR_INVALID_ARGUMENT);
+  }
+  tandem_trainer_free(t);
+}
+
 /* The recipe chosen by validation: "recipe": "auto" with a zero budget measures the first
  * candidate (the linear recipe) only, and the report says what it chose and why. */
 static void test_auto_recipe(const tandem_backbone *b) {
@@ -1030,6 +1091,8 @@ int main(void) {
     section("sequence head");
     test_auto_recipe(b);
     section("recipe chosen by validation");
+    test_checkpoints(b);
+    section("checkpoints");
     tandem_trainer_free(t);
     tandem_backbone_free(b);
   }

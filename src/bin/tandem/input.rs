@@ -105,6 +105,28 @@ pub(crate) fn texts_of(rows: &[Row], field: &str) -> Result<Vec<String>> {
         .collect()
 }
 
+/// Each row's stratum for `--stratify-by`: the values of `fields`, joined (a row without one
+/// of them is an error naming its line, so that no row silently falls into a stratum of its
+/// own).
+pub(crate) fn field_strata(rows: &[Row], fields: &[String]) -> Result<Vec<String>> {
+    rows.iter()
+        .map(|r| {
+            let values = fields
+                .iter()
+                .map(|f| {
+                    r.text(f).ok_or_else(|| {
+                        Error::invalid(format!(
+                            "line {}: no `{f}` field to stratify the validation split by",
+                            r.line
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<String>>>()?;
+            Ok(values.join("\u{1f}"))
+        })
+        .collect()
+}
+
 /// Labelled data as the training commands read it: the rows, their texts, and one task spec
 /// and target set per label field.
 pub(crate) struct Labelled {

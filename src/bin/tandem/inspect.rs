@@ -19,6 +19,10 @@ pub struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Print, instead, fixed task weights for `[loss] task_weights` found from the bundle's
+    /// training history by inverse-variance weighting (several tasks trained together).
+    #[arg(long)]
+    task_weights: bool,
 }
 
 #[derive(Args)]
@@ -427,6 +431,14 @@ fn render_results(out: &mut String, r: &Value, manifest: &BundleManifest) {
             m["epochs"]
         );
     }
+    if let Some(w) = m["learned_task_weights"].as_object() {
+        let each: Vec<String> = w.iter().map(|(t, v)| format!("{t} {v:.3}")).collect();
+        let _ = writeln!(
+            out,
+            "  learned task weights (uncertainty): {}",
+            each.join(", ")
+        );
+    }
     let _ = writeln!(out, "training config");
     match serde_json::from_value::<TrainConfig>(manifest.training.clone()) {
         Ok(c) => {
@@ -506,12 +518,52 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     let (manifest, weights) = bundle::load(&args.dir)?;
     bundle::build_heads(&manifest, &weights)
         .map_err(|e| Error::new(e.kind(), format!("{}: {}", args.dir.display(), e.message())))?;
+    if args.task_weights {
+        return print_task_weights(&manifest, args.json);
+    }
     let r = report(&args.dir, &manifest, &weights)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r).map_err(internal)?);
     } else {
         print!("{}", render(&r, &manifest));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `inspect --task-weights`: inverse-variance weights from the bundle's history, as a config
+/// snippet (or JSON).
+fn print_task_weights(manifest: &BundleManifest, json: bool) -> Result<ExitCode> {
+    // Records with a number JSON cannot hold (NaN is written as null) are skipped: they carry
+    // no per-task losses.
+    let history: Vec<tandem::train::EpochRecord> = manifest.metrics["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| serde_json::from_value(r.clone()).ok())
+        .collect();
+    let names: Vec<String> = manifest.tasks.iter().map(|t| t.spec.name.clone()).collect();
+    let found = tandem::train::weights::inverse_variance(&history, &names)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&found).map_err(internal)?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let quote = |n: &str| serde_json::to_string(n).unwrap_or_default();
+    let each: Vec<String> = found
+        .weights
+        .iter()
+        .map(|(t, w)| format!("{} = {w:.4}", quote(t)))
+        .collect();
+    println!(
+        "# inverse-variance task weights: 1 / (each task's mean validation loss over {} epochs \
+         {}-{}), averaging 1",
+        found.stage,
+        found.epochs.0 + 1,
+        found.epochs.1 + 1
+    );
+    println!("[loss]\ntask_weights = {{ {} }}", each.join(", "));
     Ok(ExitCode::SUCCESS)
 }
 

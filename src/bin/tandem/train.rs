@@ -10,9 +10,10 @@ use tandem::compare::select::{self, SelectOptions};
 use tandem::compare::Arm;
 use tandem::data::{Row, TaskKind};
 use tandem::onnx::split::SplitBackbone;
-use tandem::onnx::tuned::TunedBackbone;
+use tandem::train::checkpoint::{CheckpointPolicy, Checkpoints};
 use tandem::train::config::{ExplicitKeys, HeadKind, LayerUnfreeze};
-use tandem::train::{examples, manifest_for, split_indices_of, Needs, Trained};
+use tandem::train::manifest::save_trained;
+use tandem::train::{examples, split_indices_of, Needs, Trained};
 use tandem::train::{BackboneTop, Examples, Mode, TrainConfig};
 use tandem::{Error, Result};
 
@@ -42,6 +43,16 @@ pub struct TrainArgs {
     /// Validation data; without it a stratified share of --data is held out.
     #[arg(long)]
     valid: Option<PathBuf>,
+    /// Hold the validation share out stratified by these fields of --data (comma-separated;
+    /// their combined values keep their proportions in both parts) instead of by the first
+    /// task's labels. A label field may be one of them.
+    #[arg(
+        long,
+        value_name = "FIELD,...",
+        value_delimiter = ',',
+        conflicts_with = "valid"
+    )]
+    stratify_by: Vec<String>,
     /// Training config (TOML; see `--print-config` for every option).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -94,6 +105,27 @@ pub struct TrainArgs {
     /// bars, calibration, thresholds or a regression scatter, on the validation set).
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Save checkpoints here while the model's last stage trains: whole bundles of the best
+    /// epochs (--keep-top) and of every N-th epoch (--checkpoint-every), listed in
+    /// `checkpoints.json`. A new or empty directory.
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Keep the bundles of the K best epochs by the stage's `monitor` (with --checkpoint-dir).
+    #[arg(
+        long,
+        value_name = "K",
+        requires = "checkpoint_dir",
+        default_value_t = 3
+    )]
+    keep_top: usize,
+    /// Also keep every N-th epoch's bundle (with --checkpoint-dir; 0: none).
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "checkpoint_dir",
+        default_value_t = 0
+    )]
+    checkpoint_every: usize,
     /// In the report, break validation metrics down by this field (like `eval --by`).
     #[arg(long, value_name = "FIELD", requires = "report")]
     report_by: Option<String>,
@@ -130,6 +162,12 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let labelled = labels.read()?;
     let auto = recipe_is_open(&args)?;
     if auto {
+        if args.checkpoint_dir.is_some() {
+            return Err(Error::invalid(
+                "--checkpoint-dir needs a named recipe (--mode or --head, or mode in the \
+                 config): the recipe search trains many candidates",
+            ));
+        }
         check_auto(&args, &config, labelled.texts.len())?;
     }
     let mut log = Log::new(&args.log);
@@ -160,55 +198,41 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         }
         true
     };
-    let trained = tandem::train::train_top(
+    let mut checkpoints = args
+        .checkpoint_dir
+        .as_ref()
+        .map(|dir| {
+            let policy = CheckpointPolicy {
+                dir: dir.clone(),
+                keep_top: args.keep_top,
+                every: args.checkpoint_every,
+            };
+            let config = &config;
+            let backbone = &backbone;
+            Checkpoints::new(
+                policy,
+                Box::new(move |path: &std::path::Path, t: &Trained| {
+                    save_trained(path, backbone, t, config)
+                }),
+            )
+        })
+        .transpose()?;
+    let trained = tandem::train::train_checkpointed(
         &sets.specs,
         &sets.train,
         &sets.valid,
         &config,
         split.as_ref().map(|s| top_of(s, &backbone)),
+        checkpoints.as_mut(),
         &mut progress,
     )?;
     log.finish_stage();
-    save_bundle(&out, &backbone, &trained, &config)?;
+    save_trained(&out, &backbone, &trained, &config)?;
     if let Some(path) = &args.report {
         write_report(path, &args, &data, &out, &config, &sets, &trained)?;
     }
     summarize(&mut log, &args, &out, &config, &trained, None);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Saves the trained heads as a bundle at `out`; fine-tuned layers go into a backbone of the
-/// bundle's own, which the heads then name.
-fn save_bundle(
-    out: &std::path::Path,
-    backbone: &tandem::Backbone,
-    trained: &Trained,
-    config: &TrainConfig,
-) -> Result<()> {
-    let tuned = trained
-        .top
-        .as_ref()
-        .map(|t| TunedBackbone::new(backbone, &t.layers))
-        .transpose()?;
-    let manifest = manifest_for(
-        trained,
-        tuned.as_ref().map_or_else(
-            || bundle::BackboneRef::of(backbone),
-            TunedBackbone::reference,
-        ),
-        &tandem::metadata::feature_names(),
-        config,
-    );
-    bundle::save_with(
-        out,
-        &manifest,
-        &trained.heads.network.weights(),
-        config.f16_weights,
-        |tmp| match &tuned {
-            Some(t) => t.write(&tmp.join(bundle::BACKBONE_DIR)),
-            None => Ok(()),
-        },
-    )
 }
 
 /// True when nothing names a recipe — no --mode, no --head, and no `mode` or `head.kind` in
@@ -322,7 +346,7 @@ fn run_auto(
         times: (&embed_secs, &feature_secs),
     };
     let mk = |texts: &[String], targets, what: &str| build.examples(texts, targets, what);
-    let all = mk(&texts, targets, "train")?;
+    let all = stratified(mk(&texts, targets, "train")?, &rows, &args.stratify_by)?;
     let valid = match &args.valid {
         Some(path) => {
             let v = labels.read_valid(path, &specs)?;
@@ -396,7 +420,7 @@ fn run_auto(
         select::Validation::CrossValidation { .. }
     );
     let config = select::candidate_config(selection.chosen, &options, &specs, cross_validated);
-    save_bundle(out, backbone, &trained, &config)?;
+    save_trained(out, backbone, &trained, &config)?;
     if let Some(path) = &args.report {
         // The validation data the chosen recipe was scored on (check_auto refused the rest).
         let vex = scored_on.ok_or_else(|| {
@@ -532,7 +556,7 @@ fn examples_of(
         specs,
         targets,
     } = labelled;
-    let all = mk(&texts, targets, "train")?;
+    let all = stratified(mk(&texts, targets, "train")?, &rows, &args.stratify_by)?;
     let (train, valid, valid_rows) = match &args.valid {
         Some(path) => {
             let v = labels.read_valid(path, &specs)?;
@@ -554,6 +578,14 @@ fn examples_of(
     })
 }
 
+/// `all`, split on the `--stratify-by` fields' values when any are named.
+fn stratified(all: Examples, rows: &[Row], fields: &[String]) -> Result<Examples> {
+    if fields.is_empty() {
+        return Ok(all);
+    }
+    all.stratified_by(crate::input::field_strata(rows, fields)?)
+}
+
 /// `--report`: the HTML training report.
 fn write_report(
     path: &std::path::Path,
@@ -571,7 +603,11 @@ fn write_report(
             None => format!(
                 "{:.0}% of the training data, held out (stratified by {}, seed {})",
                 config.valid_fraction * 100.0,
-                sets.specs[0].name,
+                if args.stratify_by.is_empty() {
+                    sets.specs[0].name.clone()
+                } else {
+                    args.stratify_by.join(" + ")
+                },
                 config.seed
             ),
         },
@@ -761,6 +797,9 @@ fn summarize(
             "tasks": tasks,
             "bundle": out.display().to_string(),
             "report": args.report.as_ref().map(|p| p.display().to_string()),
+            "checkpoints": args.checkpoint_dir.as_ref().map(|p| p.display().to_string()),
+            "monitor": trained.report.stages.last().map(|s| &s.monitor),
+            "learned_task_weights": tandem::train::manifest::learned_weights(trained),
         }));
         return;
     }
@@ -821,6 +860,17 @@ fn summarize(
     if let Some(p) = &args.report {
         eprintln!("report: {}", p.display());
     }
+    if let Some(w) = tandem::train::manifest::learned_weights(trained) {
+        let each: Vec<String> = w.iter().map(|(t, w)| format!("{t} {w:.3}")).collect();
+        eprintln!("learned task weights (uncertainty): {}", each.join(", "));
+    }
+    if let Some(dir) = &args.checkpoint_dir {
+        eprintln!(
+            "checkpoints: {} (listed in {})",
+            dir.display(),
+            tandem::train::checkpoint::INDEX_FILE
+        );
+    }
 }
 
 /// The recipe's name: mode and head type.
@@ -857,11 +907,21 @@ fn kept_epoch(trained: &Trained) -> String {
     if last.best_epoch + 1 == last.epochs_run {
         return String::new();
     }
+    let (name, direction) = last
+        .monitor
+        .rsplit_once(" (")
+        .unwrap_or((last.monitor.as_str(), "min)"));
+    let best = if direction.starts_with("max") {
+        "highest"
+    } else {
+        "lowest"
+    };
     format!(
-        "; kept {} epoch {} of {} (lowest validation loss {:.4})",
+        "; kept {} epoch {} of {} ({best} {} {:.4})",
         last.stage,
         last.best_epoch + 1,
         last.epochs_run,
-        last.best_valid_loss
+        name.replace("valid_loss", "validation loss"),
+        last.best_monitored
     )
 }

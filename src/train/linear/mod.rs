@@ -256,6 +256,8 @@ fn fit_linear(
                         train_loss: f32::NAN,
                         valid_loss: s.loss as f32,
                         metric: Some(s.primary as f32),
+                        monitored: None,
+                        task_losses: Vec::new(),
                         lr: c as f32,
                         elapsed: started.elapsed().as_secs_f64(),
                     };
@@ -361,6 +363,11 @@ fn fit_linear(
         best_valid_loss: history
             .get(best_epoch)
             .map_or(f32::NAN, |r: &EpochRecord| r.valid_loss),
+        monitor: "cross-validated loss (min)".into(),
+        best_monitored: history
+            .get(best_epoch)
+            .map_or(f32::NAN, |r: &EpochRecord| r.valid_loss),
+        learned_weights: None,
         seconds,
         seconds_to_best: seconds,
         history,
@@ -520,6 +527,7 @@ mod tests {
             targets,
             tokens: None,
             hidden: None,
+            strata: None,
         }
     }
 
