@@ -139,7 +139,12 @@ pub(crate) fn open_cache_file(path: &Path) -> Result<Option<File>> {
             "{}: an embedding cache must be a regular file",
             path.display()
         ))),
-        Ok(_) => File::open(path).map(Some).map_err(|e| Error::io(path, e)),
+        Ok(_) => match File::open(path) {
+            Ok(f) => Ok(Some(f)),
+            // Pruned between the two calls: absent, as if it had never been there.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(path, e)),
+        },
     }
 }
 
