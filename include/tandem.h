@@ -460,6 +460,26 @@ tandem_error *tandem_model_predict(const tandem_model *model,
                                    tandem_predictions **out);
 
 /**
+ * `tandem_model_predict` with Monte-Carlo dropout: every task's probabilities (or value) are
+ * the mean of `samples` passes of the heads with dropout on, their masks drawn from `seed`
+ * (the same seed and texts give the same numbers), labels are decided on that mean with the
+ * tuned thresholds, and `tandem_predictions_spread` reads each number's standard deviation
+ * over the passes. Costs one backbone run and `samples` head passes. Thread-safe.
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (`samples` 0, or heads without
+ * dropout, such as a linear head), TOKENIZER, ONNX.
+ *
+ * Ownership: texts are borrowed for the call; the caller owns `*out`.
+ * Thread safety: safe from many threads at once on one model.
+ */
+tandem_error *tandem_model_predict_sampled(const tandem_model *model,
+                                           const char *const *texts,
+                                           const size_t *lens,
+                                           size_t n,
+                                           size_t samples,
+                                           uint64_t seed,
+                                           tandem_predictions **out);
+
+/**
  * One prediction per group: text `i` belongs to group `groups[i]` (`group_lens[i]` bytes, or
  * NUL-terminated when `group_lens` is NULL), e.g. an author id, and each group's outputs are
  * combined by `aggregation` (`TANDEM_AGGREGATE_*`). Rows come back in sorted group order;
@@ -787,6 +807,23 @@ tandem_error *tandem_predictions_value(const tandem_predictions *predictions,
                                        size_t row,
                                        size_t task,
                                        float *out);
+
+/**
+ * Writes the Monte-Carlo spread of row `row`, task `task` (predictions made by
+ * `tandem_model_predict_sampled`) to `out`: the standard deviation over the passes of each
+ * class's probability (`tandem_predictions_class_count` floats, in class order; binary
+ * tasks' two are equal) or, for a regression task, of its value (1 float).
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (out of range, or predictions made without
+ * Monte-Carlo dropout), BUFFER_TOO_SMALL.
+ *
+ * Ownership: `out` is the caller's.
+ * Thread safety: safe from many threads at once on one predictions object.
+ */
+tandem_error *tandem_predictions_spread(const tandem_predictions *predictions,
+                                        size_t row,
+                                        size_t task,
+                                        float *out,
+                                        size_t cap);
 
 /**
  * All predictions as JSONL (one `{"index"|"group", "predictions": [...]}` object per row, the

@@ -15,7 +15,8 @@ use crate::data::TaskKind;
 use crate::error::{Error, Result};
 use crate::eval::{group_outputs, Aggregation};
 pub use crate::heads::{
-    decode, decode_votes, predict_arrays, probabilities, GroupPrediction, Heads, TaskPrediction,
+    decode, decode_votes, predict_arrays, predict_sampled, probabilities, GroupPrediction, Heads,
+    Spread, TaskPrediction,
 };
 
 /// The heads of the bundle in `dir`, checked against `backbone` (for hot-swapping a bundle into
@@ -265,6 +266,40 @@ impl Model {
         Ok((preds, heads))
     }
 
+    /// Like [`predict_versioned`](Self::predict_versioned), with Monte-Carlo dropout: each
+    /// task's probabilities (or value) are the mean of `samples` passes of the native heads
+    /// with dropout on, drawn from `seed` (the same seed, the same numbers), labels are decided
+    /// on that mean with the tuned thresholds, and [`TaskPrediction::spread`] holds the
+    /// passes' standard deviation. Heads served through ONNX Runtime sample their native
+    /// twin.
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT for 0 samples or heads without dropout; as `predict` otherwise.
+    pub fn predict_sampled(
+        &self,
+        texts: &[&str],
+        samples: usize,
+        seed: u64,
+    ) -> Result<(Vec<Vec<TaskPrediction>>, Arc<Heads>)> {
+        let heads = self.heads();
+        let inputs = self.inputs(texts, &Needs::of(&heads))?;
+        let feats = native_features(&heads, &inputs)?;
+        let tokens = inputs
+            .tokens
+            .as_ref()
+            .filter(|_| heads.network.arch.needs_tokens());
+        let emb = if heads.network.arch.emb_dim > 0 {
+            inputs.emb.view()
+        } else {
+            inputs.emb.slice(ndarray::s![.., ..0])
+        };
+        let spread = predict_sampled(&heads, emb, feats.view(), tokens, samples, seed)?;
+        let preds = (0..texts.len())
+            .map(|i| decode_sampled(&heads, &spread, i))
+            .collect();
+        Ok((preds, heads))
+    }
+
     /// One prediction per group: each text's outputs are combined by `how` over the texts
     /// sharing a group key (e.g. an author id). Groups come back in sorted key order.
     pub fn predict_groups(
@@ -359,12 +394,36 @@ pub(crate) fn run_heads(heads: &Heads, inputs: &Inputs) -> Result<Vec<Array2<f32
         };
         return onnx.run(emb.view(), raw.view(), tokens);
     }
-    let feats = match (&heads.normalizer, &inputs.raw) {
-        (Some(norm), Some(raw)) => norm.transform(raw.view()),
-        (Some(_), None) => return Err(Error::invalid("these heads read metadata features")),
-        (None, _) => empty(),
-    };
+    let feats = native_features(heads, inputs)?;
     predict_arrays(heads, emb.view(), feats.view(), tokens)
+}
+
+/// The normalized features native heads read (0 columns when they read none).
+fn native_features(heads: &Heads, inputs: &Inputs) -> Result<Array2<f32>> {
+    match (&heads.normalizer, &inputs.raw) {
+        (Some(norm), Some(raw)) => Ok(norm.transform(raw.view())),
+        (Some(_), None) => Err(Error::invalid("these heads read metadata features")),
+        (None, _) => Ok(Array2::zeros((inputs.n, 0))),
+    }
+}
+
+/// Decodes Monte-Carlo dropout's mean outputs like any prediction, with each value's spread.
+fn decode_sampled(heads: &Heads, spread: &Spread, i: usize) -> Vec<TaskPrediction> {
+    heads
+        .tasks
+        .iter()
+        .zip(spread.mean.iter().zip(&spread.std))
+        .map(|(task, (mean, std))| {
+            let mut p = decode(task, mean.row(i).as_slice().unwrap_or(&[]));
+            let s = std.row(i).to_vec();
+            // A binary head's one output is shown as [1 - p, p]: both spread alike.
+            p.spread = Some(match task.spec.kind {
+                TaskKind::Binary => vec![s[0], s[0]],
+                _ => s,
+            });
+            p
+        })
+        .collect()
 }
 
 /// One prediction per group (sorted key order): each task's per-text outputs `probs` combined

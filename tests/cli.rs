@@ -1991,3 +1991,70 @@ fn train_holds_validation_out_stratified_by_a_field() {
     let err = failing(with_valid);
     assert!(err.contains("cannot be used with"), "{err}");
 }
+
+#[test]
+fn predict_samples_dropout_and_reports_the_spread() {
+    let dir = tmp("mc-dropout");
+    let data = slice(&dir, "trec.jsonl", 150, 29);
+    let config = quick_config(&dir, 3);
+    let model = dir.join("model");
+    ok(labelled("train", "multiclass", &data, &config)
+        .args([
+            "--mode",
+            "embedding_only",
+            "--seed",
+            "1",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&model));
+    let predict = |extra: &[&str]| {
+        stdout(&ok(tandem()
+            .args(["predict", "--quiet", "--model"])
+            .arg(&model)
+            .args(extra)
+            .arg(&data)))
+    };
+    let sampled = predict(&["--mc-samples", "16"]);
+    assert_eq!(sampled, predict(&["--mc-samples", "16", "--mc-seed", "0"]));
+    assert_ne!(sampled, predict(&["--mc-samples", "16", "--mc-seed", "5"]));
+    let plain = predict(&[]);
+    let mut spread_seen = false;
+    for (line, plain) in sampled.lines().zip(plain.lines()) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let p = &v["predictions"][0];
+        let probs: Vec<f64> = serde_json::from_value(p["probabilities"].clone()).unwrap();
+        let spread: Vec<f64> = serde_json::from_value(p["spread"].clone()).unwrap();
+        assert_eq!(probs.len(), spread.len());
+        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-4);
+        // The label is the argmax of the mean.
+        let best = (0..probs.len())
+            .max_by(|&a, &b| probs[a].total_cmp(&probs[b]))
+            .unwrap();
+        let labels = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"];
+        assert_eq!(p["labels"][0], labels[best]);
+        spread_seen |= spread.iter().any(|&s| s > 0.0);
+        // A plain prediction has no spread.
+        assert!(
+            serde_json::from_str::<Value>(plain).unwrap()["predictions"][0]["spread"].is_null()
+        );
+    }
+    assert!(spread_seen, "dropout makes the passes differ");
+    let tsv = predict(&["--mc-samples", "4", "--format", "tsv", "--top-k", "2"]);
+    let header = tsv.lines().next().unwrap();
+    assert!(
+        header.contains("label:top1\tlabel:p1\tlabel:sd1\tlabel:top2"),
+        "{header}"
+    );
+    // One bundle, per text only.
+    let out = tandem()
+        .args(["predict", "--mc-samples", "4", "--model"])
+        .arg(&model)
+        .arg("--model")
+        .arg(&model)
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one --model"));
+}

@@ -868,6 +868,15 @@ class Predictions {
     detail::check(tandem_predictions_value(h_.get(), row, task, &v));
     return v;
   }
+  /// The Monte-Carlo spread of predictions made by Model::predict_sampled: the standard
+  /// deviation over the passes of each class's probability (class order), or of a regression
+  /// task's value (one number). Errors: InvalidArgument (out of range, or predictions made
+  /// without Monte-Carlo dropout).
+  std::vector<float> spread(std::size_t row, std::size_t task = 0) const {
+    std::vector<float> out(std::max<std::size_t>(class_count(task), 1));
+    detail::check(tandem_predictions_spread(h_.get(), row, task, out.data(), out.size()));
+    return out;
+  }
   /// Every row as JSONL (`{"index"|"group", "predictions": [...]}` per line), as `tandem predict`.
   std::string json() const {
     char* out = nullptr;
@@ -972,6 +981,17 @@ class Model {
   Predictions predict(TextBatch texts) const {
     tandem_predictions* raw = nullptr;
     detail::check(tandem_model_predict(h_.get(), texts.ptrs(), texts.lens(), texts.size(), &raw));
+    return Predictions(raw);
+  }
+
+  /// Predicts with Monte-Carlo dropout: each task's probabilities (or value) are the mean of
+  /// `samples` passes of the heads with dropout on, drawn from `seed` (same seed, same numbers);
+  /// Predictions::spread reads their standard deviation. Thread-safe.
+  /// Errors: InvalidArgument (0 samples, or heads without dropout), InvalidUtf8, Tokenizer, Onnx.
+  Predictions predict_sampled(TextBatch texts, std::size_t samples, std::uint64_t seed = 0) const {
+    tandem_predictions* raw = nullptr;
+    detail::check(tandem_model_predict_sampled(h_.get(), texts.ptrs(), texts.lens(), texts.size(),
+                                               samples, seed, &raw));
     return Predictions(raw);
   }
 

@@ -605,6 +605,29 @@ static void test_train_save_load_predict(Fixture& fx) {
   CHECK_THROWS_CODE(fx.model.predict({"ok", "\xed\xa0\x80"}), tandem::ErrorCode::InvalidUtf8);
 }
 
+static void test_predict_sampled(Fixture& fx) {
+  const std::vector<std::string> texts(fx.test_texts.begin(), fx.test_texts.begin() + 4);
+  const auto a = fx.model.predict_sampled(texts, 8, 3);
+  const auto b = fx.model.predict_sampled(texts, 8, 3);
+  bool spread = false;
+  for (std::size_t i = 0; i < texts.size(); i++) {
+    const auto p = a.probabilities(i);
+    const auto sd = a.spread(i);
+    CHECK(p == b.probabilities(i));
+    CHECK(sd.size() == p.size());
+    float sum = 0;
+    for (std::size_t k = 0; k < p.size(); k++) {
+      sum += p[k];
+      CHECK(sd[k] >= 0.0f);
+      spread = spread || sd[k] > 0.0f;
+    }
+    CHECK(std::fabs(sum - 1.0f) < 1e-4f);
+  }
+  CHECK(spread);
+  CHECK_THROWS_CODE(fx.model.predict(texts).spread(0), tandem::ErrorCode::InvalidArgument);
+  CHECK_THROWS_CODE(fx.model.predict_sampled(texts, 0), tandem::ErrorCode::InvalidArgument);
+}
+
 static void test_predict_groups(Fixture& fx) {
   const tandem::Model& m = fx.model;
   const std::vector<std::string> texts(fx.test_texts.begin(), fx.test_texts.begin() + 6);
@@ -1126,6 +1149,7 @@ int main() {
     section("train, evaluate, save, load, predict", [&] { test_train_save_load_predict(fx); });
     if (fx.model) {
       section("predict_groups", [&] { test_predict_groups(fx); });
+      section("predict_sampled", [&] { test_predict_sampled(fx); });
       section("ONNX heads and export", [&] { test_onnx(fx); });
       section("hot swap", [&] { test_swap(fx); });
       section("fine-tuned backbone layers", [&] { test_finetune(fx); });

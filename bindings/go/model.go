@@ -128,6 +128,33 @@ func (a Aggregation) String() string {
 	return fmt.Sprintf("Aggregation(%d)", uint32(a))
 }
 
+// PredictSampled predicts with Monte-Carlo dropout: each task's probabilities (or value) are
+// the mean of samples passes of the heads with dropout on, their masks drawn from seed (the
+// same seed and texts give the same numbers), labels are decided on that mean, and each
+// TaskPrediction's Spread holds the passes' standard deviation.
+//
+// Errors: ErrInvalidArgument (samples 0, or heads without dropout), ErrInvalidUTF8,
+// ErrTokenizer, ErrONNX.
+func (m *Model) PredictSampled(texts []string, samples int, seed uint64) ([]Prediction, error) {
+	if samples < 0 {
+		return nil, invalidArgument("samples %d must not be negative", samples)
+	}
+	ptr, err := m.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer m.release()
+	in := newCStrings(texts)
+	defer in.free()
+	var out *C.tandem_predictions
+	err = takeError(C.tandem_model_predict_sampled(ptr, in.ptrs, in.lens, C.size_t(len(texts)), C.size_t(samples), C.uint64_t(seed), &out))
+	runtime.KeepAlive(m)
+	if err != nil {
+		return nil, err
+	}
+	return takePredictionsOf(out, true)
+}
+
 // PredictGroups makes one prediction per group: texts[i] belongs to group groups[i] (an
 // author id, say), and each group's outputs are combined by agg. Predictions come back in
 // sorted group order, with Prediction.Group set.

@@ -45,6 +45,10 @@ type TaskPrediction struct {
 	Probabilities []ClassProbability
 	// Value is the predicted value of a regression task (NaN for other kinds).
 	Value float32
+	// Spread, from PredictSampled only, is the standard deviation over the Monte-Carlo
+	// dropout passes of each probability (in Probabilities' order) or of the value (one
+	// number); nil otherwise.
+	Spread []float32
 }
 
 // Label returns the first predicted label, or "" when there is none.
@@ -90,6 +94,12 @@ func taskKind(code C.uint32_t) TaskKind {
 
 // takePredictions copies a predictions object into Go values and frees it.
 func takePredictions(p *C.tandem_predictions) ([]Prediction, error) {
+	return takePredictionsOf(p, false)
+}
+
+// takePredictionsOf is takePredictions, reading each task's Spread when sampled (predictions
+// made by tandem_model_predict_sampled).
+func takePredictionsOf(p *C.tandem_predictions, sampled bool) ([]Prediction, error) {
 	defer C.tandem_predictions_free(p)
 	n := int(C.tandem_predictions_len(p))
 	nt := int(C.tandem_predictions_task_count(p))
@@ -150,6 +160,16 @@ func takePredictions(p *C.tandem_predictions) ([]Prediction, error) {
 				tp.Probabilities = make([]ClassProbability, len(probs))
 				for k, q := range probs {
 					tp.Probabilities[k] = ClassProbability{Class: ti.classes[k], Probability: q}
+				}
+			}
+			if sampled {
+				n := len(ti.classes)
+				if n == 0 {
+					n = 1
+				}
+				tp.Spread = make([]float32, n)
+				if err := takeError(C.tandem_predictions_spread(p, row, task, floatPtr(tp.Spread), C.size_t(n))); err != nil {
+					return nil, err
 				}
 			}
 			pr.Tasks[j] = tp

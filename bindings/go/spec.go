@@ -114,6 +114,19 @@ type TrainerSpec struct {
 	// layers among its candidates (nil: true; false keeps the bundle on the stock backbone).
 	// Only with RecipeAuto.
 	Finetune *bool `json:"finetune,omitempty"`
+	// Checkpoints, when set, saves bundles of the best epochs and of every N-th epoch of the
+	// model's last stage while Train runs (RecipeConfig only).
+	Checkpoints *Checkpoints `json:"checkpoints,omitempty"`
+}
+
+// Checkpoints says where and which checkpoints a trainer saves.
+type Checkpoints struct {
+	// Dir is a new or empty directory; checkpoints.json in it lists the kept bundles.
+	Dir string `json:"dir"`
+	// KeepTop keeps the K best epochs by the last stage's Monitor (nil: 3).
+	KeepTop *int `json:"keep_top,omitempty"`
+	// Every also keeps every N-th epoch (0: none).
+	Every int `json:"every,omitempty"`
 }
 
 // Recipe says how a trainer chooses its recipe.
@@ -231,6 +244,12 @@ type StageConfig struct {
 	WarmupFraction *float64 `json:"warmup_fraction,omitempty"`
 	// ClipNorm is the global gradient-norm clip (0 = no clipping).
 	ClipNorm *float64 `json:"clip_norm,omitempty"`
+	// Monitor is the validation number that picks the best epoch, drives the plateau
+	// schedule and stops early: "valid_loss" (default), "task_loss", "macro_f1", "accuracy",
+	// "rmse" or "mae".
+	Monitor string `json:"monitor,omitempty"`
+	// MonitorTask is the task whose number Monitor reads ("" = the first).
+	MonitorTask string `json:"monitor_task,omitempty"`
 }
 
 // MetadataConfig configures the metadata side: features and the encoder over them.

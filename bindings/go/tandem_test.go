@@ -864,3 +864,94 @@ func TestAutoRecipe(t *testing.T) {
 		t.Errorf("plain report: %v %+v", err, rep)
 	}
 }
+
+func TestPredictSampled(t *testing.T) {
+	_, dir := trainedFixture(t)
+	m := loadModel(t, dir)
+	in := texts(evalSet()[:6])
+	a, err := m.PredictSampled(in, 8, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.PredictSampled(in, 8, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := m.Predict(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spread := false
+	for i := range a {
+		tp := a[i].Tasks[0]
+		if len(tp.Spread) != len(tp.Probabilities) {
+			t.Fatalf("row %d: %d spreads for %d probabilities", i, len(tp.Spread), len(tp.Probabilities))
+		}
+		sum := 0.0
+		for k, cp := range tp.Probabilities {
+			sum += float64(cp.Probability)
+			if cp.Probability != b[i].Tasks[0].Probabilities[k].Probability {
+				t.Fatalf("row %d: the same seed gave other probabilities", i)
+			}
+			if tp.Spread[k] < 0 {
+				t.Fatalf("row %d: negative spread %v", i, tp.Spread[k])
+			}
+			spread = spread || tp.Spread[k] > 0
+		}
+		if math.Abs(sum-1) > 1e-4 {
+			t.Fatalf("row %d: probabilities sum to %v", i, sum)
+		}
+		if plain[i].Tasks[0].Spread != nil {
+			t.Fatalf("row %d: a plain prediction has a spread", i)
+		}
+	}
+	if !spread {
+		t.Fatal("dropout made no pass differ")
+	}
+	if _, err := m.PredictSampled(in, 0, 0); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("0 samples: %v", err)
+	}
+}
+
+func TestCheckpointsByMonitor(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	spec := labelSpec(2, 4)
+	spec.Config.Head.Stage.Monitor = "macro_f1"
+	spec.Config.Head.Stage.Patience = Ptr(0)
+	spec.Checkpoints = &Checkpoints{Dir: dir, KeepTop: Ptr(1), Every: 2}
+	tr, err := NewTrainer(backbone, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for _, e := range trainSet() {
+		if err := tr.AddExample(e.Text, map[string]any{"label": e.Label}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.Train(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "checkpoints.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var index struct {
+		Monitor     string `json:"monitor"`
+		Best        string `json:"best"`
+		Checkpoints []struct {
+			Bundle   string `json:"bundle"`
+			Periodic bool   `json:"periodic"`
+		} `json:"checkpoints"`
+	}
+	if err := json.Unmarshal(raw, &index); err != nil {
+		t.Fatal(err)
+	}
+	if index.Monitor != "macro_f1 of label (max)" || index.Best == "" {
+		t.Fatalf("index %s", raw)
+	}
+	m := loadModel(t, filepath.Join(dir, index.Best))
+	if _, err := m.Predict([]string{"Who wrote Hamlet ?"}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -339,7 +339,7 @@ fn null_handle(which: u8, a: &Str, b: &Str) {
     let mut floats = [SENTINEL; 4];
     // SAFETY: NULL handles; strings readable for their lengths; out-pointers to live locals.
     let code = unsafe {
-        match which % 22 {
+        match which % 24 {
             0 => tandem_model_load(null(), a.ptr, a.len, (&raw mut out_ptr).cast()),
             1 => tandem_trainer_new(null(), a.ptr, a.len, (&raw mut out_ptr).cast()),
             2 => tandem_trainer_add_example(null_mut(), a.ptr, a.len, b.ptr, b.len),
@@ -374,11 +374,21 @@ fn null_handle(which: u8, a: &Str, b: &Str) {
             18 => tandem_options_set_threads(null_mut(), a.len as u32),
             19 => tandem_options_set_batching(null_mut(), a.len, b.len),
             20 => tandem_options_set_backbone_name(null_mut(), a.ptr, a.len),
+            21 => tandem_model_predict_sampled(
+                null(),
+                texts.texts(),
+                texts.lens(),
+                0,
+                a.len,
+                b.len as u64,
+                (&raw mut out_ptr).cast(),
+            ),
+            22 => tandem_predictions_spread(null(), a.len, b.len, floats.as_mut_ptr(), 4),
             // A NULL out-pointer is refused before the options are read or anything is loaded.
             _ => tandem_backbone_load(null(), null_mut()),
         }
     };
-    assert_eq!(take(code), TANDEM_ERR_NULL_ARGUMENT, "call {}", which % 22);
+    assert_eq!(take(code), TANDEM_ERR_NULL_ARGUMENT, "call {}", which % 24);
     assert_eq!(out_ptr, dangling);
     assert_eq!(out_str, dangling.cast());
     assert_eq!(version, 77);

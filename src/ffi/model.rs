@@ -133,6 +133,39 @@ pub unsafe extern "C" fn tandem_model_predict(
     })
 }
 
+/// `tandem_model_predict` with Monte-Carlo dropout: every task's probabilities (or value) are
+/// the mean of `samples` passes of the heads with dropout on, their masks drawn from `seed`
+/// (the same seed and texts give the same numbers), labels are decided on that mean with the
+/// tuned thresholds, and `tandem_predictions_spread` reads each number's standard deviation
+/// over the passes. Costs one backbone run and `samples` head passes. Thread-safe.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (`samples` 0, or heads without
+/// dropout, such as a linear head), TOKENIZER, ONNX.
+///
+/// Ownership: texts are borrowed for the call; the caller owns `*out`.
+/// Thread safety: safe from many threads at once on one model.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_model_predict_sampled(
+    model: *const tandem_model,
+    texts: *const *const c_char,
+    lens: *const usize,
+    n: usize,
+    samples: usize,
+    seed: u64,
+    out: *mut *mut tandem_predictions,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let m = unsafe { handle(model, "model") }?;
+        let texts = unsafe { strs_arg(texts, lens, n, "texts") }?;
+        out_ptr(out, "out")?;
+        let (preds, heads) = m.inner.predict_sampled(&texts, samples, seed)?;
+        let rows = preds.into_iter().map(|p| (None, p)).collect();
+        let p = tandem_predictions::new(&heads, rows);
+        unsafe { write_out(out, Box::into_raw(Box::new(p))) };
+        Ok(())
+    })
+}
+
 /// One prediction per group: text `i` belongs to group `groups[i]` (`group_lens[i]` bytes, or
 /// NUL-terminated when `group_lens` is NULL), e.g. an author id, and each group's outputs are
 /// combined by `aggregation` (`TANDEM_AGGREGATE_*`). Rows come back in sorted group order;

@@ -28,6 +28,7 @@ struct Cell {
     labels: Vec<CString>,
     probabilities: Vec<f32>,
     value: Option<f32>,
+    spread: Option<Vec<f32>>,
 }
 
 struct Row {
@@ -82,6 +83,7 @@ impl tandem_predictions {
                             labels: p.labels.iter().map(|l| c_string(l)).collect(),
                             probabilities: p.probabilities,
                             value: p.value,
+                            spread: p.spread,
                         })
                         .collect(),
                 })
@@ -103,12 +105,16 @@ impl tandem_predictions {
                     .iter()
                     .zip(&row.cells)
                     .map(|(t, c)| {
-                        serde_json::json!({
+                        let mut v = serde_json::json!({
                             "task": text(&t.name),
                             "labels": c.labels.iter().map(text).collect::<Vec<_>>(),
                             "probabilities": c.probabilities,
                             "value": c.value,
-                        })
+                        });
+                        if let Some(s) = &c.spread {
+                            v["spread"] = serde_json::json!(s);
+                        }
+                        v
                     })
                     .collect();
                 match &row.group {
@@ -381,6 +387,37 @@ pub unsafe extern "C" fn tandem_predictions_value(
     })
 }
 
+/// Writes the Monte-Carlo spread of row `row`, task `task` (predictions made by
+/// `tandem_model_predict_sampled`) to `out`: the standard deviation over the passes of each
+/// class's probability (`tandem_predictions_class_count` floats, in class order; binary
+/// tasks' two are equal) or, for a regression task, of its value (1 float).
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (out of range, or predictions made without
+/// Monte-Carlo dropout), BUFFER_TOO_SMALL.
+///
+/// Ownership: `out` is the caller's.
+/// Thread safety: safe from many threads at once on one predictions object.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_predictions_spread(
+    predictions: *const tandem_predictions,
+    row: usize,
+    task: usize,
+    out: *mut f32,
+    cap: usize,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: as documented on the function.
+        let p = unsafe { handle(predictions, "predictions") }?;
+        let s = cell_arg(p, row, task)?.spread.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "these predictions have no spread: make them with tandem_model_predict_sampled",
+            )
+        })?;
+        let dst = unsafe { floats_out(out, cap, s.len()) }?;
+        dst.copy_from_slice(s);
+        Ok(())
+    })
+}
+
 /// All predictions as JSONL (one `{"index"|"group", "predictions": [...]}` object per row, the
 /// format of `tandem predict`), written to `*out` and freed with `tandem_string_free`.
 /// Errors: NULL_ARGUMENT.
@@ -440,12 +477,14 @@ mod tests {
                         labels: vec!["a \"b\"".into()],
                         probabilities: vec![0.75, 0.25],
                         value: None,
+                        spread: None,
                     },
                     TaskPrediction {
                         task: "score".into(),
                         labels: vec![],
                         probabilities: vec![],
                         value: Some(1.5),
+                        spread: None,
                     },
                 ],
             );

@@ -33,6 +33,10 @@ pub struct TaskPrediction {
     pub probabilities: Vec<f32>,
     /// The predicted value (regression only).
     pub value: Option<f32>,
+    /// With Monte-Carlo dropout only: the standard deviation over the passes of each
+    /// probability (in `probabilities`' order, binary `[1 - p, p]` alike) or of the value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Vec<f32>>,
 }
 
 impl TaskPrediction {
@@ -43,6 +47,7 @@ impl TaskPrediction {
             labels: vec![],
             probabilities: vec![],
             value: None,
+            spread: None,
         }
     }
 }

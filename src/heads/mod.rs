@@ -48,44 +48,133 @@ pub fn predict_arrays(
     tokens: Option<&TokenSeqs>,
 ) -> Result<Vec<Array2<f32>>> {
     let net = &heads.network;
-    let raw = match (net.arch.needs_tokens(), tokens) {
-        (false, _) => net.forward(emb, feats, None)?,
+    let raw = in_chunks(&net.arch, emb, feats, tokens, |e, f, t| {
+        net.forward(e, f, t)
+    })?;
+    Ok(probabilities(&heads.tasks, &net.arch, &raw))
+}
+
+/// Monte-Carlo dropout over [`predict_arrays`]' inputs: `samples` passes with dropout on (see
+/// [`Network::forward_sampled`]), on a copy of the network whose dropout streams start from
+/// `seed` (the same seed gives the same result). Per task, the mean of the passes'
+/// probabilities (or values) and their standard deviation.
+///
+/// # Errors
+/// INVALID_ARGUMENT when `samples` is 0 or the heads have no dropout to sample (a linear head,
+/// or dropout 0), as for [`predict_arrays`].
+pub fn predict_sampled(
+    heads: &Heads,
+    emb: ArrayView2<'_, f32>,
+    feats: ArrayView2<'_, f32>,
+    tokens: Option<&TokenSeqs>,
+    samples: usize,
+    seed: u64,
+) -> Result<Spread> {
+    if samples == 0 {
+        return Err(Error::invalid(
+            "Monte-Carlo dropout needs at least 1 sample",
+        ));
+    }
+    let mut net = heads.network.clone();
+    if net.reseed_all_dropout(seed) == 0 {
+        return Err(Error::invalid(
+            "these heads have no dropout (dropout 0, or a linear head): Monte-Carlo dropout \
+             has nothing to sample",
+        ));
+    }
+    let arch = heads.network.arch.clone();
+    let mut sum: Vec<Array2<f64>> = Vec::new();
+    let mut sum_sq: Vec<Array2<f64>> = Vec::new();
+    for _ in 0..samples {
+        let raw = in_chunks(&arch, emb, feats, tokens, |e, f, t| {
+            net.forward_sampled(e, f, t)
+        })?;
+        let probs = probabilities(&heads.tasks, &arch, &raw);
+        if sum.is_empty() {
+            sum = probs.iter().map(|p| Array2::zeros(p.raw_dim())).collect();
+            sum_sq = sum.clone();
+        }
+        for ((s, q), p) in sum.iter_mut().zip(sum_sq.iter_mut()).zip(&probs) {
+            let p = p.mapv(f64::from);
+            *q += &(&p * &p);
+            *s += &p;
+        }
+    }
+    let k = samples as f64;
+    let mean: Vec<Array2<f32>> = sum.iter().map(|s| s.mapv(|v| (v / k) as f32)).collect();
+    // Population standard deviation of the passes, floored at 0 against rounding.
+    let std = sum
+        .iter()
+        .zip(&sum_sq)
+        .map(|(s, q)| {
+            ndarray::Zip::from(s)
+                .and(q)
+                .map_collect(|&s, &q| ((q / k - (s / k).powi(2)).max(0.0)).sqrt() as f32)
+        })
+        .collect();
+    Ok(Spread { mean, std, samples })
+}
+
+/// What Monte-Carlo dropout gives per task: mean and standard deviation over the passes.
+#[derive(Debug, Clone)]
+pub struct Spread {
+    /// Each task's mean probabilities (or values), `[n, outputs]`.
+    pub mean: Vec<Array2<f32>>,
+    /// Their standard deviation over the passes, same shapes.
+    pub std: Vec<Array2<f32>>,
+    /// Passes run.
+    pub samples: usize,
+}
+
+/// Every task's raw outputs from `run` over the inputs: in one call for pooled heads, in
+/// chunks of [`SEQUENCE_CHUNK`] texts (their tokens packed per chunk) for sequence heads.
+fn in_chunks(
+    arch: &Architecture,
+    emb: ArrayView2<'_, f32>,
+    feats: ArrayView2<'_, f32>,
+    tokens: Option<&TokenSeqs>,
+    mut run: impl FnMut(
+        ArrayView2<'_, f32>,
+        ArrayView2<'_, f32>,
+        Option<&crate::backbone::PackedBatch>,
+    ) -> Result<Vec<Array2<f32>>>,
+) -> Result<Vec<Array2<f32>>> {
+    let t = match (arch.needs_tokens(), tokens) {
+        (false, _) => return run(emb, feats, None),
         (true, None) => {
             return Err(Error::invalid(
                 "sequence heads need the texts' per-token vectors",
             ))
         }
-        (true, Some(t)) => {
-            let n = emb.nrows();
-            if t.len() != n {
-                return Err(Error::invalid(format!(
-                    "{} token sequences for {n} texts",
-                    t.len()
-                )));
-            }
-            let mut parts: Vec<Vec<Array2<f32>>> = Vec::new();
-            let all: Vec<usize> = (0..n).collect();
-            for idx in all.chunks(SEQUENCE_CHUNK) {
-                let rows = idx[0]..idx[0] + idx.len();
-                // Features may be an empty placeholder (embedding-only mode).
-                let f = if feats.nrows() == n {
-                    feats.slice(ndarray::s![rows.clone(), ..])
-                } else {
-                    feats.view()
-                };
-                parts.push(net.forward(
-                    emb.slice(ndarray::s![rows, ..]),
-                    f,
-                    Some(&t.gather(idx)),
-                )?);
-            }
-            (0..net.arch.outputs.len())
-                .map(|k| {
-                    let views: Vec<_> = parts.iter().map(|p| p[k].view()).collect();
-                    ndarray::concatenate(ndarray::Axis(0), &views).expect("same widths")
-                })
-                .collect()
-        }
+        (true, Some(t)) => t,
     };
-    Ok(probabilities(&heads.tasks, &net.arch, &raw))
+    let n = emb.nrows();
+    if t.len() != n {
+        return Err(Error::invalid(format!(
+            "{} token sequences for {n} texts",
+            t.len()
+        )));
+    }
+    let mut parts: Vec<Vec<Array2<f32>>> = Vec::new();
+    let all: Vec<usize> = (0..n).collect();
+    for idx in all.chunks(SEQUENCE_CHUNK) {
+        let rows = idx[0]..idx[0] + idx.len();
+        // Features may be an empty placeholder (embedding-only mode).
+        let f = if feats.nrows() == n {
+            feats.slice(ndarray::s![rows.clone(), ..])
+        } else {
+            feats.view()
+        };
+        parts.push(run(
+            emb.slice(ndarray::s![rows, ..]),
+            f,
+            Some(&t.gather(idx)),
+        )?);
+    }
+    Ok((0..arch.outputs.len())
+        .map(|k| {
+            let views: Vec<_> = parts.iter().map(|p| p[k].view()).collect();
+            ndarray::concatenate(ndarray::Axis(0), &views).expect("same widths")
+        })
+        .collect())
 }

@@ -825,6 +825,51 @@ static void test_checkpoints(const tandem_backbone *b) {
   tandem_trainer_free(t);
 }
 
+/* Monte-Carlo dropout: the mean of seeded passes with dropout on, and each probability's
+ * spread; the same seed gives the same numbers, and plain predictions carry no spread. */
+static void test_sampled(const tandem_backbone *b, const char *bundle_dir) {
+  tandem_model *m = NULL;
+  if (!OK(tandem_model_load(b, bundle_dir, strlen(bundle_dir), &m))) return;
+  const char *texts[] = {"Who wrote Romeo and Juliet ?", "How many days are in a leap year ?"};
+  tandem_predictions *p = NULL, *q = NULL, *plain = NULL;
+  ERR(tandem_model_predict_sampled(NULL, texts, NULL, 2, 8, 3, &p), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_model_predict_sampled(m, texts, NULL, 2, 0, 3, &p), TANDEM_ERR_INVALID_ARGUMENT);
+  if (OK(tandem_model_predict_sampled(m, texts, NULL, 2, 8, 3, &p)) &&
+      OK(tandem_model_predict_sampled(m, texts, NULL, 2, 8, 3, &q)) &&
+      OK(tandem_model_predict(m, texts, NULL, 2, &plain))) {
+    size_t k = tandem_predictions_class_count(p, 0);
+    float probs[16], again[16], sd[16];
+    int spread = 0;
+    for (size_t i = 0; i < 2 && k <= 16; i++) {
+      if (OK(tandem_predictions_probabilities(p, i, 0, probs, k)) &&
+          OK(tandem_predictions_probabilities(q, i, 0, again, k)) &&
+          OK(tandem_predictions_spread(p, i, 0, sd, k))) {
+        float sum = 0;
+        for (size_t j = 0; j < k; j++) {
+          sum += probs[j];
+          EXPECT(sd[j] >= 0 && sd[j] < 0.5f);
+          if (sd[j] > 0) spread = 1;
+        }
+        EXPECT(fabs(sum - 1.0) < 1e-4);
+        EXPECT(memcmp(probs, again, k * sizeof(float)) == 0);
+      }
+    }
+    EXPECT(spread);
+    ERR(tandem_predictions_spread(p, 0, 0, sd, 1), TANDEM_ERR_BUFFER_TOO_SMALL);
+    ERR(tandem_predictions_spread(plain, 0, 0, sd, 16), TANDEM_ERR_INVALID_ARGUMENT);
+    ERR(tandem_predictions_spread(p, 5, 0, sd, 16), TANDEM_ERR_INVALID_ARGUMENT);
+    char *json = NULL;
+    if (OK(tandem_predictions_json(p, &json))) {
+      EXPECT(strstr(json, "\"spread\"") != NULL);
+      tandem_string_free(json);
+    }
+  }
+  tandem_predictions_free(p);
+  tandem_predictions_free(q);
+  tandem_predictions_free(plain);
+  tandem_model_free(m);
+}
+
 /* The recipe chosen by validation: "recipe": "auto" with a zero budget measures the first
  * candidate (the linear recipe) only, and the report says what it chose and why. */
 static void test_auto_recipe(const tandem_backbone *b) {
@@ -1080,6 +1125,8 @@ int main(void) {
     section("model");
     test_onnx(bundle_dir);
     section("ONNX heads and export");
+    test_sampled(b, bundle_dir);
+    section("Monte-Carlo dropout");
     tandem_model *stock = NULL;
     OK(tandem_model_load(b, bundle_dir, strlen(bundle_dir), &stock));
     test_finetune(b, stock);

@@ -57,6 +57,14 @@ pub struct PredictArgs {
     /// in the input (the int8 graph quantizes each run's activations with one scale per run).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     batch_size: u64,
+    /// Monte-Carlo dropout: average N passes of the heads with dropout on, decide on the mean,
+    /// and report each probability's (or value's) standard deviation over the passes as
+    /// `spread` (TSV: `:sd` columns). One bundle, texts not grouped.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    mc_samples: Option<u64>,
+    /// Seed of the Monte-Carlo dropout masks (the same seed and input, the same output).
+    #[arg(long, default_value_t = 0, requires = "mc_samples")]
+    mc_seed: u64,
     #[command(flatten)]
     pub(crate) log: LogArgs,
     #[command(flatten)]
@@ -84,6 +92,8 @@ struct Writer<'a, W: Write> {
     top_k: Option<usize>,
     /// TSV: whether the rows have an `id` column.
     ids: bool,
+    /// TSV: whether predictions carry Monte-Carlo spreads (their `:sd` columns).
+    spread: bool,
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -103,6 +113,17 @@ fn top(task: &TaskEntry, p: &TaskPrediction, k: usize) -> Vec<(String, f32)> {
     v.sort_by(|a, b| b.1.total_cmp(&a.1));
     v.truncate(k);
     v
+}
+
+/// The spreads of the `k` labels [`top`] shows, in its order (empty without spreads).
+fn top_spreads(task: &TaskEntry, p: &TaskPrediction, k: usize) -> Vec<f32> {
+    let Some(s) = &p.spread else {
+        return Vec::new();
+    };
+    let mut order: Vec<usize> = (0..task.spec.labels.len().min(p.probabilities.len())).collect();
+    order.sort_by(|&a, &b| p.probabilities[b].total_cmp(&p.probabilities[a]));
+    order.truncate(k);
+    order.iter().filter_map(|&i| s.get(i).copied()).collect()
 }
 
 /// A text for a TSV cell: backslash, tab, newline and carriage return escaped.
@@ -158,11 +179,21 @@ impl<W: Write> Writer<'_, W> {
                 for i in 1..=k {
                     cols.push(format!("{name}:top{i}"));
                     cols.push(format!("{name}:p{i}"));
+                    if self.spread {
+                        cols.push(format!("{name}:sd{i}"));
+                    }
                 }
             } else if t.spec.kind != TaskKind::Regression {
                 for l in &t.spec.labels {
                     cols.push(format!("{name}:{}", tsv_cell(l)));
                 }
+                if self.spread {
+                    for l in &t.spec.labels {
+                        cols.push(format!("{name}:{}:sd", tsv_cell(l)));
+                    }
+                }
+            } else if self.spread {
+                cols.push(format!("{name}:sd"));
             }
         }
         if !groups {
@@ -191,6 +222,14 @@ impl<W: Write> Writer<'_, W> {
         if let Some(v) = p.value {
             m.insert("value".into(), json!(v));
         }
+        if let Some(s) = &p.spread {
+            // With top K, the spreads of the labels shown, in their order.
+            let shown = match self.top_k(t) {
+                Some(k) => top_spreads(t, p, k),
+                None => s.clone(),
+            };
+            m.insert("spread".into(), json!(shown));
+        }
         Value::Object(m)
     }
 
@@ -199,6 +238,9 @@ impl<W: Write> Writer<'_, W> {
         match t.spec.kind {
             TaskKind::Regression => {
                 cells.push(p.value.map(rounded).unwrap_or_default());
+                if self.spread {
+                    cells.push(p.spread.as_ref().map(|s| rounded(s[0])).unwrap_or_default());
+                }
                 return;
             }
             _ => cells.push(
@@ -210,12 +252,20 @@ impl<W: Write> Writer<'_, W> {
             ),
         }
         if let Some(k) = self.top_k(t) {
-            for (label, prob) in top(t, p, k) {
+            let sds = top_spreads(t, p, k);
+            for (i, (label, prob)) in top(t, p, k).into_iter().enumerate() {
                 cells.push(tsv_cell(&label));
                 cells.push(rounded(prob));
+                if self.spread {
+                    cells.push(sds.get(i).copied().map(rounded).unwrap_or_default());
+                }
             }
         } else {
             cells.extend(p.probabilities.iter().map(|&v| rounded(v)));
+            if self.spread {
+                let s = p.spread.as_deref().unwrap_or(&[]);
+                cells.extend(s.iter().map(|&v| rounded(v)));
+            }
         }
     }
 
@@ -346,10 +396,19 @@ impl Predictor {
         }
     }
 
-    fn predict(&self, texts: &[&str]) -> Result<Vec<Vec<TaskPrediction>>> {
-        match self {
-            Predictor::One(m, _) => m.predict(texts),
-            Predictor::Many(e) => e.predict(texts),
+    /// Predictions, with Monte-Carlo dropout when `mc` gives (samples, seed).
+    fn predict(
+        &self,
+        texts: &[&str],
+        mc: Option<(usize, u64)>,
+    ) -> Result<Vec<Vec<TaskPrediction>>> {
+        match (self, mc) {
+            (Predictor::One(m, _), None) => m.predict(texts),
+            (Predictor::One(m, _), Some((n, seed))) => Ok(m.predict_sampled(texts, n, seed)?.0),
+            (Predictor::Many(e), None) => e.predict(texts),
+            (Predictor::Many(_), Some(_)) => Err(Error::invalid(
+                "--mc-samples samples one bundle's dropout: give one --model",
+            )),
         }
     }
 
@@ -369,6 +428,15 @@ impl Predictor {
 /// `tandem predict`.
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let mut log = Log::new(&args.log);
+    let mc = args
+        .mc_samples
+        .map(|n| (usize::try_from(n).unwrap_or(usize::MAX), args.mc_seed));
+    if mc.is_some() && (args.model.len() > 1 || args.group_field.is_some()) {
+        return Err(Error::invalid(
+            "--mc-samples samples one bundle's dropout per text: give one --model and no \
+             --group-field",
+        ));
+    }
     let model = Predictor::load(&args.model, &args.backbone, args.batch_size as usize)?;
     let records = read_input(args.input.as_deref(), &args.text_field)?;
     let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
@@ -381,6 +449,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         ids: records
             .iter()
             .any(|r| r.id.as_ref().is_some_and(|v| !v.is_null())),
+        spread: mc.is_some(),
     };
     if let Some(field) = &args.group_field {
         let groups: Vec<String> = records
@@ -416,7 +485,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         let chunk_size = tandem::cache::EMBED_CHUNK;
         for (c, chunk) in texts.chunks(chunk_size).enumerate() {
             let base = c * chunk_size;
-            for (j, preds) in model.predict(chunk)?.into_iter().enumerate() {
+            for (j, preds) in model.predict(chunk, mc)?.into_iter().enumerate() {
                 let i = base + j;
                 let key = RowKey::Text {
                     index: i,

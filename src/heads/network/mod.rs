@@ -7,6 +7,7 @@
 //! [`Network::backward_train`], and their metadata-stage twins), each in its own file.
 
 mod inference;
+mod sampled;
 mod training;
 
 use std::collections::HashMap;
