@@ -324,12 +324,12 @@ fn load_morphology(tag: &mut impl FnMut(&'static str) -> Tag) -> Vec<MorphRule> 
     morphology
 }
 
-/// The contextual rules in file order, each with the tag it applies to (`*` for any), and the
-/// interned words they name ([`STAART`] always among them).
-#[allow(clippy::type_complexity)]
-fn load_context(
-    tag: &mut impl FnMut(&'static str) -> Tag,
-) -> (Vec<(&'static str, ContextRule)>, Interner<WordId>) {
+/// A contextual rule with the tag it applies to (`*` for any).
+type RuleFor = (&'static str, ContextRule);
+
+/// The contextual rules in file order, and the interned words they name ([`STAART`] always
+/// among them).
+fn load_context(tag: &mut impl FnMut(&'static str) -> Tag) -> (Vec<RuleFor>, Interner<WordId>) {
     let mut words = Interner::new();
     words.intern(STAART, word_id);
     let mut rules = Vec::new();
