@@ -30,8 +30,8 @@
 //!
 //! **Speed.** One pass over the chars feeds every surface scanner; words are normalized into a
 //! reused buffer and word lists are searched by binary search. The n-gram tables, VADER and the
-//! part-of-speech tagger keep their buffers between calls too, but the tagger still allocates a
-//! little per text. `cargo bench --bench metadata` measures it: about 3.5 MB/s per core for
+//! part-of-speech tagger keep their buffers between calls too, and the tagger compares tags as
+//! small integers. `cargo bench --bench metadata` measures it: about 5–7 MB/s per core for
 //! feature set 2, below the 10 MB/s target (docs/performance.md says where the time goes).
 //!
 //! How the work is split:

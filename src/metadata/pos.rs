@@ -45,29 +45,77 @@ const ENTITY_TAGS: [[&str; 4]; 2] = [
     ["NNPS", "NNPS-PERS", "NNPS-LOC", "NNPS-ORG"],
 ];
 
+/// What Pattern's context rules see beyond either end of the text, as a tag and as a word.
+const STAART: &str = "STAART";
+
+/// A part-of-speech tag, interned when the tagger is loaded: an index into [`Tagger::names`].
+/// The rules compare these small integers instead of tag strings (string compares were a third
+/// of the tagger's time).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Tag(u8);
+
+/// A word one of the contextual rules names, interned when the tagger is loaded;
+/// [`NO_WORD`] stands for every other token, which no rule names, so none can match it.
+type WordId = u16;
+const NO_WORD: WordId = WordId::MAX;
+
+/// How many tags or words the contextual rules look past a token on either side: the tag and
+/// word buffers are padded with this many [`STAART`]s so those lookups need no bounds checks.
+const PAD: usize = 3;
+
+/// Interns strings into consecutive small ids.
+struct Interner<T> {
+    ids: Map<&'static str, T>,
+    names: Vec<&'static str>,
+}
+
+impl<T: Copy> Interner<T> {
+    fn new() -> Self {
+        Interner {
+            ids: Map::default(),
+            names: Vec::new(),
+        }
+    }
+
+    /// The id of `name`, a new one if it has none yet; `make` turns an index into an id, and
+    /// fails if the ids ran out (the data has a fixed, small number of tags and words).
+    fn intern(&mut self, name: &'static str, make: impl Fn(usize) -> Option<T>) -> T {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = make(self.names.len()).expect("the tagger's data has few tags and rule words");
+        self.names.push(name);
+        self.ids.insert(name, id);
+        id
+    }
+}
+
+fn tag_id(k: usize) -> Option<Tag> {
+    u8::try_from(k).ok().map(Tag)
+}
+
+fn word_id(k: usize) -> Option<WordId> {
+    WordId::try_from(k).ok().filter(|&w| w != NO_WORD)
+}
+
 struct MorphRule {
     /// Only for words currently tagged this (the `f` commands).
-    only: Option<&'static str>,
+    only: Option<Tag>,
     x: &'static str,
-    tag: &'static str,
+    tag: Tag,
     /// Index into [`MORPH_CMDS`].
     cmd: u8,
 }
 
+/// A contextual rule. `x` and `y` are a [`Tag`]'s number or a [`WordId`], depending on what
+/// the command compares them with.
+#[derive(Clone, Copy)]
 struct ContextRule {
-    to: &'static str,
+    to: Tag,
     /// Index into [`CONTEXT_CMDS`].
     cmd: u8,
-    x: &'static str,
-    y: &'static str,
-}
-
-/// The contextual rules (in file order), and for each tag the indices of the rules that apply
-/// to it (its own and the `*` ones, in order), so a token only tries those.
-struct ContextRules {
-    rules: Vec<ContextRule>,
-    by_tag: Map<&'static str, Vec<usize>>,
-    any: Vec<usize>,
+    x: u16,
+    y: u16,
 }
 
 struct Entity {
@@ -77,11 +125,77 @@ struct Entity {
     kind: usize,
 }
 
+/// What [`counts`] counts a tag as, worked out from its name once, when the tagger is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Noun,
+    ProperNoun,
+    Verb,
+    PastVerb,
+    Adjective,
+    Adverb,
+    Pronoun,
+    Numeral,
+    Interjection,
+    Other,
+}
+
+/// The named-entity type a tag carries (its suffix after `-`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EntityKind {
+    Person,
+    Location,
+    Organisation,
+    None,
+}
+
+/// [`Class`] and [`EntityKind`] of a tag named `name`.
+fn classify(name: &str) -> (Class, EntityKind) {
+    let (base, kind) = name.split_once('-').unwrap_or((name, ""));
+    let class = match base {
+        "NN" | "NNS" => Class::Noun,
+        "NNP" | "NNPS" => Class::ProperNoun,
+        "VB" | "VBG" | "VBP" | "VBZ" | "MD" => Class::Verb,
+        "VBD" | "VBN" => Class::PastVerb,
+        "JJ" | "JJR" | "JJS" => Class::Adjective,
+        "RB" | "RBR" | "RBS" | "WRB" => Class::Adverb,
+        "PRP" | "PRP$" | "WP" | "WP$" => Class::Pronoun,
+        "CD" => Class::Numeral,
+        "UH" => Class::Interjection,
+        _ => Class::Other,
+    };
+    let kind = match kind {
+        "PERS" => EntityKind::Person,
+        "LOC" => EntityKind::Location,
+        "ORG" => EntityKind::Organisation,
+        _ => EntityKind::None,
+    };
+    (class, kind)
+}
+
 struct Tagger {
-    lexicon: Map<&'static str, &'static str>,
+    lexicon: Map<&'static str, Tag>,
+    /// Every tag's name, by [`Tag`] number; only the parity test reads tags back as names.
+    #[cfg(test)]
+    names: Vec<&'static str>,
+    /// Every tag's [`classify`], by [`Tag`] number.
+    classes: Vec<(Class, EntityKind)>,
     morphology: Vec<MorphRule>,
-    context: ContextRules,
+    /// The contextual rules that apply to a token with each tag (by [`Tag`] number): its own
+    /// and the `*` ones, in file order, so a token only tries those.
+    context: Vec<Vec<ContextRule>>,
+    /// The words the contextual rules name.
+    words: Map<&'static str, WordId>,
     entities: Map<String, Vec<Entity>>,
+    /// Tags and words the code itself uses.
+    nn: Tag,
+    nnp: Tag,
+    nnps: Tag,
+    cd: Tag,
+    staart: Tag,
+    staart_word: WordId,
+    /// [`ENTITY_TAGS`], interned.
+    entity_tags: [[Tag; 4]; 2],
 }
 
 /// Context commands as the rule files spell them, lower-cased.
@@ -115,111 +229,161 @@ const CONTEXT_CMDS: [&str; 27] = [
     "nextbigram",
 ];
 
+/// Whether the command numbered `cmd` (in [`CONTEXT_CMDS`]) compares its `x` and its `y` with
+/// words (true) or tags (false); must agree with the `match` in [`context`].
+fn operands_are_words(cmd: u8) -> (bool, bool) {
+    match cmd {
+        9..=15 => (true, false),
+        16 | 17 | 19 | 22 => (true, false),
+        18 | 21 => (false, true),
+        20 | 23 | 24 => (true, true),
+        _ => (false, false),
+    }
+}
+
 fn tagger() -> &'static Tagger {
     static TAGGER: OnceLock<Tagger> = OnceLock::new();
-    TAGGER.get_or_init(|| {
-        let mut lexicon = Map::default();
-        for line in LEXICON.lines() {
-            let mut parts = line.split(' ');
-            if let (Some(w), Some(t)) = (parts.next(), parts.next()) {
-                lexicon.insert(w, t);
-            }
+    TAGGER.get_or_init(load)
+}
+
+/// Parses the vendored data and interns its tags and rule words.
+fn load() -> Tagger {
+    let mut tags = Interner::new();
+    let mut tag = |name: &'static str| tags.intern(name, tag_id);
+    let mut lexicon = Map::default();
+    for line in LEXICON.lines() {
+        let mut parts = line.split(' ');
+        if let (Some(w), Some(t)) = (parts.next(), parts.next()) {
+            lexicon.insert(w, tag(t));
         }
-        let cmd_of = |s: &str| MORPH_CMDS.iter().position(|c| *c == s).map(|k| k as u8);
-        let is_cmd = |s: &str| cmd_of(s.strip_prefix('f').unwrap_or(s)).is_some();
-        let mut morphology = Vec::new();
-        for line in MORPHOLOGY.lines() {
-            let r: Vec<&'static str> = line.split_whitespace().collect();
-            if r.len() < 4 {
-                continue;
-            }
-            // `ly hassuf 2 RB x`, or `NN s fhassuf 1 NNS x` (which wins when both read as one).
-            let tag = r[r.len() - 2];
-            let rule = if is_cmd(r[2]) && r[2].starts_with('f') {
-                MorphRule {
-                    only: Some(r[0]),
-                    x: r[1],
-                    tag,
-                    cmd: cmd_of(&r[2][1..]).unwrap_or(0),
-                }
-            } else if let Some(cmd) = cmd_of(r[1]) {
-                MorphRule {
-                    only: None,
-                    x: r[0],
-                    tag,
-                    cmd,
-                }
-            } else {
-                continue;
-            };
-            morphology.push(rule);
+    }
+    let morphology = load_morphology(&mut tag);
+    let (context_rules, words) = load_context(&mut tag);
+    let entity_tags = ENTITY_TAGS.map(|row| row.map(&mut tag));
+    let (nn, nnp, nnps, cd, staart) = (tag("NN"), tag("NNP"), tag("NNPS"), tag("CD"), tag(STAART));
+    let names = tags.names;
+    let context = (0..names.len())
+        .map(|k| {
+            let own = names[k];
+            context_rules
+                .iter()
+                .filter(|(from, _)| *from == "*" || *from == own)
+                .map(|&(_, r)| r)
+                .collect()
+        })
+        .collect();
+    Tagger {
+        lexicon,
+        classes: names.iter().map(|n| classify(n)).collect(),
+        #[cfg(test)]
+        names,
+        morphology,
+        context,
+        staart_word: words.ids[STAART],
+        words: words.ids,
+        entities: load_entities(),
+        nn,
+        nnp,
+        nnps,
+        cd,
+        staart,
+        entity_tags,
+    }
+}
+
+fn load_morphology(tag: &mut impl FnMut(&'static str) -> Tag) -> Vec<MorphRule> {
+    let cmd_of = |s: &str| MORPH_CMDS.iter().position(|c| *c == s).map(|k| k as u8);
+    let is_cmd = |s: &str| cmd_of(s.strip_prefix('f').unwrap_or(s)).is_some();
+    let mut morphology = Vec::new();
+    for line in MORPHOLOGY.lines() {
+        let r: Vec<&'static str> = line.split_whitespace().collect();
+        if r.len() < 4 {
+            continue;
         }
-        let mut context = ContextRules {
-            rules: Vec::new(),
-            by_tag: Map::default(),
-            any: Vec::new(),
-        };
-        let mut froms = Vec::new();
-        for line in CONTEXT.lines() {
-            let r: Vec<&'static str> = line.split_whitespace().collect();
-            if r.len() < 4 {
-                continue;
+        // `ly hassuf 2 RB x`, or `NN s fhassuf 1 NNS x` (which wins when both read as one).
+        let to = tag(r[r.len() - 2]);
+        let rule = if is_cmd(r[2]) && r[2].starts_with('f') {
+            MorphRule {
+                only: Some(tag(r[0])),
+                x: r[1],
+                tag: to,
+                cmd: cmd_of(&r[2][1..]).unwrap_or(0),
             }
-            let lower = r[2].to_lowercase();
-            let Some(cmd) = CONTEXT_CMDS.iter().position(|c| *c == lower) else {
-                continue;
-            };
-            let cmd = cmd as u8;
-            froms.push(r[0]);
-            context.rules.push(ContextRule {
-                to: r[1],
+        } else if let Some(cmd) = cmd_of(r[1]) {
+            MorphRule {
+                only: None,
+                x: r[0],
+                tag: to,
                 cmd,
-                x: r[3],
-                y: r.get(4).copied().unwrap_or(""),
-            });
-        }
-        for (k, from) in froms.iter().enumerate() {
-            if *from == "*" {
-                context.any.push(k);
             }
+        } else {
+            continue;
+        };
+        morphology.push(rule);
+    }
+    morphology
+}
+
+/// A contextual rule with the tag it applies to (`*` for any).
+type RuleFor = (&'static str, ContextRule);
+
+/// The contextual rules in file order, and the interned words they name ([`STAART`] always
+/// among them).
+fn load_context(tag: &mut impl FnMut(&'static str) -> Tag) -> (Vec<RuleFor>, Interner<WordId>) {
+    let mut words = Interner::new();
+    words.intern(STAART, word_id);
+    let mut rules = Vec::new();
+    for line in CONTEXT.lines() {
+        let r: Vec<&'static str> = line.split_whitespace().collect();
+        if r.len() < 4 {
+            continue;
         }
-        for (k, from) in froms.iter().enumerate() {
-            if *from != "*" {
-                let list = context
-                    .by_tag
-                    .entry(from)
-                    .or_insert_with(|| context.any.clone());
-                list.push(k);
-                list.sort_unstable();
-                list.dedup();
+        let lower = r[2].to_lowercase();
+        let Some(cmd) = CONTEXT_CMDS.iter().position(|c| *c == lower) else {
+            continue;
+        };
+        let cmd = cmd as u8;
+        let to = tag(r[1]);
+        let (x_is_word, y_is_word) = operands_are_words(cmd);
+        let mut operand = |s: &'static str, is_word: bool| {
+            if is_word {
+                words.intern(s, word_id)
+            } else {
+                u16::from(tag(s).0)
             }
+        };
+        let rule = ContextRule {
+            to,
+            cmd,
+            x: operand(r[3], x_is_word),
+            y: operand(r.get(4).copied().unwrap_or(""), y_is_word),
+        };
+        rules.push((r[0], rule));
+    }
+    (rules, words)
+}
+
+fn load_entities() -> Map<String, Vec<Entity>> {
+    let mut entities: Map<String, Vec<Entity>> = Map::default();
+    for line in ENTITIES.lines() {
+        let mut words: Vec<String> = line.split_whitespace().map(str::to_lowercase).collect();
+        let kind = match words.last().map(String::as_str) {
+            Some("pers") => 1,
+            Some("loc") => 2,
+            Some("org") => 3,
+            _ => 0,
+        };
+        if kind > 0 {
+            words.pop();
         }
-        let mut entities: Map<String, Vec<Entity>> = Map::default();
-        for line in ENTITIES.lines() {
-            let mut words: Vec<String> = line.split_whitespace().map(str::to_lowercase).collect();
-            let kind = match words.last().map(String::as_str) {
-                Some("pers") => 1,
-                Some("loc") => 2,
-                Some("org") => 3,
-                _ => 0,
-            };
-            if kind > 0 {
-                words.pop();
-            }
-            if let Some(first) = words.first().cloned() {
-                entities
-                    .entry(first)
-                    .or_default()
-                    .push(Entity { words, kind });
-            }
+        if let Some(first) = words.first().cloned() {
+            entities
+                .entry(first)
+                .or_default()
+                .push(Entity { words, kind });
         }
-        Tagger {
-            lexicon,
-            morphology,
-            context,
-            entities,
-        }
-    })
+    }
+    entities
 }
 
 /// Python's `\w`: a Unicode letter or digit, or `_`.
@@ -367,11 +531,20 @@ pub(super) fn tokenize(text: &str, out: &mut Vec<(usize, usize)>) {
 /// Buffers kept between calls.
 #[derive(Default)]
 pub(super) struct Scratch {
+    /// The tokens' byte ranges in the text.
     tokens: Vec<(usize, usize)>,
+    /// The tokens lower-cased, one after the other, and each one's byte range in it.
     lower: String,
     lowers: Vec<(usize, usize)>,
-    tags: Vec<&'static str>,
+    /// The tokens' tags, with [`PAD`] [`STAART`] tags on either side.
+    tags: Vec<Tag>,
+    /// The tokens' [`WordId`]s, padded like `tags`.
+    words: Vec<WordId>,
+    /// Room to join a word and an affix (the morphological rules).
     buf: String,
+    /// The word tokens' tags with their counts, in order of first appearance (the order the
+    /// tag entropy sums them in).
+    seen: Vec<(Tag, f64)>,
 }
 
 impl Scratch {
@@ -383,45 +556,68 @@ impl Scratch {
     }
 }
 
-/// Tags `tokens` (the words themselves) into `tags`, as Pattern's `find_tags` does.
-fn tag_into(tokens: &[&str], lower: &[&str], tags: &mut Vec<&'static str>, buf: &mut String) {
-    let t = tagger();
-    let n = tokens.len();
-    let known: Vec<Option<&'static str>> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, tok)| {
-            t.lexicon
-                .get(tok)
-                .or_else(|| {
-                    if i == 0 {
-                        t.lexicon.get(lower[i])
-                    } else {
-                        None
-                    }
-                })
-                .copied()
-        })
-        .collect();
-    tags.clear();
-    for (i, tok) in tokens.iter().enumerate() {
-        let tag = match known[i] {
-            Some(tag) => tag,
-            None if is_title(tok) => "NNP",
-            None if is_number(tok) => "CD",
-            None => morphology(
-                t,
-                tok,
-                (i > 0).then(|| tokens[i - 1]),
-                tokens.get(i + 1).copied(),
-                buf,
-            ),
-        };
-        tags.push(tag);
+/// Appends each token of `text` at `tokens`, lower-cased, to `lower`, and its range there to
+/// `lowers`.
+fn lower_tokens(
+    text: &str,
+    tokens: &[(usize, usize)],
+    lower: &mut String,
+    lowers: &mut Vec<(usize, usize)>,
+) {
+    lower.clear();
+    lowers.clear();
+    for &(a, b) in tokens {
+        let from = lower.len();
+        let tok = &text[a..b];
+        if tok.is_ascii() {
+            // What `char::to_lowercase` gives for ASCII, without going char by char.
+            lower.push_str(tok);
+            lower[from..].make_ascii_lowercase();
+        } else {
+            lower.extend(tok.chars().flat_map(char::to_lowercase));
+        }
+        lowers.push((from, lower.len()));
     }
-    context(t, tokens, tags);
-    entities(t, lower, tags);
-    debug_assert_eq!(tags.len(), n);
+}
+
+/// Tags `text`'s tokens as Pattern's `find_tags` does: into `s.tokens` and `s.tags` (padded).
+fn tag_text(text: &str, s: &mut Scratch) {
+    let t = tagger();
+    tokenize(text, &mut s.tokens);
+    lower_tokens(text, &s.tokens, &mut s.lower, &mut s.lowers);
+    let n = s.tokens.len();
+    let token = |i: usize| {
+        let (a, b) = s.tokens[i];
+        &text[a..b]
+    };
+    s.tags.clear();
+    s.words.clear();
+    s.tags.resize(PAD, t.staart);
+    s.words.resize(PAD, t.staart_word);
+    for i in 0..n {
+        let tok = token(i);
+        s.words.push(t.words.get(tok).copied().unwrap_or(NO_WORD));
+        let known = t.lexicon.get(tok).or_else(|| {
+            // The first token is also looked up lower-cased (a capital that starts a sentence).
+            let (a, b) = s.lowers[i];
+            (i == 0).then(|| t.lexicon.get(&s.lower[a..b])).flatten()
+        });
+        let tag = match known {
+            Some(&tag) => tag,
+            None if is_title(tok) => t.nnp,
+            None if is_number(tok) => t.cd,
+            None => {
+                let prev = (i > 0).then(|| token(i - 1));
+                let next = (i + 1 < n).then(|| token(i + 1));
+                morphology(t, tok, prev, next, &mut s.buf)
+            }
+        };
+        s.tags.push(tag);
+    }
+    s.tags.resize(n + 2 * PAD, t.staart);
+    s.words.resize(n + 2 * PAD, t.staart_word);
+    context(t, &s.words, &mut s.tags);
+    entities(t, &s.lower, &s.lowers, &mut s.tags[PAD..PAD + n]);
 }
 
 fn morphology(
@@ -430,8 +626,8 @@ fn morphology(
     prev: Option<&str>,
     next: Option<&str>,
     buf: &mut String,
-) -> &'static str {
-    let mut tag = "NN";
+) -> Tag {
+    let mut tag = t.nn;
     let mut joined = |a: &str, b: &str| {
         buf.clear();
         buf.push_str(a);
@@ -467,58 +663,45 @@ fn morphology(
     tag
 }
 
-fn context(t: &Tagger, tokens: &[&str], tags: &mut [&'static str]) {
-    let n = tokens.len();
-    for i in 0..n {
+/// Pattern's contextual rules over `tags` and `words`, both padded with [`PAD`] entries on
+/// either side, so the neighbours of a token at `i` are plain `i ± k` indices.
+fn context(t: &Tagger, words: &[WordId], tags: &mut [Tag]) {
+    for i in PAD..tags.len() - PAD {
         // Rules match on the tag the token had when its turn came (Pattern keeps that one).
         let own = tags[i];
-        let word = |j: isize| -> &str {
-            let k = i as isize + j;
-            if k < 0 || k >= n as isize {
-                "STAART"
-            } else {
-                tokens[k as usize]
-            }
-        };
-        let which = t.context.by_tag.get(own).unwrap_or(&t.context.any);
-        for r in which.iter().map(|&k| &t.context.rules[k]) {
-            let tag = |j: isize| -> &str {
-                let k = i as isize + j;
-                if k < 0 || k >= n as isize {
-                    "STAART"
-                } else {
-                    tags[k as usize]
-                }
-            };
+        for r in &t.context[usize::from(own.0)] {
+            let tag = |k: usize| u16::from(tags[k].0);
+            let word = |k: usize| words[k];
             let (x, y) = (r.x, r.y);
             // In CONTEXT_CMDS' order; the two "or3wd" commands are listed by Pattern but never
-            // matched by its code, so not here either.
+            // matched by its code, so not here either. Which operand is a word and which a tag
+            // must agree with `operands_are_words`.
             let hit = match r.cmd {
-                0 => x == tag(-1),
-                1 => x == tag(1),
-                2 => x == tag(-2),
-                3 => x == tag(2),
-                4 => x == tag(-1) || x == tag(-2),
-                5 => x == tag(1) || x == tag(2),
-                6 => x == tag(-1) || x == tag(-2) || x == tag(-3),
-                7 => x == tag(1) || x == tag(2) || x == tag(3),
-                8 => x == tag(-1) && y == tag(1),
-                9 => x == word(0),
-                10 => x == word(-1),
-                11 => x == word(1),
-                12 => x == word(-1) || x == word(-2),
-                13 => x == word(1) || x == word(2),
-                16 => x == word(-1) && y == tag(-1),
-                17 => x == word(1) && y == tag(1),
-                18 => x == tag(-1) && y == word(0),
-                19 => x == word(0) && y == tag(1),
-                20 => x == word(0) && y == word(2),
-                21 => x == tag(-2) && y == word(0),
-                22 => x == word(0) && y == tag(2),
-                23 => x == word(-1) && y == word(0),
-                24 => x == word(0) && y == word(1),
-                25 => x == tag(-2) && y == tag(-1),
-                26 => x == tag(1) && y == tag(2),
+                0 => x == tag(i - 1),
+                1 => x == tag(i + 1),
+                2 => x == tag(i - 2),
+                3 => x == tag(i + 2),
+                4 => x == tag(i - 1) || x == tag(i - 2),
+                5 => x == tag(i + 1) || x == tag(i + 2),
+                6 => x == tag(i - 1) || x == tag(i - 2) || x == tag(i - 3),
+                7 => x == tag(i + 1) || x == tag(i + 2) || x == tag(i + 3),
+                8 => x == tag(i - 1) && y == tag(i + 1),
+                9 => x == word(i),
+                10 => x == word(i - 1),
+                11 => x == word(i + 1),
+                12 => x == word(i - 1) || x == word(i - 2),
+                13 => x == word(i + 1) || x == word(i + 2),
+                16 => x == word(i - 1) && y == tag(i - 1),
+                17 => x == word(i + 1) && y == tag(i + 1),
+                18 => x == tag(i - 1) && y == word(i),
+                19 => x == word(i) && y == tag(i + 1),
+                20 => x == word(i) && y == word(i + 2),
+                21 => x == tag(i - 2) && y == word(i),
+                22 => x == word(i) && y == tag(i + 2),
+                23 => x == word(i - 1) && y == word(i),
+                24 => x == word(i) && y == word(i + 1),
+                25 => x == tag(i - 2) && y == tag(i - 1),
+                26 => x == tag(i + 1) && y == tag(i + 2),
                 _ => false,
             };
             if hit {
@@ -528,20 +711,24 @@ fn context(t: &Tagger, tokens: &[&str], tags: &mut [&'static str]) {
     }
 }
 
-fn entities(t: &Tagger, lower: &[&str], tags: &mut [&'static str]) {
-    let n = lower.len();
+/// Pattern's entity pass over the lower-cased tokens (`lowers`' ranges of `lower`) and their
+/// tags: URLs and e-mail addresses become NNP, and runs of tokens that spell a listed entity
+/// NNP (NNPS where the token was one) with the entity's type.
+fn entities(t: &Tagger, lower: &str, lowers: &[(usize, usize)], tags: &mut [Tag]) {
+    let low = |i: usize| &lower[lowers[i].0..lowers[i].1];
+    let n = lowers.len();
     let mut i = 0;
     while i < n {
-        let w = lower[i];
+        let w = low(i);
         if w.starts_with("http://") || is_www(w) || is_email(w) {
-            tags[i] = "NNP";
+            tags[i] = t.nnp;
         }
         if let Some(list) = t.entities.get(w) {
             for e in list {
                 let len = e.words.len();
-                if i + len <= n && e.words.iter().zip(&lower[i..]).all(|(a, b)| a == b) {
+                if i + len <= n && e.words.iter().enumerate().all(|(k, a)| *a == low(i + k)) {
                     for tag in &mut tags[i..i + len] {
-                        *tag = ENTITY_TAGS[usize::from(*tag == "NNPS")][e.kind];
+                        *tag = t.entity_tags[usize::from(*tag == t.nnps)][e.kind];
                     }
                     i += len - 1;
                     break;
@@ -555,11 +742,14 @@ fn entities(t: &Tagger, lower: &[&str], tags: &mut [&'static str]) {
 /// Pattern's `^www\..*?\.[com|org|net|edu|de|uk]$` (a character class: the last character is
 /// one of those letters or `|`, after a dot).
 fn is_www(w: &str) -> bool {
-    let c: Vec<char> = w.chars().collect();
-    c.len() >= 6
-        && w.starts_with("www.")
-        && c[c.len() - 2] == '.'
-        && "com|orgnetdeuk".contains(c[c.len() - 1])
+    if !w.starts_with("www.") {
+        return false;
+    }
+    let mut back = w.chars().rev();
+    let (last, before) = (back.next(), back.next());
+    w.chars().count() >= 6
+        && before == Some('.')
+        && last.is_some_and(|c| "com|orgnetdeuk".contains(c))
 }
 
 /// Pattern's `^[\w\-\.\+]+@(\w[\w\-]+\.)+[\w\-]+$`.
@@ -578,24 +768,18 @@ fn is_email(w: &str) -> bool {
         && part(labels[labels.len() - 1])
 }
 
-/// The tags of `text`'s tokens, with the tokens' byte ranges, in `s`.
-pub(super) fn tag<'s>(
-    text: &str,
-    s: &'s mut Scratch,
-) -> (&'s [(usize, usize)], &'s [&'static str]) {
-    tokenize(text, &mut s.tokens);
-    s.lower.clear();
-    s.lowers.clear();
-    for &(a, b) in &s.tokens {
-        let from = s.lower.len();
-        s.lower
-            .extend(text[a..b].chars().flat_map(char::to_lowercase));
-        s.lowers.push((from, s.lower.len()));
-    }
-    let tokens: Vec<&str> = s.tokens.iter().map(|&(a, b)| &text[a..b]).collect();
-    let lower: Vec<&str> = s.lowers.iter().map(|&(a, b)| &s.lower[a..b]).collect();
-    tag_into(&tokens, &lower, &mut s.tags, &mut s.buf);
-    (&s.tokens, &s.tags)
+/// The tags of `text`'s tokens by name, with the tokens' byte ranges, in `s` (the parity test
+/// compares them with Pattern's).
+#[cfg(test)]
+fn tag<'s>(text: &str, s: &'s mut Scratch) -> (&'s [(usize, usize)], Vec<&'static str>) {
+    tag_text(text, s);
+    let t = tagger();
+    let n = s.tokens.len();
+    let names = s.tags[PAD..PAD + n]
+        .iter()
+        .map(|g| t.names[usize::from(g.0)])
+        .collect();
+    (&s.tokens, names)
 }
 
 /// What the feature vector reads from a text's tags: counts over its word tokens (tokens with
@@ -660,64 +844,72 @@ fn is_date(tok: &str) -> bool {
         return !(tok.eq_ignore_ascii_case("march") || tok.eq_ignore_ascii_case("may"))
             || is_title(tok);
     }
+    // The splits are walked, not collected: this runs for every word token.
     if tok.contains('/') {
-        let parts: Vec<&str> = tok.split('/').collect();
-        return (2..=3).contains(&parts.len())
-            && parts
-                .iter()
+        return (2..=3).contains(&tok.split('/').count())
+            && tok
+                .split('/')
                 .all(|p| (1..=4).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
     }
-    let iso: Vec<&str> = tok.split('-').collect();
-    if iso.len() == 3 {
-        return digits(iso[0], 4) && digits(iso[1], 2) && digits(iso[2], 2);
+    let mut iso = tok.split('-');
+    if let (Some(y), Some(m), Some(d), None) = (iso.next(), iso.next(), iso.next(), iso.next()) {
+        return digits(y, 4) && digits(m, 2) && digits(d, 2);
     }
     digits(tok, 4) && (1900..=2099).contains(&tok.parse::<u32>().unwrap_or(0))
 }
 
 /// [`Counts`] of `text`.
 pub(super) fn counts(text: &str, s: &mut Scratch) -> Counts {
-    let (ranges, tags) = tag(text, s);
+    // Only tokens with a letter or digit are counted, and every token is a piece of the text:
+    // a text without any has nothing to count, and tagging it would find nothing.
+    if !text.chars().any(char::is_alphanumeric) {
+        return Counts::default();
+    }
+    tag_text(text, s);
+    let t = tagger();
+    let n = s.tokens.len();
     let mut c = Counts::default();
-    let mut seen: Vec<(&str, f64)> = Vec::new();
-    for (&(a, b), &tag) in ranges.iter().zip(tags) {
+    s.seen.clear();
+    for (&(a, b), &tag) in s.tokens.iter().zip(&s.tags[PAD..PAD + n]) {
         let tok = &text[a..b];
         if !tok.chars().any(char::is_alphanumeric) {
             continue;
         }
         c.words += 1.0;
-        let (base, kind) = tag.split_once('-').unwrap_or((tag, ""));
-        match base {
-            "NN" | "NNS" => c.nouns += 1.0,
-            "NNP" | "NNPS" => c.proper_nouns += 1.0,
-            "VB" | "VBG" | "VBP" | "VBZ" | "MD" => c.verbs += 1.0,
-            "VBD" | "VBN" => {
+        let (class, kind) = t.classes[usize::from(tag.0)];
+        match class {
+            Class::Noun => c.nouns += 1.0,
+            Class::ProperNoun => c.proper_nouns += 1.0,
+            Class::Verb => c.verbs += 1.0,
+            Class::PastVerb => {
                 c.verbs += 1.0;
                 c.past_verbs += 1.0;
             }
-            "JJ" | "JJR" | "JJS" => c.adjectives += 1.0,
-            "RB" | "RBR" | "RBS" | "WRB" => c.adverbs += 1.0,
-            "PRP" | "PRP$" | "WP" | "WP$" => c.pronouns += 1.0,
-            "CD" => c.numerals += 1.0,
-            "UH" => c.interjections += 1.0,
-            _ => {}
+            Class::Adjective => c.adjectives += 1.0,
+            Class::Adverb => c.adverbs += 1.0,
+            Class::Pronoun => c.pronouns += 1.0,
+            Class::Numeral => c.numerals += 1.0,
+            Class::Interjection => c.interjections += 1.0,
+            Class::Other => {}
         }
         match kind {
-            "PERS" => c.persons += 1.0,
-            "LOC" => c.locations += 1.0,
-            "ORG" => c.organisations += 1.0,
-            _ => {}
+            EntityKind::Person => c.persons += 1.0,
+            EntityKind::Location => c.locations += 1.0,
+            EntityKind::Organisation => c.organisations += 1.0,
+            EntityKind::None => {}
         }
         if is_date(tok) {
             c.dates += 1.0;
         }
-        match seen.iter_mut().find(|(t, _)| *t == tag) {
+        match s.seen.iter_mut().find(|(t, _)| *t == tag) {
             Some((_, n)) => *n += 1.0,
-            None => seen.push((tag, 1.0)),
+            None => s.seen.push((tag, 1.0)),
         }
     }
     if c.words > 0.0 {
         let n = c.words;
-        c.tag_entropy = seen
+        c.tag_entropy = s
+            .seen
             .iter()
             .map(|&(_, k)| -(k / n) * (k / n).log2())
             .sum::<f64>()

@@ -12,7 +12,7 @@
 //! VADER's handling of repeated values), a few idioms (`the shit`, `to die for`, `yeah right`),
 //! and `!` and `?` emphasis.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use foldhash::fast::FixedState;
@@ -20,6 +20,7 @@ use foldhash::fast::FixedState;
 /// Maps looked up per token: a fast fixed-seed hash (the keys are not attacker-chosen in bulk:
 /// they are compiled in).
 type Map<K, V> = HashMap<K, V, FixedState>;
+type Set<K> = HashSet<K, FixedState>;
 
 /// `word <TAB> mean valence`, lower case, one per line.
 const LEXICON: &str = include_str!("data/vader_lexicon.tsv");
@@ -203,6 +204,11 @@ struct Tables {
     lexicon: Map<&'static str, f64>,
     emoji: Map<char, &'static str>,
     boosters: Map<&'static str, f64>,
+    /// [`NEGATE`], hashed: it is asked about up to three words before every lexicon word.
+    negate: Set<&'static str>,
+    /// Every word of the phrases [`idioms_check`] looks for ([`SPECIAL_CASES`] and
+    /// [`MULTI_WORD_BOOSTERS`]): where none is near a word, no phrase can match.
+    idiom_words: Set<&'static str>,
 }
 
 fn tables() -> &'static Tables {
@@ -227,16 +233,18 @@ fn tables() -> &'static Tables {
             })
             .collect(),
         boosters: BOOSTERS.iter().copied().collect(),
+        negate: NEGATE.iter().copied().collect(),
+        idiom_words: SPECIAL_CASES
+            .iter()
+            .chain(&MULTI_WORD_BOOSTERS)
+            .flat_map(|(phrase, _)| phrase.split(' '))
+            .collect(),
     })
-}
-
-fn booster(word: &str) -> Option<f64> {
-    tables().boosters.get(word).copied()
 }
 
 /// VADER's `negated([word])`: a negation word, or any word with "n't".
 fn negated(word: &str) -> bool {
-    NEGATE.contains(&word) || word.contains("n't")
+    tables().negate.contains(word) || word.contains("n't")
 }
 
 /// Python's `str.isupper()`: some cased character, and none lower case.
@@ -273,6 +281,10 @@ pub(super) struct Scratch {
     lower: String,
     /// Each token's byte range in `text` and in `lower`.
     tokens: Vec<(usize, usize, usize, usize)>,
+    /// Each token's lexicon valence and booster value (looked up once per token: the rules ask
+    /// about a word's neighbours again and again).
+    lex: Vec<Option<f64>>,
+    boost: Vec<Option<f64>>,
     sentiments: Vec<f64>,
 }
 
@@ -283,6 +295,8 @@ impl Scratch {
             *self = Scratch::default();
         } else if self.tokens.capacity() > keep || self.sentiments.capacity() > keep {
             self.tokens = Vec::new();
+            self.lex = Vec::new();
+            self.boost = Vec::new();
             self.sentiments = Vec::new();
         }
     }
@@ -292,6 +306,8 @@ struct Words<'a> {
     text: &'a str,
     lower: &'a str,
     tokens: &'a [(usize, usize, usize, usize)],
+    lex: &'a [Option<f64>],
+    boost: &'a [Option<f64>],
 }
 
 impl Words<'_> {
@@ -306,36 +322,63 @@ impl Words<'_> {
         let (_, _, a, b) = self.tokens[i];
         &self.lower[a..b]
     }
+    /// Whether word `i` is in the lexicon.
+    fn in_lex(&self, i: usize) -> bool {
+        self.lex[i].is_some()
+    }
+}
+
+/// `text` with every emoji VADER lists replaced by its description, as VADER does it, into
+/// `out`: the runs between emoji are copied whole.
+fn describe_emoji(text: &str, emoji: &Map<char, &'static str>, out: &mut String) {
+    out.clear();
+    // Whether the last thing written is a space (true at the start: no space goes first).
+    let mut prev_space = true;
+    let mut copied = 0;
+    for (i, c) in text.char_indices() {
+        // Every emoji VADER lists is above U+00A8: most characters need no lookup.
+        let Some(d) = (c > '\u{a8}').then(|| emoji.get(&c)).flatten() else {
+            continue;
+        };
+        let run = &text[copied..i];
+        if let Some(last) = run.chars().next_back() {
+            prev_space = last == ' ';
+        }
+        out.push_str(run);
+        if !prev_space {
+            out.push(' ');
+        }
+        out.push_str(d);
+        prev_space = false;
+        copied = i + c.len_utf8();
+    }
+    out.push_str(&text[copied..]);
+}
+
+/// Appends `word`, lower-cased, to `out`.
+fn push_lower(word: &str, out: &mut String) {
+    if word.is_ascii() {
+        // What `char::to_lowercase` gives for ASCII, without going char by char.
+        let from = out.len();
+        out.push_str(word);
+        out[from..].make_ascii_lowercase();
+    } else {
+        out.extend(word.chars().flat_map(char::to_lowercase));
+    }
 }
 
 /// VADER's scores of `text`.
 pub(super) fn scores(text: &str, s: &mut Scratch) -> Scores {
     let t = tables();
     // Emoji become their descriptions, as VADER replaces them.
-    s.text.clear();
-    let mut prev_space = true;
-    for c in text.chars() {
-        // Every emoji VADER lists is above U+00A8: most characters need no lookup.
-        let described = if c > '\u{a8}' { t.emoji.get(&c) } else { None };
-        match described {
-            Some(d) => {
-                if !prev_space {
-                    s.text.push(' ');
-                }
-                s.text.push_str(d);
-                prev_space = false;
-            }
-            None => {
-                s.text.push(c);
-                prev_space = c == ' ';
-            }
-        }
-    }
+    describe_emoji(text, &t.emoji, &mut s.text);
     let text = s.text.trim_matches(is_space);
     // Tokens: whitespace-separated, ASCII punctuation stripped from both ends unless that
     // leaves two characters or fewer (an emoticon).
     s.lower.clear();
     s.tokens.clear();
+    s.lex.clear();
+    s.boost.clear();
     let base = text.as_ptr() as usize - s.text.as_ptr() as usize;
     for tok in text.split(is_space).filter(|t| !t.is_empty()) {
         let stripped = tok.trim_matches(|c: char| c.is_ascii_punctuation());
@@ -346,7 +389,10 @@ pub(super) fn scores(text: &str, s: &mut Scratch) -> Scores {
         };
         let start = base + (word.as_ptr() as usize - text.as_ptr() as usize);
         let lo = s.lower.len();
-        s.lower.extend(word.chars().flat_map(char::to_lowercase));
+        push_lower(word, &mut s.lower);
+        let low = &s.lower[lo..];
+        s.lex.push(t.lexicon.get(low).copied());
+        s.boost.push(t.boosters.get(low).copied());
         s.tokens
             .push((start, start + word.len(), lo, s.lower.len()));
     }
@@ -354,6 +400,8 @@ pub(super) fn scores(text: &str, s: &mut Scratch) -> Scores {
         text: &s.text,
         lower: &s.lower,
         tokens: &s.tokens,
+        lex: &s.lex,
+        boost: &s.boost,
     };
     let n = words.len();
     let caps = (0..n).filter(|&i| is_upper(words.raw(i))).count();
@@ -362,11 +410,11 @@ pub(super) fn scores(text: &str, s: &mut Scratch) -> Scores {
     s.sentiments.clear();
     for i in 0..n {
         let low = words.low(i);
-        if booster(low).is_some() || (low == "kind" && i + 1 < n && words.low(i + 1) == "of") {
+        if words.boost[i].is_some() || (low == "kind" && i + 1 < n && words.low(i + 1) == "of") {
             s.sentiments.push(0.0);
             continue;
         }
-        let v = valence(&words, i, cap_diff, &t.lexicon);
+        let v = valence(&words, i, cap_diff);
         s.sentiments.push(v);
     }
     but_check(&words, &mut s.sentiments);
@@ -374,13 +422,13 @@ pub(super) fn scores(text: &str, s: &mut Scratch) -> Scores {
 }
 
 /// The valence of word `i` with the rules that look around it (VADER's `sentiment_valence`).
-fn valence(w: &Words<'_>, i: usize, cap_diff: bool, lexicon: &Map<&'static str, f64>) -> f64 {
+fn valence(w: &Words<'_>, i: usize, cap_diff: bool) -> f64 {
     let low = w.low(i);
-    let Some(&base) = lexicon.get(low) else {
+    let Some(base) = w.lex[i] else {
         return 0.0;
     };
     let n = w.len();
-    let in_lex = |j: usize| lexicon.contains_key(w.low(j));
+    let in_lex = |j: usize| w.in_lex(j);
     let mut v = base;
     if low == "no" && i + 1 < n && in_lex(i + 1) {
         v = 0.0;
@@ -400,8 +448,8 @@ fn valence(w: &Words<'_>, i: usize, cap_diff: bool, lexicon: &Map<&'static str, 
     }
     for start in 0..3 {
         if i > start && !in_lex(i - (start + 1)) {
-            let mut sc =
-                scalar_inc_dec(w.raw(i - (start + 1)), w.low(i - (start + 1)), v, cap_diff);
+            let j = i - (start + 1);
+            let mut sc = scalar_inc_dec(w.raw(j), w.boost[j], v, cap_diff);
             if start == 1 && sc != 0.0 {
                 sc *= 0.95;
             }
@@ -418,8 +466,9 @@ fn valence(w: &Words<'_>, i: usize, cap_diff: bool, lexicon: &Map<&'static str, 
     least_check(v, w, i, &in_lex)
 }
 
-fn scalar_inc_dec(raw: &str, low: &str, valence: f64, cap_diff: bool) -> f64 {
-    let Some(mut scalar) = booster(low) else {
+/// VADER's `scalar_inc_dec` of a word (`raw`, with its `booster` value) before one of `valence`.
+fn scalar_inc_dec(raw: &str, booster: Option<f64>, valence: f64, cap_diff: bool) -> f64 {
+    let Some(mut scalar) = booster else {
         return 0.0;
     };
     if valence < 0.0 {
@@ -467,6 +516,12 @@ fn lookup(table: &[(&str, f64)], w: &Words<'_>, ids: &[usize]) -> Option<f64> {
 
 /// VADER's `_special_idioms_check` (called with i > 2).
 fn idioms_check(mut v: f64, w: &Words<'_>, i: usize) -> f64 {
+    // Every phrase it looks for is made of `idiom_words` and lies within words i-3 ..= i+2:
+    // where none of those is one, nothing can match (and the phrase search is costly).
+    let idiom_words = &tables().idiom_words;
+    if !(i - 3..w.len().min(i + 3)).any(|j| idiom_words.contains(w.low(j))) {
+        return v;
+    }
     let onezero = [i - 1, i];
     let twoonezero = [i - 2, i - 1, i];
     let twoone = [i - 2, i - 1];
