@@ -12,7 +12,7 @@
 //! VADER's handling of repeated values), a few idioms (`the shit`, `to die for`, `yeah right`),
 //! and `!` and `?` emphasis.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use foldhash::fast::FixedState;
@@ -565,19 +565,39 @@ fn least_check(v: f64, w: &Words<'_>, i: usize, in_lex: &dyn Fn(usize) -> bool) 
 /// VADER's `_but_check`, including how it finds each value: by the first equal value in the
 /// list (`list.index`), so a repeated valence is scaled at its first position, again.
 fn but_check(w: &Words<'_>, s: &mut [f64]) {
-    let Some(bi) = (0..w.len()).find(|&i| w.low(i) == "but") else {
-        return;
-    };
+    if let Some(bi) = (0..w.len()).find(|&i| w.low(i) == "but") {
+        scale_around(s, bi);
+    }
+}
+
+/// The scaling of [`but_check`] around the `but` at `bi`, in O(n log n): VADER searches the
+/// list for every value (`list.index`, quadratic: minutes for a long text), so the first
+/// position of each value is kept in a table instead, and updated as values change.
+fn scale_around(s: &mut [f64], bi: usize) {
+    // Python's == equates 0.0 and -0.0: one key for both.
+    let key = |x: f64| if x == 0.0 { 0 } else { x.to_bits() };
+    let mut at: HashMap<u64, BTreeSet<usize>> = HashMap::default();
+    for (i, &x) in s.iter().enumerate() {
+        at.entry(key(x)).or_default().insert(i);
+    }
     for k in 0..s.len() {
         let v = s[k];
-        let Some(si) = s.iter().position(|&x| x == v) else {
+        if v.is_nan() {
+            continue;
+        }
+        let Some(si) = at.get(&key(v)).and_then(|p| p.first().copied()) else {
             continue;
         };
-        if si < bi {
-            s[si] = v * 0.5;
-        } else if si > bi {
-            s[si] = v * 1.5;
+        let scaled = match si.cmp(&bi) {
+            std::cmp::Ordering::Less => v * 0.5,
+            std::cmp::Ordering::Greater => v * 1.5,
+            std::cmp::Ordering::Equal => continue,
+        };
+        if let Some(p) = at.get_mut(&key(v)) {
+            p.remove(&si);
         }
+        at.entry(key(scaled)).or_default().insert(si);
+        s[si] = scaled;
     }
 }
 
@@ -633,6 +653,44 @@ fn score(sentiments: &[f64], text: &str) -> Scores {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// VADER's `_but_check` loop as VADER writes it (quadratic), for checking the fast one.
+    fn scale_around_as_vader(s: &mut [f64], bi: usize) {
+        for k in 0..s.len() {
+            let v = s[k];
+            let Some(si) = s.iter().position(|&x| x == v) else {
+                continue;
+            };
+            if si < bi {
+                s[si] = v * 0.5;
+            } else if si > bi {
+                s[si] = v * 1.5;
+            }
+        }
+    }
+
+    #[test]
+    fn the_but_rule_scales_as_vaders_own_loop() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        // Few distinct values, so that repeats (and values a scaling turns into another
+        // present value: 1.0 * 1.5 = 1.5) exercise the first-position search; signed zeros too.
+        let values = [0.0, -0.0, 1.0, 1.5, 0.75, 2.0, 3.0, -1.0, -0.5, 2.25];
+        for case in 0..2_000 {
+            let n = rng.random_range(1..40);
+            let s: Vec<f64> = (0..n)
+                .map(|_| values[rng.random_range(0..values.len())])
+                .collect();
+            let bi = rng.random_range(0..n);
+            let (mut fast, mut slow) = (s.clone(), s.clone());
+            scale_around(&mut fast, bi);
+            scale_around_as_vader(&mut slow, bi);
+            assert_eq!(fast, slow, "case {case}: {s:?}, but at {bi}");
+        }
+        // A long text with a `but` (100,000 valences): VADER's own loop took minutes here.
+        let long = "good ".repeat(100_000) + "but bad";
+        assert!(vader(&long).compound.is_finite());
+    }
 
     fn vader(text: &str) -> Scores {
         scores(text, &mut Scratch::default())
