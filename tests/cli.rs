@@ -2058,3 +2058,44 @@ fn predict_samples_dropout_and_reports_the_spread() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("one --model"));
 }
+
+#[test]
+fn train_starts_from_another_bundles_encoder() {
+    let dir = tmp("init-encoder");
+    let data = slice(&dir, "trec.jsonl", 200, 19);
+    let config = quick_config(&dir, 2);
+    let first = dir.join("first");
+    ok(labelled("train", "multiclass", &data, &config)
+        .args(["--mode", "metadata_only", "--quiet", "--out"])
+        .arg(&first));
+    let second = dir.join("second");
+    let log = String::from_utf8(
+        ok(labelled("train", "multiclass", &data, &config)
+            .arg("--init-encoder")
+            .arg(&first)
+            .arg("--out")
+            .arg(&second))
+        .stderr,
+    )
+    .unwrap();
+    assert!(log.contains("trained two_stage"), "{log}");
+    let m = json_file(&second.join("manifest.json"));
+    assert_eq!(
+        m["metrics"]["epochs"].as_object().unwrap().len(),
+        1,
+        "stage 2 only"
+    );
+    assert!(m["training"]["metadata"]["init_encoder"]
+        .as_str()
+        .unwrap()
+        .ends_with("first"));
+    let out = labelled("train", "multiclass", &data, &config)
+        .args(["--mode", "embedding_only", "--init-encoder"])
+        .arg(&first)
+        .arg("--out")
+        .arg(dir.join("third"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("two_stage or joint"));
+}

@@ -573,3 +573,84 @@ fn a_monitor_the_task_lacks_is_refused_before_training() {
     let t = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
     assert_eq!(t.report.stages[0].monitor, "accuracy of label (max)");
 }
+
+#[test]
+fn a_pretrained_encoder_from_another_bundle_replaces_stage_one() {
+    use tandem::nn::Layer;
+    let b = backbone();
+    let (specs, all, _) = dataset(&b, "trec.jsonl", 500, &[("label", TaskKind::Multiclass)]);
+    let mut cfg = quick(Mode::TwoStage);
+    cfg.metadata.top_k = 40;
+    cfg.metadata.validation_split = 0.3;
+    let (tr, va) = split_examples(&all, &cfg).unwrap();
+    let first = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
+    let dir = tmp("pretrained-encoder");
+    tandem::train::manifest::save_trained(&dir, &b, &first, &cfg).unwrap();
+    let encoder_of = |t: &tandem::train::Trained| -> Vec<Vec<f32>> {
+        let e = t.heads.network.encoder.as_ref().unwrap();
+        e.params()
+            .iter()
+            .map(|p| p.value.iter().copied().collect())
+            .collect()
+    };
+
+    // two_stage from it: no stage 1, the encoder and normalizer as saved (frozen in stage 2).
+    let mut again = quick(Mode::TwoStage);
+    again.seed = 9;
+    again.metadata.init_encoder = Some(dir.clone());
+    let second = tandem::train::train(&specs, &tr, &va, &again, &mut |_| true).unwrap();
+    let stages: Vec<&str> = second
+        .report
+        .stages
+        .iter()
+        .map(|s| s.stage.as_str())
+        .collect();
+    assert_eq!(stages, ["stage2"]);
+    assert_eq!(encoder_of(&second), encoder_of(&first));
+    let (n1, n2) = (
+        first.heads.normalizer.as_ref().unwrap(),
+        second.heads.normalizer.as_ref().unwrap(),
+    );
+    assert_eq!(
+        (&n1.selected, &n1.mean, &n1.std),
+        (&n2.selected, &n2.mean, &n2.std)
+    );
+    assert_eq!(n2.selected.len(), 40);
+    // It learns (guessing among TREC's 6 classes would be about 0.17 accuracy).
+    let acc = |t: &tandem::train::Trained| t.report.valid_metrics["accuracy"].as_f64().unwrap();
+    assert!(acc(&second) > 0.45, "{} vs {}", acc(&second), acc(&first));
+
+    // joint from it: the encoder trains further from those weights.
+    let mut joint = quick(Mode::Joint);
+    joint.metadata.init_encoder = Some(dir.clone());
+    let third = tandem::train::train(&specs, &tr, &va, &joint, &mut |_| true).unwrap();
+    assert_ne!(encoder_of(&third), encoder_of(&first));
+    assert_eq!(
+        third.heads.normalizer.as_ref().unwrap().selected,
+        n1.selected
+    );
+
+    // Modes without an encoder to start, and bundles without one, are refused.
+    let mut wrong = quick(Mode::EmbeddingOnly);
+    wrong.metadata.init_encoder = Some(dir.clone());
+    assert!(wrong
+        .validate()
+        .unwrap_err()
+        .message()
+        .contains("two_stage or joint"));
+    let plain =
+        tandem::train::train(&specs, &tr, &va, &quick(Mode::EmbeddingOnly), &mut |_| true).unwrap();
+    let no_encoder = tmp("no-encoder");
+    tandem::train::manifest::save_trained(&no_encoder, &b, &plain, &quick(Mode::EmbeddingOnly))
+        .unwrap();
+    let mut from_plain = quick(Mode::TwoStage);
+    from_plain.metadata.init_encoder = Some(no_encoder);
+    let e = tandem::train::train(&specs, &tr, &va, &from_plain, &mut |_| true)
+        .err()
+        .unwrap();
+    assert!(
+        e.message().contains("no metadata encoder"),
+        "{}",
+        e.message()
+    );
+}

@@ -226,6 +226,15 @@ impl Default for StageConfig {
 pub struct MetadataConfig {
     /// Keep only the k features with the highest mutual information with the labels (0 = all).
     pub top_k: usize,
+    /// Share of the training rows (stratified, seeded) that `top_k` ranks features on, so the
+    /// ranking is not made on the rows the encoder then trains on; 0 ranks on all of them.
+    pub validation_split: f64,
+    /// Start from the metadata encoder and normalizer of this bundle (`--init-encoder`)
+    /// instead of pre-training them here: two_stage skips stage 1 (stage 2 keeps the encoder
+    /// frozen, or unfreezes it per `[unfreeze]`), joint trains it further. Its encoder shape and
+    /// feature selection replace `hidden`, `code_dim`, `dropout` and `top_k`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_encoder: Option<std::path::PathBuf>,
     /// Hidden layer sizes of the encoder MLP.
     pub hidden: Vec<usize>,
     /// Size of the metadata code the encoder outputs.
@@ -285,6 +294,8 @@ impl Default for MetadataConfig {
     fn default() -> Self {
         MetadataConfig {
             top_k: 0,
+            validation_split: 0.0,
+            init_encoder: None,
             hidden: vec![64],
             code_dim: 32,
             dropout: 0.1,
@@ -743,6 +754,17 @@ impl TrainConfig {
         }
         if self.metadata.code_dim == 0 {
             return bad("metadata.code_dim must be at least 1");
+        }
+        if !(0.0..0.95).contains(&self.metadata.validation_split) {
+            return bad("metadata.validation_split must be in [0, 0.95)");
+        }
+        if self.metadata.init_encoder.is_some()
+            && !matches!(self.mode, Mode::TwoStage | Mode::Joint)
+        {
+            return bad(
+                "metadata.init_encoder (--init-encoder) starts the heads' metadata side from \
+                 another bundle: it needs mode two_stage or joint",
+            );
         }
         if !(0.0..1.0).contains(&self.loss.label_smoothing) {
             return bad("loss.label_smoothing must be in [0, 1)");

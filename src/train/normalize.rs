@@ -14,13 +14,28 @@ impl Normalizer {
     /// Fits on training features `x` [rows, features]. With `top_k > 0`, keeps the `top_k`
     /// features with the highest mutual information summed over `targets` (ties by index).
     pub fn fit(x: ArrayView2<'_, f32>, targets: &[&Targets], top_k: usize) -> Normalizer {
+        let all: Vec<usize> = (0..x.nrows()).collect();
+        Self::fit_ranked_on(x, targets, top_k, (&all, targets))
+    }
+
+    /// [`Normalizer::fit`], ranking the features on the rows `on.0` of `x` only, whose
+    /// targets are `on.1` (a held-out part of the training rows); the z-score statistics are
+    /// still those of every row.
+    pub fn fit_ranked_on(
+        x: ArrayView2<'_, f32>,
+        targets: &[&Targets],
+        top_k: usize,
+        on: (&[usize], &[&Targets]),
+    ) -> Normalizer {
         let n_feat = x.ncols();
         let mut selected: Vec<usize> = (0..n_feat).collect();
+        let (rows, ranked_targets) = on;
         if top_k > 0 && top_k < n_feat && !targets.is_empty() {
-            let strata: Vec<Vec<String>> = targets.iter().map(|t| t.strata()).collect();
+            let strata: Vec<Vec<String>> = ranked_targets.iter().map(|t| t.strata()).collect();
             let mut scored: Vec<(f64, usize)> = (0..n_feat)
                 .map(|j| {
-                    let bins = quantile_bins(x.column(j).iter().copied().collect());
+                    let col = x.column(j);
+                    let bins = quantile_bins(rows.iter().map(|&i| col[i]).collect());
                     let mi: f64 = strata.iter().map(|s| mutual_information(&bins, s)).sum();
                     (mi, j)
                 })
@@ -105,6 +120,39 @@ mod tests {
         assert_eq!(n.std, vec![1.0, 1.0]);
         let t = n.transform(array![[4.0f32, 5.0]].view());
         assert_eq!(t, array![[2.0f32, 0.0]]);
+    }
+
+    #[test]
+    fn features_are_ranked_on_the_rows_named_and_scaled_on_all() {
+        // Feature 0 follows the label on rows 0..40 and is noise after; feature 1 the reverse.
+        let labels: Vec<usize> = (0..80).map(|i| i % 2).collect();
+        let x = Array2::from_shape_fn((80, 2), |(i, j)| {
+            let informative = (j == 0) == (i < 40);
+            if informative {
+                labels[i] as f32
+            } else {
+                ((i * 7) % 5) as f32
+            }
+        });
+        let t = Targets::Class(labels.clone());
+        let ranked = |rows: Vec<usize>| {
+            let held = t.select(&rows);
+            Normalizer::fit_ranked_on(x.view(), &[&t], 1, (&rows, &[&held])).selected
+        };
+        assert_eq!(ranked((0..40).collect()), [0]);
+        assert_eq!(ranked((40..80).collect()), [1]);
+        // The statistics are of every row, whichever rows ranked.
+        let n = Normalizer::fit_ranked_on(
+            x.view(),
+            &[&t],
+            1,
+            (
+                &(0..40).collect::<Vec<_>>(),
+                &[&t.select(&(0..40).collect::<Vec<_>>())],
+            ),
+        );
+        let all = Normalizer::fit(x.view(), &[], 0);
+        assert_eq!((n.mean[0], n.std[0]), (all.mean[0], all.std[0]));
     }
 
     #[test]

@@ -148,9 +148,18 @@ pub fn train_checkpointed(
     check_inputs(tasks, train, valid, config, top.is_some())?;
     check_top(top.as_ref(), train, valid, config)?;
     let mut top = top;
-    let prepared = Prepared::new(tasks, train, valid, config)?;
+    let init = config
+        .metadata
+        .init_encoder
+        .as_deref()
+        .map(PretrainedEncoder::load)
+        .transpose()?;
+    let prepared = Prepared::new(tasks, train, valid, config, init.as_ref())?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut net = Network::new(prepared.arch.clone(), &mut rng)?;
+    if let Some(init) = init {
+        net.encoder = Some(init.encoder);
+    }
     if let Some(path) = &config.head.init {
         init_head(&mut net, path, config)?;
     }
@@ -164,7 +173,9 @@ pub fn train_checkpointed(
         _ => &config.head.stage,
     };
     // Every stage's monitor is checked before any stage trains.
-    if matches!(config.mode, Mode::MetadataOnly | Mode::TwoStage) {
+    if matches!(config.mode, Mode::MetadataOnly | Mode::TwoStage)
+        && config.metadata.init_encoder.is_none()
+    {
         super::stage::monitor_label(&config.metadata.stage, &data)?;
     }
     let label = super::stage::monitor_label(last_stage, &data)?;
@@ -351,6 +362,38 @@ fn check_tokens(name: &str, ex: &Examples, width: usize) -> Result<()> {
     }
 }
 
+/// A metadata encoder and its normalizer, pre-trained in another bundle (`--init-encoder`).
+struct PretrainedEncoder {
+    encoder: crate::nn::Mlp,
+    normalizer: Normalizer,
+    /// The bundle's architecture (the encoder's shape and code width).
+    arch: Architecture,
+}
+
+impl PretrainedEncoder {
+    /// Reads the bundle at `path` with every check a load for serving makes (features are
+    /// matched by name, so a bundle of an older feature set works).
+    fn load(path: &std::path::Path) -> Result<Self> {
+        let (manifest, weights) = crate::bundle::load(path)?;
+        let heads = crate::bundle::build_heads(&manifest, &weights)
+            .map_err(|e| Error::new(e.kind(), format!("{}: {}", path.display(), e.message())))?;
+        let network = heads.network;
+        match (network.encoder, heads.normalizer) {
+            (Some(encoder), Some(normalizer)) => Ok(PretrainedEncoder {
+                encoder,
+                normalizer,
+                arch: network.arch,
+            }),
+            _ => Err(Error::invalid(format!(
+                "{}: this bundle has no metadata encoder (mode {}): --init-encoder needs a \
+                 bundle trained in mode two_stage, joint or metadata_only",
+                path.display(),
+                network.arch.mode.name()
+            ))),
+        }
+    }
+}
+
 impl Prepared<'_> {
     /// The model as `net` (and the fine-tuned layers `top`) stand: every parameter trainable
     /// again (a saved model carries no freezing state), thresholds tuned on the validation
@@ -423,6 +466,7 @@ impl<'a> Prepared<'a> {
         train: &'a Examples,
         valid: &'a Examples,
         config: &TrainConfig,
+        init: Option<&PretrainedEncoder>,
     ) -> Result<Self> {
         let uses_meta = config.mode != Mode::EmbeddingOnly;
         let outputs: Vec<usize> = tasks
@@ -433,10 +477,11 @@ impl<'a> Prepared<'a> {
             })
             .collect();
         let scales: Vec<(f32, f32)> = train.targets.iter().map(target_scale).collect();
-        let normalizer = uses_meta.then(|| {
-            let refs: Vec<&Targets> = train.targets.iter().collect();
-            Normalizer::fit(train.feats.view(), &refs, config.metadata.top_k)
-        });
+        let normalizer = match init {
+            Some(init) => Some(init.normalizer.clone()),
+            None if uses_meta => Some(fit_normalizer(train, config)?),
+            None => None,
+        };
         let norm = |f: &Array2<f32>| match &normalizer {
             Some(n) => n.transform(f.view()),
             None => Array2::zeros((f.nrows(), 0)),
@@ -457,8 +502,12 @@ impl<'a> Prepared<'a> {
                 .collect()
         };
         let objectives = (objectives(&train.targets)?, objectives(&valid.targets)?);
-        let arch =
+        let mut arch =
             Architecture::from_config(config, train.emb.ncols(), feats.0.ncols(), outputs, scales);
+        if let Some(init) = init {
+            arch.encoder = init.arch.encoder.clone();
+            arch.code_dim = init.arch.code_dim;
+        }
         Ok(Prepared {
             train,
             valid,
@@ -496,6 +545,37 @@ impl<'a> Prepared<'a> {
     }
 }
 
+/// The feature normalizer fitted on the training rows; `top_k` ranks features by mutual
+/// information on a stratified `metadata.validation_split` share of them when one is set.
+fn fit_normalizer(train: &Examples, config: &TrainConfig) -> Result<Normalizer> {
+    let refs: Vec<&Targets> = train.targets.iter().collect();
+    let split = config.metadata.validation_split;
+    if split == 0.0 || config.metadata.top_k == 0 {
+        return Ok(Normalizer::fit(
+            train.feats.view(),
+            &refs,
+            config.metadata.top_k,
+        ));
+    }
+    let seed = config.seed.wrapping_mul(1_000_003).wrapping_add(7);
+    let (_, held) = crate::data::stratified_split(&train.split_strata(), split, seed);
+    if held.is_empty() {
+        return Err(Error::invalid(format!(
+            "metadata.validation_split {split} holds none of the {} training examples out to \
+             rank features on: raise it, or set it to 0",
+            train.len()
+        )));
+    }
+    let held_targets: Vec<Targets> = train.targets.iter().map(|t| t.select(&held)).collect();
+    let held_refs: Vec<&Targets> = held_targets.iter().collect();
+    Ok(Normalizer::fit_ranked_on(
+        train.feats.view(),
+        &refs,
+        config.metadata.top_k,
+        (&held, &held_refs),
+    ))
+}
+
 /// The stages of the configured mode, in order: metadata-only is stage 1 of two-stage on its
 /// own; two-stage freezes the encoder for stage 2 (optionally unfreezing it later); joint and
 /// embedding-only are one semantic stage. Returns the stages' reports and the seconds before
@@ -512,7 +592,9 @@ fn run_stages(
     let mt = config.loss.multitask;
     let mut stages = Vec::new();
     let mut before_last = 0.0;
-    if matches!(config.mode, Mode::MetadataOnly | Mode::TwoStage) {
+    // A pre-trained encoder (--init-encoder) stands in for stage 1.
+    let pretrained = config.metadata.init_encoder.is_some();
+    if matches!(config.mode, Mode::MetadataOnly | Mode::TwoStage) && !pretrained {
         let name = if config.mode == Mode::TwoStage {
             "stage1"
         } else {

@@ -77,6 +77,11 @@ pub struct TrainArgs {
     /// activation, LayerNorm), which trains further on the data.
     #[arg(long, value_name = "HEAD.onnx")]
     init_head: Option<PathBuf>,
+    /// Start from the metadata encoder and feature normalizer another bundle pre-trained
+    /// (mode two_stage skips stage 1 and keeps it frozen, or unfreezes it per [unfreeze];
+    /// joint trains it further). Implies two_stage unless a mode is named.
+    #[arg(long, value_name = "BUNDLE")]
+    init_encoder: Option<PathBuf>,
     /// Fine-tune the backbone's top K layers with the heads (overrides the config's
     /// `[backbone] trainable_layers`; 0 keeps the backbone frozen). The bundle then carries the
     /// fine-tuned backbone as an ONNX graph, which serving runs instead of the stock one.
@@ -241,6 +246,7 @@ fn recipe_is_open(args: &TrainArgs) -> Result<bool> {
     if args.mode.is_some()
         || args.head.is_some()
         || args.init_head.is_some()
+        || args.init_encoder.is_some()
         || args.trainable_layers.is_some_and(|k| k > 0)
     {
         return Ok(false);
@@ -257,7 +263,11 @@ fn recipe_is_open(args: &TrainArgs) -> Result<bool> {
         .get("head")
         .and_then(|h| h.as_table())
         .is_some_and(|h| h.contains_key("kind"));
-    Ok(!v.contains_key("mode") && !head_kind)
+    let init_encoder = v
+        .get("metadata")
+        .and_then(|m| m.as_table())
+        .is_some_and(|m| m.contains_key("init_encoder"));
+    Ok(!v.contains_key("mode") && !head_kind && !init_encoder)
 }
 
 /// Refuses, before any work, what the recipe search cannot do.
@@ -489,6 +499,9 @@ fn config_of(args: &TrainArgs) -> Result<(TrainConfig, ExplicitKeys)> {
     }
     // Fine-tuning's measured recipe where the config and flags say nothing.
     config.apply_finetune_defaults(&explicit);
+    if let Some(path) = &args.init_encoder {
+        config.metadata.init_encoder = Some(path.clone());
+    }
     if let Some(path) = &args.init_head {
         // The imported head decides the shape; the config keeps its optimisation settings.
         if args.mode.is_some_and(|m| m.mode() != Mode::EmbeddingOnly) || args.head.is_some() {
