@@ -401,6 +401,9 @@ pub struct UnfreezeConfig {
     pub at_epoch: Option<usize>,
     /// The encoder's learning rate once unfrozen, as a multiple of the head learning rate.
     pub lr_scale: f32,
+    /// 0: every encoder layer unfreezes at `at_epoch`; N: its output layer at `at_epoch`, then
+    /// one more layer down every N epochs.
+    pub epochs_per_layer: usize,
 }
 
 impl Default for UnfreezeConfig {
@@ -408,6 +411,7 @@ impl Default for UnfreezeConfig {
         UnfreezeConfig {
             at_epoch: None,
             lr_scale: 0.1,
+            epochs_per_layer: 0,
         }
     }
 }

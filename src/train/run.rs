@@ -628,10 +628,11 @@ fn run_stages(
             if let Some(e) = net.encoder.as_mut() {
                 e.set_trainable("", false);
             }
-            let unfreeze = config
-                .unfreeze
-                .at_epoch
-                .map(|at| (at, config.unfreeze.lr_scale));
+            let unfreeze = config.unfreeze.at_epoch.map(|at| super::stage::Unfreeze {
+                at,
+                lr_scale: config.unfreeze.lr_scale,
+                epochs_per_layer: config.unfreeze.epochs_per_layer,
+            });
             ("stage2", unfreeze)
         }
         Mode::Joint => ("joint", None),

@@ -100,9 +100,32 @@ pub enum Phase {
     /// Semantic heads on [embedding ; code] (or the embedding alone); the encoder is trained
     /// too when it is trainable (joint mode, or after unfreezing).
     Semantic {
-        /// Epoch at which a frozen encoder becomes trainable, and its LR multiplier.
-        unfreeze: Option<(usize, f32)>,
+        /// When and how a frozen encoder becomes trainable.
+        unfreeze: Option<Unfreeze>,
     },
+}
+
+/// Unfreezing a frozen metadata encoder during a semantic stage.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Unfreeze {
+    /// The (0-based) epoch its first layers train from.
+    pub at: usize,
+    /// Its learning rate as a multiple of the heads'.
+    pub lr_scale: f32,
+    /// 0: every layer at `at`; N: its top (output) layer at `at`, then one more layer down
+    /// every N epochs.
+    pub epochs_per_layer: usize,
+}
+
+impl Unfreeze {
+    /// How many of `layers` layers (counted from the top) train in `epoch`.
+    pub fn layers_at(&self, epoch: usize, layers: usize) -> usize {
+        match (epoch.checked_sub(self.at), self.epochs_per_layer) {
+            (None, _) => 0,
+            (Some(_), 0) => layers,
+            (Some(since), n) => (1 + since / n).min(layers),
+        }
+    }
 }
 
 /// The data one stage trains and validates on.
@@ -213,15 +236,24 @@ impl StageState {
         epoch: usize,
         tuning: Option<&mut Tuning<'_>>,
     ) {
-        if let Phase::Semantic {
-            unfreeze: Some((at, scale)),
-        } = *phase
-        {
-            if epoch == at {
-                if let Some(e) = net.encoder.as_mut() {
-                    e.set_trainable("", true);
-                    self.opt.set_lr_multiplier("encoder", scale);
+        if let Phase::Semantic { unfreeze: Some(u) } = *phase {
+            if let Some(e) = net.encoder.as_mut() {
+                // The encoder's layers from the top: its output layer, then its hidden blocks.
+                let name = e.name().to_string();
+                let mut layers = vec![format!("{name}.out")];
+                layers.extend(
+                    (0..e.config().hidden.len())
+                        .rev()
+                        .map(|i| format!("{name}.{i}")),
+                );
+                for layer in &layers[..u.layers_at(epoch, layers.len())] {
+                    e.set_trainable(layer, true);
                 }
+                if epoch == u.at {
+                    self.opt.set_lr_multiplier("encoder", u.lr_scale);
+                }
+            }
+            if epoch == u.at {
                 self.frozen = None;
                 // Steps no longer split (the inputs are not frozen): the replica is done.
                 self.parallel.stop();
@@ -682,6 +714,86 @@ mod tests {
             hidden: None,
             task_names: Box::leak(Box::new(["c".to_string(), "v".to_string()])),
         }
+    }
+
+    #[test]
+    fn the_encoder_unfreezes_one_layer_down_every_n_epochs() {
+        // A two-stage network: 5 features -> encoder hidden [8, 6] -> code 4.
+        let mut cfg = TrainConfig::default();
+        cfg.metadata.hidden = vec![8, 6];
+        cfg.metadata.code_dim = 4;
+        let arch = Architecture::from_config(&cfg, 7, 5, vec![2], vec![(0.0, 1.0)]);
+        let mut net = Network::new(arch, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        net.encoder.as_mut().unwrap().set_trainable("", false);
+        let emb = Array2::<f32>::zeros((4, 7));
+        let feats = Array2::<f32>::zeros((4, 5));
+        let c = Targets::Class(vec![0, 1, 0, 1]);
+        let obj = vec![
+            Objective::new(TaskKind::Binary, 1, &c, (0.0, 1.0), &LossConfig::default()).unwrap(),
+        ];
+        let data = StageData {
+            emb: emb.view(),
+            feats: feats.view(),
+            objectives: &obj,
+            valid_emb: emb.view(),
+            valid_feats: feats.view(),
+            valid_objectives: &obj,
+            tokens: None,
+            valid_tokens: None,
+            hidden: None,
+            task_names: Box::leak(Box::new(["y".to_string()])),
+        };
+        let unfreeze = Unfreeze {
+            at: 2,
+            lr_scale: 0.1,
+            epochs_per_layer: 3,
+        };
+        let phase = Phase::Semantic {
+            unfreeze: Some(unfreeze),
+        };
+        let mut st =
+            StageState::new(4, vec![1.0], &StageConfig::default(), MultiTask::Fixed, 0).unwrap();
+        let trains = |net: &Network, layer: &str| {
+            let e = net.encoder.as_ref().unwrap();
+            let ps: Vec<bool> = e
+                .params()
+                .iter()
+                .filter(|p| p.name.starts_with(&format!("{layer}.")))
+                .map(|p| p.trainable)
+                .collect();
+            assert!(!ps.is_empty(), "{layer} has parameters");
+            assert!(
+                ps.iter().all(|&t| t == ps[0]),
+                "{layer} is unfrozen as a whole"
+            );
+            ps[0]
+        };
+        let mut seen = Vec::new();
+        for epoch in 0..10 {
+            st.prepare_epoch(&mut net, &phase, &data, epoch, None);
+            seen.push([
+                trains(&net, "encoder.out"),
+                trains(&net, "encoder.1"),
+                trains(&net, "encoder.0"),
+            ]);
+        }
+        let (none, top, two, all) = (
+            [false; 3],
+            [true, false, false],
+            [true, true, false],
+            [true; 3],
+        );
+        assert_eq!(
+            seen,
+            [none, none, top, top, top, two, two, two, all, all],
+            "out at epoch 2, the block below at 5, the first block at 8"
+        );
+        assert_eq!(unfreeze.layers_at(100, 3), 3);
+        let at_once = Unfreeze {
+            epochs_per_layer: 0,
+            ..unfreeze
+        };
+        assert_eq!((at_once.layers_at(1, 3), at_once.layers_at(2, 3)), (0, 3));
     }
 
     #[test]
