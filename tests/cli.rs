@@ -2099,3 +2099,56 @@ fn train_starts_from_another_bundles_encoder() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("two_stage or joint"));
 }
+
+#[test]
+fn compare_draws_sample_efficiency_curves_with_parameters_and_peak_memory() {
+    let dir = tmp("fractions");
+    let data = slice(&dir, "trec.jsonl", 400, 11);
+    let config = quick_config(&dir, 2);
+    let json = dir.join("curves.json");
+    let out = stdout(&ok(labelled("compare", "multiclass", &data, &config)
+        .args([
+            "--modes",
+            "embedding_only,metadata_only,two_stage",
+            "--seeds",
+            "2",
+        ])
+        .args(["--fractions", "0.25,1", "--quiet", "--json"])
+        .arg(&json)));
+    assert!(out.contains("== 25% of the training split"), "{out}");
+    assert!(out.contains("sample efficiency: test macro_f1"), "{out}");
+    assert!(
+        out.contains("trained params") && out.contains("peak heap MiB"),
+        "{out}"
+    );
+    let v = json_file(&json);
+    let shares = v["fractions"].as_array().unwrap();
+    let n = |i: usize| shares[i]["n_train"].as_u64().unwrap();
+    // A stratified quarter of the same training split, and the same test split.
+    assert!(
+        (n(0) as f64 - n(1) as f64 * 0.25).abs() <= 6.0,
+        "{} of {}",
+        n(0),
+        n(1)
+    );
+    assert_eq!(shares[0]["n_test"], shares[1]["n_test"]);
+    assert_eq!(shares[0]["train_fraction"], 0.25);
+    let params = |arm: &str| {
+        shares[1]["summaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["arm"] == arm)
+            .unwrap()["trainable_parameters"]
+            .as_u64()
+            .unwrap()
+    };
+    // Two-stage trains the encoder, its auxiliary heads and the heads: more than either side.
+    assert!(params("two_stage") > params("embedding_only"));
+    assert!(params("two_stage") > params("metadata_only"));
+    assert!(params("metadata_only") > 0);
+    // The CLI counts its heap: every run's peak is measured, and training allocates.
+    for run in shares[1]["runs"].as_array().unwrap() {
+        assert!(run["peak_memory_bytes"].as_u64().unwrap() > 0, "{run}");
+    }
+}

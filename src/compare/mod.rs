@@ -38,6 +38,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use self::render::efficiency_table;
 pub use self::run::{compare, split, Splits};
 pub use self::stats::{ArmSummary, Stat};
 pub use self::verdict::{headline_metrics, verdict, Verdict};
@@ -270,6 +271,21 @@ pub struct CompareOptions {
     /// take fine-tuning's measured recipe for the others
     /// ([`TrainConfig::apply_finetune_defaults`]); `None` runs `config` as it is.
     pub explicit: Option<crate::train::config::ExplicitKeys>,
+    /// Share of the training split the runs train on (stratified, split seed), for
+    /// sample-efficiency curves; validation and test splits stay whole. In (0, 1].
+    pub train_fraction: f64,
+    /// How to measure a run's peak memory, when the host can (the CLI counts its heap).
+    pub memory: Option<MemoryProbe>,
+}
+
+/// A host's measure of peak memory: `reset` starts a run, `peak` gives the most bytes that
+/// were allocated at once since (the CLI counts its heap through its global allocator).
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryProbe {
+    /// Starts a measurement.
+    pub reset: fn(),
+    /// The peak in bytes since the last reset.
+    pub peak: fn() -> u64,
 }
 
 impl Default for CompareOptions {
@@ -282,6 +298,8 @@ impl Default for CompareOptions {
             split_seed: 0,
             top: None,
             explicit: None,
+            train_fraction: 1.0,
+            memory: None,
         }
     }
 }
@@ -313,6 +331,13 @@ pub struct Run {
     pub test_metrics: Value,
     /// Validation metrics after threshold tuning, as the trainer reports them.
     pub valid_metrics: Value,
+    /// Parameters training updated in any stage (heads, encoder and auxiliary heads as the
+    /// mode trains them, sequence encoder, fine-tuned backbone layers).
+    pub trainable_parameters: usize,
+    /// The most heap the process had allocated at once during the run, above what it held at
+    /// the run's start (bytes; Rust allocations, which is all training does, not ONNX
+    /// Runtime's); None without a [`MemoryProbe`].
+    pub peak_memory_bytes: Option<u64>,
 }
 
 /// A finished comparison: settings, every run, the per-arm aggregates and the verdict.
@@ -334,6 +359,8 @@ pub struct CompareSummary {
     pub n_test: usize,
     /// Share held out as the test split.
     pub test_fraction: f64,
+    /// Share of the training split the runs trained on.
+    pub train_fraction: f64,
     /// Seed of the test and validation splits.
     pub split_seed: u64,
     /// Training seeds.

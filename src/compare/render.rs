@@ -13,6 +13,62 @@ fn decimals(metric: &str) -> usize {
     }
 }
 
+/// The sample-efficiency curves of comparisons run on growing shares of one training split
+/// (one [`CompareSummary`] per share, in order): per arm, the first test metric's mean ± sd at
+/// each share, as aligned text.
+pub fn efficiency_table(runs: &[CompareSummary]) -> String {
+    let Some(first) = runs.first() else {
+        return String::new();
+    };
+    let metric = &first.metrics[0];
+    let mut header = vec![format!("test {metric}")];
+    header.extend(
+        runs.iter()
+            .map(|s| format!("{:.0}% ({})", s.train_fraction * 100.0, s.n_train)),
+    );
+    let rows: Vec<Vec<String>> = first
+        .arms
+        .iter()
+        .map(|&arm| {
+            let mut r = vec![arm.name().to_string()];
+            r.extend(runs.iter().map(|s| {
+                s.summaries
+                    .iter()
+                    .find(|a| a.arm == arm)
+                    .and_then(|a| a.test.get(metric))
+                    .map_or_else(|| "-".to_string(), |st| st.show(decimals(metric)))
+            }));
+            r
+        })
+        .collect();
+    let width = |c: usize| {
+        rows.iter()
+            .map(|r| r[c].chars().count())
+            .chain([header[c].chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let mut out = format!(
+        "sample efficiency: test {metric} (mean ± sd over seeds) by share of the training split (examples)\n"
+    );
+    out.push_str(&line(&header));
+    out.push('\n');
+    for r in &rows {
+        out.push_str(&line(r));
+        out.push('\n');
+    }
+    out
+}
+
 impl CompareSummary {
     /// Column headers and one row of cells per arm: mode, runs, time to best, train time, best
     /// validation loss, and each test metric, as `mean ± sd`.
@@ -28,6 +84,8 @@ impl CompareSummary {
         .map(|s| s.to_string())
         .collect();
         header.extend(self.metrics.iter().map(|m| format!("test {m}")));
+        header.push("trained params".into());
+        header.push("peak heap MiB".into());
         let rows = self
             .summaries
             .iter()
@@ -44,6 +102,11 @@ impl CompareSummary {
                         .get(m)
                         .map_or_else(|| "-".to_string(), |st| st.show(decimals(m)))
                 }));
+                r.push(s.trainable_parameters.to_string());
+                r.push(
+                    s.peak_memory_mib
+                        .map_or_else(|| "-".to_string(), |m| format!("{:.1}", m.mean)),
+                );
                 r
             })
             .collect();
@@ -53,10 +116,15 @@ impl CompareSummary {
     /// One line describing the data and the protocol.
     pub fn setting(&self) -> String {
         format!(
-            "task `{}` ({}); {} train / {} validation / {} test examples (test {:.0}%, split seed {}); seeds {}; mean ± sd over seeds; two_stage_unfreeze unfreezes at stage-2 epoch {} with {}× the head LR",
+            "task `{}` ({}); {}{} train / {} validation / {} test examples (test {:.0}%, split seed {}); seeds {}; mean ± sd over seeds; two_stage_unfreeze unfreezes at stage-2 epoch {} with {}× the head LR",
             self.task,
             self.kind.name(),
             self.n_train,
+            if self.train_fraction < 1.0 {
+                format!(" ({:.0}% of the training split)", self.train_fraction * 100.0)
+            } else {
+                String::new()
+            },
             self.n_valid,
             self.n_test,
             self.test_fraction * 100.0,

@@ -10,6 +10,7 @@ use super::{unfreeze_schedule, Arm, CompareOptions, CompareSummary, Run, Unfreez
 use crate::data::{stratified_split, TaskSpec};
 use crate::error::{Error, Result};
 use crate::eval::evaluate_arrays;
+use crate::nn::Layer;
 use crate::train::{Examples, Mode};
 
 /// The data a comparison trains and scores on, after splitting.
@@ -84,13 +85,14 @@ pub fn compare(
     options.config.validate()?;
     let first = tasks.first().ok_or_else(|| Error::invalid("no tasks"))?;
     let arms = arms_of(options, all)?;
-    let splits = split(
+    let mut splits = split(
         all,
         valid,
         options.test_fraction,
         options.config.valid_fraction,
         options.split_seed,
     )?;
+    splits.train = subsample(&splits.train, options.train_fraction, options.split_seed)?;
     let (metric_names, higher_is_better) = headline_metrics(first.kind);
     let metrics: Vec<String> = metric_names.iter().map(|m| m.to_string()).collect();
     let (at_epoch, lr_scale) = unfreeze_schedule(&options.config);
@@ -121,6 +123,7 @@ pub fn compare(
         n_valid: splits.valid.len(),
         n_test: splits.test.len(),
         test_fraction: options.test_fraction,
+        train_fraction: options.train_fraction,
         split_seed: options.split_seed,
         seeds: options.seeds.clone(),
         arms,
@@ -186,6 +189,9 @@ fn run_one(
                 })?,
         ),
     };
+    if let Some(m) = options.memory {
+        (m.reset)();
+    }
     let trained = crate::train::train_top(
         tasks,
         &splits.train,
@@ -194,6 +200,7 @@ fn run_one(
         top,
         &mut |_| true,
     )?;
+    let peak_memory_bytes = options.memory.map(|m| (m.peak)());
     // Fine-tuned layers make the test texts' embeddings anew.
     let test = match (&trained.top, &splits.test.hidden) {
         (Some(top), Some(h)) => std::borrow::Cow::Owned(Examples {
@@ -231,7 +238,52 @@ fn run_one(
         test,
         test_metrics,
         valid_metrics: report.valid_metrics.clone(),
+        trainable_parameters: trained_parameters(&trained, config.mode),
+        peak_memory_bytes,
     })
+}
+
+/// The parameters training updated in `mode`: the heads (and sequence encoder) where a semantic
+/// stage runs, the encoder where the metadata side trains, the auxiliary heads where stage 1
+/// (or metadata-only) runs, and any fine-tuned backbone layers.
+fn trained_parameters(trained: &crate::train::Trained, mode: Mode) -> usize {
+    let net = &trained.heads.network;
+    let count = |ps: Vec<&crate::nn::Param>| ps.iter().map(|p| p.value.len()).sum::<usize>();
+    let heads = count(net.heads.iter().flat_map(|h| h.params()).collect())
+        + net.sequence.as_ref().map_or(0, |s| count(s.params()));
+    let encoder = net.encoder.as_ref().map_or(0, |e| count(e.params()));
+    let aux = count(net.aux_heads.iter().flat_map(|h| h.params()).collect());
+    let top = trained
+        .top
+        .as_ref()
+        .map_or(0, |t| t.layers.iter().map(|l| count(l.params())).sum());
+    top + match mode {
+        Mode::EmbeddingOnly => heads,
+        Mode::MetadataOnly => encoder + aux,
+        Mode::Joint => encoder + heads,
+        Mode::TwoStage => encoder + aux + heads,
+    }
+}
+
+/// A stratified share `fraction` of `train` (by its split strata, seeded), or all of it.
+fn subsample(train: &Examples, fraction: f64, seed: u64) -> Result<Examples> {
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(Error::invalid(format!(
+            "training fraction {fraction} must be in (0, 1]"
+        )));
+    }
+    if fraction == 1.0 {
+        return Ok(train.clone());
+    }
+    let (_, kept) = stratified_split(&train.split_strata(), fraction, seed ^ 0x5a5a_0f0f);
+    if kept.is_empty() {
+        return Err(Error::invalid(format!(
+            "{:.0}% of {} training examples is none: use a larger fraction",
+            fraction * 100.0,
+            train.len()
+        )));
+    }
+    Ok(train.select(&kept))
 }
 
 /// Every metric of `heads` on the labelled examples `ex`, as [`evaluate_arrays`] reports them.

@@ -77,6 +77,10 @@ pub struct ArmSummary {
     pub best_valid_loss: Stat,
     /// Each headline test metric.
     pub test: BTreeMap<String, Stat>,
+    /// Parameters training updated (the same in every run of an arm).
+    pub trainable_parameters: usize,
+    /// Peak memory above the run's start, in MiB (None where not measured).
+    pub peak_memory_mib: Option<Stat>,
 }
 
 impl ArmSummary {
@@ -97,6 +101,13 @@ impl ArmSummary {
                     (m.clone(), Stat::of(&v))
                 })
                 .collect(),
+            trainable_parameters: runs.first().map_or(0, |r| r.trainable_parameters),
+            peak_memory_mib: runs
+                .iter()
+                .map(|r| r.peak_memory_bytes.map(|b| b as f64 / (1u64 << 20) as f64))
+                .collect::<Option<Vec<f64>>>()
+                .filter(|v| !v.is_empty())
+                .map(|v| Stat::of(&v)),
         }
     }
 }
@@ -120,6 +131,8 @@ pub(super) mod tests {
             train_seconds: stat(time),
             best_valid_loss: stat(&[0.5; 3]),
             test,
+            trainable_parameters: 100,
+            peak_memory_mib: None,
         }
     }
 
@@ -160,6 +173,8 @@ pub(super) mod tests {
             test: [("macro_f1".to_string(), f1)].into_iter().collect(),
             test_metrics: Value::Null,
             valid_metrics: Value::Null,
+            trainable_parameters: 1234,
+            peak_memory_bytes: Some((seed + 1) << 20),
         };
         let runs = [run(0, 0.5, 1.0), run(1, 0.7, 3.0)];
         let refs: Vec<&Run> = runs.iter().collect();
@@ -169,5 +184,7 @@ pub(super) mod tests {
         assert_eq!(s.seconds_to_best.mean, 2.0);
         assert_eq!(s.train_seconds.mean, 4.0);
         assert!((s.best_valid_loss.mean - 0.05).abs() < 1e-12);
+        assert_eq!(s.trainable_parameters, 1234);
+        assert_eq!(s.peak_memory_mib.unwrap().mean, 1.5, "1 and 2 MiB");
     }
 }

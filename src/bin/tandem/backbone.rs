@@ -542,6 +542,8 @@ fn linear_accuracy(
         test_fraction: 0.2,
         top: None,
         explicit: None,
+        train_fraction: 1.0,
+        memory: None,
     };
     let needs = Needs::of(&Arm::Linear.config(&options.config, 0));
     let log = crate::progress::Log::new(&crate::progress::LogArgs {

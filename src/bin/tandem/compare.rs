@@ -60,6 +60,11 @@ pub struct CompareArgs {
     /// config's `[backbone] trainable_layers`, or 2).
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     modes: Vec<Arm>,
+    /// Sample-efficiency curves: run the comparison on these shares of the training split
+    /// (comma-separated, in (0, 1], e.g. 0.1,0.25,0.5,1; stratified, split seed), each with the
+    /// same validation and test splits, and print the test metric per mode and share.
+    #[arg(long, value_delimiter = ',', value_name = "SHARE,...")]
+    fractions: Vec<f64>,
     /// Positive label of a binary task (default: the rarer value, or 1/true).
     #[arg(long)]
     positive: Option<String>,
@@ -143,24 +148,43 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let total = options.arms.len() * options.seeds.len();
+    let fractions = if args.fractions.is_empty() {
+        vec![1.0]
+    } else {
+        args.fractions.clone()
+    };
+    let total = options.arms.len() * options.seeds.len() * fractions.len();
     let mut done = 0;
-    let summary = run_compare(&specs, &all, valid.as_ref(), &options, &mut |r| {
-        done += 1;
-        if !quiet {
-            let metrics = r
-                .test
-                .iter()
-                .map(|(k, v)| format!("{k} {v:.4}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            eprintln!(
-                "[{done}/{total}] {} seed {}: best valid loss {:.4} after {:.2}s of {:.2}s; test {metrics}",
-                r.arm, r.seed, r.best_valid_loss, r.seconds_to_best, r.train_seconds
-            );
-        }
-    })?;
-    write_outputs(&args, &summary, BackboneRef::of(&backbone))?;
+    let mut summaries = Vec::new();
+    for &fraction in &fractions {
+        options.train_fraction = fraction;
+        let summary = run_compare(&specs, &all, valid.as_ref(), &options, &mut |r| {
+            done += 1;
+            if !quiet {
+                let metrics = r
+                    .test
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                eprintln!(
+                    "[{done}/{total}] {} seed {}{}: best valid loss {:.4} after {:.2}s of {:.2}s; test {metrics}",
+                    r.arm,
+                    r.seed,
+                    if fractions.len() > 1 {
+                        format!(" at {:.0}%", fraction * 100.0)
+                    } else {
+                        String::new()
+                    },
+                    r.best_valid_loss,
+                    r.seconds_to_best,
+                    r.train_seconds
+                );
+            }
+        })?;
+        summaries.push(summary);
+    }
+    write_outputs(&args, &summaries, BackboneRef::of(&backbone))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -199,36 +223,63 @@ fn options_of(args: &CompareArgs) -> Result<CompareOptions> {
         test_fraction: args.test_fraction,
         top: None,
         explicit: Some(explicit),
+        train_fraction: 1.0,
+        memory: Some(crate::memory_probe()),
     })
 }
 
-/// The table on standard output, and the JSON, Markdown and HTML files asked for.
+/// The table on standard output (one per share of the training data, then the curves), and
+/// the JSON, Markdown and HTML files asked for: the JSON has every share's comparison (under
+/// `fractions` when there are several), Markdown and HTML the last share's, Markdown with the
+/// curves.
 fn write_outputs(
     args: &CompareArgs,
-    summary: &CompareSummary,
+    summaries: &[CompareSummary],
     backbone: BackboneRef,
 ) -> Result<()> {
-    print!("{}", summary.table());
+    let Some(last) = summaries.last() else {
+        return Ok(());
+    };
+    let curves = (summaries.len() > 1).then(|| tandem::compare::efficiency_table(summaries));
+    for s in summaries {
+        if summaries.len() > 1 {
+            println!("== {:.0}% of the training split", s.train_fraction * 100.0);
+        }
+        print!("{}", s.table());
+    }
+    if let Some(c) = &curves {
+        print!("\n{c}");
+    }
     if let Some(p) = &args.json {
-        write_file(p, &json_report(summary, args, backbone)?)?;
+        write_file(p, &json_report(summaries, args, backbone)?)?;
     }
     if let Some(p) = &args.markdown {
-        write_file(p, &summary.to_markdown())?;
+        let mut md = last.to_markdown();
+        if let Some(c) = &curves {
+            md.push_str(&format!("\n```\n{c}```\n"));
+        }
+        write_file(p, &md)?;
     }
     if let Some(p) = &args.html {
-        write_file(p, &summary.to_html())?;
+        write_file(p, &last.to_html())?;
     }
     Ok(())
 }
 
 /// The summary plus where the data came from and which backbone embedded it.
 fn json_report(
-    summary: &CompareSummary,
+    summaries: &[CompareSummary],
     args: &CompareArgs,
     backbone: BackboneRef,
 ) -> Result<String> {
     let internal = |e: serde_json::Error| Error::new(ErrorKind::Internal, e.to_string());
-    let mut v = serde_json::to_value(summary).map_err(internal)?;
+    let mut v = match summaries {
+        [one] => serde_json::to_value(one).map_err(internal)?,
+        many => serde_json::json!({
+            "fractions": serde_json::to_value(many).map_err(internal)?,
+            "curves": tandem::compare::efficiency_table(many),
+        }),
+    };
     v["data"] = serde_json::json!(args.data.display().to_string());
     v["valid"] = serde_json::json!(args.valid.as_ref().map(|p| p.display().to_string()));
     v["backbone"] = serde_json::to_value(backbone).map_err(internal)?;

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use peakmem_alloc::{PeakMemAlloc, PeakMemAllocTrait, INSTRUMENTED_SYSTEM};
 use tandem::model::Model;
 use tandem::{Backbone, BackboneOptions, Device, Error, HeadsEngine, Result, Variant};
 
@@ -165,6 +166,18 @@ fn print_version() {
             "ONNX Runtime library: not found at {} ({source:?}; run scripts/setup.sh)",
             path.display()
         ),
+    }
+}
+
+/// The system allocator, counting live heap bytes: `compare` reports each run's peak.
+#[global_allocator]
+static HEAP: &PeakMemAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
+
+/// `compare`'s measure of a run's peak memory: the heap counter above.
+pub(crate) fn memory_probe() -> tandem::compare::MemoryProbe {
+    tandem::compare::MemoryProbe {
+        reset: || HEAP.reset_peak_memory(),
+        peak: || HEAP.get_peak_memory() as u64,
     }
 }
 
