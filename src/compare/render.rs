@@ -41,6 +41,16 @@ pub fn efficiency_table(runs: &[CompareSummary]) -> String {
             r
         })
         .collect();
+    let mut out = format!(
+        "sample efficiency: test {metric} (mean ± sd over seeds) by share of the training split (examples)\n"
+    );
+    out.push_str(&aligned(&header, &rows));
+    out
+}
+
+/// Rows of cells as aligned text: the first column left-aligned, the others right-aligned, two
+/// spaces apart, one line each (the header first).
+fn aligned(header: &[String], rows: &[Vec<String>]) -> String {
     let width = |c: usize| {
         rows.iter()
             .map(|r| r[c].chars().count())
@@ -53,18 +63,23 @@ pub fn efficiency_table(runs: &[CompareSummary]) -> String {
         cells
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{c:>w$}"))
+            .enumerate()
+            .map(|(i, (c, w))| {
+                let pad = w - c.chars().count();
+                if i == 0 {
+                    format!("{c}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{c}", " ".repeat(pad))
+                }
+            })
             .collect::<Vec<_>>()
             .join("  ")
+            .trim_end()
+            .to_string()
     };
-    let mut out = format!(
-        "sample efficiency: test {metric} (mean ± sd over seeds) by share of the training split (examples)\n"
-    );
-    out.push_str(&line(&header));
-    out.push('\n');
-    for r in &rows {
-        out.push_str(&line(r));
-        out.push('\n');
+    let mut out = String::new();
+    for r in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+        let _ = writeln!(out, "{}", line(r));
     }
     out
 }
@@ -142,38 +157,9 @@ impl CompareSummary {
     /// The table as aligned plain text, followed by the verdict.
     pub fn table(&self) -> String {
         let (header, rows) = self.rows();
-        let width = |c: usize| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([header[c].chars().count()])
-                .max()
-                .unwrap_or(0)
-        };
-        let widths: Vec<usize> = (0..header.len()).map(width).collect();
-        let line = |cells: &[String]| {
-            cells
-                .iter()
-                .zip(&widths)
-                .enumerate()
-                .map(|(i, (c, w))| {
-                    let pad = w - c.chars().count();
-                    if i == 0 {
-                        format!("{c}{}", " ".repeat(pad))
-                    } else {
-                        format!("{}{c}", " ".repeat(pad))
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_string()
-        };
         let mut out = String::new();
         let _ = writeln!(out, "{}", self.setting());
-        let _ = writeln!(out, "{}", line(&header));
-        for r in &rows {
-            let _ = writeln!(out, "{}", line(r));
-        }
+        out.push_str(&aligned(&header, &rows));
         out.push('\n');
         for l in &self.verdict.lines {
             let _ = writeln!(out, "- {l}");

@@ -38,6 +38,30 @@ pub struct Heads {
     pub onnx: Option<std::sync::Arc<crate::onnx::OnnxHeads>>,
 }
 
+impl Heads {
+    /// Freshly trained heads for `tasks`, before their thresholds are tuned (none yet), at
+    /// version 0 and served natively.
+    pub fn untuned(
+        network: Network,
+        normalizer: Option<Normalizer>,
+        tasks: &[crate::data::TaskSpec],
+    ) -> Heads {
+        Heads {
+            network,
+            normalizer,
+            tasks: tasks
+                .iter()
+                .map(|s| TaskEntry {
+                    spec: s.clone(),
+                    thresholds: vec![],
+                })
+                .collect(),
+            version: 0,
+            onnx: None,
+        }
+    }
+}
+
 /// Probabilities (or values) per task from embeddings, normalized features and, for sequence
 /// heads, the texts' per-token vectors (which pooled heads ignore). Sequence heads run in
 /// chunks of texts, so the f32 copy of the tokens stays small.

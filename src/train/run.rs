@@ -421,19 +421,7 @@ impl Prepared<'_> {
         for p in net.params_mut() {
             p.trainable = true;
         }
-        let mut heads = Heads {
-            network: net,
-            normalizer: self.normalizer.clone(),
-            tasks: tasks
-                .iter()
-                .map(|s| TaskEntry {
-                    spec: s.clone(),
-                    thresholds: vec![],
-                })
-                .collect(),
-            version: 0,
-            onnx: None,
-        };
+        let mut heads = Heads::untuned(net, self.normalizer.clone(), tasks);
         let probs = predict_arrays(&heads, valid_emb, data.valid_feats, valid_tokens)?;
         for (task, p) in heads.tasks.iter().zip(&probs) {
             check_finite(

@@ -25,7 +25,6 @@ use super::config::{Mode, TrainConfig};
 use super::examples::Examples;
 use super::run::{check_finite, set_thresholds, TrainReport, Trained};
 use super::stage::{EpochRecord, Progress, StageReport};
-use crate::bundle::TaskEntry;
 use crate::data::{Targets, TaskKind, TaskSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::eval::evaluate_probs;
@@ -326,19 +325,7 @@ fn fit_linear(
     let mut arch = linear_architecture(x.ncols(), outputs);
     arch.target_scale = scales;
     let network = network_of(arch, &solutions)?;
-    let mut heads = Heads {
-        network,
-        normalizer: None,
-        tasks: tasks
-            .iter()
-            .map(|s| TaskEntry {
-                spec: s.clone(),
-                thresholds: vec![],
-            })
-            .collect(),
-        version: 0,
-        onnx: None,
-    };
+    let mut heads = Heads::untuned(network, None, tasks);
     let mut valid_metrics = validate(&mut heads, &out_of_fold, &all.targets, config, progress)?;
     if let Some(like) = like {
         for (t, l) in heads.tasks.iter_mut().zip(&like.heads.tasks) {
