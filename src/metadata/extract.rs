@@ -104,6 +104,8 @@ struct Scratch {
     seq: Vec<u64>,
     /// N-gram counts, reused for each kind of n-gram in turn.
     grams: Freq,
+    /// The text's chars, lower-cased, for the char n-grams.
+    lower: Vec<u64>,
     /// The sentiment analyzer's buffers.
     sentiment: sentiment::Scratch,
     /// The part-of-speech tagger's buffers.
@@ -208,12 +210,19 @@ impl WordSink for WordStats<'_> {
 /// Shannon entropy in bits, and the number of occurrences, of the counts in `freq`:
 /// log2 N - sum(f log2 f) / N.
 fn entropy(freq: &Freq) -> (f64, f64) {
-    let (mut n, mut s) = (0f64, 0f64);
+    // The sum runs in the table's iteration order, term by term as ever (so every bit of the
+    // result stays what it was). A count of 1 adds exactly +0 (1 * log2 1), which leaves the
+    // non-negative sum as it is, so it is skipped with its `log2`; most n-grams occur once.
+    // The total is an integer, added exactly in any order.
+    let (mut n, mut s) = (0u64, 0f64);
     for &f in freq.values() {
-        let f = f as f64;
         n += f;
-        s += f * f.log2();
+        if f > 1 {
+            let f = f as f64;
+            s += f * f.log2();
+        }
     }
+    let n = n as f64;
     if n > 0.0 {
         (n.log2() - s / n, n)
     } else {
@@ -235,8 +244,18 @@ struct Ngrams {
 }
 
 impl Ngrams {
-    fn of(text: &str, words: &Freq, seq: &[u64], grams: &mut Freq) -> Ngrams {
-        let lower = |c: char| u64::from(c.to_lowercase().next().unwrap_or(c));
+    fn of(text: &str, words: &Freq, seq: &[u64], grams: &mut Freq, lower: &mut Vec<u64>) -> Ngrams {
+        // Each char's first lowercase char, once for both passes (ASCII without the case
+        // tables: the same char).
+        lower.clear();
+        lower.extend(text.chars().map(|c| {
+            let l = if c.is_ascii() {
+                c.to_ascii_lowercase()
+            } else {
+                c.to_lowercase().next().unwrap_or(c)
+            };
+            u64::from(l)
+        }));
         // `Freq` hashes by the key itself: spread the exact char codes over all 64 bits (an odd
         // multiplier is a bijection, so distinct n-grams stay distinct) or the table's probes
         // see the same high bits for every key and crawl.
@@ -244,7 +263,7 @@ impl Ngrams {
         let repeated = |grams: &Freq, n: f64| ratio(n - grams.len() as f64, n);
         grams.clear();
         let mut prev = None::<u64>;
-        for c in text.chars().map(lower) {
+        for &c in lower.iter() {
             if let Some(x) = prev {
                 *grams.entry(mix(x << 21 | c)).or_insert(0) += 1;
             }
@@ -253,7 +272,7 @@ impl Ngrams {
         let (char_bigram_entropy, _) = entropy(grams);
         grams.clear();
         let (mut a, mut b) = (None::<u64>, None::<u64>);
-        for c in text.chars().map(lower) {
+        for &c in lower.iter() {
             if let (Some(x), Some(y)) = (a, b) {
                 *grams.entry(mix(x << 42 | y << 21 | c)).or_insert(0) += 1;
             }
@@ -338,7 +357,13 @@ fn run(text: &str, scratch: &mut Scratch, out: &mut [f32]) {
         alnum: f(words.alnum),
     };
     let class = |bit: u16| per_word(words.classes[bit.trailing_zeros() as usize]);
-    let grams = Ngrams::of(text, words.freq, words.seq, &mut scratch.grams);
+    let grams = Ngrams::of(
+        text,
+        words.freq,
+        words.seq,
+        &mut scratch.grams,
+        &mut scratch.lower,
+    );
     let senti = sentiment::scores(text, &mut scratch.sentiment);
     let tags = pos::counts(text, &mut scratch.pos);
     let per_token = |n: f64| ratio(n, tags.words);
@@ -463,6 +488,9 @@ fn run(text: &str, scratch: &mut Scratch, out: &mut [f32]) {
     }
     if scratch.seq.capacity() > KEEP_TYPES {
         scratch.seq = Vec::new();
+    }
+    if scratch.lower.capacity() > KEEP_WORD_BYTES {
+        scratch.lower = Vec::new();
     }
     scratch.sentiment.trim(KEEP_WORD_BYTES);
     scratch.pos.trim(KEEP_WORD_BYTES);

@@ -105,6 +105,8 @@ struct MorphRule {
     tag: Tag,
     /// Index into [`MORPH_CMDS`].
     cmd: u8,
+    /// For `addpref` and `addsuf` rules, the rule's own bit of [`Entry::affixes`].
+    affix: u32,
 }
 
 /// A contextual rule. `x` and `y` are a [`Tag`]'s number or a [`WordId`], depending on what
@@ -173,8 +175,33 @@ fn classify(name: &str) -> (Class, EntityKind) {
     (class, kind)
 }
 
+/// What the tagger knows about one word: its lexicon tag, its id as a word the contextual rules
+/// name, and the entities that start with it. One table holds all three, so a token costs one
+/// lookup instead of three.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// The lexicon's tag, `None` for a word only the rules or the entity list know.
+    tag: Option<Tag>,
+    /// [`NO_WORD`] unless a contextual rule names the word.
+    word: WordId,
+    /// Index into [`Tagger::entities`] of the entities whose first (lower-cased) word this is.
+    entities: Option<u32>,
+    /// The `addpref`/`addsuf` morphological rules ([`MorphRule::affix`]) whose affix makes a
+    /// lexicon word of this word: those rules test a bit instead of joining and looking up.
+    affixes: u32,
+}
+
+/// An [`Entry`] that knows nothing.
+const UNKNOWN: Entry = Entry {
+    tag: None,
+    word: NO_WORD,
+    entities: None,
+    affixes: 0,
+};
+
 struct Tagger {
-    lexicon: Map<&'static str, Tag>,
+    /// The lexicon, the rule words and the entities' first words, in one table.
+    table: Map<&'static str, Entry>,
     /// Every tag's name, by [`Tag`] number; only the parity test reads tags back as names.
     #[cfg(test)]
     names: Vec<&'static str>,
@@ -184,9 +211,8 @@ struct Tagger {
     /// The contextual rules that apply to a token with each tag (by [`Tag`] number): its own
     /// and the `*` ones, in file order, so a token only tries those.
     context: Vec<Vec<ContextRule>>,
-    /// The words the contextual rules name.
-    words: Map<&'static str, WordId>,
-    entities: Map<String, Vec<Entity>>,
+    /// The listed entities, grouped by their first word ([`Entry::entities`] indexes this).
+    entities: Vec<Vec<Entity>>,
     /// Tags and words the code itself uses.
     nn: Tag,
     nnp: Tag,
@@ -250,14 +276,14 @@ fn tagger() -> &'static Tagger {
 fn load() -> Tagger {
     let mut tags = Interner::new();
     let mut tag = |name: &'static str| tags.intern(name, tag_id);
-    let mut lexicon = Map::default();
+    let mut table: Map<&'static str, Entry> = Map::default();
     for line in LEXICON.lines() {
         let mut parts = line.split(' ');
         if let (Some(w), Some(t)) = (parts.next(), parts.next()) {
-            lexicon.insert(w, tag(t));
+            table.entry(w).or_insert(UNKNOWN).tag = Some(tag(t));
         }
     }
-    let morphology = load_morphology(&mut tag);
+    let mut morphology = load_morphology(&mut tag);
     let (context_rules, words) = load_context(&mut tag);
     let entity_tags = ENTITY_TAGS.map(|row| row.map(&mut tag));
     let (nn, nnp, nnps, cd, staart) = (tag("NN"), tag("NNP"), tag("NNPS"), tag("CD"), tag(STAART));
@@ -272,22 +298,74 @@ fn load() -> Tagger {
                 .collect()
         })
         .collect();
+    for (&w, &id) in &words.ids {
+        table.entry(w).or_insert(UNKNOWN).word = id;
+    }
+    add_affixes(&mut table, &mut morphology);
+    let mut entities = Vec::new();
+    for (first, list) in load_entities() {
+        let k = u32::try_from(entities.len()).expect("a few hundred entities");
+        // The table lives as long as the process (a `OnceLock`): its few hundred keys that are
+        // not slices of the compiled-in data are leaked once, so every key is a `&'static str`
+        // (a smaller slot than an owned string, and the lexicon's 94,000 keys are not copied).
+        // A word the table already holds keeps its key: leaking a copy that the table then
+        // drops would lose it for good.
+        let first: &'static str = match table.get_key_value(first.as_str()) {
+            Some((&key, _)) => key,
+            None => Box::leak(first.into_boxed_str()),
+        };
+        table.entry(first).or_insert(UNKNOWN).entities = Some(k);
+        entities.push(list);
+    }
     Tagger {
-        lexicon,
+        table,
         classes: names.iter().map(|n| classify(n)).collect(),
         #[cfg(test)]
         names,
         morphology,
         context,
         staart_word: words.ids[STAART],
-        words: words.ids,
-        entities: load_entities(),
+        entities,
         nn,
         nnp,
         nnps,
         cd,
         staart,
         entity_tags,
+    }
+}
+
+/// Gives each `addpref`/`addsuf` rule a bit, and sets it in the [`Entry`] of every word that
+/// the rule's affix turns into a lexicon word: `w + x` is a lexicon key exactly when the key
+/// ends with `x` and `w` is the rest.
+fn add_affixes(table: &mut Map<&'static str, Entry>, morphology: &mut [MorphRule]) {
+    let mut adds = Vec::new();
+    for r in morphology.iter_mut().filter(|r| matches!(r.cmd, 3 | 4)) {
+        let bit = u32::try_from(adds.len())
+            .ok()
+            .and_then(|k| 1u32.checked_shl(k))
+            .expect("the morphology has few affix rules");
+        r.affix = bit;
+        adds.push((r.cmd, r.x, bit));
+    }
+    let mut stems: Vec<(&'static str, u32)> = Vec::new();
+    for (&key, entry) in table.iter() {
+        if entry.tag.is_none() {
+            continue;
+        }
+        for &(cmd, x, bit) in &adds {
+            let stem = if cmd == 3 {
+                key.strip_prefix(x)
+            } else {
+                key.strip_suffix(x)
+            };
+            if let Some(stem) = stem {
+                stems.push((stem, bit));
+            }
+        }
+    }
+    for (stem, bit) in stems {
+        table.entry(stem).or_insert(UNKNOWN).affixes |= bit;
     }
 }
 
@@ -308,6 +386,7 @@ fn load_morphology(tag: &mut impl FnMut(&'static str) -> Tag) -> Vec<MorphRule> 
                 x: r[1],
                 tag: to,
                 cmd: cmd_of(&r[2][1..]).unwrap_or(0),
+                affix: 0,
             }
         } else if let Some(cmd) = cmd_of(r[1]) {
             MorphRule {
@@ -315,6 +394,7 @@ fn load_morphology(tag: &mut impl FnMut(&'static str) -> Tag) -> Vec<MorphRule> 
                 x: r[0],
                 tag: to,
                 cmd,
+                affix: 0,
             }
         } else {
             continue;
@@ -419,7 +499,7 @@ fn is_title(s: &str) -> bool {
 fn is_number(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
-            .all(|c| c.is_ascii_digit() || "-,.:/%$".contains(c))
+            .all(|c| matches!(c, '0'..='9' | '-' | ',' | '.' | ':' | '/' | '%' | '$'))
 }
 
 /// The byte offset after the run of chars satisfying `ok` that starts at byte `from` of `s`.
@@ -443,7 +523,13 @@ fn token_len(s: &str) -> usize {
     for prefix in ["https://", "http://", "www."] {
         if s.starts_with(prefix) {
             let from = prefix.len();
-            let stop = run(s, from, |c| is_word(c) || "./?=&%#:~+-".contains(c));
+            let stop = run(s, from, |c| {
+                is_word(c)
+                    || matches!(
+                        c,
+                        '.' | '/' | '?' | '=' | '&' | '%' | '#' | ':' | '~' | '+' | '-'
+                    )
+            });
             let last = s[from..stop]
                 .char_indices()
                 .rfind(|&(_, c)| is_word(c) || c == '/');
@@ -453,7 +539,12 @@ fn token_len(s: &str) -> usize {
         }
     }
     // An e-mail address: local@label(.label)+.
-    let local = run(s, 0, |c| is_word(c) || ".+-".contains(c));
+    // (Only where the chunk has an `@`: most have none, and then its scan is skipped.)
+    let local = if s.as_bytes().contains(&b'@') {
+        run(s, 0, |c| is_word(c) || matches!(c, '.' | '+' | '-'))
+    } else {
+        0
+    };
     if local > 0 && char_at(s, local) == Some('@') {
         let label = |from: usize| run(s, from, |c| is_word(c) || c == '-');
         let mut k = label(local + 1);
@@ -540,8 +631,8 @@ pub(super) struct Scratch {
     tags: Vec<Tag>,
     /// The tokens' [`WordId`]s, padded like `tags`.
     words: Vec<WordId>,
-    /// Room to join a word and an affix (the morphological rules).
-    buf: String,
+    /// The entities each lower-cased token starts ([`Entry::entities`]).
+    ents: Vec<Option<u32>>,
     /// The word tokens' tags with their counts, in order of first appearance (the order the
     /// tag entropy sums them in).
     seen: Vec<(Tag, f64)>,
@@ -594,22 +685,36 @@ fn tag_text(text: &str, s: &mut Scratch) {
     s.words.clear();
     s.tags.resize(PAD, t.staart);
     s.words.resize(PAD, t.staart_word);
+    s.ents.clear();
     for i in 0..n {
         let tok = token(i);
-        s.words.push(t.words.get(tok).copied().unwrap_or(NO_WORD));
-        let known = t.lexicon.get(tok).or_else(|| {
-            // The first token is also looked up lower-cased (a capital that starts a sentence).
-            let (a, b) = s.lowers[i];
-            (i == 0).then(|| t.lexicon.get(&s.lower[a..b])).flatten()
-        });
+        let entry = t.table.get(tok).copied().unwrap_or(UNKNOWN);
+        s.words.push(entry.word);
+        // The lower-cased token: the key of the entity list, and the first token's second try
+        // in the lexicon (a capital that starts a sentence). Mostly it is the token itself.
+        let (a, b) = s.lowers[i];
+        let low = &s.lower[a..b];
+        // (For ASCII: no capital. A byte scan, not a `memcmp` call.)
+        let same = if tok.is_ascii() {
+            !tok.bytes().any(|b| b.is_ascii_uppercase())
+        } else {
+            low == tok
+        };
+        let lowered = if same {
+            entry
+        } else {
+            t.table.get(low).copied().unwrap_or(UNKNOWN)
+        };
+        s.ents.push(lowered.entities);
+        let known = entry.tag.or(if i == 0 { lowered.tag } else { None });
         let tag = match known {
-            Some(&tag) => tag,
+            Some(tag) => tag,
             None if is_title(tok) => t.nnp,
             None if is_number(tok) => t.cd,
             None => {
                 let prev = (i > 0).then(|| token(i - 1));
                 let next = (i + 1 < n).then(|| token(i + 1));
-                morphology(t, tok, prev, next, &mut s.buf)
+                morphology(t, tok, entry.affixes, prev, next)
             }
         };
         s.tags.push(tag);
@@ -617,23 +722,18 @@ fn tag_text(text: &str, s: &mut Scratch) {
     s.tags.resize(n + 2 * PAD, t.staart);
     s.words.resize(n + 2 * PAD, t.staart_word);
     context(t, &s.words, &mut s.tags);
-    entities(t, &s.lower, &s.lowers, &mut s.tags[PAD..PAD + n]);
+    entities(t, &s.lower, &s.lowers, &s.ents, &mut s.tags[PAD..PAD + n]);
 }
 
-fn morphology(
-    t: &Tagger,
-    w: &str,
-    prev: Option<&str>,
-    next: Option<&str>,
-    buf: &mut String,
-) -> Tag {
+/// Whether the lexicon has `w` (the table also holds words that only the rules name).
+fn in_lexicon(t: &Tagger, w: &str) -> bool {
+    t.table.get(w).is_some_and(|e| e.tag.is_some())
+}
+
+/// The tag of the unknown word `w` by the morphological rules; `affixes` is its
+/// [`Entry::affixes`], `prev` and `next` its neighbours.
+fn morphology(t: &Tagger, w: &str, affixes: u32, prev: Option<&str>, next: Option<&str>) -> Tag {
     let mut tag = t.nn;
-    let mut joined = |a: &str, b: &str| {
-        buf.clear();
-        buf.push_str(a);
-        buf.push_str(b);
-        t.lexicon.contains_key(buf.as_str())
-    };
     for r in &t.morphology {
         if r.only.is_some_and(|o| o != tag) {
             continue;
@@ -644,14 +744,10 @@ fn morphology(
             0 => w.contains(x),
             1 => w.starts_with(x),
             2 => w.ends_with(x),
-            3 => joined(x, w),
-            4 => joined(w, x),
-            5 => w
-                .strip_prefix(x)
-                .is_some_and(|rest| t.lexicon.contains_key(rest)),
-            6 => w
-                .strip_suffix(x)
-                .is_some_and(|rest| t.lexicon.contains_key(rest)),
+            // `x + w` or `w + x` is a lexicon word (see `add_affixes`).
+            3 | 4 => affixes & r.affix != 0,
+            5 => w.strip_prefix(x).is_some_and(|rest| in_lexicon(t, rest)),
+            6 => w.strip_suffix(x).is_some_and(|rest| in_lexicon(t, rest)),
             7 => next == Some(x),
             8 => prev == Some(x),
             _ => false,
@@ -669,7 +765,9 @@ fn context(t: &Tagger, words: &[WordId], tags: &mut [Tag]) {
     for i in PAD..tags.len() - PAD {
         // Rules match on the tag the token had when its turn came (Pattern keeps that one).
         let own = tags[i];
-        for r in &t.context[usize::from(own.0)] {
+        // No rule reads the token's own tag (only its neighbours' tags and the words), so the
+        // last rule that matches decides: try them from the last and stop at the first hit.
+        for r in t.context[usize::from(own.0)].iter().rev() {
             let tag = |k: usize| u16::from(tags[k].0);
             let word = |k: usize| words[k];
             let (x, y) = (r.x, r.y);
@@ -706,15 +804,23 @@ fn context(t: &Tagger, words: &[WordId], tags: &mut [Tag]) {
             };
             if hit {
                 tags[i] = r.to;
+                break;
             }
         }
     }
 }
 
-/// Pattern's entity pass over the lower-cased tokens (`lowers`' ranges of `lower`) and their
-/// tags: URLs and e-mail addresses become NNP, and runs of tokens that spell a listed entity
-/// NNP (NNPS where the token was one) with the entity's type.
-fn entities(t: &Tagger, lower: &str, lowers: &[(usize, usize)], tags: &mut [Tag]) {
+/// Pattern's entity pass over the lower-cased tokens (`lowers`' ranges of `lower`, with the
+/// entities each one starts in `ents`) and their tags: URLs and e-mail addresses become NNP,
+/// and runs of tokens that spell a listed entity NNP (NNPS where the token was one) with the
+/// entity's type.
+fn entities(
+    t: &Tagger,
+    lower: &str,
+    lowers: &[(usize, usize)],
+    ents: &[Option<u32>],
+    tags: &mut [Tag],
+) {
     let low = |i: usize| &lower[lowers[i].0..lowers[i].1];
     let n = lowers.len();
     let mut i = 0;
@@ -723,7 +829,7 @@ fn entities(t: &Tagger, lower: &str, lowers: &[(usize, usize)], tags: &mut [Tag]
         if w.starts_with("http://") || is_www(w) || is_email(w) {
             tags[i] = t.nnp;
         }
-        if let Some(list) = t.entities.get(w) {
+        if let Some(list) = ents[i].map(|k| &t.entities[k as usize]) {
             for e in list {
                 let len = e.words.len();
                 if i + len <= n && e.words.iter().enumerate().all(|(k, a)| *a == low(i + k)) {
@@ -760,7 +866,9 @@ fn is_email(w: &str) -> bool {
     let part = |s: &str| !s.is_empty() && s.chars().all(|c| is_word(c) || c == '-');
     let labels: Vec<&str> = domain.split('.').collect();
     !local.is_empty()
-        && local.chars().all(|c| is_word(c) || "-.+".contains(c))
+        && local
+            .chars()
+            .all(|c| is_word(c) || matches!(c, '-' | '.' | '+'))
         && labels.len() >= 2
         && labels[..labels.len() - 1]
             .iter()
@@ -835,6 +943,13 @@ const WEEKDAYS: [&str; 7] = [
 /// the abbreviations `Jan` ... `Dec` only so), a slashed date (`3/4/2009`), an ISO date
 /// (`2009-03-04`), or a year from 1900 to 2099.
 fn is_date(tok: &str) -> bool {
+    // Every date shape starts with an ASCII letter (a name of 3 to 9 letters) or an ASCII digit:
+    // most tokens are rejected here, before the names are compared.
+    match tok.as_bytes().first() {
+        Some(b) if b.is_ascii_digit() => {}
+        Some(b) if b.is_ascii_alphabetic() && (3..=9).contains(&tok.len()) => {}
+        _ => return false,
+    }
     let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
     let named = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(tok));
     if named(&WEEKDAYS) || MONTH_ABBREVIATIONS.contains(&tok) {

@@ -12,7 +12,7 @@
 //! VADER's handling of repeated values), a few idioms (`the shit`, `to die for`, `yeah right`),
 //! and `!` and `?` emphasis.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
 use foldhash::fast::FixedState;
@@ -20,7 +20,6 @@ use foldhash::fast::FixedState;
 /// Maps looked up per token: a fast fixed-seed hash (the keys are not attacker-chosen in bulk:
 /// they are compiled in).
 type Map<K, V> = HashMap<K, V, FixedState>;
-type Set<K> = HashSet<K, FixedState>;
 
 /// `word <TAB> mean valence`, lower case, one per line.
 const LEXICON: &str = include_str!("data/vader_lexicon.tsv");
@@ -200,55 +199,132 @@ const SPECIAL_CASES: [(&str, f64); 9] = [
     ("beating heart", 3.5),
 ];
 
-struct Tables {
-    lexicon: Map<&'static str, f64>,
-    emoji: Map<char, &'static str>,
-    boosters: Map<&'static str, f64>,
-    /// [`NEGATE`], hashed: it is asked about up to three words before every lexicon word.
-    negate: Set<&'static str>,
-    /// Every word of the phrases [`idioms_check`] looks for ([`SPECIAL_CASES`] and
+/// What the rules know about one (lower-cased) word, from one lookup per token.
+#[derive(Clone, Copy, Default)]
+struct Word {
+    /// The lexicon's valence.
+    valence: Option<f64>,
+    /// The booster or dampener value ([`BOOSTERS`]).
+    boost: Option<f64>,
+    /// In [`NEGATE`] (asked about up to three words before every lexicon word).
+    negate: bool,
+    /// A word of a phrase [`idioms_check`] looks for ([`SPECIAL_CASES`] and
     /// [`MULTI_WORD_BOOSTERS`]): where none is near a word, no phrase can match.
-    idiom_words: Set<&'static str>,
+    idiom: bool,
 }
+
+struct Tables {
+    /// The lexicon, the boosters, the negation words and the idioms' words, in one table: each
+    /// word's index in `entries`.
+    words: Map<&'static str, u32>,
+    /// Every [`Word`]; the first one, [`NOT_LISTED`], is that of the words the table lacks.
+    entries: Vec<Word>,
+    emoji: Emoji,
+}
+
+/// VADER's emoji descriptions, with the 256-code-point pages that hold any of them as a bit
+/// set: a char on another page (CJK, Arabic, most letters) needs no hash lookup.
+struct Emoji {
+    descriptions: Map<char, &'static str>,
+    /// Bit `p` is set when page `p` (`c >> 8`, below 0x20000) holds a listed emoji.
+    pages: [u64; 8],
+}
+
+impl Emoji {
+    fn new(descriptions: Map<char, &'static str>) -> Emoji {
+        let mut pages = [0u64; 8];
+        for &c in descriptions.keys() {
+            let p = c as usize >> 8;
+            // Every listed emoji is below U+20000; one above would only cost a lookup.
+            if let Some(word) = pages.get_mut(p / 64) {
+                *word |= 1 << (p % 64);
+            }
+        }
+        Emoji {
+            descriptions,
+            pages,
+        }
+    }
+
+    /// The description of `c`, if VADER lists it.
+    #[inline]
+    fn get(&self, c: char) -> Option<&'static str> {
+        let p = c as usize >> 8;
+        let listed_page = self
+            .pages
+            .get(p / 64)
+            .is_none_or(|w| w & (1 << (p % 64)) != 0);
+        if !listed_page {
+            return None;
+        }
+        self.descriptions.get(&c).copied()
+    }
+}
+
+/// The index of the [`Word`] of every word that is not in [`Tables::words`].
+const NOT_LISTED: u32 = 0;
 
 fn tables() -> &'static Tables {
     static TABLES: OnceLock<Tables> = OnceLock::new();
-    TABLES.get_or_init(|| Tables {
-        lexicon: LEXICON
-            .lines()
-            .filter_map(|l| {
-                let (w, v) = l.split_once('\t')?;
-                Some((w, v.parse().ok()?))
-            })
-            .collect(),
-        emoji: EMOJI
-            .lines()
-            .filter_map(|l| {
-                let (e, d) = l.split_once('\t')?;
-                let mut chars = e.chars();
-                match (chars.next(), chars.next()) {
-                    (Some(c), None) => Some((c, d)),
-                    _ => None,
-                }
-            })
-            .collect(),
-        boosters: BOOSTERS.iter().copied().collect(),
-        negate: NEGATE.iter().copied().collect(),
-        idiom_words: SPECIAL_CASES
-            .iter()
-            .chain(&MULTI_WORD_BOOSTERS)
-            .flat_map(|(phrase, _)| phrase.split(' '))
-            .collect(),
+    TABLES.get_or_init(|| {
+        let (words, entries) = words();
+        Tables {
+            words,
+            entries,
+            emoji: Emoji::new(
+                EMOJI
+                    .lines()
+                    .filter_map(|l| {
+                        let (e, d) = l.split_once('\t')?;
+                        let mut chars = e.chars();
+                        match (chars.next(), chars.next()) {
+                            (Some(c), None) => Some((c, d)),
+                            _ => None,
+                        }
+                    })
+                    .collect(),
+            ),
+        }
     })
 }
 
-/// VADER's `negated([word])`: a negation word, or any word with "n't".
-fn negated(word: &str) -> bool {
-    tables().negate.contains(word) || word.contains("n't")
+/// The [`Word`] table: the lexicon, [`BOOSTERS`], [`NEGATE`] and the idioms' words.
+fn words() -> (Map<&'static str, u32>, Vec<Word>) {
+    let mut words: Map<&'static str, Word> = Map::default();
+    for l in LEXICON.lines() {
+        if let Some((w, v)) = l.split_once('\t') {
+            if let Ok(v) = v.parse() {
+                words.entry(w).or_default().valence = Some(v);
+            }
+        }
+    }
+    for &(w, b) in &BOOSTERS {
+        words.entry(w).or_default().boost = Some(b);
+    }
+    for w in NEGATE {
+        words.entry(w).or_default().negate = true;
+    }
+    let phrases = SPECIAL_CASES.iter().chain(&MULTI_WORD_BOOSTERS);
+    for w in phrases.flat_map(|(phrase, _)| phrase.split(' ')) {
+        words.entry(w).or_default().idiom = true;
+    }
+    // Tokens keep a 4-byte index instead of the 40-byte entry (a long text has many tokens).
+    let mut entries = vec![Word::default()];
+    let mut index = Map::default();
+    for (w, e) in words {
+        index.insert(w, u32::try_from(entries.len()).expect("some 8,000 words"));
+        entries.push(e);
+    }
+    (index, entries)
 }
 
 /// Python's `str.isupper()`: some cased character, and none lower case.
 fn is_upper(s: &str) -> bool {
+    if s.is_ascii() {
+        // The same test without the Unicode case tables.
+        let b = s.as_bytes();
+        return b.iter().any(u8::is_ascii_uppercase) && !b.iter().any(u8::is_ascii_lowercase);
+    }
     s.chars().any(char::is_uppercase) && !s.chars().any(char::is_lowercase)
 }
 
@@ -281,10 +357,9 @@ pub(super) struct Scratch {
     lower: String,
     /// Each token's byte range in `text` and in `lower`.
     tokens: Vec<(usize, usize, usize, usize)>,
-    /// Each token's lexicon valence and booster value (looked up once per token: the rules ask
-    /// about a word's neighbours again and again).
-    lex: Vec<Option<f64>>,
-    boost: Vec<Option<f64>>,
+    /// Each token's [`Word`], as its index in [`Tables::entries`] (looked up once per token:
+    /// the rules ask about a word's neighbours again and again).
+    words: Vec<u32>,
     sentiments: Vec<f64>,
 }
 
@@ -295,8 +370,7 @@ impl Scratch {
             *self = Scratch::default();
         } else if self.tokens.capacity() > keep || self.sentiments.capacity() > keep {
             self.tokens = Vec::new();
-            self.lex = Vec::new();
-            self.boost = Vec::new();
+            self.words = Vec::new();
             self.sentiments = Vec::new();
         }
     }
@@ -306,8 +380,9 @@ struct Words<'a> {
     text: &'a str,
     lower: &'a str,
     tokens: &'a [(usize, usize, usize, usize)],
-    lex: &'a [Option<f64>],
-    boost: &'a [Option<f64>],
+    /// Each token's index in `entries`.
+    words: &'a [u32],
+    entries: &'a [Word],
 }
 
 impl Words<'_> {
@@ -322,22 +397,30 @@ impl Words<'_> {
         let (_, _, a, b) = self.tokens[i];
         &self.lower[a..b]
     }
+    /// What the tables say about word `i`.
+    fn word(&self, i: usize) -> &Word {
+        &self.entries[self.words[i] as usize]
+    }
     /// Whether word `i` is in the lexicon.
     fn in_lex(&self, i: usize) -> bool {
-        self.lex[i].is_some()
+        self.word(i).valence.is_some()
+    }
+    /// VADER's `negated([word])` of word `i`: a negation word, or any word with "n't".
+    fn negated(&self, i: usize) -> bool {
+        self.word(i).negate || self.low(i).contains("n't")
     }
 }
 
 /// `text` with every emoji VADER lists replaced by its description, as VADER does it, into
 /// `out`: the runs between emoji are copied whole.
-fn describe_emoji(text: &str, emoji: &Map<char, &'static str>, out: &mut String) {
+fn describe_emoji(text: &str, emoji: &Emoji, out: &mut String) {
     out.clear();
     // Whether the last thing written is a space (true at the start: no space goes first).
     let mut prev_space = true;
     let mut copied = 0;
     for (i, c) in text.char_indices() {
         // Every emoji VADER lists is above U+00A8: most characters need no lookup.
-        let Some(d) = (c > '\u{a8}').then(|| emoji.get(&c)).flatten() else {
+        let Some(d) = (c > '\u{a8}').then(|| emoji.get(c)).flatten() else {
             continue;
         };
         let run = &text[copied..i];
@@ -377,8 +460,7 @@ pub(super) fn scores(text: &str, s: &mut Scratch) -> Scores {
     // leaves two characters or fewer (an emoticon).
     s.lower.clear();
     s.tokens.clear();
-    s.lex.clear();
-    s.boost.clear();
+    s.words.clear();
     let base = text.as_ptr() as usize - s.text.as_ptr() as usize;
     for tok in text.split(is_space).filter(|t| !t.is_empty()) {
         let stripped = tok.trim_matches(|c: char| c.is_ascii_punctuation());
@@ -391,8 +473,8 @@ pub(super) fn scores(text: &str, s: &mut Scratch) -> Scores {
         let lo = s.lower.len();
         push_lower(word, &mut s.lower);
         let low = &s.lower[lo..];
-        s.lex.push(t.lexicon.get(low).copied());
-        s.boost.push(t.boosters.get(low).copied());
+        s.words
+            .push(t.words.get(low).copied().unwrap_or(NOT_LISTED));
         s.tokens
             .push((start, start + word.len(), lo, s.lower.len()));
     }
@@ -400,8 +482,8 @@ pub(super) fn scores(text: &str, s: &mut Scratch) -> Scores {
         text: &s.text,
         lower: &s.lower,
         tokens: &s.tokens,
-        lex: &s.lex,
-        boost: &s.boost,
+        words: &s.words,
+        entries: &t.entries,
     };
     let n = words.len();
     let caps = (0..n).filter(|&i| is_upper(words.raw(i))).count();
@@ -410,7 +492,8 @@ pub(super) fn scores(text: &str, s: &mut Scratch) -> Scores {
     s.sentiments.clear();
     for i in 0..n {
         let low = words.low(i);
-        if words.boost[i].is_some() || (low == "kind" && i + 1 < n && words.low(i + 1) == "of") {
+        if words.word(i).boost.is_some() || (low == "kind" && i + 1 < n && words.low(i + 1) == "of")
+        {
             s.sentiments.push(0.0);
             continue;
         }
@@ -424,7 +507,7 @@ pub(super) fn scores(text: &str, s: &mut Scratch) -> Scores {
 /// The valence of word `i` with the rules that look around it (VADER's `sentiment_valence`).
 fn valence(w: &Words<'_>, i: usize, cap_diff: bool) -> f64 {
     let low = w.low(i);
-    let Some(base) = w.lex[i] else {
+    let Some(base) = w.word(i).valence else {
         return 0.0;
     };
     let n = w.len();
@@ -449,7 +532,7 @@ fn valence(w: &Words<'_>, i: usize, cap_diff: bool) -> f64 {
     for start in 0..3 {
         if i > start && !in_lex(i - (start + 1)) {
             let j = i - (start + 1);
-            let mut sc = scalar_inc_dec(w.raw(j), w.boost[j], v, cap_diff);
+            let mut sc = scalar_inc_dec(w.raw(j), w.word(j).boost, v, cap_diff);
             if start == 1 && sc != 0.0 {
                 sc *= 0.95;
             }
@@ -487,15 +570,15 @@ fn scalar_inc_dec(raw: &str, booster: Option<f64>, valence: f64, cap_diff: bool)
 fn negation_check(v: f64, w: &Words<'_>, start: usize, i: usize) -> f64 {
     let so_this = |s: &str| s == "so" || s == "this";
     match start {
-        0 if negated(w.low(i - 1)) => v * N_SCALAR,
+        0 if w.negated(i - 1) => v * N_SCALAR,
         1 if w.low(i - 2) == "never" && so_this(w.low(i - 1)) => v * 1.25,
         1 if w.low(i - 2) == "without" && w.low(i - 1) == "doubt" => v,
-        1 if negated(w.low(i - 2)) => v * N_SCALAR,
+        1 if w.negated(i - 2) => v * N_SCALAR,
         2 if (w.low(i - 3) == "never" && so_this(w.low(i - 2))) || so_this(w.low(i - 1)) => {
             v * 1.25
         }
         2 if w.low(i - 3) == "without" && (w.low(i - 2) == "doubt" || w.low(i - 1) == "doubt") => v,
-        2 if negated(w.low(i - 3)) => v * N_SCALAR,
+        2 if w.negated(i - 3) => v * N_SCALAR,
         _ => v,
     }
 }
@@ -518,8 +601,7 @@ fn lookup(table: &[(&str, f64)], w: &Words<'_>, ids: &[usize]) -> Option<f64> {
 fn idioms_check(mut v: f64, w: &Words<'_>, i: usize) -> f64 {
     // Every phrase it looks for is made of `idiom_words` and lies within words i-3 ..= i+2:
     // where none of those is one, nothing can match (and the phrase search is costly).
-    let idiom_words = &tables().idiom_words;
-    if !(i - 3..w.len().min(i + 3)).any(|j| idiom_words.contains(w.low(j))) {
+    if !(i - 3..w.len().min(i + 3)).any(|j| w.word(j).idiom) {
         return v;
     }
     let onezero = [i - 1, i];
