@@ -118,6 +118,7 @@ fn main() {
         tokens: Some(tokens.clone()),
         hidden: None,
         strata: None,
+        soft: None,
     };
     // A small validation set: the per-epoch validation pass is part of tandem's loop.
     let valid = all.select(&(0..64).collect::<Vec<_>>());
@@ -189,12 +190,14 @@ fn main() {
         tokens: None,
         hidden: None,
         strata: None,
+        soft: None,
         ..all.clone()
     };
     let pooled_valid = Examples {
         tokens: None,
         hidden: None,
         strata: None,
+        soft: None,
         ..valid.clone()
     };
     let pooled = tandem::train::train(

@@ -99,6 +99,7 @@ fn main() {
         tokens: None,
         hidden: None,
         strata: None,
+        soft: None,
     };
     let valid_ex = train_ex.select(&valid_idx);
     let train_tandem = || {
@@ -132,6 +133,7 @@ fn main() {
         tokens: None,
         hidden: None,
         strata: None,
+        soft: None,
     };
     let t = Instant::now();
     let tr2 = tandem::train::train(

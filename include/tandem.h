@@ -169,6 +169,15 @@
 typedef struct tandem_backbone tandem_backbone;
 
 /**
+ * Several bundles with the same tasks predicting together: each task's probabilities (or
+ * values) are the mean of the members', and labels are decided on them as one model's would
+ * be, with each binary and multi-label threshold the mean of the members' tuned ones. Members
+ * on one loaded backbone share its run: texts are embedded once for all of them. Immutable: a
+ * `const tandem_ensemble *` may be used from many threads at once.
+ */
+typedef struct tandem_ensemble tandem_ensemble;
+
+/**
  * An error: a stable code (`TANDEM_ERR_*`) and a UTF-8 message.
  */
 typedef struct tandem_error tandem_error;
@@ -298,6 +307,99 @@ tandem_error *tandem_cache_prune(const char *root,
                                  uint64_t max_bytes,
                                  uint64_t older_than_s,
                                  uint64_t *freed_out);
+
+/**
+ * Loads the `n` bundles in directories `dirs` (`dirs[i]` of `lens[i]` bytes of UTF-8, or
+ * NUL-terminated when `lens` is NULL) as one ensemble, as `tandem predict --model A --model B`
+ * does: the first opens on the backbone it records, as `tandem_model_open` opens it with
+ * `options` (NULL: the defaults), and the others load onto that same loaded backbone (a bundle
+ * with a fine-tuned backbone of its own runs on that one). The bundles must have the same
+ * tasks: the same names, kinds and labels in the same order. Writes the ensemble to `*out`, to
+ * free with `tandem_ensemble_free`; it owns its backbone.
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (`n` is 0, an empty directory, or a
+ * bundle with other tasks than the first: the message names both), NOT_FOUND (no bundle
+ * there), FORMAT, BACKBONE_MISMATCH (a bundle trained on another backbone than the first, or
+ * whose backbone is not installed), ONNX, RUNTIME_LOAD.
+ *
+ * Ownership: `dirs`, `lens` and `options` are borrowed for the call; the caller owns `*out`.
+ * Thread safety: safe to call from any thread.
+ */
+tandem_error *tandem_ensemble_open(const char *const *dirs,
+                                   const size_t *lens,
+                                   size_t n,
+                                   const tandem_options *options,
+                                   tandem_ensemble **out);
+
+/**
+ * An ensemble of the `n` models `models[0..n]` (loaded with `tandem_model_load` or
+ * `tandem_model_open`), which must have the same tasks: the same names, kinds and labels in
+ * the same order. Members on one loaded backbone (models loaded onto one `tandem_backbone`)
+ * share its run. The ensemble takes the heads each model serves at this call: later hot swaps
+ * into a model do not change it (build a new ensemble to follow them). Writes the ensemble to
+ * `*out`, to free with `tandem_ensemble_free`.
+ * Errors: NULL_ARGUMENT (`models`, or one of them, is NULL), INVALID_ARGUMENT (`n` is 0, or a
+ * model with other tasks than the first: the message names both).
+ *
+ * Ownership: the models are borrowed for the call; the ensemble shares their backbones and
+ * heads, so they may be freed before it. The caller owns `*out`.
+ * Thread safety: safe to call from any thread, while other threads use the models.
+ */
+tandem_error *tandem_ensemble_new(const tandem_model *const *models,
+                                  size_t n,
+                                  tandem_ensemble **out);
+
+/**
+ * Frees an ensemble. NULL is a no-op.
+ *
+ * Ownership: consumes the ensemble (the models it was built from are not affected).
+ * Thread safety: no other thread may use the handle during or after the call.
+ */
+void tandem_ensemble_free(tandem_ensemble *ensemble);
+
+/**
+ * The number of members. 0 for NULL.
+ *
+ * Ownership: borrows `ensemble`.
+ * Thread safety: safe from many threads at once on one ensemble.
+ */
+size_t tandem_ensemble_member_count(const tandem_ensemble *ensemble);
+
+/**
+ * Predicts every task for `n` texts (`texts[i]` of `lens[i]` bytes, or NUL-terminated when
+ * `lens` is NULL) with every member, averages their probabilities (or values), decides labels
+ * on the mean thresholds, and writes the results to `*out`, to free with
+ * `tandem_predictions_free` (read it with the `tandem_predictions_*` accessors, as a model's;
+ * its heads version is 0).
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, TOKENIZER, ONNX.
+ *
+ * Ownership: texts are borrowed for the call; the caller owns `*out`.
+ * Thread safety: safe from many threads at once on one ensemble.
+ */
+tandem_error *tandem_ensemble_predict(const tandem_ensemble *ensemble,
+                                      const char *const *texts,
+                                      const size_t *lens,
+                                      size_t n,
+                                      tandem_predictions **out);
+
+/**
+ * One prediction per group, as `tandem_model_predict_groups` makes them, from the members'
+ * averaged outputs: text `i` belongs to group `groups[i]` (`group_lens[i]` bytes, or
+ * NUL-terminated when `group_lens` is NULL), and each group's averaged outputs are combined by
+ * `aggregation` (`TANDEM_AGGREGATE_*`, decided on the mean thresholds). Rows come back in
+ * sorted group order; `tandem_predictions_group` gives each row's key.
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (unknown aggregation), TOKENIZER, ONNX.
+ *
+ * Ownership: texts and keys are borrowed for the call; the caller owns `*out`.
+ * Thread safety: safe from many threads at once on one ensemble.
+ */
+tandem_error *tandem_ensemble_predict_groups(const tandem_ensemble *ensemble,
+                                             const char *const *texts,
+                                             const size_t *lens,
+                                             const char *const *groups,
+                                             const size_t *group_lens,
+                                             size_t n,
+                                             uint32_t aggregation,
+                                             tandem_predictions **out);
 
 /**
  * The error's stable code, one of `TANDEM_ERR_*`; 0 when `error` is NULL.
@@ -705,7 +807,8 @@ size_t tandem_predictions_task_count(const tandem_predictions *predictions);
 
 /**
  * The version of the heads that made every prediction in this object (0 for heads as loaded,
- * then +1 per hot swap); a prediction never mixes two versions. 0 for NULL.
+ * then +1 per hot swap; always 0 for an ensemble's); a prediction never mixes two versions.
+ * 0 for NULL.
  *
  * Ownership: borrows `predictions`.
  * Thread safety: safe from many threads at once on one predictions object.
@@ -908,6 +1011,28 @@ tandem_error *tandem_trainer_add_validation_example(tandem_trainer *trainer,
                                                     size_t text_len,
                                                     const char *labels_json,
                                                     size_t labels_len);
+
+/**
+ * Adds a text without labels (`text_len` bytes of UTF-8), for distillation: with teacher
+ * bundles named in the spec's config (`"distill": {"teachers": ["dir", ...]}`), it joins the
+ * training split at `tandem_trainer_train`, labelled by the teachers' decisions and carrying
+ * their outputs as soft targets; training without a teacher fails with INVALID_ARGUMENT.
+ * Errors: NULL_ARGUMENT, INVALID_UTF8.
+ *
+ * Ownership: the text is copied.
+ * Thread safety: use one trainer from one thread at a time.
+ */
+tandem_error *tandem_trainer_add_unlabelled(tandem_trainer *trainer,
+                                            const char *text,
+                                            size_t text_len);
+
+/**
+ * Unlabelled texts added so far (`tandem_trainer_add_unlabelled`); 0 for NULL.
+ *
+ * Ownership: borrows `trainer`.
+ * Thread safety: use one trainer from one thread at a time.
+ */
+size_t tandem_trainer_unlabelled_count(const tandem_trainer *trainer);
 
 /**
  * Training examples added so far; 0 for NULL.

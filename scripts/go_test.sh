@@ -69,7 +69,7 @@ printf '%s\n' "Name: tandem" "Description: this checkout's build" "Version: 0" \
 
 say "Go example (examples/go)"
 (cd examples/go && go vet ./... && go build -o "$tmp/tandem-go-demo" . && go build -o "$tmp/hello" ./hello)
-"$tmp/tandem-go-demo" -bundle "$tmp/bundle" -epochs 8 \
+"$tmp/tandem-go-demo" -bundle "$tmp/bundle" -epochs 12 \
     "WINNER!! You have been selected to receive a £900 prize reward! Call 09061701461 to claim" \
     "Sorry, I'll call you later, I'm in a meeting" | tee "$tmp/out.txt"
 grep -q '^held-out metrics (n=120): accuracy' "$tmp/out.txt"

@@ -219,7 +219,7 @@ hello_output "$tmp/run-go/hello.out"
 go_spam="WINNER!! You have been selected to receive a £900 prize reward! Call 09061701461 to claim"
 go_ham="Sorry, I'll call you later, I'm in a meeting"
 (cd "$tmp/run-go" && LD_LIBRARY_PATH=$prefix/lib logged "$tmp/run-go/demo.out" ./tandem-go-demo \
-    -bundle "$tmp/run-go/bundle" -epochs 8 "$go_spam" "$go_ham")
+    -bundle "$tmp/run-go/bundle" -epochs 12 "$go_spam" "$go_ham")
 grep -A1 -F "$go_spam" "$tmp/run-go/demo.out" | grep '^    label = spam' >/dev/null ||
     fail "Go example: the prize text is not spam"
 grep -A1 -F "$go_ham" "$tmp/run-go/demo.out" | grep '^    label = ham' >/dev/null ||

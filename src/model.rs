@@ -28,6 +28,9 @@ pub fn load_heads(dir: &Path, backbone: &Backbone) -> Result<Heads> {
 
 fn load_checked(dir: &Path, backbone: &Backbone) -> Result<(BundleManifest, Heads)> {
     let (manifest, weights) = bundle::load(dir)?;
+    manifest
+        .check_servable()
+        .map_err(|e| Error::new(e.kind(), format!("{}: {}", dir.display(), e.message())))?;
     manifest.check_backbone(backbone)?;
     let heads = bundle::build_heads(&manifest, &weights)
         .and_then(|h| engine(h, backbone))
@@ -132,9 +135,10 @@ impl Model {
             ));
         }
         let text = crate::files::read_text(&path, crate::files::BUNDLE_MANIFEST)?;
-        let recorded = bundle::parse_manifest(&text)
-            .map_err(|e| Error::new(e.kind(), format!("{}: {}", path.display(), e.message())))?
-            .backbone;
+        let parsed = bundle::parse_manifest(&text)
+            .and_then(|m| m.check_servable().map(|_| m))
+            .map_err(|e| Error::new(e.kind(), format!("{}: {}", path.display(), e.message())))?;
+        let recorded = parsed.backbone;
         options.variant = match variant {
             Some(v) => v,
             None => recorded.variant.parse()?,
@@ -165,6 +169,16 @@ impl Model {
             backbone,
             manifest,
             heads: RwLock::new(Arc::new(heads)),
+        }
+    }
+
+    /// Another model on the same loaded backbone serving the heads this one serves now (shared,
+    /// not copied: only the manifest is cloned). Later swaps into either do not reach the other.
+    pub fn snapshot(&self) -> Model {
+        Model {
+            backbone: Arc::clone(&self.backbone),
+            manifest: self.manifest.clone(),
+            heads: RwLock::new(self.heads()),
         }
     }
 

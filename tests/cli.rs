@@ -2103,6 +2103,181 @@ fn train_starts_from_another_bundles_encoder() {
 }
 
 #[test]
+fn pretrain_makes_an_encoder_bundle_from_unlabelled_text_that_train_starts_from() {
+    let dir = tmp("pretrain");
+    let data = slice(&dir, "trec.jsonl", 200, 19);
+    // Unlabelled: text lines (sms spam's texts), no label anywhere.
+    let corpus = dir.join("corpus.txt");
+    let sms = std::fs::read_to_string(tandem::home::data_dir().join("sms_spam.jsonl")).unwrap();
+    let lines: Vec<String> = sms
+        .lines()
+        .step_by(13)
+        .take(300)
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["text"].as_str().unwrap().replace('\n', " ")
+        })
+        .collect();
+    std::fs::write(&corpus, lines.join("\n") + "\n").unwrap();
+    let config = quick_config(&dir, 3);
+    let encoder = dir.join("encoder");
+    let pretrain = |out: &Path, seed: &str| {
+        let mut c = tandem();
+        c.args([
+            "pretrain",
+            "--targets",
+            "masked_features,length",
+            "--seed",
+            seed,
+        ])
+        .arg("--data")
+        .arg(&corpus)
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(out);
+        c
+    };
+    let log = stdout(&ok(&mut pretrain(&encoder, "5")));
+    assert!(log.contains("encoder bundle"), "{log}");
+    let m = json_file(&encoder.join("manifest.json"));
+    assert_eq!(m["tasks"].as_array().unwrap().len(), 0);
+    assert_eq!(m["backbone"]["name"], "none");
+    let losses = m["metrics"]["pretext_target_losses"].as_object().unwrap();
+    assert_eq!(losses.len(), 2);
+    assert!(losses["masked_features"].as_f64().unwrap() > 0.0);
+    // The same seed, the same weights.
+    let again = dir.join("again");
+    ok(&mut pretrain(&again, "5"));
+    assert_eq!(
+        std::fs::read(encoder.join("weights.safetensors")).unwrap(),
+        std::fs::read(again.join("weights.safetensors")).unwrap()
+    );
+    let shown = stdout(&ok(tandem().arg("inspect").arg(&encoder)));
+    assert!(shown.contains("an encoder bundle"), "{shown}");
+    assert!(shown.contains("masked_features"), "{shown}");
+
+    // Serving it is refused, saying what it is for; training starts from it.
+    let out = tandem()
+        .args(["predict", "--model"])
+        .arg(&encoder)
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--init-encoder"));
+    let model = dir.join("model");
+    ok(labelled("train", "multiclass", &data, &config)
+        .args(["--quiet", "--init-encoder"])
+        .arg(&encoder)
+        .arg("--out")
+        .arg(&model));
+    let trained = json_file(&model.join("manifest.json"));
+    assert_eq!(trained["tasks"].as_array().unwrap().len(), 1);
+
+    // Labels are no pre-training target; an unknown target is named.
+    for (targets, says) in [("labels", "self-supervised"), ("lenght", "lenght")] {
+        let out = tandem()
+            .args(["pretrain", "--targets", targets, "--data"])
+            .arg(&corpus)
+            .arg("--out")
+            .arg(dir.join("bad"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+}
+
+#[test]
+fn train_distils_a_teacher_on_labelled_and_unlabelled_text() {
+    let dir = tmp("distil");
+    let data = slice(&dir, "trec.jsonl", 240, 19);
+    let config = quick_config(&dir, 3);
+    let teacher = dir.join("teacher");
+    ok(labelled("train", "multiclass", &data, &config)
+        .args(["--mode", "joint", "--quiet", "--seed", "8", "--out"])
+        .arg(&teacher));
+    // Unlabelled questions: other TREC lines, as text lines.
+    let unlabelled = dir.join("unlabelled.txt");
+    let trec = std::fs::read_to_string(tandem::home::data_dir().join("trec.jsonl")).unwrap();
+    let lines: Vec<String> = trec
+        .lines()
+        .skip(5)
+        .step_by(23)
+        .take(150)
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    std::fs::write(&unlabelled, lines.join("\n") + "\n").unwrap();
+    let distil = |out: &Path| {
+        let mut c = labelled("train", "multiclass", &data, &config);
+        c.args(["--mode", "joint", "--teacher"])
+            .arg(&teacher)
+            .arg("--unlabelled")
+            .arg(&unlabelled)
+            .arg("--out")
+            .arg(out);
+        c
+    };
+    let student = dir.join("student");
+    let log = String::from_utf8(ok(&mut distil(&student)).stderr).unwrap();
+    assert!(log.contains("150 unlabelled texts join"), "{log}");
+    let m = json_file(&student.join("manifest.json"));
+    assert!(m["training"]["distill"]["teachers"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("teacher"));
+    // The unlabelled texts joined the training split.
+    let plain = dir.join("plain");
+    ok(labelled("train", "multiclass", &data, &config)
+        .args(["--mode", "joint", "--quiet", "--out"])
+        .arg(&plain));
+    let n = |b: &Path| {
+        json_file(&b.join("manifest.json"))["metrics"]["n_train"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(n(&student), n(&plain) + 150);
+    // Deterministic: the same run, the same weights.
+    let again = dir.join("again");
+    ok(&mut distil(&again));
+    assert_eq!(
+        std::fs::read(student.join("weights.safetensors")).unwrap(),
+        std::fs::read(again.join("weights.safetensors")).unwrap()
+    );
+    // A teacher of other tasks is refused, naming the difference; --unlabelled needs one.
+    let spam = slice(&dir, "sms_spam.jsonl", 200, 13);
+    let other = dir.join("other");
+    ok(labelled("train", "binary", &spam, &config)
+        .args(["--mode", "joint", "--quiet", "--out"])
+        .arg(&other));
+    let out = labelled("train", "multiclass", &data, &config)
+        .args(["--mode", "joint", "--teacher"])
+        .arg(&other)
+        .arg("--out")
+        .arg(dir.join("bad"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("same tasks"));
+    let out = labelled("train", "multiclass", &data, &config)
+        .arg("--unlabelled")
+        .arg(&unlabelled)
+        .arg("--out")
+        .arg(dir.join("bad"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--teacher"));
+}
+
+#[test]
 fn compare_draws_sample_efficiency_curves_with_parameters_and_peak_memory() {
     let dir = tmp("fractions");
     let data = slice(&dir, "trec.jsonl", 400, 11);

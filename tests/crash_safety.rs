@@ -84,19 +84,37 @@ fn main() {
     let (m, w) = bundle(0);
     bundle::save(&dir, &m, &w, false).unwrap();
     let exe = std::env::current_exe().unwrap();
+    let spawn = || {
+        Command::new(&exe)
+            .env("TANDEM_CRASH_CHILD", &dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    };
+    // The kill window scales with how long a child takes to land its first save here and now
+    // (start-up included): on a loaded machine a fixed window would kill every child before
+    // any save lands, and measure nothing.
+    let window_us = {
+        let before = check_whole(&dir);
+        let t0 = Instant::now();
+        let mut c = spawn();
+        while check_whole(&dir) == before && t0.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let first = t0.elapsed();
+        c.kill().unwrap();
+        c.wait().unwrap();
+        (2 * first.as_micros() as u64).max(40_000)
+    };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let started = Instant::now();
     let (mut changed, mut most_left) = (0, 0);
     let mut last = 0;
     for _ in 0..kills {
-        let mut c = Command::new(&exe)
-            .env("TANDEM_CRASH_CHILD", &dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let mut c = spawn();
         // Random moments: most kills land mid-save (a save takes a few ms here).
-        std::thread::sleep(Duration::from_micros(rng.random_range(0..40_000)));
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..window_us)));
         c.kill().unwrap(); // SIGKILL
         let status = c.wait().unwrap();
         assert!(

@@ -44,6 +44,7 @@ fn train_on_columns(
         tokens: None,
         hidden: None,
         strata: None,
+        soft: None,
     };
     let mut cfg = TrainConfig {
         mode: Mode::TwoStage,

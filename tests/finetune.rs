@@ -43,6 +43,7 @@ fn data(b: &Backbone, split: &SplitBackbone, n: usize, config: &TrainConfig) -> 
         tokens: None,
         hidden: Some(hidden),
         strata: None,
+        soft: None,
     };
     let (train, valid) = split_examples(&all, config).unwrap();
     let (_, va) = tandem::train::split_indices(&all, config).unwrap();

@@ -221,14 +221,15 @@ fn the_c_tests_call_every_exported_function() {
         .lines()
         .filter(|l| !l.starts_with([' ', '/', '#', '*']) && !l.starts_with("typedef"));
     for line in prototypes {
-        if let Some(start) = line.find("tandem_") {
-            let rest = &line[start..];
-            if let Some(end) = rest.find('(') {
-                let name = &rest[..end];
-                if !name.contains(' ') && !tests.contains(&format!("{name}(")) {
-                    missing.push(name.to_string());
-                }
-            }
+        // The function's name is the identifier right before the first `(` (after a return
+        // type such as `tandem_error *`).
+        let Some(end) = line.find('(') else { continue };
+        let start = line[..end]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        let name = &line[start..end];
+        if name.starts_with("tandem_") && !tests.contains(&format!("{name}(")) {
+            missing.push(name.to_string());
         }
     }
     assert!(missing.is_empty(), "not called by tests/c: {missing:?}");

@@ -42,6 +42,7 @@ fn dataset(
         tokens: Some(tokens),
         hidden: None,
         strata: None,
+        soft: None,
     };
     (vec![s], ex, texts)
 }

@@ -45,6 +45,7 @@ fn dataset(
         tokens: None,
         hidden: None,
         strata: None,
+        soft: None,
     };
     (specs, ex, texts)
 }
@@ -653,4 +654,272 @@ fn a_pretrained_encoder_from_another_bundle_replaces_stage_one() {
         "{}",
         e.message()
     );
+}
+
+#[test]
+fn stage_one_trains_on_self_supervised_targets_and_an_encoder_pretrains_without_labels() {
+    use tandem::nn::Layer;
+    use tandem::train::pretrain::{pretrain, save_encoder};
+    let b = backbone();
+    let (specs, all, _) = dataset(&b, "trec.jsonl", 500, &[("label", TaskKind::Multiclass)]);
+    let base = quick(Mode::TwoStage);
+    let (tr, va) = split_examples(&all, &base).unwrap();
+    let names = |t: &tandem::train::Trained| -> Vec<String> {
+        let mut n: Vec<String> = t.heads.network.weights().into_keys().collect();
+        n.sort();
+        n
+    };
+    let encoder_of = |net: &tandem::heads::Network| -> Vec<Vec<f32>> {
+        let e = net.encoder.as_ref().unwrap();
+        e.params()
+            .iter()
+            .map(|p| p.value.iter().copied().collect())
+            .collect()
+    };
+
+    // Labels plus masked features and a group: stage 1 reports a loss per target, the
+    // targets' heads are dropped after it, and a seed gives the same weights twice.
+    let plain = tandem::train::train(&specs, &tr, &va, &base, &mut |_| true).unwrap();
+    let mut mixed = base.clone();
+    mixed.metadata.stage1_targets =
+        vec!["labels".into(), "masked_features".into(), "length".into()];
+    let one = tandem::train::train(&specs, &tr, &va, &mixed, &mut |_| true).unwrap();
+    let two = tandem::train::train(&specs, &tr, &va, &mixed, &mut |_| true).unwrap();
+    assert_eq!(one.heads.network.weights(), two.heads.network.weights());
+    assert_eq!(names(&one), names(&plain));
+    assert_ne!(
+        encoder_of(&one.heads.network),
+        encoder_of(&plain.heads.network)
+    );
+    let s1 = &one.report.stages[0];
+    assert_eq!(s1.stage, "stage1");
+    assert!(s1.history.iter().all(|r| r.task_losses.len() == 3));
+
+    // Self-supervised targets alone: the tasks' auxiliary heads stay as initialized.
+    let mut unlabelled = base.clone();
+    unlabelled.metadata.stage1_targets = vec!["masked_features".into()];
+    let t = tandem::train::train(&specs, &tr, &va, &unlabelled, &mut |_| true).unwrap();
+    let aux = |t: &tandem::train::Trained| -> Vec<Vec<f32>> {
+        t.heads.network.aux_heads[0]
+            .params()
+            .iter()
+            .map(|p| p.value.iter().copied().collect())
+            .collect()
+    };
+    let fresh = tandem::heads::Network::new(
+        t.heads.network.arch.clone(),
+        &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(base.seed),
+    )
+    .unwrap();
+    let fresh_aux: Vec<Vec<f32>> = fresh.aux_heads[0]
+        .params()
+        .iter()
+        .map(|p| p.value.iter().copied().collect())
+        .collect();
+    // As initialized, but for stage 2's decoupled weight decay, which scales every weight
+    // (no gradient reaches them) by one factor.
+    let ratios: Vec<f32> = aux(&t)[0]
+        .iter()
+        .zip(&fresh_aux[0])
+        .map(|(a, f)| a / f)
+        .collect();
+    assert!(ratios
+        .iter()
+        .all(|r| (r - ratios[0]).abs() < 1e-5 && *r > 0.99 && *r <= 1.0));
+    assert_eq!(aux(&t)[1], fresh_aux[1]);
+    assert!(t.report.stages[0]
+        .history
+        .iter()
+        .all(|r| r.metric.is_none()));
+
+    // Pre-training on the features of texts without labels: the validation loss of the
+    // masked features ends below that of predicting their mean (0 after normalizing), which
+    // is computed here independently, from the same hidden entries' values.
+    let mut cfg = TrainConfig {
+        seed: 4,
+        ..Default::default()
+    };
+    cfg.metadata.stage.epochs = 30;
+    cfg.metadata.stage1_targets = vec!["masked_features".into(), "readability".into()];
+    let pre = pretrain(tr.feats.view(), va.feats.view(), &cfg, &mut |_| true).unwrap();
+    let again = pretrain(tr.feats.view(), va.feats.view(), &cfg, &mut |_| true).unwrap();
+    assert_eq!(pre.heads.network.weights(), again.heads.network.weights());
+    assert!(pre.heads.tasks.is_empty());
+    assert!(pre.heads.network.aux_heads.is_empty());
+    let stage = &pre.report.stages[0];
+    let first = stage.history[0].task_losses[0];
+    let best = stage.history[stage.best_epoch].task_losses[0];
+    assert!(best < first, "{best} vs {first}");
+    let norm = pre.heads.normalizer.as_ref().unwrap();
+    let z = norm.transform(va.feats.view());
+    // Predicting the mean: the mean square of the normalized values, about 1 over all
+    // entries (a random 15% share of them is what the loss averages over).
+    let mean_guess = z.iter().map(|v| v * v).sum::<f32>() / z.len() as f32;
+    assert!(
+        best < 0.85 * mean_guess,
+        "masked-feature loss {best} vs {mean_guess} for the mean"
+    );
+
+    // Saved as an encoder bundle: serving refuses it, --init-encoder starts from it.
+    let dir = tmp("encoder-bundle");
+    save_encoder(&dir, &pre, &cfg).unwrap();
+    let e = Model::load(&dir, b.clone()).err().unwrap();
+    assert!(
+        e.message().contains("pre-trained metadata encoder"),
+        "{}",
+        e.message()
+    );
+    let mut init = quick(Mode::TwoStage);
+    init.metadata.init_encoder = Some(dir.clone());
+    let from = tandem::train::train(&specs, &tr, &va, &init, &mut |_| true).unwrap();
+    assert_eq!(
+        encoder_of(&from.heads.network),
+        encoder_of(&pre.heads.network)
+    );
+    assert_eq!(from.heads.normalizer.as_ref().unwrap(), norm);
+    let acc = from.report.valid_metrics["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.45, "{acc}");
+
+    // Labels cannot be a pre-training target; modes without a stage 1 ignore the targets.
+    let mut labelled = cfg.clone();
+    labelled.metadata.stage1_targets = vec!["labels".into(), "length".into()];
+    assert!(pretrain(tr.feats.view(), va.feats.view(), &labelled, &mut |_| true).is_err());
+    let mut joint = quick(Mode::Joint);
+    let default_joint = tandem::train::train(&specs, &tr, &va, &joint, &mut |_| true).unwrap();
+    joint.metadata.stage1_targets = vec!["labels".into(), "length".into()];
+    let other_joint = tandem::train::train(&specs, &tr, &va, &joint, &mut |_| true).unwrap();
+    assert_eq!(
+        default_joint.heads.network.weights(),
+        other_joint.heads.network.weights()
+    );
+    // metadata_only trains its auxiliary heads (the model) on the labels whatever the targets.
+    let mut meta = quick(Mode::MetadataOnly);
+    meta.metadata.stage1_targets = vec!["masked_features".into()];
+    let m = tandem::train::train(&specs, &tr, &va, &meta, &mut |_| true).unwrap();
+    assert!(m.report.valid_metrics["accuracy"].as_f64().unwrap() > 0.3);
+}
+
+#[test]
+fn multi_sample_dropout_trains_deterministically_and_is_validated() {
+    let b = backbone();
+    let (specs, all, _) = dataset(&b, "trec.jsonl", 300, &[("label", TaskKind::Multiclass)]);
+    let mut cfg = quick(Mode::Joint);
+    let (tr, va) = split_examples(&all, &cfg).unwrap();
+    let one = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
+    cfg.head.stage.dropout_samples = 4;
+    let four = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
+    let again = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
+    assert_eq!(four.heads.network.weights(), again.heads.network.weights());
+    assert_ne!(four.heads.network.weights(), one.heads.network.weights());
+    let acc = four.report.valid_metrics["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.45, "{acc}");
+    cfg.head.stage.dropout_samples = 0;
+    let e = cfg.validate().unwrap_err();
+    assert!(e.message().contains("dropout_samples"), "{}", e.message());
+}
+
+#[test]
+fn a_distilled_student_follows_its_teacher() {
+    use tandem::train::distill::{teacher_outputs, teacher_targets};
+    let b = backbone();
+    let (specs, all, texts) = dataset(&b, "trec.jsonl", 500, &[("label", TaskKind::Multiclass)]);
+    let cfg = quick(Mode::Joint);
+    let (tr_idx, va_idx) = tandem::train::split_indices(&all, &cfg).unwrap();
+    let (tr, va) = (all.select(&tr_idx), all.select(&va_idx));
+    // The teacher learned shifted classes (each text's class + 1): a student that follows it
+    // disagrees with the labels it is given, one that does not agrees with them.
+    let shift = |e: &tandem::train::Examples| {
+        let mut e = e.clone();
+        if let tandem::data::Targets::Class(c) = &mut e.targets[0] {
+            c.iter_mut().for_each(|k| *k = (*k + 1) % 6);
+        }
+        e
+    };
+    let mut tcfg = quick(Mode::Joint);
+    tcfg.seed = 11;
+    let taught =
+        tandem::train::train(&specs, &shift(&tr), &shift(&va), &tcfg, &mut |_| true).unwrap();
+    let dir = tmp("teacher");
+    tandem::train::manifest::save_trained(&dir, &b, &taught, &tcfg).unwrap();
+    let teacher =
+        tandem::ensemble::Ensemble::new(vec![Model::load(&dir, b.clone()).unwrap()]).unwrap();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let soft = teacher_outputs(&teacher, &refs, &specs).unwrap();
+    let mut with_soft = all.clone();
+    with_soft.soft = Some(soft.clone());
+    let (str_, sva) = (with_soft.select(&tr_idx), with_soft.select(&va_idx));
+
+    // Agreement with the teacher's decisions on the validation texts.
+    let decisions = |t: &tandem::train::Trained| -> Vec<usize> {
+        let probs = tandem::heads::predict_arrays(
+            &t.heads,
+            va.emb.view(),
+            t.heads
+                .normalizer
+                .as_ref()
+                .map(|n| n.transform(va.feats.view()))
+                .unwrap()
+                .view(),
+            None,
+        )
+        .unwrap();
+        probs[0]
+            .rows()
+            .into_iter()
+            .map(|r| tandem::nn::special::argmax(r.iter()))
+            .collect()
+    };
+    let teacher_says: Vec<usize> = soft[0]
+        .select(ndarray::Axis(0), &va_idx)
+        .rows()
+        .into_iter()
+        .map(|r| tandem::nn::special::argmax(r.iter()))
+        .collect();
+    let agreement = |d: Vec<usize>| {
+        d.iter().zip(&teacher_says).filter(|(a, b)| a == b).count() as f64 / d.len() as f64
+    };
+    let plain = tandem::train::train(&specs, &tr, &va, &cfg, &mut |_| true).unwrap();
+    let mut dcfg = cfg.clone();
+    dcfg.distill.weight = 1.0;
+    dcfg.distill.temperature = 2.0;
+    let student = tandem::train::train(&specs, &str_, &sva, &dcfg, &mut |_| true).unwrap();
+    let again = tandem::train::train(&specs, &str_, &sva, &dcfg, &mut |_| true).unwrap();
+    assert_eq!(
+        student.heads.network.weights(),
+        again.heads.network.weights()
+    );
+    let (a_plain, a_student) = (agreement(decisions(&plain)), agreement(decisions(&student)));
+    // (Early stopping still watches the true labels' validation loss, which pulls the
+    // distilled student back towards them.)
+    assert!(
+        a_student > 0.5 && a_plain < 0.2,
+        "agreement with the teacher: distilled {a_student}, plain {a_plain}"
+    );
+
+    // Unlabelled texts take the teacher's decisions as labels.
+    let pseudo = teacher_targets(teacher.tasks(), &soft);
+    match &pseudo[0] {
+        tandem::data::Targets::Class(c) => assert_eq!(
+            c.iter().step_by(50).copied().collect::<Vec<_>>(),
+            soft[0]
+                .rows()
+                .into_iter()
+                .step_by(50)
+                .map(|r| tandem::nn::special::argmax(r.iter()))
+                .collect::<Vec<_>>()
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    // A teacher of other tasks is refused, and so are teachers named without outputs.
+    let mut other = specs.clone();
+    other[0].labels.reverse();
+    let e = teacher_outputs(&teacher, &refs, &other).unwrap_err();
+    assert!(e.message().contains("same tasks"), "{}", e.message());
+    let mut named = cfg.clone();
+    named.distill.teachers = vec![dir.clone()];
+    let e = tandem::train::train(&specs, &tr, &va, &named, &mut |_| true)
+        .err()
+        .unwrap();
+    assert!(e.message().contains("teacher outputs"), "{}", e.message());
 }

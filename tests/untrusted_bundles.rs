@@ -33,6 +33,7 @@ fn trained_bundle(b: &Arc<Backbone>, file: &str, field: &str, kind: TaskKind, ou
         tokens: None,
         hidden: None,
         strata: None,
+        soft: None,
     };
     let mut cfg = TrainConfig {
         mode: Mode::TwoStage,

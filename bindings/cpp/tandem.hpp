@@ -4,7 +4,8 @@
 // (-L<tandem>/target/release -ltandem).
 //
 // Conventions of this binding:
-// - Every handle class (Options, Backbone, Trainer, Model, Predictions) owns exactly one C handle
+// - Every handle class (Options, Backbone, Trainer, Model, Ensemble, Predictions) owns exactly
+//   one C handle
 //   and frees it in its destructor. Handles are move-only; a moved-from handle is empty
 //   (`!handle` is true), safe to destroy and to assign to. Calling a throwing method on an empty
 //   handle throws tandem::Error with ErrorCode::NullArgument (the C library's own check);
@@ -13,10 +14,10 @@
 //   object is always freed before the exception propagates.
 // - Text goes in as std::string_view (UTF-8, need not be NUL-terminated) or as a TextBatch,
 //   which views a std::vector<std::string>, a std::vector<std::string_view> or a braced list.
-// - Thread safety follows the C ABI: `const` methods of Backbone, Model and Predictions may be
-//   called from many threads at once (Model::swap_heads / swap_bundle too, although they are
-//   non-const because they change what later predictions return); a Trainer or an Options is
-//   used by one thread at a time.
+// - Thread safety follows the C ABI: `const` methods of Backbone, Model, Ensemble and
+//   Predictions may be called from many threads at once (Model::swap_heads / swap_bundle too,
+//   although they are non-const because they change what later predictions return); a Trainer
+//   or an Options is used by one thread at a time.
 #ifndef TANDEM_HPP
 #define TANDEM_HPP
 
@@ -216,6 +217,9 @@ struct TrainerFree {
 };
 struct ModelFree {
   void operator()(tandem_model* p) const noexcept { tandem_model_free(p); }
+};
+struct EnsembleFree {
+  void operator()(tandem_ensemble* p) const noexcept { tandem_ensemble_free(p); }
 };
 struct PredictionsFree {
   void operator()(tandem_predictions* p) const noexcept { tandem_predictions_free(p); }
@@ -649,6 +653,19 @@ class Trainer {
   /// Training examples added so far (0 for an empty handle).
   std::size_t example_count() const noexcept { return tandem_trainer_example_count(h_.get()); }
 
+  /// Adds a text without labels, for distillation: with teacher bundles in the spec's config
+  /// (`"distill": {"teachers": [...]}`), it joins the training split labelled by the
+  /// teachers' decisions, with their outputs as soft targets; train() without a teacher
+  /// refuses it. Errors: InvalidUtf8.
+  void add_unlabelled(std::string_view text) {
+    detail::check(tandem_trainer_add_unlabelled(h_.get(), text.data(), text.size()));
+  }
+
+  /// Texts added with add_unlabelled (0 for an empty handle).
+  std::size_t unlabelled_count() const noexcept {
+    return tandem_trainer_unlabelled_count(h_.get());
+  }
+
   /// Trains heads on the examples added so far, without progress reports.
   /// Errors: InvalidArgument (no examples, too few to split, bad labels), Onnx, Tokenizer.
   void train() { detail::check(tandem_trainer_train(h_.get(), nullptr, nullptr)); }
@@ -921,6 +938,7 @@ class Predictions {
 
  private:
   friend class Model;
+  friend class Ensemble;
   explicit Predictions(tandem_predictions* raw) noexcept : h_(raw) {}
 
   static std::string required(const char* s, const char* what) {
@@ -1065,6 +1083,98 @@ class Model {
     return m;
   }
   detail::Handle<tandem_model, detail::ModelFree> h_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Ensemble
+// ---------------------------------------------------------------------------------------------
+
+/// Several bundles with the same tasks predicting together: each task's probabilities (or
+/// values) are the mean of the members', and labels are decided on them as one model's would
+/// be, with each binary and multi-label threshold the mean of the members' tuned ones. Members
+/// on one loaded backbone share its run (texts are embedded once). Immutable: its const methods
+/// may be called from many threads at once. Predictions are the same type a Model returns.
+class Ensemble {
+ public:
+  /// An empty handle (only useful as a move target).
+  Ensemble() noexcept = default;
+  Ensemble(const Ensemble&) = delete;
+  Ensemble& operator=(const Ensemble&) = delete;
+  Ensemble(Ensemble&&) noexcept = default;
+  Ensemble& operator=(Ensemble&&) noexcept = default;
+  ~Ensemble() = default;
+
+  /// Loads the bundles in directories `dirs` as one ensemble, as `tandem predict --model A
+  /// --model B` does: the first on the backbone it records (as Model::open), the others onto
+  /// that same loaded backbone. Errors: InvalidArgument (no directories, an empty one, or a
+  /// bundle with other tasks than the first: the message names both), NotFound, Format,
+  /// BackboneMismatch, InvalidUtf8, Onnx, RuntimeLoad.
+  static Ensemble open(TextBatch dirs) { return open_with(dirs, nullptr); }
+  /// The same with `options` for the backbone (threads, device, ...; a variant or backbone
+  /// directory set there overrides the first bundle's).
+  static Ensemble open(TextBatch dirs, const Options& options) {
+    if (!options) throw Error(ErrorCode::NullArgument, "`options` is empty (moved from)");
+    return open_with(dirs, options.get());
+  }
+
+  /// An ensemble of loaded models, e.g. `Ensemble::of({a, b})`, which must have the same tasks.
+  /// It takes the heads each model serves now (later swaps into a model do not change it) and
+  /// shares their backbones, so the models may be destroyed before it. Errors: InvalidArgument
+  /// (no models, or one with other tasks than the first), NullArgument (an empty Model).
+  static Ensemble of(const std::vector<std::reference_wrapper<const Model>>& models) {
+    std::vector<const tandem_model*> ptrs;
+    ptrs.reserve(models.size());
+    for (const Model& m : models) ptrs.push_back(m.get());
+    tandem_ensemble* raw = nullptr;
+    detail::check(tandem_ensemble_new(ptrs.empty() ? nullptr : ptrs.data(), ptrs.size(), &raw));
+    Ensemble e;
+    e.h_ = detail::Handle<tandem_ensemble, detail::EnsembleFree>(raw);
+    return e;
+  }
+
+  /// Predicts every task for each text with every member and averages them. Thread-safe.
+  /// Errors: InvalidUtf8, Tokenizer, Onnx.
+  Predictions predict(TextBatch texts) const {
+    tandem_predictions* raw = nullptr;
+    detail::check(
+        tandem_ensemble_predict(h_.get(), texts.ptrs(), texts.lens(), texts.size(), &raw));
+    return Predictions(raw);
+  }
+
+  /// One prediction per group from the members' averaged outputs, as Model::predict_groups
+  /// combines one model's. Rows come back in sorted group order. Thread-safe.
+  /// Errors: InvalidArgument (sizes differ, unknown aggregation), InvalidUtf8, Tokenizer, Onnx.
+  Predictions predict_groups(TextBatch texts, TextBatch groups,
+                             Aggregation how = Aggregation::Mean) const {
+    if (texts.size() != groups.size()) {
+      throw Error(ErrorCode::InvalidArgument, std::to_string(texts.size()) + " texts but " +
+                                                  std::to_string(groups.size()) + " group keys");
+    }
+    tandem_predictions* raw = nullptr;
+    detail::check(tandem_ensemble_predict_groups(h_.get(), texts.ptrs(), texts.lens(),
+                                                 groups.ptrs(), groups.lens(), texts.size(),
+                                                 static_cast<std::uint32_t>(how), &raw));
+    return Predictions(raw);
+  }
+
+  /// The number of members (0 for an empty handle).
+  std::size_t member_count() const noexcept { return tandem_ensemble_member_count(h_.get()); }
+
+  /// False for an empty (default-constructed or moved-from) handle.
+  explicit operator bool() const noexcept { return h_.get() != nullptr; }
+  /// The C handle (still owned by this object).
+  const tandem_ensemble* get() const noexcept { return h_.get(); }
+
+ private:
+  static Ensemble open_with(const TextBatch& dirs, const tandem_options* options) {
+    require_abi();
+    tandem_ensemble* raw = nullptr;
+    detail::check(tandem_ensemble_open(dirs.ptrs(), dirs.lens(), dirs.size(), options, &raw));
+    Ensemble e;
+    e.h_ = detail::Handle<tandem_ensemble, detail::EnsembleFree>(raw);
+    return e;
+  }
+  detail::Handle<tandem_ensemble, detail::EnsembleFree> h_;
 };
 
 }  // namespace tandem

@@ -122,6 +122,7 @@ static_assert(move_only_v<tandem::Options>);
 static_assert(move_only_v<tandem::Backbone>);
 static_assert(move_only_v<tandem::Trainer>);
 static_assert(move_only_v<tandem::Model>);
+static_assert(move_only_v<tandem::Ensemble>);
 static_assert(move_only_v<tandem::Predictions>);
 static_assert(std::is_nothrow_copy_constructible_v<tandem::Error>);
 static_assert(std::is_base_of_v<std::runtime_error, tandem::Error>);
@@ -694,6 +695,110 @@ static void add_examples(tandem::Trainer& t, const std::vector<Example>& data, s
   }
 }
 
+// An ensemble of the trained model and a second bundle: probabilities are the members' mean
+// (from Model::predict), labels its top class; built from models or opened from directories;
+// an ensemble of one is its model; groups combine the averaged outputs; the members may be
+// destroyed first; errors throw tandem::Error.
+static void test_ensemble(Fixture& fx) {
+  const std::vector<std::string> texts(fx.test_texts.begin(), fx.test_texts.begin() + 6);
+  const fs::path second = fx.tmp / "ensemble-second";
+  {
+    tandem::Trainer t(fx.backbone, spec("embedding_only", 11, 3));
+    add_examples(t, fx.train, 200);
+    t.train();
+    t.save(second.string());
+  }
+  tandem::Ensemble e;
+  tandem::Predictions pb;
+  {
+    // The second model only lives in this block; the ensemble keeps what it needs.
+    const tandem::Model m2 = tandem::Model::load(fx.backbone, second.string());
+    pb = m2.predict(texts);
+    e = tandem::Ensemble::of({fx.model, m2});
+  }
+  CHECK(e && e.member_count() == 2);
+  const tandem::Predictions pa = fx.model.predict(texts);
+  const tandem::Predictions p = e.predict(texts);
+  CHECK(p.size() == texts.size() && p.task_count() == 1 && p.task_name(0) == "label");
+  CHECK(p.heads_version() == 0);
+  const std::size_t k = p.class_count(0);
+  std::vector<std::vector<float>> mean;
+  for (std::size_t r = 0; r < p.size(); ++r) {
+    const auto a = pa.probabilities(r, 0), b = pb.probabilities(r, 0);
+    std::vector<float> m(k);
+    for (std::size_t c = 0; c < k; ++c) m[c] = (a[c] + b[c]) / 2.0f;
+    CHECK_MSG(close(p.probabilities(r, 0), m, 1e-6f), "row %zu is not the members' mean", r);
+    CHECK(p.label(r) == p.class_name(0, argmax(m)));
+    mean.push_back(m);
+  }
+
+  // Opened from the directories (with options), it predicts the same.
+  const tandem::Ensemble opened =
+      tandem::Ensemble::open({fx.bundle.string(), second.string()}, tandem::Options().threads(2));
+  CHECK(opened.member_count() == 2);
+  const tandem::Predictions po = opened.predict(texts);
+  for (std::size_t r = 0; r < po.size(); ++r) CHECK(close(po.probabilities(r, 0), mean[r], 1e-5f));
+
+  // An ensemble of one is its model.
+  const tandem::Ensemble one = tandem::Ensemble::of({fx.model});
+  CHECK(one.member_count() == 1);
+  const tandem::Predictions p1 = one.predict(texts);
+  for (std::size_t r = 0; r < p1.size(); ++r) {
+    CHECK(close(p1.probabilities(r, 0), pa.probabilities(r, 0), 1e-6f));
+    CHECK(p1.label(r) == pa.label(r));
+  }
+
+  // Groups average the ensemble's rows: a = rows 1 and 4, b = 0, 2 and 5, c = 3.
+  const tandem::Predictions g = e.predict_groups(texts, {"b", "a", "b", "c", "a", "b"});
+  CHECK(g.size() == 3 && g.group(0) == std::optional<std::string>("a"));
+  std::vector<float> a_mean(k);
+  for (std::size_t c = 0; c < k; ++c) a_mean[c] = (mean[1][c] + mean[4][c]) / 2.0f;
+  CHECK(close(g.probabilities(0, 0), a_mean, 1e-5f));
+  CHECK(close(g.probabilities(2, 0), mean[3], 1e-6f));
+
+  // Errors.
+  tandem::Trainer other(fx.backbone, R"({"tasks":[{"name":"topic","kind":"multiclass"}],
+      "config":{"mode":"metadata_only","seed":0}})");
+  for (int i = 0; i < 20; ++i) {
+    other.add_example(i % 2 ? "Where is it ?" : "It is here.",
+                      tandem::Labels{{"topic", i % 2 ? "q" : "s"}});
+  }
+  other.train();
+  const fs::path other_dir = fx.tmp / "ensemble-other";
+  other.save(other_dir.string());
+  const tandem::Model other_model = tandem::Model::load(fx.backbone, other_dir.string());
+  try {
+    (void)tandem::Ensemble::of({fx.model, other_model});
+    CHECK_MSG(false, "an ensemble of models with other tasks was built");
+  } catch (const tandem::Error& err) {
+    CHECK(err.kind() == tandem::ErrorCode::InvalidArgument);
+    CHECK_MSG(std::string(err.message()).find("member 2") != std::string::npos &&
+                  std::string(err.message()).find("topic") != std::string::npos,
+              "%s", err.what());
+  }
+  CHECK_THROWS_CODE(tandem::Ensemble::of({}), tandem::ErrorCode::InvalidArgument);
+  const tandem::Model empty;
+  CHECK_THROWS_CODE(tandem::Ensemble::of({fx.model, empty}), tandem::ErrorCode::NullArgument);
+  CHECK_THROWS_CODE(tandem::Ensemble::open(std::vector<std::string>{}),
+                    tandem::ErrorCode::InvalidArgument);
+  CHECK_THROWS_CODE(tandem::Ensemble::open({fx.bundle.string(), (fx.tmp / "nope").string()}),
+                    tandem::ErrorCode::NotFound);
+  CHECK_THROWS_CODE(tandem::Ensemble::open({fx.bundle.string(), other_dir.string()}),
+                    tandem::ErrorCode::InvalidArgument);
+  CHECK_THROWS_CODE(tandem::Ensemble::open({"\xff"}), tandem::ErrorCode::InvalidUtf8);
+  CHECK_THROWS_CODE(e.predict({"ok", "\xff"}), tandem::ErrorCode::InvalidUtf8);
+  CHECK_THROWS_CODE(e.predict_groups(texts, {"a"}), tandem::ErrorCode::InvalidArgument);
+  CHECK_THROWS_CODE(e.predict_groups(texts, {"a", "a", "a", "a", "a", "a"},
+                                     static_cast<tandem::Aggregation>(9)),
+                    tandem::ErrorCode::InvalidArgument);
+
+  // Moved from: empty, and using it throws.
+  tandem::Ensemble moved = std::move(e);
+  CHECK(!e && e.member_count() == 0 && moved.member_count() == 2);
+  CHECK_THROWS_CODE(e.predict({"x"}), tandem::ErrorCode::NullArgument);
+  CHECK(close(moved.predict(texts).probabilities(0, 0), mean[0], 1e-6f));
+}
+
 // The saved bundle served through ONNX Runtime gives the native heads' probabilities, and the
 // model exports as one ONNX graph.
 static void test_onnx(Fixture& fx) {
@@ -1112,6 +1217,36 @@ static void test_auto_recipe(Fixture& fx) {
       tandem::ErrorCode::InvalidArgument);
 }
 
+// Distillation: the trained bundle teaches a new trainer, which also learns from texts added
+// without labels; without a teacher those are refused at training.
+static void test_distillation(Fixture& fx) {
+  const std::string base =
+      R"({"tasks":[{"name":"label","kind":"multiclass"}],"config":{"mode":"embedding_only",)"
+      R"("seed":2,"head":{"stage":{"epochs":3}})";
+  const std::string spec = base + R"(,"distill":{"teachers":[")" + fx.bundle.string() +
+                           R"("],"weight":0.7}}})";
+  tandem::Trainer t(fx.backbone, spec);
+  tandem::Trainer plain(fx.backbone, base + "}}");
+  for (std::size_t i = 0; i < 150; i++) {
+    t.add_example(fx.train[i].text, tandem::Labels{{"label", fx.train[i].label}});
+    plain.add_example(fx.train[i].text, tandem::Labels{{"label", fx.train[i].label}});
+  }
+  for (std::size_t i = 150; i < 160; i++) t.add_unlabelled(fx.train[i].text);
+  CHECK(t.unlabelled_count() == 10);
+  CHECK_THROWS_CODE(t.add_unlabelled(std::string_view("\xff", 1)),
+                    tandem::ErrorCode::InvalidUtf8);
+  t.train();
+  plain.train();
+  auto n_train = [](const std::string& report) {
+    const auto at = report.find("\"n_train\":");
+    return at == std::string::npos ? -1L : std::strtol(report.c_str() + at + 10, nullptr, 10);
+  };
+  const long with = n_train(t.report_json()), without = n_train(plain.report_json());
+  CHECK_MSG(without > 0 && with == without + 10, "n_train %ld vs %ld", with, without);
+  plain.add_unlabelled(fx.train[150].text);
+  CHECK_THROWS_CODE(plain.train(), tandem::ErrorCode::InvalidArgument);
+}
+
 int main() {
   const char* trec_env = std::getenv("TANDEM_TREC");
   const std::string trec = trec_env ? trec_env : tandem_home() + "/data/trec.jsonl";
@@ -1149,11 +1284,13 @@ int main() {
     section("train, evaluate, save, load, predict", [&] { test_train_save_load_predict(fx); });
     if (fx.model) {
       section("predict_groups", [&] { test_predict_groups(fx); });
+      section("ensembles", [&] { test_ensemble(fx); });
       section("predict_sampled", [&] { test_predict_sampled(fx); });
       section("ONNX heads and export", [&] { test_onnx(fx); });
       section("hot swap", [&] { test_swap(fx); });
       section("fine-tuned backbone layers", [&] { test_finetune(fx); });
       section("move semantics", [&] { test_move_semantics(fx); });
+      section("distillation", [&] { test_distillation(fx); });
     }
     section("cancellation", [&] { test_cancel(fx); });
     section("exception in the progress callback", [&] { test_callback_exception(fx); });

@@ -7,8 +7,8 @@ import (
 	"unsafe"
 )
 
-// liveHandles counts native handles (backbones, trainers, models) not yet freed; the tests
-// use it to check that finalizers free forgotten handles.
+// liveHandles counts native handles (backbones, trainers, models, ensembles) not yet freed; the
+// tests use it to check that finalizers free forgotten handles.
 var liveHandles int64
 
 // cStrings is a batch of strings copied into one C allocation, in the C ABI's batch layout:

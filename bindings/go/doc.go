@@ -22,15 +22,21 @@
 //	preds, err := m.Predict([]string{"How far is the moon ?"})
 //	fmt.Println(preds[0].Tasks[0].Label())
 //
+//	// Several bundles with the same tasks, their probabilities averaged:
+//	e, err := tandem.OpenEnsemble([]string{"bundle", "bundle2"}) // or NewEnsemble(m, m2)
+//	defer e.Close()
+//	preds, err = e.Predict([]string{"How far is the moon ?"})
+//
 // # Handles and concurrency
 //
-// Backbone, Trainer and Model own native handles. Each has an idempotent Close that frees the
-// handle, and a finalizer that frees it if Close was never called; after Close every method
-// fails with an error satisfying errors.Is(err, ErrClosed). A Backbone and a Model may be used
-// from many goroutines at once (Close waits for calls in flight). A Trainer is used by one
+// Backbone, Trainer, Model and Ensemble own native handles. Each has an idempotent Close that
+// frees the handle, and a finalizer that frees it if Close was never called; after Close every
+// method fails with an error satisfying errors.Is(err, ErrClosed). A Backbone, a Model and an
+// Ensemble may be used from many goroutines at once (Close waits for calls in flight). A Trainer is used by one
 // goroutine at a time: a call made while another call on the same trainer is running (also
 // from inside Train's progress function) fails with ErrBusy instead of racing. Models and
-// trainers keep their backbone alive, so a Backbone may be closed before them.
+// trainers keep their backbone alive, so a Backbone may be closed before them; an Ensemble
+// keeps its members' backbones and heads, so its Models may be closed before it.
 //
 // # Errors
 //

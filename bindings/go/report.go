@@ -92,6 +92,10 @@ type EpochRecord struct {
 	TrainLoss float64 `json:"train_loss"`
 	// ValidLoss is the validation loss (NaN when not available).
 	ValidLoss float64 `json:"valid_loss"`
+	// TaskLosses is each task's own validation loss, in task order, then each
+	// self-supervised stage-1 target's (MetadataConfig.Stage1Targets); empty where no
+	// validation ran.
+	TaskLosses []float64 `json:"task_losses,omitempty"`
 	// LR is the learning rate at the end of the epoch.
 	LR float64 `json:"lr"`
 	// Elapsed is the number of seconds since the stage started.

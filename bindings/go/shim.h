@@ -76,6 +76,10 @@ static inline tandem_error *tg_trainer_add_example(tandem_trainer *t, _GoString_
 	                                  _GoStringPtr(labels), _GoStringLen(labels));
 }
 
+static inline tandem_error *tg_trainer_add_unlabelled(tandem_trainer *t, _GoString_ text) {
+	return tandem_trainer_add_unlabelled(t, _GoStringPtr(text), _GoStringLen(text));
+}
+
 static inline tandem_error *tg_trainer_save(const tandem_trainer *t, _GoString_ dir) {
 	return tandem_trainer_save(t, _GoStringPtr(dir), _GoStringLen(dir));
 }

@@ -177,6 +177,20 @@ type TrainConfig struct {
 	Loss *LossConfig `json:"loss,omitempty"`
 	// Backbone configures fine-tuning the backbone's top layers with the heads.
 	Backbone *BackboneConfig `json:"backbone,omitempty"`
+	// Distill configures distilling teacher bundles into the heads.
+	Distill *DistillConfig `json:"distill,omitempty"`
+}
+
+// DistillConfig configures distillation: each task's loss mixes the labels' with the
+// teachers' soft targets.
+type DistillConfig struct {
+	// Teachers are the teacher bundle directories (several are averaged). Each needs the
+	// student's tasks and labels, and runs on the backbone it records.
+	Teachers []string `json:"teachers,omitempty"`
+	// Weight is the soft targets' weight in [0, 1] (default 0.5).
+	Weight *float64 `json:"weight,omitempty"`
+	// Temperature softens both class distributions (default 2).
+	Temperature *float64 `json:"temperature,omitempty"`
 }
 
 // LayerUnfreeze is how the backbone's trainable layers join training.
@@ -250,6 +264,9 @@ type StageConfig struct {
 	Monitor string `json:"monitor,omitempty"`
 	// MonitorTask is the task whose number Monitor reads ("" = the first).
 	MonitorTask string `json:"monitor_task,omitempty"`
+	// DropoutSamples is multi-sample dropout: training passes per mini-batch, each with fresh
+	// dropout masks, their losses averaged (default 1).
+	DropoutSamples *int `json:"dropout_samples,omitempty"`
 }
 
 // MetadataConfig configures the metadata side: features and the encoder over them.
@@ -262,6 +279,16 @@ type MetadataConfig struct {
 	CodeDim *int `json:"code_dim,omitempty"`
 	// Dropout is the encoder's dropout.
 	Dropout *float64 `json:"dropout,omitempty"`
+	// ValidationSplit is the share of the training rows TopK ranks features on (0 = all).
+	ValidationSplit *float64 `json:"validation_split,omitempty"`
+	// InitEncoder starts from the metadata encoder and normalizer of this bundle (a trained
+	// bundle, or an encoder bundle `tandem pretrain` made) instead of training stage 1.
+	InitEncoder *string `json:"init_encoder,omitempty"`
+	// Stage1Targets is what stage 1 trains the encoder to predict: "labels",
+	// "masked_features", or feature group names such as "length" (default ["labels"]).
+	Stage1Targets *[]string `json:"stage1_targets,omitempty"`
+	// MaskRate is the chance that a row hides each feature or named group in stage 1 (0.15).
+	MaskRate *float64 `json:"mask_rate,omitempty"`
 	// Stage is the stage-1 optimisation.
 	Stage *StageConfig `json:"stage,omitempty"`
 }

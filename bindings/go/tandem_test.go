@@ -347,6 +347,8 @@ func TestMultiTaskPredictions(t *testing.T) {
 			Metadata: &MetadataConfig{
 				Hidden: Ptr([]int{16}),
 				Stage:  &StageConfig{Epochs: Ptr(2)},
+				// A self-supervised target beside the labels in stage 1.
+				Stage1Targets: Ptr([]string{"labels", "masked_features"}),
 			},
 		},
 	}
@@ -407,6 +409,10 @@ func TestMultiTaskPredictions(t *testing.T) {
 	}
 	if rep.NTrain != nTrain || rep.NValid != 60 {
 		t.Errorf("report sizes %d/%d, want %d/60", rep.NTrain, rep.NValid, nTrain)
+	}
+	// Stage 1 reports the four tasks' losses, then the masked features'.
+	if h := rep.Stages[0].History; rep.Stages[0].Stage != "stage1" || len(h) == 0 || len(h[0].TaskLosses) != 5 {
+		t.Errorf("stage 1 history: %+v", rep.Stages[0])
 	}
 	ev, err := tr.Evaluate(texts(evalSet()[60:]), func() []map[string]any {
 		var out []map[string]any
@@ -953,5 +959,48 @@ func TestCheckpointsByMonitor(t *testing.T) {
 	m := loadModel(t, filepath.Join(dir, index.Best))
 	if _, err := m.Predict([]string{"Who wrote Hamlet ?"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDistillation(t *testing.T) {
+	_, teacher := trainedFixture(t)
+	spec := labelSpec(5, 4)
+	spec.Config.Distill = &DistillConfig{Teachers: []string{teacher}, Weight: Ptr(0.7)}
+	tr := newTrainer(t, spec)
+	plain := newTrainer(t, labelSpec(5, 4))
+	unlabelled := texts(evalSet()[:7])
+	for _, text := range unlabelled {
+		if err := tr.AddUnlabelled(text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tr.UnlabelledCount(); n != len(unlabelled) {
+		t.Fatalf("UnlabelledCount %d, want %d", n, len(unlabelled))
+	}
+	if err := tr.AddUnlabelled("\xff"); !errors.Is(err, ErrInvalidUTF8) {
+		t.Fatalf("invalid UTF-8: %v", err)
+	}
+	for _, x := range []*Trainer{tr, plain} {
+		if err := x.Train(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	with, err := tr.Report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := plain.Report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if with.NTrain != without.NTrain+len(unlabelled) {
+		t.Fatalf("n_train %d with the unlabelled texts, %d without", with.NTrain, without.NTrain)
+	}
+	// Unlabelled texts without a teacher are refused at training.
+	if err := plain.AddUnlabelled(unlabelled[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Train(context.Background(), nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("no teacher: %v", err)
 	}
 }

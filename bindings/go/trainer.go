@@ -163,6 +163,32 @@ func (t *Trainer) add(text, labels string, validation bool) error {
 	return err
 }
 
+// AddUnlabelled adds a text without labels, for distillation: with teacher bundles in the
+// config (Distill.Teachers), it joins the training split labelled by the teachers' decisions,
+// with their outputs as soft targets; Train without a teacher refuses it.
+func (t *Trainer) AddUnlabelled(text string) error {
+	ptr, err := t.acquire()
+	if err != nil {
+		return err
+	}
+	defer t.release()
+	err = takeError(C.tg_trainer_add_unlabelled(ptr, text))
+	runtime.KeepAlive(t)
+	return err
+}
+
+// UnlabelledCount is the number of texts added with AddUnlabelled.
+func (t *Trainer) UnlabelledCount() int {
+	ptr, err := t.acquire()
+	if err != nil {
+		return 0
+	}
+	defer t.release()
+	n := int(C.tandem_trainer_unlabelled_count(ptr))
+	runtime.KeepAlive(t)
+	return n
+}
+
 func labelsJSON(labels map[string]any) (string, error) {
 	js, err := json.Marshal(labels)
 	if err != nil {

@@ -86,6 +86,9 @@ fn bundle_seed(b: &Backbone, s: &Spec) {
         feats: tandem::metadata::extract_batch(&refs),
         targets: vec![targets],
         tokens,
+        hidden: None,
+        strata: None,
+        soft: None,
     };
     let mut cfg = TrainConfig {
         mode: s.mode,
@@ -121,19 +124,24 @@ fn bundle_seed(b: &Backbone, s: &Spec) {
     );
     let dir = std::env::temp_dir().join(format!("tandem-seed-{}-{}", s.name, std::process::id()));
     bundle::save(&dir, &m, &trained.heads.network.weights(), s.f16).unwrap();
+    write_bundle_seed(&dir, s.name);
+}
+
+/// The bundle saved in `dir` as the `bundle` seed `name` (metrics and training config emptied),
+/// after checking that it loads as a bundle does (less the weights hash); removes `dir`.
+fn write_bundle_seed(dir: &std::path::Path, name: &str) {
     let mut manifest: Value =
         serde_json::from_slice(&std::fs::read(dir.join(bundle::MANIFEST_FILE)).unwrap()).unwrap();
     manifest["metrics"] = json!({});
     manifest["training"] = json!({});
     let manifest = serde_json::to_vec(&manifest).unwrap();
     let weights = std::fs::read(dir.join(bundle::WEIGHTS_FILE)).unwrap();
-    // The seed must load as a bundle does (less the weights hash).
     let m = bundle::parse_manifest(std::str::from_utf8(&manifest).unwrap()).unwrap();
     bundle::build_heads(&m, &bundle::parse_weights(&weights).unwrap()).unwrap();
     let mut seed = (manifest.len() as u32).to_le_bytes().to_vec();
     seed.extend_from_slice(&manifest);
     seed.extend_from_slice(&weights);
-    let path = seeds("bundle").join(format!("{}.bin", s.name));
+    let path = seeds("bundle").join(format!("{name}.bin"));
     std::fs::write(&path, &seed).unwrap();
     println!("{}: {} bytes", path.display(), seed.len());
     std::fs::remove_dir_all(dir).unwrap();
@@ -142,6 +150,30 @@ fn bundle_seed(b: &Backbone, s: &Spec) {
 /// The first `chars` characters of a text.
 fn short(t: &str, chars: usize) -> String {
     t.chars().take(chars).collect()
+}
+
+/// An encoder bundle (`tandem pretrain`: no tasks, mode metadata_only) pre-trained on a few
+/// texts' features, as the `bundle` seed `metadata_only_encoder`.
+fn encoder_seed() {
+    let rows = rows("sms_spam.jsonl", 80);
+    let texts: Vec<String> = rows.iter().map(|r| r.text("text").unwrap()).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let feats = tandem::metadata::extract_batch(&refs);
+    let mut cfg = TrainConfig {
+        seed: 1,
+        ..Default::default()
+    };
+    cfg.metadata.hidden = vec![4];
+    cfg.metadata.code_dim = 2;
+    cfg.metadata.stage.epochs = 2;
+    let (tr, va) = (
+        feats.slice(ndarray::s![..60, ..]),
+        feats.slice(ndarray::s![60.., ..]),
+    );
+    let trained = tandem::train::pretrain::pretrain(tr, va, &cfg, &mut |_| true).unwrap();
+    let dir = std::env::temp_dir().join(format!("tandem-seed-encoder-{}", std::process::id()));
+    tandem::train::pretrain::save_encoder(&dir, &trained, &cfg).unwrap();
+    write_bundle_seed(&dir, "metadata_only_encoder");
 }
 
 fn main() {
@@ -342,4 +374,5 @@ fn main() {
     for s in &specs {
         bundle_seed(&b, s);
     }
+    encoder_seed();
 }

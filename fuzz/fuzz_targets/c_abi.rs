@@ -9,7 +9,8 @@
 //! UTF-8, and never report a panic or an internal error. Strings are heap copies of exactly
 //! their buffer (or, with `exact`, of exactly `len` bytes), so AddressSanitizer
 //! (`scripts/fuzz.sh` builds this target with `--sanitizer address`) catches any read past
-//! them. Nothing here needs a backbone: functions on handles are called with NULL handles.
+//! them. Nothing here needs a backbone: functions on handles are called with NULL handles, and
+//! `tandem_ensemble_open` only where its code is known before anything would be loaded.
 
 #![no_main]
 
@@ -19,6 +20,7 @@ use std::ptr::{null, null_mut};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use tandem::ffi::backbone::*;
+use tandem::ffi::ensemble::*;
 use tandem::ffi::error::*;
 use tandem::ffi::info::*;
 use tandem::ffi::metadata::*;
@@ -127,6 +129,12 @@ enum Call {
     NullHandle(u8, Str, Str),
     /// Accessors and frees with NULL, at any index.
     NullAccessors(u16, u16, u16),
+    /// `tandem_ensemble_open` on a batch of directories, called only where the contract gives
+    /// the code before anything is loaded (with `null_out`: a NULL out-pointer).
+    EnsembleOpen(Batch, bool),
+    /// `tandem_ensemble_new` on `n` NULL models (or a NULL array), with a NULL out-pointer or
+    /// not.
+    EnsembleNew(u8, bool, bool),
 }
 
 /// Checks an error object (NULL is success), returns its code and frees it.
@@ -339,7 +347,7 @@ fn null_handle(which: u8, a: &Str, b: &Str) {
     let mut floats = [SENTINEL; 4];
     // SAFETY: NULL handles; strings readable for their lengths; out-pointers to live locals.
     let code = unsafe {
-        match which % 24 {
+        match which % 27 {
             0 => tandem_model_load(null(), a.ptr, a.len, (&raw mut out_ptr).cast()),
             1 => tandem_trainer_new(null(), a.ptr, a.len, (&raw mut out_ptr).cast()),
             2 => tandem_trainer_add_example(null_mut(), a.ptr, a.len, b.ptr, b.len),
@@ -384,15 +392,79 @@ fn null_handle(which: u8, a: &Str, b: &Str) {
                 (&raw mut out_ptr).cast(),
             ),
             22 => tandem_predictions_spread(null(), a.len, b.len, floats.as_mut_ptr(), 4),
+            23 => tandem_ensemble_predict(
+                null(),
+                texts.texts(),
+                texts.lens(),
+                0,
+                (&raw mut out_ptr).cast(),
+            ),
+            24 => tandem_ensemble_predict_groups(
+                null(),
+                texts.texts(),
+                texts.lens(),
+                texts.texts(),
+                texts.lens(),
+                0,
+                b.len as u32,
+                (&raw mut out_ptr).cast(),
+            ),
+            25 => tandem_trainer_add_unlabelled(null_mut(), a.ptr, a.len),
             // A NULL out-pointer is refused before the options are read or anything is loaded.
             _ => tandem_backbone_load(null(), null_mut()),
         }
     };
-    assert_eq!(take(code), TANDEM_ERR_NULL_ARGUMENT, "call {}", which % 24);
+    assert_eq!(take(code), TANDEM_ERR_NULL_ARGUMENT, "call {}", which % 27);
     assert_eq!(out_ptr, dangling);
     assert_eq!(out_str, dangling.cast());
     assert_eq!(version, 77);
     assert!(floats.iter().all(|x| x.to_bits() == SENTINEL.to_bits()));
+}
+
+/// `tandem_ensemble_open` on the directories `batch`, where the code is known without loading:
+/// the batch's own error, a NULL out-pointer, no directories or an empty one.
+fn ensemble_open(batch: &Batch, null_out: bool, options: *const tandem_options) {
+    let t = Texts::new(batch);
+    let expect = match &t.expect {
+        Err(c) => *c,
+        Ok(_) if null_out => TANDEM_ERR_NULL_ARGUMENT,
+        Ok(dirs) if dirs.is_empty() || dirs.iter().any(String::is_empty) => {
+            TANDEM_ERR_INVALID_ARGUMENT
+        }
+        // It would open bundles (from wherever the fuzzed paths point): not called.
+        Ok(_) => return,
+    };
+    let dangling = std::ptr::NonNull::dangling().as_ptr();
+    let mut out: *mut tandem_ensemble = dangling;
+    let out_ptr = if null_out { null_mut() } else { &raw mut out };
+    // SAFETY: the arrays hold `n` entries (or `dirs` is NULL), every string is readable for its
+    // length (or NUL-terminated); `options` is live; `out_ptr` is NULL or a live local.
+    let code = take(unsafe { tandem_ensemble_open(t.texts(), t.lens(), t.n, options, out_ptr) });
+    assert_eq!(code, expect, "{batch:?}");
+    assert_eq!(out, dangling, "written on error");
+}
+
+/// `tandem_ensemble_new` on `n` NULL models (or a NULL array): NULL_ARGUMENT, or with no
+/// models INVALID_ARGUMENT (NULL_ARGUMENT for a NULL out-pointer).
+fn ensemble_new(n: u8, null_array: bool, null_out: bool) {
+    let models: Vec<*const tandem_model> = vec![null(); n as usize];
+    let array = if null_array { null() } else { models.as_ptr() };
+    let dangling = std::ptr::NonNull::dangling().as_ptr();
+    let mut out: *mut tandem_ensemble = dangling;
+    let out_ptr = if null_out { null_mut() } else { &raw mut out };
+    let expect = if n == 0 && !null_out {
+        TANDEM_ERR_INVALID_ARGUMENT
+    } else {
+        TANDEM_ERR_NULL_ARGUMENT
+    };
+    // SAFETY: `array` is NULL or holds `n` (NULL) model pointers; `out_ptr` is NULL or a live
+    // local.
+    let code = take(unsafe { tandem_ensemble_new(array, n as usize, out_ptr) });
+    assert_eq!(
+        code, expect,
+        "n {n}, null array {null_array}, null out {null_out}"
+    );
+    assert_eq!(out, dangling, "written on error");
 }
 
 fn null_accessors(a: u16, b: u16, c: u16) {
@@ -408,11 +480,14 @@ fn null_accessors(a: u16, b: u16, c: u16) {
         tandem_model_free(null_mut());
         tandem_trainer_free(null_mut());
         tandem_predictions_free(null_mut());
+        tandem_ensemble_free(null_mut());
+        assert_eq!(tandem_ensemble_member_count(null()), 0);
         assert_eq!(tandem_backbone_dim(null()), 0);
         assert_eq!(c_str(tandem_backbone_graph_sha256(null())), "");
         assert_eq!(tandem_model_heads_version(null()), 0);
         assert_eq!(tandem_trainer_example_count(null()), 0);
         assert_eq!(tandem_trainer_validation_count(null()), 0);
+        assert_eq!(tandem_trainer_unlabelled_count(null()), 0);
         assert_eq!(tandem_predictions_len(null()), 0);
         assert_eq!(tandem_predictions_task_count(null()), 0);
         assert_eq!(tandem_predictions_heads_version(null()), 0);
@@ -505,6 +580,10 @@ fuzz_target!(|calls: Vec<Call>| {
                 }
                 Call::NullHandle(which, a, b) => null_handle(*which, a, b),
                 Call::NullAccessors(a, b, c) => null_accessors(*a, *b, *c),
+                Call::EnsembleOpen(batch, null_out) => ensemble_open(batch, *null_out, options),
+                Call::EnsembleNew(n, null_array, null_out) => {
+                    ensemble_new(*n, *null_array, *null_out)
+                }
             }
         }
     }

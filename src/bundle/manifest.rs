@@ -28,6 +28,18 @@ pub struct BackboneRef {
 }
 
 impl BackboneRef {
+    /// The reference of a bundle that reads no backbone: an encoder bundle (`tandem
+    /// pretrain`), whose metadata encoder works on any.
+    pub fn none() -> Self {
+        BackboneRef {
+            name: "none".to_string(),
+            family_sha256: String::new(),
+            variant: "fp32".to_string(),
+            graph_sha256: String::new(),
+            dim: 0,
+        }
+    }
+
     /// The reference for a loaded backbone.
     pub fn of(b: &Backbone) -> Self {
         BackboneRef {
@@ -135,6 +147,19 @@ pub struct BundleManifest {
 }
 
 impl BundleManifest {
+    /// Refuses a bundle with nothing to serve: an encoder bundle (`tandem pretrain`) holds a
+    /// pre-trained metadata encoder and no task heads.
+    pub fn check_servable(&self) -> Result<()> {
+        if self.tasks.is_empty() {
+            return Err(Error::invalid(
+                "this bundle holds a pre-trained metadata encoder and no task heads (`tandem \
+                 pretrain`), so it predicts nothing: train heads from it with `tandem train \
+                 --init-encoder` (metadata.init_encoder)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuses a backbone other than the one the heads were trained on.
     pub fn check_backbone(&self, b: &Backbone) -> Result<()> {
         let have = b.family_sha256();

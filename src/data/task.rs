@@ -88,6 +88,25 @@ impl Targets {
         self.len() == 0
     }
 
+    /// These targets followed by `other`'s; None when their kinds differ.
+    pub fn concat(self, other: Targets) -> Option<Targets> {
+        match (self, other) {
+            (Targets::Class(mut a), Targets::Class(b)) => {
+                a.extend(b);
+                Some(Targets::Class(a))
+            }
+            (Targets::MultiHot(mut a), Targets::MultiHot(b)) => {
+                a.extend(b);
+                Some(Targets::MultiHot(a))
+            }
+            (Targets::Value(mut a), Targets::Value(b)) => {
+                a.extend(b);
+                Some(Targets::Value(a))
+            }
+            _ => None,
+        }
+    }
+
     /// The targets of the given rows, in that order.
     pub fn select(&self, idx: &[usize]) -> Targets {
         match self {

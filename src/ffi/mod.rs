@@ -19,6 +19,7 @@
 
 pub mod backbone;
 pub mod cache;
+pub mod ensemble;
 pub mod error;
 pub mod info;
 pub mod metadata;

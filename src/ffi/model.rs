@@ -30,7 +30,7 @@ pub const TANDEM_AGGREGATE_TOTAL_VOTE: u32 = 3;
 /// many threads at once, including `tandem_model_swap_heads`: predictions in flight finish on
 /// the heads they started with.
 pub struct tandem_model {
-    inner: Model,
+    pub(crate) inner: Model,
 }
 
 /// Loads the bundle in directory `dir` (`len` bytes of UTF-8) onto `backbone` and writes the
@@ -81,18 +81,28 @@ pub unsafe extern "C" fn tandem_model_open(
         // SAFETY: as documented on the function.
         let dir = unsafe { path_arg(dir, len, "dir") }?;
         out_ptr(out, "out")?;
-        let model = if options.is_null() {
-            Model::open(&dir, Default::default(), None)?
-        } else {
-            // SAFETY: a non-NULL options pointer from `tandem_options_new`, as documented.
-            let o = unsafe { handle(options, "options") }?;
-            o.backbone.validate()?;
-            let variant = o.variant_set.then_some(o.backbone.variant);
-            Model::open_on(&dir, o.backbone.clone(), variant, o.dir.as_deref())?
-        };
+        let model = unsafe { open_model(&dir, options) }?;
         unsafe { write_out(out, Box::into_raw(Box::new(tandem_model { inner: model }))) };
         Ok(())
     })
+}
+
+/// The bundle in `dir` on the backbone it records, as `tandem_model_open` loads it.
+///
+/// # Safety
+/// `options` is NULL (the defaults) or live options from `tandem_options_new`.
+pub(crate) unsafe fn open_model(
+    dir: &std::path::Path,
+    options: *const tandem_options,
+) -> crate::Result<Model> {
+    if options.is_null() {
+        return Model::open(dir, Default::default(), None);
+    }
+    // SAFETY: a non-NULL options pointer from `tandem_options_new`, as documented.
+    let o = unsafe { handle(options, "options") }?;
+    o.backbone.validate()?;
+    let variant = o.variant_set.then_some(o.backbone.variant);
+    Model::open_on(dir, o.backbone.clone(), variant, o.dir.as_deref())
 }
 
 /// Frees a model. NULL is a no-op. No other thread may be using it.
@@ -194,18 +204,23 @@ pub unsafe extern "C" fn tandem_model_predict_groups(
             .map(str::to_string)
             .collect();
         out_ptr(out, "out")?;
-        let how = match aggregation {
-            TANDEM_AGGREGATE_MEAN => Aggregation::Mean,
-            TANDEM_AGGREGATE_MEDIAN => Aggregation::Median,
-            TANDEM_AGGREGATE_MAJORITY => Aggregation::Majority,
-            TANDEM_AGGREGATE_TOTAL_VOTE => Aggregation::TotalVote,
-            other => return Err(Error::invalid(format!("unknown aggregation {other}"))),
-        };
+        let how = self::aggregation(aggregation)?;
         let (preds, heads) = m.inner.predict_groups_versioned(&texts, &groups, how)?;
         let rows = preds.into_iter().map(|(g, p)| (Some(g), p)).collect();
         let p = tandem_predictions::new(&heads, rows);
         unsafe { write_out(out, Box::into_raw(Box::new(p))) };
         Ok(())
+    })
+}
+
+/// The aggregation a `TANDEM_AGGREGATE_*` code names.
+pub(crate) fn aggregation(code: u32) -> crate::Result<Aggregation> {
+    Ok(match code {
+        TANDEM_AGGREGATE_MEAN => Aggregation::Mean,
+        TANDEM_AGGREGATE_MEDIAN => Aggregation::Median,
+        TANDEM_AGGREGATE_MAJORITY => Aggregation::Majority,
+        TANDEM_AGGREGATE_TOTAL_VOTE => Aggregation::TotalVote,
+        other => return Err(Error::invalid(format!("unknown aggregation {other}"))),
     })
 }
 

@@ -7,6 +7,7 @@ use super::{
 };
 use crate::data::TaskKind;
 use crate::error::Error;
+use crate::heads::TaskEntry;
 use crate::model::{Heads, TaskPrediction};
 
 /// Task kind: exactly one of several classes.
@@ -62,10 +63,18 @@ impl tandem_predictions {
         heads: &Heads,
         rows: Vec<(Option<String>, Vec<TaskPrediction>)>,
     ) -> tandem_predictions {
+        tandem_predictions::of_tasks(heads.version, &heads.tasks, rows)
+    }
+
+    /// Packs predictions for `tasks` made by heads of version `version` (0 for an ensemble).
+    pub(crate) fn of_tasks(
+        version: u64,
+        tasks: &[TaskEntry],
+        rows: Vec<(Option<String>, Vec<TaskPrediction>)>,
+    ) -> tandem_predictions {
         tandem_predictions {
-            version: heads.version,
-            tasks: heads
-                .tasks
+            version,
+            tasks: tasks
                 .iter()
                 .map(|t| TaskInfo {
                     name: c_string(&t.spec.name),
@@ -192,7 +201,8 @@ pub unsafe extern "C" fn tandem_predictions_task_count(
 }
 
 /// The version of the heads that made every prediction in this object (0 for heads as loaded,
-/// then +1 per hot swap); a prediction never mixes two versions. 0 for NULL.
+/// then +1 per hot swap; always 0 for an ensemble's); a prediction never mixes two versions.
+/// 0 for NULL.
 ///
 /// Ownership: borrows `predictions`.
 /// Thread safety: safe from many threads at once on one predictions object.

@@ -167,6 +167,42 @@ pub unsafe extern "C" fn tandem_trainer_add_validation_example(
     unsafe { add(trainer, text, text_len, labels_json, labels_len, true) }
 }
 
+/// Adds a text without labels (`text_len` bytes of UTF-8), for distillation: with teacher
+/// bundles named in the spec's config (`"distill": {"teachers": ["dir", ...]}`), it joins the
+/// training split at `tandem_trainer_train`, labelled by the teachers' decisions and carrying
+/// their outputs as soft targets; training without a teacher fails with INVALID_ARGUMENT.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8.
+///
+/// Ownership: the text is copied.
+/// Thread safety: use one trainer from one thread at a time.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_trainer_add_unlabelled(
+    trainer: *mut tandem_trainer,
+    text: *const c_char,
+    text_len: usize,
+) -> *mut tandem_error {
+    guard(|| {
+        // SAFETY: `trainer` is NULL or a live trainer, `text` NULL or `text_len` readable bytes,
+        // as documented.
+        let t = unsafe { handle_mut(trainer, "trainer") }?;
+        let text = unsafe { str_arg(text, text_len, "text") }?;
+        t.inner.add_unlabelled(text);
+        Ok(())
+    })
+}
+
+/// Unlabelled texts added so far (`tandem_trainer_add_unlabelled`); 0 for NULL.
+///
+/// Ownership: borrows `trainer`.
+/// Thread safety: use one trainer from one thread at a time.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_trainer_unlabelled_count(trainer: *const tandem_trainer) -> usize {
+    // SAFETY: NULL or a live trainer.
+    guard_or(0, || {
+        unsafe { trainer.as_ref() }.map_or(0, |t| t.inner.unlabelled_count())
+    })
+}
+
 /// Training examples added so far; 0 for NULL.
 ///
 /// Ownership: borrows `trainer`.

@@ -152,7 +152,9 @@ impl Architecture {
                 self.n_features, self.code_dim
             ));
         }
-        if self.outputs.is_empty() || self.outputs.contains(&0) {
+        // No task at all is an encoder bundle's (`tandem pretrain`): metadata only.
+        if self.outputs.contains(&0) || (self.outputs.is_empty() && self.mode != Mode::MetadataOnly)
+        {
             return bad(format!("outputs {:?}: every task needs one", self.outputs));
         }
         if self.target_scale.len() != self.outputs.len() {

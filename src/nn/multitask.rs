@@ -72,6 +72,15 @@ impl UncertaintyWeights {
             .collect()
     }
 
+    /// The per-task gradient scales exp(−sₜ) exactly as [`UncertaintyWeights::combine`]
+    /// returns them (computed in f64), without touching the gradients.
+    pub fn scales(&self) -> Vec<f32> {
+        self.log_vars
+            .iter()
+            .map(|p| (-(p.value[[0]] as f64)).exp() as f32)
+            .collect()
+    }
+
     /// Computes the total from per-task losses (same order as the tasks), accumulates
     /// ∂total/∂sₜ into the log-variance gradients (if trainable), and returns the per-task
     /// gradient scales exp(−sₜ).

@@ -13,7 +13,7 @@ use ndarray::{s, Array2, ArrayView2, Axis};
 
 use super::objective::Objective;
 use super::stage::StageData;
-use super::step::{all_params, gather_rows, task_losses, Batch, Combine};
+use super::step::{all_params, gather_rows, sampled, scaled_losses, Batch, Combine};
 use crate::error::{Error, ErrorKind, Result};
 use crate::heads::{Network, TrainBatch};
 use crate::nn::optim::{AdamW, Mirror};
@@ -55,42 +55,49 @@ impl DataParallel {
         Some((all, rep))
     }
 
-    /// One split step on the rows `idx` of the frozen inputs `all`: the first half forward and
-    /// backward through `net`, the second through `rep`, one `rayon::join` for each pass, with
-    /// the losses and their gradients taken on the whole batch in between (as a whole step
-    /// takes them). Each network accumulates its half's parameter gradients.
+    /// One split step on the rows `batch.idx` of the frozen inputs `all`: the first half
+    /// forward and backward through `net`, the second through `rep`, one `rayon::join` for each
+    /// pass, with the losses and their gradients taken on the whole batch in between (as a
+    /// whole step takes them); `batch.samples` times with multi-sample dropout. Each network
+    /// accumulates its half's parameter gradients.
     pub(super) fn step(
         net: &mut Network,
         rep: &mut Network,
         all: &Array2<f32>,
         data: &StageData<'_>,
-        idx: &[usize],
+        batch: Batch<'_>,
         combine: &mut Combine,
     ) -> Result<f32> {
+        let idx = batch.idx;
         let half = idx.len().div_ceil(2);
         let (i0, i1) = idx.split_at(half);
-        let forward = |n: &mut Network, rows: &[usize]| {
-            let x = gather_rows(all.view(), rows);
-            n.forward_train(&frozen_batch(x.view()))
-        };
-        let (o0, o1) = rayon::join(|| forward(net, i0), || forward(rep, i1));
-        let (o0, o1) = (o0?, o1?);
-        let outs: Vec<Array2<f32>> = o0
-            .iter()
-            .zip(&o1)
-            .map(|(a, b)| ndarray::concatenate(Axis(0), &[a.view(), b.view()]).expect("widths"))
-            .collect();
-        let objectives: &[Objective] = data.objectives;
-        let (total, grads) = task_losses(&outs, objectives, idx, combine)?;
-        let backward = |n: &mut Network, rows: std::ops::Range<usize>| {
-            let part: Vec<Array2<f32>> = grads
+        let (x0, x1) = (gather_rows(all.view(), i0), gather_rows(all.view(), i1));
+        sampled(combine, batch.samples, |scales| {
+            let (o0, o1) = rayon::join(
+                || net.forward_train(&frozen_batch(x0.view())),
+                || rep.forward_train(&frozen_batch(x1.view())),
+            );
+            let (o0, o1) = (o0?, o1?);
+            let outs: Vec<Array2<f32>> = o0
                 .iter()
-                .map(|g| g.slice(s![rows.clone(), ..]).to_owned())
+                .zip(&o1)
+                .map(|(a, b)| ndarray::concatenate(Axis(0), &[a.view(), b.view()]).expect("widths"))
                 .collect();
-            n.backward_train(&part);
-        };
-        rayon::join(|| backward(net, 0..half), || backward(rep, half..idx.len()));
-        Ok(total)
+            let objectives: &[Objective] = data.objectives;
+            let (losses, grads) = scaled_losses(&outs, objectives, idx, scales)?;
+            let backward = |n: &mut Network, rows: std::ops::Range<usize>| {
+                let part: Vec<Array2<f32>> = grads
+                    .iter()
+                    .map(|g| g.slice(s![rows.clone(), ..]).to_owned())
+                    .collect();
+                n.backward_train(&part);
+            };
+            rayon::join(
+                || backward(&mut *net, 0..half),
+                || backward(&mut *rep, half..idx.len()),
+            );
+            Ok(losses)
+        })
     }
 
     /// The optimizer step after a step of either kind: AdamW clips, updates and zeroes the

@@ -27,6 +27,10 @@ pub struct Examples {
     /// proportion: one value per row, such as a field's values (`--stratify-by`). None: the
     /// first task's classes (quantile bins of a regression target).
     pub strata: Option<Vec<String>>,
+    /// A teacher's outputs for the same texts, per task `[n, outputs]` in the task's output
+    /// space (probabilities; values in target units for regression): the soft targets a
+    /// distilled student trains on besides the labels (`[distill]`). None: no teacher.
+    pub soft: Option<Vec<Array2<f32>>>,
 }
 
 impl Examples {
@@ -52,7 +56,83 @@ impl Examples {
                 .strata
                 .as_ref()
                 .map(|s| idx.iter().map(|&i| s[i].clone()).collect()),
+            soft: self
+                .soft
+                .as_ref()
+                .map(|s| s.iter().map(|a| a.select(Axis(0), idx)).collect()),
         }
+    }
+
+    /// These examples followed by `other`'s (the same tasks and arrays: what one has, the
+    /// other must have, with the same widths).
+    pub fn concat(self, other: Examples) -> Result<Examples> {
+        let bad = |what: &str| {
+            Err(Error::invalid(format!(
+                "cannot join examples: {what} differ"
+            )))
+        };
+        let rows = |a: Array2<f32>, b: &Array2<f32>| {
+            ndarray::concatenate(Axis(0), &[a.view(), b.view()]).ok()
+        };
+        if self.targets.len() != other.targets.len() {
+            return bad("their tasks");
+        }
+        let targets = self
+            .targets
+            .into_iter()
+            .zip(other.targets)
+            .map(|(a, b)| a.concat(b))
+            .collect::<Option<Vec<_>>>();
+        let Some(targets) = targets else {
+            return bad("their task kinds");
+        };
+        let (Some(emb), Some(feats)) = (rows(self.emb, &other.emb), rows(self.feats, &other.feats))
+        else {
+            return bad("the widths of their embeddings or features");
+        };
+        let seqs = |a: Option<TokenSeqs>, b: Option<TokenSeqs>| match (a, b) {
+            (None, None) => Some(None),
+            (Some(mut a), Some(b)) if a.dim() == b.dim() => {
+                a.extend(&b);
+                Some(Some(a))
+            }
+            _ => None,
+        };
+        let (Some(tokens), Some(hidden)) = (
+            seqs(self.tokens, other.tokens),
+            seqs(self.hidden, other.hidden),
+        ) else {
+            return bad("their per-token vectors");
+        };
+        let strata = match (self.strata, other.strata) {
+            (None, None) => None,
+            (Some(mut a), Some(b)) => {
+                a.extend(b);
+                Some(a)
+            }
+            _ => return bad("their strata"),
+        };
+        let soft = match (self.soft, other.soft) {
+            (None, None) => None,
+            (Some(a), Some(b)) if a.len() == b.len() => {
+                let joined: Option<Vec<Array2<f32>>> =
+                    a.into_iter().zip(&b).map(|(x, y)| rows(x, y)).collect();
+                match joined {
+                    Some(j) => Some(j),
+                    None => return bad("their teacher outputs"),
+                }
+            }
+            _ => return bad("their teacher outputs"),
+        };
+        Ok(Examples {
+            emb,
+            feats,
+            targets,
+            tokens,
+            hidden,
+            strata,
+            soft,
+        })
     }
 
     /// Each row's stratum for splits: [`Examples::strata`], or the first task's.
@@ -159,6 +239,7 @@ pub fn build(
             tokens,
             hidden: None,
             strata: None,
+            soft: None,
         },
         timings,
     ))
@@ -289,6 +370,7 @@ mod tests {
             tokens: None,
             hidden: None,
             strata: None,
+            soft: None,
         }
     }
 

@@ -8,11 +8,14 @@
 pub mod checkpoint;
 pub mod config;
 mod data_parallel;
+pub mod distill;
 pub mod examples;
 pub mod linear;
 pub mod manifest;
 pub mod normalize;
 pub mod objective;
+pub mod pretext;
+pub mod pretrain;
 pub mod run;
 pub mod stage;
 mod step;

@@ -25,6 +25,30 @@ pub struct Objective {
     scale: (f32, f32),
     /// The task's fixed weight in the combined loss (`[loss] task_weights`).
     task_weight: f32,
+    /// Distillation's soft targets, when a teacher's outputs are given.
+    soft: Option<Soft>,
+    /// The head's output width.
+    outputs: usize,
+}
+
+/// A teacher's soft targets for every row, tempered: class distributions (multiclass), label
+/// probabilities (binary, multi-label), standardized values (regression).
+#[derive(Debug, Clone)]
+struct Soft {
+    targets: Array2<f32>,
+    /// α: the loss is (1 − α) · hard + α · soft.
+    weight: f32,
+    /// T: both sides' logits are divided by it, and the soft loss is scaled by T².
+    temperature: f32,
+}
+
+/// ln(1 + eˣ), without overflow.
+fn softplus(x: f64) -> f64 {
+    if x > 0.0 {
+        x + (-x).exp().ln_1p()
+    } else {
+        x.exp().ln_1p()
+    }
 }
 
 /// Mean and std for standardizing regression targets (std floored so constants don't explode).
@@ -70,6 +94,8 @@ impl Objective {
             config: config.clone(),
             scale,
             task_weight: 1.0,
+            soft: None,
+            outputs: n_outputs,
         };
         match (kind, targets) {
             (TaskKind::Multiclass, Targets::Class(c)) => {
@@ -105,8 +131,135 @@ impl Objective {
         Ok(obj)
     }
 
-    /// Loss (mean over the batch) and gradient wrt `raw` for the rows `idx`.
+    /// This objective distilling a teacher: `teacher` holds its outputs for every row, in the
+    /// task's output space (probabilities, or values in target units for regression); the
+    /// loss becomes (1 − `weight`) · the labels' loss + `weight` · the soft-target loss at
+    /// `temperature` (see [`Objective::soft_loss`]).
+    pub fn with_teacher(
+        mut self,
+        teacher: ArrayView2<'_, f32>,
+        weight: f32,
+        temperature: f32,
+    ) -> Result<Objective> {
+        let n = match self.kind {
+            TaskKind::Multiclass => self.classes.len(),
+            _ => self.dense.nrows(),
+        };
+        let width = self.outputs;
+        if teacher.nrows() != n || teacher.ncols() != width || teacher.ncols() == 0 {
+            return Err(Error::invalid(format!(
+                "teacher outputs are {} x {}, the task needs {n} x {width}",
+                teacher.nrows(),
+                teacher.ncols()
+            )));
+        }
+        if let Some(v) = teacher.iter().find(|v| !v.is_finite()) {
+            return Err(Error::numeric(format!("a teacher output is {v}")));
+        }
+        let classification = self.kind != TaskKind::Regression;
+        if classification && teacher.iter().any(|&p| !(0.0..=1.0).contains(&p)) {
+            return Err(Error::invalid("teacher probabilities must be in [0, 1]"));
+        }
+        let t = temperature as f64;
+        let targets = match self.kind {
+            TaskKind::Multiclass => {
+                let mut out = Array2::zeros(teacher.raw_dim());
+                for (mut o, row) in out.rows_mut().into_iter().zip(teacher.rows()) {
+                    let logs: Vec<f64> = row
+                        .iter()
+                        .map(|&p| (p as f64).max(1e-12).ln() / t)
+                        .collect();
+                    let m = logs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = logs.iter().map(|l| (l - m).exp()).sum();
+                    for (o, l) in o.iter_mut().zip(&logs) {
+                        *o = ((l - m).exp() / z) as f32;
+                    }
+                }
+                out
+            }
+            TaskKind::Binary | TaskKind::Multilabel => teacher.mapv(|p| {
+                let p = (p as f64).clamp(1e-7, 1.0 - 1e-7);
+                let logit = (p / (1.0 - p)).ln() / t;
+                (1.0 / (1.0 + (-logit).exp())) as f32
+            }),
+            TaskKind::Regression => teacher.mapv(|v| (v - self.scale.0) / self.scale.1),
+        };
+        self.soft = Some(Soft {
+            targets,
+            weight,
+            temperature,
+        });
+        Ok(self)
+    }
+
+    /// The soft-target loss on raw outputs for the rows `idx`, and its gradient: for
+    /// multiclass T² · KL(teacher_T ‖ softmax(raw / T)), for binary and multi-label
+    /// T² · KL between the tempered Bernoulli distributions (mean over labels), for regression
+    /// the squared error to the teacher's standardized value; each a mean over rows. None
+    /// without a teacher.
+    pub fn soft_loss(&self, raw: ArrayView2<'_, f32>, idx: &[usize]) -> Option<(f32, Array2<f32>)> {
+        let soft = self.soft.as_ref()?;
+        let t = soft.temperature as f64;
+        let n = idx.len().max(1) as f64;
+        let mut grad = Array2::zeros(raw.raw_dim());
+        let mut total = 0.0f64;
+        for (r, &i) in idx.iter().enumerate() {
+            let target = soft.targets.row(i);
+            let z = raw.row(r);
+            match self.kind {
+                TaskKind::Multiclass => {
+                    let zs: Vec<f64> = z.iter().map(|&v| v as f64 / t).collect();
+                    let m = zs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let lse = m + zs.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+                    for (j, (&p, zj)) in target.iter().zip(&zs).enumerate() {
+                        let (p, log_q) = (p as f64, zj - lse);
+                        if p > 0.0 {
+                            total += t * t * p * (p.ln() - log_q);
+                        }
+                        grad[[r, j]] = (t * (log_q.exp() - p) / n) as f32;
+                    }
+                }
+                TaskKind::Binary | TaskKind::Multilabel => {
+                    let k = z.len().max(1) as f64;
+                    for (j, (&p, &zj)) in target.iter().zip(z.iter()).enumerate() {
+                        let (p, x) = (p as f64, zj as f64 / t);
+                        // ln σ(x) and ln(1 − σ(x)), stable for large |x|.
+                        let log_q = -softplus(-x);
+                        let log_not_q = -softplus(x);
+                        let kl = p * (p.max(1e-300).ln() - log_q)
+                            + (1.0 - p) * ((1.0 - p).max(1e-300).ln() - log_not_q);
+                        total += t * t * kl / k;
+                        grad[[r, j]] = (t * (log_q.exp() - p) / (n * k)) as f32;
+                    }
+                }
+                TaskKind::Regression => {
+                    let d = z[0] as f64 - target[0] as f64;
+                    total += d * d;
+                    grad[[r, 0]] = (2.0 * d / n) as f32;
+                }
+            }
+        }
+        Some(((total / n) as f32, grad))
+    }
+
+    /// Loss (mean over the batch) and gradient wrt `raw` for the rows `idx`: the labels'
+    /// loss, mixed with the soft-target loss when a teacher is given.
     pub fn loss(&self, raw: ArrayView2<'_, f32>, idx: &[usize]) -> Result<(f32, Array2<f32>)> {
+        let (hard, grad) = self.hard_loss(raw, idx)?;
+        match (&self.soft, self.soft_loss(raw, idx)) {
+            (Some(s), Some((soft, g_soft))) => {
+                let a = s.weight;
+                Ok((
+                    (1.0 - a) * hard + a * soft,
+                    grad * (1.0 - a) + &(g_soft * a),
+                ))
+            }
+            _ => Ok((hard, grad)),
+        }
+    }
+
+    /// The labels' loss (mean over the batch) and its gradient wrt `raw` for the rows `idx`.
+    fn hard_loss(&self, raw: ArrayView2<'_, f32>, idx: &[usize]) -> Result<(f32, Array2<f32>)> {
         let c = &self.config;
         match self.kind {
             TaskKind::Multiclass => {
@@ -321,6 +474,115 @@ fn pos_weights(neg: &[usize], pos: &[usize], w: ClassWeights) -> Result<Option<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every task kind with a teacher: `n` rows, raw outputs, teacher outputs.
+    fn distilled(kind: TaskKind, weight: f32, t: f32) -> (Objective, Array2<f32>, Array2<f32>) {
+        let n = 7;
+        let (width, targets) = match kind {
+            TaskKind::Multiclass => (4, Targets::Class((0..n).map(|i| i % 4).collect())),
+            TaskKind::Binary => (1, Targets::Class((0..n).map(|i| i % 2).collect())),
+            TaskKind::Multilabel => (
+                3,
+                Targets::MultiHot((0..n).map(|i| vec![(i % 2) as f32, 1.0, 0.0]).collect()),
+            ),
+            TaskKind::Regression => (1, Targets::Value((0..n).map(|i| i as f32 * 0.7).collect())),
+        };
+        let scale = target_scale(&targets);
+        let raw = Array2::from_shape_fn((n, width), |(i, j)| {
+            ((i * 5 + j * 3) as f32 * 0.37).sin() * 2.0
+        });
+        let teacher = match kind {
+            TaskKind::Multiclass => {
+                let logits = Array2::from_shape_fn((n, width), |(i, j)| {
+                    ((i + 2 * j) as f32 * 0.9).cos() * 3.0
+                });
+                crate::nn::loss::softmax(logits.view())
+            }
+            TaskKind::Regression => {
+                Array2::from_shape_fn((n, 1), |(i, _)| (i as f32 * 1.3).sin() * 3.0)
+            }
+            _ => Array2::from_shape_fn((n, width), |(i, j)| {
+                0.05 + 0.9 * ((i * 7 + j * 2) % 10) as f32 / 10.0
+            }),
+        };
+        let obj = Objective::new(kind, width, &targets, scale, &LossConfig::default())
+            .unwrap()
+            .with_teacher(teacher.view(), weight, t)
+            .unwrap();
+        (obj, raw, teacher)
+    }
+
+    #[test]
+    fn distillation_gradients_match_finite_differences() {
+        for kind in [
+            TaskKind::Multiclass,
+            TaskKind::Binary,
+            TaskKind::Multilabel,
+            TaskKind::Regression,
+        ] {
+            let (obj, raw, _) = distilled(kind, 0.7, 2.5);
+            let idx: Vec<usize> = vec![6, 0, 3, 4];
+            let rows = raw.select(ndarray::Axis(0), &idx);
+            for (which, f) in [
+                (
+                    "soft",
+                    &(|r: ArrayView2<'_, f32>| obj.soft_loss(r, &idx).unwrap())
+                        as &dyn Fn(ArrayView2<'_, f32>) -> (f32, Array2<f32>),
+                ),
+                ("mixed", &|r: ArrayView2<'_, f32>| {
+                    obj.loss(r, &idx).unwrap()
+                }),
+            ] {
+                let (_, g) = f(rows.view());
+                let eps = 1e-2f32;
+                for ((i, j), &gij) in g.indexed_iter() {
+                    let mut plus = rows.clone();
+                    plus[[i, j]] += eps;
+                    let mut minus = rows.clone();
+                    minus[[i, j]] -= eps;
+                    let fd = (f(plus.view()).0 - f(minus.view()).0) / (2.0 * eps);
+                    assert!(
+                        (fd - gij).abs() < 2e-3 + 1e-2 * gij.abs(),
+                        "{kind:?} {which} [{i},{j}]: {fd} vs {gij}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_student_that_matches_its_teacher_has_no_soft_loss() {
+        let t = 3.0f32;
+        for kind in [
+            TaskKind::Multiclass,
+            TaskKind::Binary,
+            TaskKind::Multilabel,
+            TaskKind::Regression,
+        ] {
+            let (obj, _, teacher) = distilled(kind, 1.0, t);
+            let idx: Vec<usize> = (0..teacher.nrows()).collect();
+            // The teacher's own logits (values, standardized, for regression).
+            let raw = match kind {
+                TaskKind::Multiclass => teacher.mapv(f32::ln),
+                TaskKind::Regression => teacher.mapv(|v| (v - obj.scale.0) / obj.scale.1),
+                _ => teacher.mapv(|p| (p / (1.0 - p)).ln()),
+            };
+            let (soft, grad) = obj.soft_loss(raw.view(), &idx).unwrap();
+            assert!(soft.abs() < 1e-5, "{kind:?}: {soft}");
+            assert!(grad.iter().all(|g| g.abs() < 1e-5), "{kind:?}");
+            // Weight 1: the labels do not count.
+            let (mixed, _) = obj.loss(raw.view(), &idx).unwrap();
+            assert!((mixed - soft).abs() < 1e-6, "{kind:?}");
+        }
+        // A teacher of the wrong shape, or not probabilities, is refused.
+        let (obj, _, teacher) = distilled(TaskKind::Multiclass, 0.5, 1.0);
+        let wrong = teacher.slice(ndarray::s![.., ..3]).to_owned();
+        assert!(Objective::clone(&obj)
+            .with_teacher(wrong.view(), 0.5, 1.0)
+            .is_err());
+        let over = teacher.mapv(|p| p * 2.0);
+        assert!(obj.with_teacher(over.view(), 0.5, 1.0).is_err());
+    }
 
     #[test]
     fn balanced_pos_weight_is_neg_over_pos() {

@@ -15,6 +15,7 @@ use super::checkpoint::Checkpoints;
 use super::config::{HeadKind, Mode, TrainConfig};
 use super::examples::Examples;
 use super::objective::{target_scale, Objective};
+use super::pretext::Pretext;
 use super::stage::{fit_tuned, EpochHook, EpochRecord, Phase, Progress, StageData, StageReport};
 use super::tune::{BackboneTop, Tuning};
 use crate::bundle::TaskEntry;
@@ -137,6 +138,13 @@ pub fn train_checkpointed(
     progress: Progress<'_>,
 ) -> Result<Trained> {
     if config.head.kind == HeadKind::Linear && top.is_none() {
+        if train.soft.is_some() || !config.distill.teachers.is_empty() {
+            return Err(Error::invalid(
+                "the linear recipe solves its heads from the labels alone: distilling a \
+                 teacher needs a head trained by gradient descent (head.kind pooled or \
+                 sequence)",
+            ));
+        }
         if checkpoints.is_some() {
             return Err(Error::invalid(
                 "the linear recipe solves its heads without epochs: there is nothing to \
@@ -155,6 +163,13 @@ pub fn train_checkpointed(
         .map(PretrainedEncoder::load)
         .transpose()?;
     let prepared = Prepared::new(tasks, train, valid, config, init.as_ref())?;
+    // Self-supervised stage-1 targets, over the features the normalizer keeps.
+    let pretext = match (&prepared.normalizer, config.mode, &init) {
+        (Some(n), Mode::TwoStage, None) => {
+            Pretext::new(&config.metadata, &n.selected, stage_seed(config, 5))?
+        }
+        _ => None,
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut net = Network::new(prepared.arch.clone(), &mut rng)?;
     if let Some(init) = init {
@@ -176,7 +191,8 @@ pub fn train_checkpointed(
     if matches!(config.mode, Mode::MetadataOnly | Mode::TwoStage)
         && config.metadata.init_encoder.is_none()
     {
-        super::stage::monitor_label(&config.metadata.stage, &data)?;
+        let stage1 = data.for_stage1(pretext.as_ref(), config.metadata.stage1_labels(config.mode));
+        super::stage::monitor_label(&config.metadata.stage, &stage1)?;
     }
     let label = super::stage::monitor_label(last_stage, &data)?;
     if let Some(c) = checkpoints.as_deref_mut() {
@@ -227,7 +243,7 @@ pub fn train_checkpointed(
     };
     let (stages, before_last) = run_stages(
         &mut net,
-        &data,
+        (&data, pretext.as_ref()),
         config,
         (top.as_mut(), labels),
         &mut checkpoint,
@@ -489,7 +505,36 @@ impl<'a> Prepared<'a> {
                 })
                 .collect()
         };
-        let objectives = (objectives(&train.targets)?, objectives(&valid.targets)?);
+        let mut train_objectives = objectives(&train.targets)?;
+        // A teacher's outputs mix into the training objectives; validation keeps the labels.
+        if let Some(soft) = &train.soft {
+            if soft.len() != tasks.len() {
+                return Err(Error::invalid(format!(
+                    "teacher outputs for {} tasks, but there are {}",
+                    soft.len(),
+                    tasks.len()
+                )));
+            }
+            let d = &config.distill;
+            train_objectives = train_objectives
+                .into_iter()
+                .zip(soft)
+                .zip(tasks)
+                .map(|((o, s), spec)| {
+                    o.with_teacher(s.view(), d.weight, d.temperature)
+                        .map_err(|e| {
+                            Error::new(e.kind(), format!("task `{}`: {}", spec.name, e.message()))
+                        })
+                })
+                .collect::<Result<_>>()?;
+        } else if !config.distill.teachers.is_empty() {
+            return Err(Error::invalid(
+                "distill.teachers names teachers, but the training examples carry no teacher \
+                 outputs (Examples::soft; tandem::train::distill::teacher_outputs computes \
+                 them)",
+            ));
+        }
+        let objectives = (train_objectives, objectives(&valid.targets)?);
         let mut arch =
             Architecture::from_config(config, train.emb.ncols(), feats.0.ncols(), outputs, scales);
         if let Some(init) = init {
@@ -529,6 +574,7 @@ impl<'a> Prepared<'a> {
             valid_tokens: tokens(self.valid),
             hidden: self.train.hidden.as_ref().zip(self.valid.hidden.as_ref()),
             task_names: &self.task_names,
+            pretext: None,
         }
     }
 }
@@ -570,13 +616,13 @@ fn fit_normalizer(train: &Examples, config: &TrainConfig) -> Result<Normalizer> 
 /// the last stage (a finished stage 1 counts in full towards the time to the best epoch).
 fn run_stages(
     net: &mut Network,
-    data: &StageData<'_>,
+    (data, pretext): (&StageData<'_>, Option<&Pretext>),
     config: &TrainConfig,
     (top, labels): (Option<&mut BackboneTop>, Option<&[usize]>),
     last_epoch: EpochHook<'_>,
     progress: Progress<'_>,
 ) -> Result<(Vec<StageReport>, f64)> {
-    let seed = |k: u64| config.seed.wrapping_mul(1_000_003).wrapping_add(k);
+    let seed = |k: u64| stage_seed(config, k);
     let mt = config.loss.multitask;
     let mut stages = Vec::new();
     let mut before_last = 0.0;
@@ -593,18 +639,33 @@ fn run_stages(
             Mode::MetadataOnly => Some(&mut *last_epoch),
             _ => None,
         };
+        // Stage 1's auxiliary heads: the tasks' (unless it trains on self-supervised targets
+        // alone), then one per self-supervised target, dropped after the stage.
+        let labels = config.metadata.stage1_labels(config.mode);
+        let task_heads = (!labels).then(|| std::mem::take(&mut net.aux_heads));
+        let kept = net.aux_heads.len();
+        if let Some(p) = pretext {
+            let encoder = &net.arch.encoder;
+            net.aux_heads
+                .extend(p.heads(net.arch.code_dim, encoder, seed(6))?);
+        }
         let s1 = fit_tuned(
             name,
             net,
             Phase::Metadata,
-            data,
+            &data.for_stage1(pretext, labels),
             &config.metadata.stage,
             mt,
             seed(1),
             None,
             hook,
             progress,
-        )?;
+        );
+        net.aux_heads.truncate(kept);
+        if let Some(h) = task_heads {
+            net.aux_heads = h;
+        }
+        let s1 = s1?;
         if config.mode == Mode::TwoStage {
             before_last = s1.seconds;
         }
@@ -664,6 +725,12 @@ fn run_stages(
     }
     stages.push(stage);
     Ok((stages, before_last))
+}
+
+/// The seed of a training's part `k` (1: stage 1, 2: the last stage, 3: the contrastive
+/// warm-up, 5: the self-supervised draws, 6: their heads), derived from the config's seed.
+pub(super) fn stage_seed(config: &TrainConfig, k: u64) -> u64 {
+    config.seed.wrapping_mul(1_000_003).wrapping_add(k)
 }
 
 /// Every task's decision thresholds: tuned on the validation outputs `probs` for the best F1

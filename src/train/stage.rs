@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::config::{Monitor, MultiTask, StageConfig};
 use super::data_parallel::DataParallel;
 use super::objective::Objective;
+use super::pretext::{Pretext, VALID_DRAW};
 use super::step::{all_params, all_params_ref, train_step, tuned_step, Batch, Combine};
 use super::tune::{BackboneTop, Tuning};
 use crate::backbone::TokenSeqs;
@@ -150,6 +151,9 @@ pub struct StageData<'a> {
     pub hidden: Option<(&'a TokenSeqs, &'a TokenSeqs)>,
     /// The tasks' names, in the objectives' order (for `monitor_task`).
     pub task_names: &'a [String],
+    /// Self-supervised targets the metadata stage trains on besides the objectives (their
+    /// heads follow the tasks' auxiliary heads).
+    pub pretext: Option<&'a Pretext>,
 }
 
 impl<'a> StageData<'a> {
@@ -173,7 +177,24 @@ impl<'a> StageData<'a> {
             valid_tokens,
             hidden: self.hidden,
             task_names: self.task_names,
+            pretext: self.pretext,
         }
+    }
+
+    /// The data of a stage 1: with the self-supervised targets `pretext`, and without the
+    /// tasks' objectives unless `labels`.
+    pub(super) fn for_stage1<'b>(&self, pretext: Option<&'b Pretext>, labels: bool) -> StageData<'b>
+    where
+        'a: 'b,
+    {
+        let mut d = self.with_tokens(self.tokens, self.valid_tokens);
+        d.pretext = pretext;
+        if !labels {
+            d.objectives = &[];
+            d.valid_objectives = &[];
+            d.task_names = &[];
+        }
+        d
     }
 }
 
@@ -338,10 +359,15 @@ impl StageState {
             let mut epoch_loss = 0.0f64;
             for idx in order.chunks(cfg.batch_size) {
                 opt.set_lr(scheduler.lr());
-                let batch = Batch { idx, frozen };
+                let batch = Batch {
+                    idx,
+                    frozen,
+                    epoch: meta.1,
+                    samples: cfg.dropout_samples,
+                };
                 let loss = match tuning.as_deref_mut() {
                     Some(t) if t.active() > 0 => {
-                        let loss = tuned_step(net, t, data, idx, combine)?;
+                        let loss = tuned_step(net, t, data, idx, combine, cfg.dropout_samples)?;
                         parallel.optimize(net, combine, opt, clip)?;
                         loss
                     }
@@ -398,15 +424,21 @@ pub(super) fn fit_tuned(
     mut on_epoch: Option<EpochHook<'_>>,
     progress: Progress<'_>,
 ) -> Result<StageReport> {
-    let n = data
-        .objectives
-        .first()
-        .map_or(0, |_| data.emb.nrows().max(data.feats.nrows()));
+    let n = if data.objectives.is_empty() && data.pretext.is_none() {
+        0
+    } else {
+        data.emb.nrows().max(data.feats.nrows())
+    };
     if n == 0 {
         return Err(Error::invalid("no training examples"));
     }
     let watch = Watch::of(cfg, data)?;
-    let weights = data.objectives.iter().map(Objective::task_weight).collect();
+    // The self-supervised targets weigh 1 each beside the tasks' weights.
+    let mut weights: Vec<f32> = data.objectives.iter().map(Objective::task_weight).collect();
+    weights.extend(
+        data.pretext
+            .map_or(Vec::new(), |p| vec![1.0; p.names().len()]),
+    );
     let mut st = StageState::new(n, weights, cfg, multitask, seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let started = Instant::now();
@@ -426,8 +458,13 @@ pub(super) fn fit_tuned(
             (name, epoch),
             tuning.as_deref_mut(),
         )?;
+        let mut pretext_losses = Vec::new();
         let outs = match phase {
-            Phase::Metadata => validation_outputs_metadata(net, data)?,
+            Phase::Metadata => {
+                let (outs, extra) = validation_outputs_metadata(net, data)?;
+                pretext_losses = extra;
+                outs
+            }
             Phase::Semantic { .. } => {
                 // Layers that trained this epoch moved the validation embeddings (and the
                 // token vectors sequence heads read).
@@ -451,7 +488,10 @@ pub(super) fn fit_tuned(
                 )
             }
         };
-        let (valid_loss, metric, task_losses) = validation_loss(&outs, data.valid_objectives)?;
+        let (mut valid_loss, metric, mut task_losses) =
+            validation_loss(&outs, data.valid_objectives)?;
+        valid_loss += pretext_losses.iter().sum::<f32>();
+        task_losses.extend(pretext_losses);
         let monitored = watch.value(valid_loss, &outs, data.valid_objectives)?;
         if !valid_loss.is_finite() {
             return Err(diverged(
@@ -533,16 +573,35 @@ fn diverged(stage: &str, epoch: usize, what: &str, cfg: &StageConfig) -> Error {
     ))
 }
 
-/// The auxiliary heads' outputs on the validation rows.
-fn validation_outputs_metadata(net: &Network, data: &StageData<'_>) -> Result<Vec<Array2<f32>>> {
+/// The tasks' auxiliary heads' outputs on the validation rows, and each self-supervised
+/// target's validation loss (the validation rows' features hidden in one fixed draw).
+fn validation_outputs_metadata(
+    net: &Network,
+    data: &StageData<'_>,
+) -> Result<(Vec<Array2<f32>>, Vec<f32>)> {
+    let rows: Vec<usize> = (0..data.valid_feats.nrows()).collect();
+    let hidden = data
+        .pretext
+        .map(|p| p.hide(data.valid_feats, &rows, VALID_DRAW));
+    let input = hidden.as_ref().map_or(data.valid_feats, |h| h.input.view());
     let code = net
-        .code(data.valid_feats)
+        .code(input)
         .ok_or_else(|| Error::new(ErrorKind::Internal, "no encoder"))?;
-    Ok(net
+    let mut outs: Vec<Array2<f32>> = net
         .aux_heads
         .iter()
         .map(|h| h.forward_inference(code.view()))
-        .collect())
+        .collect();
+    let extra = outs.split_off(data.valid_objectives.len().min(outs.len()));
+    let losses = match (data.pretext, &hidden) {
+        (Some(p), Some(h)) => p
+            .losses(&extra, data.valid_feats, &h.masks)
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok((outs, losses))
 }
 
 /// The semantic heads' validation outputs: on the frozen inputs when given, else on
@@ -596,6 +655,14 @@ impl Watch {
                 task: 0,
                 label: format!("valid_loss ({direction})"),
             });
+        }
+        if data.objectives.is_empty() {
+            return Err(Error::invalid(format!(
+                "monitor = \"{}\" reads a task, but this stage trains on self-supervised \
+                 targets only (metadata.stage1_targets without \"labels\"): monitor \
+                 valid_loss",
+                monitor.name()
+            )));
         }
         let task = match &cfg.monitor_task {
             None => 0,
@@ -713,6 +780,7 @@ mod tests {
             valid_tokens: None,
             hidden: None,
             task_names: Box::leak(Box::new(["c".to_string(), "v".to_string()])),
+            pretext: None,
         }
     }
 
@@ -742,6 +810,7 @@ mod tests {
             valid_tokens: None,
             hidden: None,
             task_names: Box::leak(Box::new(["y".to_string()])),
+            pretext: None,
         };
         let unfreeze = Unfreeze {
             at: 2,
@@ -887,6 +956,97 @@ mod tests {
         Combine::Fixed(FixedWeights::uniform(2))
     }
 
+    /// The mean over `k` training passes (dropout masks drawn from `seed`, as a step draws
+    /// them after a reseed) of the combined loss on the rows `idx`: the objective a
+    /// multi-sample step differentiates.
+    fn mean_loss(
+        net: &Network,
+        x: &Array2<f32>,
+        objectives: &[Objective],
+        idx: &[usize],
+        k: usize,
+        seed: u64,
+    ) -> f64 {
+        let mut n = net.clone();
+        n.reseed_all_dropout(seed);
+        let rows = crate::train::step::gather_rows(x.view(), idx);
+        let none = ArrayView2::from_shape((0, 0), &[]).unwrap();
+        let mut sum = 0.0f64;
+        for _ in 0..k {
+            let outs = n
+                .forward_train(&crate::heads::TrainBatch {
+                    pooled: Some(rows.view()),
+                    emb: none,
+                    feats: none,
+                    tokens: None,
+                })
+                .unwrap();
+            for (o, obj) in outs.iter().zip(objectives) {
+                sum += obj.loss(o.view(), idx).unwrap().0 as f64;
+            }
+        }
+        sum / k as f64
+    }
+
+    #[test]
+    fn multi_sample_dropout_steps_follow_the_gradient_of_the_mean_loss_over_masks() {
+        let (net, x, objectives) = setup(0.3);
+        let data = stage_data(&x, &objectives);
+        let idx: Vec<usize> = (0..20).collect();
+        let (k, seed) = (4, 11);
+        let mut stepped = net.clone();
+        stepped.reseed_all_dropout(seed);
+        let batch = Batch {
+            idx: &idx,
+            frozen: Some(&x),
+            epoch: 0,
+            samples: k,
+        };
+        let loss = semantic_step(&mut stepped, &data, batch, &mut fixed()).unwrap();
+        let want = mean_loss(&net, &x, &objectives, &idx, k, seed);
+        assert!((loss as f64 - want).abs() < 1e-5, "{loss} vs {want}");
+        // One sample's mask alone gives another loss: the passes do differ.
+        assert!((mean_loss(&net, &x, &objectives, &idx, 1, seed) - want).abs() > 1e-4);
+        // Central differences of the mean loss over the same masks, on weights of every layer.
+        let eps = 1e-2f32;
+        let mut checked = 0;
+        for (p, param) in net.params().iter().enumerate() {
+            let grads = &stepped.params()[p].grad;
+            for j in (0..param.value.len()).step_by(param.value.len().div_ceil(5)) {
+                let shifted = |d: f32| {
+                    let mut n = net.clone();
+                    n.params_mut()[p].value.as_slice_mut().unwrap()[j] += d;
+                    mean_loss(&n, &x, &objectives, &idx, k, seed)
+                };
+                let fd = (shifted(eps) - shifted(-eps)) / (2.0 * eps as f64);
+                let g = grads.as_slice().unwrap()[j] as f64;
+                assert!(
+                    (fd - g).abs() <= 2e-3 + 2e-2 * g.abs(),
+                    "{} [{j}]: finite difference {fd} vs gradient {g}",
+                    param.name
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "{checked}");
+        // Without dropout, K samples are one pass: the same loss and gradients.
+        let (plain, _, _) = setup(0.0);
+        let mut one = plain.clone();
+        let mut many = plain.clone();
+        let b1 = Batch {
+            samples: 1,
+            ..batch
+        };
+        let l1 = semantic_step(&mut one, &data, b1, &mut fixed()).unwrap();
+        let lk = semantic_step(&mut many, &data, batch, &mut fixed()).unwrap();
+        assert!((l1 - lk).abs() < 1e-6);
+        for (a, b) in one.params().iter().zip(many.params()) {
+            for (x, y) in a.grad.iter().zip(b.grad.iter()) {
+                assert!((x - y).abs() < 1e-5 * (1.0 + x.abs()), "{}", a.name);
+            }
+        }
+    }
+
     #[test]
     fn split_step_gives_the_whole_batch_loss_and_gradients() {
         // Without dropout the two halves compute exactly what one pass over the batch does, up
@@ -898,11 +1058,13 @@ mod tests {
         let batch = Batch {
             idx: &idx,
             frozen: Some(&x),
+            epoch: 0,
+            samples: 1,
         };
         let want = semantic_step(&mut whole, &data, batch, &mut fixed()).unwrap();
         let mut split = net.clone();
         let mut rep = new_replica(&split, 0);
-        let got = DataParallel::step(&mut split, &mut rep, &x, &data, &idx, &mut fixed()).unwrap();
+        let got = DataParallel::step(&mut split, &mut rep, &x, &data, batch, &mut fixed()).unwrap();
         assert!((got - want).abs() < 1e-6, "loss {got} vs {want}");
         let mut checked = 0;
         for ((a, b), r) in whole.params().iter().zip(split.params()).zip(rep.params()) {
@@ -940,6 +1102,8 @@ mod tests {
             let batch = Batch {
                 idx,
                 frozen: Some(&x),
+                epoch: 0,
+                samples: 1,
             };
             let phase = Phase::Semantic { unfreeze: None };
             train_step(
@@ -960,6 +1124,8 @@ mod tests {
             let batch = Batch {
                 idx,
                 frozen: Some(&x),
+                epoch: 0,
+                samples: 1,
             };
             semantic_step(&mut whole, &data, batch, &mut fixed()).unwrap();
             let mut params = whole.params_mut();

@@ -226,6 +226,8 @@ pub struct Trainer {
     memo: HashMap<String, Memo>,
     train_set: ExampleSet,
     valid_set: ExampleSet,
+    /// Texts without labels, for distillation (`[distill] teachers`).
+    unlabelled: Vec<String>,
     trained: Option<Trained>,
     /// The config the trained heads were trained with (the chosen recipe's, after a search).
     trained_config: Option<TrainConfig>,
@@ -333,6 +335,7 @@ impl Trainer {
             memo: HashMap::new(),
             train_set: ExampleSet::default(),
             valid_set: ExampleSet::default(),
+            unlabelled: Vec::new(),
             trained: None,
             trained_config: None,
             selection: None,
@@ -370,6 +373,18 @@ impl Trainer {
         let labels = self.check_labels(labels)?;
         self.valid_set.push(text, labels);
         Ok(())
+    }
+
+    /// Adds a text without labels: with a teacher (`[distill] teachers`), it joins the
+    /// training split with the teacher's decisions as its labels and the teacher's outputs as
+    /// soft targets; training without a teacher refuses it.
+    pub fn add_unlabelled(&mut self, text: &str) {
+        self.unlabelled.push(text.to_string());
+    }
+
+    /// Unlabelled texts added so far.
+    pub fn unlabelled_count(&self) -> usize {
+        self.unlabelled.len()
     }
 
     /// Training examples added so far.
@@ -440,7 +455,21 @@ impl Trainer {
             specs.push(s);
             targets.push(y);
         }
+        let distilling = !config.distill.teachers.is_empty();
+        if !self.unlabelled.is_empty() && !distilling {
+            return Err(Error::invalid(format!(
+                "{} unlabelled texts were added, but no teacher labels them: name teacher \
+                 bundles in the config's distill.teachers",
+                self.unlabelled.len()
+            )));
+        }
         if self.spec.recipe == Recipe::Auto {
+            if distilling {
+                return Err(Error::invalid(
+                    "trainer spec: distilling a teacher needs recipe \"config\" (the auto \
+                     recipe's candidates train on the labels)",
+                ));
+            }
             if self.spec.checkpoints.is_some() {
                 return Err(Error::invalid(
                     "trainer spec: checkpoints need recipe \"config\" (the auto recipe \
@@ -449,7 +478,12 @@ impl Trainer {
             }
             return self.train_auto(&specs, targets, progress);
         }
-        let all = self.examples(&self.train_set.clone(), targets, progress)?;
+        let mut all = self.examples(&self.train_set.clone(), targets, progress)?;
+        let teacher = super::distill::load_teachers(&config, self.backbone.options())?;
+        if let Some(t) = &teacher {
+            let refs: Vec<&str> = self.train_set.texts.iter().map(String::as_str).collect();
+            all.soft = Some(super::distill::teacher_outputs(t, &refs, &specs)?);
+        }
         let (train, valid) = if self.valid_set.rows.is_empty() {
             split_examples_of(&all, &config, &specs[0])?
         } else {
@@ -458,6 +492,26 @@ impl Trainer {
                 .map(|s| s.parse(&s.name, &self.valid_set.rows))
                 .collect::<Result<Vec<_>>>()?;
             (all, self.examples(&self.valid_set.clone(), vt, progress)?)
+        };
+        let train = match &teacher {
+            Some(t) if !self.unlabelled.is_empty() => {
+                let texts = self.unlabelled.clone();
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let outputs = super::distill::teacher_outputs(t, &refs, &specs)?;
+                let set = ExampleSet {
+                    texts: texts.clone(),
+                    rows: Vec::new(),
+                };
+                let pseudo = super::distill::teacher_targets(t.tasks(), &outputs);
+                let mut extra = self.examples(&set, pseudo, progress)?;
+                extra.soft = Some(outputs);
+                extra.strata = train
+                    .strata
+                    .as_ref()
+                    .map(|_| vec![String::new(); texts.len()]);
+                train.concat(extra)?
+            }
+            _ => train,
         };
         let top = self.split.as_ref().map(|(s, _)| self.pretrained_top(s));
         let backbone = Arc::clone(&self.backbone);

@@ -694,17 +694,19 @@ static void test_model(const tandem_backbone *b, const tandem_trainer *t,
   tandem_model_free(m);
 }
 
-/* Every task kind at once, in metadata-only mode (no backbone run): binary, multi-label and
- * regression heads trained together. */
-static void test_task_kinds(const tandem_backbone *b) {
-  const char *spec =
-      "{\"tasks\": [{\"name\": \"question\", \"kind\": \"binary\", \"positive\": \"yes\"},"
-      " {\"name\": \"tags\", \"kind\": \"multilabel\"},"
-      " {\"name\": \"length\", \"kind\": \"regression\"}],"
-      " \"config\": {\"mode\": \"metadata_only\", \"seed\": 1,"
-      " \"metadata\": {\"stage\": {\"epochs\": 30}}}}";
+/* A trainer of every task kind at once, in metadata-only mode (no backbone run): binary,
+ * multi-label and regression heads trained together, with the questions added. */
+static tandem_trainer *kinds_trainer(const tandem_backbone *b, int seed) {
+  char spec[512];
+  snprintf(spec, sizeof spec,
+           "{\"tasks\": [{\"name\": \"question\", \"kind\": \"binary\", \"positive\": \"yes\"},"
+           " {\"name\": \"tags\", \"kind\": \"multilabel\"},"
+           " {\"name\": \"length\", \"kind\": \"regression\"}],"
+           " \"config\": {\"mode\": \"metadata_only\", \"seed\": %d,"
+           " \"metadata\": {\"stage\": {\"epochs\": 30}}}}",
+           seed);
   tandem_trainer *t = NULL;
-  if (!OK(tandem_trainer_new(b, spec, strlen(spec), &t))) return;
+  if (!OK(tandem_trainer_new(b, spec, strlen(spec), &t))) return NULL;
   for (size_t i = 0; i < N_QUESTIONS; i++) {
     const char *q = QUESTIONS[i].text;
     char text[256], labels[256];
@@ -717,6 +719,13 @@ static void test_task_kinds(const tandem_backbone *b) {
              strlen(text));
     OK(tandem_trainer_add_example(t, text, strlen(text), labels, strlen(labels)));
   }
+  return t;
+}
+
+/* Every task kind at once: trained, saved as kinds-bundle, loaded, predicted. */
+static void test_task_kinds(const tandem_backbone *b) {
+  tandem_trainer *t = kinds_trainer(b, 1);
+  if (!t) return;
   ERR(tandem_trainer_add_example(t, "x", 1,
                                  "{\"question\": \"yes\", \"tags\": \"a\", \"length\": 1}", 46),
       TANDEM_ERR_INVALID_ARGUMENT);
@@ -754,6 +763,332 @@ static void test_task_kinds(const tandem_backbone *b) {
   tandem_trainer_free(t);
 }
 
+/* Rewrites the manifest of the bundle in `dir`: the contents of its first `n` "thresholds"
+ * arrays become `arrays[0..n]` (e.g. "0.2" or "0.1, 0.3, 0.5"). */
+static int set_thresholds(const char *dir, const char *const *arrays, size_t n) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/manifest.json", dir);
+  char *text = read_file(path);
+  if (!text) return 0;
+  const char *key = "\"thresholds\": [";
+  for (size_t k = 0; k < n; k++) {
+    char *at = text;
+    for (size_t j = 0; j <= k && at; j++) {
+      at = strstr(at, key);
+      if (at && j < k) at += strlen(key);
+    }
+    char *end = at ? strchr(at, ']') : NULL;
+    if (!end) {
+      free(text);
+      return 0;
+    }
+    size_t head = (size_t)(at - text) + strlen(key);
+    size_t out_len = strlen(text) + strlen(arrays[k]) + 1;
+    char *out = malloc(out_len);
+    snprintf(out, out_len, "%.*s%s%s", (int)head, text, arrays[k], end);
+    free(text);
+    text = out;
+  }
+  int ok = write_file(path, text);
+  free(text);
+  return ok;
+}
+
+/* Checks that `e` predicts, for every row and task, the mean of `a`'s and `b`'s probabilities
+ * (values for regression). */
+static void expect_mean(const tandem_predictions *e, const tandem_predictions *a,
+                        const tandem_predictions *b) {
+  size_t rows = tandem_predictions_len(a), tasks = tandem_predictions_task_count(a);
+  EXPECT(rows > 0 && tandem_predictions_len(e) == rows && tandem_predictions_len(b) == rows);
+  EXPECT(tasks > 0 && tandem_predictions_task_count(e) == tasks);
+  for (size_t t = 0; t < tasks; t++) {
+    EXPECT(strcmp(tandem_predictions_task_name(e, t), tandem_predictions_task_name(a, t)) == 0);
+    EXPECT(tandem_predictions_task_kind(e, t) == tandem_predictions_task_kind(a, t));
+    size_t k = tandem_predictions_class_count(a, t);
+    EXPECT(tandem_predictions_class_count(e, t) == k);
+    for (size_t r = 0; r < rows; r++) {
+      if (tandem_predictions_task_kind(a, t) == TANDEM_TASK_REGRESSION) {
+        float ve = 0, va = 0, vb = 0;
+        if (OK(tandem_predictions_value(e, r, t, &ve)) &&
+            OK(tandem_predictions_value(a, r, t, &va)) &&
+            OK(tandem_predictions_value(b, r, t, &vb)))
+          EXPECT(fabs(ve - (va + vb) / 2) <= 1e-4 * (1 + fabs(ve)));
+        continue;
+      }
+      float pe[8] = {0}, pa[8] = {0}, pb[8] = {0};
+      if (k > 8 || !OK(tandem_predictions_probabilities(e, r, t, pe, 8)) ||
+          !OK(tandem_predictions_probabilities(a, r, t, pa, 8)) ||
+          !OK(tandem_predictions_probabilities(b, r, t, pb, 8)))
+        continue;
+      for (size_t c = 0; c < k; c++) {
+        int close = fabs(pe[c] - (pa[c] + pb[c]) / 2) <= 1e-6;
+        EXPECT(close);
+        if (!close)
+          fprintf(stderr, "  row %zu task %zu class %zu: %g, not the mean of %g and %g\n", r, t, c,
+                  pe[c], pa[c], pb[c]);
+      }
+    }
+  }
+}
+
+/* True when row `row` of task `task` predicts the class named `name`. */
+static int has_label(const tandem_predictions *p, size_t row, size_t task, const char *name) {
+  for (size_t i = 0; i < tandem_predictions_label_count(p, row, task); i++)
+    if (strcmp(tandem_predictions_label(p, row, task, i), name) == 0) return 1;
+  return 0;
+}
+
+/* Ensembles of two multiclass bundles on one backbone: built from loaded models
+ * (tandem_ensemble_new) and opened from directories (tandem_ensemble_open), their probabilities
+ * are the members' mean (from the single-model API) and the label its top class; an ensemble of
+ * one predicts what its model does; groups combine the averaged outputs; the models may be
+ * swapped or freed after; and every error path. `other_tasks` is a bundle with other tasks. */
+static void test_ensemble(const tandem_backbone *b, const char *bundle_dir,
+                          const char *other_tasks) {
+  char second[512];
+  path_in_tmp(second, sizeof second, "ensemble-second");
+  tandem_trainer *t = make_trainer(b, 11);
+  int trained = OK(tandem_trainer_train(t, NULL, NULL)) &&
+                OK(tandem_trainer_save(t, second, strlen(second)));
+  tandem_trainer_free(t);
+  if (!trained) return;
+  tandem_model *a = NULL, *m2 = NULL, *other = NULL;
+  if (!OK(tandem_model_load(b, bundle_dir, strlen(bundle_dir), &a)) ||
+      !OK(tandem_model_load(b, second, strlen(second), &m2)) ||
+      !OK(tandem_model_load(b, other_tasks, strlen(other_tasks), &other))) {
+    tandem_model_free(a);
+    tandem_model_free(m2);
+    tandem_model_free(other);
+    return;
+  }
+
+  /* Errors of tandem_ensemble_new. */
+  tandem_ensemble *e = NULL;
+  const tandem_model *pair[] = {a, m2};
+  const tandem_model *with_null[] = {a, NULL};
+  const tandem_model *mixed[] = {a, other};
+  ERR(tandem_ensemble_new(NULL, 2, &e), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_ensemble_new(with_null, 2, &e), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_ensemble_new(pair, 2, NULL), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_ensemble_new(pair, 0, &e), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_ensemble_new(NULL, 0, &e), TANDEM_ERR_INVALID_ARGUMENT);
+  tandem_error *err = tandem_ensemble_new(mixed, 2, &e);
+  EXPECT(err != NULL && tandem_error_code(err) == TANDEM_ERR_INVALID_ARGUMENT);
+  /* The message names the member and both sets of tasks. */
+  EXPECT(err != NULL && strstr(tandem_error_message(err), "member 2") != NULL &&
+         strstr(tandem_error_message(err), "question") != NULL &&
+         strstr(tandem_error_message(err), "label") != NULL);
+  tandem_error_free(err);
+  EXPECT(e == NULL);
+  EXPECT(tandem_ensemble_member_count(NULL) == 0);
+  tandem_ensemble_free(NULL);
+
+  /* Errors of tandem_ensemble_open. */
+  char missing[512];
+  path_in_tmp(missing, sizeof missing, "no-such-ensemble-member");
+  const char *dirs[] = {bundle_dir, second};
+  const char *bad_utf8[] = {bundle_dir, "\xff"};
+  const char *with_missing[] = {bundle_dir, missing};
+  const char *with_empty[] = {bundle_dir, ""};
+  const char *with_null_dir[] = {bundle_dir, NULL};
+  const char *mixed_dirs[] = {bundle_dir, other_tasks};
+  ERR(tandem_ensemble_open(NULL, NULL, 2, NULL, &e), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_ensemble_open(with_null_dir, NULL, 2, NULL, &e), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_ensemble_open(dirs, NULL, 2, NULL, NULL), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_ensemble_open(dirs, NULL, 0, NULL, &e), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_ensemble_open(bad_utf8, NULL, 2, NULL, &e), TANDEM_ERR_INVALID_UTF8);
+  ERR(tandem_ensemble_open(with_empty, NULL, 2, NULL, &e), TANDEM_ERR_INVALID_ARGUMENT);
+  ERR(tandem_ensemble_open(with_missing, NULL, 2, NULL, &e), TANDEM_ERR_NOT_FOUND);
+  err = tandem_ensemble_open(mixed_dirs, NULL, 2, NULL, &e);
+  EXPECT(err != NULL && tandem_error_code(err) == TANDEM_ERR_INVALID_ARGUMENT);
+  EXPECT(err != NULL && strstr(tandem_error_message(err), "member 2") != NULL &&
+         strstr(tandem_error_message(err), "question") != NULL);
+  tandem_error_free(err);
+  EXPECT(e == NULL);
+
+  const char *texts[] = {"Who wrote Romeo and Juliet ?", "Where is the Eiffel Tower ?",
+                         "How many moons does Mars have ?", "Who invented the light bulb ?"};
+  const char *groups[] = {"x", "y", "x", "z"};
+  tandem_predictions *pa = NULL, *pb = NULL, *pe = NULL, *po = NULL, *p1 = NULL, *pg = NULL;
+  tandem_ensemble *one = NULL, *opened = NULL;
+  tandem_options *o = tandem_options_new();
+  OK(tandem_options_set_threads(o, 2));
+  /* Lengths given for one call, NUL-terminated for the other. */
+  size_t dir_lens[] = {strlen(bundle_dir), strlen(second)};
+  if (OK(tandem_model_predict(a, texts, NULL, 4, &pa)) &&
+      OK(tandem_model_predict(m2, texts, NULL, 4, &pb)) && OK(tandem_ensemble_new(pair, 2, &e)) &&
+      OK(tandem_ensemble_new(pair, 1, &one)) &&
+      OK(tandem_ensemble_open(dirs, dir_lens, 2, o, &opened))) {
+    EXPECT(tandem_ensemble_member_count(e) == 2);
+    EXPECT(tandem_ensemble_member_count(one) == 1);
+    EXPECT(tandem_ensemble_member_count(opened) == 2);
+
+    /* Prediction errors. */
+    const char *bad_texts[] = {"ok", "\xff"};
+    ERR(tandem_ensemble_predict(NULL, texts, NULL, 4, &pe), TANDEM_ERR_NULL_ARGUMENT);
+    ERR(tandem_ensemble_predict(e, texts, NULL, 4, NULL), TANDEM_ERR_NULL_ARGUMENT);
+    ERR(tandem_ensemble_predict(e, NULL, NULL, 4, &pe), TANDEM_ERR_NULL_ARGUMENT);
+    ERR(tandem_ensemble_predict(e, bad_texts, NULL, 2, &pe), TANDEM_ERR_INVALID_UTF8);
+    ERR(tandem_ensemble_predict_groups(NULL, texts, NULL, groups, NULL, 4, 0, &pg),
+        TANDEM_ERR_NULL_ARGUMENT);
+    ERR(tandem_ensemble_predict_groups(e, texts, NULL, NULL, NULL, 4, 0, &pg),
+        TANDEM_ERR_NULL_ARGUMENT);
+    ERR(tandem_ensemble_predict_groups(e, texts, NULL, groups, NULL, 4, 99, &pg),
+        TANDEM_ERR_INVALID_ARGUMENT);
+    ERR(tandem_ensemble_predict_groups(e, texts, NULL, bad_texts, NULL, 2, 0, &pg),
+        TANDEM_ERR_INVALID_UTF8);
+    ERR(tandem_ensemble_predict_groups(e, texts, NULL, groups, NULL, 4, 0, NULL),
+        TANDEM_ERR_NULL_ARGUMENT);
+    EXPECT(pe == NULL && pg == NULL);
+    if (OK(tandem_ensemble_predict(e, NULL, NULL, 0, &pe))) {
+      EXPECT(tandem_predictions_len(pe) == 0);
+      tandem_predictions_free(pe);
+      pe = NULL;
+    }
+
+    if (OK(tandem_ensemble_predict(e, texts, NULL, 4, &pe))) {
+      expect_mean(pe, pa, pb);
+      EXPECT(tandem_predictions_heads_version(pe) == 0);
+      /* The label is the top class of the mean. */
+      size_t k = tandem_predictions_class_count(pe, 0);
+      EXPECT(k == 3);
+      for (size_t r = 0; r < 4 && k == 3; r++) {
+        float p[3] = {0};
+        if (!OK(tandem_predictions_probabilities(pe, r, 0, p, 3))) continue;
+        size_t best = 0;
+        for (size_t c = 1; c < k; c++)
+          if (p[c] > p[best]) best = c;
+        EXPECT(tandem_predictions_label_count(pe, r, 0) == 1);
+        EXPECT(strcmp(tandem_predictions_label(pe, r, 0, 0),
+                      tandem_predictions_class_name(pe, 0, best)) == 0);
+      }
+      char *json = NULL;
+      if (OK(tandem_predictions_json(pe, &json))) {
+        EXPECT(strstr(json, "\"task\":\"label\"") != NULL);
+        tandem_string_free(json);
+      }
+    }
+    /* The ensemble opened from directories predicts the same. */
+    if (OK(tandem_ensemble_predict(opened, texts, NULL, 4, &po))) expect_mean(po, pa, pb);
+    /* An ensemble of one is its model (the mean of the model and itself). */
+    if (OK(tandem_ensemble_predict(one, texts, NULL, 4, &p1))) {
+      expect_mean(p1, pa, pa);
+      for (size_t r = 0; r < 4; r++)
+        EXPECT(strcmp(tandem_predictions_label(p1, r, 0, 0),
+                      tandem_predictions_label(pa, r, 0, 0)) == 0);
+    }
+    /* Groups, sorted by key, average the ensemble's rows (x: rows 0 and 2). */
+    if (pe && OK(tandem_ensemble_predict_groups(e, texts, NULL, groups, NULL, 4,
+                                                TANDEM_AGGREGATE_MEAN, &pg))) {
+      EXPECT(tandem_predictions_len(pg) == 3);
+      EXPECT(strcmp(tandem_predictions_group(pg, 0), "x") == 0);
+      EXPECT(strcmp(tandem_predictions_group(pg, 1), "y") == 0);
+      EXPECT(strcmp(tandem_predictions_group(pg, 2), "z") == 0);
+      float gx[3], gy[3], r0[3], r1[3], r2[3];
+      if (OK(tandem_predictions_probabilities(pg, 0, 0, gx, 3)) &&
+          OK(tandem_predictions_probabilities(pg, 1, 0, gy, 3)) &&
+          OK(tandem_predictions_probabilities(pe, 0, 0, r0, 3)) &&
+          OK(tandem_predictions_probabilities(pe, 1, 0, r1, 3)) &&
+          OK(tandem_predictions_probabilities(pe, 2, 0, r2, 3)))
+        for (size_t c = 0; c < 3; c++) {
+          EXPECT(fabs(gx[c] - (r0[c] + r2[c]) / 2) <= 1e-6);
+          EXPECT(fabs(gy[c] - r1[c]) <= 1e-6);
+        }
+      EXPECT(has_label(pg, 2, 0, tandem_predictions_label(pe, 3, 0, 0)));
+    }
+    /* The ensemble took the models' heads: a later swap into a model, and freeing both, change
+     * nothing it predicts. */
+    OK(tandem_model_swap_bundle(a, second, strlen(second), NULL));
+    tandem_model_free(a);
+    tandem_model_free(m2);
+    a = m2 = NULL;
+    tandem_predictions *again = NULL;
+    if (pe && OK(tandem_ensemble_predict(e, texts, NULL, 4, &again))) {
+      expect_mean(again, pe, pe);
+      tandem_predictions_free(again);
+    }
+  }
+  tandem_options_free(o);
+  tandem_predictions_free(pa);
+  tandem_predictions_free(pb);
+  tandem_predictions_free(pe);
+  tandem_predictions_free(po);
+  tandem_predictions_free(p1);
+  tandem_predictions_free(pg);
+  tandem_ensemble_free(e);
+  tandem_ensemble_free(one);
+  tandem_ensemble_free(opened);
+  tandem_model_free(a);
+  tandem_model_free(m2);
+  tandem_model_free(other);
+}
+
+/* An ensemble of binary, multi-label and regression heads (two metadata-only bundles, with
+ * thresholds written into their manifests) decides each label on the members' mean
+ * probability and the mean of their thresholds; values are the mean value. */
+static void test_ensemble_thresholds(const tandem_backbone *b, const char *first) {
+  char second[512];
+  path_in_tmp(second, sizeof second, "kinds-bundle-2");
+  tandem_trainer *t = kinds_trainer(b, 2);
+  int ok = t && OK(tandem_trainer_train(t, NULL, NULL)) &&
+           OK(tandem_trainer_save(t, second, strlen(second)));
+  tandem_trainer_free(t);
+  if (!ok) return;
+  /* Binary 0.2 and 0.7 (mean 0.45); multi-label mean 0.3, 0.5, 0.7. */
+  const char *th_a[] = {"0.2", "0.1, 0.3, 0.5"};
+  const char *th_b[] = {"0.7", "0.5, 0.7, 0.9"};
+  const float mean_binary = 0.45f, mean_multi[] = {0.3f, 0.5f, 0.7f};
+  EXPECT(set_thresholds(first, th_a, 2));
+  EXPECT(set_thresholds(second, th_b, 2));
+  tandem_model *a = NULL, *m2 = NULL;
+  tandem_ensemble *e = NULL;
+  tandem_predictions *pa = NULL, *pb = NULL, *pe = NULL;
+  const char *texts[] = {"Where is the nearest hospital ?", "A short line",
+                         "Who painted the ceiling of the Sistine Chapel ?",
+                         "I know: the Nile is long", "How many", "ok ?",
+                         "Which is the tallest building in the world ?", "Paris"};
+  const size_t n = sizeof texts / sizeof texts[0];
+  const char *dirs[] = {first, second};
+  if (OK(tandem_model_load(b, first, strlen(first), &a)) &&
+      OK(tandem_model_load(b, second, strlen(second), &m2)) &&
+      OK(tandem_ensemble_open(dirs, NULL, 2, NULL, &e)) &&
+      OK(tandem_model_predict(a, texts, NULL, n, &pa)) &&
+      OK(tandem_model_predict(m2, texts, NULL, n, &pb)) &&
+      OK(tandem_ensemble_predict(e, texts, NULL, n, &pe))) {
+    EXPECT(tandem_predictions_task_count(pe) == 3);
+    expect_mean(pe, pa, pb);
+    const char *tags[3];
+    for (size_t c = 0; c < 3 && tandem_predictions_class_count(pe, 1) == 3; c++)
+      tags[c] = tandem_predictions_class_name(pe, 1, c);
+    size_t decided_by_mean = 0;
+    for (size_t r = 0; r < n && tandem_predictions_class_count(pe, 1) == 3; r++) {
+      float p[3] = {0}, q[2] = {0};
+      /* Member a decides with its own threshold (the manifest edit took). */
+      if (OK(tandem_predictions_probabilities(pa, r, 0, q, 2)) && fabs(q[1] - 0.2f) > 1e-5)
+        EXPECT(has_label(pa, r, 0, "yes") == (q[1] >= 0.2f));
+      if (OK(tandem_predictions_probabilities(pe, r, 0, q, 2)) &&
+          fabs(q[1] - mean_binary) > 1e-5) {
+        EXPECT(has_label(pe, r, 0, "yes") == (q[1] >= mean_binary));
+        EXPECT(has_label(pe, r, 0, "no") == (q[1] < mean_binary));
+        /* Between the members' thresholds the mean threshold decides, not either member's. */
+        if (q[1] > 0.2f && q[1] < 0.7f) decided_by_mean++;
+      }
+      if (OK(tandem_predictions_probabilities(pe, r, 1, p, 3)))
+        for (size_t c = 0; c < 3; c++)
+          if (fabs(p[c] - mean_multi[c]) > 1e-5)
+            EXPECT(has_label(pe, r, 1, tags[c]) == (p[c] >= mean_multi[c]));
+    }
+    if (decided_by_mean == 0)
+      fprintf(stderr, "  (no binary probability fell between 0.2 and 0.7)\n");
+  }
+  tandem_predictions_free(pa);
+  tandem_predictions_free(pb);
+  tandem_predictions_free(pe);
+  tandem_ensemble_free(e);
+  tandem_model_free(a);
+  tandem_model_free(m2);
+}
+
 /* Adds every question as a training example labelled with its type. */
 static void add_questions(tandem_trainer *t) {
   for (size_t i = 0; i < N_QUESTIONS; i++) {
@@ -762,6 +1097,63 @@ static void add_questions(tandem_trainer *t) {
     OK(tandem_trainer_add_example(t, QUESTIONS[i].text, strlen(QUESTIONS[i].text), labels,
                                   strlen(labels)));
   }
+}
+
+/* n_train of a trained trainer's report, or -1. */
+static long report_n_train(const tandem_trainer *t) {
+  char *json = NULL;
+  long n = -1;
+  if (OK(tandem_trainer_report_json(t, &json))) {
+    const char *at = strstr(json, "\"n_train\":");
+    if (at) n = strtol(at + strlen("\"n_train\":"), NULL, 10);
+    tandem_string_free(json);
+  }
+  return n;
+}
+
+/* Distillation from C: the teacher named in the spec's config labels texts added without
+ * labels, which join the training split; without a teacher they are refused at training. */
+static void test_distillation(const tandem_backbone *b, const char *teacher_dir) {
+  static const char *UNLABELLED[] = {
+      "Who painted the ceiling of the Sistine Chapel ?",
+      "How far is the Moon from the Earth ?",
+      "What is the capital city of Australia ?",
+      "When did the Berlin Wall fall ?",
+      "Why do cats purr ?",
+  };
+  const size_t n_unlabelled = sizeof UNLABELLED / sizeof UNLABELLED[0];
+  char spec[1024];
+  const char *base = "{\"tasks\": [{\"name\": \"label\", \"kind\": \"multiclass\"}],"
+                     " \"config\": {\"mode\": \"embedding_only\", \"seed\": 4,"
+                     " \"head\": {\"stage\": {\"epochs\": 4}}";
+  snprintf(spec, sizeof spec, "%s, \"distill\": {\"teachers\": [\"%s\"], \"weight\": 0.7}}}",
+           base, teacher_dir);
+  tandem_trainer *t = NULL, *plain = NULL;
+  if (!OK(tandem_trainer_new(b, spec, strlen(spec), &t))) return;
+  add_questions(t);
+  ERR(tandem_trainer_add_unlabelled(NULL, "x", 1), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_trainer_add_unlabelled(t, NULL, 1), TANDEM_ERR_NULL_ARGUMENT);
+  ERR(tandem_trainer_add_unlabelled(t, "\xff", 1), TANDEM_ERR_INVALID_UTF8);
+  for (size_t i = 0; i < n_unlabelled; i++)
+    OK(tandem_trainer_add_unlabelled(t, UNLABELLED[i], strlen(UNLABELLED[i])));
+  EXPECT(tandem_trainer_unlabelled_count(t) == n_unlabelled);
+  EXPECT(tandem_trainer_unlabelled_count(NULL) == 0);
+  snprintf(spec, sizeof spec, "%s}}", base);
+  if (OK(tandem_trainer_new(b, spec, strlen(spec), &plain))) {
+    add_questions(plain);
+    if (OK(tandem_trainer_train(t, NULL, NULL)) && OK(tandem_trainer_train(plain, NULL, NULL))) {
+      long with = report_n_train(t), without = report_n_train(plain);
+      EXPECT(without > 0 && with == without + (long)n_unlabelled);
+    }
+    /* Unlabelled texts without a teacher: refused when training. */
+    OK(tandem_trainer_add_unlabelled(plain, UNLABELLED[0], strlen(UNLABELLED[0])));
+    tandem_error *e = tandem_trainer_train(plain, NULL, NULL);
+    EXPECT(e != NULL && tandem_error_code(e) == TANDEM_ERR_INVALID_ARGUMENT &&
+           strstr(tandem_error_message(e), "teacher") != NULL);
+    tandem_error_free(e);
+  }
+  tandem_trainer_free(plain);
+  tandem_trainer_free(t);
 }
 
 /* Checkpoints named in the trainer spec: the best epochs by the configured monitor and every
@@ -1134,12 +1526,20 @@ int main(void) {
     section("fine-tuned backbone layers");
     test_task_kinds(b);
     section("task kinds");
+    char kinds_dir[512];
+    path_in_tmp(kinds_dir, sizeof kinds_dir, "kinds-bundle");
+    test_ensemble(b, bundle_dir, kinds_dir);
+    section("ensembles");
+    test_ensemble_thresholds(b, kinds_dir);
+    section("ensemble thresholds");
     test_sequence_head(b);
     section("sequence head");
     test_auto_recipe(b);
     section("recipe chosen by validation");
     test_checkpoints(b);
     section("checkpoints");
+    test_distillation(b, bundle_dir);
+    section("distillation");
     tandem_trainer_free(t);
     tandem_backbone_free(b);
   }

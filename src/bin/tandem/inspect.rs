@@ -260,11 +260,19 @@ fn render_provenance(out: &mut String, r: &Value, manifest: &BundleManifest) {
             .collect();
         let _ = writeln!(out, "  graphs         {}", graphs.join(", "));
     }
-    let _ = writeln!(
-        out,
-        "heads         served by native code (default) or ONNX Runtime (--heads onnx); \
-         `tandem export` writes them as ONNX"
-    );
+    if manifest.tasks.is_empty() {
+        let _ = writeln!(
+            out,
+            "heads         none: an encoder bundle (`tandem pretrain`), for `tandem train \
+             --init-encoder`"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "heads         served by native code (default) or ONNX Runtime (--heads onnx); \
+             `tandem export` writes them as ONNX"
+        );
+    }
     if let Some(i) = r["serving"]["imported_from"].as_object() {
         let _ = writeln!(
             out,
@@ -412,10 +420,20 @@ fn render_results(out: &mut String, r: &Value, manifest: &BundleManifest) {
             m["n_train"].as_u64().unwrap_or(0),
             m["n_valid"].as_u64().unwrap_or(0)
         ),
-        if tasks.len() > 1 {
-            String::new()
-        } else {
-            format!(": {}", headline(m))
+        match (tasks.len(), m["pretext_valid_loss"].as_f64()) {
+            (0, Some(loss)) => format!(
+                ": self-supervised loss {loss:.4} ({})",
+                m["pretext_target_losses"]
+                    .as_object()
+                    .map(|t| t
+                        .iter()
+                        .map(|(k, v)| format!("{k} {:.4}", v.as_f64().unwrap_or(f64::NAN)))
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            ),
+            (n, _) if n > 1 => String::new(),
+            _ => format!(": {}", headline(m)),
         }
     );
     if tasks.len() > 1 {

@@ -12,6 +12,7 @@ mod input;
 mod inspect;
 mod pack;
 mod predict;
+mod pretrain;
 mod progress;
 mod train;
 mod train_report;
@@ -44,6 +45,9 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Train heads on labelled JSONL/CSV and save a bundle.
     Train(train::TrainArgs),
+    /// Pre-train a metadata encoder on unlabelled texts (self-supervised targets) and save it
+    /// as an encoder bundle for `train --init-encoder`.
+    Pretrain(pretrain::PretrainArgs),
     /// Evaluate a bundle on labelled data: a readable summary, or every metric as JSON (--json).
     Eval(eval::EvalArgs),
     /// Predict with a bundle; writes JSONL, or a TSV table with `--format tsv`.
@@ -191,6 +195,7 @@ fn main() -> ExitCode {
     let json_log = match &cli.command {
         Command::Embed(a) => a.log.log_format,
         Command::Train(a) => a.log.log_format,
+        Command::Pretrain(a) => a.log.log_format,
         Command::Eval(a) => a.log.log_format,
         Command::Predict(a) => a.log.log_format,
         Command::Doctor(_)
@@ -209,6 +214,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Train(args) => train::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Compare(args) => compare::compare(args),

@@ -82,6 +82,17 @@ pub struct TrainArgs {
     /// joint trains it further). Implies two_stage unless a mode is named.
     #[arg(long, value_name = "BUNDLE")]
     init_encoder: Option<PathBuf>,
+    /// Distil this bundle's outputs into the heads (repeat to average several, as an ensemble
+    /// predicts): each task's loss mixes the labels' with the teacher's soft targets
+    /// (`[distill] weight` and `temperature`). The teacher needs the same tasks and labels; it
+    /// may run another backbone (a fine-tuned or larger one). Implies a named recipe.
+    #[arg(long, value_name = "BUNDLE")]
+    teacher: Vec<PathBuf>,
+    /// Texts without labels (text lines, or JSONL with --text-field) that join the training
+    /// split with the teacher's decisions as their labels and its outputs as soft targets
+    /// (with --teacher).
+    #[arg(long, value_name = "FILE", requires = "teacher")]
+    unlabelled: Option<PathBuf>,
     /// Fine-tune the backbone's top K layers with the heads (overrides the config's
     /// `[backbone] trainable_layers`; 0 keeps the backbone frozen). The bundle then carries the
     /// fine-tuned backbone as an ONNX graph, which serving runs instead of the stock one.
@@ -247,6 +258,7 @@ fn recipe_is_open(args: &TrainArgs) -> Result<bool> {
         || args.head.is_some()
         || args.init_head.is_some()
         || args.init_encoder.is_some()
+        || !args.teacher.is_empty()
         || args.trainable_layers.is_some_and(|k| k > 0)
     {
         return Ok(false);
@@ -502,6 +514,9 @@ fn config_of(args: &TrainArgs) -> Result<(TrainConfig, ExplicitKeys)> {
     if let Some(path) = &args.init_encoder {
         config.metadata.init_encoder = Some(path.clone());
     }
+    if !args.teacher.is_empty() {
+        config.distill.teachers = args.teacher.clone();
+    }
     if let Some(path) = &args.init_head {
         // The imported head decides the shape; the config keeps its optimisation settings.
         if args.mode.is_some_and(|m| m.mode() != Mode::EmbeddingOnly) || args.head.is_some() {
@@ -569,7 +584,17 @@ fn examples_of(
         specs,
         targets,
     } = labelled;
-    let all = stratified(mk(&texts, targets, "train")?, &rows, &args.stratify_by)?;
+    let mut all = stratified(mk(&texts, targets, "train")?, &rows, &args.stratify_by)?;
+    let teacher = tandem::train::distill::load_teachers(config, &args.backbone.options(32))?;
+    if let Some(t) = &teacher {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        log.note(&format!(
+            "distilling {} teacher bundle(s) on {} texts",
+            config.distill.teachers.len(),
+            refs.len()
+        ));
+        all.soft = Some(tandem::train::distill::teacher_outputs(t, &refs, &specs)?);
+    }
     let (train, valid, valid_rows) = match &args.valid {
         Some(path) => {
             let v = labels.read_valid(path, &specs)?;
@@ -580,6 +605,33 @@ fn examples_of(
             let vr = va.iter().map(|&i| rows[i].clone()).collect();
             (all.select(&tr), all.select(&va), vr)
         }
+    };
+    let train = match (&args.unlabelled, &teacher) {
+        (Some(path), Some(t)) => {
+            let texts: Vec<String> = crate::input::read_input(Some(path), &args.text_field)?
+                .into_iter()
+                .map(|r| r.text)
+                .collect();
+            if texts.is_empty() {
+                return Err(Error::invalid(format!("{}: no texts", path.display())));
+            }
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let outputs = tandem::train::distill::teacher_outputs(t, &refs, &specs)?;
+            let targets = tandem::train::distill::teacher_targets(t.tasks(), &outputs);
+            let mut extra = mk(&texts, targets, "unlabelled")?;
+            extra.soft = Some(outputs);
+            // Splits are made; the strata only need to line up.
+            extra.strata = train
+                .strata
+                .as_ref()
+                .map(|_| vec!["unlabelled".to_string(); texts.len()]);
+            log.note(&format!(
+                "{} unlabelled texts join the training split with the teacher's labels",
+                texts.len()
+            ));
+            train.concat(extra)?
+        }
+        _ => train,
     };
     Ok(Sets {
         specs,

@@ -515,6 +515,7 @@ mod tests {
             tokens: None,
             hidden: None,
             strata: None,
+            soft: None,
         }
     }
 
