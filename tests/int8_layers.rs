@@ -7,7 +7,7 @@
 mod common;
 
 use tandem::onnx::bert::load_bert_layers;
-use tandem::onnx::quant::{int8_layer_count, quantize_columns, with_layers_int8};
+use tandem::onnx::quant::{int8_layer_count, quantize_columns, with_layers_int8, Int8Range};
 use tandem::onnx::read::{read, tensor_to_f32};
 use tandem::onnx::split::SplitBackbone;
 use tandem::onnx::tuned::TunedBackbone;
@@ -62,11 +62,26 @@ fn requantized_pretrained_layers_reproduce_the_int8_graph() {
     println!("{rewritten} tensors re-quantized, all equal to the quantizer's");
     assert!(rewritten >= 20 * layers.len(), "{rewritten}");
 
-    // Hand-checked quantization: per column max |w| / 127, ties to even, zero columns scale 1.
+    // Hand-checked quantization: per column max |w| / qmax, ties to even, zero columns scale 1;
+    // the range is read back from the values.
     let w = ndarray::array![[1.27f32, 0.0, 0.5], [-0.635, 0.0, -1.0]];
-    let (q, s) = quantize_columns(w.view());
+    let (q, s) = quantize_columns(w.view(), Int8Range::Full);
     assert_eq!(s, vec![0.01, 1.0, 1.0 / 127.0]);
     assert_eq!(q, vec![127, 0, 64, -64, 0, -127]);
+    assert_eq!(
+        Int8Range::of(q.iter().map(|&v| v as i64)),
+        Some(Int8Range::Full)
+    );
+    let w = ndarray::array![[1.28f32, 0.0, 0.5], [-0.64, 0.0, -1.0]];
+    let (q, s) = quantize_columns(w.view(), Int8Range::Reduced);
+    assert_eq!(s, vec![0.02, 1.0, 1.0 / 64.0]);
+    assert_eq!(q, vec![64, 0, 32, -32, 0, -64]);
+    assert_eq!(
+        Int8Range::of(q.iter().map(|&v| v as i64)),
+        Some(Int8Range::Reduced)
+    );
+    assert_eq!(Int8Range::of([0, 3, -100]), None);
+    assert_eq!(Int8Range::of([]), None);
 
     // The wrong number of layers, and an fp32 graph, are clear errors.
     let e = with_layers_int8(&int8, 1, &layers).unwrap_err();

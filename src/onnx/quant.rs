@@ -39,18 +39,20 @@ use crate::nn::bert::BertLayer;
 /// exactly 0 in fp32.
 const MASKED_BIAS: f32 = -1e4;
 
-/// Symmetric per-column int8 quantization of `w` `[rows, cols]`, as ONNX Runtime's
-/// `quantize_dynamic(per_channel=True, weight_type=QInt8)` computes it: scale = max|w[:, c]| /
-/// 127 (1 for an all-zero column), q = round-half-even(w / scale) in [-127, 127], zero point 0.
-/// Returns the int8 values (row-major) and the scales.
-pub fn quantize_columns(w: ArrayView2<'_, f32>) -> (Vec<i8>, Vec<f32>) {
+/// Symmetric per-column int8 quantization of `w` `[rows, cols]` into `[-qmax, qmax]`, as ONNX
+/// Runtime's `quantize_dynamic(per_channel=True, weight_type=QInt8)` computes it: scale =
+/// max|w[:, c]| / qmax (1 for an all-zero column), q = round-half-even(w / scale), zero point 0.
+/// `qmax` is 127 at full range and 64 with `reduce_range` (tandem's graphs: see
+/// [`Int8Range`]). Returns the int8 values (row-major) and the scales.
+pub fn quantize_columns(w: ArrayView2<'_, f32>, range: Int8Range) -> (Vec<i8>, Vec<f32>) {
+    let qmax = range.qmax();
     let scales: Vec<f32> = w
         .columns()
         .into_iter()
         .map(|c| {
             let m = c.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             if m > 0.0 {
-                m / 127.0
+                m / qmax
             } else {
                 1.0
             }
@@ -59,10 +61,41 @@ pub fn quantize_columns(w: ArrayView2<'_, f32>) -> (Vec<i8>, Vec<f32>) {
     let mut q = Vec::with_capacity(w.len());
     for row in w.rows() {
         for (v, s) in row.iter().zip(&scales) {
-            q.push((v / s).round_ties_even().clamp(-127.0, 127.0) as i8);
+            q.push((v / s).round_ties_even().clamp(-qmax, qmax) as i8);
         }
     }
     (q, scales)
+}
+
+/// The range of a graph's symmetric int8 weights. Setup quantizes with `reduce_range` (7 bits,
+/// [-64, 64]) since CPUs without VNNI saturate at full range; graphs made before then, or by
+/// other tools, use [-127, 127]. A fine-tune is quantized as its graph's own weights were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Int8Range {
+    /// [-127, 127].
+    Full,
+    /// [-64, 64] (`reduce_range=True`).
+    Reduced,
+}
+
+impl Int8Range {
+    /// The largest magnitude.
+    pub fn qmax(self) -> f32 {
+        match self {
+            Int8Range::Full => 127.0,
+            Int8Range::Reduced => 64.0,
+        }
+    }
+
+    /// The range whose largest magnitude the quantized values `q` reach: per-column symmetric
+    /// quantization maps every column's largest weight onto ±qmax exactly.
+    pub fn of(q: impl IntoIterator<Item = i64>) -> Option<Int8Range> {
+        match q.into_iter().map(i64::abs).max() {
+            Some(127) => Some(Int8Range::Full),
+            Some(64) => Some(Int8Range::Reduced),
+            _ => None,
+        }
+    }
 }
 
 /// Where the graph reads an initializer: node index and input slot.
@@ -227,6 +260,18 @@ impl<'a> Walk<'a> {
 
     fn f32s(&self, s: Slot) -> Result<ndarray::ArrayD<f32>> {
         tensor_to_f32(self.inits[self.name(s)], self.model.dir.as_deref())
+    }
+
+    /// The range the int8 weights at `s` were quantized into.
+    fn int8_range(&self, s: Slot) -> Result<Int8Range> {
+        let q = tensor_to_i64(self.inits[self.name(s)], self.model.dir.as_deref())?;
+        Int8Range::of(q.iter().copied()).ok_or_else(|| {
+            self.err(format!(
+                "the int8 weights `{}` reach neither ±127 nor ±64: not per-column symmetric \
+                 int8 as ONNX Runtime quantizes it",
+                self.name(s)
+            ))
+        })
     }
 
     /// The quantized MatMul that the `DynamicQuantizeLinear` node `dql` feeds.
@@ -519,7 +564,7 @@ impl Rewrite<'_> {
 
     /// `w` `[in, out]` quantized into the MatMul `m` (weights, scales, zero points).
     fn qmatmul(&mut self, m: &QMatMul, role: &str, w: ArrayView2<'_, f32>) -> Result<()> {
-        let (q, scales) = quantize_columns(w);
+        let (q, scales) = quantize_columns(w, self.walk.int8_range(m.weight)?);
         let cols = w.ncols();
         self.i8s(m.weight, &format!("{role}.weight"), &[w.nrows(), cols], q)?;
         self.f32s(m.scale, &format!("{role}.scale"), &[cols], scales)?;
@@ -574,7 +619,7 @@ pub fn with_layers_int8(
             ],
         )
         .map_err(|e| Error::new(crate::ErrorKind::Internal, e.to_string()))?;
-        let (q, scales) = quantize_columns(qkv.view());
+        let (q, scales) = quantize_columns(qkv.view(), walk.int8_range(found.qkv_weight)?);
         let (d, d3) = qkv.dim();
         rw.i8s(found.qkv_weight, "qkv.weight", &[d, d3], q)?;
         rw.f32s(found.qkv_scale, "qkv.scale", &[d3], scales)?;

@@ -538,7 +538,7 @@ pub fn tensor_to_f32(t: &TensorProto, dir: Option<&Path>) -> Result<ArrayD<f32>>
     ArrayD::from_shape_vec(IxDyn(&dims), values).map_err(|e| Error::format(e.to_string()))
 }
 
-/// A tensor's values as i64 (int64, int32).
+/// A tensor's values as i64 (int64, int32, int8).
 pub fn tensor_to_i64(t: &TensorProto, dir: Option<&Path>) -> Result<ArrayD<i64>> {
     check_tensor(t)?;
     let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
@@ -554,6 +554,9 @@ pub fn tensor_to_i64(t: &TensorProto, dir: Option<&Path>) -> Result<ArrayD<i64>>
             .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
             .collect(),
         (DataType::Int32, None) => t.int32_data.iter().map(|&v| i64::from(v)).collect(),
+        (DataType::Int8, Some(b)) => b.iter().map(|&v| i64::from(v as i8)).collect(),
+        // Typed int8 data lives in int32_data, one value per entry.
+        (DataType::Int8, None) => t.int32_data.iter().map(|&v| i64::from(v as i8)).collect(),
         _ => {
             return Err(Error::format(format!(
                 "{} is not an integer tensor",
