@@ -939,6 +939,41 @@ tandem_error *tandem_predictions_spread(const tandem_predictions *predictions,
 tandem_error *tandem_predictions_json(const tandem_predictions *predictions, char **out);
 
 /**
+ * Pre-trains a metadata encoder on the `n` unlabelled texts `texts` (`texts[i]` of `lens[i]`
+ * bytes, or NUL-terminated when `lens` is NULL) and saves it atomically as an encoder bundle
+ * in `out_dir` (`out_dir_len` bytes; a new or empty directory, or a bundle to replace). The
+ * encoder learns self-supervised targets (`metadata.stage1_targets`: masked_features and
+ * feature groups such as length and readability; default masked_features, length,
+ * readability) and early-stops on a share of the texts (`valid_fraction`) held out at random
+ * by `seed`. `config` (`config_len` bytes) is a training config as JSON or TOML text, the
+ * keys of `tandem train --config` (`seed`, `valid_fraction`, `[metadata]` for the encoder's
+ * shape, `mask_rate`, `stage1_targets` and `[metadata.stage]`); NULL with `config_len` 0 gives
+ * the defaults. `progress` (may be NULL) reports each epoch as stage `"pretrain"` and cancels
+ * when it returns `false`, as for `tandem_trainer_train`. When `report` is not NULL, a JSON
+ * summary (`best_epoch`, `epochs_run`, `valid_loss`, `target_losses`, `n_train`, `n_valid`,
+ * `train_seconds`) is written to `*report`, freed with `tandem_string_free`. The same seed
+ * on the same texts gives the same encoder, here and through `tandem pretrain`. An encoder
+ * bundle holds no tasks: `tandem_model_load` refuses it; trainers start from it.
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (bad config, `labels` among the
+ * targets, too few texts to hold some out, an empty `out_dir`), IO (the directory), CANCELLED
+ * (nothing is written).
+ *
+ * Ownership: texts, config and the path are borrowed for the call; `user_data` is passed
+ * through untouched; the caller owns `*report`.
+ * Thread safety: safe to call from any thread; the callback runs on the calling thread.
+ */
+tandem_error *tandem_pretrain_encoder(const char *const *texts,
+                                      const size_t *lens,
+                                      size_t n,
+                                      const char *config,
+                                      size_t config_len,
+                                      const char *out_dir,
+                                      size_t out_dir_len,
+                                      tandem_progress_fn progress,
+                                      void *user_data,
+                                      char **report);
+
+/**
  * Creates a trainer on `backbone` from a JSON spec (`len` bytes):
  * `{"tasks": [{"name": "topic", "kind": "multiclass"}, {"name": "spam", "kind": "binary",
  * "positive": "spam"}], "config": {...}, "embedding_cache": true}`. Kinds: multiclass, binary,

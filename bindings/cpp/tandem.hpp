@@ -745,6 +745,38 @@ class Trainer {
   detail::Handle<tandem_trainer, detail::TrainerFree> h_;
 };
 
+/// Pre-trains a metadata encoder on unlabelled `texts` and saves it atomically as an encoder
+/// bundle in `out_dir`, as `tandem pretrain` does; a Trainer starts from it with
+/// `"config": {"mode": "two_stage", "metadata": {"init_encoder": "<out_dir>"}}`. `config` is
+/// a training config as JSON or TOML text (empty: the defaults): `seed`, `valid_fraction`,
+/// `[metadata]` (the encoder's shape, `stage1_targets`, `mask_rate`, `[metadata.stage]`).
+/// `on_progress` (may be empty) sees each epoch as stage "pretrain" and cancels by returning
+/// false, as for Trainer::train. Returns the run's summary as JSON (`best_epoch`,
+/// `epochs_run`, `valid_loss`, `target_losses`, `n_train`, `n_valid`, `train_seconds`).
+/// Errors: InvalidArgument (bad config, `labels` among the targets, too few texts), InvalidUtf8,
+/// Io, Cancelled (nothing written).
+inline std::string pretrain_encoder(TextBatch texts, std::string_view config,
+                                    std::string_view out_dir, const ProgressFn& on_progress = {}) {
+  char* report = nullptr;
+  if (!on_progress) {
+    detail::check(tandem_pretrain_encoder(texts.ptrs(), texts.lens(), texts.size(), config.data(),
+                                          config.size(), out_dir.data(), out_dir.size(), nullptr,
+                                          nullptr, &report));
+    return detail::take_string(report);
+  }
+  detail::TrainContext ctx{&on_progress, nullptr};
+  detail::ErrorPtr err(tandem_pretrain_encoder(
+      texts.ptrs(), texts.lens(), texts.size(), config.data(), config.size(), out_dir.data(),
+      out_dir.size(), &tandem_cpp_progress_trampoline, &ctx, &report));
+  std::string out = detail::take_string(report);
+  if (ctx.error) {
+    err.reset();  // the CANCELLED error our trampoline provoked
+    std::rethrow_exception(ctx.error);
+  }
+  detail::check(err.release());
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Predictions
 // ---------------------------------------------------------------------------------------------

@@ -1247,6 +1247,51 @@ static void test_distillation(Fixture& fx) {
   CHECK_THROWS_CODE(plain.train(), tandem::ErrorCode::InvalidArgument);
 }
 
+static void test_pretrain(Fixture& fx) {
+  std::vector<std::string> texts;
+  for (std::size_t i = 0; i < 150; i++) texts.push_back(fx.train[i].text);
+  const std::string config =
+      R"({"seed":5,"metadata":{"stage1_targets":["masked_features","readability"],)"
+      R"("stage":{"epochs":3}}})";
+  const fs::path enc = fx.tmp / "encoder";
+  int epochs = 0;
+  const std::string report = tandem::pretrain_encoder(
+      texts, config, enc.string(), [&](const tandem::Progress& p) {
+        CHECK(p.stage == "pretrain");
+        epochs++;
+        return true;
+      });
+  CHECK(epochs == 3);
+  CHECK_MSG(report.find("\"readability\":") != std::string::npos, "%s", report.c_str());
+  CHECK(fs::exists(enc / "manifest.json"));
+  // Serving refuses an encoder; a two-stage trainer starts from it.
+  CHECK_THROWS_CODE(tandem::Model::load(fx.backbone, enc.string()),
+                    tandem::ErrorCode::InvalidArgument);
+  tandem::Trainer t(fx.backbone,
+                    R"({"tasks":[{"name":"label","kind":"multiclass"}],"config":{"mode":)"
+                    R"("two_stage","seed":2,"head":{"stage":{"epochs":3}},"metadata":{)"
+                    R"("init_encoder":")" + enc.string() + R"(","stage":{"epochs":2}}}})");
+  for (std::size_t i = 0; i < 150; i++)
+    t.add_example(fx.train[i].text, tandem::Labels{{"label", fx.train[i].label}});
+  t.train();
+  // Bad targets, and cancelling, are errors; a throwing callback's exception comes back.
+  CHECK_THROWS_CODE(tandem::pretrain_encoder(texts, R"({"metadata":{"stage1_targets":["labels"]}})",
+                                             (fx.tmp / "never").string()),
+                    tandem::ErrorCode::InvalidArgument);
+  CHECK_THROWS_CODE(tandem::pretrain_encoder(texts, config, (fx.tmp / "never").string(),
+                                             [](const tandem::Progress&) { return false; }),
+                    tandem::ErrorCode::Cancelled);
+  bool thrown = false;
+  try {
+    tandem::pretrain_encoder(texts, config, (fx.tmp / "never").string(),
+                             [](const tandem::Progress&) -> bool { throw std::logic_error("x"); });
+  } catch (const std::logic_error&) {
+    thrown = true;
+  }
+  CHECK(thrown);
+  CHECK(!fs::exists(fx.tmp / "never"));
+}
+
 int main() {
   const char* trec_env = std::getenv("TANDEM_TREC");
   const std::string trec = trec_env ? trec_env : tandem_home() + "/data/trec.jsonl";
@@ -1291,6 +1336,7 @@ int main() {
       section("fine-tuned backbone layers", [&] { test_finetune(fx); });
       section("move semantics", [&] { test_move_semantics(fx); });
       section("distillation", [&] { test_distillation(fx); });
+      section("encoder pre-training", [&] { test_pretrain(fx); });
     }
     section("cancellation", [&] { test_cancel(fx); });
     section("exception in the progress callback", [&] { test_callback_exception(fx); });

@@ -99,4 +99,12 @@ static inline tandem_error *tg_trainer_train(tandem_trainer *t, uintptr_t handle
 	return tandem_trainer_train(t, tg_progress, (void *)handle);
 }
 
+static inline tandem_error *tg_pretrain_encoder(char **texts, size_t *lens, size_t n,
+                                                _GoString_ config, _GoString_ out_dir,
+                                                uintptr_t handle, char **report) {
+	return tandem_pretrain_encoder((const char *const *)texts, lens, n, _GoStringPtr(config),
+	                               _GoStringLen(config), _GoStringPtr(out_dir),
+	                               _GoStringLen(out_dir), tg_progress, (void *)handle, report);
+}
+
 #endif

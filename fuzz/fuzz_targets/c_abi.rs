@@ -27,6 +27,7 @@ use tandem::ffi::metadata::*;
 use tandem::ffi::model::*;
 use tandem::ffi::options::*;
 use tandem::ffi::predictions::*;
+use tandem::ffi::pretrain::*;
 use tandem::ffi::trainer::*;
 use tandem::{BackboneOptions, Device, ErrorKind, Variant};
 
@@ -135,6 +136,10 @@ enum Call {
     /// `tandem_ensemble_new` on `n` NULL models (or a NULL array), with a NULL out-pointer or
     /// not.
     EnsembleNew(u8, bool, bool),
+    /// `tandem_pretrain_encoder` on a batch of texts and a config (JSON or TOML text), with an
+    /// output directory that is NULL (with a length) or empty: the code is known before any
+    /// training (and the config is parsed before the directory is checked).
+    Pretrain(Batch, Str, bool),
 }
 
 /// Checks an error object (NULL is success), returns its code and frees it.
@@ -467,6 +472,55 @@ fn ensemble_new(n: u8, null_array: bool, null_out: bool) {
     assert_eq!(out, dangling, "written on error");
 }
 
+/// `tandem_pretrain_encoder` with a directory that fails (NULL with a length, or empty), so the
+/// code is the batch's, the config's (a NULL or non-UTF-8 string, or what
+/// `TrainConfig::parse` says of it), or the directory's; nothing is trained or written.
+fn pretrain(batch: &Batch, config: &Str, null_dir: bool) {
+    let t = Texts::new(batch);
+    let c = config.arg();
+    let config_code = str_code(&c).map_or_else(
+        |code| code,
+        |s| {
+            if s.trim().is_empty() {
+                0
+            } else {
+                code_of(tandem::train::TrainConfig::parse(s))
+            }
+        },
+    );
+    let expect = match &t.expect {
+        Err(code) => *code,
+        Ok(_) if config_code != 0 => config_code,
+        Ok(_) if null_dir => TANDEM_ERR_NULL_ARGUMENT,
+        Ok(_) => TANDEM_ERR_INVALID_ARGUMENT,
+    };
+    let (dir, dir_len): (*const c_char, usize) = if null_dir {
+        (null(), 3)
+    } else {
+        (c"".as_ptr(), 0)
+    };
+    let mut report: *mut c_char = std::ptr::NonNull::dangling().as_ptr();
+    let dangling = report;
+    // SAFETY: the arrays hold `n` entries (or are NULL), every string is readable for its
+    // length (or NUL-terminated); `report` is a live local.
+    let code = take(unsafe {
+        tandem_pretrain_encoder(
+            t.texts(),
+            t.lens(),
+            t.n,
+            c.ptr,
+            c.len,
+            dir,
+            dir_len,
+            None,
+            null_mut(),
+            &raw mut report,
+        )
+    });
+    assert_eq!(code, expect, "{batch:?} {config:?}");
+    assert_eq!(report, dangling, "written on error");
+}
+
 fn null_accessors(a: u16, b: u16, c: u16) {
     let (a, b, c) = (a as usize, b as usize, c as usize);
     // SAFETY: NULL handles only.
@@ -584,6 +638,7 @@ fuzz_target!(|calls: Vec<Call>| {
                 Call::EnsembleNew(n, null_array, null_out) => {
                     ensemble_new(*n, *null_array, *null_out)
                 }
+                Call::Pretrain(batch, config, null_dir) => pretrain(batch, config, *null_dir),
             }
         }
     }

@@ -26,6 +26,7 @@ pub mod metadata;
 pub mod model;
 pub mod options;
 pub mod predictions;
+pub mod pretrain;
 pub mod trainer;
 
 use std::ffi::{c_char, CStr};

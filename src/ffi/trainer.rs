@@ -31,6 +31,31 @@ pub type tandem_progress_fn = Option<
     ) -> bool,
 >;
 
+/// The host's progress callback as a training progress closure (no callback: never cancels).
+///
+/// # Safety
+/// `progress`, when set, must be safe to call with `user_data` for as long as the closure lives.
+pub(crate) unsafe fn c_progress(
+    progress: tandem_progress_fn,
+    user_data: *mut c_void,
+) -> impl FnMut(&EpochRecord) -> bool {
+    move |r: &EpochRecord| -> bool {
+        let Some(f) = progress else { return true };
+        let stage = CString::new(r.stage.as_str()).unwrap_or_default();
+        // SAFETY: the host's callback with the host's user_data, as the caller promised.
+        unsafe {
+            f(
+                user_data,
+                stage.as_ptr(),
+                u32::try_from(r.epoch).unwrap_or(u32::MAX),
+                u32::try_from(r.epochs).unwrap_or(u32::MAX),
+                r.train_loss,
+                r.valid_loss,
+            )
+        }
+    }
+}
+
 /// A trainer: labelled examples in, heads out. Use from one thread at a time.
 pub struct tandem_trainer {
     pub(crate) inner: Trainer,
@@ -245,21 +270,8 @@ pub unsafe extern "C" fn tandem_trainer_train(
     guard(|| {
         // SAFETY: as documented on the function.
         let t = unsafe { handle_mut(trainer, "trainer") }?;
-        let mut cb = |r: &EpochRecord| -> bool {
-            let Some(f) = progress else { return true };
-            let stage = CString::new(r.stage.as_str()).unwrap_or_default();
-            // SAFETY: the host's callback with the host's user_data, as documented.
-            unsafe {
-                f(
-                    user_data,
-                    stage.as_ptr(),
-                    u32::try_from(r.epoch).unwrap_or(u32::MAX),
-                    u32::try_from(r.epochs).unwrap_or(u32::MAX),
-                    r.train_loss,
-                    r.valid_loss,
-                )
-            }
-        };
+        // SAFETY: the host's callback and user_data, as documented.
+        let mut cb = unsafe { c_progress(progress, user_data) };
         t.inner.train(&mut cb).map(|_| ())
     })
 }

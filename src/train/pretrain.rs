@@ -134,6 +134,61 @@ pub fn pretrain(
     })
 }
 
+/// [`pretrain`] on texts: extracts their metadata features and early-stops on `valid`, or,
+/// without it, on a share of `texts` (`config.valid_fraction`) held out at random by
+/// `config.seed`. The CLI's `tandem pretrain` and the C ABI's `tandem_pretrain_encoder` both
+/// come here, so one seed gives one encoder through either.
+pub fn pretrain_texts(
+    texts: &[&str],
+    valid: Option<&[&str]>,
+    config: &TrainConfig,
+    progress: Progress<'_>,
+) -> Result<Trained> {
+    config.metadata.validate_targets()?;
+    let (train, valid): (Vec<&str>, Vec<&str>) = match valid {
+        Some(v) => (texts.to_vec(), v.to_vec()),
+        None => {
+            // No labels to stratify on: one class, so the split is a seeded random one.
+            let one = vec![String::new(); texts.len()];
+            let (t, v) = crate::data::stratified_split(&one, config.valid_fraction, config.seed);
+            if t.is_empty() || v.is_empty() {
+                return Err(Error::invalid(format!(
+                    "{} texts cannot be split into training and validation texts \
+                     (valid_fraction {}): give more, or validation texts",
+                    texts.len(),
+                    config.valid_fraction
+                )));
+            }
+            let pick = |idx: &[usize]| idx.iter().map(|&i| texts[i]).collect();
+            (pick(&t), pick(&v))
+        }
+    };
+    let (train_feats, valid_feats) = (
+        crate::metadata::extract_batch(&train),
+        crate::metadata::extract_batch(&valid),
+    );
+    pretrain(train_feats.view(), valid_feats.view(), config, progress)
+}
+
+/// A pre-training run in brief, for the CLI's `--json` and the C ABI's report: the best epoch
+/// (0-based) of those run, its validation loss and each target's, the texts used, and the
+/// seconds spent.
+pub fn summary(trained: &Trained) -> serde_json::Value {
+    let r = &trained.report;
+    let (best_epoch, epochs_run, valid_loss) = r.stages.first().map_or((0, 0, f32::NAN), |s| {
+        (s.best_epoch, s.epochs_run, s.best_valid_loss)
+    });
+    json!({
+        "best_epoch": best_epoch,
+        "epochs_run": epochs_run,
+        "valid_loss": valid_loss,
+        "target_losses": r.valid_metrics["pretext_target_losses"],
+        "n_train": r.n_train,
+        "n_valid": r.n_valid,
+        "train_seconds": r.train_seconds,
+    })
+}
+
 /// Saves a pre-trained encoder (from [`pretrain`]) as an encoder bundle in `dir`, atomically.
 pub fn save_encoder(dir: &Path, trained: &Trained, config: &TrainConfig) -> Result<()> {
     if !trained.heads.tasks.is_empty() {

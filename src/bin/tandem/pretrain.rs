@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::json;
-use tandem::train::pretrain::{pretrain, save_encoder};
+use tandem::train::pretrain::{pretrain_texts, save_encoder, summary};
 use tandem::train::TrainConfig;
-use tandem::{bundle, Error, Result};
+use tandem::{bundle, Result};
 
 use crate::input::read_input;
 use crate::progress::{round_to, Log, LogArgs};
@@ -44,6 +44,11 @@ pub struct PretrainArgs {
     pub(crate) log: LogArgs,
 }
 
+/// The texts as borrowed strings.
+fn refs(texts: &[String]) -> Vec<&str> {
+    texts.iter().map(String::as_str).collect()
+}
+
 /// `tandem pretrain`.
 pub fn run(args: PretrainArgs) -> Result<ExitCode> {
     let mut config = match &args.config {
@@ -65,63 +70,44 @@ pub fn run(args: PretrainArgs) -> Result<ExitCode> {
             .map(|r| r.text)
             .collect())
     };
-    let all = texts(&args.data)?;
-    let (train, valid) = match &args.valid {
-        Some(v) => (all, texts(v)?),
-        None => {
-            let one = vec![String::new(); all.len()];
-            let (t, v) = tandem::data::stratified_split(&one, config.valid_fraction, config.seed);
-            if t.is_empty() || v.is_empty() {
-                return Err(Error::invalid(format!(
-                    "{} texts cannot be split into training and validation texts \
-                     (valid_fraction {}): give more, or --valid FILE",
-                    all.len(),
-                    config.valid_fraction
-                )));
-            }
-            let pick = |idx: &[usize]| idx.iter().map(|&i| all[i].clone()).collect();
-            (pick(&t), pick(&v))
-        }
-    };
-    let features = |texts: &[String]| {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        tandem::metadata::extract_batch(&refs)
-    };
-    let (train_feats, valid_feats) = (features(&train), features(&valid));
+    let train = texts(&args.data)?;
+    let valid = args.valid.as_ref().map(texts).transpose()?;
+    let valid_refs = valid.as_deref().map(refs);
     log.note(&format!(
-        "pre-training on {} texts ({} for validation), targets {}",
+        "pre-training on {} texts{}, targets {}",
         train.len(),
-        valid.len(),
+        match &valid {
+            Some(v) => format!(" ({} more for validation)", v.len()),
+            None => format!(
+                " ({:.0}% held out for validation)",
+                config.valid_fraction * 100.0
+            ),
+        },
         config.metadata.stage1_targets.join(", ")
     ));
     let mut progress = |r: &tandem::train::EpochRecord| {
         log.epoch(r);
         true
     };
-    let trained = pretrain(
-        train_feats.view(),
-        valid_feats.view(),
-        &config,
-        &mut progress,
-    )?;
+    let trained = pretrain_texts(&refs(&train), valid_refs.as_deref(), &config, &mut progress)?;
     save_encoder(&args.out, &trained, &config)?;
-    let stage = &trained.report.stages[0];
-    let losses = &trained.report.valid_metrics["pretext_target_losses"];
+    let summary = summary(&trained);
     if !log.json() && !args.log.quiet {
-        println!(
-            "encoder bundle: {}  (best epoch {} of {}, validation loss {:.4}: {})",
-            args.out.display(),
-            stage.best_epoch + 1,
-            stage.epochs_run,
-            stage.best_valid_loss,
-            losses
-                .as_object()
-                .map(|m| m
-                    .iter()
+        let losses = summary["target_losses"]
+            .as_object()
+            .map(|m| {
+                m.iter()
                     .map(|(k, v)| format!("{k} {:.4}", v.as_f64().unwrap_or(f64::NAN)))
                     .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        println!(
+            "encoder bundle: {}  (best epoch {} of {}, validation loss {:.4}: {losses})",
+            args.out.display(),
+            summary["best_epoch"].as_u64().unwrap_or(0) + 1,
+            summary["epochs_run"],
+            summary["valid_loss"].as_f64().unwrap_or(f64::NAN),
         );
         println!(
             "use it: tandem train --init-encoder {} ...",
@@ -130,9 +116,10 @@ pub fn run(args: PretrainArgs) -> Result<ExitCode> {
     }
     log.done(json!({
         "out": args.out,
-        "best_epoch": stage.best_epoch,
-        "valid_loss": round_to(stage.best_valid_loss as f64, 6),
-        "target_losses": losses,
+        "best_epoch": summary["best_epoch"],
+        "epochs_run": summary["epochs_run"],
+        "valid_loss": round_to(summary["valid_loss"].as_f64().unwrap_or(f64::NAN), 6),
+        "target_losses": summary["target_losses"],
     }));
     Ok(ExitCode::SUCCESS)
 }
