@@ -5,7 +5,9 @@ use std::ffi::c_char;
 use super::model::{aggregation as aggregation_of, open_model, tandem_model};
 use super::options::tandem_options;
 use super::predictions::tandem_predictions;
-use super::{guard, guard_or, handle, out_ptr, path_of, strs_arg, tandem_error, write_out};
+use super::{
+    groups_arg, guard, guard_or, handle, out_ptr, path_of, strs_arg, tandem_error, write_out,
+};
 use crate::ensemble::Ensemble;
 use crate::error::Error;
 use crate::model::Model;
@@ -191,10 +193,7 @@ pub unsafe extern "C" fn tandem_ensemble_predict_groups(
         // SAFETY: as documented on the function.
         let e = unsafe { handle(ensemble, "ensemble") }?;
         let texts = unsafe { strs_arg(texts, lens, n, "texts") }?;
-        let groups: Vec<String> = unsafe { strs_arg(groups, group_lens, n, "groups") }?
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let groups = unsafe { groups_arg(groups, group_lens, n) }?;
         out_ptr(out, "out")?;
         let how = aggregation_of(aggregation)?;
         let rows = e.inner.predict_groups(&texts, &groups, how)?;

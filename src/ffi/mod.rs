@@ -175,6 +175,18 @@ pub(crate) unsafe fn strs_arg<'a>(
         .collect()
 }
 
+/// The `n` group keys of a grouped prediction (as [`strs_arg`] reads them), owned: the
+/// library keys its groups by them.
+pub(crate) unsafe fn groups_arg(
+    groups: *const *const c_char,
+    lens: *const usize,
+    n: usize,
+) -> Result<Vec<String>> {
+    // SAFETY: forwarded contract of `strs_arg`.
+    let keys = unsafe { strs_arg(groups, lens, n, "groups") }?;
+    Ok(keys.into_iter().map(str::to_string).collect())
+}
+
 /// A caller buffer of `cap` floats, checked to hold `needed`.
 pub(crate) unsafe fn floats_out<'a>(
     out: *mut f32,

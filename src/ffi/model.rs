@@ -7,7 +7,8 @@ use super::options::tandem_options;
 use super::predictions::tandem_predictions;
 use super::trainer::tandem_trainer;
 use super::{
-    guard, guard_or, handle, into_c_string, out_ptr, path_arg, strs_arg, tandem_error, write_out,
+    groups_arg, guard, guard_or, handle, into_c_string, out_ptr, path_arg, strs_arg, tandem_error,
+    write_out,
 };
 use crate::error::{Error, ErrorKind};
 use crate::eval::Aggregation;
@@ -199,10 +200,7 @@ pub unsafe extern "C" fn tandem_model_predict_groups(
         // SAFETY: as documented on the function.
         let m = unsafe { handle(model, "model") }?;
         let texts = unsafe { strs_arg(texts, lens, n, "texts") }?;
-        let groups: Vec<String> = unsafe { strs_arg(groups, group_lens, n, "groups") }?
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let groups = unsafe { groups_arg(groups, group_lens, n) }?;
         out_ptr(out, "out")?;
         let how = self::aggregation(aggregation)?;
         let (preds, heads) = m.inner.predict_groups_versioned(&texts, &groups, how)?;
