@@ -448,22 +448,28 @@ def quantize(opt_path, out_path, tokenizer, texts):
     kept_fp32 += [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] not in weights]
     kept_fp32 += [n.name for n in model.graph.node
                   if n.op_type == "EmbedLayerNormalization" and len(n.input) > 8 and n.input[8]]
+    weight_type = QuantType.QInt8 if fused else QuantType.QUInt8
     rewritten = out_path + ".split.onnx"
     onnx.save(model, rewritten)
     try:
         # Per-channel weights: the per-tensor defaults lose too much (cosine ~0.957 here).
+        # x86 CPUs without VNNI multiply uint8 activations by int8 weights with VPMADDUBSW,
+        # whose int16 pair sums saturate at int8's full range (2 x 255 x 127 > 32767); uint8
+        # weights take a kernel without saturation, and 7-bit int8 weights cannot saturate.
+        # Measured on an AVX2-only CPU (mean / min cosine to fp32 on the validation texts):
+        # paraphrase-MiniLM-L3-v2 int8 full range 0.9848 / 0.9725, 7-bit 0.9977 / 0.9933;
+        # all-MiniLM-L6-v2 0.9952 / 0.9862 and 0.9953 / 0.9867; all-mpnet-base-v2 full range
+        # 0.9939 / 0.9810 (one text alone: 0.68), 7-bit 0.9959 / 0.9812, uint8 0.9975 / 0.9843.
+        # BERT graphs (fused attention) keep int8 weights, in 7 bits: QAttention wants int8,
+        # and tandem's writer of fine-tuned layers (src/onnx/quant.rs) mirrors them. Unfused
+        # graphs (MPNet) take uint8. Either way the graph runs unsaturated on any x86 CPU,
+        # whichever built it.
         quantize_dynamic(
             rewritten,
             out_path,
-            weight_type=QuantType.QInt8,
+            weight_type=weight_type,
             per_channel=True,
-            # 7-bit weights ([-64, 64]): x86 CPUs without VNNI multiply uint8 activations by
-            # int8 weights with VPMADDUBSW, whose int16 pair sums saturate at full range
-            # (2 x 255 x 127 > 32767). Measured on an AVX2-only CPU: paraphrase-MiniLM-L3-v2
-            # 0.9848 / 0.9725 (mean / min cosine to fp32) at full range, 0.9977 / 0.9933
-            # reduced; all-MiniLM-L6-v2 0.9952 / 0.9862 and 0.9953 / 0.9867. The graph then
-            # runs unsaturated on any x86 CPU, whichever built it.
-            reduce_range=True,
+            reduce_range=fused,
             nodes_to_exclude=kept_fp32,
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
@@ -474,6 +480,8 @@ def quantize(opt_path, out_path, tokenizer, texts):
         "input_channels_split": split,
         "down_projection_input_channels_isolated": isolated,
         "kept_fp32": kept_fp32,
+        "weight_type": "QInt8" if fused else "QUInt8",
+        "reduce_range": fused,
     }
 
 
@@ -749,9 +757,7 @@ def main():
             "tooling": {pkg: importlib.metadata.version(pkg) for pkg in TOOLING},
             "quantization": {
                 "method": "quantize_dynamic after an exact rewrite of the linear layers' outlier input channels",
-                "weight_type": "QInt8",
                 "per_channel": True,
-                "reduce_range": True,
                 **quantization,
             }
             if quantization
