@@ -24,6 +24,12 @@ above (docs/finetune.json) and `--head sequence`, at its epochs and at the froze
 (12), the better on validation reported on test against the pooled K = 2 and the frozen
 sequence head of docs/finetune.json -> docs/finetune_sequence.json and the "Sequence heads on
 fine-tuned layers" section.
+With --time [--rounds N]: only the time and speed bars, on this machine: N rounds (default 2)
+of `tandem train --trainable-layers 2 --no-cache` with the recipe of docs/finetune.json and
+scripts/finetune_torch.py's full fine-tune, back to back (which goes first alternates), then
+scripts/topk_torch.py once; the paired ratio per round, their median, and the CPU they ran on
+-> docs/finetune_time.json and the "Time and speed on this machine" section (the full run's
+section keeps its own machine's numbers).
 With --demo sms,vader,...: instead, K = 2 with the recipe chosen above (docs/finetune.json) on
 those demo datasets, each on the split of scripts/results.py, against the best frozen head of
 docs/results.json on the same split (the best of its pooled and sequence heads in every mode)
@@ -57,6 +63,7 @@ PYTHON = os.path.join(results.CACHE, "venv", "bin", "python")
 START, END = "<!-- finetune:start -->", "<!-- finetune:end -->"
 DEMO_START, DEMO_END = "<!-- finetune-demo:start -->", "<!-- finetune-demo:end -->"
 SEQ_START, SEQ_END = "<!-- finetune-sequence:start -->", "<!-- finetune-sequence:end -->"
+TIME_START, TIME_END = "<!-- finetune-time:start -->", "<!-- finetune-time:end -->"
 
 
 def timed(cmd):
@@ -107,7 +114,16 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "results.md"))
     ap.add_argument("--demo", help="comma-separated demo datasets (see the module doc)")
     ap.add_argument("--sequence", action="store_true", help="sequence heads on K = 2 (see the module doc)")
+    ap.add_argument("--time", action="store_true", help="only the time and speed bars (see the module doc)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of --time")
+    ap.add_argument("--render-time", action="store_true",
+                    help="only rewrite the --time section from docs/finetune_time.json")
     args = ap.parse_args()
+    if args.render_time:
+        with open(os.path.join(ROOT, "docs", "finetune_time.json")) as f:
+            return render_time(json.load(f), args.out)
+    if args.time:
+        return time_bars(args)
     if args.demo:
         return demo(args)
     if args.sequence:
@@ -271,6 +287,94 @@ def sequence(args):
               f"{best['wall_seconds'] / pooled['wall_seconds']:.2f}x the pooled K = 2's wall time.",
               "- Single split, single seed.", SEQ_END]
     write_section(args.out, "\n".join(lines), SEQ_START, SEQ_END, "fine-tuning sequence heads")
+
+
+def cpu():
+    """The CPU's model name and the vector extensions that decide GEMM speed."""
+    info = open("/proc/cpuinfo", encoding="utf-8").read()
+    name = re.search(r"model name\s*:\s*(.*)", info)
+    flags = set(re.search(r"flags\s*:\s*(.*)", info).group(1).split()) if "flags" in info else set()
+    fam = re.search(r"cpu family\s*:\s*(\d+)", info)
+    model = re.search(r"model\s*:\s*(\d+)", info)
+    return {"model_name": name.group(1).strip() if name else "unknown",
+            "family": int(fam.group(1)) if fam else None, "model": int(model.group(1)) if model else None,
+            "cores": os.cpu_count(),
+            "vector": [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni") if f in flags]}
+
+
+def time_bars(args):
+    with open(os.path.join(ROOT, "docs", "finetune.json")) as f:
+        chosen = json.load(f)["recipe"]
+    work = trec_split()
+    torch_cmd = [PYTHON, os.path.join(ROOT, "scripts", "finetune_torch.py"),
+                 "--train", os.path.join(work, "train.jsonl"), "--test", os.path.join(work, "test.jsonl")]
+    out = {"recipe": chosen, "cpu": cpu(), "rounds": []}
+    for r in range(args.rounds):
+        def ours():
+            return train(args, work, "k2-nocache", chosen, ["--trainable-layers", "2", "--no-cache"])
+
+        def theirs():
+            stdout, _, wall, rss = timed(torch_cmd)
+            t = json.loads(stdout.strip().splitlines()[-1])
+            t.update({"wall_seconds": wall, "peak_rss_mb": rss})
+            return t
+        if r % 2 == 0:
+            a = ours()
+            b = theirs()
+        else:
+            b = theirs()
+            a = ours()
+        out["rounds"].append({"tandem": a, "torch": b, "ratio": a["wall_seconds"] / b["wall_seconds"]})
+        print(f"round {r}: tandem {a['wall_seconds']:.1f} s, torch {b['wall_seconds']:.1f} s", file=sys.stderr)
+    stdout, _, _, _ = timed([PYTHON, os.path.join(ROOT, "scripts", "topk_torch.py"),
+                             "--train", os.path.join(work, "train.jsonl"), "--layers", "2"])
+    out["torch_top2_cached"] = json.loads(stdout.strip().splitlines()[-1])
+    with open(os.path.join(ROOT, "docs", "finetune_time.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    render_time(out, args.out)
+
+
+def render_time(out, path):
+    c = out["cpu"]
+    ratios = [r["ratio"] for r in out["rounds"]]
+    med = statistics.median(ratios)
+    with open(os.path.join(ROOT, "docs", "finetune.json")) as f:
+        full = json.load(f)
+    earlier = full["runs"]["K=2 --no-cache"]["wall_seconds"] / full["torch_full_finetune"]["wall_seconds"]
+    lines = [TIME_START, "### Time and speed on this machine", "",
+             "`scripts/finetune.py --time` (raw numbers in `docs/finetune_time.json`): the time and "
+             "speed bars alone, rerun on the machine at hand, with the recipe chosen above: "
+             f"{len(ratios)} rounds of `tandem train --trainable-layers 2 --no-cache` and the PyTorch "
+             "full fine-tune, back to back (which goes first alternates), whole processes. CPU: "
+             f"{c['model_name']} (family {c['family']}, model {c['model']}), {c['cores']} cores, "
+             f"{', '.join(c['vector']) or 'no AVX'}. The table above (docs/finetune.json) ran on "
+             f"an earlier machine, where the same bar measured {earlier:.2f}x: the ratio depends on "
+             "the CPU.", "",
+             "| round | tandem K = 2 --no-cache (s) | test macro-F1 | PyTorch full fine-tune (s) | test macro-F1 | tandem / PyTorch |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for i, r in enumerate(out["rounds"]):
+        a, b = r["tandem"], r["torch"]
+        lines.append(f"| {i + 1} | {a['wall_seconds']:.1f} | {a['test_macro_f1']:.4f} | "
+                     f"{b['wall_seconds']:.1f} | {b['macro_f1']:.4f} | {r['ratio']:.2f} |")
+    lines.append("")
+    lines.append(f"- Time: median ratio {med:.2f}x ({'within' if med <= 1 / 3 else 'outside'} the 1/3 bar"
+                 f"{'' if all(x <= 1 / 3 for x in ratios) == (med <= 1 / 3) else '; not in every round'}).")
+    t_now = statistics.median(r["tandem"]["wall_seconds"] for r in out["rounds"])
+    p_now = statistics.median(r["torch"]["wall_seconds"] for r in out["rounds"])
+    t_then = full["runs"]["K=2 --no-cache"]["wall_seconds"]
+    p_then = full["torch_full_finetune"]["wall_seconds"]
+    lines.append(f"- Against the earlier machine: tandem {t_now / t_then:.1f}x its time there "
+                 f"({t_now:.1f} s against {t_then:.1f} s), PyTorch {p_now / p_then:.1f}x "
+                 f"({p_now:.1f} s against {p_then:.1f} s); the test scores are the same.")
+    rounds = [r["tandem"] for r in out["rounds"]]
+    ours = statistics.median(s / r["n_train"] * 1000 for r in rounds for s in r["epoch_seconds"])
+    tk = out["torch_top2_cached"]
+    theirs = tk["median_epoch_seconds"] / tk["texts"] * 1000
+    lines.append(f"- Speed: native training of the top 2 layers {ours:.2f} s per epoch per 1000 texts "
+                 f"(median epoch of the runs above, validation included), PyTorch on the same layers "
+                 f"and cached states {theirs:.2f} s ({theirs / ours:.2f}x tandem's time; 2 threads each).")
+    lines.append(TIME_END)
+    write_section(path, "\n".join(lines), TIME_START, TIME_END, "fine-tuning time")
 
 
 def render(out, path):
