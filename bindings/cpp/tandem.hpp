@@ -602,6 +602,23 @@ inline bool tandem_cpp_progress_trampoline(void* user_data, const char* stage, s
 
 namespace tandem {
 
+namespace detail {
+/// Runs `call(progress, user_data)`, a C call that takes tandem's progress callback, with
+/// `on_progress` behind the trampoline (none when it is empty). An exception the callback threw
+/// is rethrown here once the C call has returned, in place of the CANCELLED error it provoked;
+/// any other error is thrown as tandem::Error.
+template <typename Call>
+void call_with_progress(const ProgressFn& on_progress, Call call) {
+  TrainContext ctx{&on_progress, nullptr};
+  ErrorPtr err(on_progress ? call(&tandem_cpp_progress_trampoline, &ctx) : call(nullptr, nullptr));
+  if (ctx.error) {
+    err.reset();
+    std::rethrow_exception(ctx.error);
+  }
+  check(err.release());
+}
+}  // namespace detail
+
 /// Learns heads on the device: create it from a backbone and a JSON spec, add labelled
 /// examples, train (with progress and cancellation), evaluate, save a bundle, or hand the heads
 /// to a live Model. Use one Trainer from one thread at a time. A failed or cancelled training
@@ -677,18 +694,9 @@ class Trainer {
   /// keeps its examples and previous heads and can be trained again. Do not use this trainer
   /// from inside the callback (it is busy training).
   void train(const ProgressFn& on_progress) {
-    if (!on_progress) {
-      train();
-      return;
-    }
-    detail::TrainContext ctx{&on_progress, nullptr};
-    detail::ErrorPtr err(
-        tandem_trainer_train(h_.get(), &tandem_cpp_progress_trampoline, &ctx));
-    if (ctx.error) {
-      err.reset();  // the CANCELLED error our trampoline provoked
-      std::rethrow_exception(ctx.error);
-    }
-    detail::check(err.release());
+    detail::call_with_progress(on_progress, [this](tandem_progress_fn progress, void* user_data) {
+      return tandem_trainer_train(h_.get(), progress, user_data);
+    });
   }
 
   /// The last successful training run's report as JSON (`recipe`, `mode`, `stages` with
@@ -757,23 +765,15 @@ class Trainer {
 /// Io, Cancelled (nothing written).
 inline std::string pretrain_encoder(TextBatch texts, std::string_view config,
                                     std::string_view out_dir, const ProgressFn& on_progress = {}) {
-  char* report = nullptr;
-  if (!on_progress) {
-    detail::check(tandem_pretrain_encoder(texts.ptrs(), texts.lens(), texts.size(), config.data(),
-                                          config.size(), out_dir.data(), out_dir.size(), nullptr,
-                                          nullptr, &report));
-    return detail::take_string(report);
-  }
-  detail::TrainContext ctx{&on_progress, nullptr};
-  detail::ErrorPtr err(tandem_pretrain_encoder(
-      texts.ptrs(), texts.lens(), texts.size(), config.data(), config.size(), out_dir.data(),
-      out_dir.size(), &tandem_cpp_progress_trampoline, &ctx, &report));
-  std::string out = detail::take_string(report);
-  if (ctx.error) {
-    err.reset();  // the CANCELLED error our trampoline provoked
-    std::rethrow_exception(ctx.error);
-  }
-  detail::check(err.release());
+  std::string out;
+  detail::call_with_progress(on_progress, [&](tandem_progress_fn progress, void* user_data) {
+    char* report = nullptr;
+    detail::ErrorPtr err(tandem_pretrain_encoder(texts.ptrs(), texts.lens(), texts.size(),
+                                                 config.data(), config.size(), out_dir.data(),
+                                                 out_dir.size(), progress, user_data, &report));
+    out = detail::take_string(report);
+    return err.release();
+  });
   return out;
 }
 
