@@ -8,9 +8,11 @@
 # Runs, with TANDEM_EXPECT_CUDA=1 (CUDA must load; no test may fall back to the CPU):
 #   1. `tandem doctor --device cuda`: every graph loads and embeds on the GPU;
 #   2. tests/cuda.rs: reference parity of the fp32 and opt graphs on CUDA, CUDA = CPU,
-#      batching, token embeddings, many threads, a missing GPU; and the CUDA tests in tests/errors.rs
+#      batching, token embeddings, many threads, a missing GPU, ONNX heads and a bundle with a
+#      fine-tuned top layer served on CUDA as on the CPU; and the CUDA tests in tests/errors.rs
 #      (CUDA loads; the CPU-only int8 graph is refused on it);
-#   3. `tandem train --device cuda` on the TREC demo set, timed;
+#   3. `tandem train --device cuda` on the TREC demo set, timed, frozen and with the top 2 layers
+#      fine-tuned (`--trainable-layers 2`);
 #   4. the embed bench on CUDA (`TANDEM_BENCH_DEVICE=cuda`): tandem vs onnxruntime-python, both on
 #      the GPU, and vs tandem on the CPU, at batch 1, 32 and 128.
 # Logs and JSON go to OUT (default target/cuda-check). Needs scripts/setup.sh's cache, the CUDA
@@ -90,6 +92,19 @@ if [[ " $STEPS " == *" 3 "* ]]; then
             python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print("accuracy", m["accuracy"], "macro_f1", m["macro_f1"])' "$OUT/train-eval.json"
     }
     step train train
+    # The top 2 layers fine-tuned natively over the bottom graph run on CUDA, then served
+    # there from the bundle's own graph.
+    finetune() {
+        local t0=$SECONDS
+        "$BIN/tandem" train --device cuda --no-cache --trainable-layers 2 --data "$data/trec.jsonl" \
+            --text-field text --label-field label --task multiclass --mode embedding_only \
+            --out "$model-k2" --seed 0 --quiet &&
+            "$BIN/tandem" eval --device cuda --model "$model-k2" --data "$data/trec.jsonl" \
+                --text-field text --label-field label --json > "$OUT/finetune-eval.json" &&
+            echo "fine-tune (K = 2) + eval on CUDA: $((SECONDS - t0)) s wall" &&
+            python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print("accuracy", m["accuracy"], "macro_f1", m["macro_f1"])' "$OUT/finetune-eval.json"
+    }
+    step finetune finetune
 fi
 if [[ " $STEPS " == *" 4 "* ]]; then
     bench() {
