@@ -158,18 +158,28 @@ def main():
     if not args.no_torch:
         nc = train(args, work, "k2-nocache", chosen, ["--trainable-layers", "2", "--no-cache"])
         out["runs"]["K=2 --no-cache"] = nc
-        stdout, _, wall, rss = timed([PYTHON, os.path.join(ROOT, "scripts", "finetune_torch.py"),
-                                      "--train", os.path.join(work, "train.jsonl"),
-                                      "--test", os.path.join(work, "test.jsonl")])
-        torch_full = json.loads(stdout.strip().splitlines()[-1])
-        torch_full.update({"wall_seconds": wall, "peak_rss_mb": rss})
-        out["torch_full_finetune"] = torch_full
-        stdout, _, _, _ = timed([PYTHON, os.path.join(ROOT, "scripts", "topk_torch.py"),
-                                 "--train", os.path.join(work, "train.jsonl"), "--layers", "2"])
-        out["torch_top2_cached"] = json.loads(stdout.strip().splitlines()[-1])
+        out["torch_full_finetune"] = torch_full(work)
+        out["torch_top2_cached"] = torch_top2(work)
     with open(os.path.join(ROOT, "docs", "finetune.json"), "w") as f:
         json.dump(out, f, indent=1)
     render(out, args.out)
+
+
+def torch_full(work):
+    """scripts/finetune_torch.py's full fine-tune on the split in `work`, timed as a whole process."""
+    stdout, _, wall, rss = timed([PYTHON, os.path.join(ROOT, "scripts", "finetune_torch.py"),
+                                  "--train", os.path.join(work, "train.jsonl"),
+                                  "--test", os.path.join(work, "test.jsonl")])
+    out = json.loads(stdout.strip().splitlines()[-1])
+    out.update({"wall_seconds": wall, "peak_rss_mb": rss})
+    return out
+
+
+def torch_top2(work):
+    """scripts/topk_torch.py: PyTorch training the top 2 layers on cached hidden states."""
+    stdout, _, _, _ = timed([PYTHON, os.path.join(ROOT, "scripts", "topk_torch.py"),
+                             "--train", os.path.join(work, "train.jsonl"), "--layers", "2"])
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def trec_split():
@@ -306,29 +316,20 @@ def time_bars(args):
     with open(os.path.join(ROOT, "docs", "finetune.json")) as f:
         chosen = json.load(f)["recipe"]
     work = trec_split()
-    torch_cmd = [PYTHON, os.path.join(ROOT, "scripts", "finetune_torch.py"),
-                 "--train", os.path.join(work, "train.jsonl"), "--test", os.path.join(work, "test.jsonl")]
     out = {"recipe": chosen, "cpu": cpu(), "rounds": []}
-    for r in range(args.rounds):
-        def ours():
-            return train(args, work, "k2-nocache", chosen, ["--trainable-layers", "2", "--no-cache"])
 
-        def theirs():
-            stdout, _, wall, rss = timed(torch_cmd)
-            t = json.loads(stdout.strip().splitlines()[-1])
-            t.update({"wall_seconds": wall, "peak_rss_mb": rss})
-            return t
+    def ours():
+        return train(args, work, "k2-nocache", chosen, ["--trainable-layers", "2", "--no-cache"])
+    for r in range(args.rounds):
         if r % 2 == 0:
             a = ours()
-            b = theirs()
+            b = torch_full(work)
         else:
-            b = theirs()
+            b = torch_full(work)
             a = ours()
         out["rounds"].append({"tandem": a, "torch": b, "ratio": a["wall_seconds"] / b["wall_seconds"]})
         print(f"round {r}: tandem {a['wall_seconds']:.1f} s, torch {b['wall_seconds']:.1f} s", file=sys.stderr)
-    stdout, _, _, _ = timed([PYTHON, os.path.join(ROOT, "scripts", "topk_torch.py"),
-                             "--train", os.path.join(work, "train.jsonl"), "--layers", "2"])
-    out["torch_top2_cached"] = json.loads(stdout.strip().splitlines()[-1])
+    out["torch_top2_cached"] = torch_top2(work)
     with open(os.path.join(ROOT, "docs", "finetune_time.json"), "w") as f:
         json.dump(out, f, indent=1)
     render_time(out, args.out)
